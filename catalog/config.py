@@ -1,0 +1,287 @@
+"""The configuration of hepcat.
+
+Every setting is declared once, in :data:`SETTINGS`, with its name, type,
+default and help text; the command line, the documentation page
+(``docs/configuration.md``) and validation all read that declaration.
+
+Values stack up in this order, each overriding the one before:
+
+1. the defaults declared here (the *embedded default*: SQLite files under one
+   data directory, no server to install);
+2. a TOML configuration file (``--config FILE``, ``HEPCAT_CONFIG``, or
+   ``hepcat.toml`` in the data directory when it exists);
+3. ``HEPCAT_*`` environment variables (``HEPCAT_DATABASE_URL``, ...).
+
+Nothing is read at import time: :func:`load_config` reads when called, and
+every part of hepcat takes a :class:`Config` explicitly.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from catalog.errors import ConfigError, UnknownSetting
+
+ENV_PREFIX = "HEPCAT_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The declaration of one setting."""
+
+    name: str
+    help: str
+    default: Any = None
+    type: Callable[[Any], Any] = str
+    shown_default: str | None = None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper().replace(".", "__")
+
+
+def _bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _paths(text: str) -> tuple[str, ...]:
+    if isinstance(text, list | tuple):
+        return tuple(str(p) for p in text)
+    return tuple(p for p in str(text).split(os.pathsep) if p)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "Where the embedded default keeps its files.", "./hepcat-data"),
+    Setting(
+        "database_url",
+        "The catalogue database, as a SQLAlchemy URL "
+        "(e.g. postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db, "
+        "oracle+oracledb://user:pw@host/?service_name=S).",
+        shown_default="sqlite:///<data_dir>/catalog.sqlite",
+    ),
+    Setting(
+        "prodsys_url",
+        "The ProdSys database (SQLAlchemy URL); unset: the ProdSys ingester is off.",
+    ),
+    Setting(
+        "tier0_url",
+        "The Tier-0 database (SQLAlchemy URL); unset: the Tier-0 ingester is off.",
+    ),
+    Setting(
+        "coma_url",
+        "The COMA database (SQLAlchemy URL); unset: the COMA ingester is off.",
+    ),
+    Setting(
+        "ddm_broker",
+        "The DDM STOMP broker, as stomp://host:port; unset: the DDM ingester is off.",
+    ),
+    Setting(
+        "ddm_destination",
+        "The STOMP destination DDM publishes its events to.",
+        "/topic/rucio.events",
+    ),
+    Setting(
+        "storage_root",
+        "Root of the local file store laid out as Rucio deterministic paths.",
+        shown_default="the data directory",
+    ),
+    Setting(
+        "pool_file_catalogs",
+        "PoolFileCatalog.xml files consulted, in order, to find event files "
+        f"(separated by {os.pathsep!r}).",
+        (),
+        _paths,
+    ),
+    Setting("host", "The address 'hepcat serve' listens on.", "127.0.0.1"),
+    Setting("port", "The port 'hepcat serve' listens on.", 5000, int),
+    Setting(
+        "secret_key",
+        "Key signing web sessions and CSRF tokens; unset: a random key is made "
+        "and kept in the data directory.",
+    ),
+    Setting(
+        "anonymous_read",
+        "Whether pages, the API and the AMI endpoint answer read requests "
+        "without login.",
+        True,
+        _bool,
+    ),
+    Setting(
+        "log_level",
+        "The log level of hepcat's loggers (DEBUG, INFO, WARNING, ERROR).",
+        "INFO",
+    ),
+)
+
+_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def declared() -> tuple[Setting, ...]:
+    """Return every declared setting, in declaration order."""
+    return SETTINGS
+
+
+def documented_default(setting: Setting) -> str:
+    """Return the default of *setting* as the documentation shows it."""
+    if setting.shown_default is not None:
+        return setting.shown_default
+    if setting.default is None or setting.default == ():
+        return "none"
+    if isinstance(setting.default, bool):
+        return str(setting.default).lower()
+    return str(setting.default)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings in force, after defaults, file and environment."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.values["data_dir"]).expanduser().resolve()
+
+    @property
+    def catalog_url(self) -> str:
+        url = self.values.get("database_url")
+        return url or f"sqlite:///{self.data_path / 'catalog.sqlite'}"
+
+    @property
+    def storage_path(self) -> Path:
+        root = self.values.get("storage_root")
+        return Path(root).expanduser().resolve() if root else self.data_path
+
+    def replace(self, **changes: Any) -> Config:
+        """Return a copy with *changes* applied (validated like any value)."""
+        values = dict(self.values)
+        sources = dict(self.sources)
+        for name, value in changes.items():
+            values[name] = _convert(_setting(name, "Config.replace"), value)
+            sources[name] = "code"
+        return Config(values, sources)
+
+
+def _setting(name: str, where: str) -> Setting:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        near = difflib.get_close_matches(name, _BY_NAME, n=2)
+        raise UnknownSetting(name, where, near) from None
+
+
+def _convert(setting: Setting, value: Any) -> Any:
+    if value is None or (isinstance(value, str) and setting.type is str):
+        return value
+    try:
+        return setting.type(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(setting.name, value, str(err)) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("config", str(path), "no such file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("config", str(path), f"not valid TOML: {err}") from None
+    section = raw.get("hepcat", raw)
+    return _flatten(section)
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
+            continue
+        name = key[len(ENV_PREFIX) :].lower().replace("__", ".")
+        found[name] = value
+    return found
+
+
+# HEPCAT_* variables that are not settings: the config file's location, and
+# the variables the test suite reads.
+_NOT_SETTINGS = frozenset({"HEPCAT_CONFIG"})
+
+
+def _is_test_variable(key: str) -> bool:
+    return key.startswith("HEPCAT_TEST_")
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Read the configuration: defaults, then the file, then the environment.
+
+    :param path: a TOML file; without it ``HEPCAT_CONFIG`` names one, or
+        ``hepcat.toml`` in the data directory is read when it exists.
+    :param env: the environment to read (default :data:`os.environ`).
+    :param overrides: values that win over everything (used by the CLI's
+        options and by tests).
+    :raises UnknownSetting: a file or variable names no declared setting.
+    :raises ConfigError: a value cannot be converted.
+    """
+    env = dict(os.environ if env is None else env)
+    env = {k: v for k, v in env.items() if not _is_test_variable(k)}
+    values = {s.name: s.default for s in declared()}
+    sources = dict.fromkeys(values, "default")
+    from_env = _from_environment(env)
+    layers = _file_layer(path, env, from_env, overrides)
+    layers.append((f"environment ({ENV_PREFIX}*)", from_env))
+    layers.append(
+        ("command line", {k: v for k, v in overrides.items() if v is not None})
+    )
+    for where, layer in layers:
+        for name, value in layer.items():
+            values[name] = _convert(_setting(name, where), value)
+            sources[name] = where
+    return Config(values, sources)
+
+
+def _file_layer(
+    path: str | Path | None,
+    env: Mapping[str, str],
+    from_env: Mapping[str, str],
+    overrides: Mapping[str, Any],
+) -> list[tuple[str, dict[str, Any]]]:
+    explicit = path or env.get("HEPCAT_CONFIG")
+    if explicit:
+        return [(str(explicit), _read_file(Path(explicit)))]
+    data_dir = overrides.get("data_dir") or from_env.get("data_dir") or "./hepcat-data"
+    candidate = Path(data_dir).expanduser() / "hepcat.toml"
+    if candidate.is_file():
+        return [(str(candidate), _read_file(candidate))]
+    return []

@@ -1,0 +1,232 @@
+"""Finding datasets, their files and their provenance.
+
+Functions here take the session keyword-only and never commit: the edge (a
+request, a task, a command) owns the transaction.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
+
+from catalog.errors import DatasetNotFound, InvalidInput
+from catalog.fields import field_column
+from catalog.models import Dataset, File, ProvenanceEdge
+from catalog.nomenclature import parse_dataset_name
+
+MAX_PAGE_SIZE = 1000
+
+
+def get_dataset(name: str, *, session: Session) -> Dataset:
+    """Return the dataset called *name*.
+
+    :raises DatasetNotFound: if there is none; the error suggests close names.
+    """
+    dataset = session.scalar(select(Dataset).where(Dataset.name == name))
+    if dataset is None:
+        raise DatasetNotFound(name, suggestions=similar_names(name, session=session))
+    return dataset
+
+
+def add_dataset(name: str, source: str, *, session: Session, **fields: Any) -> Dataset:
+    """Add the dataset *name* to the catalogue, its name parts filled in from
+    the nomenclature and *fields* (attribute names of :class:`Dataset`) set.
+
+    :raises InvalidName: when *name* does not follow the nomenclature.
+    """
+    parsed = parse_dataset_name(name)
+    dataset = Dataset(
+        name=name,
+        source=source,
+        scope=parsed.scope,
+        project_name=parsed.project if parsed.kind != "user" else parsed.scope,
+        dataset_number=parsed.dataset_number,
+        run_number=parsed.run_number,
+        physics_short=parsed.physics_short,
+        stream_name=parsed.stream_name,
+        production_step=parsed.prod_step,
+        data_type=parsed.data_type,
+        version=parsed.version,
+        **fields,
+    )
+    session.add(dataset)
+    return dataset
+
+
+def similar_names(name: str, *, session: Session, n: int = 3) -> list[str]:
+    """Return up to *n* dataset names close to *name*.
+
+    Candidates share the name's first two fields (project and dataset or run
+    number), which keeps the comparison small in a large catalogue.
+    """
+    prefix = ".".join(name.split(".")[:2])
+    query = select(Dataset.name).where(Dataset.name.startswith(prefix, autoescape=True))
+    candidates = session.scalars(query.limit(2000)).all()
+    return difflib.get_close_matches(name, candidates, n=n, cutoff=0.8)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a search: the rows, the total count, where it starts."""
+
+    rows: Sequence[Any]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.rows) < self.total
+
+
+@dataclass(frozen=True)
+class DatasetQuery:
+    """A dataset search, as a physicist states it.
+
+    :param pattern: a name pattern; ``%`` matches any run of characters and
+        ``_`` one character, as in AMI. Without ``%`` the name must contain it.
+    :param filters: AMI field name to value; a value containing ``%`` is a
+        pattern, otherwise it must be equal.
+    :param sort: AMI field names; a leading ``-`` sorts descending.
+    :param offset: rows skipped (default 0).
+    :param limit: rows per page (default 50, at most 1000).
+    """
+
+    pattern: str | None = None
+    filters: Mapping[str, str] | None = None
+    sort: Sequence[str] = ("logicalDatasetName",)
+    offset: int = 0
+    limit: int = 50
+
+
+def search_datasets(query: DatasetQuery, *, session: Session) -> Page:
+    """Return the page of datasets matching *query*.
+
+    :raises InvalidInput: for an unknown field or an unusable page size.
+    """
+    _check_paging(query.offset, query.limit)
+    conditions = list(_conditions(query))
+    count = select(func.count()).select_from(Dataset).where(*conditions)
+    total = session.scalar(count) or 0
+    statement: Select[tuple[Dataset]] = select(Dataset).where(*conditions)
+    statement = statement.order_by(*_ordering(query.sort), Dataset.id)
+    rows = session.scalars(statement.offset(query.offset).limit(query.limit)).all()
+    return Page(rows, total, query.offset, query.limit)
+
+
+def _check_paging(offset: int, limit: int) -> None:
+    if offset < 0:
+        raise InvalidInput(f"offset must be 0 or more, got {offset}")
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+
+
+def _conditions(query: DatasetQuery) -> list[ColumnElement[bool]]:
+    conditions = []
+    if query.pattern:
+        pattern = query.pattern if "%" in query.pattern else f"%{query.pattern}%"
+        conditions.append(Dataset.name.like(pattern))
+    for name, value in (query.filters or {}).items():
+        column = field_column(Dataset, name)
+        if "%" in value:
+            conditions.append(column.like(value))
+        else:
+            conditions.append(column == _typed(column, value))
+    return conditions
+
+
+def _typed(column: Any, value: str) -> Any:
+    python_type = column.type.python_type
+    if python_type in (int, float):
+        try:
+            return python_type(value)
+        except ValueError:
+            kind = "an integer" if python_type is int else "a number"
+            message = f"{column.info['ami']} must be {kind}, got {value!r}"
+            raise InvalidInput(message) from None
+    if python_type is bool:
+        return value.strip().lower() in ("1", "true", "yes")
+    return value
+
+
+def _ordering(sort: Sequence[str]) -> list[Any]:
+    order = []
+    for key in sort:
+        descending = key.startswith("-")
+        column = field_column(Dataset, key.lstrip("-+"))
+        order.append(column.desc() if descending else column.asc())
+    return order
+
+
+def list_files(
+    dataset: Dataset, *, session: Session, offset: int = 0, limit: int = 50
+) -> Page:
+    """Return a page of the files of *dataset* (all statuses), by LFN."""
+    _check_paging(offset, limit)
+    where = File.dataset_id == dataset.id
+    total = session.scalar(select(func.count()).select_from(File).where(where)) or 0
+    statement = select(File).where(where).order_by(File.lfn)
+    rows = session.scalars(statement.offset(offset).limit(limit)).all()
+    return Page(rows, total, offset, limit)
+
+
+@dataclass(frozen=True)
+class ProvenanceNode:
+    """A dataset in a provenance graph: ancestors at 1, 2, ..., the dataset
+    itself at 0, descendants at -1, -2, ...
+    """
+
+    dataset: Dataset
+    distance: int
+
+
+@dataclass(frozen=True)
+class Provenance:
+    nodes: list[ProvenanceNode]
+    edges: list[tuple[str, str]]  # (parent name, child name)
+
+
+def get_provenance(dataset: Dataset, *, session: Session) -> Provenance:
+    """Return the ancestors and descendants of *dataset*, with the edges."""
+    nodes = {dataset.id: ProvenanceNode(dataset, 0)}
+    edges: set[tuple[int, int]] = set()
+    _walk(dataset.id, +1, nodes, edges, session=session)
+    _walk(dataset.id, -1, nodes, edges, session=session)
+    names = {node.dataset.id: node.dataset.name for node in nodes.values()}
+    ordered = sorted(nodes.values(), key=lambda n: (-n.distance, n.dataset.name))
+    named = sorted((names[p], names[c]) for p, c in edges)
+    return Provenance(ordered, named)
+
+
+def _walk(
+    start: int,
+    step: int,
+    nodes: dict[int, ProvenanceNode],
+    edges: set[tuple[int, int]],
+    *,
+    session: Session,
+) -> None:
+    frontier, distance = [start], 0
+    while frontier:
+        distance += step
+        found = _neighbours(frontier, upward=step > 0, session=session)
+        frontier = []
+        for parent, child in found:
+            edges.add((parent.id, child.id))
+            other = parent if step > 0 else child
+            if other.id not in nodes:
+                nodes[other.id] = ProvenanceNode(other, distance)
+                frontier.append(other.id)
+
+
+def _neighbours(
+    ids: list[int], *, upward: bool, session: Session
+) -> list[tuple[Dataset, Dataset]]:
+    column = ProvenanceEdge.child_id if upward else ProvenanceEdge.parent_id
+    statement = select(ProvenanceEdge).where(column.in_(ids))
+    return [(edge.parent, edge.child) for edge in session.scalars(statement)]

@@ -1,0 +1,126 @@
+"""Engines, sessions and the declarative base of the catalogue.
+
+The metadata uses a naming convention, so every constraint and index has a
+name and migrations run the same on SQLite, PostgreSQL, MariaDB and Oracle.
+Datetimes are stored as naive UTC (MariaDB and SQLite have no time zones) and
+handed back timezone-aware.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from catalog.config import Config
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Identifiers longer than 30 characters fail on older Oracle releases and
+# 64 on MariaDB; the convention above keeps names short where it can, and
+# tests check every generated name against the limit.
+MAX_IDENTIFIER = 64
+
+# An autoincrementing 64-bit key that stays INTEGER on SQLite, where only
+# INTEGER PRIMARY KEY is the rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# VARCHAR lengths that appear across the model.
+Name = String(255)
+Short = String(64)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A point in time: stored as naive UTC, returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """The declarative base of every catalogue model."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def create_catalog_engine(url: str, **options: Any) -> Engine:
+    """Create an engine for the catalogue at *url*.
+
+    SQLite files get their directory created, foreign keys enforced and WAL
+    journaling, so that the web server and the task server can share one file.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database, **options)
+    options.setdefault("pool_pre_ping", True)
+    return create_engine(url, **options)
+
+
+def _sqlite_engine(url: str, database: str | None, **options: Any) -> Engine:
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **options)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def open_catalog(config: Config, **options: Any) -> Engine:
+    """Open the catalogue database named by *config*. The engine is created
+    once per process and shared by every request and task.
+    """
+    return create_catalog_engine(config.catalog_url, **options)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Any]:
+    """Return the session factory bound to *engine*; use it as
+    ``with Session.begin() as session:`` at the edge that owns the transaction.
+    """
+    return sessionmaker(engine, expire_on_commit=False)

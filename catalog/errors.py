@@ -1,0 +1,127 @@
+"""The errors of hepcat.
+
+Every error that reaches a user derives from :class:`HepcatError`. Specific
+errors also derive from the matching builtin, carry an HTTP ``status`` for the
+web surfaces, and build their message from their arguments. Each surface (JSON
+API, AMI endpoint, CLI, client, tasks) renders them in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class HepcatError(Exception):
+    """Base class of every error hepcat reports to a user."""
+
+    status: int = 500
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else type(self).__name__
+
+
+def _suggest(suggestions: Sequence[str]) -> str:
+    if not suggestions:
+        return ""
+    return f"; did you mean {', '.join(map(repr, suggestions))}?"
+
+
+class ConfigError(HepcatError, ValueError):
+    """A setting has a value that cannot be used."""
+
+    status = 500
+
+    def __init__(self, name: str, value: object, reason: str) -> None:
+        super().__init__(f"setting {name} = {value!r} is not usable: {reason}")
+        self.name = name
+
+
+class UnknownSetting(HepcatError, KeyError):
+    """A configuration file or variable names a setting that does not exist."""
+
+    status = 500
+
+    def __init__(self, name: str, where: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(f"unknown setting {name!r} in {where}{_suggest(suggestions)}")
+        self.name = name
+
+    def __str__(self) -> str:  # KeyError would quote the message again
+        return self.message
+
+
+class NotFound(HepcatError, LookupError):
+    """An object the user named does not exist."""
+
+    status = 404
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DatasetNotFound(NotFound):
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(f"no dataset named {name!r}{_suggest(suggestions)}")
+        self.name = name
+
+
+class FileNotFound(NotFound):
+    def __init__(self, key: str, by: str = "LFN") -> None:
+        super().__init__(f"no file with {by} {key!r} in the catalogue")
+        self.key = key
+
+
+class AmiTagNotFound(NotFound):
+    def __init__(self, tag: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(f"no AMI tag {tag!r}{_suggest(suggestions)}")
+        self.tag = tag
+
+
+class InvalidName(HepcatError, ValueError):
+    """A dataset name or AMI tag chain does not follow the nomenclature."""
+
+    status = 400
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name!r} is not a valid name: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class InvalidInput(HepcatError, ValueError):
+    """A request carries a value that cannot be used."""
+
+    status = 400
+
+    def __init__(self, message: str, errors: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.errors = list(errors) or [message]
+
+
+class DatabaseUnavailable(HepcatError, ConnectionError):
+    """The catalogue database cannot be reached."""
+
+    status = 503
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot reach the catalogue database {url}: {reason}; "
+            "check HEPCAT_DATABASE_URL and that the server is running"
+        )
+
+
+class SchemaOutdated(HepcatError, RuntimeError):
+    """The catalogue schema is older than this version of hepcat."""
+
+    status = 503
+
+    def __init__(self, current: str | None, head: str) -> None:
+        shown = current or "empty"
+        super().__init__(
+            f"the catalogue schema is at {shown}, this hepcat needs {head}; "
+            "run 'hepcat db upgrade'"
+        )

@@ -1,0 +1,58 @@
+"""AMI field names of the catalogue's entities.
+
+Every column that AMI shows declares its AMI name once, in the model
+(``mapped_column(..., info={"ami": "totalEvents"})``). This module reads those
+declarations, so that search pages, the JSON API, the AMI endpoint and the MQL
+compiler agree on one name for each field.
+"""
+
+from __future__ import annotations
+
+import difflib
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Column
+from sqlalchemy.orm import DeclarativeBase
+
+from catalog.errors import InvalidInput
+
+
+@cache
+def ami_fields(model: type[DeclarativeBase]) -> dict[str, Column[Any]]:
+    """Map the AMI field names of *model* to its columns, in column order."""
+    table = model.__table__
+    return {
+        column.info["ami"]: column
+        for column in table.columns  # type: ignore[attr-defined]
+        if "ami" in column.info
+    }
+
+
+def ami_name(model: type[DeclarativeBase], attribute: str) -> str:
+    """Return the AMI name of *model*'s attribute (column key)."""
+    table = model.__table__
+    column = table.columns[attribute]  # type: ignore[attr-defined]
+    return str(column.info.get("ami", attribute))
+
+
+def field_column(model: type[DeclarativeBase], name: str) -> Column[Any]:
+    """Return the column of *model* whose AMI name is *name* (case-insensitive).
+
+    :raises InvalidInput: when there is none; the message suggests near names.
+    """
+    fields = ami_fields(model)
+    lowered = {key.lower(): column for key, column in fields.items()}
+    column = lowered.get(name.lower())
+    if column is None:
+        near = difflib.get_close_matches(name, fields, n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        entity = model.__tablename__
+        raise InvalidInput(f"unknown field {name!r} of {entity}{hint}")
+    return column
+
+
+def row_to_ami(obj: Any, model: type[DeclarativeBase] | None = None) -> dict[str, Any]:
+    """Return every AMI field of the model instance *obj*, by AMI name."""
+    fields = ami_fields(model or type(obj))
+    return {name: getattr(obj, column.key) for name, column in fields.items()}

@@ -1,0 +1,72 @@
+"""The catalogue's data model. Importing this package registers every table
+on :data:`catalog.db.Base.metadata`.
+"""
+
+from __future__ import annotations
+
+from catalog.models.datasets import (
+    AMI_TRASHED,
+    AMI_VALID,
+    AmiTag,
+    Container,
+    ContainerMember,
+    Dataset,
+    DatasetKeyword,
+    File,
+    FileLumiRange,
+    Hashtag,
+    ProductionTask,
+    ProvenanceEdge,
+)
+from catalog.models.ddm import DdmMessage, Reconciliation, Replica
+from catalog.models.operations import Quarantine, StopPoint, TaskLease, TaskRun
+from catalog.models.reference import (
+    DataType,
+    NomenclatureTemplate,
+    ProductionStep,
+    Project,
+    SubDataType,
+    SubProject,
+)
+from catalog.models.runs import Period, PeriodRun, Run
+from catalog.models.skims import SKIM_STATES, Skim, TagDatabase
+from catalog.models.users import ROLES, ApiToken, Role, User, UserRole
+
+__all__ = [
+    "AMI_TRASHED",
+    "AMI_VALID",
+    "ROLES",
+    "SKIM_STATES",
+    "AmiTag",
+    "ApiToken",
+    "Container",
+    "ContainerMember",
+    "DataType",
+    "Dataset",
+    "DatasetKeyword",
+    "DdmMessage",
+    "File",
+    "FileLumiRange",
+    "Hashtag",
+    "NomenclatureTemplate",
+    "Period",
+    "PeriodRun",
+    "ProductionStep",
+    "ProductionTask",
+    "Project",
+    "ProvenanceEdge",
+    "Quarantine",
+    "Reconciliation",
+    "Replica",
+    "Role",
+    "Run",
+    "Skim",
+    "StopPoint",
+    "SubDataType",
+    "SubProject",
+    "TagDatabase",
+    "TaskLease",
+    "TaskRun",
+    "User",
+    "UserRole",
+]

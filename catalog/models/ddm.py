@@ -1,0 +1,80 @@
+"""What DDM (Rucio) tells the catalogue: replicas, the messages already
+applied, and the differences between DDM's counts and the catalogue's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from catalog.db import Base, BigId, Name, Short, UTCDateTime, utcnow
+
+
+class Replica(Base):
+    """A replica of a dataset at a storage element (RSE)."""
+
+    __tablename__ = "replica"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dataset_name: Mapped[str] = mapped_column(Name)
+    rse: Mapped[str] = mapped_column(Short)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    rule_id: Mapped[str | None] = mapped_column(String(64))
+    deleted_files: Mapped[int] = mapped_column(BigInteger, default=0)
+    deleted_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow
+    )
+
+    __table_args__ = (UniqueConstraint("dataset_name", "rse"),)
+
+
+class DdmMessage(Base):
+    """A DDM message already applied: delivery is at least once, so a message
+    seen again is recognised by its id and skipped.
+    """
+
+    __tablename__ = "ddm_message"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(Name)
+    created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    received: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ignored: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        Index(None, "name"),
+        Index(None, "event_type"),
+    )
+
+
+class Reconciliation(Base):
+    """A difference between DDM's counts of a dataset and the catalogue's."""
+
+    __tablename__ = "reconciliation"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset.id", ondelete="CASCADE")
+    )
+    quantity: Mapped[str] = mapped_column(String(32))
+    catalog_value: Mapped[int | None] = mapped_column(BigInteger)
+    ddm_value: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    detected: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "dataset_id"), Index(None, "resolved"))

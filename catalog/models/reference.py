@@ -1,0 +1,133 @@
+"""Reference entities: projects, sub-projects, data types, production steps
+and nomenclature templates, as AMI's ``Atlas_Production`` catalogue has them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from catalog.db import Base, Short
+
+VALID = "VALID"
+
+
+class Project(Base):
+    """A project tag such as ``mc16_13TeV`` or ``data15_13TeV``."""
+
+    __tablename__ = "project"
+
+    tag: Mapped[str] = mapped_column(
+        Short, primary_key=True, info={"ami": "projectTag"}
+    )
+    description: Mapped[str | None] = mapped_column(
+        String(1000), info={"ami": "description"}
+    )
+    is_base_type: Mapped[bool] = mapped_column(
+        Boolean, default=False, info={"ami": "isBaseType"}
+    )
+    manager: Mapped[str | None] = mapped_column(Short, info={"ami": "projectManager"})
+    read_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "readStatus"}
+    )
+    write_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "writeStatus"}
+    )
+
+
+class SubProject(Base):
+    """A sub-project tag (the energy part of a project: ``13TeV``, ``comm``)."""
+
+    __tablename__ = "sub_project"
+
+    tag: Mapped[str] = mapped_column(
+        Short, primary_key=True, info={"ami": "subProjectTag"}
+    )
+    description: Mapped[str | None] = mapped_column(
+        String(1000), info={"ami": "description"}
+    )
+    is_base_type: Mapped[bool] = mapped_column(
+        Boolean, default=False, info={"ami": "isBaseType"}
+    )
+    manager: Mapped[str | None] = mapped_column(Short, info={"ami": "projectManager"})
+    read_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "readStatus"}
+    )
+    write_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "writeStatus"}
+    )
+
+
+class DataType(Base):
+    """A data type such as ``AOD`` or ``DAOD_PHYS``."""
+
+    __tablename__ = "data_type"
+
+    name: Mapped[str] = mapped_column(Short, primary_key=True, info={"ami": "dataType"})
+    description: Mapped[str | None] = mapped_column(
+        String(1000), info={"ami": "description"}
+    )
+    read_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "readStatus"}
+    )
+    write_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "writeStatus"}
+    )
+
+
+class SubDataType(Base):
+    """A sub data type (the part after ``DAOD_``: ``PHYS``, ``TOPQ1``)."""
+
+    __tablename__ = "sub_data_type"
+
+    name: Mapped[str] = mapped_column(
+        Short, primary_key=True, info={"ami": "subDataType"}
+    )
+    description: Mapped[str | None] = mapped_column(
+        String(1000), info={"ami": "description"}
+    )
+    read_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "readStatus"}
+    )
+    write_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "writeStatus"}
+    )
+
+
+class ProductionStep(Base):
+    """A production step (``evgen``, ``simul``, ``recon``, ...) and its tag."""
+
+    __tablename__ = "production_step"
+
+    name: Mapped[str] = mapped_column(
+        String(32), primary_key=True, info={"ami": "productionStepName"}
+    )
+    tag: Mapped[str] = mapped_column(
+        String(32), primary_key=True, info={"ami": "productionStepTag"}
+    )
+    read_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "readStatus"}
+    )
+    write_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "writeStatus"}
+    )
+
+
+class NomenclatureTemplate(Base):
+    """A dataset-name template, e.g. ``project.datasetNumber.physicsShort...``."""
+
+    __tablename__ = "nomenclature"
+
+    tag: Mapped[str] = mapped_column(
+        String(32), primary_key=True, info={"ami": "nomenclatureTag"}
+    )
+    template: Mapped[str] = mapped_column(
+        String(255), primary_key=True, info={"ami": "nomenclatureTemplate"}
+    )
+    name: Mapped[str] = mapped_column(String(255), info={"ami": "nomenclatureName"})
+    read_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "readStatus"}
+    )
+    write_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "writeStatus"}
+    )
