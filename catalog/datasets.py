@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from catalog.errors import DatasetNotFound, InvalidInput
@@ -113,7 +113,7 @@ def search_datasets(query: DatasetQuery, *, session: Session) -> Page:
     conditions = list(_conditions(query))
     count = select(func.count()).select_from(Dataset).where(*conditions)
     total = session.scalar(count) or 0
-    statement: Select[tuple[Dataset]] = select(Dataset).where(*conditions)
+    statement = select(Dataset).where(*conditions)
     statement = statement.order_by(*_ordering(query.sort), Dataset.id)
     rows = session.scalars(statement.offset(query.offset).limit(query.limit)).all()
     return Page(rows, total, query.offset, query.limit)
@@ -127,7 +127,7 @@ def _check_paging(offset: int, limit: int) -> None:
 
 
 def _conditions(query: DatasetQuery) -> list[ColumnElement[bool]]:
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if query.pattern:
         pattern = query.pattern if "%" in query.pattern else f"%{query.pattern}%"
         conditions.append(Dataset.name.like(pattern))

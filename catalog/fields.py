@@ -9,34 +9,37 @@ compiler agree on one name for each field.
 from __future__ import annotations
 
 import difflib
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Column
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import ColumnElement
 
 from catalog.errors import InvalidInput
 
+_FIELDS: dict[str, dict[str, ColumnElement[Any]]] = {}
 
-@cache
-def ami_fields(model: type[DeclarativeBase]) -> dict[str, Column[Any]]:
+
+def ami_fields(model: type[Any]) -> dict[str, ColumnElement[Any]]:
     """Map the AMI field names of *model* to its columns, in column order."""
     table = model.__table__
+    if table.name not in _FIELDS:
+        _FIELDS[table.name] = _declared_fields(table)
+    return _FIELDS[table.name]
+
+
+def _declared_fields(table: Any) -> dict[str, ColumnElement[Any]]:
     return {
-        column.info["ami"]: column
-        for column in table.columns  # type: ignore[attr-defined]
-        if "ami" in column.info
+        column.info["ami"]: column for column in table.columns if "ami" in column.info
     }
 
 
-def ami_name(model: type[DeclarativeBase], attribute: str) -> str:
+def ami_name(model: type[Any], attribute: str) -> str:
     """Return the AMI name of *model*'s attribute (column key)."""
     table = model.__table__
-    column = table.columns[attribute]  # type: ignore[attr-defined]
+    column = table.columns[attribute]
     return str(column.info.get("ami", attribute))
 
 
-def field_column(model: type[DeclarativeBase], name: str) -> Column[Any]:
+def field_column(model: type[Any], name: str) -> ColumnElement[Any]:
     """Return the column of *model* whose AMI name is *name* (case-insensitive).
 
     :raises InvalidInput: when there is none; the message suggests near names.
@@ -52,7 +55,7 @@ def field_column(model: type[DeclarativeBase], name: str) -> Column[Any]:
     return column
 
 
-def row_to_ami(obj: Any, model: type[DeclarativeBase] | None = None) -> dict[str, Any]:
+def row_to_ami(obj: Any, model: type[Any] | None = None) -> dict[str, Any]:
     """Return every AMI field of the model instance *obj*, by AMI name."""
-    fields = ami_fields(model or type(obj))
-    return {name: getattr(obj, column.key) for name, column in fields.items()}
+    fields = ami_fields(model if model is not None else type(obj))
+    return {name: getattr(obj, str(column.key)) for name, column in fields.items()}

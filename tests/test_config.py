@@ -1,0 +1,89 @@
+"""Configuration: defaults, then a file, then HEPCAT_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from catalog.config import declared, load_config
+from catalog.errors import ConfigError, UnknownSetting
+from hepcat.cli import main, settings_reference
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+
+
+def test_the_embedded_default_is_sqlite_in_the_data_directory(tmp_path):
+    config = load_config(env={}, data_dir=str(tmp_path))
+
+    assert config.catalog_url == f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    assert config.ddm_destination == "/topic/rucio.events"
+    assert config.prodsys_url is None
+    assert config.storage_path == tmp_path
+
+
+def test_a_file_overrides_defaults_and_the_environment_overrides_the_file(tmp_path):
+    path = tmp_path / "site.toml"
+    path.write_text('[hepcat]\nport = 8080\nddm_destination = "/topic/a"\n')
+
+    config = load_config(path, env={"HEPCAT_DDM_DESTINATION": "/topic/b"})
+
+    assert config.port == 8080
+    assert config.ddm_destination == "/topic/b"
+    assert config.sources["port"] == str(path)
+    assert config.sources["ddm_destination"].startswith("environment")
+
+
+def test_hepcat_toml_in_the_data_directory_is_read(tmp_path):
+    (tmp_path / "hepcat.toml").write_text("anonymous_read = false\n")
+
+    config = load_config(env={"HEPCAT_DATA_DIR": str(tmp_path)})
+
+    assert config.anonymous_read is False
+
+
+def test_a_misspelt_variable_is_an_error_that_suggests_the_setting():
+    with pytest.raises(UnknownSetting, match="did you mean 'database_url'"):
+        load_config(env={"HEPCAT_DATABSE_URL": "sqlite://"})
+
+
+def test_a_value_of_the_wrong_type_names_the_setting():
+    with pytest.raises(ConfigError, match="setting port = 'eighty'"):
+        load_config(env={"HEPCAT_PORT": "eighty"})
+
+
+def test_a_file_that_is_not_toml_is_a_clear_error(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("port = = 1\n")
+
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path, env={})
+
+
+def test_the_test_suite_variables_are_not_settings():
+    config = load_config(env={"HEPCAT_TEST_REQUIRE_SERVICES": "1"})
+
+    assert "test_require_services" not in config.values
+
+
+def test_every_setting_is_documented():
+    text = DOCS.read_text()
+
+    assert text == settings_reference(), (
+        "run: hepcat config docs > docs/configuration.md"
+    )
+    for setting in declared():
+        assert f"`{setting.env}`" in text
+
+
+def test_config_show_says_where_each_value_came_from(tmp_path):
+    result = CliRunner().invoke(
+        main,
+        ["--data-dir", str(tmp_path), "config", "show"],
+        env={"HEPCAT_PORT": "5999"},
+    )
+
+    assert result.exit_code == 0
+    assert "HEPCAT_PORT" in result.output
+    assert "5999    [environment (HEPCAT_*)]" in result.output

@@ -1,0 +1,171 @@
+"""Derived quantities, checked against values computed in the test from the
+simulated world itself, independently of the catalogue's code.
+"""
+
+from __future__ import annotations
+
+from statistics import fmean
+
+import pytest
+from sqlalchemy import select
+
+from catalog.datasets import get_dataset, get_provenance
+from catalog.derived import prodsys_status
+from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
+from catalog.models import Dataset
+from ingest.seed import seed_catalog
+from ingest.world import FAILED_RUN, World, build_world
+
+ZEE_DAOD = (
+    "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.deriv.DAOD_PHYS."
+    "e3601_s3126_r10724_p4164"
+)
+ZEE_AOD = (
+    "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.recon.AOD."
+    "e3601_s3126_r10724"
+)
+ZEE_EVNT = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.evgen.EVNT.e3601"
+
+
+def blocks_of(files) -> set[int]:
+    return set().union(*(parse_lumi_blocks(f.lumi_blocks) for f in files))
+
+
+@pytest.fixture
+def world() -> World:
+    return build_world(seed=7, files_per_dataset=4)
+
+
+@pytest.fixture
+def seeded(Session, world):
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+    return Session
+
+
+def test_counts_are_the_sums_over_finished_files(seeded, world):
+    with seeded() as session:
+        for spec in world.datasets:
+            dataset = get_dataset(spec.name, session=session)
+            finished = [f for f in spec.files if f.status == "finished"]
+            assert dataset.n_files == len(finished), spec.name
+            assert dataset.total_events == sum(f.events for f in finished)
+            assert dataset.total_size == sum(f.size for f in finished)
+
+
+def test_every_descendant_shows_the_cross_section_of_its_evnt_ancestor(seeded, world):
+    sections = [f.cross_section for f in world.dataset(ZEE_EVNT).files]
+
+    with seeded() as session:
+        daod = get_dataset(ZEE_DAOD, session=session)
+
+        assert daod.cross_section == pytest.approx(fmean(sections))
+        assert daod.cross_section_min == pytest.approx(min(sections))
+        assert daod.cross_section_max == pytest.approx(max(sections))
+        assert daod.gen_filt_eff == pytest.approx(1.0)
+        assert daod.cross_section_source.name == ZEE_EVNT
+
+
+def test_real_data_shows_its_periods_of_every_level(seeded, world):
+    run = world.runs[0].run_number
+    expected = sorted(p.period for p in world.periods if run in p.runs)
+
+    with seeded() as session:
+        aod = get_dataset(
+            f"data15_13TeV.{run:08d}.physics_Main.merge.AOD.f629_m1504",
+            session=session,
+        )
+
+        assert aod.period == ",".join(expected)
+        assert aod.period == "A,A1,AllYear"
+
+
+def test_a_derivation_missing_a_file_reports_its_lost_lumi_blocks(seeded, world):
+    run = world.runs[0]
+    name = (
+        f"data15_13TeV.{run.run_number:08d}.physics_Main.deriv.DAOD_PHYS.r11969_p4072"
+    )
+    raw = world.dataset(f"data15_13TeV.{run.run_number:08d}.physics_Main.daq.RAW")
+    own = world.dataset(name)
+    lost = blocks_of(raw.files) - blocks_of(own.files)
+
+    with seeded() as session:
+        dataset = get_dataset(name, session=session)
+
+        assert lost, "the world should lose lumi blocks here"
+        assert dataset.n_lost_lumi_blocks == len(lost)
+        assert dataset.lost_lumi_blocks == format_lumi_blocks(lost)
+
+
+def test_raw_and_tier0_merge_lose_nothing(seeded, world):
+    run = world.runs[1].run_number
+    with seeded() as session:
+        raw = get_dataset(
+            f"data15_13TeV.{run:08d}.physics_Main.daq.RAW", session=session
+        )
+        aod = get_dataset(
+            f"data15_13TeV.{run:08d}.physics_Main.merge.AOD.f629_m1504", session=session
+        )
+
+        assert raw.n_lost_lumi_blocks is None
+        assert aod.n_lost_lumi_blocks == 0
+        assert aod.prodsys_status == "ALL EVENTS AVAILABLE"
+
+
+def test_production_status_follows_the_task(seeded, world):
+    failed = f"data15_13TeV.{FAILED_RUN:08d}.physics_Main.deriv.DAOD_PHYS.r11969_p4072"
+    running = next(t for t in world.tasks if t.status == "running").outputs[0]
+
+    with seeded() as session:
+        assert get_dataset(failed, session=session).prodsys_status == "TASK FAILED"
+        partial = get_dataset(running, session=session)
+        assert partial.prodsys_status == "EVENTS PARTIALLY AVAILABLE"
+        assert get_dataset(ZEE_DAOD, session=session).prodsys_status == (
+            "ALL EVENTS AVAILABLE"
+        )
+
+
+def test_completion_is_the_share_of_requested_events_at_most_100(seeded, world):
+    with seeded() as session:
+        for task in world.tasks:
+            spec = world.dataset(task.outputs[0])
+            events = sum(f.events for f in spec.files)
+            dataset = get_dataset(spec.name, session=session)
+            expected = min(100.0, 100.0 * events / task.total_events)
+            assert dataset.completion == pytest.approx(expected, abs=0.01)
+
+
+def test_provenance_lists_ancestors_and_descendants_by_distance(seeded):
+    with seeded() as session:
+        aod = get_dataset(ZEE_AOD, session=session)
+        graph = get_provenance(aod, session=session)
+
+        distances = {n.dataset.data_type: n.distance for n in graph.nodes}
+        assert distances == {"EVNT": 2, "HITS": 1, "AOD": 0, "DAOD_PHYS": -1}
+        assert (aod.name, ZEE_DAOD) in graph.edges
+
+
+def test_every_dataset_of_the_world_is_catalogued(seeded, world):
+    with seeded() as session:
+        names = set(session.scalars(select(Dataset.name)))
+
+    assert names == {d.name for d in world.datasets}
+
+
+@pytest.mark.parametrize(
+    ("task_status", "n_files", "expected"),
+    [
+        ("done", 3, "ALL EVENTS AVAILABLE"),
+        ("finished", 3, "ALL EVENTS AVAILABLE"),
+        ("running", 3, "EVENTS PARTIALLY AVAILABLE"),
+        ("running", 0, "NO EVENTS AVAILABLE"),
+        ("submitted", 0, "NO EVENTS AVAILABLE"),
+        ("failed", 3, "TASK FAILED"),
+        ("broken", 0, "TASK FAILED"),
+        ("aborted", 1, "TASK FAILED"),
+        ("obsolete", 1, "TASK OBSOLETE"),
+        ("someNewWord", 1, "EVENTS PARTIALLY AVAILABLE"),
+    ],
+)
+def test_prodsys_status_table(task_status, n_files, expected):
+    assert prodsys_status(task_status, n_files) == expected
