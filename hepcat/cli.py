@@ -82,6 +82,7 @@ class _Context:
     def engine(self) -> Engine:
         config = self.config
         engine = open_catalog(config)
+        click.get_current_context().call_on_close(engine.dispose)
         try:
             with engine.connect():
                 pass
