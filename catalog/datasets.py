@@ -163,6 +163,29 @@ def _ordering(sort: Sequence[str]) -> list[Any]:
     return order
 
 
+@dataclass(frozen=True)
+class CatalogTotals:
+    """How much the catalogue holds: datasets, and the sums of their
+    ``nFiles``, ``totalEvents`` and ``totalSize``.
+    """
+
+    datasets: int
+    files: int
+    events: int
+    size: int
+
+
+def catalog_totals(*, session: Session) -> CatalogTotals:
+    """Return the number of datasets and the sums of their counts."""
+    sums = select(
+        func.count(Dataset.id),
+        func.sum(Dataset.n_files),
+        func.sum(Dataset.total_events),
+        func.sum(Dataset.total_size),
+    )
+    return CatalogTotals(*(int(value or 0) for value in session.execute(sums).one()))
+
+
 def list_files(
     dataset: Dataset, *, session: Session, offset: int = 0, limit: int = 50
 ) -> Page:

@@ -12,7 +12,7 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Float,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -111,7 +111,7 @@ class Dataset(Base):
     prodsys_status: Mapped[str | None] = mapped_column(
         String(32), info={"ami": "prodsysStatus"}
     )
-    completion: Mapped[float | None] = mapped_column(Float, info={"ami": "completion"})
+    completion: Mapped[float | None] = mapped_column(Double, info={"ami": "completion"})
     requested_by: Mapped[str | None] = mapped_column(Short, info={"ami": "requestedBy"})
     physicist_responsible: Mapped[str | None] = mapped_column(
         Short, info={"ami": "physicistResponsible"}
@@ -145,22 +145,22 @@ class Dataset(Base):
 
     # Physics, derived down the provenance chain from the EVNT ancestor.
     cross_section: Mapped[float | None] = mapped_column(
-        Float, info={"ami": "crossSection"}
+        Double, info={"ami": "crossSection"}
     )
     cross_section_min: Mapped[float | None] = mapped_column(
-        Float, info={"ami": "crossSectionMin"}
+        Double, info={"ami": "crossSectionMin"}
     )
     cross_section_max: Mapped[float | None] = mapped_column(
-        Float, info={"ami": "crossSectionMax"}
+        Double, info={"ami": "crossSectionMax"}
     )
     gen_filt_eff: Mapped[float | None] = mapped_column(
-        Float, info={"ami": "genFiltEff"}
+        Double, info={"ami": "genFiltEff"}
     )
     cross_section_source_id: Mapped[int | None] = mapped_column(
         ForeignKey("dataset.id", ondelete="SET NULL"),
         info={"ami": "crossSectionSource"},
     )
-    ecm_energy: Mapped[float | None] = mapped_column(Float, info={"ami": "ecmEnergy"})
+    ecm_energy: Mapped[float | None] = mapped_column(Double, info={"ami": "ecmEnergy"})
     beam_type: Mapped[str | None] = mapped_column(String(32), info={"ami": "beamType"})
     generator_name: Mapped[str | None] = mapped_column(
         String(200), info={"ami": "generatorName"}
@@ -269,10 +269,10 @@ class File(Base):
     lost: Mapped[bool] = mapped_column(Boolean, default=False, info={"ami": "lost"})
     lumi_blocks: Mapped[str | None] = mapped_column(Text, info={"ami": "lumiBlocks"})
     cross_section: Mapped[float | None] = mapped_column(
-        Float, info={"ami": "crossSection"}
+        Double, info={"ami": "crossSection"}
     )
     gen_filt_eff: Mapped[float | None] = mapped_column(
-        Float, info={"ami": "genFiltEff"}
+        Double, info={"ami": "genFiltEff"}
     )
     input_file: Mapped[str | None] = mapped_column(Name, info={"ami": "inputFile"})
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

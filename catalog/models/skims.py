@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Double, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.db import Base, BigId, Name, Short, UTCDateTime, utcnow
@@ -66,7 +66,7 @@ class Skim(Base):
     )
     selection: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), default="defined")
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    progress: Mapped[float] = mapped_column(Double, default=0.0)
     n_events_in: Mapped[int | None] = mapped_column(BigInteger)
     n_selected: Mapped[int | None] = mapped_column(BigInteger)
     collection_path: Mapped[str | None] = mapped_column(String(1000))
