@@ -23,9 +23,10 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from catalog.config import Config
 
@@ -56,6 +57,13 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
     impl = DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        # MariaDB and MySQL keep whole seconds unless asked for more; stop
+        # points and "last modified" orderings need microseconds.
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
 
     def process_bind_param(
         self, value: dt.datetime | None, dialect: Dialect

@@ -67,6 +67,7 @@ class DatasetNotFound(NotFound):
     def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
         super().__init__(f"no dataset named {name!r}{_suggest(suggestions)}")
         self.name = name
+        self.suggestions = list(suggestions)
 
 
 class FileNotFound(NotFound):

@@ -32,9 +32,7 @@ def test_migrations_go_base_head_base_head(empty_engine):
 
 def test_models_and_migrations_agree(catalog_engine):
     with catalog_engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"compare_type": True}
-        )
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
         differences = compare_metadata(context, Base.metadata)
 
     assert differences == []

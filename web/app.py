@@ -1,0 +1,135 @@
+"""The Flask application: server-rendered pages over the catalogue.
+
+:func:`create_app` takes its configuration and engine explicitly, so a test
+can build as many applications as it likes. Each request that reads the
+catalogue opens its own transaction with :func:`catalog_session`, and every
+error a page meets is rendered in one place, :func:`render_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, render_template, request
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from catalog.config import Config, load_config
+from catalog.db import open_catalog, session_factory
+from catalog.errors import DatabaseUnavailable, HepcatError
+
+logger = logging.getLogger(__name__)
+
+SECRET_KEY_FILE = "secret_key"
+
+
+@dataclass(frozen=True)
+class WebCatalog:
+    """What the application keeps in ``app.extensions["hepcat"]``."""
+
+    config: Config
+    engine: Engine
+    Session: sessionmaker[Session]  # noqa: N815 - named like the fixture
+
+
+def create_app(config: Config | None = None, *, engine: Engine | None = None) -> Flask:
+    """Create the web application for the catalogue.
+
+    :param config: the settings (default: :func:`catalog.config.load_config`).
+    :param engine: the catalogue engine (default: opened from *config*); the
+        application never disposes an engine it was given.
+    """
+    config = config if config is not None else load_config()
+    engine = engine if engine is not None else open_catalog(config)
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = config.secret_key or _stored_secret_key(config)
+    app.extensions["hepcat"] = WebCatalog(config, engine, session_factory(engine))
+    app.register_error_handler(HepcatError, render_error)
+    app.register_error_handler(HTTPException, render_http_error)
+
+    from web.pages import pages
+
+    app.register_blueprint(pages)
+    return app
+
+
+def _stored_secret_key(config: Config) -> str:
+    """Return the key kept in the data directory, making it on first use.
+
+    A key that survives restarts keeps sessions valid; when the directory
+    cannot be written, a key for this process alone will do.
+    """
+    path = config.data_path / SECRET_KEY_FILE
+    try:
+        if path.is_file():
+            return path.read_text().strip()
+        return _write_secret_key(path)
+    except OSError as err:
+        logger.warning(
+            "Cannot keep a secret key in %s (%s); using one per process", path, err
+        )
+        return secrets.token_hex(32)
+
+
+def _write_secret_key(path: Path) -> str:
+    key = secrets.token_hex(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
+
+
+def web_catalog() -> WebCatalog:
+    """Return the catalogue of the current application."""
+    state: WebCatalog = current_app.extensions["hepcat"]
+    return state
+
+
+@contextmanager
+def catalog_session() -> Iterator[Session]:
+    """Open a transaction on the catalogue for the current request.
+
+    :raises DatabaseUnavailable: when the database cannot be reached.
+    """
+    state = web_catalog()
+    try:
+        with state.Session.begin() as session:
+            yield session
+    except OperationalError as err:
+        logger.warning("Catalogue database error: %s", err.orig)
+        url = state.engine.url.render_as_string(hide_password=True)
+        reason = str(err.orig).strip().splitlines()[0] if err.orig else "unknown"
+        raise DatabaseUnavailable(url, reason) from None
+
+
+def render_error(error: HepcatError) -> tuple[str, int]:
+    """Render *error* as the error page, with its HTTP status."""
+    if error.status >= 500:
+        logger.warning("%s on %s: %s", error.type, request.path, error.message)
+    return _error_page(error.type, error.message, error.status)
+
+
+def render_http_error(error: HTTPException) -> tuple[str, int]:
+    """Render an HTTP error (unknown URL, wrong method, unexpected failure)."""
+    status = error.code or 500
+    if status == 404:
+        message = f"no page at {request.path}; search the datasets instead"
+        return _error_page("NotFound", message, 404)
+    if status >= 500:
+        # Flask has logged the exception; the page says only that it happened.
+        message = "hepcat met an unexpected error, logged on the server; try again"
+        return _error_page("InternalError", message, status)
+    return _error_page(type(error).__name__, error.description or error.name, status)
+
+
+def _error_page(kind: str, message: str, status: int) -> tuple[str, int]:
+    context: dict[str, Any] = {"type": kind, "message": message, "status": status}
+    return render_template("error.html", **context), status
