@@ -14,10 +14,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from catalog.db import utcnow
 from catalog.errors import DatasetNotFound, InvalidInput
 from catalog.fields import field_column
 from catalog.models import Dataset, File, ProvenanceEdge
 from catalog.nomenclature import parse_dataset_name
+from catalog.upsert import upsert
 
 MAX_PAGE_SIZE = 1000
 
@@ -33,29 +35,59 @@ def get_dataset(name: str, *, session: Session) -> Dataset:
     return dataset
 
 
+def name_columns(name: str) -> dict[str, Any]:
+    """The dataset columns that its name determines (nomenclature).
+
+    :raises InvalidName: when *name* does not follow the nomenclature.
+    """
+    parsed = parse_dataset_name(name)
+    return {
+        "name": name,
+        "scope": parsed.scope,
+        "project_name": parsed.project if parsed.kind != "user" else parsed.scope,
+        "dataset_number": parsed.dataset_number,
+        "run_number": parsed.run_number,
+        "physics_short": parsed.physics_short,
+        "stream_name": parsed.stream_name,
+        "production_step": parsed.prod_step,
+        "data_type": parsed.data_type,
+        "version": parsed.version,
+    }
+
+
 def add_dataset(name: str, source: str, *, session: Session, **fields: Any) -> Dataset:
     """Add the dataset *name* to the catalogue, its name parts filled in from
     the nomenclature and *fields* (attribute names of :class:`Dataset`) set.
 
     :raises InvalidName: when *name* does not follow the nomenclature.
     """
-    parsed = parse_dataset_name(name)
-    dataset = Dataset(
-        name=name,
-        source=source,
-        scope=parsed.scope,
-        project_name=parsed.project if parsed.kind != "user" else parsed.scope,
-        dataset_number=parsed.dataset_number,
-        run_number=parsed.run_number,
-        physics_short=parsed.physics_short,
-        stream_name=parsed.stream_name,
-        production_step=parsed.prod_step,
-        data_type=parsed.data_type,
-        version=parsed.version,
-        **fields,
-    )
+    dataset = Dataset(**name_columns(name), source=source, **fields)
     session.add(dataset)
     return dataset
+
+
+def upsert_datasets(
+    rows: Sequence[Mapping[str, Any]], *, session: Session
+) -> dict[str, int]:
+    """Insert or update datasets by name (rows of :func:`name_columns` plus
+    other columns, all rows with the same keys); return their ids by name.
+    """
+    if not rows:
+        return {}
+    now = utcnow()
+    stamped = [{**row, "last_modified": now} for row in rows]
+    upsert(session, Dataset.__table__, stamped, ["name"])  # type: ignore[arg-type]
+    return dataset_ids([row["name"] for row in rows], session=session)
+
+
+def dataset_ids(names: Sequence[str], *, session: Session) -> dict[str, int]:
+    """The ids of the datasets among *names* that are in the catalogue."""
+    found: dict[str, int] = {}
+    for start in range(0, len(names), 1000):
+        chunk = list(names[start : start + 1000])
+        query = select(Dataset.name, Dataset.id).where(Dataset.name.in_(chunk))
+        found.update({name: id_ for name, id_ in session.execute(query)})
+    return found
 
 
 def similar_names(name: str, *, session: Session, n: int = 3) -> list[str]:

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import (
+    AMI_TRASHED,
+    AMI_VALID,
     Dataset,
     File,
     Period,
@@ -25,10 +27,12 @@ from catalog.models import (
     ProvenanceEdge,
 )
 from catalog.models.datasets import SOURCE_TIER0
+from catalog.provenance import descendants
 
 DONE_TASK = {"done", "finished"}
 FAILED_TASK = {"failed", "broken", "aborted"}
 OBSOLETE_TASK = {"obsolete"}
+TRASHING_TASK = {"aborted", "obsolete"}
 
 ALL_EVENTS = "ALL EVENTS AVAILABLE"
 SOME_EVENTS = "EVENTS PARTIALLY AVAILABLE"
@@ -70,6 +74,31 @@ def prodsys_status(task_status: str | None, n_files: int) -> str | None:
     if status:
         return SOME_EVENTS if n_files else NO_EVENTS
     return None
+
+
+def refresh_status(dataset: Dataset, *, session: Session) -> None:
+    """Set ``amiStatus``: ``TRASHED`` when DDM erased the dataset or its task
+    was aborted or made obsolete, with why and when; ``VALID`` otherwise.
+    """
+    task = session.get(ProductionTask, dataset.task_id) if dataset.task_id else None
+    task_status = (task.status or "").lower() if task is not None else ""
+    if dataset.ddm_erased is not None:
+        _trash(dataset, "erased in DDM", dataset.ddm_erased, "DDM")
+    elif task is not None and task_status in TRASHING_TASK:
+        when = task.source_timestamp or task.modified
+        _trash(
+            dataset, f"ProdSys task {task.task_id} is {task_status}", when, "ProdSys"
+        )
+    else:
+        dataset.ami_status = AMI_VALID
+        dataset.trash_annotation = dataset.trash_date = dataset.trash_trigger = None
+
+
+def _trash(dataset: Dataset, annotation: str, when: Any, trigger: str) -> None:
+    dataset.ami_status = AMI_TRASHED
+    dataset.trash_annotation = annotation
+    dataset.trash_date = when
+    dataset.trash_trigger = trigger
 
 
 def refresh_production(dataset: Dataset, *, session: Session) -> None:
@@ -220,9 +249,61 @@ def refresh_dataset(dataset: Dataset, *, session: Session) -> None:
     session.flush()
     refresh_counts(dataset, session=session)
     refresh_production(dataset, session=session)
+    refresh_status(dataset, session=session)
     refresh_cross_section(dataset, session=session)
     refresh_period(dataset, session=session)
     refresh_lost_lumi_blocks(dataset, session=session)
+
+
+def affected(ids: Iterable[int], *, session: Session) -> set[int]:
+    """The datasets whose derived values may change when the rows of the
+    datasets *ids* change: themselves; the descendants of an EVNT dataset
+    (its cross-section flows down) or of a dataset that gained a parent; and
+    for a RAW dataset, the datasets of the same run and stream (their lost
+    lumi blocks are measured against it).
+    """
+    ids = set(ids)
+    if not ids:
+        return set()
+    datasets = session.scalars(select(Dataset).where(Dataset.id.in_(sorted(ids))))
+    found = set(ids)
+    for dataset in datasets:
+        if dataset.data_type == "EVNT":
+            found |= descendants([dataset.id], session=session)
+        if dataset.data_type == "RAW":
+            found |= _same_run(dataset, session=session)
+    return found
+
+
+def _same_run(raw: Dataset, *, session: Session) -> set[int]:
+    query = select(Dataset.id).where(
+        Dataset.run_number == raw.run_number,
+        Dataset.stream_name == raw.stream_name,
+        Dataset.project_name == raw.project_name,
+    )
+    return set(session.scalars(query))
+
+
+def refresh_changed(
+    changed: Iterable[int], gained: Iterable[int] = (), *, session: Session
+) -> int:
+    """Refresh what depends on the datasets *changed* (their rows changed)
+    and on *gained* (they gained a parent): see :func:`affected`.
+    """
+    session.flush()
+    gained = set(gained)
+    ids = affected(set(changed) | gained, session=session)
+    return refresh_datasets(ids | descendants(gained, session=session), session=session)
+
+
+def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
+    """Refresh every derived value of the datasets *ids*; return how many."""
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        for dataset in session.scalars(select(Dataset).where(Dataset.id.in_(chunk))):
+            refresh_dataset(dataset, session=session)
+    return len(ordered)
 
 
 def refresh_all(*, session: Session) -> int:

@@ -219,6 +219,9 @@ class Dataset(Base):
     ddm_incomplete: Mapped[bool] = mapped_column(
         Boolean, default=False, info={"ami": "ddmIncomplete"}
     )
+    ddm_erased: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, info={"ami": "ddmErased"}
+    )
 
     created: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, info={"ami": "created"}

@@ -396,6 +396,7 @@ def upgrade() -> None:
         sa.Column("ddm_total_size", sa.BigInteger(), nullable=True),
         sa.Column("ddm_consistent", sa.Boolean(), nullable=True),
         sa.Column("ddm_incomplete", sa.Boolean(), nullable=False),
+        sa.Column("ddm_erased", catalog.db.UTCDateTime(), nullable=True),
         sa.Column("created", catalog.db.UTCDateTime(), nullable=False),
         sa.Column("last_modified", catalog.db.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(

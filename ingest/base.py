@@ -1,0 +1,124 @@
+"""What every ingester shares: reading source values defensively, and
+keeping a keyset stream's stop point in the catalogue.
+
+Sources hold surprises (SOURCES.md): NULLs where a value was expected, text
+in number columns, unknown words. A value that cannot be used raises
+:class:`Unusable`; the ingester puts the record in quarantine with the reason
+and carries on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from catalog.operations import get_stop_point, set_stop_point
+from ingest.keyset import Cursor, KeysetStream
+
+
+class Unusable(ValueError):
+    """A source record that cannot be understood; the message says why."""
+
+
+def integer(
+    row: Mapping[str, Any], column: str, *, required: bool = True
+) -> int | None:
+    """The value of *column* as a non-negative integer."""
+    value = row.get(column)
+    if value is None:
+        if required:
+            raise Unusable(f"{column} is missing")
+        return None
+    if isinstance(value, bool) or not _is_integral(value):
+        raise Unusable(f"{column} = {value!r} is not an integer")
+    number = int(value)
+    if number < 0:
+        raise Unusable(f"{column} = {number} is negative")
+    return number
+
+
+def _is_integral(value: Any) -> bool:
+    if isinstance(value, int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value) and value.is_integer()
+    if isinstance(value, str):
+        return value.strip().lstrip("+").isdigit()
+    return False
+
+
+def number(row: Mapping[str, Any], column: str) -> float | None:
+    """The value of *column* as a finite float, or None."""
+    value = row.get(column)
+    if value is None:
+        return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise Unusable(f"{column} = {value!r} is not a number") from None
+    if not math.isfinite(result):
+        raise Unusable(f"{column} = {value!r} is not a finite number")
+    return result
+
+
+def text(
+    row: Mapping[str, Any], column: str, *, required: bool = True, length: int = 255
+) -> str | None:
+    """The value of *column* as stripped text of at most *length* characters."""
+    value = row.get(column)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise Unusable(f"{column} is missing")
+        return None
+    result = str(value).strip()
+    if len(result) > length:
+        raise Unusable(f"{column} is longer than {length} characters")
+    return result
+
+
+def guid(row: Mapping[str, Any], column: str = "guid") -> str:
+    """The value of *column* as an upper-case GUID."""
+    value = (text(row, column, length=36) or "").upper()
+    if len(value) != 36 or value.count("-") != 4:
+        raise Unusable(f"{column} = {value!r} is not a GUID (36 characters, 4 dashes)")
+    return value
+
+
+def moment(row: Mapping[str, Any], column: str) -> dt.datetime | None:
+    """The value of *column* (naive UTC in the source) as an aware datetime."""
+    value = row.get(column)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise Unusable(f"{column} = {value!r} is not a time") from None
+    if not isinstance(value, dt.datetime):
+        raise Unusable(f"{column} = {value!r} is not a time")
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def load_cursor(
+    stream: str, keyset: KeysetStream, *, session: Session
+) -> Cursor | None:
+    """The stored stop point of *stream* as a cursor (None: from the start)."""
+    point = get_stop_point(stream, session=session)
+    if point.timestamp is None:
+        return None
+    stamp = point.timestamp.astimezone(dt.UTC).replace(tzinfo=None)
+    key_type = keyset.table.c[keyset.key_column].type.python_type
+    return Cursor(stamp, key_type(point.key or ""))
+
+
+def save_cursor(stream: str, keyset: KeysetStream, *, session: Session) -> None:
+    """Store where *keyset*'s next pass must start (same transaction as the
+    rows it covers).
+    """
+    cursor = keyset.stop_point()
+    stamp = cursor.timestamp.replace(tzinfo=dt.UTC)
+    set_stop_point(stream, stamp, str(cursor.key), session=session)

@@ -1,0 +1,157 @@
+"""The COMA ingester: runs, data periods and the runs of each period.
+
+COMA's tables are small (thousands of runs), so each run of the task
+compares the whole of them with the catalogue and writes only what changed.
+When a period gains or loses a run, the ``period`` of that run's datasets is
+refreshed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session
+
+from catalog.derived import refresh_datasets
+from catalog.errors import HepcatError
+from catalog.models import Dataset, Period, PeriodRun, Run
+from catalog.operations import quarantine
+from catalog.upsert import upsert
+from ingest import schemas
+from ingest.base import Unusable, integer, moment, text
+from taskserver.base import RunContext, RunOutcome, Task
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "coma"
+
+
+class ComaIngester(Task):
+    """Keeps runs and periods in step with COMA."""
+
+    name = "coma"
+    priority = 4
+    interval = 30.0
+    budget = 5.0
+
+    def __init__(self, source: Engine) -> None:
+        self.source = source
+        # What COMA held at the last run: nothing is written while it stays.
+        self._snapshot: tuple[Any, ...] | None = None
+
+    def run(self, context: RunContext) -> RunOutcome:
+        with self.source.connect() as connection:
+            runs = [r._mapping for r in connection.execute(select(schemas.coma_run))]
+            periods = [
+                r._mapping for r in connection.execute(select(schemas.coma_period))
+            ]
+            links = [
+                r._mapping for r in connection.execute(select(schemas.coma_period_run))
+            ]
+        snapshot = _snapshot(runs, periods, links)
+        if self._snapshot == snapshot:
+            return RunOutcome(0, 0, "unchanged")
+        with context.Session.begin() as session:
+            changed = _write_runs(runs, session) + _write_periods(periods, session)
+            changed += _write_links(links, session)
+        self._snapshot = snapshot
+        return RunOutcome(changed, 0, f"{len(runs)} runs, {len(periods)} periods")
+
+
+def _snapshot(*tables: list[Any]) -> tuple[Any, ...]:
+    return tuple(tuple(tuple(row.values()) for row in table) for table in tables)
+
+
+def _good(
+    rows: list[Any], mapper: Any, key: str, session: Session
+) -> list[dict[str, Any]]:
+    good = []
+    for row in rows:
+        try:
+            good.append(mapper(row))
+        except (Unusable, HepcatError) as err:
+            quarantine(SOURCE, str(row.get(key)), dict(row), str(err), session=session)
+    return good
+
+
+def _run_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "run_number": integer(row, "runnumber"),
+        "project": text(row, "project", length=64),
+        "start_time": moment(row, "start_time"),
+        "end_time": moment(row, "end_time"),
+        "n_lumi_blocks": integer(row, "nlumiblocks", required=False),
+        "stable_beams": _flag(row.get("stable_beams")),
+    }
+
+
+def _flag(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if value in (0, 1, "0", "1"):
+        return bool(int(value))
+    raise Unusable(f"stable_beams = {value!r} is not a boolean")
+
+
+def _period_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    level = integer(row, "level")
+    if level not in (1, 2, 3):
+        raise Unusable(f"level = {level} is not 1, 2 or 3")
+    return {
+        "project": text(row, "project", length=64),
+        "name": text(row, "period", length=32),
+        "level": level,
+        "description": text(row, "description", required=False, length=1000),
+    }
+
+
+def _link_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "project": text(row, "project", length=64),
+        "period": text(row, "period", length=32),
+        "run_number": integer(row, "runnumber"),
+    }
+
+
+def _write_runs(rows: list[Any], session: Session) -> int:
+    good = _good(rows, _run_row, "runnumber", session)
+    upsert(session, Run.__table__, good, ["run_number"])  # type: ignore[arg-type]
+    return len(good)
+
+
+def _write_periods(rows: list[Any], session: Session) -> int:
+    good = _good(rows, _period_row, "period", session)
+    upsert(session, Period.__table__, good, ["project", "name"])  # type: ignore[arg-type]
+    return len(good)
+
+
+def _write_links(rows: list[Any], session: Session) -> int:
+    """Make the catalogue's period-run map equal COMA's; refresh the datasets
+    of every run that joined or left a period.
+    """
+    good = _good(rows, _link_row, "runnumber", session)
+    query = select(Period.project, Period.name, Period.id)
+    ids = {(project, name): id_ for project, name, id_ in session.execute(query)}
+    wanted = {
+        (ids[(g["project"], g["period"])], g["run_number"])
+        for g in good
+        if (g["project"], g["period"]) in ids
+    }
+    links = select(PeriodRun.period_id, PeriodRun.run_number)
+    have = {(period_id, run) for period_id, run in session.execute(links)}
+    for period_id, run in have - wanted:
+        session.execute(
+            delete(PeriodRun).where(
+                PeriodRun.period_id == period_id, PeriodRun.run_number == run
+            )
+        )
+    rows_to_add = [{"period_id": p, "run_number": r} for p, r in sorted(wanted - have)]
+    upsert(session, PeriodRun.__table__, rows_to_add, ["period_id", "run_number"])  # type: ignore[arg-type]
+    runs = {run for _, run in wanted ^ have}
+    if runs:
+        of_runs = select(Dataset.id).where(Dataset.run_number.in_(sorted(runs)))
+        refresh_datasets(set(session.scalars(of_runs)), session=session)
+    return len(wanted ^ have)

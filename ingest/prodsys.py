@@ -1,0 +1,329 @@
+"""The ProdSys ingester: tasks, output datasets, files and AMI tags.
+
+Four tables are read as keyset streams (``ingest.keyset``), each with its own
+stop point: config tags, tasks, datasets, files, in that order. AMI's rule
+sets the pace: bites of 20 tasks, and when the backlog exceeds 1000 tasks,
+a change of gear to much larger bites (and larger transactions) until it is
+drained. Every write is an upsert on a natural key (tag, task id, dataset
+name, file GUID), so re-reading the overlap window or replaying the source
+gives the same catalogue. A row that cannot be understood goes to
+quarantine, and the stream moves past it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Row, select
+from sqlalchemy.orm import Session
+
+from catalog.datasets import dataset_ids, name_columns, upsert_datasets
+from catalog.db import utcnow
+from catalog.derived import refresh_changed
+from catalog.errors import HepcatError
+from catalog.lumiblocks import parse_lumi_blocks
+from catalog.models import AmiTag, Dataset, ProductionTask
+from catalog.models.datasets import SOURCE_PRODSYS
+from catalog.nomenclature import parse_tag
+from catalog.operations import quarantine
+from catalog.provenance import link_datasets
+from catalog.upsert import upsert
+from ingest import schemas
+from ingest.base import (
+    Unusable,
+    guid,
+    integer,
+    load_cursor,
+    moment,
+    number,
+    save_cursor,
+    text,
+)
+from ingest.files import FileRow, write_files
+from ingest.keyset import KeysetStream
+from taskserver.base import RunContext, RunOutcome, Task
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "prodsys"
+
+
+@dataclass(frozen=True)
+class Bites:
+    """Rows per transaction, per stream: (normal, backlog mode)."""
+
+    tags: tuple[int, int] = (100, 2000)
+    tasks: tuple[int, int] = (20, 2000)
+    datasets: tuple[int, int] = (50, 5000)
+    files: tuple[int, int] = (1000, 20000)
+    gear_threshold: int = 1000
+
+    def size(self, stream: str, backlog: int) -> int:
+        normal, large = getattr(self, stream)
+        return int(large if backlog > self.gear_threshold else normal)
+
+
+class ProdSysIngester(Task):
+    """Keeps the catalogue in step with the ProdSys database."""
+
+    name = "prodsys"
+    priority = 5
+    interval = 5.0
+    budget = 2.0
+
+    def __init__(self, source: Engine, *, lag: float = 120.0, bites: Bites = Bites()):
+        self.source = source
+        self.bites = bites
+        self.streams = {
+            "tags": KeysetStream(schemas.t_config_tag, key_column="tag", lag=lag),
+            "tasks": KeysetStream(
+                schemas.t_production_task, key_column="taskid", lag=lag
+            ),
+            "datasets": KeysetStream(
+                schemas.t_production_dataset, key_column="name", lag=lag
+            ),
+            "files": KeysetStream(
+                schemas.t_production_file, key_column="fileid", lag=lag
+            ),
+        }
+        self._remaining: dict[str, int] = {}
+        self._apply: dict[str, Callable[[Sequence[Row[Any]], Session], None]] = {
+            "tags": self._apply_tags,
+            "tasks": self._apply_tasks,
+            "datasets": self._apply_datasets,
+            "files": self._apply_files,
+        }
+
+    def run(self, context: RunContext) -> RunOutcome:
+        items = 0
+        for stream in self.streams:
+            items += self._drain(stream, context)
+            if context.should_stop():
+                break
+        backlog = sum(self._remaining.get(s, 0) for s in self.streams)
+        return RunOutcome(items, backlog, f"{items} rows")
+
+    # Streams.
+
+    def _drain(self, stream: str, context: RunContext) -> int:
+        keyset = self.streams[stream]
+        if not keyset.in_pass:
+            self._begin_pass(stream, context)
+        items = 0
+        while not context.should_stop():
+            limit = self.bites.size(stream, self._remaining[stream])
+            with self.source.connect() as connection:
+                rows = keyset.read(connection, limit)
+            with context.Session.begin() as session:
+                self._apply[stream](rows, session)
+                save_cursor(f"{SOURCE}.{stream}", keyset, session=session)
+            items += len(rows)
+            self._remaining[stream] = max(0, self._remaining[stream] - len(rows))
+            if len(rows) < limit:
+                keyset.end_pass()
+                self._remaining[stream] = 0
+                break
+        return items
+
+    def _begin_pass(self, stream: str, context: RunContext) -> None:
+        keyset = self.streams[stream]
+        with context.Session() as session:
+            stored = load_cursor(f"{SOURCE}.{stream}", keyset, session=session)
+        with self.source.connect() as connection:
+            keyset.begin_pass(connection, stored)
+            self._remaining[stream] = keyset.backlog(connection)
+
+    def backlog(self) -> int:
+        """Rows known to be left, over all streams."""
+        return sum(self._remaining.values())
+
+    # Config tags.
+
+    def _apply_tags(self, rows: Sequence[Row[Any]], session: Session) -> None:
+        mapped = _good(rows, _tag_row, "tag", session=session)
+        upsert(session, AmiTag.__table__, mapped, ["tag"])  # type: ignore[arg-type]
+
+    # Tasks.
+
+    def _apply_tasks(self, rows: Sequence[Row[Any]], session: Session) -> None:
+        mapped = _good(rows, _task_row, "taskid", session=session)
+        if not mapped:
+            return
+        upsert(session, ProductionTask.__table__, mapped, ["task_id"])  # type: ignore[arg-type]
+        ids = [row["task_id"] for row in mapped]
+        datasets = session.scalars(
+            select(Dataset).where(Dataset.task_id.in_(ids))
+        ).all()
+        gained = link_datasets(datasets, session=session)
+        refresh_changed({d.id for d in datasets} | gained, gained, session=session)
+
+    def _ensure_tasks(self, task_ids: set[int], session: Session) -> set[int]:
+        """Read the tasks *task_ids* not yet catalogued straight from the source
+        (a dataset row can be seen before its task row); return those known.
+        """
+        known = set(
+            session.scalars(
+                select(ProductionTask.task_id).where(
+                    ProductionTask.task_id.in_(task_ids)
+                )
+            )
+        )
+        missing = task_ids - known
+        if missing:
+            table = schemas.t_production_task
+            with self.source.connect() as connection:
+                rows = connection.execute(
+                    select(table).where(table.c.taskid.in_(sorted(missing)))
+                ).all()
+            self._apply_tasks(rows, session)
+            known |= {int(r._mapping["taskid"]) for r in rows}
+        return known
+
+    # Datasets.
+
+    def _apply_datasets(self, rows: Sequence[Row[Any]], session: Session) -> None:
+        outputs = [r for r in rows if (r._mapping.get("type") or "output") != "log"]
+        mapped = _good(outputs, _dataset_row, "name", session=session)
+        tasks = self._ensure_tasks({r["task_id"] for r in mapped}, session)
+        usable = []
+        for row in mapped:
+            if row["task_id"] in tasks:
+                usable.append(row)
+            else:
+                reason = (
+                    f"task {row['task_id']} is in neither ProdSys nor the catalogue"
+                )
+                quarantine(SOURCE, row["name"], row, reason, session=session)
+        ids = upsert_datasets(usable, session=session)
+        datasets = session.scalars(
+            select(Dataset).where(Dataset.id.in_(ids.values()))
+        ).all()
+        gained = link_datasets(datasets, session=session)
+        refresh_changed(set(ids.values()) | gained, gained, session=session)
+
+    def _ensure_datasets(self, names: set[str], session: Session) -> dict[str, int]:
+        """Catalogue ids of *names*, reading unknown datasets from the source."""
+        ids = dataset_ids(sorted(names), session=session)
+        missing = names - set(ids)
+        if missing:
+            table = schemas.t_production_dataset
+            with self.source.connect() as connection:
+                rows = connection.execute(
+                    select(table).where(table.c.name.in_(sorted(missing)))
+                ).all()
+            self._apply_datasets(rows, session)
+            ids.update(dataset_ids(sorted(missing), session=session))
+        return ids
+
+    # Files.
+
+    def _apply_files(self, rows: Sequence[Row[Any]], session: Session) -> None:
+        mapped = _good(rows, _file_row, "fileid", session=session)
+        ids = self._ensure_datasets({f.dataset for f in mapped}, session)
+        usable = []
+        for row in mapped:
+            if row.dataset in ids:
+                usable.append(row)
+            else:
+                reason = (
+                    f"dataset {row.dataset!r} is in neither ProdSys nor the catalogue"
+                )
+                quarantine(SOURCE, row.guid, row.payload(), reason, session=session)
+        touched = write_files(usable, ids, SOURCE, session=session)
+        refresh_changed(touched, set(), session=session)
+
+
+def _good(
+    rows: Sequence[Row[Any]],
+    mapper: Callable[[Any], Any],
+    key: str,
+    *,
+    session: Session,
+) -> list[Any]:
+    """Map each source row with *mapper*; quarantine the ones it refuses."""
+    good = []
+    for row in rows:
+        values = row._mapping
+        try:
+            good.append(mapper(values))
+        except (Unusable, HepcatError) as err:
+            record = str(values.get(key))
+            quarantine(SOURCE, record, dict(values), str(err), session=session)
+    return good
+
+
+def _tag_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    tag = parse_tag(text(row, "tag", length=16) or "")
+    parameters = text(row, "parameters", required=False, length=1_000_000)
+    if parameters is not None:
+        try:
+            if not isinstance(json.loads(parameters), dict):
+                raise Unusable("parameters is not a JSON object")
+        except json.JSONDecodeError as err:
+            raise Unusable(f"parameters is not JSON: {err}") from None
+    return {
+        "tag": str(tag),
+        "tag_type": tag.letter,
+        "tag_number": tag.number,
+        "transformation": text(row, "transformation", required=False, length=64),
+        "release": text(row, "release", required=False, length=64),
+        "parameters": parameters,
+        "description": text(row, "description", required=False, length=1000),
+    }
+
+
+def _task_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    status = text(row, "status", length=16)
+    return {
+        "task_id": integer(row, "taskid"),
+        "parent_task_id": integer(row, "parent_tid", required=False),
+        "name": text(row, "taskname"),
+        "project": text(row, "project", required=False, length=64),
+        "step_name": text(row, "step_name", required=False, length=32),
+        "status": (status or "").lower(),
+        "ctag": text(row, "ctag", required=False, length=16),
+        "input_dataset": text(row, "inputdataset", required=False),
+        "phys_group": text(row, "phys_group", required=False, length=16),
+        "campaign": text(row, "campaign", required=False, length=32),
+        "username": text(row, "username", required=False, length=64),
+        "total_events": integer(row, "total_events", required=False),
+        "submit_time": moment(row, "submit_time"),
+        "start_time": moment(row, "start_time"),
+        "end_time": moment(row, "endtime"),
+        "source_timestamp": moment(row, "timestamp"),
+        "modified": utcnow(),
+    }
+
+
+def _dataset_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    name = text(row, "name") or ""
+    return {
+        **name_columns(name),
+        "source": SOURCE_PRODSYS,
+        "task_id": integer(row, "taskid"),
+    }
+
+
+def _file_row(row: Mapping[str, Any]) -> FileRow:
+    lumi_blocks = text(row, "lumiblocknr", required=False, length=4000)
+    try:
+        blocks = parse_lumi_blocks(lumi_blocks)
+    except HepcatError as err:
+        raise Unusable(str(err)) from None
+    return FileRow(
+        dataset=text(row, "dataset") or "",
+        lfn=text(row, "lfn") or "",
+        guid=guid(row),
+        size=integer(row, "fsize", required=False),
+        checksum=text(row, "checksum", required=False, length=16),
+        events=integer(row, "events", required=False),
+        status=(text(row, "status", length=16) or "").lower(),
+        lumi_blocks=lumi_blocks,
+        blocks=frozenset(blocks),
+        cross_section=number(row, "cross_section"),
+        gen_filt_eff=number(row, "gen_filt_eff"),
+    )
