@@ -103,6 +103,26 @@ SETTINGS: tuple[Setting, ...] = (
         (),
         _paths,
     ),
+    Setting(
+        "prodsys_safety_lag",
+        "Seconds a ProdSys row's timestamp may lag behind its commit; the "
+        "ProdSys ingester re-reads this window so that late rows are caught.",
+        120.0,
+        float,
+    ),
+    Setting(
+        "taskserver_workers",
+        "Worker threads of 'hepcat taskserver' (runs at the same time).",
+        8,
+        int,
+    ),
+    Setting(
+        "taskserver_lease_seconds",
+        "Seconds a task-server instance holds a task's lease without renewing "
+        "it; a dead instance's tasks are taken over after this.",
+        30.0,
+        float,
+    ),
     Setting("host", "The address 'hepcat serve' listens on.", "127.0.0.1"),
     Setting("port", "The port 'hepcat serve' listens on.", 5000, int),
     Setting(

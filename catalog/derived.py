@@ -7,14 +7,14 @@ on. Ingesters call :func:`refresh_dataset` for the datasets a change touched;
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from statistics import fmean
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from catalog.ddm import refresh_ddm_batch
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import (
     AMI_TRASHED,
@@ -51,15 +51,31 @@ def counted_files(dataset: Dataset) -> Any:
     return condition
 
 
-def refresh_counts(dataset: Dataset, *, session: Session) -> None:
-    """Set ``nFiles``, ``totalEvents`` and ``totalSize`` from the files."""
-    query = select(
-        func.count(File.id), func.sum(File.events), func.sum(File.size)
-    ).where(counted_files(dataset))
-    n_files, events, size = session.execute(query).one()
-    dataset.n_files = int(n_files or 0)
-    dataset.total_events = int(events or 0)
-    dataset.total_size = int(size or 0)
+def _counted(ids: Sequence[int]) -> Any:
+    """The condition selecting the counted files of the datasets *ids*
+    (joined with ``dataset``).
+    """
+    finished = (Dataset.source == SOURCE_TIER0) | (File.status == "finished")
+    return File.dataset_id.in_(ids) & File.lost.is_(False) & finished
+
+
+def _counts(ids: Sequence[int], *, session: Session) -> dict[int, tuple[int, int, int]]:
+    """``nFiles``, ``totalEvents`` and ``totalSize`` of the datasets *ids*."""
+    query = (
+        select(
+            File.dataset_id,
+            func.count(File.id),
+            func.sum(File.events),
+            func.sum(File.size),
+        )
+        .join(Dataset, Dataset.id == File.dataset_id)
+        .where(_counted(ids))
+        .group_by(File.dataset_id)
+    )
+    return {
+        dataset_id: (int(n or 0), int(events or 0), int(size or 0))
+        for dataset_id, n, events, size in session.execute(query)
+    }
 
 
 def prodsys_status(task_status: str | None, n_files: int) -> str | None:
@@ -76,11 +92,10 @@ def prodsys_status(task_status: str | None, n_files: int) -> str | None:
     return None
 
 
-def refresh_status(dataset: Dataset, *, session: Session) -> None:
+def _set_status(dataset: Dataset, task: ProductionTask | None) -> None:
     """Set ``amiStatus``: ``TRASHED`` when DDM erased the dataset or its task
     was aborted or made obsolete, with why and when; ``VALID`` otherwise.
     """
-    task = session.get(ProductionTask, dataset.task_id) if dataset.task_id else None
     task_status = (task.status or "").lower() if task is not None else ""
     if dataset.ddm_erased is not None:
         _trash(dataset, "erased in DDM", dataset.ddm_erased, "DDM")
@@ -101,13 +116,12 @@ def _trash(dataset: Dataset, annotation: str, when: Any, trigger: str) -> None:
     dataset.trash_trigger = trigger
 
 
-def refresh_production(dataset: Dataset, *, session: Session) -> None:
+def _set_production(dataset: Dataset, task: ProductionTask | None) -> None:
     """Set ``prodsysStatus`` and ``completion`` from the producing task."""
     if dataset.source == SOURCE_TIER0:
         done = dataset.tier0_state == "DONE"
         dataset.prodsys_status = ALL_EVENTS if done else None
         return
-    task = session.get(ProductionTask, dataset.task_id) if dataset.task_id else None
     if task is None:
         return
     dataset.prodsys_status = prodsys_status(task.status, dataset.n_files)
@@ -124,86 +138,108 @@ class CrossSection:
     filter_efficiency: float | None
 
 
-def evnt_cross_section(dataset: Dataset, *, session: Session) -> CrossSection:
-    """The cross-section of an EVNT dataset: mean, min and max over its
-    counted files that carry one (nb), and the mean filter efficiency.
+NO_CROSS_SECTION = CrossSection(None, None, None, None)
+# Provenance chains are a handful of steps; a deeper walk means a cycle.
+MAX_DEPTH = 30
+# Datasets refreshed together, with one query per quantity.
+BATCH = 500
+
+
+def _cross_sections(ids: Sequence[int], *, session: Session) -> dict[int, CrossSection]:
+    """The cross-section of each EVNT dataset *ids*: mean, min and max over
+    its counted files that carry one (nb), and the mean filter efficiency.
     """
-    where = counted_files(dataset)
-    sections = _values(session, File.cross_section, where)
-    efficiencies = _values(session, File.gen_filt_eff, where)
-    if not sections:
-        return CrossSection(None, None, None, _mean(efficiencies))
-    return CrossSection(
-        fmean(sections), min(sections), max(sections), _mean(efficiencies)
-    )
-
-
-def _values(session: Session, column: Any, where: Any) -> list[float]:
-    query = select(column).where(where, column.is_not(None))
-    return [float(value) for value in session.scalars(query)]
-
-
-def _mean(values: list[float]) -> float | None:
-    return fmean(values) if values else None
-
-
-def nearest_evnt_ancestor(dataset: Dataset, *, session: Session) -> Dataset | None:
-    """The nearest EVNT dataset among *dataset* and its ancestors."""
-    frontier, seen = [dataset], {dataset.id}
-    while frontier:
-        evnt = sorted((d for d in frontier if d.data_type == "EVNT"), key=_name)
-        if evnt:
-            return evnt[0]
-        frontier = [p for p in _parents(frontier, session=session) if p.id not in seen]
-        seen.update(p.id for p in frontier)
-    return None
-
-
-def _name(dataset: Dataset) -> str:
-    return dataset.name
-
-
-def _parents(datasets: Iterable[Dataset], *, session: Session) -> list[Dataset]:
-    ids = [d.id for d in datasets]
+    if not ids:
+        return {}
+    section, efficiency = File.cross_section, File.gen_filt_eff
     query = (
-        select(Dataset)
-        .join(ProvenanceEdge, ProvenanceEdge.parent_id == Dataset.id)
-        .where(ProvenanceEdge.child_id.in_(ids))
+        select(
+            File.dataset_id,
+            func.avg(section),
+            func.min(section),
+            func.max(section),
+            func.avg(efficiency),
+        )
+        .join(Dataset, Dataset.id == File.dataset_id)
+        .where(_counted(ids))
+        .group_by(File.dataset_id)
     )
-    return list(session.scalars(query).unique())
+    return {
+        row[0]: CrossSection(*(None if v is None else float(v) for v in row[1:]))
+        for row in session.execute(query)
+    }
 
 
-def refresh_cross_section(dataset: Dataset, *, session: Session) -> None:
-    """Set the cross-section fields from the nearest EVNT ancestor."""
-    source = nearest_evnt_ancestor(dataset, session=session)
-    values = (
-        evnt_cross_section(source, session=session)
-        if source is not None
-        else CrossSection(None, None, None, None)
+def _evnt_sources(datasets: Sequence[Dataset], *, session: Session) -> dict[int, int]:
+    """The nearest EVNT dataset among each dataset and its ancestors (by id;
+    among EVNT ancestors at the same distance, the first by name).
+    """
+    found = {d.id: d.id for d in datasets if d.data_type == "EVNT"}
+    reach = {d.id: {d.id} for d in datasets if d.data_type != "EVNT"}
+    seen = {origin: set(nodes) for origin, nodes in reach.items()}
+    for _ in range(MAX_DEPTH):
+        if not reach:
+            break
+        parents = _parents_of(set().union(*reach.values()), session=session)
+        info = {pid: v for level in parents.values() for pid, v in level.items()}
+        next_reach: dict[int, set[int]] = {}
+        for origin, nodes in reach.items():
+            candidates = {p for n in nodes for p in parents.get(n, ())} - seen[origin]
+            evnt = sorted((info[p][0], p) for p in candidates if info[p][1] == "EVNT")
+            if evnt:
+                found[origin] = evnt[0][1]
+            elif candidates:
+                next_reach[origin] = candidates
+                seen[origin] |= candidates
+        reach = next_reach
+    return found
+
+
+def _parents_of(
+    ids: set[int], *, session: Session
+) -> dict[int, dict[int, tuple[str, str | None]]]:
+    """For each dataset of *ids*, its parents: id to (name, dataType)."""
+    query = (
+        select(ProvenanceEdge.child_id, Dataset.id, Dataset.name, Dataset.data_type)
+        .join(Dataset, Dataset.id == ProvenanceEdge.parent_id)
+        .where(ProvenanceEdge.child_id.in_(sorted(ids)))
     )
+    parents: dict[int, dict[int, tuple[str, str | None]]] = {}
+    for child, parent, name, kind in session.execute(query):
+        parents.setdefault(child, {})[parent] = (name, kind)
+    return parents
+
+
+def _set_cross_section(
+    dataset: Dataset, source: int | None, sections: dict[int, CrossSection]
+) -> None:
+    values = sections.get(source, NO_CROSS_SECTION) if source else NO_CROSS_SECTION
     dataset.cross_section = values.mean
     dataset.cross_section_min = values.minimum
     dataset.cross_section_max = values.maximum
     dataset.gen_filt_eff = values.filter_efficiency
     has_values = values.mean is not None or values.filter_efficiency is not None
-    dataset.cross_section_source_id = source.id if source and has_values else None
+    dataset.cross_section_source_id = source if has_values else None
 
 
-def refresh_period(dataset: Dataset, *, session: Session) -> None:
-    """Set ``period``: the COMA periods (all levels, sorted) holding its run."""
-    if dataset.run_number is None:
-        dataset.period = None
-        return
+def _periods(
+    datasets: Sequence[Dataset], *, session: Session
+) -> dict[tuple[str, int], str]:
+    """``period`` of each (project, run): the COMA periods (all levels,
+    sorted) holding the run.
+    """
+    runs = sorted({d.run_number for d in datasets if d.run_number is not None})
+    if not runs:
+        return {}
     query = (
-        select(Period.name)
+        select(Period.project, PeriodRun.run_number, Period.name)
         .join(PeriodRun, PeriodRun.period_id == Period.id)
-        .where(
-            PeriodRun.run_number == dataset.run_number,
-            Period.project == dataset.project_name,
-        )
+        .where(PeriodRun.run_number.in_(runs))
     )
-    names = sorted(set(session.scalars(query)))
-    dataset.period = ",".join(names) or None
+    names: dict[tuple[str, int], set[str]] = {}
+    for project, run, name in session.execute(query):
+        names.setdefault((project, run), set()).add(name)
+    return {key: ",".join(sorted(found)) for key, found in names.items()}
 
 
 def file_lumi_blocks(dataset: Dataset, *, session: Session) -> set[int]:
@@ -243,16 +279,47 @@ def refresh_lost_lumi_blocks(dataset: Dataset, *, session: Session) -> None:
 
 
 def refresh_dataset(dataset: Dataset, *, session: Session) -> None:
-    """Recompute every derived quantity of *dataset* that depends on its own
-    rows, its producing task, its runs and its ancestors.
-    """
+    """Recompute every derived quantity of *dataset*."""
     session.flush()
-    refresh_counts(dataset, session=session)
-    refresh_production(dataset, session=session)
-    refresh_status(dataset, session=session)
-    refresh_cross_section(dataset, session=session)
-    refresh_period(dataset, session=session)
-    refresh_lost_lumi_blocks(dataset, session=session)
+    _refresh_batch([dataset], session=session)
+
+
+def _refresh_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
+    """Recompute the datasets *datasets*, with one query per quantity for
+    the whole batch where the quantity allows it.
+    """
+    ids = [d.id for d in datasets]
+    counts = _counts(ids, session=session)
+    tasks = _tasks(datasets, session=session)
+    sources = _evnt_sources(datasets, session=session)
+    sections = _cross_sections(sorted(set(sources.values())), session=session)
+    periods = _periods(datasets, session=session)
+    for dataset in datasets:
+        task = tasks.get(dataset.task_id) if dataset.task_id else None
+        dataset.n_files, dataset.total_events, dataset.total_size = counts.get(
+            dataset.id, (0, 0, 0)
+        )
+        _set_production(dataset, task)
+    # After the counts (DDM's are compared with them) and before the status
+    # (an erase DDM reported before the dataset arrived trashes it).
+    refresh_ddm_batch(datasets, session=session)
+    for dataset in datasets:
+        task = tasks.get(dataset.task_id) if dataset.task_id else None
+        _set_status(dataset, task)
+        _set_cross_section(dataset, sources.get(dataset.id), sections)
+        key = (dataset.project_name, dataset.run_number or 0)
+        dataset.period = periods.get(key) if dataset.run_number is not None else None
+        refresh_lost_lumi_blocks(dataset, session=session)
+
+
+def _tasks(
+    datasets: Sequence[Dataset], *, session: Session
+) -> dict[int, ProductionTask]:
+    ids = sorted({d.task_id for d in datasets if d.task_id is not None})
+    if not ids:
+        return {}
+    query = select(ProductionTask).where(ProductionTask.task_id.in_(ids))
+    return {task.task_id: task for task in session.scalars(query)}
 
 
 def affected(ids: Iterable[int], *, session: Session) -> set[int]:
@@ -298,11 +365,12 @@ def refresh_changed(
 
 def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
     """Refresh every derived value of the datasets *ids*; return how many."""
+    session.flush()
     ordered = sorted(set(ids))
-    for start in range(0, len(ordered), 500):
-        chunk = ordered[start : start + 500]
-        for dataset in session.scalars(select(Dataset).where(Dataset.id.in_(chunk))):
-            refresh_dataset(dataset, session=session)
+    for start in range(0, len(ordered), BATCH):
+        chunk = ordered[start : start + BATCH]
+        datasets = session.scalars(select(Dataset).where(Dataset.id.in_(chunk))).all()
+        _refresh_batch(datasets, session=session)
     return len(ordered)
 
 
@@ -312,7 +380,5 @@ def refresh_all(*, session: Session) -> int:
     No order is needed: each quantity is computed from source rows (files,
     tasks, runs), never from another dataset's derived values.
     """
-    datasets = session.scalars(select(Dataset).order_by(Dataset.id)).all()
-    for dataset in datasets:
-        refresh_dataset(dataset, session=session)
-    return len(datasets)
+    ids = session.scalars(select(Dataset.id).order_by(Dataset.id)).all()
+    return refresh_datasets(ids, session=session)

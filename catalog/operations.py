@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from catalog.models import Quarantine, StopPoint
 
-MAX_PAYLOAD = 100_000
+# Bytes kept of a quarantined record: MariaDB's TEXT holds 65,535 bytes.
+MAX_PAYLOAD = 60_000
 
 
 def get_stop_point(name: str, *, session: Session) -> StopPoint:
@@ -45,11 +46,16 @@ def quarantine(
     entry = Quarantine(
         source=source,
         record_key=(record_key or "")[:255] or None,
-        payload=text[:MAX_PAYLOAD],
-        reason=reason[:4000],
+        payload=_clip(text, MAX_PAYLOAD),
+        reason=_clip(reason, 4000),
     )
     session.add(entry)
     return entry
+
+
+def _clip(text: str, size: int) -> str:
+    """*text* cut to at most *size* bytes of UTF-8, on a character boundary."""
+    return text.encode()[:size].decode(errors="ignore")
 
 
 def quarantine_count(*, session: Session, source: str | None = None) -> int:

@@ -11,46 +11,55 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from catalog.models import Dataset, ProductionTask, ProvenanceEdge
 from catalog.upsert import upsert
+
+CHUNK = 500
 
 
 def link_datasets(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
     """Create the missing edges around *datasets*; return the ids of the
     datasets that gained a parent (their derived values must be refreshed).
     """
+    datasets = list(datasets)
     edges: set[tuple[int, int, int]] = set()
-    for dataset in datasets:
-        edges |= _upward(dataset, session=session)
-        edges |= _downward(dataset, session=session)
+    for start in range(0, len(datasets), CHUNK):
+        chunk = datasets[start : start + CHUNK]
+        edges |= _upward(chunk, session=session) | _downward(chunk, session=session)
+    edges = {(p, c, t) for p, c, t in edges if p != c}
     rows = [{"parent_id": p, "child_id": c, "task_id": t} for p, c, t in sorted(edges)]
     upsert(session, ProvenanceEdge.__table__, rows, ["parent_id", "child_id"])  # type: ignore[arg-type]
     return {child for _, child, _ in edges}
 
 
-def _upward(dataset: Dataset, *, session: Session) -> set[tuple[int, int, int]]:
-    if dataset.task_id is None:
-        return set()
-    task = session.get(ProductionTask, dataset.task_id)
-    if task is None or not task.input_dataset:
-        return set()
-    parent = session.scalar(
-        select(Dataset.id).where(Dataset.name == task.input_dataset)
-    )
-    if parent is None or parent == dataset.id:
-        return set()
-    return {(parent, dataset.id, task.task_id)}
-
-
-def _downward(dataset: Dataset, *, session: Session) -> set[tuple[int, int, int]]:
+def _upward(datasets: list[Dataset], *, session: Session) -> set[tuple[int, int, int]]:
+    """Edges from the input of each dataset's producing task."""
+    parent = aliased(Dataset)
+    ids = [d.id for d in datasets if d.task_id is not None]
     query = (
-        select(Dataset.id, ProductionTask.task_id)
+        select(parent.id, Dataset.id, ProductionTask.task_id)
         .join(ProductionTask, Dataset.task_id == ProductionTask.task_id)
-        .where(ProductionTask.input_dataset == dataset.name, Dataset.id != dataset.id)
+        .join(parent, parent.name == ProductionTask.input_dataset)
+        .where(Dataset.id.in_(ids))
     )
-    return {(dataset.id, child, task) for child, task in session.execute(query)}
+    return {(p, c, t) for p, c, t in session.execute(query)} if ids else set()
+
+
+def _downward(
+    datasets: list[Dataset], *, session: Session
+) -> set[tuple[int, int, int]]:
+    """Edges to the outputs of the tasks that read these datasets."""
+    by_name: dict[str | None, int] = {d.name: d.id for d in datasets}
+    query = (
+        select(ProductionTask.input_dataset, Dataset.id, ProductionTask.task_id)
+        .join(ProductionTask, Dataset.task_id == ProductionTask.task_id)
+        .where(ProductionTask.input_dataset.in_(list(by_name)))
+    )
+    return {
+        (by_name[name], child, task) for name, child, task in session.execute(query)
+    }
 
 
 def descendants(ids: Iterable[int], *, session: Session) -> set[int]:

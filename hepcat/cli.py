@@ -8,17 +8,22 @@ catalogue and wires the parts together. Errors are rendered here, once:
 from __future__ import annotations
 
 import logging
+import sys
+import threading
+import time
 from typing import Any
 
 import click
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 import migrations
 from catalog.config import Config, declared, documented_default, load_config
 from catalog.db import open_catalog, session_factory
 from catalog.errors import DatabaseUnavailable, HepcatError
-from catalog.models import Dataset
+from hepcat.wiring import configured_ingesters
+from taskserver.runner import run_until_drained, serve_forever
+from taskserver.server import TaskServer
 
 
 class HepcatGroup(click.Group):
@@ -77,6 +82,8 @@ class _Context:
             logging.basicConfig(
                 level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
             )
+            # APScheduler logs every tick of the task server's clock.
+            logging.getLogger("apscheduler").setLevel(logging.WARNING)
         return self._config
 
     def engine(self) -> Engine:
@@ -190,6 +197,138 @@ def settings_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- ingest and derive ---------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--once",
+    is_flag=True,
+    required=True,
+    help="Run every configured ingester until its source is drained, then exit "
+    "(DDM: until the destination is quiet).",
+)
+@click.option(
+    "--max-seconds",
+    type=float,
+    default=None,
+    help="Give up after this many seconds (default: no limit).",
+)
+@pass_context
+def ingest(context: _Context, once: bool, max_seconds: float | None) -> None:
+    """Ingest from the configured sources (HEPCAT_PRODSYS_URL, HEPCAT_TIER0_URL,
+    HEPCAT_COMA_URL, HEPCAT_DDM_BROKER) and print what each ingested.
+    """
+    engine = context.engine()
+    migrations.require_current(engine)
+    tasks = configured_ingesters(context.config)
+    if not tasks:
+        _no_sources()
+    progress = Progress()
+    items = run_until_drained(
+        tasks,
+        session_factory(engine),
+        max_seconds=max_seconds,
+        progress=progress,
+        lease_seconds=context.config.taskserver_lease_seconds,
+    )
+    progress.done()
+    for name, count in items.items():
+        click.echo(f"{name}: {count} ingested")
+
+
+class Progress:
+    """A one-line progress display of a draining backlog on the terminal."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, task: str, items: int, backlog: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        left = "?" if backlog is None else f"{backlog:,}"
+        line = f"{task}: {items:,} ingested, {left} left"
+        click.echo(f"\r{line:<70}" if self.tty else line, err=True, nl=not self.tty)
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            click.echo(err=True)
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Only report differences (the default).")
+@click.option("--fix", is_flag=True, help="Write the recomputed values.")
+@pass_context
+def derive(context: _Context, check: bool, fix: bool) -> None:
+    """Recompute every derived quantity from scratch and report differences
+    from the stored values (exit status 1 when there are any, unless --fix).
+    """
+    from catalog.consistency import check_derived
+
+    engine = context.engine()
+    migrations.require_current(engine)
+    Session = session_factory(engine)
+    with Session() as session:
+        differences = check_derived(session=session)
+        if fix:
+            session.commit()
+        else:
+            session.rollback()
+    for difference in differences:
+        click.echo(str(difference))
+    verb = "fixed" if fix else "found"
+    click.echo(f"{len(differences)} differences {verb}")
+    if differences and not fix:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics on this port (default: none).",
+)
+@pass_context
+def taskserver(context: _Context, metrics_port: int | None) -> None:
+    """Run the task server: every configured ingester, time-shared, until
+    SIGTERM or Ctrl-C. Several can share one catalogue database.
+    """
+    engine = context.engine()
+    migrations.require_current(engine)
+    config = context.config
+    tasks = configured_ingesters(config)
+    if not tasks:
+        _no_sources()
+    server = TaskServer(
+        tasks,
+        session_factory(engine),
+        workers=config.taskserver_workers,
+        lease_seconds=config.taskserver_lease_seconds,
+    )
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(
+            metrics_port, addr=config.host, registry=server.metrics.registry
+        )
+    names = ", ".join(task.name for task in tasks)
+    click.echo(f"task server {server.owner} runs: {names}")
+    serve_forever(server, threading.Event())
+
+
+def _no_sources() -> None:
+    click.echo(
+        "no source is configured; set HEPCAT_PRODSYS_URL, HEPCAT_TIER0_URL, "
+        "HEPCAT_COMA_URL or HEPCAT_DDM_BROKER",
+        err=True,
+    )
+    raise SystemExit(1)
+
+
 # --- demo and serve ------------------------------------------------------
 
 
@@ -198,31 +337,81 @@ def settings_reference() -> str:
 @click.option(
     "--port", default=None, type=int, help="Port to listen on (default 5000)."
 )
-@click.option("--no-serve", is_flag=True, help="Prepare the demo catalogue, then exit.")
+@click.option(
+    "--no-serve",
+    is_flag=True,
+    help="Write the whole simulated world into the sources, ingest it, then exit.",
+)
+@click.option(
+    "--pace",
+    default=0.3,
+    type=float,
+    show_default=True,
+    help="Seconds between two writes of the simulated sources.",
+)
 @pass_context
-def demo(context: _Context, host: str | None, port: int | None, no_serve: bool) -> None:
+def demo(
+    context: _Context, host: str | None, port: int | None, no_serve: bool, pace: float
+) -> None:
     """Run hepcat on the embedded default with a simulated world.
 
-    Creates the data directory and its SQLite catalogue, fills it with a small
-    realistic set of datasets (Monte Carlo chains and real-data runs, with
-    files), and serves the pages at http://127.0.0.1:5000.
+    Creates the data directory with its SQLite catalogue and simulated ProdSys,
+    Tier-0 and COMA databases. The simulators write a small realistic world
+    into the sources (Monte Carlo chains and real-data runs, with files) while
+    the task server ingests it, and the pages are served at
+    http://127.0.0.1:5000 so that data arrives while one watches.
     """
-    from ingest.seed import seed_catalog
-    from ingest.world import build_world
+    from ingest.simulate import Feeder
 
-    config = context.config
-    config.data_path.mkdir(parents=True, exist_ok=True)
+    config, fresh, steps = _demo_sources(context.config)
     engine = context.engine()
     migrations.upgrade(engine)
     Session = session_factory(engine)
-    with Session.begin() as session:
-        if session.scalar(select(func.count()).select_from(Dataset)):
-            click.echo(f"catalogue {_safe_url(engine)} already holds datasets")
-        else:
-            count = seed_catalog(build_world(), session=session)
-            click.echo(f"catalogue {_safe_url(engine)}: {count} datasets added")
-    if not no_serve:
+    tasks = configured_ingesters(config)
+    if no_serve:
+        for step in steps:
+            step()
+        items = run_until_drained(
+            tasks, Session, lease_seconds=config.taskserver_lease_seconds
+        )
+        click.echo(
+            ", ".join(f"{name}: {count} ingested" for name, count in items.items())
+        )
+        return
+    feeder = Feeder(steps, pace=pace)
+    server = TaskServer(tasks, Session, workers=config.taskserver_workers)
+    feeder.start()
+    server.start()
+    if fresh:
+        click.echo(f"the simulators write {len(steps)} changes, one every {pace} s")
+    try:
         _serve(config, engine, host, port)
+    finally:
+        feeder.stop()
+        server.stop()
+
+
+def _demo_sources(config: Config) -> tuple[Config, bool, list[Any]]:
+    """The demo's source databases in the data directory; on first use, the
+    writes that fill them with the simulated world.
+    """
+    from ingest.simulate import ComaSource, ProdSysSource, Tier0Source, world_steps
+    from ingest.world import build_world
+
+    folder = config.data_path / "sources"
+    fresh = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    urls = {name: f"sqlite:///{folder / f'{name}.sqlite'}" for name in DEMO_SOURCES}
+    config = config.replace(**{f"{name}_url": url for name, url in urls.items()})
+    if not fresh:
+        return config, False, []
+    prodsys = ProdSysSource(urls["prodsys"]).create()
+    tier0 = Tier0Source(urls["tier0"]).create()
+    coma = ComaSource(urls["coma"]).create()
+    return config, True, world_steps(build_world(), prodsys, tier0, coma)
+
+
+DEMO_SOURCES = ("prodsys", "tier0", "coma")
 
 
 @main.command()

@@ -15,6 +15,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from catalog.db import utcnow
+from catalog.ddm import mark_lost_files
 from catalog.lumiblocks import ranges
 from catalog.models import File, FileLumiRange
 from catalog.operations import quarantine
@@ -64,6 +65,8 @@ def write_files(
     now = utcnow()
     values = [_values(row, dataset_ids[row.dataset], now) for row in usable]
     upsert(session, File.__table__, values, ["guid"])  # type: ignore[arg-type]
+    # DDM may have reported a file lost before the file arrived here.
+    mark_lost_files([row.lfn for row in usable], session=session)
     _write_lumi_ranges(usable, session=session)
     moved_from = {existing[r.guid][1] for r in usable if r.guid in existing}
     return {dataset_ids[r.dataset] for r in usable} | moved_from

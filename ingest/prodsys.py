@@ -99,6 +99,11 @@ class ProdSysIngester(Task):
         }
 
     def run(self, context: RunContext) -> RunOutcome:
+        # Every stream starts its pass first, so that the backlog reported
+        # counts the streams this run has no time left for.
+        for stream, keyset in self.streams.items():
+            if not keyset.in_pass:
+                self._begin_pass(stream, context)
         items = 0
         for stream in self.streams:
             items += self._drain(stream, context)
@@ -111,10 +116,8 @@ class ProdSysIngester(Task):
 
     def _drain(self, stream: str, context: RunContext) -> int:
         keyset = self.streams[stream]
-        if not keyset.in_pass:
-            self._begin_pass(stream, context)
         items = 0
-        while not context.should_stop():
+        while keyset.in_pass and not context.should_stop():
             limit = self.bites.size(stream, self._remaining[stream])
             with self.source.connect() as connection:
                 rows = keyset.read(connection, limit)

@@ -9,9 +9,12 @@ from a URL). Times in source tables are naive UTC, as the sources keep them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Self
 
 from sqlalchemy import Engine, MetaData, insert, update
 
@@ -26,6 +29,8 @@ from ingest.world import (
     TaskSpec,
     World,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def naive(when: dt.datetime) -> dt.datetime:
@@ -47,7 +52,7 @@ class Source:
             create_catalog_engine(engine) if isinstance(engine, str) else engine
         )
 
-    def create(self) -> Source:
+    def create(self) -> Self:
         """Create the source's tables (when missing); return self."""
         self.metadata.create_all(self.engine)
         return self
@@ -284,3 +289,62 @@ def _period_row(period: PeriodSpec) -> dict[str, Any]:
         "level": period.level,
         "description": period.description,
     }
+
+
+def world_steps(
+    world: World, prodsys: ProdSysSource, tier0: Tier0Source, coma: ComaSource
+) -> list[Callable[[], None]]:
+    """The world as a sequence of small writes, in the order the sources
+    would make them: COMA's runs first, then each task with its outputs and
+    files (ProdSys) and each Tier-0 dataset as its run ends.
+    """
+    steps: list[Callable[[], None]] = [
+        lambda: coma.add_world(world),
+        lambda: prodsys.add_tags(world.tags),
+    ]
+    specs = {spec.name: spec for spec in world.datasets}
+    for spec in world.datasets:
+        if spec.source == "tier0":
+            steps.append(functools.partial(tier0.add_dataset, spec))
+    for task in world.tasks:
+        steps.append(functools.partial(prodsys.add_task, task))
+        for name in task.outputs:
+            steps.append(functools.partial(prodsys.add_dataset, specs[name]))
+            files = specs[name].files
+            for start in range(0, len(files), 2):
+                chunk = files[start : start + 2]
+                steps.append(functools.partial(prodsys.add_files, specs[name], chunk))
+    return steps
+
+
+class Feeder:
+    """Writes a world into the sources a step at a time, in a thread, so
+    that data arrives while one watches (``hepcat demo``).
+    """
+
+    def __init__(self, steps: Sequence[Callable[[], None]], pace: float = 0.5) -> None:
+        self.steps = list(steps)
+        self.pace = pace
+        self.done = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="demo-feeder", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        for step in self.steps:
+            if self._stop.wait(self.pace):
+                return
+            try:
+                step()
+            except Exception:
+                logger.exception("The demo feeder failed at step %d", self.done)
+                return
+            self.done += 1

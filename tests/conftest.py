@@ -218,3 +218,51 @@ def dataset_factory(
             return add_dataset(name, source, session=session, **fields)
 
     return make
+
+
+@pytest.fixture
+def source_urls(
+    catalog_engine: Engine,
+    tmp_path: Any,
+    server_databases: dict[str, ServerDatabase | str],
+) -> Iterator[dict[str, str]]:
+    """URLs of three empty source databases (prodsys, tier0, coma) on the
+    same kind of server as the test's catalogue.
+    """
+    kinds = {"postgresql": "postgresql", "mysql": "mariadb", "mariadb": "mariadb"}
+    backend = kinds.get(catalog_engine.dialect.name, "sqlite")
+    if backend == "sqlite":
+        yield {name: f"sqlite:///{tmp_path / f'{name}.sqlite'}" for name in SOURCES}
+        return
+    server_database(server_databases, backend)
+    databases = {name: ServerDatabase(backend) for name in SOURCES}
+    for database in databases.values():
+        database.create()
+    try:
+        yield {
+            name: database.url.render_as_string(False)
+            for name, database in databases.items()
+        }
+    finally:
+        for database in databases.values():
+            database.drop()
+
+
+SOURCES = ("prodsys", "tier0", "coma")
+
+
+@pytest.fixture
+def sources(source_urls: dict[str, str]) -> Iterator[Any]:
+    """The three SQL source simulators, with their tables created."""
+    from types import SimpleNamespace
+
+    from ingest.simulate import ComaSource, ProdSysSource, Tier0Source
+
+    made = SimpleNamespace(
+        prodsys=ProdSysSource(source_urls["prodsys"]).create(),
+        tier0=Tier0Source(source_urls["tier0"]).create(),
+        coma=ComaSource(source_urls["coma"]).create(),
+    )
+    yield made
+    for source in vars(made).values():
+        source.engine.dispose()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 import migrations
+from catalog.db import create_catalog_engine
+from catalog.models import Dataset
 from hepcat.cli import main
+from ingest.world import build_world
 
 
 @pytest.fixture
@@ -60,11 +64,27 @@ def test_a_misspelt_setting_stops_the_command_with_a_hint(hepcat):
     assert "did you mean 'port'" in result.stderr
 
 
-def test_demo_prepares_a_catalogue_once(hepcat, tmp_path):
+def test_demo_without_serving_ingests_the_simulated_world(hepcat, tmp_path):
+    world = build_world()
+    tier0 = sum(spec.source == "tier0" for spec in world.datasets)
+
     first = hepcat("demo", "--no-serve")
     second = hepcat("demo", "--no-serve")
 
     assert first.exit_code == 0, first.output
-    assert "datasets added" in first.output
-    assert (tmp_path / "catalog.sqlite").is_file()
-    assert "already holds datasets" in second.output
+    assert f"tier0: {tier0} ingested" in first.output
+    assert second.exit_code == 0, second.output
+    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    with engine.connect() as connection:
+        names = set(connection.scalars(select(Dataset.name)))
+    engine.dispose()
+    assert names == {spec.name for spec in world.datasets}
+
+
+def test_ingest_once_without_sources_says_what_to_set(hepcat):
+    hepcat("db", "upgrade")
+
+    result = hepcat("ingest", "--once")
+
+    assert result.exit_code == 1
+    assert "no source is configured; set HEPCAT_PRODSYS_URL" in result.stderr

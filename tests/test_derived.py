@@ -13,8 +13,12 @@ from catalog.datasets import get_dataset, get_provenance
 from catalog.derived import prodsys_status
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import Dataset
+from ingest.coma import ComaIngester
+from ingest.prodsys import ProdSysIngester
 from ingest.seed import seed_catalog
+from ingest.tier0 import Tier0Ingester
 from ingest.world import FAILED_RUN, World, build_world
+from taskserver.runner import run_until_drained
 
 ZEE_DAOD = (
     "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.deriv.DAOD_PHYS."
@@ -36,10 +40,25 @@ def world() -> World:
     return build_world(seed=7, files_per_dataset=4)
 
 
-@pytest.fixture
-def seeded(Session, world):
-    with Session.begin() as session:
-        seed_catalog(world, session=session)
+@pytest.fixture(params=["written", "ingested"])
+def seeded(request, Session, world):
+    """The world in the catalogue: written directly, or ingested from the
+    simulated sources by the ingesters.
+    """
+    if request.param == "written":
+        with Session.begin() as session:
+            seed_catalog(world, session=session)
+        return Session
+    sources = request.getfixturevalue("sources")
+    sources.coma.add_world(world)
+    sources.tier0.add_world(world)
+    sources.prodsys.add_world(world)
+    tasks = [
+        ComaIngester(sources.coma.engine),
+        Tier0Ingester(sources.tier0.engine),
+        ProdSysIngester(sources.prodsys.engine),
+    ]
+    run_until_drained(tasks, Session, max_seconds=120)
     return Session
 
 

@@ -40,8 +40,15 @@ class Replica(Base):
 
 
 class DdmMessage(Base):
-    """A DDM message already applied: delivery is at least once, so a message
+    """A DDM message already seen: delivery is at least once, so a message
     seen again is recognised by its id and skipped.
+
+    The payload is kept: the DDM state of a dataset, container or replica is
+    recomputed from every message about it (``catalog.ddm``), so a message
+    about something the catalogue does not have yet takes effect when it
+    arrives. *name* is the dataset or container the message is about (None
+    while unknown); *child_name* the file or dataset inside it, if any.
+    A quarantined message has no payload.
     """
 
     __tablename__ = "ddm_message"
@@ -50,13 +57,16 @@ class DdmMessage(Base):
     message_id: Mapped[str] = mapped_column(String(255))
     event_type: Mapped[str] = mapped_column(String(32))
     name: Mapped[str | None] = mapped_column(Name)
+    child_name: Mapped[str | None] = mapped_column(Name)
     created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     received: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ignored: Mapped[bool] = mapped_column(Boolean, default=False)
+    payload: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("message_id"),
         Index(None, "name"),
+        Index(None, "child_name"),
         Index(None, "event_type"),
     )
 

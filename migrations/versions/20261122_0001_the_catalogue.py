@@ -82,13 +82,18 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=255), nullable=False),
         sa.Column("event_type", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=True),
+        sa.Column("child_name", sa.String(length=255), nullable=True),
         sa.Column("created_at", catalog.db.UTCDateTime(), nullable=True),
         sa.Column("received", catalog.db.UTCDateTime(), nullable=False),
         sa.Column("ignored", sa.Boolean(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ddm_message")),
         sa.UniqueConstraint("message_id", name=op.f("uq_ddm_message_message_id")),
     )
     with op.batch_alter_table("ddm_message", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_ddm_message_child_name"), ["child_name"], unique=False
+        )
         batch_op.create_index(
             batch_op.f("ix_ddm_message_event_type"), ["event_type"], unique=False
         )

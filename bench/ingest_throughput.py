@@ -1,0 +1,239 @@
+"""Ingestion throughput in backlog mode, against a raw ``executemany``.
+
+A ProdSys source (SQLite) is filled with TASKS tasks, one output dataset each
+and FILES files spread over them. The ProdSys ingester drains it into a fresh
+catalogue; then the same rows are written into another fresh catalogue of the
+same kind with a bare ``executemany`` per table (commits every 20,000 rows),
+which is the peer. The script prints both rates and their ratio.
+
+    python bench/ingest_throughput.py                       # SQLite catalogue
+    python bench/ingest_throughput.py --catalog postgresql  # PostgreSQL (local)
+
+Goal (issue 3): ratio >= 0.5, >= 20,000 files/s, >= 1,000 tasks/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, insert, text
+
+import migrations
+from catalog.db import create_catalog_engine, session_factory
+from catalog.models import Dataset, File, ProductionTask
+from ingest import schemas
+from ingest.prodsys import ProdSysIngester
+from ingest.simulate import ProdSysSource
+from ingest.world import adler32
+from taskserver.base import RunContext
+
+SERVERS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/",
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/",
+}
+STAMP = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
+
+
+def source_rows(tasks: int, files: int) -> tuple[list[dict], list[dict], list[dict]]:
+    task_rows, dataset_rows, file_rows = [], [], []
+    for t in range(tasks):
+        task_id = 1_000_000 + t
+        name = f"mc16_13TeV.{300000 + t % 99999:06d}.Bench.recon.AOD.e{t}_s1_r{t}"
+        task_rows.append(_task(task_id, name))
+        dataset_rows.append(
+            {
+                "name": name,
+                "taskid": task_id,
+                "type": "output",
+                "status": "done",
+                "events": 0,
+                "files": 0,
+                "timestamp": STAMP,
+            }
+        )
+    for f in range(files):
+        dataset = dataset_rows[f % tasks]
+        file_rows.append(_file(f, dataset))
+    return task_rows, dataset_rows, file_rows
+
+
+def _task(task_id: int, name: str) -> dict:
+    return {
+        "taskid": task_id,
+        "parent_tid": task_id,
+        "taskname": name,
+        "project": "mc16_13TeV",
+        "step_name": "recon",
+        "status": "done",
+        "ctag": "r1",
+        "inputdataset": None,
+        "phys_group": "SOFT",
+        "campaign": "MC16a",
+        "username": "bench",
+        "total_events": 1000,
+        "submit_time": STAMP,
+        "start_time": STAMP,
+        "endtime": None,
+        "timestamp": STAMP,
+    }
+
+
+def _file(number: int, dataset: dict) -> dict:
+    lfn = f"AOD.{number:09d}._000001.pool.root.1"
+    return {
+        "fileid": number + 1,
+        "dataset": dataset["name"],
+        "taskid": dataset["taskid"],
+        "lfn": lfn,
+        "guid": str(uuid.UUID(int=number + 1)).upper(),
+        "fsize": 1_000_000,
+        "checksum": adler32(lfn),
+        "events": 1000,
+        "lumiblocknr": None,
+        "cross_section": None,
+        "gen_filt_eff": None,
+        "status": "finished",
+        "timestamp": STAMP,
+    }
+
+
+class Catalogue:
+    """A fresh, migrated catalogue of the chosen kind."""
+
+    def __init__(self, kind: str, directory: Path, label: str) -> None:
+        self.kind = kind
+        self.name = f"hepcat_bench_{label}_{uuid.uuid4().hex[:6]}"
+        if kind == "sqlite":
+            self.url = f"sqlite:///{directory / (self.name + '.sqlite')}"
+        else:
+            with create_engine(
+                SERVERS[kind], isolation_level="AUTOCOMMIT"
+            ).connect() as c:
+                c.execute(text(f"CREATE DATABASE {self.name}"))
+            self.url = SERVERS[kind] + self.name
+        self.engine = create_catalog_engine(self.url)
+        migrations.upgrade(self.engine)
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        if self.kind != "sqlite":
+            with create_engine(
+                SERVERS[self.kind], isolation_level="AUTOCOMMIT"
+            ).connect() as c:
+                c.execute(text(f"DROP DATABASE {self.name}"))
+
+
+def run_ingester(catalogue: Catalogue, source: ProdSysSource) -> float:
+    Session = session_factory(catalogue.engine)
+    ingester = ProdSysIngester(source.engine, lag=0.0)
+    start = time.perf_counter()
+    while True:
+        outcome = ingester.run(RunContext(Session, time.monotonic() + 5.0))
+        if outcome.backlog == 0:
+            return time.perf_counter() - start
+
+
+def run_raw(catalogue: Catalogue, tasks: list, datasets: list, files: list) -> float:
+    now = dt.datetime.now(dt.UTC)
+    task_values = [
+        {
+            "task_id": t["taskid"],
+            "name": t["taskname"],
+            "status": t["status"],
+            "total_events": t["total_events"],
+            "modified": now,
+        }
+        for t in tasks
+    ]
+    dataset_values = [
+        {
+            "id": i + 1,
+            "name": d["name"],
+            "scope": "mc16_13TeV",
+            "source": "prodsys",
+            "project_name": "mc16_13TeV",
+            "data_type": "AOD",
+            "task_id": d["taskid"],
+            "ami_status": "VALID",
+            "n_files": 0,
+            "total_events": 0,
+            "total_size": 0,
+            "ddm_incomplete": False,
+            "created": now,
+            "last_modified": now,
+        }
+        for i, d in enumerate(datasets)
+    ]
+    by_name = {d["name"]: d["id"] for d in dataset_values}
+    file_values = [
+        {
+            "dataset_id": by_name[f["dataset"]],
+            "lfn": f["lfn"],
+            "guid": f["guid"],
+            "size": f["fsize"],
+            "checksum": f["checksum"],
+            "events": f["events"],
+            "status": f["status"],
+            "lost": False,
+            "created": now,
+            "modified": now,
+        }
+        for f in files
+    ]
+    start = time.perf_counter()
+    for table, values in (
+        (ProductionTask.__table__, task_values),
+        (Dataset.__table__, dataset_values),
+        (File.__table__, file_values),
+    ):
+        for offset in range(0, len(values), 20_000):
+            with catalogue.engine.begin() as connection:
+                connection.execute(insert(table), values[offset : offset + 20_000])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=5_000)
+    parser.add_argument("--files", type=int, default=200_000)
+    parser.add_argument("--catalog", choices=["sqlite", *SERVERS], default="sqlite")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory)
+        tasks, datasets, files = source_rows(args.tasks, args.files)
+        source = ProdSysSource(f"sqlite:///{path / 'prodsys.sqlite'}").create()
+        source.insert(schemas.t_production_task, tasks)
+        source.insert(schemas.t_production_dataset, datasets)
+        for offset in range(0, len(files), 50_000):
+            source.insert(schemas.t_production_file, files[offset : offset + 50_000])
+        ours, peer = (
+            Catalogue(args.catalog, path, "ours"),
+            Catalogue(args.catalog, path, "raw"),
+        )
+        try:
+            seconds = run_ingester(ours, source)
+            raw = run_raw(peer, tasks, datasets, files)
+        finally:
+            ours.drop()
+            peer.drop()
+            source.engine.dispose()
+    rows = len(tasks) + len(datasets) + len(files)
+    print(f"catalogue: {args.catalog}; {len(tasks):,} tasks, {len(files):,} files")
+    print(
+        f"hepcat ingest : {seconds:7.2f} s  {len(files) / seconds:10,.0f} files/s"
+        f"  {len(tasks) / seconds:8,.0f} tasks/s"
+    )
+    print(f"raw executemany: {raw:7.2f} s  {len(files) / raw:10,.0f} files/s")
+    print(
+        f"ratio (raw time / ingest time, {rows:,} rows): {raw / seconds:.2f}"
+        "  (goal >= 0.5)"
+    )
+
+
+if __name__ == "__main__":
+    main()

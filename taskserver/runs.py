@@ -1,0 +1,321 @@
+"""One run of a task: executing it, retrying transient database errors,
+holding its leases meanwhile, and recording it in the ``task_run`` table.
+
+The task server and :func:`taskserver.runner.run_until_drained` both run tasks
+through :func:`run_leased`, so a run looks the same in the catalogue whoever
+ran it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.db import utcnow
+from catalog.models.operations import TaskRun
+from taskserver.base import RunContext, RunOutcome, Task
+from taskserver.leases import LeaseHeartbeat, Leases, lease_names
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+OK, FAILED, CANCELLED = "ok", "failed", "cancelled"
+OUTCOMES = (OK, FAILED, CANCELLED)
+
+#: Attempts at an operation that meets transient database errors.
+MAX_ATTEMPTS = 5
+#: Seconds before the second attempt; doubled for each further one, up to
+#: :data:`MAX_BACKOFF`.
+FIRST_BACKOFF = 0.1
+MAX_BACKOFF = 2.0
+#: Characters of a traceback kept in ``task_run.error`` (the end is kept).
+MAX_ERROR = 8000
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How one run of a task went, as recorded in ``task_run``.
+
+    :param seconds: the run's duration (monotonic clock), retries included.
+    :param attempts: how many times the task was called; more than one after
+        transient database errors.
+    """
+
+    task_name: str
+    owner: str
+    started: dt.datetime
+    ended: dt.datetime
+    seconds: float
+    outcome: str
+    items: int = 0
+    backlog: int | None = None
+    note: str = ""
+    error: str | None = None
+    attempts: int = 1
+
+    @property
+    def again(self) -> bool:
+        """Whether the task should run again at once (the gear change): it
+        succeeded and reported a backlog, or an unknown backlog after doing
+        some work.
+        """
+        if self.outcome != OK:
+            return False
+        if self.backlog is None:
+            return self.items > 0
+        return self.backlog > 0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether *exc*, or an error it was raised from, is a database error that
+    may go away when tried again: a dropped connection, a deadlock, a lock
+    timeout, a server restarting.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OperationalError):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait after failed *attempt* (1, 2, ...): 0.1, 0.2, 0.4 ... 2."""
+    return float(min(FIRST_BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF))
+
+
+def retry_transient(
+    operation: Callable[[], T],
+    *,
+    what: str,
+    stop: threading.Event | None = None,
+    attempts: int = MAX_ATTEMPTS,
+) -> T:
+    """Return ``operation()``, trying again after transient database errors.
+
+    :param what: names the operation in the warnings logged for each retry.
+    :param stop: when set, no further attempt is made.
+    :raises Exception: the last error, when attempts run out or it is not
+        transient.
+    """
+    stop = stop or threading.Event()
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except Exception as exc:
+            if attempt == attempts or stop.is_set() or not is_transient(exc):
+                raise
+            _warn_transient(what, attempt, exc)
+            stop.wait(backoff(attempt))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _warn_transient(what: str, attempt: int, exc: BaseException) -> None:
+    logger.warning(
+        "Temporary database error in %s (attempt %d): %s", what, attempt, exc
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    """The traceback of *exc* as text, its end kept when it is long."""
+    text = "".join(traceback.format_exception(exc))
+    return text if len(text) <= MAX_ERROR else "...\n" + text[-MAX_ERROR:]
+
+
+class _Clock:
+    """When a run started, on the wall clock and the monotonic one."""
+
+    def __init__(self) -> None:
+        self.started = utcnow()
+        self._start = time.monotonic()
+
+    def result(
+        self,
+        task: Task,
+        owner: str,
+        outcome: str,
+        *,
+        items: int = 0,
+        backlog: int | None = None,
+        note: str = "",
+        error: str | None = None,
+        attempts: int = 1,
+    ) -> RunResult:
+        seconds = time.monotonic() - self._start
+        return RunResult(
+            task.name,
+            owner,
+            self.started,
+            utcnow(),
+            seconds,
+            outcome,
+            items=items,
+            backlog=backlog,
+            note=note,
+            error=error,
+            attempts=attempts,
+        )
+
+
+def execute(
+    task: Task,
+    *,
+    Session: sessionmaker[Session],  # noqa: N803
+    owner: str,
+    stop: threading.Event,
+    attempts: int = MAX_ATTEMPTS,
+) -> RunResult:
+    """Run *task* once and say how it went; never raises for the task's errors.
+
+    Each attempt gets a :class:`RunContext` whose deadline is ``task.budget``
+    seconds away. A transient database error is retried with backoff; any
+    other error, or the last transient one, makes the outcome ``failed`` and
+    is logged with its traceback. A run that returns after *stop* was set is
+    ``cancelled`` (its items still count).
+    """
+    clock = _Clock()
+    for attempt in range(1, attempts + 1):
+        context = RunContext(
+            Session, time.monotonic() + task.budget, stop=stop, owner=owner
+        )
+        try:
+            outcome = _checked(task, task.run(context))
+        except Exception as exc:
+            if attempt < attempts and not stop.is_set() and is_transient(exc):
+                _warn_transient(task.name, attempt, exc)
+                stop.wait(backoff(attempt))
+                continue
+            return _failed(task, owner, clock, exc, attempts=attempt)
+        return clock.result(
+            task,
+            owner,
+            CANCELLED if stop.is_set() else OK,
+            items=outcome.items,
+            backlog=outcome.backlog,
+            note=outcome.note,
+            attempts=attempt,
+        )
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+def _checked(task: Task, outcome: object) -> RunOutcome:
+    if not isinstance(outcome, RunOutcome):
+        raise TypeError(
+            f"task {task.name!r} returned {outcome!r} from run(); "
+            "it must return a RunOutcome"
+        )
+    return outcome
+
+
+def _failed(
+    task: Task, owner: str, clock: _Clock, exc: BaseException, *, attempts: int = 1
+) -> RunResult:
+    """Log *exc* as the failure of *task* and return the failed result."""
+    logger.exception("Task %s failed", task.name, exc_info=exc)
+    error = describe_error(exc)
+    return clock.result(task, owner, FAILED, error=error, attempts=attempts)
+
+
+def record(result: RunResult, *, Session: sessionmaker[Session]) -> None:  # noqa: N803
+    """Write *result* to ``task_run``, retrying transient database errors.
+
+    A record that cannot be written is logged; the task server carries on.
+    """
+
+    def write() -> None:
+        with Session.begin() as session:
+            session.add(_row(result))
+
+    try:
+        retry_transient(write, what=f"the run record of {result.task_name}")
+    except Exception:
+        logger.exception("Could not record a run of task %s", result.task_name)
+
+
+def _row(result: RunResult) -> TaskRun:
+    return TaskRun(
+        task_name=result.task_name,
+        owner=result.owner,
+        started=result.started,
+        ended=result.ended,
+        items=result.items,
+        backlog=result.backlog,
+        outcome=result.outcome,
+        error=result.error,
+        attempt=result.attempts,
+    )
+
+
+def run_leased(
+    task: Task,
+    *,
+    Session: sessionmaker[Session],  # noqa: N803
+    leases: Leases,
+    heartbeat: LeaseHeartbeat,
+    stop: threading.Event,
+    prepare: Callable[[], None] | None = None,
+) -> RunResult | None:
+    """Take the leases of *task*, run it, release them and record the run.
+
+    :param prepare: called once the leases are held and before the run (the
+        task server opens a task there); an error in it fails the run.
+    :returns: the result, or None when another owner holds one of the leases
+        (nothing ran and nothing is recorded).
+    """
+    names = lease_names(task)
+    if not _acquire(leases, names, task.name):
+        return None
+    heartbeat.hold(task.name, names, stop)
+    try:
+        result = _prepare_and_execute(task, Session, leases.owner, stop, prepare)
+    finally:
+        heartbeat.drop(task.name)
+        _release(leases, names, task.name)
+    record(result, Session=Session)
+    return result
+
+
+def _prepare_and_execute(
+    task: Task,
+    Session: sessionmaker[Session],  # noqa: N803
+    owner: str,
+    stop: threading.Event,
+    prepare: Callable[[], None] | None,
+) -> RunResult:
+    clock = _Clock()
+    try:
+        if prepare is not None:
+            prepare()
+    except Exception as exc:
+        return _failed(task, owner, clock, exc)
+    return execute(task, Session=Session, owner=owner, stop=stop)
+
+
+def _acquire(leases: Leases, names: tuple[str, ...], task_name: str) -> bool:
+    try:
+        return retry_transient(
+            lambda: leases.acquire(names), what=f"the lease of {task_name}"
+        )
+    except Exception:
+        logger.exception("Could not take the lease of task %s", task_name)
+        return False
+
+
+def _release(leases: Leases, names: tuple[str, ...], task_name: str) -> None:
+    try:
+        retry_transient(lambda: leases.release(names), what=f"the lease of {task_name}")
+    except Exception:
+        # The lease runs out by itself after lease_seconds.
+        logger.exception("Could not release the lease of task %s", task_name)

@@ -1,0 +1,562 @@
+"""DDM: Rucio's events published to a real ActiveMQ broker, consumed by the
+DDM ingester and applied to the catalogue.
+
+The broker is at ``HEPCAT_TEST_STOMP`` (default ``stomp://127.0.0.1:61613``);
+each test uses a destination and a durable subscription of its own, since the
+broker keeps its data. The tests that go through the broker run on SQLite; the
+order-independence of the catalogue is checked on every database, in process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import unavailable
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+import migrations
+from catalog.consistency import check_derived
+from catalog.datasets import get_dataset
+from catalog.db import create_catalog_engine, session_factory
+from catalog.ddm import DdmEvent, containers_of, ddm_statistics, open_reconciliations
+from catalog.fields import row_to_ami
+from catalog.models import Container, Dataset, File, Quarantine, Replica
+from catalog.operations import quarantine_count
+from ingest.ddm import (
+    DdmIngester,
+    Waiter,
+    broker_address,
+    connect,
+    disconnect,
+    ingest_messages,
+    remove_subscription,
+)
+from ingest.seed import seed_catalog
+from ingest.simulate import Tier0Source
+from ingest.simulate_ddm import DdmPublisher, DdmScenario, ddm_scenario, messy
+from ingest.tier0 import Tier0Ingester
+from ingest.world import World, build_world
+from taskserver.base import RunContext
+from taskserver.runner import run_until_drained
+
+STOMP_URL = os.environ.get("HEPCAT_TEST_STOMP", "stomp://127.0.0.1:61613")
+ACTIVEMQ_SCRIPT = Path(__file__).parents[1] / ".ci" / "activemq.sh"
+on_sqlite = pytest.mark.parametrize("catalog_engine", ["sqlite"], indirect=True)
+
+
+def through_broker(test: Callable[..., None]) -> Callable[..., None]:
+    """Mark a test that needs ActiveMQ; it runs on a SQLite catalogue."""
+    return pytest.mark.external_service(on_sqlite(test))
+
+
+# A column that says when a row was written, not what DDM said.
+WHEN = {"lastModified"}
+
+
+# --- fixtures ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def broker() -> str:
+    """The broker's URL, once a STOMP CONNECT has been answered."""
+    listener = Waiter()
+    try:
+        connection = connect(broker_address(STOMP_URL), listener, timeout=5.0)
+    except Exception as err:
+        unavailable(f"ActiveMQ at {STOMP_URL}", str(err))
+    disconnect(connection, listener)
+    return STOMP_URL
+
+
+@pytest.fixture
+def destination() -> str:
+    return f"/topic/hepcat.test.{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def ddm_ingester(broker: str, destination: str) -> Iterator[Callable[..., Any]]:
+    """Make a DDM ingester on the test's destination, all with one durable
+    subscription; the subscription is removed at the end.
+    """
+    client_id = f"hepcat-test-{uuid.uuid4().hex[:12]}"
+    made: list[DdmIngester] = []
+
+    def make(**options: Any) -> DdmIngester:
+        options = {"quiet_seconds": 0.5, "heartbeats": (2000, 2000), **options}
+        ingester = DdmIngester(
+            broker, destination, client_id=client_id, subscription="ddm", **options
+        )
+        made.append(ingester)
+        return ingester
+
+    yield make
+    for ingester in made:
+        ingester.close()
+    if made:
+        _remove_subscription(broker, destination, client_id)
+
+
+def _remove_subscription(broker: str, destination: str, client_id: str) -> None:
+    for attempt in range(5):
+        try:
+            remove_subscription(
+                broker, destination, client_id=client_id, subscription="ddm"
+            )
+            return
+        except Exception:
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def world() -> World:
+    return build_world(seed=7, files_per_dataset=4)
+
+
+@pytest.fixture
+def seeded(Session: sessionmaker[Any], world: World) -> sessionmaker[Any]:
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+    return Session
+
+
+@pytest.fixture
+def reference(tmp_path: Path, world: World) -> Iterator[sessionmaker[Any]]:
+    """A second catalogue (SQLite) holding the same world."""
+    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'reference.sqlite'}")
+    migrations.upgrade(engine)
+    Session = session_factory(engine)
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+    yield Session
+    engine.dispose()
+
+
+@pytest.fixture
+def scenario(world: World) -> DdmScenario:
+    """The world's DDM events, a fifth of them twice, in a random order."""
+    return ddm_scenario(world, duplicates=0.2, shuffle=True)
+
+
+def publish(broker: str, destination: str, events: list[DdmEvent]) -> None:
+    with DdmPublisher(broker, destination) as publisher:
+        publisher.publish_all(events)
+
+
+def drain(ingester: DdmIngester, Session: sessionmaker[Any]) -> int:
+    """Run *ingester* as ``hepcat ingest --once`` does; return the items."""
+    return run_until_drained([ingester], Session, max_seconds=60)["ddm"]
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+
+def event(kind: str, when: str = "2026-03-01 10:00:00", **payload: Any) -> DdmEvent:
+    return DdmEvent(kind, payload, at(when))
+
+
+def snapshot(Session: sessionmaker[Any]) -> dict[str, Any]:
+    """What a user sees of DDM in the catalogue: every dataset's AMI fields,
+    containers, replicas, lost files and open reconciliations.
+    """
+    with Session() as session:
+        datasets = {}
+        for dataset in session.scalars(select(Dataset)):
+            fields = {k: v for k, v in row_to_ami(dataset).items() if k not in WHEN}
+            source = dataset.cross_section_source
+            fields["crossSectionSource"] = source.name if source else None
+            datasets[dataset.name] = fields
+        containers = {
+            c.name: (
+                c.scope,
+                c.created,
+                c.erased,
+                sorted(m.child_name for m in c.members),
+            )
+            for c in session.scalars(select(Container))
+        }
+        replicas = {
+            (r.dataset_name, r.rse): (
+                r.complete,
+                r.rule_id,
+                r.deleted_files,
+                r.deleted_bytes,
+            )
+            for r in session.scalars(select(Replica))
+        }
+        lost = sorted(session.scalars(select(File.lfn).where(File.lost.is_(True))))
+        differences = sorted(
+            (r.quantity, r.catalog_value, r.ddm_value)
+            for r in open_reconciliations(session=session)
+        )
+    return {
+        "datasets": datasets,
+        "containers": containers,
+        "replicas": replicas,
+        "lost": lost,
+        "reconciliations": differences,
+    }
+
+
+def with_ids(events: list[DdmEvent]) -> list[tuple[str, str]]:
+    return [(f"ID:test-{uuid.uuid4().hex}", e.to_body()) for e in events]
+
+
+# --- what each event does -------------------------------------------------------
+
+
+@pytest.fixture
+def ingested(
+    seeded: sessionmaker[Any],
+    scenario: DdmScenario,
+    broker: str,
+    destination: str,
+    ddm_ingester: Callable[..., DdmIngester],
+) -> DdmScenario:
+    """The world in the catalogue, and its DDM events through the broker."""
+    ingester = ddm_ingester()
+    ingester.open(seeded)
+    _wait_connected(ingester)
+    publish(broker, destination, scenario.events)
+    drain(ingester, seeded)
+    return scenario
+
+
+def _wait_connected(ingester: DdmIngester, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ingester.connected:
+        assert time.monotonic() < deadline, "the ingester did not subscribe"
+        time.sleep(0.02)
+
+
+@through_broker
+def test_an_erased_dataset_is_trashed_and_its_replica_emptied(seeded, ingested):
+    erase = next(e for e in ingested.events if e.event_type == "erase")
+    with seeded() as session:
+        dataset = get_dataset(ingested.erased, session=session)
+        replicas = session.scalars(
+            select(Replica).where(Replica.dataset_name == ingested.erased)
+        ).all()
+
+        assert dataset.ami_status == "TRASHED"
+        assert dataset.trash_annotation == "erased in DDM"
+        assert dataset.trash_date == erase.created_at
+        assert [(r.complete, r.deleted_files) for r in replicas] == [(True, 4)]
+        assert replicas[0].deleted_bytes == sum(
+            f.size
+            for f in session.scalars(select(File).where(File.dataset_id == dataset.id))
+        )
+
+
+@through_broker
+def test_a_lost_file_leaves_the_counts_of_its_dataset(seeded, ingested, world):
+    spec = world.dataset(ingested.lost_dataset)
+    kept = [f for f in spec.files if f.lfn != ingested.lost_file]
+    lost = spec.files[0]
+
+    with seeded() as session:
+        dataset = get_dataset(ingested.lost_dataset, session=session)
+
+        assert dataset.n_files == len(kept) == 3
+        assert dataset.total_events == sum(f.events for f in kept)
+        assert dataset.total_size == sum(f.size for f in kept)
+        assert dataset.ddm_incomplete is True
+        assert dataset.lost_lumi_blocks == lost.lumi_blocks  # its RAW still has them
+        assert dataset.ddm_consistent is True  # DDM's close no longer counts it
+
+
+@through_broker
+def test_a_wrong_close_count_is_reported_for_reconciliation(seeded, ingested):
+    with seeded() as session:
+        wrong = get_dataset(ingested.wrong_count, session=session)
+        reopened = get_dataset(ingested.reopened, session=session)
+        differences = open_reconciliations(session=session)
+        consistent = [
+            get_dataset(name, session=session).ddm_consistent
+            for name in ingested.closed()
+            if name != ingested.wrong_count
+        ]
+
+        assert (wrong.ddm_consistent, wrong.ddm_open) == (False, False)
+        assert wrong.ddm_n_files == wrong.n_files + 1
+        assert [(r.dataset_id, r.quantity) for r in differences] == [
+            (wrong.id, "nFiles")
+        ]
+        assert (differences[0].catalog_value, differences[0].ddm_value) == (4, 5)
+        assert consistent and all(consistent)
+        assert (reopened.ddm_open, reopened.ddm_consistent) == (True, None)
+
+
+@through_broker
+def test_containers_replicas_and_ignored_events(seeded, ingested):
+    container, detached = ingested.detached
+
+    with seeded() as session:
+        held = {
+            c.name: sorted(m.child_name for m in c.members)
+            for c in session.scalars(select(Container))
+        }
+        replicas = {
+            name: sorted(
+                session.scalars(
+                    select(Replica.rse).where(
+                        Replica.dataset_name == name, Replica.complete.is_(True)
+                    )
+                )
+            )
+            for name in ingested.replicas
+        }
+        statistics = ddm_statistics(session=session)
+
+        assert held == {k: sorted(v) for k, v in ingested.containers.items()}
+        assert containers_of(detached, session=session) == []
+        assert detached not in held[container]
+        assert replicas == ingested.replicas
+        assert statistics.ignored == ingested.ignored == 3
+        assert statistics.quarantined == 0
+
+
+# --- order, repeats and late arrivals -------------------------------------------
+
+
+def test_duplicated_and_reordered_messages_give_the_same_catalogue(
+    Session, seeded, reference, world
+):
+    clean = ddm_scenario(world)
+    ingest_messages(with_ids(clean.events), reference)
+    shuffled = with_ids(messy(clean.events, seed=3, duplicates=0.3, shuffle=True))
+    # The broker also redelivers messages it sent already (same ids).
+    redelivered = random.Random(4).sample(shuffled, 40)
+
+    ingest_messages(shuffled + redelivered, seeded, batch_size=17)
+
+    assert snapshot(seeded) == snapshot(reference)
+    with seeded() as session:
+        assert check_derived(session=session) == []
+        assert ddm_statistics(session=session).messages == len(shuffled)
+
+
+def test_container_membership_follows_the_latest_event_in_any_order(Session):
+    container = "data15_13TeV.periodB.physics_Main.PhysCont.AOD.grp15_v01_f629"
+    child = "data15_13TeV.00271421.physics_Main.merge.AOD.f629_m1504"
+    other = "data15_13TeV.00271516.physics_Main.merge.AOD.f629_m1504"
+    parent = {"scope": "data15_13TeV", "name": container}
+    old_style = {"childscope": "data15_13TeV", "childname": child}
+    new_style = {"child_scope": "data15_13TeV", "child_name": child}  # newer Rucio
+    story = [
+        event("create_cnt", "2026-03-01 09:00:00", account="phys", **parent),
+        event("register_cnt", "2026-03-01 10:00:00", **parent, **old_style),
+        event("detach", "2026-03-02 10:00:00", **parent, **new_style),
+        event(
+            "register_cnt",
+            "2026-03-03 10:00:00",
+            **parent,
+            childscope="data15_13TeV",
+            childname=other,
+        ),
+        event("erase", "2026-03-04 10:00:00", **parent),
+    ]
+    arrival = [story[i] for i in (4, 2, 3, 1, 0)]  # newest first
+
+    ingest_messages(with_ids(arrival), Session, batch_size=1)
+
+    with Session() as session:
+        found = session.scalar(select(Container))
+        assert found is not None
+        assert (found.name, found.created) == (container, at("2026-03-01 09:00:00"))
+        assert found.erased == at("2026-03-04 10:00:00")
+        assert [m.child_name for m in found.members] == [other]
+        assert containers_of(child, session=session) == []
+        assert quarantine_count(source="ddm", session=session) == 0
+
+
+def test_hostile_messages_never_stop_ingestion(Session, dataset_factory):
+    name = "data15_13TeV.00267073.physics_Main.merge.AOD.f629_m1504"
+    dataset_factory(name, "tier0")
+    scope = {"scope": "data15_13TeV"}
+    hostile = [
+        event("erase", name="data15_13TeV.bad\x00name", **scope),
+        event("close", name=name, length=10**30, bytes=1, **scope),
+        event("open", name="x" * 300, **scope),
+        event("lost", name="f", dataset_name=name, junk="y" * 70_000, **scope),
+        event("open", "0001-01-01 00:00:00", name="data15_13TeV.ancient", **scope),
+        event("erase", name=name, **scope),
+    ]
+    messages = [("ID:nul", "\x00{not json"), *with_ids(hostile)]
+
+    statuses = ingest_messages(messages, Session, batch_size=100)
+
+    with Session() as session:
+        assert statuses[:5] == ["quarantined"] * 5
+        assert statuses[-1] == "applied"
+        assert get_dataset(name, session=session).ami_status == "TRASHED"
+        assert quarantine_count(source="ddm", session=session) >= 5
+
+
+@through_broker
+def test_facts_about_a_dataset_not_yet_catalogued_take_effect_when_it_arrives(
+    Session, tmp_path, world, broker, destination, ddm_ingester
+):
+    raw, aod = [d for d in world.datasets if d.source == "tier0"][:2]
+    lost = aod.files[1]
+    scope = raw.name.split(".")[0]
+    ingester = ddm_ingester()
+    ingester.open(Session)
+    _wait_connected(ingester)
+    publish(
+        broker,
+        destination,
+        [
+            event("erase", scope=scope, name=raw.name, account="root"),
+            event("lost", scope=scope, name=lost.lfn, dataset_name=aod.name),
+            event(
+                "close",
+                scope=scope,
+                name=aod.name,
+                length=3,
+                bytes=sum(f.size for f in aod.files if f is not lost),
+                events=sum(f.events for f in aod.files if f is not lost),
+            ),
+        ],
+    )
+    drain(ingester, Session)
+    tier0 = Tier0Source(f"sqlite:///{tmp_path / 'tier0.sqlite'}").create()
+    tier0.add_dataset(raw)
+    tier0.add_dataset(aod)
+
+    run_until_drained([Tier0Ingester(tier0.engine)], Session, max_seconds=60)
+
+    tier0.engine.dispose()
+    with Session() as session:
+        trashed = get_dataset(raw.name, session=session)
+        counted = get_dataset(aod.name, session=session)
+        assert (trashed.ami_status, trashed.trash_annotation) == (
+            "TRASHED",
+            "erased in DDM",
+        )
+        assert trashed.trash_date == at("2026-03-01 10:00:00")
+        assert counted.n_files == 3
+        assert session.scalar(select(File.lost).where(File.lfn == lost.lfn)) is True
+        assert (counted.ddm_consistent, counted.ddm_open) == (True, False)
+
+
+# --- the broker: stops, restarts and bad messages --------------------------------
+
+
+@through_broker
+def test_messages_published_while_hepcat_is_stopped_arrive_when_it_starts(
+    seeded, reference, scenario, broker, destination, ddm_ingester
+):
+    drain(ddm_ingester(), seeded)  # the durable subscription now exists
+    publish(broker, destination, scenario.events)  # ... while no one listens
+    ingest_messages(with_ids(scenario.events), reference)
+
+    items = drain(ddm_ingester(), seeded)
+
+    assert items == len(scenario.events)
+    assert snapshot(seeded) == snapshot(reference)
+    assert drain(ddm_ingester(), seeded) == 0  # all acknowledged: none again
+
+
+@through_broker
+def test_a_broker_restart_mid_stream_loses_nothing(
+    seeded, reference, world, broker, destination, ddm_ingester
+):
+    status = subprocess.run(
+        ["bash", str(ACTIVEMQ_SCRIPT), "status"], capture_output=True, text=True
+    )
+    if status.returncode != 0 or "running (pid" not in status.stdout:
+        unavailable("an ActiveMQ that .ci/activemq.sh can restart", status.stdout)
+    if os.geteuid() != 0:
+        unavailable("restarting ActiveMQ", ".ci/activemq.sh needs root")
+    events = ddm_scenario(world).events
+    half = len(events) // 2
+    ingest_messages(with_ids(events), reference)
+    ingester = ddm_ingester(batch_size=10)
+    ingester.open(seeded)
+    _wait_connected(ingester)
+    publish(broker, destination, events[:half])
+    first = ingester.run(RunContext(seeded, time.monotonic() + 0.05))
+    assert 0 < first.items < half and ingester.backlog()  # frames in flight
+
+    restart = subprocess.run(
+        ["bash", str(ACTIVEMQ_SCRIPT), "restart"], capture_output=True, text=True
+    )
+    assert restart.returncode == 0, restart.stderr
+    publish(broker, destination, events[half:])
+    drain(ingester, seeded)
+
+    with seeded() as session:
+        statistics = ddm_statistics(session=session)
+    assert statistics.messages == len(events)  # each message recorded once
+    assert statistics.quarantined == 0
+    assert snapshot(seeded) == snapshot(reference)
+
+
+@through_broker
+def test_malformed_messages_go_to_quarantine_and_ingestion_carries_on(
+    Session, dataset_factory, broker, destination, ddm_ingester
+):
+    name = "data15_13TeV.00267073.physics_Main.merge.AOD.f629_m1504"
+    dataset_factory(name, "tier0")
+    when = "2026-03-01 10:00:00.000000"
+    did = {"scope": "data15_13TeV", "name": name}
+    bodies = [
+        "{not json",
+        "[1, 2, 3]",
+        json.dumps({"payload": did, "created_at": when}),
+        json.dumps(
+            {"event_type": "close", "payload": {**did, "bytes": 10}, "created_at": when}
+        ),
+        json.dumps(
+            {
+                "event_type": "close",
+                "payload": {**did, "length": "many", "bytes": 10},
+                "created_at": when,
+            }
+        ),
+        json.dumps({"event_type": "erase", "payload": list(did), "created_at": when}),
+        json.dumps({"event_type": "open", "payload": did, "created_at": 42}),
+        json.dumps(
+            {"event_type": "transfer-queued", "payload": did, "created_at": when}
+        ),
+    ]
+    ingester = ddm_ingester()
+    ingester.open(Session)
+    _wait_connected(ingester)
+    with DdmPublisher(broker, destination) as publisher:
+        for body in bodies:
+            publisher.publish_body(body)
+        publisher.publish(event("erase", scope="data15_13TeV", name=name), confirm=True)
+
+    drain(ingester, Session)
+
+    with Session() as session:
+        reasons = sorted(
+            q.reason
+            for q in session.scalars(
+                select(Quarantine).where(Quarantine.source == "ddm")
+            )
+        )
+        statistics = ddm_statistics(session=session)
+        dataset = get_dataset(name, session=session)
+        assert quarantine_count(source="ddm", session=session) == 7
+        assert any("not JSON" in reason for reason in reasons)
+        assert any("length = 'many'" in reason for reason in reasons)
+        assert any("length is missing" in reason for reason in reasons)
+        assert any("created_at = 42" in reason for reason in reasons)
+        assert statistics.ignored == 1
+        assert dataset.ami_status == "TRASHED"  # the message after the bad ones

@@ -1,0 +1,241 @@
+"""Ingestion from the SQL sources (ProdSys, Tier-0, COMA), end to end on
+simulated sources: on SQLite, and on PostgreSQL and MariaDB (sources on the
+same server as the catalogue).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import delete, func, select, update
+
+import migrations
+from catalog.consistency import check_derived
+from catalog.db import create_catalog_engine, session_factory
+from catalog.fields import row_to_ami
+from catalog.models import Dataset, File, Quarantine, StopPoint
+from ingest import schemas
+from ingest.coma import ComaIngester
+from ingest.prodsys import ProdSysIngester
+from ingest.seed import seed_catalog
+from ingest.simulate import naive
+from ingest.tier0 import Tier0Ingester
+from ingest.world import DatasetSpec, build_world
+from taskserver.runner import run_until_drained
+
+# Columns that say when a row was written, not what the catalogue knows.
+WHEN = {"lastModified", "created", "crossSectionSource", "trashDate"}
+
+
+@pytest.fixture
+def world():
+    return build_world(seed=11, files_per_dataset=3)
+
+
+@pytest.fixture
+def ingesters(sources):
+    return [
+        ComaIngester(sources.coma.engine),
+        Tier0Ingester(sources.tier0.engine),
+        ProdSysIngester(sources.prodsys.engine),
+    ]
+
+
+@pytest.fixture
+def ingest(Session, ingesters):
+    def run():
+        return run_until_drained(ingesters, Session, max_seconds=120)
+
+    return run
+
+
+def publish(sources, world):
+    sources.coma.add_world(world)
+    sources.tier0.add_world(world)
+    sources.prodsys.add_world(world)
+
+
+def catalogue(Session) -> dict[str, dict]:
+    with Session() as session:
+        return {
+            d.name: {k: v for k, v in row_to_ami(d).items() if k not in WHEN}
+            for d in session.scalars(select(Dataset))
+        }
+
+
+def test_an_ingested_world_equals_the_world_written_directly(
+    Session, sources, world, ingest, tmp_path
+):
+    publish(sources, world)
+
+    counts = ingest()
+
+    reference = create_catalog_engine(f"sqlite:///{tmp_path / 'reference.sqlite'}")
+    migrations.upgrade(reference)
+    with session_factory(reference).begin() as session:
+        seed_catalog(world, session=session)
+    expected = catalogue(session_factory(reference))
+    reference.dispose()
+    assert catalogue(Session) == expected
+    assert counts["tier0"] == sum(d.source == "tier0" for d in world.datasets)
+    with Session() as session:
+        assert session.scalar(select(func.count()).select_from(Quarantine)) == 0
+
+
+def test_replaying_the_sources_changes_nothing(Session, sources, world, ingest):
+    publish(sources, world)
+    ingest()
+    first = catalogue(Session)
+
+    with Session.begin() as session:
+        session.execute(delete(StopPoint))
+    with sources.tier0.engine.begin() as connection:
+        connection.execute(update(schemas.t0_dataset).values(ami_flag="READY"))
+    ingest()
+
+    assert catalogue(Session) == first
+
+
+def test_late_and_back_dated_rows_are_caught(Session, sources, world, ingest):
+    late = world.datasets[0]
+    early = [d for d in world.datasets if d is not late]
+    rest = build_world(seed=11, files_per_dataset=3)
+    rest.datasets = early
+    sources.coma.add_world(world)
+    sources.prodsys.add_world(rest)
+    ingest()
+
+    # A row committed now, with a timestamp a minute older than everything
+    # the ingester has already read (within the two-minute safety lag).
+    sources.prodsys.add_dataset(late, when=_minutes_ago(1))
+    sources.prodsys.add_files(late, late.files, when=_minutes_ago(1))
+    ingest()
+
+    with Session() as session:
+        dataset = session.scalar(select(Dataset).where(Dataset.name == late.name))
+        assert dataset is not None
+        assert dataset.n_files == len(late.files)
+
+
+def test_unusable_rows_go_to_quarantine_and_the_rest_is_ingested(
+    Session, sources, world, ingest
+):
+    spec = world.datasets[0]
+    publish(sources, world)
+    sources.prodsys.insert(
+        schemas.t_production_file,
+        [
+            _bad_file(9001, spec, guid="not-a-guid"),
+            _bad_file(9002, spec, lumiblocknr="7-3"),
+            _bad_file(9003, spec, events=-5),
+            _bad_file(9004, spec, dataset="mc16_13TeV.nonsense"),
+        ],
+    )
+    sources.prodsys.insert(
+        schemas.t_production_dataset,
+        [
+            {
+                "name": "mc16_13TeV.12.bad",
+                "taskid": 1,
+                "type": "output",
+                "timestamp": naive(dt.datetime.now(dt.UTC)),
+            }
+        ],
+    )
+
+    ingest()
+
+    with Session() as session:
+        reasons = session.scalars(select(Quarantine.reason)).all()
+        assert len(reasons) == 5
+        assert any("not a GUID" in r for r in reasons)
+        assert any("ascending range" in r for r in reasons)
+        assert any("events = -5 is negative" in r for r in reasons)
+        assert any("not a valid name" in r for r in reasons)
+        files = session.scalar(select(func.count()).select_from(File))
+        assert files == sum(len(d.files) for d in world.datasets)
+
+
+def test_a_tier0_dataset_raised_ready_again_gets_its_new_files(
+    Session, sources, world, ingest
+):
+    raw = next(d for d in world.datasets if d.name.endswith(".daq.RAW"))
+    sources.tier0.add_dataset(raw, raw.files[:1])
+    ingest()
+
+    sources.tier0.add_files(raw, raw.files[1:])
+    ingest()
+
+    with Session() as session:
+        dataset = session.scalar(select(Dataset).where(Dataset.name == raw.name))
+        assert dataset.n_files == len(raw.files)
+        assert dataset.prodsys_status == "ALL EVENTS AVAILABLE"
+    with sources.tier0.engine.connect() as connection:
+        flags = connection.execute(select(schemas.t0_dataset.c.ami_flag)).scalars()
+        assert set(flags) == {"DONE"}
+
+
+def test_tier0_rows_are_left_as_they_were_but_for_the_flag(
+    Session, sources, world, ingest
+):
+    sources.tier0.add_world(world)
+    with sources.tier0.engine.connect() as connection:
+        before = connection.execute(select(schemas.t0_dataset)).all()
+
+    ingest()
+
+    with sources.tier0.engine.connect() as connection:
+        after = connection.execute(select(schemas.t0_dataset)).all()
+    assert without_flag(after) == without_flag(before)
+
+
+def test_derive_check_finds_nothing_after_ingestion_and_a_corruption_after(
+    Session, sources, world, ingest
+):
+    publish(sources, world)
+    ingest()
+    with Session() as session:
+        clean = check_derived(session=session)
+        session.rollback()
+    with Session.begin() as session:
+        first = Dataset.name == world.datasets[0].name
+        session.execute(update(Dataset).where(first).values(n_files=99))
+
+    with Session() as session:
+        found = check_derived(session=session)
+        session.rollback()
+
+    assert clean == []
+    assert [(d.dataset, d.field, d.stored) for d in found] == [
+        (world.datasets[0].name, "nFiles", 99)
+    ]
+
+
+def without_flag(rows) -> list[tuple]:
+    flag = list(schemas.t0_dataset.c.keys()).index("ami_flag")
+    return sorted(tuple(v for i, v in enumerate(r) if i != flag) for r in rows)
+
+
+def _minutes_ago(minutes: float) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)
+
+
+def _bad_file(fileid: int, spec: DatasetSpec, **changes) -> dict:
+    row = {
+        "fileid": fileid,
+        "dataset": spec.name,
+        "taskid": spec.task_id,
+        "lfn": f"BAD.{fileid}.pool.root.1",
+        "guid": f"00000000-0000-0000-0000-{fileid:012d}",
+        "fsize": 1000,
+        "checksum": "ad:00000001",
+        "events": 10,
+        "lumiblocknr": None,
+        "cross_section": None,
+        "gen_filt_eff": None,
+        "status": "finished",
+        "timestamp": naive(dt.datetime.now(dt.UTC)),
+    }
+    row.update(changes)
+    return row
