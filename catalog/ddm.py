@@ -610,18 +610,24 @@ def _claim_deletions(datasets: Sequence[Dataset], *, session: Session) -> None:
     """Give the ``deletion-done`` messages of files that arrived after them
     the name of the file's dataset.
     """
-    names = {dataset.id: dataset.name for dataset in datasets}
-    query = (
-        select(DdmMessage, File.dataset_id)
-        .join(File, File.lfn == DdmMessage.child_name)
-        .where(
-            DdmMessage.event_type == "deletion-done",
-            DdmMessage.name.is_(None),
-            File.dataset_id.in_(sorted(names)),
+    # Unclaimed messages are few (files usually arrive before their replicas
+    # are deleted): find them first, then only their files.
+    unclaimed = session.scalars(
+        select(DdmMessage).where(
+            DdmMessage.event_type == "deletion-done", DdmMessage.name.is_(None)
         )
+    ).all()
+    if not unclaimed:
+        return
+    names = {dataset.id: dataset.name for dataset in datasets}
+    lfns = sorted({row.child_name for row in unclaimed if row.child_name})
+    query = select(File.lfn, File.dataset_id).where(
+        File.lfn.in_(lfns), File.dataset_id.in_(sorted(names))
     )
-    for row, dataset_id in session.execute(query).all():
-        row.name = names[dataset_id]
+    owner = {lfn: names[dataset_id] for lfn, dataset_id in session.execute(query)}
+    for row in unclaimed:
+        if row.child_name in owner:
+            row.name = owner[row.child_name]
 
 
 def _set_state(dataset: Dataset, facts: list[_Fact]) -> None:
