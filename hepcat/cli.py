@@ -119,11 +119,7 @@ def db() -> None:
 @pass_context
 def db_upgrade(context: _Context, revision: str) -> None:
     """Bring the catalogue schema to REVISION (default: the newest)."""
-    engine = context.engine()
-    before = migrations.current(engine)
-    migrations.upgrade(engine, revision)
-    after = migrations.current(engine)
-    click.echo(f"catalogue {_safe_url(engine)}: schema {before or 'empty'} -> {after}")
+    _migrate(context.engine(), migrations.upgrade, revision)
 
 
 @db.command("downgrade")
@@ -131,11 +127,15 @@ def db_upgrade(context: _Context, revision: str) -> None:
 @pass_context
 def db_downgrade(context: _Context, revision: str) -> None:
     """Take the catalogue schema back to REVISION ('base' empties it)."""
-    engine = context.engine()
+    _migrate(context.engine(), migrations.downgrade, revision)
+
+
+def _migrate(engine: Engine, step: Any, revision: str) -> None:
     before = migrations.current(engine)
-    migrations.downgrade(engine, revision)
+    step(engine, revision)
     after = migrations.current(engine)
-    click.echo(f"catalogue {_safe_url(engine)}: schema {before} -> {after or 'empty'}")
+    shown = f"{before or 'empty'} -> {after or 'empty'}"
+    click.echo(f"catalogue {_safe_url(engine)}: schema {shown}")
 
 
 @db.command("current")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, select
+from sqlalchemy import Engine, Row, Table, select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import dataset_ids, name_columns, upsert_datasets
@@ -177,14 +177,16 @@ class ProdSysIngester(Task):
         )
         missing = task_ids - known
         if missing:
-            table = schemas.t_production_task
-            with self.source.connect() as connection:
-                rows = connection.execute(
-                    select(table).where(table.c.taskid.in_(sorted(missing)))
-                ).all()
+            rows = self._read(schemas.t_production_task, "taskid", missing)
             self._apply_tasks(rows, session)
             known |= {int(r._mapping["taskid"]) for r in rows}
         return known
+
+    def _read(self, table: Table, column: str, keys: set[Any]) -> Sequence[Row[Any]]:
+        """The source rows of *table* whose *column* is one of *keys*."""
+        query = select(table).where(table.c[column].in_(sorted(keys)))
+        with self.source.connect() as connection:
+            return connection.execute(query).all()
 
     # Datasets.
 
@@ -213,11 +215,7 @@ class ProdSysIngester(Task):
         ids = dataset_ids(sorted(names), session=session)
         missing = names - set(ids)
         if missing:
-            table = schemas.t_production_dataset
-            with self.source.connect() as connection:
-                rows = connection.execute(
-                    select(table).where(table.c.name.in_(sorted(missing)))
-                ).all()
+            rows = self._read(schemas.t_production_dataset, "name", missing)
             self._apply_datasets(rows, session)
             ids.update(dataset_ids(sorted(missing), session=session))
         return ids

@@ -12,7 +12,18 @@ from catalog.db import Base, Short
 VALID = "VALID"
 
 
-class Project(Base):
+class _Status:
+    """AMI's read and write status of a reference row (``VALID`` or not)."""
+
+    read_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "readStatus"}
+    )
+    write_status: Mapped[str] = mapped_column(
+        String(16), default=VALID, info={"ami": "writeStatus"}
+    )
+
+
+class Project(Base, _Status):
     """A project tag such as ``mc16_13TeV`` or ``data15_13TeV``."""
 
     __tablename__ = "project"
@@ -27,15 +38,9 @@ class Project(Base):
         Boolean, default=False, info={"ami": "isBaseType"}
     )
     manager: Mapped[str | None] = mapped_column(Short, info={"ami": "projectManager"})
-    read_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "readStatus"}
-    )
-    write_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "writeStatus"}
-    )
 
 
-class SubProject(Base):
+class SubProject(Base, _Status):
     """A sub-project tag (the energy part of a project: ``13TeV``, ``comm``)."""
 
     __tablename__ = "sub_project"
@@ -50,15 +55,9 @@ class SubProject(Base):
         Boolean, default=False, info={"ami": "isBaseType"}
     )
     manager: Mapped[str | None] = mapped_column(Short, info={"ami": "projectManager"})
-    read_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "readStatus"}
-    )
-    write_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "writeStatus"}
-    )
 
 
-class DataType(Base):
+class DataType(Base, _Status):
     """A data type such as ``AOD`` or ``DAOD_PHYS``."""
 
     __tablename__ = "data_type"
@@ -67,15 +66,9 @@ class DataType(Base):
     description: Mapped[str | None] = mapped_column(
         String(1000), info={"ami": "description"}
     )
-    read_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "readStatus"}
-    )
-    write_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "writeStatus"}
-    )
 
 
-class SubDataType(Base):
+class SubDataType(Base, _Status):
     """A sub data type (the part after ``DAOD_``: ``PHYS``, ``TOPQ1``)."""
 
     __tablename__ = "sub_data_type"
@@ -86,15 +79,9 @@ class SubDataType(Base):
     description: Mapped[str | None] = mapped_column(
         String(1000), info={"ami": "description"}
     )
-    read_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "readStatus"}
-    )
-    write_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "writeStatus"}
-    )
 
 
-class ProductionStep(Base):
+class ProductionStep(Base, _Status):
     """A production step (``evgen``, ``simul``, ``recon``, ...) and its tag."""
 
     __tablename__ = "production_step"
@@ -105,15 +92,9 @@ class ProductionStep(Base):
     tag: Mapped[str] = mapped_column(
         String(32), primary_key=True, info={"ami": "productionStepTag"}
     )
-    read_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "readStatus"}
-    )
-    write_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "writeStatus"}
-    )
 
 
-class NomenclatureTemplate(Base):
+class NomenclatureTemplate(Base, _Status):
     """A dataset-name template, e.g. ``project.datasetNumber.physicsShort...``."""
 
     __tablename__ = "nomenclature"
@@ -125,9 +106,3 @@ class NomenclatureTemplate(Base):
         String(255), primary_key=True, info={"ami": "nomenclatureTemplate"}
     )
     name: Mapped[str] = mapped_column(String(255), info={"ami": "nomenclatureName"})
-    read_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "readStatus"}
-    )
-    write_status: Mapped[str] = mapped_column(
-        String(16), default=VALID, info={"ami": "writeStatus"}
-    )
