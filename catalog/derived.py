@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog.ddm import refresh_ddm_batch
@@ -143,6 +143,8 @@ NO_CROSS_SECTION = CrossSection(None, None, None, None)
 MAX_DEPTH = 30
 # Datasets refreshed together, with one query per quantity.
 BATCH = 500
+# The dataset table, for statements that bypass the ORM's bookkeeping.
+DATASET: Table = Dataset.__table__  # type: ignore[assignment]
 
 
 def _cross_sections(ids: Sequence[int], *, session: Session) -> dict[int, CrossSection]:
@@ -329,38 +331,96 @@ def affected(ids: Iterable[int], *, session: Session) -> set[int]:
     for a RAW dataset, the datasets of the same run and stream (their lost
     lumi blocks are measured against it).
     """
-    ids = set(ids)
-    if not ids:
-        return set()
-    datasets = session.scalars(select(Dataset).where(Dataset.id.in_(sorted(ids))))
     found = set(ids)
-    for dataset in datasets:
-        if dataset.data_type == "EVNT":
-            found |= descendants([dataset.id], session=session)
-        if dataset.data_type == "RAW":
-            found |= _same_run(dataset, session=session)
+    ordered = sorted(found)
+    for start in range(0, len(ordered), BATCH):
+        chunk = ordered[start : start + BATCH]
+        query = select(
+            Dataset.id,
+            Dataset.data_type,
+            Dataset.run_number,
+            Dataset.stream_name,
+            Dataset.project_name,
+        ).where(Dataset.id.in_(chunk), Dataset.data_type.in_(("EVNT", "RAW")))
+        for id_, data_type, run, stream, project in session.execute(query).all():
+            if data_type == "EVNT":
+                found |= descendants([id_], session=session)
+            else:
+                found |= _same_run(run, stream, project, session=session)
     return found
 
 
-def _same_run(raw: Dataset, *, session: Session) -> set[int]:
+def _same_run(
+    run: int | None, stream: str | None, project: str, *, session: Session
+) -> set[int]:
     query = select(Dataset.id).where(
-        Dataset.run_number == raw.run_number,
-        Dataset.stream_name == raw.stream_name,
-        Dataset.project_name == raw.project_name,
+        Dataset.run_number == run,
+        Dataset.stream_name == stream,
+        Dataset.project_name == project,
     )
     return set(session.scalars(query))
+
+
+def mark_changed(
+    changed: Iterable[int], gained: Iterable[int] = (), *, session: Session
+) -> set[int]:
+    """Mark stale what depends on the datasets *changed* (their rows changed)
+    and on *gained* (they gained a parent), see :func:`affected`, in the
+    caller's transaction; return the ids marked. :func:`refresh_stale`
+    recomputes them later (a crash in between leaves them marked).
+    """
+    session.flush()
+    gained = set(gained)
+    ids = affected(set(changed) | gained, session=session)
+    ids |= descendants(gained, session=session)
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), BATCH):
+        chunk = ordered[start : start + BATCH]
+        raise_mark = update(DATASET).where(DATASET.c.id.in_(chunk))
+        session.execute(raise_mark.values(stale=DATASET.c.stale + 1))
+    return ids
 
 
 def refresh_changed(
     changed: Iterable[int], gained: Iterable[int] = (), *, session: Session
 ) -> int:
-    """Refresh what depends on the datasets *changed* (their rows changed)
-    and on *gained* (they gained a parent): see :func:`affected`.
-    """
+    """:func:`mark_changed`, then recompute the marked datasets at once."""
+    return _refresh_marked(mark_changed(changed, gained, session=session), session)
+
+
+def refresh_stale(*, session: Session, limit: int = 5000) -> int:
+    """Recompute up to *limit* stale datasets; return how many."""
+    query = select(Dataset.id).where(Dataset.stale > 0).order_by(Dataset.id)
+    return _refresh_marked(set(session.scalars(query.limit(limit))), session)
+
+
+def _refresh_marked(ids: set[int], session: Session) -> int:
+    marks: dict[int, int] = {}
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), BATCH):
+        chunk = ordered[start : start + BATCH]
+        query = select(DATASET.c.id, DATASET.c.stale).where(DATASET.c.id.in_(chunk))
+        marks.update({i: m for i, m in session.execute(query)})
+    refresh_datasets(marks, session=session)
     session.flush()
-    gained = set(gained)
-    ids = affected(set(changed) | gained, session=session)
-    return refresh_datasets(ids | descendants(gained, session=session), session=session)
+    # A mark raised again since we read it means a change we may not have
+    # seen: the dataset stays stale and is recomputed next time.
+    clear = (
+        update(DATASET)
+        .where(DATASET.c.id == bindparam("dataset_id"))
+        .where(DATASET.c.stale == bindparam("mark"))
+        .values(stale=0)
+    )
+    rows = [{"dataset_id": i, "mark": m} for i, m in marks.items() if m]
+    if rows:
+        session.execute(clear, rows)
+    return len(marks)
+
+
+def stale_count(*, session: Session) -> int:
+    """How many datasets wait for their derived quantities."""
+    query = select(func.count()).select_from(Dataset).where(Dataset.stale > 0)
+    return int(session.scalar(query) or 0)
 
 
 def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
@@ -380,5 +440,4 @@ def refresh_all(*, session: Session) -> int:
     No order is needed: each quantity is computed from source rows (files,
     tasks, runs), never from another dataset's derived values.
     """
-    ids = session.scalars(select(Dataset.id).order_by(Dataset.id)).all()
-    return refresh_datasets(ids, session=session)
+    return _refresh_marked(set(session.scalars(select(Dataset.id))), session)

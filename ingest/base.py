@@ -16,8 +16,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from catalog.derived import refresh_stale, stale_count
 from catalog.operations import get_stop_point, set_stop_point
 from ingest.keyset import Cursor, KeysetStream
+from taskserver.base import RunContext
+
+# Stale datasets recomputed per transaction, and at most per run.
+STALE_BATCH = 1000
+STALE_PER_RUN = 5000
 
 
 class Unusable(ValueError):
@@ -122,3 +128,20 @@ def save_cursor(stream: str, keyset: KeysetStream, *, session: Session) -> None:
     cursor = keyset.stop_point()
     stamp = cursor.timestamp.replace(tzinfo=dt.UTC)
     set_stop_point(stream, stamp, str(cursor.key), session=session)
+
+
+def refresh_stale_datasets(context: RunContext, limit: int = STALE_PER_RUN) -> int:
+    """Recompute the datasets marked stale, up to *limit* of them, a
+    transaction per batch, even past the run's deadline (the work is bounded
+    and keeps derived quantities close behind the data); return how many are
+    still stale.
+    """
+    done = 0
+    while done < limit and not context.stop.is_set():
+        with context.Session.begin() as session:
+            refreshed = refresh_stale(session=session, limit=STALE_BATCH)
+        done += refreshed
+        if refreshed < STALE_BATCH:
+            break
+    with context.Session() as session:
+        return stale_count(session=session)

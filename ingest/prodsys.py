@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from catalog.datasets import dataset_ids, name_columns, upsert_datasets
 from catalog.db import utcnow
-from catalog.derived import refresh_changed
+from catalog.derived import mark_changed
 from catalog.errors import HepcatError
 from catalog.lumiblocks import parse_lumi_blocks
 from catalog.models import AmiTag, Dataset, ProductionTask
@@ -40,6 +41,7 @@ from ingest.base import (
     load_cursor,
     moment,
     number,
+    refresh_stale_datasets,
     save_cursor,
     text,
 )
@@ -54,7 +56,13 @@ SOURCE = "prodsys"
 
 @dataclass(frozen=True)
 class Bites:
-    """Rows per transaction, per stream: (normal, backlog mode)."""
+    """Rows per transaction, per stream: (normal, largest in backlog mode).
+
+    In backlog mode a bite is as large as fits in half the run's budget at
+    the rate the stream's last bite went, between the two sizes: transactions
+    stay large (commit granularity dominates ingest speed), yet a bite never
+    keeps the other tasks, nor the catalogue's write lock, waiting for long.
+    """
 
     tags: tuple[int, int] = (100, 2000)
     tasks: tuple[int, int] = (20, 2000)
@@ -62,9 +70,12 @@ class Bites:
     files: tuple[int, int] = (1000, 20000)
     gear_threshold: int = 1000
 
-    def size(self, stream: str, backlog: int) -> int:
+    def size(self, stream: str, backlog: int, rate: float | None, budget: float) -> int:
+        """Rows for the next bite; *rate* is the stream's last rows per second."""
         normal, large = getattr(self, stream)
-        return int(large if backlog > self.gear_threshold else normal)
+        if backlog <= self.gear_threshold or rate is None:
+            return int(normal)
+        return int(min(large, max(normal, rate * budget / 2)))
 
 
 class ProdSysIngester(Task):
@@ -91,6 +102,7 @@ class ProdSysIngester(Task):
             ),
         }
         self._remaining: dict[str, int] = {}
+        self._rate: dict[str, float] = {}
         self._apply: dict[str, Callable[[Sequence[Row[Any]], Session], None]] = {
             "tags": self._apply_tags,
             "tasks": self._apply_tasks,
@@ -109,7 +121,8 @@ class ProdSysIngester(Task):
             items += self._drain(stream, context)
             if context.should_stop():
                 break
-        backlog = sum(self._remaining.get(s, 0) for s in self.streams)
+        stale = refresh_stale_datasets(context)
+        backlog = sum(self._remaining.get(s, 0) for s in self.streams) + stale
         return RunOutcome(items, backlog, f"{items} rows")
 
     # Streams.
@@ -118,12 +131,16 @@ class ProdSysIngester(Task):
         keyset = self.streams[stream]
         items = 0
         while keyset.in_pass and not context.should_stop():
-            limit = self.bites.size(stream, self._remaining[stream])
+            rate = self._rate.get(stream)
+            limit = self.bites.size(stream, self._remaining[stream], rate, self.budget)
+            started = time.monotonic()
             with self.source.connect() as connection:
                 rows = keyset.read(connection, limit)
             with context.Session.begin() as session:
                 self._apply[stream](rows, session)
                 save_cursor(f"{SOURCE}.{stream}", keyset, session=session)
+            if rows:
+                self._rate[stream] = len(rows) / max(time.monotonic() - started, 1e-3)
             items += len(rows)
             self._remaining[stream] = max(0, self._remaining[stream] - len(rows))
             if len(rows) < limit:
@@ -162,7 +179,7 @@ class ProdSysIngester(Task):
             select(Dataset).where(Dataset.task_id.in_(ids))
         ).all()
         gained = link_datasets(datasets, session=session)
-        refresh_changed({d.id for d in datasets} | gained, gained, session=session)
+        mark_changed({d.id for d in datasets} | gained, gained, session=session)
 
     def _ensure_tasks(self, task_ids: set[int], session: Session) -> set[int]:
         """Read the tasks *task_ids* not yet catalogued straight from the source
@@ -208,7 +225,7 @@ class ProdSysIngester(Task):
             select(Dataset).where(Dataset.id.in_(ids.values()))
         ).all()
         gained = link_datasets(datasets, session=session)
-        refresh_changed(set(ids.values()) | gained, gained, session=session)
+        mark_changed(set(ids.values()) | gained, gained, session=session)
 
     def _ensure_datasets(self, names: set[str], session: Session) -> dict[str, int]:
         """Catalogue ids of *names*, reading unknown datasets from the source."""
@@ -235,7 +252,7 @@ class ProdSysIngester(Task):
                 )
                 quarantine(SOURCE, row.guid, row.payload(), reason, session=session)
         touched = write_files(usable, ids, SOURCE, session=session)
-        refresh_changed(touched, set(), session=session)
+        mark_changed(touched, set(), session=session)
 
 
 def _good(

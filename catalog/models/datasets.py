@@ -223,6 +223,11 @@ class Dataset(Base):
         UTCDateTime, info={"ami": "ddmErased"}
     )
 
+    # Raised by one in the transaction that changes rows a derived quantity
+    # depends on; back to 0 when the derived quantities are recomputed, only
+    # if no change came in the meantime (see catalog.derived.refresh_stale).
+    stale: Mapped[int] = mapped_column(Integer, default=0)
+
     created: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, info={"ami": "created"}
     )
@@ -248,6 +253,7 @@ class Dataset(Base):
         Index(None, "last_modified"),
         Index(None, "task_id"),
         Index(None, "total_events"),
+        Index(None, "stale"),
     )
 
     def __repr__(self) -> str:

@@ -402,6 +402,7 @@ def upgrade() -> None:
         sa.Column("ddm_consistent", sa.Boolean(), nullable=True),
         sa.Column("ddm_incomplete", sa.Boolean(), nullable=False),
         sa.Column("ddm_erased", catalog.db.UTCDateTime(), nullable=True),
+        sa.Column("stale", sa.Integer(), nullable=False),
         sa.Column("created", catalog.db.UTCDateTime(), nullable=False),
         sa.Column("last_modified", catalog.db.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -443,6 +444,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_dataset_run_number"), ["run_number"], unique=False
         )
+        batch_op.create_index(batch_op.f("ix_dataset_stale"), ["stale"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_dataset_task_id"), ["task_id"], unique=False
         )
