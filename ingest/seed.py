@@ -1,8 +1,9 @@
-"""Fill an empty catalogue with a :class:`~ingest.world.World` directly.
+"""Fill an empty catalogue with a :class:`~ingest.world.World` directly,
+without the sources and the ingesters.
 
-This is what ``hepcat demo`` shows before the ingesters and the source
-simulators exist; it writes the rows the ingesters would write, then derives
-every quantity, so that the pages have realistic data to show.
+It writes the rows the ingesters would write, then derives every quantity:
+the tests compare an ingested catalogue with one written this way, and use it
+where a populated catalogue is all they need.
 """
 
 from __future__ import annotations
