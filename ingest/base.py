@@ -131,13 +131,15 @@ def save_cursor(stream: str, keyset: KeysetStream, *, session: Session) -> None:
 
 
 def refresh_stale_datasets(context: RunContext, limit: int = STALE_PER_RUN) -> int:
-    """Recompute the datasets marked stale, up to *limit* of them, a
-    transaction per batch, even past the run's deadline (the work is bounded
-    and keeps derived quantities close behind the data); return how many are
-    still stale.
+    """Recompute the datasets marked stale, a transaction per batch, while the
+    run has time and up to *limit* of them; one batch always, even past the
+    deadline, so derived quantities keep close behind the data while a
+    backlog takes every run's budget. Return how many are still stale.
     """
     done = 0
     while done < limit and not context.stop.is_set():
+        if done and context.time_left() <= 0:
+            break
         with context.Session.begin() as session:
             refreshed = refresh_stale(session=session, limit=STALE_BATCH)
         done += refreshed
