@@ -111,6 +111,18 @@ class KeysetStream:
             self.cursor = Cursor(last[self.ts_column], last[self.key_column])
         return rows
 
+    def read_untimed(self, connection: Connection, limit: int) -> Sequence[Any]:
+        """Rows without a timestamp, which keyset order can never reach: a
+        pass reads them again each time (writes are idempotent).
+        """
+        query = (
+            select(self.table)
+            .where(self.table.c[self.ts_column].is_(None))
+            .order_by(self.table.c[self.key_column])
+            .limit(limit)
+        )
+        return connection.execute(query).all()
+
     def end_pass(self) -> None:
         self.cursor = None
 

@@ -52,6 +52,9 @@ from taskserver.base import RunContext, RunOutcome, Task
 logger = logging.getLogger(__name__)
 
 SOURCE = "prodsys"
+# Rows without a timestamp read per pass of a stream (a source should have
+# none; a few are read again at every pass).
+UNTIMED_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,10 @@ class ProdSysIngester(Task):
         with self.source.connect() as connection:
             keyset.begin_pass(connection, stored)
             self._remaining[stream] = keyset.backlog(connection)
+            untimed = keyset.read_untimed(connection, UNTIMED_LIMIT)
+        if untimed:
+            with context.Session.begin() as session:
+                self._apply[stream](untimed, session)
 
     def backlog(self) -> int:
         """Rows known to be left, over all streams."""

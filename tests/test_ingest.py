@@ -157,6 +157,23 @@ def test_unusable_rows_go_to_quarantine_and_the_rest_is_ingested(
         assert files == sum(len(d.files) for d in world.datasets)
 
 
+def test_rows_without_a_timestamp_are_ingested_all_the_same(
+    Session, sources, world, ingest
+):
+    spec = world.datasets[0]
+    publish(sources, world)
+    ingest()
+
+    sources.prodsys.insert(
+        schemas.t_production_file, [_bad_file(9100, spec, timestamp=None)]
+    )
+    ingest()
+
+    with Session() as session:
+        dataset = session.scalar(select(Dataset).where(Dataset.name == spec.name))
+        assert dataset.n_files == len(spec.files) + 1
+
+
 def test_a_tier0_dataset_raised_ready_again_gets_its_new_files(
     Session, sources, world, ingest
 ):
