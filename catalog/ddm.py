@@ -122,16 +122,6 @@ class Fields:
 # --- reading messages ----------------------------------------------------
 
 
-def parse_message(body: str | bytes) -> DdmEvent:
-    """Read a hermes message body.
-
-    :raises UnreadableMessage: when it is not a JSON object with a text
-        ``event_type``, an object ``payload`` and a ``created_at`` time.
-    """
-    document = _document(body)
-    return _event(_event_type(document), document)
-
-
 def read_fields(event_type: str, payload: Mapping[str, Any]) -> Fields:
     """The fields that *event_type* needs from *payload*.
 

@@ -1,8 +1,10 @@
 """Derived quantities of datasets, exactly as DESIGN.md defines them.
 
-Each function recomputes one quantity of one dataset from the rows it depends
-on. Ingesters call :func:`refresh_dataset` for the datasets a change touched;
-``hepcat derive --check`` recomputes everything and reports differences.
+Each quantity is recomputed from the rows it depends on, for a batch of
+datasets at a time. Ingesters mark stale the datasets a change touched
+(:func:`mark_changed`) and recompute them (:func:`refresh_stale`,
+:func:`refresh_changed`); ``hepcat derive --check`` recomputes everything and
+reports differences.
 """
 
 from __future__ import annotations
@@ -41,19 +43,10 @@ TASK_FAILED = "TASK FAILED"
 TASK_OBSOLETE = "TASK OBSOLETE"
 
 
-def counted_files(dataset: Dataset) -> Any:
-    """The condition selecting the files that count for *dataset*: ProdSys
-    files with status ``finished`` (every Tier-0 file), less those DDM lost.
-    """
-    condition = (File.dataset_id == dataset.id) & (File.lost.is_(False))
-    if dataset.source != SOURCE_TIER0:
-        condition = condition & (File.status == "finished")
-    return condition
-
-
 def _counted(ids: Sequence[int]) -> Any:
-    """The condition selecting the counted files of the datasets *ids*
-    (joined with ``dataset``).
+    """The condition selecting the files that count for the datasets *ids*
+    (in a query joined with ``dataset``): ProdSys files with status
+    ``finished``, every Tier-0 file, less the files DDM reported lost.
     """
     finished = (Dataset.source == SOURCE_TIER0) | (File.status == "finished")
     return File.dataset_id.in_(ids) & File.lost.is_(False) & finished
@@ -246,7 +239,11 @@ def _periods(
 
 def file_lumi_blocks(dataset: Dataset, *, session: Session) -> set[int]:
     """The lumi blocks present in the counted files of *dataset*."""
-    query = select(File.lumi_blocks).where(counted_files(dataset))
+    query = (
+        select(File.lumi_blocks)
+        .join(Dataset, Dataset.id == File.dataset_id)
+        .where(_counted([dataset.id]))
+    )
     blocks: set[int] = set()
     for text in session.scalars(query):
         blocks |= parse_lumi_blocks(text)
@@ -278,12 +275,6 @@ def refresh_lost_lumi_blocks(dataset: Dataset, *, session: Session) -> None:
     )
     dataset.n_lost_lumi_blocks = len(lost)
     dataset.lost_lumi_blocks = format_lumi_blocks(lost) if lost else None
-
-
-def refresh_dataset(dataset: Dataset, *, session: Session) -> None:
-    """Recompute every derived quantity of *dataset*."""
-    session.flush()
-    _refresh_batch([dataset], session=session)
 
 
 def _refresh_batch(datasets: Sequence[Dataset], *, session: Session) -> None:

@@ -32,13 +32,6 @@ def _declared_fields(table: Any) -> dict[str, ColumnElement[Any]]:
     }
 
 
-def ami_name(model: type[Any], attribute: str) -> str:
-    """Return the AMI name of *model*'s attribute (column key)."""
-    table = model.__table__
-    column = table.columns[attribute]
-    return str(column.info.get("ami", attribute))
-
-
 def field_column(model: type[Any], name: str) -> ColumnElement[Any]:
     """Return the column of *model* whose AMI name is *name* (case-insensitive).
 

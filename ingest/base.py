@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from catalog.derived import refresh_stale, stale_count
-from catalog.operations import get_stop_point, set_stop_point
+from catalog.errors import HepcatError
+from catalog.operations import get_stop_point, quarantine, set_stop_point
 from ingest.keyset import Cursor, KeysetStream
 from taskserver.base import RunContext
+
+T = TypeVar("T")
 
 # Stale datasets recomputed per transaction, and at most per run.
 STALE_BATCH = 1000
@@ -107,6 +110,29 @@ def moment(row: Mapping[str, Any], column: str) -> dt.datetime | None:
     if not isinstance(value, dt.datetime):
         raise Unusable(f"{column} = {value!r} is not a time")
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def usable_rows(
+    rows: Iterable[Any],
+    mapper: Callable[[Mapping[str, Any]], T],
+    key: str,
+    source: str,
+    *,
+    session: Session,
+) -> list[T]:
+    """Map each source row with *mapper*; put the rows it refuses (with
+    :class:`Unusable` or a hepcat error) in quarantine, under *source* and
+    the row's *key* column.
+    """
+    good = []
+    for row in rows:
+        values = row._mapping if hasattr(row, "_mapping") else row
+        try:
+            good.append(mapper(values))
+        except (Unusable, HepcatError) as err:
+            record = str(values.get(key))
+            quarantine(source, record, dict(values), str(err), session=session)
+    return good
 
 
 def load_cursor(

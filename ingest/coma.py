@@ -16,12 +16,10 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from catalog.derived import refresh_datasets
-from catalog.errors import HepcatError
 from catalog.models import Dataset, Period, PeriodRun, Run
-from catalog.operations import quarantine
 from catalog.upsert import upsert
 from ingest import schemas
-from ingest.base import Unusable, integer, moment, text
+from ingest.base import Unusable, integer, moment, text, usable_rows
 from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)
@@ -65,18 +63,6 @@ def _snapshot(*tables: list[Any]) -> tuple[Any, ...]:
     return tuple(tuple(tuple(row.values()) for row in table) for table in tables)
 
 
-def _good(
-    rows: list[Any], mapper: Any, key: str, session: Session
-) -> list[dict[str, Any]]:
-    good = []
-    for row in rows:
-        try:
-            good.append(mapper(row))
-        except (Unusable, HepcatError) as err:
-            quarantine(SOURCE, str(row.get(key)), dict(row), str(err), session=session)
-    return good
-
-
 def _run_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "run_number": integer(row, "runnumber"),
@@ -117,13 +103,13 @@ def _link_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _write_runs(rows: list[Any], session: Session) -> int:
-    good = _good(rows, _run_row, "runnumber", session)
+    good = usable_rows(rows, _run_row, "runnumber", SOURCE, session=session)
     upsert(session, Run.__table__, good, ["run_number"])  # type: ignore[arg-type]
     return len(good)
 
 
 def _write_periods(rows: list[Any], session: Session) -> int:
-    good = _good(rows, _period_row, "period", session)
+    good = usable_rows(rows, _period_row, "period", SOURCE, session=session)
     upsert(session, Period.__table__, good, ["project", "name"])  # type: ignore[arg-type]
     return len(good)
 
@@ -132,7 +118,7 @@ def _write_links(rows: list[Any], session: Session) -> int:
     """Make the catalogue's period-run map equal COMA's; refresh the datasets
     of every run that joined or left a period.
     """
-    good = _good(rows, _link_row, "runnumber", session)
+    good = usable_rows(rows, _link_row, "runnumber", SOURCE, session=session)
     query = select(Period.project, Period.name, Period.id)
     ids = {(project, name): id_ for project, name, id_ in session.execute(query)}
     wanted = {

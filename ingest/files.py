@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 
 from catalog.db import utcnow
 from catalog.ddm import mark_lost_files
-from catalog.lumiblocks import ranges
+from catalog.errors import HepcatError
+from catalog.lumiblocks import parse_lumi_blocks, ranges
 from catalog.models import File, FileLumiRange
 from catalog.operations import quarantine
 from catalog.upsert import upsert
+from ingest import base
 
 CHUNK = 1000
 
@@ -44,6 +46,34 @@ class FileRow:
         values = asdict(self)
         values.pop("blocks")
         return values
+
+
+def source_file(
+    row: Mapping[str, Any], *, dataset: str, status: str, with_physics: bool = False
+) -> FileRow:
+    """A file as a source row (ProdSys or Tier-0 columns) describes it.
+
+    :param with_physics: read the generator columns (ProdSys evgen files).
+    :raises Unusable: for a value that cannot be used.
+    """
+    lumi_blocks = base.text(row, "lumiblocknr", required=False, length=4000)
+    try:
+        blocks = parse_lumi_blocks(lumi_blocks)
+    except HepcatError as err:
+        raise base.Unusable(str(err)) from None
+    return FileRow(
+        dataset=dataset,
+        lfn=base.text(row, "lfn") or "",
+        guid=base.guid(row),
+        size=base.integer(row, "fsize", required=False),
+        checksum=base.text(row, "checksum", required=False, length=16),
+        events=base.integer(row, "events", required=False),
+        status=status,
+        lumi_blocks=lumi_blocks,
+        blocks=frozenset(blocks),
+        cross_section=base.number(row, "cross_section") if with_physics else None,
+        gen_filt_eff=base.number(row, "gen_filt_eff") if with_physics else None,
+    )
 
 
 def write_files(
@@ -84,8 +114,8 @@ def _existing(
         lfns = [r.lfn for r in chunk]
         for column, keys in ((File.guid, guids), (File.lfn, lfns)):
             query = select(File.guid, File.lfn, File.dataset_id).where(column.in_(keys))
-            for guid, lfn, dataset_id in session.execute(query):
-                found[guid] = (lfn, dataset_id)
+            for file_guid, lfn, dataset_id in session.execute(query):
+                found[file_guid] = (lfn, dataset_id)
     return found
 
 

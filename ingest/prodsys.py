@@ -25,8 +25,6 @@ from sqlalchemy.orm import Session
 from catalog.datasets import dataset_ids, name_columns, upsert_datasets
 from catalog.db import utcnow
 from catalog.derived import mark_changed
-from catalog.errors import HepcatError
-from catalog.lumiblocks import parse_lumi_blocks
 from catalog.models import AmiTag, Dataset, ProductionTask
 from catalog.models.datasets import SOURCE_PRODSYS
 from catalog.nomenclature import parse_tag
@@ -36,16 +34,15 @@ from catalog.upsert import upsert
 from ingest import schemas
 from ingest.base import (
     Unusable,
-    guid,
     integer,
     load_cursor,
     moment,
-    number,
     refresh_stale_datasets,
     save_cursor,
     text,
+    usable_rows,
 )
-from ingest.files import FileRow, write_files
+from ingest.files import FileRow, source_file, write_files
 from ingest.keyset import KeysetStream
 from taskserver.base import RunContext, RunOutcome, Task
 
@@ -171,13 +168,13 @@ class ProdSysIngester(Task):
     # Config tags.
 
     def _apply_tags(self, rows: Sequence[Row[Any]], session: Session) -> None:
-        mapped = _good(rows, _tag_row, "tag", session=session)
+        mapped = usable_rows(rows, _tag_row, "tag", SOURCE, session=session)
         upsert(session, AmiTag.__table__, mapped, ["tag"])  # type: ignore[arg-type]
 
     # Tasks.
 
     def _apply_tasks(self, rows: Sequence[Row[Any]], session: Session) -> None:
-        mapped = _good(rows, _task_row, "taskid", session=session)
+        mapped = usable_rows(rows, _task_row, "taskid", SOURCE, session=session)
         if not mapped:
             return
         upsert(session, ProductionTask.__table__, mapped, ["task_id"])  # type: ignore[arg-type]
@@ -216,7 +213,7 @@ class ProdSysIngester(Task):
 
     def _apply_datasets(self, rows: Sequence[Row[Any]], session: Session) -> None:
         outputs = [r for r in rows if (r._mapping.get("type") or "output") != "log"]
-        mapped = _good(outputs, _dataset_row, "name", session=session)
+        mapped = usable_rows(outputs, _dataset_row, "name", SOURCE, session=session)
         tasks = self._ensure_tasks({r["task_id"] for r in mapped}, session)
         usable = []
         for row in mapped:
@@ -247,7 +244,7 @@ class ProdSysIngester(Task):
     # Files.
 
     def _apply_files(self, rows: Sequence[Row[Any]], session: Session) -> None:
-        mapped = _good(rows, _file_row, "fileid", session=session)
+        mapped = usable_rows(rows, _file_row, "fileid", SOURCE, session=session)
         ids = self._ensure_datasets({f.dataset for f in mapped}, session)
         usable = []
         for row in mapped:
@@ -260,25 +257,6 @@ class ProdSysIngester(Task):
                 quarantine(SOURCE, row.guid, row.payload(), reason, session=session)
         touched = write_files(usable, ids, SOURCE, session=session)
         mark_changed(touched, set(), session=session)
-
-
-def _good(
-    rows: Sequence[Row[Any]],
-    mapper: Callable[[Any], Any],
-    key: str,
-    *,
-    session: Session,
-) -> list[Any]:
-    """Map each source row with *mapper*; quarantine the ones it refuses."""
-    good = []
-    for row in rows:
-        values = row._mapping
-        try:
-            good.append(mapper(values))
-        except (Unusable, HepcatError) as err:
-            record = str(values.get(key))
-            quarantine(SOURCE, record, dict(values), str(err), session=session)
-    return good
 
 
 def _tag_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -334,21 +312,9 @@ def _dataset_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _file_row(row: Mapping[str, Any]) -> FileRow:
-    lumi_blocks = text(row, "lumiblocknr", required=False, length=4000)
-    try:
-        blocks = parse_lumi_blocks(lumi_blocks)
-    except HepcatError as err:
-        raise Unusable(str(err)) from None
-    return FileRow(
+    return source_file(
+        row,
         dataset=text(row, "dataset") or "",
-        lfn=text(row, "lfn") or "",
-        guid=guid(row),
-        size=integer(row, "fsize", required=False),
-        checksum=text(row, "checksum", required=False, length=16),
-        events=integer(row, "events", required=False),
         status=(text(row, "status", length=16) or "").lower(),
-        lumi_blocks=lumi_blocks,
-        blocks=frozenset(blocks),
-        cross_section=number(row, "cross_section"),
-        gen_filt_eff=number(row, "gen_filt_eff"),
+        with_physics=True,
     )

@@ -148,21 +148,6 @@ def ddm_scenario(
     return scenario
 
 
-def publish_scenario(
-    broker_url: str,
-    world: World,
-    destination: str = DEFAULT_DESTINATION,
-    **options: Any,
-) -> DdmScenario:
-    """Publish the DDM events of *world* (:func:`ddm_scenario` with
-    *options*) to *destination*; return the scenario.
-    """
-    scenario = ddm_scenario(world, **options)
-    with DdmPublisher(broker_url, destination) as publisher:
-        publisher.publish_all(scenario.events)
-    return scenario
-
-
 def messy(
     events: Sequence[DdmEvent],
     *,

@@ -24,14 +24,13 @@ from sqlalchemy.orm import Session
 from catalog.datasets import name_columns, upsert_datasets
 from catalog.derived import refresh_changed
 from catalog.errors import HepcatError
-from catalog.lumiblocks import parse_lumi_blocks
 from catalog.models import Dataset
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.operations import quarantine
 from catalog.provenance import link_datasets
 from ingest import schemas
-from ingest.base import Unusable, guid, integer, text
-from ingest.files import FileRow, write_files
+from ingest.base import Unusable, integer, text, usable_rows
+from ingest.files import source_file, write_files
 from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)
@@ -131,30 +130,17 @@ def write_dataset(
     dataset_row = {**columns, "source": SOURCE_TIER0, "tier0_state": DONE}
     ids = upsert_datasets([dataset_row], session=session)
     dataset_id = ids[columns["name"]]
-    good = [f for f in (_file_row(f, columns["name"], session) for f in files) if f]
+    good = usable_rows(
+        files,
+        lambda f: source_file(f, dataset=columns["name"], status="finished"),
+        "lfn",
+        SOURCE,
+        session=session,
+    )
     touched = write_files(good, ids, SOURCE, session=session) | {dataset_id}
     dataset = session.get(Dataset, dataset_id)
     gained = link_datasets([dataset], session=session) if dataset else set()
     refresh_changed(touched, gained, session=session)
-
-
-def _file_row(row: Mapping[str, Any], dataset: str, session: Session) -> FileRow | None:
-    try:
-        lumi_blocks = text(row, "lumiblocknr", required=False, length=4000)
-        return FileRow(
-            dataset=dataset,
-            lfn=text(row, "lfn") or "",
-            guid=guid(row),
-            size=integer(row, "fsize", required=False),
-            checksum=text(row, "checksum", required=False, length=16),
-            events=integer(row, "events", required=False),
-            status="finished",
-            lumi_blocks=lumi_blocks,
-            blocks=frozenset(parse_lumi_blocks(lumi_blocks)),
-        )
-    except (Unusable, HepcatError) as err:
-        quarantine(SOURCE, str(row.get("lfn")), dict(row), str(err), session=session)
-        return None
 
 
 def _payload(row: Mapping[str, Any], files: list[Mapping[str, Any]]) -> dict[str, Any]:

@@ -266,3 +266,22 @@ def sources(source_urls: dict[str, str]) -> Iterator[Any]:
     yield made
     for source in vars(made).values():
         source.engine.dispose()
+
+
+@pytest.fixture
+def ingest(Session: sessionmaker[OrmSession], sources: Any) -> Callable[[], Any]:  # noqa: N803
+    """``ingest()`` drains the three SQL sources into the test's catalogue
+    with the ingesters (the same ingester objects each call, as a task
+    server keeps them); returns the records each ingested.
+    """
+    from ingest.coma import ComaIngester
+    from ingest.prodsys import ProdSysIngester
+    from ingest.tier0 import Tier0Ingester
+    from taskserver.runner import run_until_drained
+
+    tasks = [
+        ComaIngester(sources.coma.engine),
+        Tier0Ingester(sources.tier0.engine),
+        ProdSysIngester(sources.prodsys.engine),
+    ]
+    return lambda: run_until_drained(tasks, Session, max_seconds=120)

@@ -13,12 +13,8 @@ from catalog.datasets import get_dataset, get_provenance
 from catalog.derived import prodsys_status
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import Dataset
-from ingest.coma import ComaIngester
-from ingest.prodsys import ProdSysIngester
 from ingest.seed import seed_catalog
-from ingest.tier0 import Tier0Ingester
 from ingest.world import FAILED_RUN, World, build_world
-from taskserver.runner import run_until_drained
 
 ZEE_DAOD = (
     "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.deriv.DAOD_PHYS."
@@ -53,12 +49,7 @@ def seeded(request, Session, world):
     sources.coma.add_world(world)
     sources.tier0.add_world(world)
     sources.prodsys.add_world(world)
-    tasks = [
-        ComaIngester(sources.coma.engine),
-        Tier0Ingester(sources.tier0.engine),
-        ProdSysIngester(sources.prodsys.engine),
-    ]
-    run_until_drained(tasks, Session, max_seconds=120)
+    request.getfixturevalue("ingest")()
     return Session
 
 

@@ -16,13 +16,9 @@ from catalog.db import create_catalog_engine, session_factory
 from catalog.fields import row_to_ami
 from catalog.models import Dataset, File, Quarantine, StopPoint
 from ingest import schemas
-from ingest.coma import ComaIngester
-from ingest.prodsys import ProdSysIngester
 from ingest.seed import seed_catalog
 from ingest.simulate import naive
-from ingest.tier0 import Tier0Ingester
 from ingest.world import DatasetSpec, build_world
-from taskserver.runner import run_until_drained
 
 # Columns that say when a row was written, not what the catalogue knows.
 WHEN = {"lastModified", "created", "crossSectionSource", "trashDate"}
@@ -31,23 +27,6 @@ WHEN = {"lastModified", "created", "crossSectionSource", "trashDate"}
 @pytest.fixture
 def world():
     return build_world(seed=11, files_per_dataset=3)
-
-
-@pytest.fixture
-def ingesters(sources):
-    return [
-        ComaIngester(sources.coma.engine),
-        Tier0Ingester(sources.tier0.engine),
-        ProdSysIngester(sources.prodsys.engine),
-    ]
-
-
-@pytest.fixture
-def ingest(Session, ingesters):
-    def run():
-        return run_until_drained(ingesters, Session, max_seconds=120)
-
-    return run
 
 
 def publish(sources, world):
@@ -172,6 +151,21 @@ def test_rows_without_a_timestamp_are_ingested_all_the_same(
     with Session() as session:
         dataset = session.scalar(select(Dataset).where(Dataset.name == spec.name))
         assert dataset.n_files == len(spec.files) + 1
+
+
+def test_an_aborted_task_trashes_its_datasets(Session, sources, world, ingest):
+    task = next(t for t in world.tasks if t.step_name == "recon")
+    publish(sources, world)
+    ingest()
+
+    sources.prodsys.set_task_status(task.task_id, "aborted")
+    ingest()
+
+    with Session() as session:
+        dataset = session.scalar(select(Dataset).where(Dataset.name == task.outputs[0]))
+        assert dataset.ami_status == "TRASHED"
+        assert dataset.trash_annotation == f"ProdSys task {task.task_id} is aborted"
+        assert dataset.prodsys_status == "TASK FAILED"
 
 
 def test_a_tier0_dataset_raised_ready_again_gets_its_new_files(
