@@ -126,3 +126,23 @@ class SchemaOutdated(HepcatError, RuntimeError):
             f"the catalogue schema is at {shown}, this hepcat needs {head}; "
             "run 'hepcat db upgrade'"
         )
+
+
+class AuthenticationFailed(HepcatError, PermissionError):
+    """Credentials (password, token, certificate DN) were given and are wrong,
+    or a request that needs a user came without any.
+    """
+
+    status = 401
+
+
+class PermissionDenied(HepcatError, PermissionError):
+    """The user is known but lacks the role the request needs."""
+
+    status = 403
+
+    def __init__(self, login: str | None, role: str, action: str) -> None:
+        who = f"user {login!r}" if login else "an anonymous user"
+        super().__init__(f"{action} needs the role {role!r}; {who} does not have it")
+        self.login = login
+        self.role = role

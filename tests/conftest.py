@@ -29,6 +29,8 @@ from sqlalchemy.orm import sessionmaker
 import migrations
 from catalog.db import Base, create_catalog_engine, session_factory
 
+pytest_plugins = ["live"]  # served_catalog: a live `hepcat serve` (tests/live.py)
+
 SERVER_URLS = {
     "postgresql": os.environ.get(
         "HEPCAT_TEST_POSTGRESQL_URL",

@@ -55,10 +55,19 @@ def create_app(config: Config | None = None, *, engine: Engine | None = None) ->
     app.register_error_handler(HepcatError, render_error)
     app.register_error_handler(HTTPException, render_http_error)
 
+    for blueprint in _blueprints():
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _blueprints() -> list[Any]:
+    """The parts of the application, each a blueprint in its own module."""
+    from web.ami import ami
+    from web.api import api
+    from web.auth import auth
     from web.pages import pages
 
-    app.register_blueprint(pages)
-    return app
+    return [pages, auth, api, ami]
 
 
 def _stored_secret_key(config: Config) -> str:
