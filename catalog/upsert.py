@@ -11,6 +11,7 @@ dialects (Oracle) read the existing keys first and split the rows into an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, tuple_, update
@@ -27,8 +28,11 @@ def upsert(
 ) -> None:
     """Insert *rows* into *table*, updating the rows whose *key* exists.
 
-    The rows go in one executemany, which SQLAlchemy batches into multi-row
-    statements ("insertmanyvalues").
+    The rows go in one executemany of the statement compiled once: each
+    column's values are converted for the driver by the column type once per
+    distinct value object, and Python-side column defaults (``created``) are
+    evaluated once for the whole call, so a row costs little more than it
+    does in a bare ``executemany``.
 
     :param key: the columns of a unique constraint or the primary key.
     :param update_columns: the columns overwritten on conflict (default:
@@ -42,7 +46,67 @@ def upsert(
     if statement is None:
         _upsert_generic(session, table, rows, key, updated)
     else:
-        session.execute(statement, list(rows))
+        _execute_many(session, statement, rows)
+
+
+def _execute_many(
+    session: Session, statement: Any, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Execute *statement* once per row through the driver's executemany."""
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    positional = bool(compiled.positional)
+    names = list(compiled.positiontup) if positional else list(compiled.binds)
+    defaults = _defaults(statement.table, compiled, rows[0])
+    processed = [
+        (index, _Converter(process))
+        for index, name in enumerate(names)
+        if (process := compiled.binds[name].type.bind_processor(dialect))
+    ]
+    values = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+    parameters: list[Any] = []
+    for row in rows:
+        driver = list(values({**defaults, **row} if defaults else row))
+        for index, convert in processed:
+            driver[index] = convert(driver[index])
+        parameters.append(
+            tuple(driver) if positional else dict(zip(names, driver, strict=True))
+        )
+    connection.exec_driver_sql(compiled.string, parameters)
+
+
+def _defaults(table: Table, compiled: Any, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The Python-side defaults of the columns the rows leave out, evaluated
+    once.
+    """
+    values = {}
+    for name in compiled.binds:
+        if name in row or name not in table.c or table.c[name].default is None:
+            continue
+        default = table.c[name].default
+        values[name] = default.arg(None) if default.is_callable else default.arg
+    return values
+
+
+class _Converter:
+    """A column type's bind processor, applied once per distinct value object
+    (every row of a bite shares one ``modified`` time).
+    """
+
+    __slots__ = ("_process", "_last_in", "_last_out")
+
+    def __init__(self, process: Any) -> None:
+        self._process = process
+        self._last_in: Any = _Converter
+        self._last_out: Any = None
+
+    def __call__(self, value: Any) -> Any:
+        if value is None:
+            return value
+        if value is not self._last_in:
+            self._last_in, self._last_out = value, self._process(value)
+        return self._last_out
 
 
 def _statement(

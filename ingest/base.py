@@ -38,6 +38,8 @@ def integer(
 ) -> int | None:
     """The value of *column* as a non-negative integer."""
     value = row.get(column)
+    if value.__class__ is int and value >= 0:  # the common case, quickly
+        return value  # type: ignore[no-any-return]
     if value is None:
         if required:
             raise Unusable(f"{column} is missing")
@@ -79,6 +81,10 @@ def text(
 ) -> str | None:
     """The value of *column* as stripped text of at most *length* characters."""
     value = row.get(column)
+    if value.__class__ is str:  # the common case, quickly
+        result = value.strip()
+        if result and len(result) <= length:
+            return result  # type: ignore[no-any-return]
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise Unusable(f"{column} is missing")

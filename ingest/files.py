@@ -24,6 +24,7 @@ from catalog.upsert import upsert
 from ingest import base
 
 CHUNK = 1000
+NONE: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def source_file(
     """
     lumi_blocks = base.text(row, "lumiblocknr", required=False, length=4000)
     try:
-        blocks = parse_lumi_blocks(lumi_blocks)
+        blocks = frozenset(parse_lumi_blocks(lumi_blocks)) if lumi_blocks else NONE
     except HepcatError as err:
         raise base.Unusable(str(err)) from None
     return FileRow(
@@ -70,7 +71,7 @@ def source_file(
         events=base.integer(row, "events", required=False),
         status=status,
         lumi_blocks=lumi_blocks,
-        blocks=frozenset(blocks),
+        blocks=blocks,
         cross_section=base.number(row, "cross_section") if with_physics else None,
         gen_filt_eff=base.number(row, "gen_filt_eff") if with_physics else None,
     )
