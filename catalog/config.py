@@ -104,6 +104,11 @@ SETTINGS: tuple[Setting, ...] = (
         _paths,
     ),
     Setting(
+        "dask_scheduler",
+        "The Dask distributed scheduler skims extract on (tcp://host:8786); "
+        "unset: a pool of local processes.",
+    ),
+    Setting(
         "prodsys_safety_lag",
         "Seconds a ProdSys row's timestamp may lag behind its commit; the "
         "ProdSys ingester re-reads this window so that late rows are caught.",
@@ -126,6 +131,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "The address 'hepcat serve' listens on.", "127.0.0.1"),
     Setting("port", "The port 'hepcat serve' listens on.", 5000, int),
     Setting(
+        "ami_url",
+        "The AMI endpoint 'hepcat ami' sends commands to; unset: the endpoint "
+        "of 'hepcat serve' at the host and port settings.",
+        shown_default="http://<host>:<port>/AMI/FrontEnd",
+    ),
+    Setting(
         "secret_key",
         "Key signing web sessions and CSRF tokens; unset: a random key is made "
         "and kept in the data directory.",
@@ -136,6 +147,13 @@ SETTINGS: tuple[Setting, ...] = (
         "without login.",
         True,
         _bool,
+    ),
+    Setting(
+        "trusted_dn_header",
+        "The request header in which a reverse proxy hands over the verified "
+        "X.509 client-certificate DN (e.g. X-SSL-Client-S-DN), mapped to the "
+        "user with that DN; unset: off. Set it only behind a proxy that removes "
+        "any copy of the header a client sends.",
     ),
     Setting(
         "log_level",
@@ -250,9 +268,10 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
-# HEPCAT_* variables that are not settings: the config file's location, and
+# HEPCAT_* variables that are not settings: the config file's location, the
+# API token 'hepcat ami' sends (a user's credential, not a site's setting), and
 # the variables the test suite reads.
-_NOT_SETTINGS = frozenset({"HEPCAT_CONFIG"})
+_NOT_SETTINGS = frozenset({"HEPCAT_CONFIG", "HEPCAT_TOKEN"})
 
 
 def _is_test_variable(key: str) -> bool:

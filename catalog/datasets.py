@@ -11,12 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, extract, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from catalog.db import utcnow
-from catalog.errors import DatasetNotFound, InvalidInput
-from catalog.fields import field_column
+from catalog.errors import DatasetNotFound, FileNotFound, InvalidInput
+from catalog.fields import field_column, typed_value, value_type
+from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import Dataset, File, ProvenanceEdge
 from catalog.nomenclature import parse_dataset_name
 from catalog.upsert import upsert
@@ -141,7 +142,7 @@ def search_datasets(query: DatasetQuery, *, session: Session) -> Page:
 
     :raises InvalidInput: for an unknown field or an unusable page size.
     """
-    _check_paging(query.offset, query.limit)
+    check_paging(query.offset, query.limit)
     conditions = list(_conditions(query))
     count = select(func.count()).select_from(Dataset).where(*conditions)
     total = session.scalar(count) or 0
@@ -151,7 +152,8 @@ def search_datasets(query: DatasetQuery, *, session: Session) -> Page:
     return Page(rows, total, query.offset, query.limit)
 
 
-def _check_paging(offset: int, limit: int) -> None:
+def check_paging(offset: int, limit: int) -> None:
+    """:raises InvalidInput: for a negative *offset* or a *limit* out of range."""
     if offset < 0:
         raise InvalidInput(f"offset must be 0 or more, got {offset}")
     if not 1 <= limit <= MAX_PAGE_SIZE:
@@ -162,28 +164,21 @@ def _conditions(query: DatasetQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if query.pattern:
         pattern = query.pattern if "%" in query.pattern else f"%{query.pattern}%"
-        conditions.append(Dataset.name.like(pattern))
+        name_column = field_column(Dataset, "logicalDatasetName")
+        conditions.append(Dataset.name.like(typed_value(name_column, pattern)))
     for name, value in (query.filters or {}).items():
         column = field_column(Dataset, name)
-        if "%" in value:
-            conditions.append(column.like(value))
+        # Only text is matched by pattern; '%' in a number is an error.
+        if "%" in value and value_type(column) is str:
+            conditions.append(column.like(typed_value(column, value)))
         else:
-            conditions.append(column == _typed(column, value))
+            conditions.append(_same(column, typed_value(column, value)))
     return conditions
 
 
-def _typed(column: Any, value: str) -> Any:
-    python_type = column.type.python_type
-    if python_type in (int, float):
-        try:
-            return python_type(value)
-        except ValueError:
-            kind = "an integer" if python_type is int else "a number"
-            message = f"{column.info['ami']} must be {kind}, got {value!r}"
-            raise InvalidInput(message) from None
-    if python_type is bool:
-        return value.strip().lower() in ("1", "true", "yes")
-    return value
+def _same(column: Any, value: Any) -> ColumnElement[bool]:
+    same: ColumnElement[bool] = column.is_(None) if value is None else column == value
+    return same
 
 
 def _ordering(sort: Sequence[str]) -> list[Any]:
@@ -193,6 +188,37 @@ def _ordering(sort: Sequence[str]) -> list[Any]:
         column = field_column(Dataset, key.lstrip("-+"))
         order.append(column.desc() if descending else column.asc())
     return order
+
+
+def search_datasets_keyset(
+    query: DatasetQuery, *, session: Session, cursor: str | None = None
+) -> KeysetPage:
+    """Return the page of datasets matching *query* that follows *cursor*
+    (from the previous page; the first page without one), in the order of
+    ``query.sort`` with NULLs last; ``query.offset`` is not used.
+
+    :raises InvalidInput: for an unknown field, a bad cursor or page size.
+    """
+    statement = select(Dataset).where(*_conditions(query))
+    statement = statement.options(selectinload(Dataset.cross_section_source))
+    keyset = dataset_keyset(query.sort)
+    return keyset_page(
+        statement, keyset, session=session, cursor=cursor, limit=query.limit
+    )
+
+
+def dataset_keyset(sort: Sequence[str]) -> Keyset:
+    """The keyset order of datasets sorted by the AMI fields *sort* (a
+    leading ``-`` sorts descending), ties broken by id.
+
+    :raises InvalidInput: for an unknown field.
+    """
+    keys = [
+        SortKey(field_column(Dataset, key.lstrip("-+")), key.startswith("-"))
+        for key in sort
+    ]
+    name = ",".join(f"{'-' if k.descending else ''}{k.column.key}" for k in keys)
+    return Keyset(keys, Dataset.__table__.c.id, name)
 
 
 @dataclass(frozen=True)
@@ -222,12 +248,72 @@ def list_files(
     dataset: Dataset, *, session: Session, offset: int = 0, limit: int = 50
 ) -> Page:
     """Return a page of the files of *dataset* (all statuses), by LFN."""
-    _check_paging(offset, limit)
+    check_paging(offset, limit)
     where = File.dataset_id == dataset.id
     total = session.scalar(select(func.count()).select_from(File).where(where)) or 0
     statement = select(File).where(where).order_by(File.lfn)
     rows = session.scalars(statement.offset(offset).limit(limit)).all()
     return Page(rows, total, offset, limit)
+
+
+def list_counted_files(
+    dataset: Dataset, *, session: Session, offset: int = 0, limit: int = 50
+) -> Page:
+    """Return a page of the files that count for *dataset* (those that
+    ``nFiles``, ``totalEvents`` and ``totalSize`` add up), by LFN.
+    """
+    # The rule lives with the derived quantities, which import this module.
+    from catalog.derived import _counted
+
+    check_paging(offset, limit)
+    where = _counted([dataset.id])
+    joined = select(File).join(Dataset, Dataset.id == File.dataset_id).where(where)
+    total = session.scalar(select(func.count()).select_from(joined.subquery())) or 0
+    statement = joined.order_by(File.lfn, File.id).offset(offset).limit(limit)
+    return Page(session.scalars(statement).all(), total, offset, limit)
+
+
+FILE_KEYSET = Keyset([SortKey(File.__table__.c.lfn)], File.__table__.c.id, "lfn")
+
+
+def list_files_keyset(
+    dataset: Dataset,
+    *,
+    session: Session,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> KeysetPage:
+    """Return the page of the files of *dataset* (all statuses), by LFN,
+    that follows *cursor* (the first page without one).
+
+    :raises InvalidInput: for a bad cursor or page size.
+    """
+    statement = select(File).where(File.dataset_id == dataset.id)
+    return keyset_page(
+        statement, FILE_KEYSET, session=session, cursor=cursor, limit=limit
+    )
+
+
+def get_file(
+    *, session: Session, guid: str | None = None, lfn: str | None = None
+) -> File:
+    """Return the file with *guid* (in any letter case) or *lfn*.
+
+    :raises FileNotFound: if there is none.
+    :raises InvalidInput: unless exactly one of *guid* and *lfn* is given.
+    """
+    if (guid is None) == (lfn is None):
+        raise InvalidInput("give either a GUID or an LFN to find a file")
+    condition: ColumnElement[bool]
+    if guid is not None:
+        spellings = sorted({guid, guid.upper(), guid.lower()})
+        condition = File.guid.in_(spellings)
+    else:
+        condition = File.lfn == lfn
+    found = session.scalar(select(File).where(condition))
+    if found is None:
+        raise FileNotFound(guid or lfn or "", by="GUID" if guid else "LFN")
+    return found
 
 
 @dataclass(frozen=True)
@@ -285,3 +371,14 @@ def _neighbours(
     column = ProvenanceEdge.child_id if upward else ProvenanceEdge.parent_id
     statement = select(ProvenanceEdge).where(column.in_(ids))
     return [(edge.parent, edge.child) for edge in session.scalars(statement)]
+
+
+def datasets_per_month(*, session: Session) -> list[tuple[int, int, int]]:
+    """How many datasets the catalogue registered each month: ``(year, month,
+    count)`` by ``created`` (UTC), oldest first; months without any are left out.
+    """
+    year = extract("year", Dataset.created)
+    month = extract("month", Dataset.created)
+    query = select(year, month, func.count()).group_by(year, month)
+    counts = [(int(y), int(m), int(n)) for y, m, n in session.execute(query)]
+    return sorted(counts)

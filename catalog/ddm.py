@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from catalog.datasets import Page, check_paging
 from catalog.db import utcnow
 from catalog.models import (
     Container,
@@ -850,6 +851,110 @@ def open_reconciliations(*, session: Session) -> list[Reconciliation]:
     """
     query = select(Reconciliation).where(Reconciliation.resolved.is_(None))
     return list(session.scalars(query.order_by(Reconciliation.detected)))
+
+
+def replicas_of(name: str, *, session: Session) -> list[Replica]:
+    """The replicas of dataset *name*, by storage element."""
+    query = select(Replica).where(Replica.dataset_name == name)
+    return list(session.scalars(query.order_by(Replica.rse)))
+
+
+def reconciliations_of(dataset: Dataset, *, session: Session) -> list[Reconciliation]:
+    """Every difference found between DDM's counts of *dataset* and the
+    catalogue's, the standing ones first, then the newest.
+    """
+    query = select(Reconciliation).where(Reconciliation.dataset_id == dataset.id)
+    order = (Reconciliation.resolved.is_not(None), Reconciliation.detected.desc())
+    return list(session.scalars(query.order_by(*order, Reconciliation.id)))
+
+
+def list_reconciliations(
+    *,
+    session: Session,
+    resolved: bool = False,
+    offset: int = 0,
+    limit: int = 50,
+) -> Page:
+    """Return a page of ``(Reconciliation, dataset name)``: the differences
+    that still stand (with *resolved*, every one), oldest first.
+
+    :raises InvalidInput: for an unusable page.
+    """
+    check_paging(offset, limit)
+    conditions = [] if resolved else [Reconciliation.resolved.is_(None)]
+    count = select(func.count()).select_from(Reconciliation).where(*conditions)
+    query = (
+        select(Reconciliation, Dataset.name)
+        .join(Dataset, Dataset.id == Reconciliation.dataset_id)
+        .where(*conditions)
+        .order_by(Reconciliation.detected, Reconciliation.id)
+    )
+    rows = [tuple(row) for row in session.execute(query.offset(offset).limit(limit))]
+    return Page(rows, session.scalar(count) or 0, offset, limit)
+
+
+@dataclass(frozen=True)
+class DdmSummary:
+    """What DDM says of a dataset, in brief: its state (``erased``,
+    ``incomplete``, ``open``, ``closed`` or ``unknown`` before any message),
+    its complete replicas, its files reported lost, and whether its counts
+    at the last ``close`` agree with the catalogue's.
+    """
+
+    state: str
+    replicas: int
+    lost_files: int
+    consistent: bool | None
+
+    def __str__(self) -> str:
+        parts = [f"DDM {self.state}"]
+        if self.consistent is False:
+            parts.append("counts differ")
+        if self.replicas:
+            parts.append(f"{self.replicas} replica{'s' if self.replicas > 1 else ''}")
+        if self.lost_files:
+            plural = "s" if self.lost_files > 1 else ""
+            parts.append(f"{self.lost_files} lost file{plural}")
+        return ", ".join(parts)
+
+
+def ddm_state(dataset: Dataset) -> str:
+    """The DDM state of *dataset*: ``erased`` wins over ``incomplete``, which
+    wins over ``open`` or ``closed``; ``unknown`` before any message.
+    """
+    if dataset.ddm_erased is not None:
+        return "erased"
+    if dataset.ddm_incomplete:
+        return "incomplete"
+    if dataset.ddm_open is None:
+        return "unknown"
+    return "open" if dataset.ddm_open else "closed"
+
+
+def ddm_summaries(
+    datasets: Sequence[Dataset], *, session: Session
+) -> dict[int, DdmSummary]:
+    """A :class:`DdmSummary` of each of *datasets*, by dataset id."""
+    names = [dataset.name for dataset in datasets]
+    replicas = select(Replica.dataset_name, func.count()).where(
+        Replica.dataset_name.in_(names), Replica.complete.is_(True)
+    )
+    complete = {
+        name: n for name, n in session.execute(replicas.group_by(Replica.dataset_name))
+    }
+    lost = select(File.dataset_id, func.count()).where(
+        File.dataset_id.in_([dataset.id for dataset in datasets]), File.lost.is_(True)
+    )
+    lost_files = {id_: n for id_, n in session.execute(lost.group_by(File.dataset_id))}
+    return {
+        dataset.id: DdmSummary(
+            ddm_state(dataset),
+            int(complete.get(dataset.name, 0)),
+            int(lost_files.get(dataset.id, 0)),
+            dataset.ddm_consistent,
+        )
+        for dataset in datasets
+    }
 
 
 @dataclass(frozen=True)

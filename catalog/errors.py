@@ -76,10 +76,32 @@ class FileNotFound(NotFound):
         self.key = key
 
 
+class EventFileNotFound(NotFound):
+    """An event data file is in none of the places the file store looks."""
+
+    def __init__(self, lfn: str, looked: Sequence[str]) -> None:
+        places = "; ".join(looked) or "nowhere (no storage root configured)"
+        super().__init__(f"event file {lfn!r} not found; looked in: {places}")
+        self.lfn = lfn
+        self.looked = list(looked)
+
+
 class AmiTagNotFound(NotFound):
     def __init__(self, tag: str, suggestions: Sequence[str] = ()) -> None:
         super().__init__(f"no AMI tag {tag!r}{_suggest(suggestions)}")
         self.tag = tag
+
+
+class RunNotFound(NotFound):
+    def __init__(self, run_number: int) -> None:
+        super().__init__(f"no run {run_number} in the catalogue; see the list of runs")
+        self.run_number = run_number
+
+
+class UserNotFound(NotFound):
+    def __init__(self, login: str) -> None:
+        super().__init__(f"no user {login!r}; 'hepcat user list' shows the users")
+        self.login = login
 
 
 class InvalidName(HepcatError, ValueError):

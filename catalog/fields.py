@@ -8,10 +8,12 @@ compiler agree on one name for each field.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
+import math
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import BigInteger, ColumnElement, TypeDecorator
 
 from catalog.errors import InvalidInput
 
@@ -52,3 +54,109 @@ def row_to_ami(obj: Any, model: type[Any] | None = None) -> dict[str, Any]:
     """Return every AMI field of the model instance *obj*, by AMI name."""
     fields = ami_fields(model if model is not None else type(obj))
     return {name: getattr(obj, str(column.key)) for name, column in fields.items()}
+
+
+# The integers a column holds: BIGINT is 64 bits, INTEGER 32 on every database.
+_INT_BITS = {True: 63, False: 31}
+_TRUE = ("1", "true", "yes")
+_FALSE = ("0", "false", "no")
+
+
+def typed_value(column: Any, value: Any) -> Any:
+    """Return *value* (text a user typed, or a JSON value) as the Python type
+    of *column*, checked to fit it: integers within the column's range,
+    finite numbers, ``true``/``false``, ISO 8601 times (UTC when no zone is
+    given), text without NUL characters. ``None`` stays ``None``.
+
+    :raises InvalidInput: naming the field, when the value does not fit.
+    """
+    if value is None:
+        return None
+    python_type = value_type(column)
+    converted = _CONVERTERS.get(python_type, _text)(value)
+    if converted is None:
+        kind = _KINDS.get(python_type, "text")
+        name = column.info.get("ami", column.key)
+        raise InvalidInput(f"{name} must be {kind}, got {value!r}")
+    if isinstance(converted, int) and not _fits(converted, column):
+        name = column.info.get("ami", column.key)
+        raise InvalidInput(f"{name} is out of range: {value!r}")
+    return converted
+
+
+def value_type(column: Any) -> type:
+    """The Python type of the values of *column* (for a decorated type such
+    as :class:`catalog.db.UTCDateTime`, that of the type it decorates).
+    """
+    kind = column.type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    try:
+        python_type: type = kind.python_type
+    except NotImplementedError:
+        return str
+    return python_type
+
+
+def _fits(number: int, column: Any) -> bool:
+    bits = _INT_BITS[isinstance(column.type, BigInteger)]
+    return abs(number) < 1 << bits
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _boolean(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    return True if lowered in _TRUE else False if lowered in _FALSE else None
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip())
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    # PostgreSQL refuses NUL characters in text.
+    return value if isinstance(value, str) and "\x00" not in value else None
+
+
+_CONVERTERS = {
+    int: _integer,
+    float: _number,
+    bool: _boolean,
+    dt.datetime: _moment,
+    str: _text,
+}
+_KINDS = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    dt.datetime: "a time in ISO 8601 (2015-07-03T10:15:00Z)",
+    str: "text without NUL characters",
+}

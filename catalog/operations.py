@@ -1,20 +1,24 @@
-"""The catalogue's own bookkeeping for ingestion: stop points and quarantine.
+"""The catalogue's own bookkeeping for ingestion: stop points, quarantine and
+the record of the task server's runs.
 
-Both are written in the caller's transaction, so a stop point commits
-together with the rows it covers, and a quarantined record together with the
-progress past it.
+Stop points and quarantined records are written in the caller's transaction,
+so a stop point commits together with the rows it covers, and a quarantined
+record together with the progress past it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.models import Quarantine, StopPoint
+from catalog.datasets import Page, check_paging
+from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
+from catalog.models import Quarantine, StopPoint, TaskLease, TaskRun
 
 # Bytes kept of a quarantined record: MariaDB's TEXT holds 65,535 bytes.
 MAX_PAYLOAD = 60_000
@@ -64,3 +68,109 @@ def quarantine_count(*, session: Session, source: str | None = None) -> int:
     if source is not None:
         query = query.where(Quarantine.source == source)
     return session.scalar(query) or 0
+
+
+# --- reading: the quarantine and the task server's records ---------------------
+
+
+def list_quarantine(
+    *, session: Session, source: str | None = None, offset: int = 0, limit: int = 50
+) -> Page:
+    """Return a page of quarantined records (of *source*, when given),
+    newest first.
+
+    :raises InvalidInput: for an unusable page.
+    """
+    check_paging(offset, limit)
+    conditions = [Quarantine.source == source] if source else []
+    total = session.scalar(
+        select(func.count()).select_from(Quarantine).where(*conditions)
+    )
+    query = select(Quarantine).where(*conditions)
+    query = query.order_by(Quarantine.created.desc(), Quarantine.id.desc())
+    rows = session.scalars(query.offset(offset).limit(limit)).all()
+    return Page(rows, total or 0, offset, limit)
+
+
+QUARANTINE_KEYSET = Keyset(
+    [SortKey(Quarantine.__table__.c.created, descending=True)],
+    Quarantine.__table__.c.id,
+    "-created",
+)
+
+
+def list_quarantine_keyset(
+    *,
+    session: Session,
+    source: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> KeysetPage:
+    """Return the page of quarantined records (of *source*, when given),
+    newest first, that follows *cursor* (the first page without one).
+
+    :raises InvalidInput: for a bad cursor or page size.
+    """
+    conditions = [Quarantine.source == source] if source else []
+    statement = select(Quarantine).where(*conditions)
+    return keyset_page(
+        statement, QUARANTINE_KEYSET, session=session, cursor=cursor, limit=limit
+    )
+
+
+def quarantine_sources(*, session: Session) -> dict[str, int]:
+    """How many records each source has in quarantine, by source name."""
+    query = select(Quarantine.source, func.count()).group_by(Quarantine.source)
+    return {source: int(count) for source, count in sorted(session.execute(query))}
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """A task of the task server: who holds its lease, and its last runs."""
+
+    name: str
+    lease: TaskLease | None
+    runs: list[TaskRun]  # newest first
+
+    @property
+    def last(self) -> TaskRun | None:
+        return self.runs[0] if self.runs else None
+
+    @property
+    def backlog(self) -> int | None:
+        """What the last finished run reported was left to do (None: unknown)."""
+        finished = [run for run in self.runs if run.ended is not None]
+        return finished[0].backlog if finished else None
+
+
+def task_statuses(*, session: Session, runs_per_task: int = 5) -> list[TaskStatus]:
+    """Every task that holds a lease or has run, by name, with its last
+    *runs_per_task* runs.
+    """
+    leases = {lease.task_name: lease for lease in session.scalars(select(TaskLease))}
+    names = set(leases) | set(session.scalars(select(TaskRun.task_name).distinct()))
+    statuses = []
+    for name in sorted(names):
+        query = select(TaskRun).where(TaskRun.task_name == name)
+        query = query.order_by(TaskRun.started.desc(), TaskRun.id.desc())
+        runs = list(session.scalars(query.limit(runs_per_task)))
+        statuses.append(TaskStatus(name, leases.get(name), runs))
+    return statuses
+
+
+def ingest_rates(
+    since: dt.datetime, *, session: Session
+) -> dict[str, dict[dt.datetime, int]]:
+    """The items each task handled per minute since *since*: by task name,
+    the sum of the items of the runs that ended in each minute (UTC).
+    """
+    query = select(TaskRun.task_name, TaskRun.ended, TaskRun.items).where(
+        TaskRun.started >= since, TaskRun.ended.is_not(None)
+    )
+    rates: dict[str, dict[dt.datetime, int]] = {}
+    for name, ended, items in session.execute(query):
+        assert ended is not None  # selected so
+        minute = ended.replace(second=0, microsecond=0)
+        per_minute = rates.setdefault(name, {})
+        per_minute[minute] = per_minute.get(minute, 0) + int(items or 0)
+    return rates

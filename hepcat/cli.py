@@ -18,12 +18,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 import migrations
+from catalog import users
 from catalog.config import Config, declared, documented_default, load_config
 from catalog.db import open_catalog, session_factory
 from catalog.errors import DatabaseUnavailable, HepcatError
+from catalog.models.users import ROLES
 from hepcat.wiring import configured_ingesters
 from taskserver.runner import run_until_drained, serve_forever
 from taskserver.server import TaskServer
+from web.client import FORMATS, AmiError
 
 
 class HepcatGroup(click.Group):
@@ -32,7 +35,7 @@ class HepcatGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except HepcatError as err:
+        except (HepcatError, AmiError) as err:
             click.echo(f"{err.type}: {err.message}", err=True)
             ctx.exit(1)
 
@@ -329,6 +332,178 @@ def _no_sources() -> None:
     raise SystemExit(1)
 
 
+# --- users and tokens ----------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Manage the users of the catalogue and their roles (reader < physicist
+    < admin).
+    """
+
+
+@user.command("add")
+@click.argument("login")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(ROLES),
+    help="A role to grant; repeat for several.",
+)
+@click.option("--full-name", help="The user's name as shown on the pages.")
+@click.option("--email", help="The user's email address.")
+@click.option("--dn", help="The X.509 subject DN of the user's certificate.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin (scripts)."
+)
+@click.option(
+    "--no-password",
+    is_flag=True,
+    help="No password: the user logs in by API token or certificate only.",
+)
+@pass_context
+def user_add(
+    context: _Context,
+    login: str,
+    roles: tuple[str, ...],
+    full_name: str | None,
+    email: str | None,
+    dn: str | None,
+    password_stdin: bool,
+    no_password: bool,
+) -> None:
+    """Add the user LOGIN; the password is asked for twice, unless
+    --password-stdin or --no-password.
+    """
+    password = None if no_password else _read_password(password_stdin)
+    with _catalog(context).begin() as session:
+        users.add_user(
+            login,
+            password=password,
+            roles=roles,
+            full_name=full_name,
+            email=email,
+            dn=dn,
+            session=session,
+        )
+    click.echo(f"user {login} added with the roles {', '.join(roles)}")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def _catalog(context: _Context) -> Any:
+    engine = context.engine()
+    migrations.require_current(engine)
+    return session_factory(engine)
+
+
+@user.command("list")
+@pass_context
+def user_list(context: _Context) -> None:
+    """Print every user with their roles."""
+    with _catalog(context).begin() as session:
+        for found in users.list_users(session=session):
+            roles = ",".join(users.role_names(found)) or "-"
+            state = "" if found.active else "  (kept out)"
+            click.echo(f"{found.login:20} {roles:26} {found.full_name or ''}{state}")
+
+
+@user.command("grant")
+@click.argument("login")
+@click.argument("role", type=click.Choice(ROLES))
+@pass_context
+def user_grant(context: _Context, login: str, role: str) -> None:
+    """Give the user LOGIN the role ROLE."""
+    with _catalog(context).begin() as session:
+        found = users.grant_role(login, role, session=session)
+        roles = ", ".join(users.role_names(found))
+        click.echo(f"user {login} has the roles {roles}")
+
+
+@user.command("revoke")
+@click.argument("login")
+@click.argument("role", type=click.Choice(ROLES))
+@pass_context
+def user_revoke(context: _Context, login: str, role: str) -> None:
+    """Take the role ROLE from the user LOGIN."""
+    with _catalog(context).begin() as session:
+        found = users.revoke_role(login, role, session=session)
+        roles = ", ".join(users.role_names(found)) or "no role"
+        click.echo(f"user {login} has {roles}")
+
+
+@user.command("password")
+@click.argument("login")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin (scripts)."
+)
+@pass_context
+def user_password(context: _Context, login: str, password_stdin: bool) -> None:
+    """Set the password of the user LOGIN."""
+    password = _read_password(password_stdin)
+    with _catalog(context).begin() as session:
+        users.set_password(login, password, session=session)
+    click.echo(f"password of {login} set")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens (for the JSON API and 'hepcat ami')."""
+
+
+@token.command("create")
+@click.argument("login")
+@click.option("--name", required=True, help="What the token is for (laptop, ...).")
+@click.option(
+    "--expires-days",
+    type=click.IntRange(min=1),
+    help="Days until the token expires (default: never).",
+)
+@pass_context
+def token_create(
+    context: _Context, login: str, name: str, expires_days: int | None
+) -> None:
+    """Make an API token for the user LOGIN and print it, once: the catalogue
+    keeps only its hash.
+    """
+    expires = users.expiry_in_days(expires_days)
+    with _catalog(context).begin() as session:
+        secret = users.create_token(login, name, expires=expires, session=session)
+    click.echo(secret)
+
+
+@token.command("list")
+@click.argument("login", required=False)
+@pass_context
+def token_list(context: _Context, login: str | None) -> None:
+    """Print the tokens of the user LOGIN (default: of every user)."""
+    with _catalog(context).begin() as session:
+        for found in users.list_tokens(login, session=session):
+            expires = f"{found.expires:%Y-%m-%d}" if found.expires else "never"
+            click.echo(
+                f"{found.user.login:20} {found.name:20} {found.prefix}...  "
+                f"expires {expires:10}  {users.token_state(found)}"
+            )
+
+
+@token.command("revoke")
+@click.argument("login")
+@click.argument("name")
+@pass_context
+def token_revoke(context: _Context, login: str, name: str) -> None:
+    """Revoke the token NAME of the user LOGIN."""
+    with _catalog(context).begin() as session:
+        found = users.revoke_token(login, name, session=session)
+        click.echo(f"token {found.prefix}... ({name}) of {login} revoked")
+
+
 # --- demo and serve ------------------------------------------------------
 
 
@@ -435,6 +610,96 @@ def _serve(config: Config, engine: Engine, host: str | None, port: int | None) -
     port = port or config.port
     click.echo(f"hepcat is serving at http://{host}:{port}/  (Ctrl-C stops it)")
     app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+# --- ami -----------------------------------------------------------------
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("command")
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "--url",
+    help="The AMI endpoint (default: $HEPCAT_AMI_URL, or the endpoint of "
+    "'hepcat serve' at the host and port settings).",
+)
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text: tables; json or csv: the rows; xml: the answer as it came.",
+)
+@click.option(
+    "--token", envvar="HEPCAT_TOKEN", help="An API token (default: $HEPCAT_TOKEN)."
+)
+@click.option("--user", help="Log in as USER; the password is asked for.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password of --user from stdin (scripts).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the answer.",
+)
+@pass_context
+def ami(
+    context: _Context,
+    command: str,
+    arguments: tuple[str, ...],
+    url: str | None,
+    form: str,
+    token: str | None,
+    user: str | None,
+    password_stdin: bool,
+    timeout: float,
+) -> None:
+    """Send one AMI command and print the result.
+
+    ARGUMENTS are -name=value or -flag, one word each:
+
+      hepcat ami AMIGetDatasetInfo -logicalDatasetName=mc16_13TeV.361106...
+
+    A whole command line in one quoted word, as AMI writes it, works too.
+    """
+    from web.client import Client, argv_arguments, parse_command_line, render
+
+    if not arguments and " " in command.strip():
+        command, parsed = parse_command_line(command)
+    else:
+        parsed = argv_arguments(arguments)
+    password = _ami_password(user, password_stdin)
+    url = url or _ami_url(context.config)
+    client = Client(url, token=token, user=user, password=password, timeout=timeout)
+    click.echo(render(client.send(command, parsed), form), nl=False)
+
+
+def _ami_password(user: str | None, from_stdin: bool) -> str | None:
+    if user is None:
+        return None
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = click.prompt(f"Password of {user}", hide_input=True)
+    return password
+
+
+def _ami_url(config: Config) -> str:
+    """The AMI endpoint of the configuration: ``ami_url``, or that of
+    ``hepcat serve`` on this machine.
+    """
+    if config.ami_url:
+        return str(config.ami_url)
+    host = str(config.host)
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"  # serve listens everywhere; this machine will do
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.port}/AMI/FrontEnd"
 
 
 def run() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import struct
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,14 +15,27 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from werkzeug.test import TestResponse
 
 from catalog.config import load_config
+from catalog.datasets import datasets_per_month
 from catalog.db import create_catalog_engine
-from catalog.models import File, ProvenanceEdge
+from catalog.derived import ALL_EVENTS, FAILED_TASK, TASK_FAILED
+from catalog.models import (
+    Dataset,
+    File,
+    ProvenanceEdge,
+    Reconciliation,
+    Replica,
+    TaskLease,
+    TaskRun,
+)
+from catalog.operations import ingest_rates, quarantine
+from ingest.seed import seed_catalog
+from ingest.world import World, build_world
 from web.app import create_app
 
 ZEE = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee"
@@ -43,9 +57,10 @@ class CheckedClient(FlaskClient):
 
     def open(self, *args: Any, **kwargs: Any) -> TestResponse:
         response = super().open(*args, **kwargs)
-        body = response.get_data(as_text=True)
-        assert "Traceback" not in body
-        assert "SELECT" not in body
+        if response.mimetype.startswith("text/"):
+            body = response.get_data(as_text=True)
+            assert "Traceback" not in body
+            assert "SELECT" not in body
         return response
 
 
@@ -413,3 +428,586 @@ def test_secret_key_is_kept_in_the_data_directory(tmp_path: Path) -> None:
     assert len(keys) == 1
     assert (tmp_path / "secret_key").read_text().strip() in keys
     assert chosen.secret_key == "s3cret"
+
+
+# --- shared by the pages below ---------------------------------------------------
+
+ZEE_DAOD_P4072 = f"{ZEE}.deriv.DAOD_PHYS.e3601_s3126_r10724_p4072"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def world(Session: sessionmaker[OrmSession]) -> World:  # noqa: N803
+    """The simulated world, written into the test's catalogue."""
+    built = build_world()
+    with Session.begin() as session:
+        seed_catalog(built, session=session)
+    return built
+
+
+def png_size(response: TestResponse) -> tuple[int, int]:
+    """The width and height of the PNG image *response* carries."""
+    assert response.status_code == 200
+    assert response.mimetype == "image/png"
+    data = response.get_data()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > 5_000  # axes, labels and text, not an empty image
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def status_badges(response: TestResponse) -> dict[str, str]:
+    """The summary statuses on the home page: text → level (good, warn, bad)."""
+    html = response.get_data(as_text=True)
+    pattern = r'<span class="status (\w*)" title="prodsysStatus · DDM state">([^<]+)<'
+    return {text: level for level, text in re.findall(pattern, html)}
+
+
+def svg_graph(response: TestResponse) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    """The provenance graph on a dataset page: node name → link, and edges."""
+    html = response.get_data(as_text=True)
+    svg = html[html.index('<svg class="provenance-graph"') : html.index("</svg>")]
+    nodes = re.findall(r'<a class="node[^"]*" href="([^"]+)" data-name="([^"]+)"', svg)
+    edges = re.findall(
+        r'<path class="edge"[^>]* data-parent="([^"]+)" data-child="([^"]+)"', svg
+    )
+    return {name: href for href, name in nodes}, set(edges)
+
+
+# --- home: summary status and datasets per month -----------------------------------
+
+
+def test_home_status_combines_production_and_ddm(
+    client: FlaskClient, dataset_factory: Factory, Session: Any
+) -> None:
+    dataset_factory(
+        ZEE_AOD,
+        prodsys_status=ALL_EVENTS,
+        ddm_open=False,
+        ddm_consistent=True,
+        last_modified=AN_HOUR_AGO,
+    )
+    daod = dataset_factory(ZEE_DAOD, prodsys_status=ALL_EVENTS, ddm_open=True)
+    dataset_factory(DATA_AOD, prodsys_status=TASK_FAILED, last_modified=NOW)
+    with Session.begin() as session:
+        for rse in ("CERN-PROD_DATADISK", "BNL-OSG2_DATADISK"):
+            session.add(Replica(dataset_name=ZEE_AOD, rse=rse, complete=True))
+    add_files(Session, daod, 2)
+    with Session.begin() as session:
+        files = select(File).where(File.dataset_id == daod.id).order_by(File.lfn)
+        session.scalars(files).first().lost = True
+
+    badges = status_badges(client.get("/"))
+
+    assert badges == {
+        "ALL EVENTS AVAILABLE · DDM closed, 2 replicas": "good",
+        "ALL EVENTS AVAILABLE · DDM open, 1 lost file": "bad",
+        "TASK FAILED · DDM unknown": "bad",
+    }
+
+
+def test_datasets_per_month_counts_by_creation_month(
+    dataset_factory: Factory, Session: Any
+) -> None:
+    june = dt.datetime(2015, 6, 3, 10, 0, tzinfo=dt.UTC)
+    august = dt.datetime(2015, 8, 31, 23, 59, tzinfo=dt.UTC)
+    dataset_factory(ZEE_EVNT, created=june)
+    dataset_factory(ZEE_AOD, created=june + dt.timedelta(days=20))
+    dataset_factory(DATA_AOD, created=august)
+
+    with Session() as session:
+        counts = datasets_per_month(session=session)
+
+    assert counts == [(2015, 6, 2), (2015, 8, 1)]
+
+
+def test_plots_are_images_on_an_empty_catalogue(client: FlaskClient) -> None:
+    home = client.get("/").get_data(as_text=True)
+
+    assert 'src="/plots/datasets-per-month.png"' in home
+    assert png_size(client.get("/plots/datasets-per-month.png")) == (800, 260)
+    assert png_size(client.get("/plots/ingest-rate.png")) == (800, 260)
+
+
+def test_plots_of_a_populated_catalogue(
+    client: FlaskClient, dataset_factory: Factory, Session: Any
+) -> None:
+    dataset_factory(ZEE_EVNT, created=dt.datetime(2015, 6, 3, tzinfo=dt.UTC))
+    dataset_factory(ZEE_AOD)
+    with Session.begin() as session:
+        for minutes in range(1, 30, 3):
+            started = NOW - dt.timedelta(minutes=minutes)
+            session.add(
+                TaskRun(
+                    task_name="prodsys" if minutes % 2 else "tier0",
+                    started=started,
+                    ended=started + dt.timedelta(seconds=2),
+                    items=100 * minutes,
+                    outcome="ok",
+                )
+            )
+
+    assert png_size(client.get("/plots/datasets-per-month.png")) == (800, 260)
+    assert png_size(client.get("/plots/ingest-rate.png?hours=1")) == (800, 260)
+
+
+# --- search: any field, chosen columns ----------------------------------------------
+
+
+def test_any_ami_field_filters_the_search(
+    client: FlaskClient, dataset_factory: Factory
+) -> None:
+    dataset_factory(ZEE_AOD, geometry_version="ATLAS-R2-2016-01-00-01")
+    dataset_factory(ZEE_DAOD, geometry_version="ATLAS-R2-2015-03-01-00")
+    dataset_factory(ZMUMU_DAOD)
+
+    response = client.get("/datasets", query_string={"geometryVersion": "%2016%"})
+
+    assert listed_datasets(response) == [ZEE_AOD]
+    html = response.get_data(as_text=True)
+    assert 'name="geometryVersion" value="%2016%"' in html  # editable on the form
+
+
+def test_add_a_filter_on_any_field_from_the_form(
+    client: FlaskClient, dataset_factory: Factory
+) -> None:
+    dataset_factory(ZEE_AOD, geometry_version="ATLAS-R2-2016-01-00-01")
+    dataset_factory(ZEE_DAOD, geometry_version="ATLAS-R2-2015-03-01-00")
+    form = {"q": "Zee", "add_field": "geometryversion", "add_value": "%2015%"}
+
+    redirect = client.get("/datasets", query_string=form)
+    response = client.get(redirect.headers["Location"])
+
+    assert redirect.status_code == 302
+    assert "geometryVersion=%252015%25" in redirect.headers["Location"]
+    assert "add_field" not in redirect.headers["Location"]
+    assert listed_datasets(response) == [ZEE_DAOD]
+
+
+def test_the_user_chooses_the_columns(
+    client: FlaskClient, dataset_factory: Factory
+) -> None:
+    dataset_factory(ZEE_AOD, atlas_release="21.0.77", n_files=3)
+    dataset_factory(ZEE_EVNT, atlas_release="19.2.3.7", n_files=5)
+
+    redirect = client.get("/datasets?q=Zee&column=nFiles&column=AtlasRelease")
+    response = client.get(redirect.headers["Location"])
+    html = response.get_data(as_text=True)
+    headers = re.findall(r'title="sort by (\w+)"', html)
+    by_release = client.get(link_to_sort(html, "AtlasRelease"))
+
+    assert redirect.status_code == 302
+    assert headers == ["logicalDatasetName", "nFiles", "AtlasRelease"]
+    assert f"{ZEE_AOD} 3 21.0.77" in visible_text(response)
+    assert listed_datasets(by_release) == [ZEE_EVNT, ZEE_AOD]
+    assert "columns=logicalDatasetName,nFiles,AtlasRelease" in by_release.request.url
+
+
+def link_to_sort(html: str, field: str) -> str:
+    found = re.search(rf'<a href="([^"]+)" title="sort by {field}">', html)
+    assert found, f"no sort link for {field}"
+    return found.group(1).replace("&amp;", "&")
+
+
+def test_user_input_is_escaped(client: FlaskClient) -> None:
+    script = "<script>alert(1)</script>"
+
+    search = client.get("/datasets", query_string={"q": script})
+    bad_field = client.get("/datasets", query_string={script: "1"})
+
+    assert bad_field.status_code == 400
+    for response in (search, bad_field):
+        html = response.get_data(as_text=True)
+        assert script not in html
+        assert "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("/datasets?datasetNumbr=361106", "did you mean datasetNumber"),
+        ("/datasets?columns=nFilez", "nFilez"),
+        ("/datasets?totalEvents=1%25", "totalEvents"),
+        ("/datasets?add_field=nFilez&add_value=1", "nFilez"),
+        ("/runs?offset=-1", "offset must be 0 or more, got -1"),
+        ("/runs?limit=many", "limit must be an integer, got 'many'"),
+        ("/periods?level=7", "periodLevel must be 1, 2 or 3, got 7"),
+        ("/quarantine?offset=x", "offset must be an integer, got 'x'"),
+        ("/reconciliation?offset=-5", "offset must be 0 or more, got -5"),
+        ("/taskserver?hours=0", "hours must be between 1 and 48, got 0"),
+        ("/plots/ingest-rate.png?hours=abc", "hours must be an integer"),
+        ("/amitags/rx", "not a valid name"),
+    ],
+)
+def test_bad_page_arguments_are_explained_with_status_400(
+    client: FlaskClient, url: str, named: str
+) -> None:
+    response = client.get(url)
+
+    assert response.status_code == 400
+    assert named in visible_text(response)
+
+
+# --- the dataset page: provenance graph, DDM, lumi blocks ---------------------------
+
+
+def test_provenance_graph_has_a_node_per_dataset_and_an_edge_per_link(
+    client: FlaskClient, dataset_factory: Factory, Session: Any
+) -> None:
+    names = (ZEE_EVNT, ZEE_AOD, ZEE_DAOD, ZEE_DAOD_P4072, ZMUMU_DAOD)
+    evnt, aod, daod, other, _ = (dataset_factory(name) for name in names)
+    with Session.begin() as session:
+        for parent, child in ((evnt, aod), (aod, daod), (aod, other)):
+            session.add(ProvenanceEdge(parent_id=parent.id, child_id=child.id))
+
+    nodes, edges = svg_graph(client.get(f"/datasets/{ZEE_AOD}"))
+    daod_nodes, daod_edges = svg_graph(client.get(f"/datasets/{ZEE_DAOD}"))
+
+    assert nodes == {name: f"/datasets/{name}" for name in names[:4]}
+    assert edges == {
+        (ZEE_EVNT, ZEE_AOD),
+        (ZEE_AOD, ZEE_DAOD),
+        (ZEE_AOD, ZEE_DAOD_P4072),
+    }
+    assert set(daod_nodes) == {ZEE_EVNT, ZEE_AOD, ZEE_DAOD}
+    assert daod_edges == {(ZEE_EVNT, ZEE_AOD), (ZEE_AOD, ZEE_DAOD)}
+
+
+def test_a_dataset_without_relatives_draws_no_graph(
+    client: FlaskClient, dataset_factory: Factory
+) -> None:
+    dataset_factory(ZEE_AOD)
+
+    response = client.get(f"/datasets/{ZEE_AOD}")
+
+    assert "No recorded parent or child." in visible_text(response)
+    assert "provenance-graph" not in response.get_data(as_text=True)
+
+
+def test_dataset_page_shows_ddm_replicas_and_consistency(
+    client: FlaskClient, dataset_factory: Factory, Session: Any
+) -> None:
+    daod = dataset_factory(
+        ZEE_DAOD,
+        n_files=2,
+        total_events=2000,
+        ddm_open=False,
+        ddm_n_files=3,
+        ddm_total_events=2000,
+        ddm_consistent=False,
+    )
+    with Session.begin() as session:
+        session.add(
+            Replica(dataset_name=ZEE_DAOD, rse="CERN-PROD_DATADISK", complete=True)
+        )
+        session.add(
+            Replica(
+                dataset_name=ZEE_DAOD,
+                rse="BNL-OSG2_DATADISK",
+                deleted_files=1,
+                deleted_bytes=2_500_000_000,
+            )
+        )
+        session.add(
+            Reconciliation(
+                dataset_id=daod.id, quantity="nFiles", catalog_value=2, ddm_value=3
+            )
+        )
+
+    text = visible_text(client.get(f"/datasets/{ZEE_DAOD}"))
+
+    assert "DDM closed, counts differ, 1 replica" in text
+    assert "nFiles 2 3 no" in text
+    assert "totalEvents 2,000 2,000 yes" in text
+    assert "BNL-OSG2_DATADISK no 1 2.5 GB" in text
+    assert "CERN-PROD_DATADISK yes" in text
+    assert (
+        "Differences with DDM quantity catalogue DDM detected resolved nFiles 2 3"
+        in (text)
+    )
+
+
+def test_dataset_page_shows_lost_lumi_blocks_of_real_data(
+    client: FlaskClient, world: World, Session: Any
+) -> None:
+    with Session() as session:
+        lossy = session.scalars(
+            select(Dataset).where(Dataset.n_lost_lumi_blocks > 0).order_by(Dataset.name)
+        ).first()
+        raw = session.scalars(
+            select(Dataset).filter_by(run_number=lossy.run_number, data_type="RAW")
+        ).one()
+
+    text = visible_text(client.get(f"/datasets/{lossy.name}"))
+
+    assert f"nLostLumiBlocks {lossy.n_lost_lumi_blocks} " in text
+    assert f"lostLumiBlocks {lossy.lost_lumi_blocks} " in text
+    assert f"compared with {raw.name}" in text
+    assert f"run {lossy.run_number} " in text
+
+
+# --- runs, periods and AMI tags -----------------------------------------------------
+
+
+def test_runs_page_lists_the_runs_newest_first_and_filters_by_period(
+    client: FlaskClient, world: World
+) -> None:
+    every = client.get("/runs")
+    in_a = client.get("/runs", query_string={"period": "A", "project": "data15%"})
+
+    def listed(response: TestResponse) -> list[int]:
+        html = response.get_data(as_text=True)
+        return [int(n) for n in re.findall(r'href="/runs/(\d+)"', html)]
+
+    period_a = next(p for p in world.periods if p.period == "A")
+    assert listed(every) == sorted((r.run_number for r in world.runs), reverse=True)
+    assert listed(in_a) == sorted(period_a.runs, reverse=True)
+    run = world.runs[0]
+    periods = sorted(p.period for p in world.periods if run.run_number in p.runs)
+    # Each period is a link: the text reads "A , A1 , AllYear".
+    assert f"{run.run_number} {run.project} {' , '.join(periods)} " in (
+        visible_text(every)
+    )
+
+
+def test_run_page_lists_its_datasets_with_their_lumi_blocks(
+    client: FlaskClient, world: World, Session: Any
+) -> None:
+    number = world.runs[0].run_number
+    with Session() as session:
+        datasets = session.scalars(select(Dataset).filter_by(run_number=number)).all()
+
+    response = client.get(f"/runs/{number}")
+
+    assert response.status_code == 200
+    assert sorted(listed_datasets(response)) == sorted(d.name for d in datasets)
+    text = visible_text(response)
+    assert f"nLumiBlocks {world.runs[0].n_lumi_blocks}" in text
+    for dataset in datasets:
+        if dataset.lost_lumi_blocks:
+            lost = f"{dataset.n_lost_lumi_blocks} {dataset.lost_lumi_blocks}"
+            assert lost in text
+
+
+def test_unknown_run_gives_404(client: FlaskClient) -> None:
+    response = client.get("/runs/999999")
+
+    assert response.status_code == 404
+    assert "no run 999999 in the catalogue" in visible_text(response)
+
+
+def expected_reprocessing_errors(world: World, project: str, runs: set[int]) -> int:
+    """Failed, broken or aborted tasks whose input or output is of *runs*."""
+
+    def of_period(name: str | None) -> bool:
+        parts = (name or "").split(".")
+        return (
+            len(parts) > 1
+            and parts[0] == project
+            and parts[1].isdigit()
+            and int(parts[1]) in runs
+        )
+
+    return sum(
+        1
+        for task in world.tasks
+        if task.status in FAILED_TASK
+        and any(of_period(name) for name in (task.input_dataset, *task.outputs))
+    )
+
+
+def test_periods_page_counts_runs_and_reprocessing_errors(
+    client: FlaskClient, world: World
+) -> None:
+    text = visible_text(client.get("/periods"))
+    level_2 = visible_text(client.get("/periods", query_string={"level": "2"}))
+
+    errors = 0
+    for spec in world.periods:
+        found = expected_reprocessing_errors(world, spec.project, set(spec.runs))
+        errors += found
+        row = (
+            f"{spec.project} {spec.period} {spec.level} {spec.description} "
+            f"{len(spec.runs)} {found}"
+        )
+        assert row in text
+        assert (row in level_2) == (spec.level == 2)
+    assert errors > 0  # the failed reprocessing of one run is counted
+
+
+def test_ami_tag_page_shows_its_configuration_and_datasets(
+    client: FlaskClient, world: World
+) -> None:
+    response = client.get("/amitags/r10724")
+
+    text = visible_text(response)
+    assert "transformation Reco_tf.py" in text
+    assert "SWReleaseCache AtlasOffline,21.0.77" in text
+    assert "conditionsTag OFLCOND-MC16-SDR-25" in text
+    expected = sorted(
+        d.name for d in world.datasets if "r10724" in d.name.split(".")[-1].split("_")
+    )
+    assert listed_datasets(response) == expected
+    listing = client.get("/amitags").get_data(as_text=True)
+    assert all(f'href="/amitags/{tag.tag}"' in listing for tag in world.tags)
+
+
+def test_unknown_ami_tag_suggests_close_ones(client: FlaskClient, world: World) -> None:
+    response = client.get("/amitags/r10725")
+
+    assert response.status_code == 404
+    assert "no AMI tag 'r10725'; did you mean 'r10724'" in visible_text(response)
+
+
+# --- operations: quarantine, reconciliation, task server ---------------------------
+
+
+def test_quarantine_page_lists_records_and_filters_by_source(
+    client: FlaskClient, Session: Any
+) -> None:
+    with Session.begin() as session:
+        quarantine(
+            "prodsys",
+            "task 10000017",
+            {"taskid": "x" * 1000},
+            "taskid is not an integer: <script>alert(1)</script>",
+            session=session,
+        )
+        quarantine("ddm", "message-7", "not json", "unreadable body", session=session)
+
+    everything = client.get("/quarantine")
+    only_ddm = client.get("/quarantine", query_string={"source": "ddm"})
+
+    text = visible_text(everything)
+    assert "2 records" in text
+    assert "prodsys task 10000017 taskid is not an integer" in text
+    assert "more characters" in text  # the long payload is clipped
+    assert "<script>alert(1)" not in everything.get_data(as_text=True)
+    assert "ddm (1)" in text and "prodsys (1)" in text
+    assert "message-7" in visible_text(only_ddm)
+    assert "task 10000017" not in visible_text(only_ddm)
+
+
+def test_reconciliation_page_shows_expected_and_catalogue_values(
+    client: FlaskClient, dataset_factory: Factory, Session: Any
+) -> None:
+    aod = dataset_factory(ZEE_AOD, n_files=3, ddm_n_files=4)
+    with Session.begin() as session:
+        session.add(
+            Reconciliation(
+                dataset_id=aod.id, quantity="nFiles", catalog_value=3, ddm_value=4
+            )
+        )
+        session.add(
+            Reconciliation(
+                dataset_id=aod.id,
+                quantity="totalEvents",
+                catalog_value=900,
+                ddm_value=1000,
+                resolved=NOW,
+            )
+        )
+
+    standing = visible_text(client.get("/reconciliation"))
+    everything = visible_text(client.get("/reconciliation", query_string={"all": 1}))
+
+    assert "1 difference standing" in standing
+    assert f"{ZEE_AOD} nFiles 4 3 -1" in standing
+    assert f"{ZEE_AOD} totalEvents" not in standing
+    assert "2 differences" in everything
+    assert f"{ZEE_AOD} totalEvents 1,000 900 -100" in everything
+
+
+SQL_FAILURE = """Traceback (most recent call last):
+  File "/srv/hepcat/taskserver/runs.py", line 120, in run
+    task.run(context)
+sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked
+[SQL: SELECT name FROM dataset WHERE id = ?]
+(Background on this error at: https://sqlalche.me/e/20/e3q8)"""
+
+
+def test_task_server_page_shows_tasks_runs_and_backlogs(
+    client: FlaskClient, Session: Any
+) -> None:
+    with Session.begin() as session:
+        session.add(
+            TaskLease(
+                task_name="prodsys",
+                owner="host-1:4242",
+                expires=NOW + dt.timedelta(hours=1),
+            )
+        )
+        for minutes, items, backlog in ((10, 1500, 300), (5, 700, 0)):
+            started = NOW - dt.timedelta(minutes=minutes)
+            session.add(
+                TaskRun(
+                    task_name="prodsys",
+                    owner="host-1:4242",
+                    started=started,
+                    ended=started + dt.timedelta(seconds=2.5),
+                    items=items,
+                    backlog=backlog,
+                    outcome="ok",
+                )
+            )
+        session.add(
+            TaskRun(
+                task_name="tier0",
+                started=AN_HOUR_AGO,
+                ended=AN_HOUR_AGO + dt.timedelta(seconds=1),
+                outcome="failed",
+                error=SQL_FAILURE,
+            )
+        )
+
+    response = client.get("/taskserver")
+
+    text = visible_text(response)
+    assert "2 tasks" in text
+    assert "prodsys host-1:4242 until" in text
+    assert "ok 700 0" in text  # the last run of prodsys, its items and backlog
+    assert "tier0 free" in text
+    assert "failed 0 unknown" in text
+    assert "host-1:4242 ok 1,500 300 2.50 s 1" in text
+    assert "OperationalError: (sqlite3.OperationalError) database is locked" in text
+    assert 'src="/plots/ingest-rate.png?hours=6"' in response.get_data(as_text=True)
+
+
+def test_ingest_rates_sum_the_items_per_minute(Session: Any) -> None:
+    minute = (NOW - dt.timedelta(minutes=3)).replace(second=0, microsecond=0)
+    with Session.begin() as session:
+        for seconds, items in ((10, 500), (40, 250)):
+            ended = minute + dt.timedelta(seconds=seconds)
+            session.add(
+                TaskRun(
+                    task_name="prodsys",
+                    started=ended - dt.timedelta(seconds=5),
+                    ended=ended,
+                    items=items,
+                    outcome="ok",
+                )
+            )
+        session.add(TaskRun(task_name="tier0", started=NOW - dt.timedelta(days=2)))
+
+    with Session() as session:
+        rates = ingest_rates(NOW - dt.timedelta(hours=1), session=session)
+
+    assert rates == {"prodsys": {minute: 750}}
+
+
+def test_every_page_is_linked_from_the_navigation(client: FlaskClient) -> None:
+    html = client.get("/").get_data(as_text=True)
+    nav = html[html.index("<nav>") : html.index("</nav>")]
+
+    for path in (
+        "/",
+        "/datasets",
+        "/runs",
+        "/periods",
+        "/amitags",
+        "/taskserver",
+        "/quarantine",
+        "/reconciliation",
+    ):
+        assert f'href="{path}"' in nav
+        assert client.get(path).status_code == 200

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, render_template, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from catalog.config import Config, load_config
 from catalog.db import open_catalog, session_factory
-from catalog.errors import DatabaseUnavailable, HepcatError
+from catalog.errors import AuthenticationFailed, DatabaseUnavailable, HepcatError
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +64,17 @@ def create_app(config: Config | None = None, *, engine: Engine | None = None) ->
 def _blueprints() -> list[Any]:
     """The parts of the application, each a blueprint in its own module."""
     from web.ami import ami
+    from web.amitags import amitags
+    from web.annotations import annotations
     from web.api import api
     from web.auth import auth
+    from web.operations import operations
     from web.pages import pages
+    from web.plots import plots
+    from web.runs import runs
+    from web.users import users
 
-    return [pages, auth, api, ami]
+    return [pages, runs, amitags, operations, plots, auth, users, annotations, api, ami]
 
 
 def _stored_secret_key(config: Config) -> str:
@@ -119,15 +126,25 @@ def catalog_session() -> Iterator[Session]:
         raise DatabaseUnavailable(url, reason) from None
 
 
-def render_error(error: HepcatError) -> tuple[str, int]:
-    """Render *error* as the error page, with its HTTP status."""
+def render_error(error: HepcatError) -> ResponseReturnValue:
+    """Render *error* as the error page, with its HTTP status; a page that
+    needs a login answers with the login form instead, which leads back.
+    """
+    if _in_api():
+        return _render_api_error(error)
+    if isinstance(error, AuthenticationFailed):
+        from web.auth import login_page
+
+        return login_page(error.message, error.status)
     if error.status >= 500:
         logger.warning("%s on %s: %s", error.type, request.path, error.message)
     return _error_page(error.type, error.message, error.status)
 
 
-def render_http_error(error: HTTPException) -> tuple[str, int]:
+def render_http_error(error: HTTPException) -> ResponseReturnValue:
     """Render an HTTP error (unknown URL, wrong method, unexpected failure)."""
+    if _in_api():
+        return _render_api_error(error)
     status = error.code or 500
     if status == 404:
         message = f"no page at {request.path}; search the datasets instead"
@@ -137,6 +154,23 @@ def render_http_error(error: HTTPException) -> tuple[str, int]:
         message = "hepcat met an unexpected error, logged on the server; try again"
         return _error_page("InternalError", message, status)
     return _error_page(type(error).__name__, error.description or error.name, status)
+
+
+def _in_api() -> bool:
+    """Whether the request is under the JSON API's prefix. Its blueprint
+    renders its own errors, but an unknown URL or method there matches no
+    route, so the application's handlers meet it first.
+    """
+    from web.api import api
+
+    prefix = str(api.url_prefix)
+    return request.path == prefix or request.path.startswith(prefix + "/")
+
+
+def _render_api_error(error: Exception) -> ResponseReturnValue:
+    from web.api.errors import render_api_error
+
+    return render_api_error(error)
 
 
 def _error_page(kind: str, message: str, status: int) -> tuple[str, int]:

@@ -1,7 +1,327 @@
-"""Login, users and roles on the web (to be written: issue 4)."""
+"""Who is asking, and what they may do.
+
+The user of a request is found, in this order, from:
+
+1. ``-AMIUser``/``-AMIPass`` in an AMI command (:func:`ami_login`, called by
+   the AMI endpoint);
+2. an ``Authorization: Bearer <token>`` header (the JSON API, our client);
+3. the login session cookie set by ``/login``: on pages, and for reading
+   through the JSON API and the AMI endpoint (those take no CSRF token, so
+   writing there needs a token or AMI credentials, never a cookie alone);
+4. the X.509 DN that a trusted reverse proxy hands over in the header named
+   by the ``trusted_dn_header`` setting (off by default).
+
+Wrong credentials raise :class:`AuthenticationFailed`; no credentials at all
+make an anonymous request. Views that write declare the role they need with
+:func:`require_role`; other code asks :func:`check_role`. Reading needs a
+user only when the ``anonymous_read`` setting is off (:func:`check_read`,
+enforced before every request but the AMI endpoint's, which checks after
+reading the command's credentials).
+
+The blueprint also protects every form of the application against CSRF
+(Flask-WTF) and serves the login page; the account and user administration
+pages are in :mod:`web.users`, the annotation forms in
+:mod:`web.annotations`.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask.blueprints import BlueprintSetupState
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.wrappers import Response
+
+from catalog.errors import AuthenticationFailed, HepcatError, PermissionDenied
+from catalog.models import Hashtag, User
+from catalog.models.users import ROLE_ADMIN, ROLE_READER
+from catalog.users import (
+    TOKEN_PREFIX,
+    WRONG_CREDENTIALS,
+    authenticate_password,
+    authenticate_token,
+    get_user_by_id,
+    has_role,
+    user_by_dn,
+)
+from web.app import catalog_session, web_catalog
+
+logger = logging.getLogger(__name__)
 
 auth = Blueprint("auth", __name__)
+csrf = CSRFProtect()
+
+# Blueprints whose clients authenticate each request (token, AMI credentials)
+# rather than by cookie: no CSRF token, and a login cookie only for reading.
+TOKEN_BLUEPRINTS = ("api", "ami")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Endpoints open to everyone, even when anonymous reading is off.
+OPEN_ENDPOINTS = frozenset({"static", "auth.login", "auth.logout"})
+SESSION_KEY = "user_id"
+# What a proxy sends when the client showed no certificate (Apache).
+NO_DN = ("", "(null)")
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+@auth.record_once
+def _set_up(state: BlueprintSetupState) -> None:
+    """Protect every form against CSRF, except in the token blueprints."""
+    from web.ami import ami
+    from web.api import api
+
+    app = state.app
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # as long as the login
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    csrf.init_app(app)
+    csrf.exempt(api)
+    csrf.exempt(ami)
+
+
+# --- who is asking ------------------------------------------------------------
+
+
+def current_user() -> User | None:
+    """Return the user of the current request, or ``None`` when anonymous.
+
+    :raises AuthenticationFailed: when the request carries a token that is
+        unknown, revoked or expired.
+    """
+    if "hepcat_user" not in g:
+        g.hepcat_user = _identify()
+    user: User | None = g.hepcat_user
+    return user
+
+
+def _identify() -> User | None:
+    token = _bearer_token()
+    user_id = _session_user_id()
+    dn = _certificate_dn()
+    if token is None and user_id is None and dn is None:
+        return None
+    with catalog_session() as db:
+        if token is not None:
+            return authenticate_token(token, session=db)
+        user = get_user_by_id(user_id, session=db) if user_id is not None else None
+        if user is None and user_id is not None:
+            session.pop(SESSION_KEY, None)  # deactivated since logging in
+        if user is None and dn is not None:
+            user = user_by_dn(dn, session=db)
+            if user is None:
+                logger.info("No user has the certificate DN %s", dn)
+        return user
+
+
+def _bearer_token() -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _session_user_id() -> int | None:
+    user_id = session.get(SESSION_KEY)
+    if not isinstance(user_id, int):
+        return None
+    if request.blueprint in TOKEN_BLUEPRINTS and request.method not in SAFE_METHODS:
+        return None
+    return user_id
+
+
+def _certificate_dn() -> str | None:
+    header = web_catalog().config.trusted_dn_header
+    if not header:
+        return None
+    dn = request.headers.get(header, "").strip()
+    return None if dn in NO_DN else dn
+
+
+def ami_login(login: str, password: str) -> User:
+    """Check the ``-AMIUser``/``-AMIPass`` of an AMI command and make that
+    user the request's user. The password may also be one of the user's API
+    tokens.
+
+    :raises AuthenticationFailed: when they do not match.
+    """
+    with catalog_session() as db:
+        if password.startswith(TOKEN_PREFIX):
+            user = authenticate_token(password, session=db)
+            if user.login != login:
+                raise AuthenticationFailed(WRONG_CREDENTIALS)
+        else:
+            user = authenticate_password(login, password, session=db)
+    g.hepcat_user = user
+    return user
+
+
+# --- what they may do ---------------------------------------------------------
+
+
+def check_role(role: str, action: str) -> User:
+    """Return the current user if they hold *role* (or a higher one).
+
+    :param action: what is being done, for the message ("annotating a dataset").
+    :raises AuthenticationFailed: when the request is anonymous.
+    :raises PermissionDenied: when the user lacks the role.
+    """
+    user = current_user()
+    if user is None:
+        raise AuthenticationFailed(
+            f"{action} needs a logged-in user with the role {role!r}; "
+            "log in, or send an API token (Authorization: Bearer ...)"
+        )
+    if not has_role(user, role):
+        raise PermissionDenied(user.login, role, action)
+    return user
+
+
+def require_role(role: str, *, action: str | None = None) -> Callable[[View], View]:
+    """Decorate a view that needs *role*; the view gets ``required_role``, by
+    which the tests find every write route and check that it is protected.
+    """
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            check_role(role, action or f"{request.method} {request.path}")
+            return view(*args, **kwargs)
+
+        checked.required_role = role  # type: ignore[attr-defined]
+        return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+def acting_user() -> User:
+    """The user of a view behind :func:`require_role`.
+
+    :raises AuthenticationFailed: when the request is anonymous.
+    """
+    user = current_user()
+    if user is None:
+        raise AuthenticationFailed("this needs a logged-in user; log in first")
+    return user
+
+
+def check_removal(hashtag: Hashtag) -> None:
+    """Refuse to remove *hashtag* for anyone but its author and admins.
+
+    :raises PermissionDenied: for another physicist.
+    """
+    user = acting_user()
+    if hashtag.author != user.login and not has_role(user, ROLE_ADMIN):
+        action = "removing another physicist's annotation"
+        raise PermissionDenied(user.login, ROLE_ADMIN, action)
+
+
+def check_read() -> None:
+    """Refuse an anonymous reader when anonymous reading is off.
+
+    :raises AuthenticationFailed: anonymous, and ``anonymous_read`` is off.
+    :raises PermissionDenied: a user without the ``reader`` role, when
+        ``anonymous_read`` is off.
+    """
+    user = current_user()
+    if web_catalog().config.anonymous_read:
+        return
+    if user is None:
+        raise AuthenticationFailed(
+            "this catalogue is not open to anonymous readers; log in, or send "
+            "an API token (Authorization: Bearer ...)"
+        )
+    if not has_role(user, ROLE_READER):
+        raise PermissionDenied(user.login, ROLE_READER, "reading the catalogue")
+
+
+@auth.before_app_request
+def _enforce_read() -> None:
+    if request.endpoint is None or request.endpoint in OPEN_ENDPOINTS:
+        return
+    if request.blueprint == "ami":
+        return  # the endpoint reads the command's credentials, then checks
+    check_read()
+
+
+# --- templates ----------------------------------------------------------------
+
+
+def shown_user() -> User | None:
+    """The user to show on a page: :func:`current_user`, or ``None`` when
+    finding them fails (the page may be the one reporting that failure).
+    """
+    if "hepcat_user" in g:
+        user: User | None = g.hepcat_user
+        return user
+    try:
+        return current_user()
+    except HepcatError:
+        return None
+
+
+@auth.app_context_processor
+def _user_context() -> dict[str, Any]:
+    return {"current_user": shown_user(), "user_has_role": _shown_user_has_role}
+
+
+def _shown_user_has_role(role: str) -> bool:
+    return has_role(shown_user(), role)
+
+
+def login_page(message: str | None, status: int) -> tuple[str, int]:
+    """The login form, with *message* saying why it is shown; the error
+    renderer of the pages shows it for :class:`AuthenticationFailed`.
+    """
+    typed = request.form.get("login", "") if request.endpoint == "auth.login" else ""
+    context = {"message": message, "next": _next_target(), "login": typed}
+    return render_template("login.html", **context), status
+
+
+def _next_target() -> str:
+    """Where to go after logging in: where the user was going."""
+    if request.endpoint == "auth.login":
+        return _safe_target(request.values.get("next"))
+    if request.method == "GET":
+        return _safe_target(request.full_path.rstrip("?"))
+    return _safe_target(request.referrer)
+
+
+def _safe_target(target: str | None) -> str:
+    """*target* if it is a path on this site, else the home page."""
+    parts = urlsplit(target or "")
+    if parts.netloc and parts.netloc != request.host:
+        return url_for("pages.home")
+    path = parts.path
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return url_for("pages.home")
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+# --- login --------------------------------------------------------------------
+
+
+@auth.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """The login form; a right login and password start a login session."""
+    if request.method == "GET":
+        return login_page(None, 200)
+    with catalog_session() as db:
+        user = authenticate_password(
+            request.form.get("login", "").strip(),
+            request.form.get("password", ""),
+            session=db,
+        )
+    session.clear()
+    session[SESSION_KEY] = user.id
+    return redirect(_next_target())
+
+
+@auth.post("/logout")
+def logout() -> Response:
+    """End the login session."""
+    session.clear()
+    return redirect(url_for("pages.home"))

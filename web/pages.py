@@ -3,17 +3,21 @@
 A view parses its query arguments, calls :mod:`catalog` inside
 :func:`web.app.catalog_session`, and renders a template. Bad input raises
 :class:`catalog.errors.InvalidInput`, which the application renders as a 400
-page; nothing here builds SQL.
+page; nothing here builds SQL. The other pages (runs, AMI tags, operations,
+plots) are blueprints of their own and use the helpers and filters here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
 
 from catalog.datasets import (
     DatasetQuery,
@@ -23,17 +27,29 @@ from catalog.datasets import (
     list_files,
     search_datasets,
 )
+from catalog.ddm import (
+    DdmSummary,
+    containers_of,
+    ddm_summaries,
+    reconciliations_of,
+    replicas_of,
+)
 from catalog.derived import (
     ALL_EVENTS,
     NO_EVENTS,
     SOME_EVENTS,
     TASK_FAILED,
     TASK_OBSOLETE,
+    file_lumi_blocks,
+    raw_dataset_of,
 )
-from catalog.errors import InvalidInput
-from catalog.fields import ami_fields, row_to_ami
-from catalog.models import AMI_TRASHED, AMI_VALID, Dataset
+from catalog.errors import InvalidInput, RunNotFound
+from catalog.fields import ami_fields, field_column, row_to_ami
+from catalog.lumiblocks import format_lumi_blocks
+from catalog.models import AMI_TRASHED, AMI_VALID, Dataset, Reconciliation, Replica, Run
+from catalog.runs import get_run
 from web.app import catalog_session
+from web.provenance import layout
 
 pages = Blueprint("pages", __name__)
 
@@ -41,7 +57,8 @@ RECENT_DATASETS = 20
 FILES_PER_PAGE = 50
 DEFAULT_LIMIT = 50
 
-# The query arguments of the search page that filter on an AMI field.
+# The query arguments of the search page that filter on an AMI field, shown
+# as inputs of their own; any other AMI field is added with "add a filter".
 SEARCH_FILTERS = (
     "dataType",
     "projectName",
@@ -52,18 +69,23 @@ SEARCH_FILTERS = (
     "runNumber",
     "datasetNumber",
 )
+# Query arguments of the search page that are not filters.
+SEARCH_CONTROLS = frozenset(
+    {"q", "sort", "offset", "limit", "columns", "column", "add_field", "add_value"}
+)
 # Values offered as suggestions (a <datalist>) for some filters.
 SUGGESTIONS = {
     "amiStatus": (AMI_VALID, AMI_TRASHED),
     "prodsysStatus": (ALL_EVENTS, SOME_EVENTS, NO_EVENTS, TASK_FAILED, TASK_OBSOLETE),
 }
 
+# "status" is not an AMI field: prodsysStatus and the DDM state together.
 HOME_COLUMNS = (
     "logicalDatasetName",
     "dataType",
     "nFiles",
     "totalEvents",
-    "prodsysStatus",
+    "status",
     "amiStatus",
 )
 SEARCH_COLUMNS = (
@@ -93,51 +115,75 @@ COUNT_FIELDS = frozenset(
 UNITS = {"crossSection": "nb", "crossSectionMin": "nb", "crossSectionMax": "nb"}
 NUMERIC_FIELDS = SIZE_FIELDS | COUNT_FIELDS | frozenset(UNITS) | {"completion"}
 
+# prodsysStatus values that make the summary status a warning or an alarm.
+WARNING_STATUSES = frozenset({SOME_EVENTS, NO_EVENTS})
+ALARM_STATUSES = frozenset({TASK_FAILED, TASK_OBSOLETE})
+
 
 # --- pages -------------------------------------------------------------------
 
 
 @pages.get("/")
 def home() -> str:
-    """What hepcat is, the catalogue's totals and the latest datasets."""
+    """What hepcat is, the catalogue's totals, the latest datasets with their
+    summary status, and the datasets registered per month.
+    """
     recent = DatasetQuery(sort=("-lastModified",), limit=RECENT_DATASETS)
     with catalog_session() as session:
         totals = catalog_totals(session=session)
         page = search_datasets(recent, session=session)
-    rows = ami_rows(page.rows)
+        rows = summary_rows(page.rows, session=session)
     return render_template("home.html", totals=totals, rows=rows, columns=HOME_COLUMNS)
 
 
 @pages.get("/datasets")
-def search() -> str:
-    """Search datasets by name pattern and AMI fields, sorted and paged."""
+def search() -> str | Response:
+    """Search datasets by name pattern and any AMI field, in the columns the
+    user chose, sorted and paged.
+    """
+    canonical: dict[str, Any] | None = canonical_search_args(request.args)
+    if canonical is not None:
+        return redirect(url_for("pages.search", **canonical))
     query = dataset_query(request.args)
+    columns = chosen_columns(request.args)
     with catalog_session() as session:
         page = search_datasets(query, session=session)
+        rows = ami_rows(page.rows, columns)
+    filters = query.filters or {}
     return render_template(
         "datasets.html",
         query=query,
         page=page,
-        rows=ami_rows(page.rows),
-        columns=SEARCH_COLUMNS,
+        rows=rows,
+        columns=columns,
+        default_columns=SEARCH_COLUMNS,
+        fields=list(ami_fields(Dataset)),
         filters=SEARCH_FILTERS,
+        extra_filters={k: v for k, v in filters.items() if k not in SEARCH_FILTERS},
         suggestions=SUGGESTIONS,
     )
 
 
 @pages.get("/datasets/<path:name>")
 def dataset(name: str) -> str:
-    """Every AMI field of one dataset, its provenance and its files."""
+    """Every AMI field of one dataset, its provenance graph, DDM state, lumi
+    blocks and files (``files_limit`` a page, 50 by default).
+    """
     files_offset = int_arg(request.args, "files_offset", 0)
+    files_limit = int_arg(request.args, "files_limit", FILES_PER_PAGE)
     with catalog_session() as session:
         found = get_dataset(name, session=session)
+        provenance = get_provenance(found, session=session)
         context = {
             "dataset": found,
             "fields": shown_fields(found),
             "source": found.cross_section_source,
-            "provenance": get_provenance(found, session=session).nodes,
+            "provenance": provenance.nodes,
+            "graph": layout(provenance),
+            "ddm": ddm_details(found, session=session),
+            "lumi": lumi_details(found, session=session),
             "files": list_files(
-                found, session=session, offset=files_offset, limit=FILES_PER_PAGE
+                found, session=session, offset=files_offset, limit=files_limit
             ),
         }
     return render_template("dataset.html", **context)
@@ -147,11 +193,18 @@ def dataset(name: str) -> str:
 
 
 def dataset_query(args: Mapping[str, str]) -> DatasetQuery:
-    """Build the search a page's query arguments ask for.
+    """Build the search a page's query arguments ask for: every argument that
+    is not a control (:data:`SEARCH_CONTROLS`) filters on the AMI field it
+    names.
 
-    :raises InvalidInput: when ``offset`` or ``limit`` is not an integer.
+    :raises InvalidInput: when ``offset`` or ``limit`` is not an integer, or
+        an argument names no AMI field of a dataset.
     """
-    filters = {name: args[name].strip() for name in SEARCH_FILTERS if arg(args, name)}
+    filters = {
+        field_name(name): value.strip()
+        for name, value in args.items()
+        if name not in SEARCH_CONTROLS and not name.startswith("_") and value.strip()
+    }
     sort = tuple(key.strip() for key in arg(args, "sort").split(",") if key.strip())
     return DatasetQuery(
         pattern=arg(args, "q") or None,
@@ -160,6 +213,49 @@ def dataset_query(args: Mapping[str, str]) -> DatasetQuery:
         offset=int_arg(args, "offset", 0),
         limit=int_arg(args, "limit", DEFAULT_LIMIT),
     )
+
+
+def field_name(name: str) -> str:
+    """The AMI field of a dataset called *name*, spelt as AMI spells it.
+
+    :raises InvalidInput: when there is none; the message suggests near names.
+    """
+    return str(field_column(Dataset, name.strip()).info["ami"])
+
+
+def chosen_columns(args: Mapping[str, str]) -> tuple[str, ...]:
+    """The columns of the search table: ``columns`` (comma-separated AMI
+    fields), always led by the dataset name; :data:`SEARCH_COLUMNS` without it.
+
+    :raises InvalidInput: for a name that is no AMI field of a dataset.
+    """
+    names = [field_name(n) for n in arg(args, "columns").split(",") if n.strip()]
+    if not names:
+        return SEARCH_COLUMNS
+    rest = [name for name in dict.fromkeys(names) if name != "logicalDatasetName"]
+    return ("logicalDatasetName", *rest)
+
+
+def canonical_search_args(args: Any) -> dict[str, str] | None:
+    """The search form sends column checkboxes (``column``, repeated) and an
+    "add a filter" pair (``add_field``, ``add_value``); return the arguments
+    of the same search in its short form (``columns=a,b``, ``field=value``),
+    or None when *args* are in that form already.
+
+    :raises InvalidInput: for a name that is no AMI field of a dataset.
+    """
+    if "column" not in args and not arg(args, "add_field"):
+        return None
+    drop = {"column", "add_field", "add_value", "offset", "columns"}
+    values = {k: v for k, v in args.items() if k not in drop and v.strip()}
+    columns = chosen_columns({"columns": ",".join(args.getlist("column"))})
+    if "column" not in args:
+        columns = chosen_columns(args)
+    if columns != SEARCH_COLUMNS:
+        values["columns"] = ",".join(columns)
+    if arg(args, "add_field") and arg(args, "add_value"):
+        values[field_name(arg(args, "add_field"))] = arg(args, "add_value")
+    return values
 
 
 def arg(args: Mapping[str, str], name: str) -> str:
@@ -219,9 +315,121 @@ def sort_url(field: str, sort: Sequence[str]) -> str:
 # --- what is shown --------------------------------------------------------------
 
 
-def ami_rows(datasets: Iterable[Dataset]) -> list[dict[str, Any]]:
-    """Return each dataset's AMI fields, by AMI name."""
-    return [row_to_ami(dataset, Dataset) for dataset in datasets]
+def ami_rows(
+    datasets: Iterable[Dataset], columns: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Return each dataset's AMI fields, by AMI name; ``crossSectionSource``
+    as the source's name when it is among *columns* (call within the session).
+    """
+    rows = []
+    for dataset in datasets:
+        row = row_to_ami(dataset, Dataset)
+        if "crossSectionSource" in columns and dataset.cross_section_source:
+            row["crossSectionSource"] = dataset.cross_section_source.name
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class SummaryStatus:
+    """The status of a dataset on the home page: its ``prodsysStatus`` and
+    its DDM state together, and how alarming that is (``good``, ``warn``,
+    ``bad``).
+    """
+
+    production: str
+    ddm: DdmSummary
+    level: str
+
+    def __str__(self) -> str:
+        return f"{self.production} · {self.ddm}"
+
+
+def summary_status(dataset: Dataset, ddm: DdmSummary) -> SummaryStatus:
+    """Combine *dataset*'s production status with what DDM says of it.
+
+    Alarming (``bad``): trashed, a failed or obsolete task, erased by DDM or
+    files lost. A warning: events partly or not available, DDM open or
+    incomplete, or counts that differ from DDM's. Otherwise ``good``.
+    """
+    production = dataset.prodsys_status or "no production status"
+    levels = {ddm_level(ddm)}
+    if dataset.ami_status == AMI_TRASHED or production in ALARM_STATUSES:
+        levels.add("bad")
+    elif production in WARNING_STATUSES:
+        levels.add("warn")
+    level = next((lv for lv in ("bad", "warn") if lv in levels), "good")
+    return SummaryStatus(production, ddm, level)
+
+
+@pages.app_template_global()
+def ddm_level(ddm: DdmSummary) -> str:
+    """How alarming a DDM state is: ``bad`` when erased or files are lost,
+    ``warn`` when open, incomplete or counting differently, ``good`` when
+    closed and agreeing, ``""`` before any DDM message.
+    """
+    if ddm.state == "erased" or ddm.lost_files:
+        return "bad"
+    if ddm.state in ("open", "incomplete") or ddm.consistent is False:
+        return "warn"
+    return "" if ddm.state == "unknown" else "good"
+
+
+def summary_rows(
+    datasets: Sequence[Dataset], *, session: Session
+) -> list[dict[str, Any]]:
+    """The AMI fields of *datasets* plus their summary status (``status``)."""
+    ddm = ddm_summaries(datasets, session=session)
+    rows = ami_rows(datasets)
+    for row, dataset in zip(rows, datasets, strict=True):
+        row["status"] = summary_status(dataset, ddm[dataset.id])
+    return rows
+
+
+@dataclass(frozen=True)
+class DdmDetails:
+    """What the dataset page shows of DDM."""
+
+    summary: DdmSummary
+    replicas: list[Replica]
+    reconciliations: list[Reconciliation]
+    containers: list[str]
+
+
+def ddm_details(dataset: Dataset, *, session: Session) -> DdmDetails:
+    return DdmDetails(
+        ddm_summaries([dataset], session=session)[dataset.id],
+        replicas_of(dataset.name, session=session),
+        reconciliations_of(dataset, session=session),
+        containers_of(dataset.name, session=session),
+    )
+
+
+@dataclass(frozen=True)
+class LumiDetails:
+    """The lumi blocks of a real-data dataset: its run, the blocks in its
+    files, and those lost compared with the run's RAW dataset.
+    """
+
+    run_number: int
+    run: Run | None
+    present: str
+    raw: Dataset | None
+
+
+def lumi_details(dataset: Dataset, *, session: Session) -> LumiDetails | None:
+    """The lumi blocks of *dataset*, or None when it is not real data."""
+    if dataset.run_number is None:
+        return None
+    try:
+        run = get_run(dataset.run_number, session=session)
+    except RunNotFound:
+        run = None
+    raw = None
+    if dataset.data_type != "RAW":
+        raw = raw_dataset_of(dataset, session=session)
+    present = format_lumi_blocks(file_lumi_blocks(dataset, session=session))
+    return LumiDetails(dataset.run_number, run, present, raw)
 
 
 def shown_fields(dataset: Dataset) -> list[tuple[str, Any]]:

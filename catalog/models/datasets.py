@@ -423,6 +423,7 @@ class Hashtag(Base):
     )
     name: Mapped[str] = mapped_column(Short, primary_key=True, info={"ami": "name"})
     comment: Mapped[str | None] = mapped_column(String(1000), info={"ami": "comment"})
+    author: Mapped[str | None] = mapped_column(Short, info={"ami": "author"})
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index(None, "scope", "name"),)

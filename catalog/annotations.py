@@ -1,0 +1,129 @@
+"""Annotations of datasets: AMI's hashtags.
+
+A physicist tags a dataset with a short name in a scope (``PHYS`` unless
+told otherwise), and may add a comment; AMI clients find them as the
+``HASHTAGS`` entity. A tag is unique per dataset, scope and name: annotating
+again with the same tag changes its comment.
+
+Functions here take the session keyword-only and never commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.datasets import get_dataset
+from catalog.errors import InvalidInput, NotFound
+from catalog.models import Dataset, Hashtag
+
+DEFAULT_SCOPE = "PHYS"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
+SCOPE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+MAX_COMMENT = 1000
+
+
+def annotate(
+    dataset_name: str,
+    name: str,
+    *,
+    scope: str = DEFAULT_SCOPE,
+    comment: str | None = None,
+    author: str,
+    session: Session,
+) -> Hashtag:
+    """Tag the dataset *dataset_name* with *name* (a leading ``#`` is
+    dropped) in *scope*; tagging it again changes only the comment.
+
+    :raises DatasetNotFound: if there is no such dataset.
+    :raises InvalidInput: for a bad name, scope or comment.
+    """
+    name, scope, comment = _checked(name, scope, comment)
+    dataset = get_dataset(dataset_name, session=session)
+    hashtag = session.get(Hashtag, (dataset.id, scope, name))
+    if hashtag is None:
+        hashtag = Hashtag(dataset_id=dataset.id, scope=scope, name=name, author=author)
+        session.add(hashtag)
+    hashtag.comment = comment
+    session.flush()
+    return hashtag
+
+
+def _checked(name: str, scope: str, comment: str | None) -> tuple[str, str, str | None]:
+    name = name.strip().removeprefix("#")
+    scope = scope.strip().upper()
+    comment = (comment or "").strip() or None
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidInput(
+            f"{name!r} is not a usable annotation: letters, digits, '_', '.', '+' "
+            "or '-', at most 64 characters"
+        )
+    if not SCOPE_PATTERN.fullmatch(scope):
+        raise InvalidInput(
+            f"{scope!r} is not a usable scope: a letter, then letters, digits or "
+            "'_', at most 32 characters (for example PHYS)"
+        )
+    if comment is not None and len(comment) > MAX_COMMENT:
+        raise InvalidInput(f"a comment has at most {MAX_COMMENT} characters")
+    return name, scope, comment
+
+
+def get_annotation(
+    dataset_name: str, scope: str, name: str, *, session: Session
+) -> Hashtag:
+    """Return the tag *scope*:*name* of the dataset *dataset_name*.
+
+    :raises DatasetNotFound: if there is no such dataset.
+    :raises NotFound: if the dataset has no such tag.
+    """
+    dataset = get_dataset(dataset_name, session=session)
+    hashtag = session.get(Hashtag, (dataset.id, scope.upper(), name))
+    if hashtag is None:
+        raise NotFound(
+            f"dataset {dataset_name!r} has no annotation {name!r} in scope "
+            f"{scope.upper()!r}"
+        )
+    return hashtag
+
+
+def remove_annotation(
+    dataset_name: str, scope: str, name: str, *, session: Session
+) -> None:
+    """Remove the tag *scope*:*name* from the dataset *dataset_name*.
+
+    :raises DatasetNotFound: if there is no such dataset.
+    :raises NotFound: if the dataset has no such tag.
+    """
+    session.delete(get_annotation(dataset_name, scope, name, session=session))
+    session.flush()
+
+
+def list_annotations(dataset_name: str, *, session: Session) -> list[Hashtag]:
+    """The tags of the dataset *dataset_name*, by scope and name.
+
+    :raises DatasetNotFound: if there is no such dataset.
+    """
+    dataset = get_dataset(dataset_name, session=session)
+    query = (
+        select(Hashtag)
+        .where(Hashtag.dataset_id == dataset.id)
+        .order_by(Hashtag.scope, Hashtag.name)
+    )
+    return list(session.scalars(query))
+
+
+def annotated_datasets(
+    name: str, *, scope: str | None = None, session: Session
+) -> Sequence[str]:
+    """The names of the datasets tagged *name* (in *scope*, or any scope)."""
+    query = (
+        select(Dataset.name)
+        .join(Hashtag, Hashtag.dataset_id == Dataset.id)
+        .where(Hashtag.name == name.strip().removeprefix("#"))
+    )
+    if scope is not None:
+        query = query.where(Hashtag.scope == scope.upper())
+    return session.scalars(query.distinct().order_by(Dataset.name)).all()

@@ -1,0 +1,239 @@
+"""Runs and data periods, as COMA describes them, with what the catalogue
+knows about them: the datasets of a run, the runs of a period and the
+reprocessing errors of a period (DESIGN.md).
+
+Functions here take the session keyword-only and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, union
+from sqlalchemy.orm import Session
+
+from catalog.datasets import Page, check_paging
+from catalog.derived import FAILED_TASK
+from catalog.errors import InvalidInput, RunNotFound
+from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
+from catalog.models import Dataset, Period, PeriodRun, ProductionTask, Run
+
+PERIOD_LEVELS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run and the names of the periods (all levels) that hold it."""
+
+    run: Run
+    periods: list[str]
+
+
+@dataclass(frozen=True)
+class PeriodSummary:
+    """A period with ``nRuns`` (the runs COMA lists in it) and
+    ``reprocessingErrors`` (failed, broken or aborted ProdSys tasks whose input
+    or output belongs to one of its runs).
+    """
+
+    period: Period
+    n_runs: int
+    reprocessing_errors: int
+
+
+def _matching(column: Any, pattern: str) -> ColumnElement[bool]:
+    """*column* equal to *pattern*, or like it when it holds ``%``."""
+    condition: ColumnElement[bool] = (
+        column.like(pattern) if "%" in pattern else column == pattern
+    )
+    return condition
+
+
+def list_runs(
+    *,
+    session: Session,
+    project: str | None = None,
+    period: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> Page:
+    """Return a page of :class:`RunSummary`, newest run first.
+
+    :param project: a project name; ``%`` matches any run of characters.
+    :param period: a period name of any level (``A``, ``A1``): only its runs.
+    :raises InvalidInput: for an unusable page.
+    """
+    check_paging(offset, limit)
+    conditions = _run_conditions(project, period)
+    total = session.scalar(select(func.count()).select_from(Run).where(*conditions))
+    query = select(Run).where(*conditions).order_by(Run.run_number.desc())
+    runs = session.scalars(query.offset(offset).limit(limit)).all()
+    return Page(_summaries(runs, session=session), total or 0, offset, limit)
+
+
+def _run_conditions(project: str | None, period: str | None) -> list[Any]:
+    conditions = []
+    if project:
+        conditions.append(_matching(Run.project, project))
+    if period:
+        in_period = (
+            select(PeriodRun.run_number)
+            .join(Period, Period.id == PeriodRun.period_id)
+            .where(Period.name == period, Period.project == Run.project)
+        )
+        conditions.append(Run.run_number.in_(in_period))
+    return conditions
+
+
+def _summaries(runs: Sequence[Run], *, session: Session) -> list[RunSummary]:
+    periods = periods_of_runs(runs, session=session)
+    return [RunSummary(run, periods.get(run.run_number, [])) for run in runs]
+
+
+# Newest run first; the run number is unique, so it is its own tie-breaker.
+RUN_KEYSET = Keyset(
+    [SortKey(Run.__table__.c.run_number, descending=True)],
+    Run.__table__.c.run_number,
+    "-runNumber",
+)
+
+
+def list_runs_keyset(
+    *,
+    session: Session,
+    project: str | None = None,
+    period: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> KeysetPage:
+    """Return the page of :class:`RunSummary`, newest run first, that follows
+    *cursor* (the first page without one); *project* and *period* as for
+    :func:`list_runs`.
+
+    :raises InvalidInput: for a bad cursor or page size.
+    """
+    statement = select(Run).where(*_run_conditions(project, period))
+    page = keyset_page(
+        statement, RUN_KEYSET, session=session, cursor=cursor, limit=limit
+    )
+    return KeysetPage(_summaries(page.rows, session=session), page.next_cursor)
+
+
+def periods_of_runs(runs: Iterable[Run], *, session: Session) -> dict[int, list[str]]:
+    """The names of the periods of each run (of the run's own project), sorted."""
+    projects = {run.run_number: run.project for run in runs}
+    if not projects:
+        return {}
+    query = (
+        select(PeriodRun.run_number, Period.project, Period.name)
+        .join(Period, Period.id == PeriodRun.period_id)
+        .where(PeriodRun.run_number.in_(sorted(projects)))
+    )
+    found: dict[int, list[str]] = {}
+    for number, project, name in session.execute(query):
+        if projects[number] == project:
+            found.setdefault(number, []).append(name)
+    return {number: sorted(names) for number, names in found.items()}
+
+
+def get_run(run_number: int, *, session: Session) -> Run:
+    """Return the run *run_number*.
+
+    :raises RunNotFound: if the catalogue does not know it.
+    """
+    run = session.get(Run, run_number)
+    if run is None:
+        raise RunNotFound(run_number)
+    return run
+
+
+def run_datasets(run: Run, *, session: Session) -> list[Dataset]:
+    """The datasets of *run* (its project, any stream and data type), by name."""
+    query = select(Dataset).where(
+        Dataset.run_number == run.run_number, Dataset.project_name == run.project
+    )
+    return list(session.scalars(query.order_by(Dataset.name)))
+
+
+def list_periods(
+    *,
+    session: Session,
+    level: int | None = None,
+    project: str | None = None,
+    created_since: dt.datetime | None = None,
+) -> list[PeriodSummary]:
+    """Return the periods, by project, level and name, with their counts.
+
+    :param level: only periods of this level (1, 2 or 3).
+    :param project: a project name; ``%`` matches any run of characters.
+    :param created_since: only periods the catalogue learnt of since then.
+    :raises InvalidInput: for a level other than 1, 2 or 3.
+    """
+    conditions = []
+    if level is not None:
+        if level not in PERIOD_LEVELS:
+            raise InvalidInput(f"periodLevel must be 1, 2 or 3, got {level}")
+        conditions.append(Period.level == level)
+    if project:
+        conditions.append(_matching(Period.project, project))
+    if created_since is not None:
+        conditions.append(Period.created >= created_since)
+    order = (Period.project, Period.level, Period.name)
+    periods = list(session.scalars(select(Period).where(*conditions).order_by(*order)))
+    ids = [period.id for period in periods]
+    runs = run_counts(ids, session=session)
+    errors = reprocessing_errors(ids, session=session)
+    return [PeriodSummary(p, runs.get(p.id, 0), errors.get(p.id, 0)) for p in periods]
+
+
+def run_counts(period_ids: Sequence[int], *, session: Session) -> dict[int, int]:
+    """``nRuns`` of each of the periods *period_ids*."""
+    if not period_ids:
+        return {}
+    query = (
+        select(PeriodRun.period_id, func.count())
+        .where(PeriodRun.period_id.in_(period_ids))
+        .group_by(PeriodRun.period_id)
+    )
+    return {period_id: int(count) for period_id, count in session.execute(query)}
+
+
+def reprocessing_errors(
+    period_ids: Sequence[int], *, session: Session
+) -> dict[int, int]:
+    """``reprocessingErrors`` of each of the periods *period_ids*: the number of
+    ProdSys tasks in ``failed``, ``broken`` or ``aborted`` whose input or
+    output dataset belongs to a run of the period (and its project).
+    """
+    if not period_ids:
+        return {}
+    in_period = (
+        select(Period.id.label("period_id"), Dataset.id.label("dataset_id"))
+        .join(PeriodRun, PeriodRun.period_id == Period.id)
+        .join(
+            Dataset,
+            (Dataset.run_number == PeriodRun.run_number)
+            & (Dataset.project_name == Period.project),
+        )
+        .where(Period.id.in_(period_ids))
+        .subquery()
+    )
+    failed = ProductionTask.status.in_(sorted(FAILED_TASK))
+    as_output = (
+        select(in_period.c.period_id, ProductionTask.task_id)
+        .join(Dataset, Dataset.id == in_period.c.dataset_id)
+        .join(ProductionTask, ProductionTask.task_id == Dataset.task_id)
+        .where(failed)
+    )
+    as_input = (
+        select(in_period.c.period_id, ProductionTask.task_id)
+        .join(Dataset, Dataset.id == in_period.c.dataset_id)
+        .join(ProductionTask, ProductionTask.input_dataset == Dataset.name)
+        .where(failed)
+    )
+    pairs = union(as_output, as_input).subquery()
+    query = select(pairs.c.period_id, func.count()).group_by(pairs.c.period_id)
+    return {period_id: int(count) for period_id, count in session.execute(query)}

@@ -1,0 +1,646 @@
+"""The JSON API under /api/v1, as a client uses it: search and page through
+datasets, read every field of one, follow files, provenance, runs, periods
+and AMI tags, annotate with a token, and meet one error shape everywhere.
+
+The catalogue is the simulated world (ingest.world), seeded directly; the
+expectations are computed from the world or read from the catalogue.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import sessionmaker
+from werkzeug.test import TestResponse
+
+from catalog.config import load_config
+from catalog.db import create_catalog_engine
+from catalog.fields import ami_fields
+from catalog.models import Dataset, Quarantine
+from catalog.operations import quarantine
+from catalog.users import add_user, create_token
+from ingest.seed import seed_catalog
+from ingest.world import World, build_world
+from web.app import create_app
+
+API = "/api/v1"
+ZEE = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee"
+ZEE_EVNT = f"{ZEE}.evgen.EVNT.e3601"
+ZEE_AOD = f"{ZEE}.recon.AOD.e3601_s3126_r10724"
+ZEE_DAOD = f"{ZEE}.deriv.DAOD_PHYS.e3601_s3126_r10724_p4164"
+FAILED_STATUSES = {"failed", "broken", "aborted"}
+
+
+class CheckedClient(FlaskClient):
+    """A test client that fails any test whose answer leaks a traceback or SQL."""
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        response = super().open(*args, **kwargs)
+        body = response.get_data(as_text=True)
+        assert "Traceback" not in body
+        assert "SELECT" not in body
+        return response
+
+
+def make_app(engine: Engine, data_dir: Path, **settings: str) -> Flask:
+    config = load_config(env={}, data_dir=str(data_dir))
+    app = create_app(config.replace(**settings) if settings else config, engine=engine)
+    app.test_client_class = CheckedClient
+    return app
+
+
+@pytest.fixture
+def app(catalog_engine: Engine, tmp_path: Path) -> Flask:
+    return make_app(catalog_engine, tmp_path)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def world(Session: sessionmaker[OrmSession]) -> World:  # noqa: N803
+    """The simulated world, written into the test's catalogue."""
+    built = build_world()
+    with Session.begin() as session:
+        seed_catalog(built, session=session)
+    return built
+
+
+@pytest.fixture
+def tokens(Session: sessionmaker[OrmSession]) -> dict[str, str]:  # noqa: N803
+    """API tokens of a reader (rita), two physicists (phil, paul) and an
+    admin (ada).
+    """
+    users = {"rita": "reader", "phil": "physicist", "paul": "physicist", "ada": "admin"}
+    with Session.begin() as session:
+        for login, role in users.items():
+            add_user(login, roles=[role], session=session)
+        return {login: create_token(login, "tests", session=session) for login in users}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def walk(client: FlaskClient, url: str) -> Iterator[dict[str, Any]]:
+    """Every page of a list, following ``next`` from *url*."""
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.json
+        yield response.json
+        url = response.json["next"]
+
+
+def walked_items(client: FlaskClient, url: str, limit: int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in walk(client, url):
+        assert len(page["items"]) <= limit
+        assert (page["next"] is None) == (page["cursor"] is None)
+        items.extend(page["items"])
+    return items
+
+
+def assert_error(response: TestResponse, status: int, kind: str) -> str:
+    """Check the one error shape; return the message."""
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    error = response.json["error"]
+    assert set(error) == {"type", "message", "status", "details"}
+    assert error["type"] == kind
+    assert error["status"] == status
+    assert error["message"]
+    assert error["details"] and all(isinstance(d, str) for d in error["details"])
+    return str(error["message"])
+
+
+def as_json(value: Any) -> Any:
+    """A catalogue value as the API shows it."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    return value
+
+
+def catalogue_datasets(Session: sessionmaker[OrmSession]) -> list[Dataset]:  # noqa: N803
+    with Session.begin() as session:
+        return list(session.scalars(select(Dataset)))
+
+
+# --- datasets ----------------------------------------------------------------
+
+
+def test_a_dataset_shows_every_ami_field_as_the_catalogue_has_it(
+    client: FlaskClient,
+    world: World,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+) -> None:
+    daod = next(
+        d for d in world.datasets if ".DAOD_PHYS." in d.name and "mc16" in d.name
+    )
+    with Session.begin() as session:
+        stored = session.scalar(select(Dataset).where(Dataset.name == daod.name))
+        assert stored is not None
+        source = stored.cross_section_source
+        expected = {
+            name: as_json(getattr(stored, str(column.key)))
+            for name, column in ami_fields(Dataset).items()
+        }
+
+    response = client.get(f"{API}/datasets/{daod.name}")
+
+    assert response.status_code == 200
+    shown = response.json
+    assert source is not None and ".EVNT." in source.name
+    expected["crossSectionSource"] = source.name
+    assert {name: shown[name] for name in expected} == expected
+    assert shown["nFiles"] == len(daod.files)
+    assert shown["totalEvents"] == sum(f.events for f in daod.files)
+    assert shown["replicas"] == [] and shown["containers"] == []
+
+
+def test_search_filters_on_ami_fields_and_name_patterns(
+    client: FlaskClient, world: World
+) -> None:
+    url = f"{API}/datasets?name=%25Zee%25&dataType=DAOD_PHYS&projectName=mc16%25"
+
+    items = walked_items(client, url + "&limit=2", 2)
+
+    expected = sorted(
+        d.name
+        for d in world.datasets
+        if "Zee" in d.name and ".DAOD_PHYS." in d.name and d.name.startswith("mc16")
+    )
+    assert len(expected) > 2
+    assert sorted(item["logicalDatasetName"] for item in items) == expected
+    assert all(item["dataType"] == "DAOD_PHYS" for item in items)
+
+
+def test_search_by_a_number_and_a_time(client: FlaskClient, world: World) -> None:
+    evnt = next(d for d in world.datasets if ".EVNT." in d.name)
+    created = evnt.created.isoformat()
+
+    by_number = client.get(f"{API}/datasets?nFiles={len(evnt.files)}&dataType=EVNT")
+    by_time = client.get(f"{API}/datasets", query_string={"created": created})
+
+    names = {item["logicalDatasetName"] for item in by_number.json["items"]}
+    assert evnt.name in names
+    expected = {d.name for d in world.datasets if d.created == evnt.created}
+    assert {i["logicalDatasetName"] for i in by_time.json["items"]} == expected
+
+
+NUMERIC_SORTS = ["-totalEvents", "crossSection", "-crossSection", "nLostLumiBlocks"]
+
+
+@pytest.mark.parametrize("sort", NUMERIC_SORTS)
+def test_paging_by_a_number_keeps_ties_and_puts_nulls_last(
+    client: FlaskClient,
+    world: World,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+    sort: str,
+) -> None:
+    column = ami_fields(Dataset)[sort.lstrip("-")]
+    datasets = catalogue_datasets(Session)
+    rows = [(getattr(d, str(column.key)), d.id, d.name) for d in datasets]
+    values = [value for value, _, _ in rows]
+    # The world must give this test something to do: ties, and NULLs.
+    assert len(set(values) - {None}) < len(values) - values.count(None)
+    assert (None in values) == bool(column.nullable)
+    sign = -1 if sort.startswith("-") else 1
+    expected = [
+        name
+        for _, _, name in sorted(
+            rows, key=lambda r: (r[0] is None, sign * (r[0] or 0), r[1])
+        )
+    ]
+
+    items = walked_items(client, f"{API}/datasets?sort={sort}&limit=3", 3)
+
+    assert [item["logicalDatasetName"] for item in items] == expected
+
+
+@pytest.mark.parametrize(
+    "sort", ["logicalDatasetName", "-period,dataType", "prodsysStatus,-created"]
+)
+def test_paging_by_text_walks_the_same_rows_as_one_full_query(
+    client: FlaskClient, world: World, sort: str
+) -> None:
+    full = client.get(f"{API}/datasets", query_string={"sort": sort, "limit": 1000})
+    assert full.json["next"] is None
+
+    items = walked_items(client, f"{API}/datasets?sort={sort}&limit=4", 4)
+
+    names = [item["logicalDatasetName"] for item in items]
+    assert names == [item["logicalDatasetName"] for item in full.json["items"]]
+    assert sorted(names) == sorted(d.name for d in world.datasets)
+
+
+def test_files_of_a_dataset_page_by_lfn(
+    client: FlaskClient,
+    world: World,
+) -> None:
+    evnt = next(d for d in world.datasets if ".EVNT." in d.name)
+    url = f"{API}/datasets/{evnt.name}/files?limit=3"
+
+    items = walked_items(client, url, 3)
+
+    full = client.get(f"{API}/datasets/{evnt.name}/files?limit=1000").json["items"]
+    assert items == full
+    by_lfn = {f.lfn: f for f in evnt.files}
+    assert sorted(item["LFN"] for item in items) == sorted(by_lfn)
+    for item in items:
+        spec = by_lfn[item["LFN"]]
+        assert item["fileGUID"] == spec.guid
+        assert item["fileSize"] == spec.size
+        assert item["events"] == spec.events
+        assert item["checksum"] == spec.checksum
+        assert item["crossSection"] == spec.cross_section
+        assert item["logicalDatasetName"] == evnt.name
+
+
+def test_a_file_is_found_by_guid_in_any_case_and_by_lfn(
+    client: FlaskClient, world: World
+) -> None:
+    dataset = world.datasets[3]
+    spec = dataset.files[0]
+
+    by_guid = client.get(f"{API}/files/{spec.guid.lower()}")
+    by_lfn = client.get(f"{API}/files", query_string={"lfn": spec.lfn})
+
+    assert by_guid.status_code == by_lfn.status_code == 200
+    assert by_guid.json == by_lfn.json
+    assert by_guid.json["fileGUID"] == spec.guid
+    assert by_guid.json["LFN"] == spec.lfn
+    assert by_guid.json["logicalDatasetName"] == dataset.name
+    assert by_guid.json["lumiBlocks"] == spec.lumi_blocks
+
+
+def test_provenance_lists_ancestors_and_descendants_by_distance(
+    client: FlaskClient, world: World
+) -> None:
+    aod = next(d.name for d in world.datasets if ".recon.AOD." in d.name)
+    parent = {o: t.input_dataset for t in world.tasks for o in t.outputs}
+    expected = {aod: 0}
+    name, distance = aod, 0
+    while parent.get(name):
+        name, distance = parent[name], distance + 1
+        expected[name] = distance
+    for child, up in parent.items():
+        if up == aod:
+            expected[child] = -1
+
+    response = client.get(f"{API}/datasets/{aod}/provenance")
+
+    nodes = response.json["nodes"]
+    assert {n["logicalDatasetName"]: n["distance"] for n in nodes} == expected
+    assert max(expected.values()) >= 2 and min(expected.values()) == -1
+    edges = {(e["source"], e["destination"]) for e in response.json["edges"]}
+    assert edges == {(parent[c], c) for c in expected if parent.get(c)}
+    assert all(n["dataType"] == n["logicalDatasetName"].split(".")[4] for n in nodes)
+
+
+# --- runs, periods, AMI tags ---------------------------------------------------
+
+
+def test_runs_page_newest_first_with_their_periods(
+    client: FlaskClient, world: World
+) -> None:
+    items = walked_items(client, f"{API}/runs?limit=2", 2)
+
+    expected = sorted(world.runs, key=lambda run: -run.run_number)
+    assert [item["runNumber"] for item in items] == [r.run_number for r in expected]
+    for item, run in zip(items, expected, strict=True):
+        periods = sorted(
+            p.period
+            for p in world.periods
+            if p.project == run.project and run.run_number in p.runs
+        )
+        assert item["periods"] == periods
+        assert item["nLumiBlocks"] == run.n_lumi_blocks
+        assert dt.datetime.fromisoformat(item["startTime"]) == run.start_time
+
+
+def test_a_run_lists_its_datasets(client: FlaskClient, world: World) -> None:
+    run = world.runs[0]
+
+    response = client.get(f"{API}/runs/{run.run_number}")
+
+    assert response.json["runNumber"] == run.run_number
+    number = f".{run.run_number:08d}."
+    assert response.json["datasets"] == sorted(
+        d.name for d in world.datasets if number in d.name
+    )
+
+
+def test_periods_count_their_runs_and_reprocessing_errors(
+    client: FlaskClient, world: World
+) -> None:
+    failed_runs: dict[int, set[int]] = {}
+    for task in world.tasks:
+        if task.status in FAILED_STATUSES:
+            for name in [task.input_dataset or "", *task.outputs]:
+                if name.startswith("data"):
+                    run = int(name.split(".")[1])
+                    failed_runs.setdefault(run, set()).add(task.task_id)
+
+    response = client.get(f"{API}/periods", query_string={"level": 1})
+
+    shown = {item["period"]: item for item in response.json["items"]}
+    level_one = [p for p in world.periods if p.level == 1]
+    assert sorted(shown) == sorted(p.period for p in level_one)
+    for spec in level_one:
+        tasks = {t for run in spec.runs for t in failed_runs.get(run, set())}
+        assert shown[spec.period]["nRuns"] == len(spec.runs)
+        assert shown[spec.period]["reprocessingErrors"] == len(tasks)
+    assert any(item["reprocessingErrors"] for item in shown.values())
+
+
+def test_an_ami_tag_shows_its_transformation_and_parameters(
+    client: FlaskClient, world: World
+) -> None:
+    tag = next(t for t in world.tags if t.parameters)
+
+    response = client.get(f"{API}/amitags/{tag.tag}")
+
+    assert response.json == {
+        "tag": tag.tag,
+        "tagType": tag.tag[0],
+        "tagNumber": int(tag.tag[1:]),
+        "transformation": tag.transformation,
+        "SWReleaseCache": tag.release,
+        "description": tag.description,
+        "parameters": tag.parameters,
+    }
+
+
+def test_quarantine_pages_newest_first(
+    client: FlaskClient,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+) -> None:
+    moment = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+    with Session.begin() as session:
+        for index in range(7):
+            entry = quarantine(
+                "tier0", f"row {index}", {"n": index}, "bad", session=session
+            )
+            # Three records share a time: the id breaks the tie.
+            entry.created = moment + dt.timedelta(minutes=min(index, 3))
+    with Session.begin() as session:
+        rows = session.scalars(select(Quarantine)).all()
+        expected = [
+            r.record_key
+            for r in sorted(rows, key=lambda r: (-r.created.timestamp(), r.id))
+        ]
+
+    items = walked_items(client, f"{API}/quarantine?limit=2&source=tier0", 2)
+
+    assert [item["recordKey"] for item in items] == expected
+    assert json.loads(items[0]["payload"]) == {"n": 3}
+
+
+# --- annotations ---------------------------------------------------------------
+
+
+def test_only_a_physicist_annotates(
+    client: FlaskClient, world: World, tokens: dict[str, str]
+) -> None:
+    name = world.datasets[0].name
+    url = f"{API}/datasets/{name}/annotations"
+    body = {"name": "Zee_2015", "comment": "signal"}
+
+    anonymous = client.post(url, json=body)
+    reader = client.post(url, json=body, headers=bearer(tokens["rita"]))
+    forged = client.post(url, json=body, headers=bearer("hepcat_not-a-token"))
+    physicist = client.post(url, json=body, headers=bearer(tokens["phil"]))
+
+    assert "physicist" in assert_error(anonymous, 401, "AuthenticationFailed")
+    assert "rita" in assert_error(reader, 403, "PermissionDenied")
+    assert_error(forged, 401, "AuthenticationFailed")
+    assert physicist.status_code == 201
+    assert physicist.json["author"] == "phil"
+    listed = client.get(url).json["items"]
+    assert [(a["scope"], a["name"], a["comment"]) for a in listed] == [
+        ("PHYS", "Zee_2015", "signal")
+    ]
+
+
+def test_an_annotation_is_removed_by_its_author_or_an_admin(
+    client: FlaskClient, world: World, tokens: dict[str, str]
+) -> None:
+    url = f"{API}/datasets/{world.datasets[0].name}/annotations"
+    for tag in ("mine", "other"):
+        client.post(url, json={"name": tag}, headers=bearer(tokens["phil"]))
+
+    anonymous = client.delete(f"{url}/PHYS/mine")
+    reader = client.delete(f"{url}/PHYS/mine", headers=bearer(tokens["rita"]))
+    colleague = client.delete(f"{url}/PHYS/mine", headers=bearer(tokens["paul"]))
+    author = client.delete(f"{url}/PHYS/mine", headers=bearer(tokens["phil"]))
+    again = client.delete(f"{url}/PHYS/mine", headers=bearer(tokens["phil"]))
+    admin = client.delete(f"{url}/phys/other", headers=bearer(tokens["ada"]))
+
+    assert_error(anonymous, 401, "AuthenticationFailed")
+    assert_error(reader, 403, "PermissionDenied")
+    assert "paul" in assert_error(colleague, 403, "PermissionDenied")
+    assert author.status_code == admin.status_code == 204
+    assert_error(again, 404, "NotFound")
+    assert client.get(url).json["items"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [None, [], {}, {"name": ""}, {"name": "a b"}, {"name": "ok", "scope": 3}],
+)
+def test_a_bad_annotation_is_a_400(
+    client: FlaskClient, dataset_factory: Any, tokens: dict[str, str], body: Any
+) -> None:
+    url = f"{API}/datasets/{dataset_factory(ZEE_EVNT).name}/annotations"
+
+    response = client.post(url, json=body, headers=bearer(tokens["phil"]))
+
+    assert response.status_code == 400
+    assert_error(response, 400, response.json["error"]["type"])
+    assert response.json["error"]["type"] in ("ValidationError", "InvalidInput")
+
+
+# --- errors ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "kind", "said"),
+    [
+        ("/datasets/mc16_13TeV.361106.nothing", 404, "DatasetNotFound", "no dataset"),
+        ("/datasets?sort=totalEvent", 400, "InvalidInput", "did you mean"),
+        ("/datasets?nFiles=many", 400, "InvalidInput", "nFiles must be an integer"),
+        ("/datasets?nFiles=%25", 400, "InvalidInput", "nFiles must be an integer"),
+        ("/datasets?datasetNumber=99999999999", 400, "InvalidInput", "out of range"),
+        ("/datasets?created=soon", 400, "InvalidInput", "ISO 8601"),
+        ("/datasets?colour=red", 400, "ValidationError", "colour: Unknown field"),
+        ("/datasets?limit=1001", 400, "ValidationError", "limit"),
+        ("/datasets?limit=x", 400, "ValidationError", "limit"),
+        ("/datasets?name=a%00b", 400, "ValidationError", "NUL"),
+        ("/datasets/a%00b", 400, "InvalidInput", "NUL"),
+        ("/runs/99999999999", 400, "InvalidInput", "out of range"),
+        ("/runs/1", 404, "RunNotFound", "no run 1"),
+        ("/files/0000", 404, "FileNotFound", "GUID '0000'"),
+        ("/files", 400, "ValidationError", "lfn"),
+        ("/amitags/x", 400, "InvalidName", "x"),
+        ("/amitags/r1", 404, "AmiTagNotFound", "r1"),
+        ("/periods?level=4", 400, "ValidationError", "level"),
+        ("/no/such/route", 404, "NotFound", "no API route"),
+        ("", 404, "NotFound", "no API route"),
+    ],
+)
+def test_every_error_has_one_shape(
+    client: FlaskClient, url: str, status: int, kind: str, said: str
+) -> None:
+    response = client.get(API + url)
+
+    assert said in assert_error(response, status, kind)
+
+
+def test_a_wrong_method_is_a_405_with_the_allowed_ones(client: FlaskClient) -> None:
+    response = client.put(f"{API}/datasets")
+
+    assert_error(response, 405, "MethodNotAllowed")
+    assert "GET" in response.headers["Allow"]
+
+
+def cursor_of(document: Any) -> str:
+    text = json.dumps(document).encode()
+    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda real: "%%%",
+        lambda real: real[:-6],
+        lambda real: cursor_of("not a key"),
+        lambda real: cursor_of({"o": "name", "k": ["x"]}),
+        lambda real: cursor_of({"o": "name", "k": ["x", "seven"]}),
+        lambda real: cursor_of({"o": "name", "k": ["x", 10**30]}),
+        lambda real: cursor_of({"o": "name", "k": [["x"], 1]}),
+        lambda real: cursor_of({"o": "-total_events", "k": [1, 1]}),
+        lambda real: base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    ],
+)
+def test_a_tampered_cursor_is_a_400(
+    client: FlaskClient, dataset_factory: Any, tamper: Any
+) -> None:
+    for name in (ZEE_EVNT, ZEE_AOD, ZEE_DAOD):
+        dataset_factory(name)
+    first = client.get(f"{API}/datasets?limit=2")
+    real = first.json["cursor"]
+    assert real
+
+    response = client.get(f"{API}/datasets", query_string={"cursor": tamper(real)})
+
+    assert "cursor is not valid" in assert_error(response, 400, "InvalidInput")
+
+
+def test_an_unexpected_failure_says_nothing_of_its_insides(
+    catalog_engine: Engine, tmp_path: Path
+) -> None:
+    app = make_app(catalog_engine, tmp_path)
+    app.testing = False  # as served: Flask catches the failure
+
+    def fail() -> str:
+        raise RuntimeError("secret internals")
+
+    app.add_url_rule(f"{API}/failing", view_func=fail)
+
+    response = app.test_client().get(f"{API}/failing")
+
+    message = assert_error(response, 500, "InternalError")
+    assert "secret" not in response.get_data(as_text=True)
+    assert "logged on the server" in message
+
+
+def test_an_unreachable_database_is_a_503(tmp_path: Path) -> None:
+    engine = create_catalog_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")
+    try:
+        response = make_app(engine, tmp_path).test_client().get(f"{API}/datasets")
+    finally:
+        engine.dispose()
+
+    assert "cannot reach the catalogue database" in assert_error(
+        response, 503, "DatabaseUnavailable"
+    )
+
+
+# --- reading without anonymous access ------------------------------------------
+
+
+def test_a_closed_catalogue_needs_a_token_to_read(
+    catalog_engine: Engine, tmp_path: Path, world: World, tokens: dict[str, str]
+) -> None:
+    client = make_app(catalog_engine, tmp_path, anonymous_read="false").test_client()
+
+    anonymous = client.get(f"{API}/datasets")
+    forged = client.get(f"{API}/datasets", headers=bearer("hepcat_forged"))
+    reader = client.get(f"{API}/datasets?limit=1", headers=bearer(tokens["rita"]))
+
+    assert_error(anonymous, 401, "AuthenticationFailed")
+    assert_error(forged, 401, "AuthenticationFailed")
+    assert reader.status_code == 200
+    assert len(reader.json["items"]) == 1
+
+
+# --- the OpenAPI document --------------------------------------------------------
+
+
+def test_the_openapi_document_describes_every_route(app: Flask) -> None:
+    document = app.test_client().get(f"{API}/openapi.json").json
+
+    routes = {
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("api.")
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+    documented = {
+        (path.replace("{number}", "<int:number>"), method.upper())
+        for path, operations in document["paths"].items()
+        for method in operations
+        if method != "parameters"
+    }
+    documented = {
+        (path.replace("{", "<").replace("}", ">"), method)
+        for path, method in documented
+    }
+    assert documented == routes
+    assert document["openapi"].startswith("3.")
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            assert operation["summary"], (path, method)
+            error = operation["responses"][
+                "400" if "400" in operation["responses"] else "default"
+            ]
+            schema = error["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Error"}
+    search = document["paths"][f"{API}/datasets"]["get"]["parameters"]
+    assert {p["name"] for p in search} >= {"name", "sort", "limit", "cursor", "nFiles"}
+
+
+def test_every_route_is_in_the_documentation(app: Flask) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "api.md").read_text()
+
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api."):
+            continue
+        path = rule.rule.replace("<int:", "<")
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            assert re.search(rf"`{method} {re.escape(path)}[`?]", text), (method, path)

@@ -1,0 +1,415 @@
+"""MQL: the parser's tree, the compiler's resolution of AMI names, and
+properties that must hold for any text a client sends: only InvalidInput as
+an error, no SQL in a message, values never read as SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyAMI.config
+import pyAMI_atlas  # noqa: F401 - fills pyAMI.config.tables
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+import migrations
+from catalog.datasets import add_dataset
+from catalog.db import create_catalog_engine, session_factory
+from catalog.errors import InvalidInput
+from catalog.mql import (
+    BoolOp,
+    Comparison,
+    FieldRef,
+    InList,
+    IsNull,
+    Like,
+    Literal,
+    Not,
+    compile_search,
+    parse,
+)
+
+PYAMI_QUERY = (
+    "SELECT dataset.logicalDatasetName AS ldn, dataset.totalEvents AS events "
+    "WHERE (dataset.logicalDatasetName like 'mc16_13TeV.%DAOD_PHYS%') AND "
+    "((dataset.dataType = 'DAOD_PHYS') AND (dataset.amiStatus = 'VALID')) "
+    "ORDER BY dataset.totalEvents LIMIT 0,10"
+)
+
+# What SQL in a message would look like: statements, our table and column
+# names, placeholders.
+SQL_MARKERS = re.compile(
+    r"SELECT\s.*\sFROM|\bdataset\.id\b|\bfile\.dataset_id\b|\bami_status\b"
+    r"|\btotal_events\b|%\(\w+\)s|:param_\d|\blower\(|ILIKE|ESCAPE",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+# --- the tree -----------------------------------------------------------------
+
+
+def test_a_query_of_the_real_client_parses_into_its_tree() -> None:
+    query = parse(PYAMI_QUERY)
+
+    assert [(str(s.field), s.alias) for s in query.fields] == [
+        ("dataset.logicalDatasetName", "ldn"),
+        ("dataset.totalEvents", "events"),
+    ]
+    assert isinstance(query.where, BoolOp) and query.where.op == "AND"
+    like, inner = query.where.conditions
+    assert isinstance(like, Like) and like.pattern.value == "mc16_13TeV.%DAOD_PHYS%"
+    assert isinstance(inner, BoolOp)
+    assert [c.right.value for c in inner.conditions] == ["DAOD_PHYS", "VALID"]  # type: ignore[union-attr]
+    assert [(str(o.field), o.descending) for o in query.order] == [
+        ("dataset.totalEvents", False)
+    ]
+    assert (query.offset, query.limit) == (0, 10)
+
+
+def test_and_binds_tighter_than_or_and_not_applies_to_what_follows() -> None:
+    where = parse("SELECT a WHERE NOT a = 1 OR b <> 2 AND c >= 3").where
+
+    assert isinstance(where, BoolOp) and where.op == "OR"
+    negated, conjunction = where.conditions
+    assert isinstance(negated, Not) and isinstance(negated.condition, Comparison)
+    assert isinstance(conjunction, BoolOp) and conjunction.op == "AND"
+    assert [c.op for c in conjunction.conditions] == ["!=", ">="]  # type: ignore[union-attr]
+
+
+def test_every_kind_of_predicate_and_literal() -> None:
+    where = parse(
+        "SELECT a WHERE a NOT LIKE 'x%' AND b IN ('it''s', 2, -3.5) "
+        "AND c IS NOT NULL AND d IS NULL AND (1 = 1)"
+    ).where
+
+    assert isinstance(where, BoolOp)
+    like, members, not_null, null, constant = where.conditions
+    assert isinstance(like, Like) and like.negated
+    assert isinstance(members, InList)
+    assert [v.value for v in members.values] == ["it's", 2, -3.5]
+    assert isinstance(not_null, IsNull) and not_null.negated
+    assert isinstance(null, IsNull) and not null.negated
+    assert constant == Comparison("=", Literal(1, 97), Literal(1, 101))
+
+
+@pytest.mark.parametrize(
+    ("limit", "window"),
+    [("LIMIT 5,10", (5, 10)), ("LIMIT 7", (0, 7)), ("LIMIT 10 OFFSET 3", (3, 10))],
+)
+def test_limit_forms(limit: str, window: tuple[int, int]) -> None:
+    query = parse(f"SELECT a ORDER BY a DESC, files.LFN {limit}")
+
+    assert (query.offset, query.limit) == window
+    assert query.order[0].descending and not query.order[1].descending
+    assert query.order[1].field == FieldRef("files", "LFN", 27)
+
+
+@pytest.mark.parametrize(
+    ("mql", "message"),
+    [
+        ("", "expected SELECT at position 1, found the end of the query"),
+        (
+            "SELECT a WHERE",
+            "expected a field, a number or a quoted string at position 15",
+        ),
+        ("SELECT a WHERE a = 'oops", "unterminated string at position 20"),
+        (
+            "SELECT a WHERE a == 1",
+            "expected a field, a number or a quoted string at position 19",
+        ),
+        ("SELECT a WHERE a LIKE b", "expected a quoted pattern at position 23"),
+        ("SELECT a WHERE (a = 1", "expected ')' at position 22"),
+        ("SELECT a LIMIT 1.5", "expected a whole number at position 16"),
+        ("SELECT a; DROP TABLE dataset", "unexpected character ';' at position 9"),
+        ("SELECT a -- comment", "unexpected character '-' at position 10"),
+        ("SELECT a FROM dataset", "expected WHERE, ORDER BY, LIMIT or the end"),
+        ("SELECT a WHERE a IN ()", "expected a field, a number or a quoted string"),
+    ],
+)
+def test_a_malformed_query_names_the_problem_and_its_position(
+    mql: str, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse(mql)
+
+    assert message in raised.value.message
+
+
+def test_deep_nesting_is_refused_instead_of_exhausting_the_stack() -> None:
+    with pytest.raises(InvalidInput, match="nests deeper"):
+        parse("SELECT a WHERE " + "(" * 100 + "a = 1" + ")" * 100)
+    with pytest.raises(InvalidInput, match="nests deeper"):
+        parse("SELECT a WHERE " + "NOT " * 100 + "a = 1")
+
+
+# --- the compiler ---------------------------------------------------------------
+
+
+def test_unknown_field_is_named_with_its_position_and_near_names() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        compile_search("dataset", "SELECT dataset.totalEvent WHERE nFiles > 1")
+
+    assert raised.value.message.startswith(
+        "unknown field 'totalEvent' of entity dataset at position 8; "
+        "did you mean totalEvents"
+    )
+
+
+def test_unknown_entity_and_unknown_qualifier_name_what_exists() -> None:
+    with pytest.raises(InvalidInput, match="unknown entity 'datasets'; the entities"):
+        compile_search("datasets", "SELECT logicalDatasetName")
+    with pytest.raises(InvalidInput, match="may name dataset, files, dataset_keywords"):
+        compile_search("dataset", "SELECT runs.runNumber")
+
+
+def test_a_value_that_does_not_fit_its_field_is_named() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        compile_search("dataset", "SELECT nFiles AS x WHERE runNumber = 'abc'")
+
+    assert "runNumber must be an integer, got 'abc' (at position 38)" in (
+        raised.value.message
+    )
+
+
+def test_values_are_bound_parameters_never_sql_text() -> None:
+    search = compile_search(
+        "dataset",
+        "SELECT logicalDatasetName WHERE physicsComment = 'x'' OR ''1''=''1' "
+        "AND physicsShort LIKE '%/* */%' AND runNumber IN (1, 2)",
+    )
+
+    sql = str(search.statement.compile())
+    assert "OR '1'='1" not in sql and "/*" not in sql
+    values = search.statement.compile().params.values()
+    assert "x' OR '1'='1" in values
+
+
+def pyami_fields() -> Iterator[tuple[str, str, str]]:
+    """Every (pyAMI table, entity, AMI field) that pyAMI_atlas can send."""
+    tables = pyAMI.config.tables
+    for table, fields in sorted(tables.items()):
+        for short, described in sorted(fields.items()):
+            if not short.startswith("@"):
+                yield table, fields["@entity"], described.split("=")[0]
+
+
+@pytest.mark.parametrize(("table", "entity", "name"), list(pyami_fields()))
+def test_every_short_name_of_pyami_atlas_is_answerable(
+    table: str, entity: str, name: str
+) -> None:
+    search = compile_search(entity, f"SELECT {entity}.{name} AS x ORDER BY x")
+
+    assert search.names == ("x",)
+
+
+@pytest.mark.parametrize("foreign", ["files", "keywords", "hashtags"])
+def test_every_foreign_field_of_datasets_is_answerable(foreign: str) -> None:
+    fields = pyAMI.config.tables[foreign]
+    entity = fields["@entity"]
+    names = [v.split("=")[0] for k, v in fields.items() if not k.startswith("@")]
+    selected = ", ".join(f"{entity}.{name}" for name in names)
+
+    search = compile_search("dataset", f"SELECT dataset.logicalDatasetName, {selected}")
+
+    assert search.tables == ("dataset", *[entity] * len(names))
+
+
+def test_trashed_datasets_are_hidden_unless_asked_for() -> None:
+    def conditions(mql: str, **options: bool) -> str:
+        statement = compile_search("dataset", mql, **options).statement
+        return str(statement.whereclause)
+
+    assert "dataset.ami_status" in conditions("SELECT logicalDatasetName")
+    assert "dataset.ami_status" not in conditions(
+        "SELECT logicalDatasetName", show_archived=True
+    )
+    trashed = conditions("SELECT logicalDatasetName WHERE amiStatus = 'TRASHED'")
+    assert trashed.count("dataset.ami_status") == 1
+
+
+# --- properties, on a small catalogue ---------------------------------------------
+
+COMMENTS = ["Zee", "zee sample", "50% done", "a_b", "back\\slash", "it's", "/* c */"]
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A SQLite catalogue with one dataset per comment of COMMENTS."""
+    path: Path = tmp_path_factory.mktemp("mql") / "catalog.sqlite"
+    engine = create_catalog_engine(f"sqlite:///{path}")
+    migrations.upgrade(engine)
+    with session_factory(engine).begin() as session:
+        for number, comment in enumerate(COMMENTS):
+            name = f"mc16_13TeV.{100000 + number}.Sample.evgen.EVNT.e{number + 1}"
+            add_dataset(name, "prodsys", session=session, physics_comment=comment)
+    yield engine
+    engine.dispose()
+
+
+def quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def comments_found(Session: sessionmaker, condition: str) -> list[str]:  # noqa: N803
+    search = compile_search("dataset", f"SELECT physicsComment WHERE {condition}")
+    with Session() as session:
+        return sorted(row[0] for row in session.execute(search.statement))
+
+
+def like_oracle(pattern: str, text: str) -> bool:
+    """LIKE as MQL defines it: % any run, _ one character, ASCII case ignored."""
+    regex = "".join(
+        ".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern
+    )
+    return re.fullmatch(regex, text, re.IGNORECASE | re.DOTALL) is not None
+
+
+def test_like_matches_as_the_oracle_says(catalog: Engine) -> None:
+    Session = session_factory(catalog)  # noqa: N806
+
+    assert comments_found(Session, "physicsComment LIKE 'ZEE%'") == [
+        "Zee",
+        "zee sample",
+    ]
+    assert comments_found(Session, "physicsComment LIKE '%\\%'") == ["back\\slash"]
+    assert comments_found(Session, "physicsComment LIKE '%!%%'") == []
+    assert comments_found(Session, "physicsComment LIKE '_0%'") == ["50% done"]
+    assert comments_found(Session, "physicsComment LIKE 'back\\slash'") == [
+        "back\\slash"
+    ]
+    assert comments_found(Session, "physicsComment = 'zee'") == []
+
+
+ASCII = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    value=st.text(
+        alphabet=st.characters(
+            blacklist_categories=["Cs"], blacklist_characters="\x00"
+        ),
+        max_size=20,
+    )
+)
+def test_a_value_only_ever_matches_as_literal_text(catalog: Engine, value: str) -> None:
+    Session = session_factory(catalog)  # noqa: N806
+
+    found = comments_found(Session, f"physicsComment = {quoted(value)}")
+
+    assert found == [c for c in sorted(COMMENTS) if c == value]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(pattern=ASCII)
+def test_a_like_pattern_only_ever_matches_as_a_pattern(
+    catalog: Engine, pattern: str
+) -> None:
+    Session = session_factory(catalog)  # noqa: N806
+
+    found = comments_found(Session, f"physicsComment LIKE {quoted(pattern)}")
+
+    assert found == [c for c in sorted(COMMENTS) if like_oracle(pattern, c)]
+
+
+FIELDS = [
+    "logicalDatasetName",
+    "dataset.nFiles",
+    "files.LFN",
+    "period",
+    "totalEvents",
+    "amiStatus",
+    "created",
+    "ddmOpen",
+    "bogus",
+    "files.bogus",
+    "x.y",
+    "inContainer",
+]
+WORDS = [
+    "SELECT",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "LIKE",
+    "IN",
+    "IS",
+    "NULL",
+    "ORDER",
+    "BY",
+    "DESC",
+    "LIMIT",
+    "AS",
+    "(",
+    ")",
+    ",",
+    "=",
+    "!=",
+    "<>",
+    "<",
+    ">=",
+    "*",
+    "'A%'",
+    "'x'' OR ''1''=''1'",
+    "'--'",
+    "'/* */'",
+    "1",
+    "-2",
+    "3.5",
+    "0,10",
+    "'2015-07-03 10:00:00'",
+    "'true'",
+    ";",
+    "--",
+    "/*",
+    "'",
+    ".",
+    '"x"',
+]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    words=st.lists(st.sampled_from(FIELDS + WORDS), max_size=14),
+    entity=st.sampled_from(["dataset", "files", "HASHTAGS", "projects"]),
+)
+def test_any_query_compiles_and_runs_or_is_refused_with_a_clean_message(
+    catalog: Engine, words: list[str], entity: str
+) -> None:
+    mql = " ".join(["SELECT", *words]) if words[:1] != ["SELECT"] else " ".join(words)
+    try:
+        search = compile_search(entity, mql)
+    except InvalidInput as err:
+        assert not SQL_MARKERS.search(err.message), err.message
+        return
+    with session_factory(catalog)() as session:
+        session.execute(search.statement).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(mql=st.text(max_size=60))
+def test_arbitrary_text_is_a_query_or_an_invalid_input(mql: str) -> None:
+    try:
+        compile_search("dataset", mql)
+    except InvalidInput as err:
+        assert not SQL_MARKERS.search(err.message), err.message

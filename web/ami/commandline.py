@@ -1,0 +1,122 @@
+"""The command line of an AMI request: ``AMIListFiles -logicalDatasetName="..."
+-total=yes -limit=0,5 -AMIUser="..." -AMIPass="..."``.
+
+A command is a name followed by arguments ``-name="value"`` (a backslash
+escapes ``"`` and ``\\``), ``-name=value`` (up to the next blank) or a bare
+``-flag``. The credentials ``-AMIUser``/``-AMIPass`` are taken out of the
+arguments, so that they are never echoed back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from catalog.errors import InvalidInput
+
+CREDENTIALS = ("AMIUser", "AMIPass")
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_ARGUMENT = re.compile(r"-(?P<name>[A-Za-z_][A-Za-z0-9_.]*)(?P<equals>=?)")
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """A parsed command: its name, its arguments in order, the credentials."""
+
+    name: str
+    arguments: tuple[tuple[str, str], ...] = ()
+    credentials: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The value of the argument *name* (any letter case), or *default*."""
+        for key, value in self.arguments:
+            if key.lower() == name.lower():
+                return value
+        return default
+
+    def has(self, name: str) -> bool:
+        return self.get(name) is not None
+
+
+def parse_command_line(text: str) -> CommandLine:
+    """Parse the ``Command`` field of an AMI request.
+
+    :raises InvalidInput: for an empty command, an argument that does not
+        start with ``-``, or a quote left open.
+    """
+    text = text.strip()
+    name_match = _NAME.match(text)
+    if name_match is None:
+        raise InvalidInput(
+            "the Command field must start with a command name, such as AMIListCommands"
+        )
+    arguments: list[tuple[str, str]] = []
+    position = name_match.end()
+    while True:
+        position = _skip_blanks(text, position)
+        if position == len(text):
+            break
+        name, value, position = _argument(text, position)
+        arguments.append((name, value))
+    return _with_credentials_apart(name_match.group(), arguments)
+
+
+def _skip_blanks(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def _argument(text: str, position: int) -> tuple[str, str, int]:
+    """Read the argument at *position*: its name, value and end."""
+    match = _ARGUMENT.match(text, position)
+    if match is None:
+        found = text[position : position + 20]
+        raise InvalidInput(
+            f"expected an argument -name=value at character {position + 1}, "
+            f"found {found!r}"
+        )
+    name, end = match.group("name"), match.end()
+    if not match.group("equals"):
+        if end < len(text) and not text[end].isspace():
+            raise InvalidInput(f"unexpected {text[end]!r} after -{name}")
+        return name, "", end
+    if end < len(text) and text[end] == '"':
+        value, end = _quoted(text, end, name)
+        return name, value, end
+    stop = end
+    while stop < len(text) and not text[stop].isspace():
+        stop += 1
+    return name, text[end:stop], stop
+
+
+def _quoted(text: str, position: int, name: str) -> tuple[str, int]:
+    """Read the double-quoted value opening at *position*; return it
+    unescaped and the position after its closing quote.
+    """
+    chars: list[str] = []
+    index = position + 1
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text) and text[index + 1] in '"\\':
+            chars.append(text[index + 1])
+            index += 2
+        elif char == '"':
+            return "".join(chars), index + 1
+        else:
+            chars.append(char)
+            index += 1
+    raise InvalidInput(f'the value of -{name} opens a quote (") and never closes it')
+
+
+def _with_credentials_apart(name: str, arguments: list[tuple[str, str]]) -> CommandLine:
+    credentials = {}
+    kept = []
+    for key, value in arguments:
+        canonical = next((c for c in CREDENTIALS if c.lower() == key.lower()), None)
+        if canonical:
+            credentials[canonical] = value
+        else:
+            kept.append((key, value))
+    return CommandLine(name, tuple(kept), credentials)

@@ -1,0 +1,354 @@
+"""The AMI commands hepcat answers.
+
+Each command reads its arguments from a :class:`CommandLine`, asks
+:mod:`catalog` inside the request's transaction, and returns an
+:class:`Answer`: the rowsets ``../shared/AMI_PROTOCOL.md`` lists for it.
+Bad or missing arguments raise :class:`InvalidInput`; nothing here builds SQL
+(``SearchQuery`` compiles its MQL with :mod:`catalog.mql`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.amitags import get_ami_tag, tag_parameters
+from catalog.annotations import list_annotations
+from catalog.datasets import (
+    MAX_PAGE_SIZE,
+    get_dataset,
+    get_file,
+    get_provenance,
+    list_counted_files,
+)
+from catalog.errors import InvalidInput, PermissionDenied
+from catalog.fields import row_to_ami, typed_value
+from catalog.models import Dataset, Period
+from catalog.models.users import ROLE_ADMIN
+from catalog.mql import MAX_ROWS, compile_search, entity_fields
+from catalog.runs import list_periods, list_runs
+from catalog.users import get_user, has_role
+from web.ami.commandline import CommandLine
+from web.ami.reply import Field, Rowset, rowset
+from web.auth import current_user
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The rowsets a command found, and notes for the reader."""
+
+    rowsets: list[Rowset]
+    infos: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Command:
+    """An AMI command: its function and what it does, in one line."""
+
+    name: str
+    run: Callable[[CommandLine, Session], Answer]
+    description: str
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(description: str) -> Callable[[Any], Any]:
+    """Register the decorated function as the AMI command of its name."""
+
+    def register(function: Callable[[CommandLine, Session], Answer]) -> Any:
+        COMMANDS[function.__name__] = Command(function.__name__, function, description)
+        return function
+
+    return register
+
+
+def run_command(line: CommandLine, *, session: Session) -> Answer:
+    """Run the command of *line*.
+
+    :raises InvalidInput: for an unknown command (suggesting near names) and
+        for bad arguments; other errors of :mod:`catalog.errors` as they come.
+    """
+    found = _find(line.name)
+    return found.run(line, session)
+
+
+def _find(name: str) -> Command:
+    by_lower = {key.lower(): value for key, value in COMMANDS.items()}
+    found = by_lower.get(name.lower())
+    if found is None:
+        near = difflib.get_close_matches(name, list(COMMANDS), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        raise InvalidInput(
+            f"unknown command {name!r}; {hint}AMIListCommands lists the commands"
+        )
+    return found
+
+
+# --- arguments ----------------------------------------------------------------
+
+
+def required(line: CommandLine, name: str) -> str:
+    """The value of argument *name*.
+
+    :raises InvalidInput: when it is missing or empty.
+    """
+    value = line.get(name)
+    if not value:
+        raise InvalidInput(f'{line.name} needs -{name}="..."')
+    return value
+
+
+def flag(line: CommandLine, name: str) -> bool:
+    """Whether the flag *name* is set (``-name``, ``-name=yes``, ``=true``)."""
+    value = line.get(name)
+    if value is None:
+        return False
+    return value.strip().lower() in ("", "yes", "true", "1", "y")
+
+
+def window(line: CommandLine, name: str = "limit") -> tuple[int, int]:
+    """The rows asked for by ``-limit=o,n`` (from *o*, *n* rows) or
+    ``-limit=n``; every row up to :data:`MAX_ROWS` without one.
+
+    :raises InvalidInput: for anything but one or two whole numbers.
+    """
+    value = line.get(name)
+    if not value:
+        return 0, MAX_ROWS
+    parts = [part.strip() for part in value.split(",")]
+    if len(parts) > 2 or not all(part.isdigit() for part in parts):
+        raise InvalidInput(f'-{name} must be "offset,count" or "count", got {value!r}')
+    offset, count = (0, int(parts[0])) if len(parts) == 1 else map(int, parts)
+    return offset, min(count, MAX_ROWS)
+
+
+# --- SearchQuery --------------------------------------------------------------
+
+
+@command("runs an MQL query on an entity: -entity, -mql, -showArchived")
+def SearchQuery(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    search = compile_search(
+        required(line, "entity"),
+        required(line, "mql"),
+        show_archived=flag(line, "showArchived"),
+    )
+    rows = session.execute(search.statement).all()
+    infos: tuple[str, ...] = ()
+    if search.capped and len(rows) > MAX_ROWS:
+        rows = rows[:MAX_ROWS]
+        infos = (f"only the first {MAX_ROWS} rows; use LIMIT offset,count for more",)
+    labels = list(zip(search.names, search.tables, strict=True))
+    found = [
+        [
+            Field(name, value, table)
+            for (name, table), value in zip(labels, row, strict=True)
+        ]
+        for row in rows
+    ]
+    return Answer([Rowset(search.entity, found)], infos)
+
+
+# --- datasets and files ---------------------------------------------------------
+
+
+@command("every field of a dataset: -logicalDatasetName")
+def AMIGetDatasetInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    dataset = get_dataset(required(line, "logicalDatasetName"), session=session)
+    fields = row_to_ami(dataset)
+    source = dataset.cross_section_source
+    fields["crossSectionSource"] = source.name if source is not None else None
+    in_container = entity_fields("dataset")["inContainer"]
+    fields["inContainer"] = session.scalar(
+        select(in_container).where(Dataset.id == dataset.id)
+    )
+    return Answer([rowset("dataset", [fields])])
+
+
+@command("the files of a dataset: -logicalDatasetName, -total=yes, -limit=o,n")
+def AMIListFiles(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    dataset = get_dataset(required(line, "logicalDatasetName"), session=session)
+    offset, count = window(line)
+    files = list(_counted_files(dataset, offset, count, session=session))
+    rows = [
+        {"LFN": f.lfn, "fileGUID": f.guid, "fileSize": f.size, "events": f.events}
+        for f in files
+    ]
+    found = [rowset("files", rows)]
+    if flag(line, "total"):
+        found.append(rowset("total", [_file_totals(dataset)]))
+    return Answer(found)
+
+
+def _counted_files(
+    dataset: Dataset, offset: int, count: int, *, session: Session
+) -> Iterator[Any]:
+    """The counted files of *dataset*, from *offset*, at most *count*."""
+    while count > 0:
+        size = min(count, MAX_PAGE_SIZE)
+        page = list_counted_files(dataset, session=session, offset=offset, limit=size)
+        yield from page.rows
+        if not page.has_next or len(page.rows) < size:
+            return
+        offset, count = offset + size, count - size
+
+
+def _file_totals(dataset: Dataset) -> dict[str, Any]:
+    """The ``total`` row: the fields of a file row, so that a client printing
+    files prints it too; ``LFN`` says how many files it sums.
+    """
+    return {
+        "LFN": f"TOTAL: {dataset.n_files} files",
+        "fileGUID": None,
+        "fileSize": dataset.total_size,
+        "events": dataset.total_events,
+    }
+
+
+@command("one file: -LFN or -GUID")
+def AMIGetFileInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    guid, lfn = line.get("GUID"), line.get("LFN")
+    if not guid and not lfn:
+        raise InvalidInput('AMIGetFileInfo needs -LFN="..." or -GUID="..."')
+    found = get_file(session=session, guid=guid or None, lfn=None if guid else lfn)
+    fields = row_to_ami(found)
+    fields["logicalDatasetName"] = found.dataset.name
+    return Answer([rowset("file", [fields])])
+
+
+@command("ancestors (distance > 0) and descendants (< 0): -logicalDatasetName")
+def AMIGetDatasetProv(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    dataset = get_dataset(required(line, "logicalDatasetName"), session=session)
+    provenance = get_provenance(dataset, session=session)
+    nodes = [
+        {
+            "logicalDatasetName": node.dataset.name,
+            "dataType": node.dataset.data_type,
+            "distance": node.distance,
+        }
+        for node in provenance.nodes
+    ]
+    edges = [{"source": p, "destination": c} for p, c in provenance.edges]
+    return Answer([rowset("node", nodes), rowset("edge", edges)])
+
+
+@command("the hashtags of a dataset: -ldn")
+def DatasetWBListHashtags(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    name = line.get("ldn") or required(line, "logicalDatasetName")
+    rows = [
+        {"scope": tag.scope, "name": tag.name, "comment": tag.comment}
+        for tag in list_annotations(name, session=session)
+    ]
+    return Answer([rowset("hashtags", rows)])
+
+
+# --- runs, periods, tags ----------------------------------------------------------
+
+
+@command("runs: -projectName (% matches anything), -period")
+def AMIListRuns(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    project, period = line.get("projectName"), line.get("period")
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    while len(rows) < MAX_ROWS:
+        page = list_runs(
+            session=session,
+            project=project,
+            period=period,
+            offset=offset,
+            limit=MAX_PAGE_SIZE,
+        )
+        rows.extend(_run_row(summary) for summary in page.rows)
+        if not page.has_next:
+            break
+        offset += MAX_PAGE_SIZE
+    return Answer([rowset("runs", rows)])
+
+
+def _run_row(summary: Any) -> dict[str, Any]:
+    run = summary.run
+    return {
+        "runNumber": run.run_number,
+        "projectName": run.project,
+        "startTime": run.start_time,
+        "endTime": run.end_time,
+        "nLumiBlocks": run.n_lumi_blocks,
+        "periods": ",".join(summary.periods),
+    }
+
+
+@command("data periods: -periodLevel, -createdSince, -projectName")
+def AMIListDataPeriods(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    level = line.get("periodLevel")
+    since = line.get("createdSince")
+    summaries = list_periods(
+        session=session,
+        level=typed_value(Period.level, level) if level else None,
+        project=line.get("projectName"),
+        created_since=typed_value(Period.created, since) if since else None,
+    )
+    rows = [
+        {
+            "period": s.period.name,
+            "periodLevel": s.period.level,
+            "projectName": s.period.project,
+            "description": s.period.description,
+            "nRuns": s.n_runs,
+            "reprocessingErrors": s.reprocessing_errors,
+        }
+        for s in summaries
+    ]
+    return Answer([rowset("periods", rows)])
+
+
+@command("an AMI tag and its transformation parameters: -amiTag")
+def AMIGetAMITagInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    tag = get_ami_tag(required(line, "amiTag"), session=session)
+    fields: dict[str, Any] = {
+        "amiTag": tag.tag,
+        "tagType": tag.tag_type,
+        "tagNumber": tag.tag_number,
+        "transformation": tag.transformation,
+        "SWReleaseCache": tag.release,
+        "description": tag.description,
+    }
+    for name, value in tag_parameters(tag).items():
+        fields.setdefault(name, value)
+    return Answer([rowset("amiTagInfo", [fields])])
+
+
+# --- about hepcat and its users -------------------------------------------------
+
+
+@command("the commands hepcat answers")
+def AMIListCommands(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    rows = [
+        {"command": c.name, "description": c.description}
+        for c in sorted(COMMANDS.values(), key=lambda c: c.name)
+    ]
+    return Answer([rowset("commands", rows)])
+
+
+@command("a user (yourself; an admin may ask for anyone): -amiLogin")
+def GetUserInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    login = required(line, "amiLogin")
+    asking = current_user()
+    if asking is None or (asking.login != login and not has_role(asking, ROLE_ADMIN)):
+        who = asking.login if asking is not None else None
+        raise PermissionDenied(who, ROLE_ADMIN, "reading another user's details")
+    user = get_user(login, session=session)
+    first, _, last = (user.full_name or "").partition(" ")
+    row = {
+        "AMIUser": user.login,
+        "firstName": first,
+        "lastName": last,
+        "mail": user.email,
+        "clientDN": user.dn,
+        "roles": ",".join(sorted(role.role_name for role in user.roles)),
+    }
+    return Answer([rowset("User_Info", [row])])

@@ -1,0 +1,70 @@
+"""Annotations on the dataset page: the list of a dataset's tags, and the
+forms with which physicists add them and remove them.
+
+The page template includes ``_annotations.html``, which reads the tags
+through :func:`annotations_of`; a tag is removed by its author or by an admin
+(:func:`web.auth.check_removal`).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from catalog.annotations import (
+    annotate,
+    get_annotation,
+    list_annotations,
+    remove_annotation,
+)
+from catalog.models import Hashtag
+from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
+from catalog.users import has_role
+from web.app import catalog_session
+from web.auth import acting_user, check_removal, require_role, shown_user
+
+annotations = Blueprint("annotations", __name__)
+
+
+@annotations.app_template_global()
+def annotations_of(dataset_name: str) -> list[Hashtag]:
+    """The annotations of a dataset, for the dataset page."""
+    with catalog_session() as db:
+        return list_annotations(dataset_name, session=db)
+
+
+@annotations.app_template_global()
+def may_remove(hashtag: Hashtag) -> bool:
+    """Whether the current user may remove *hashtag*: its author, or an admin."""
+    user = shown_user()
+    if user is None or not has_role(user, ROLE_PHYSICIST):
+        return False
+    return hashtag.author == user.login or has_role(user, ROLE_ADMIN)
+
+
+@annotations.post("/datasets/<name>/annotations")
+@require_role(ROLE_PHYSICIST, action="annotating a dataset")
+def add_annotation(name: str) -> Response:
+    """Tag the dataset from the form on its page."""
+    user = acting_user()
+    form = request.form
+    with catalog_session() as db:
+        annotate(
+            name,
+            form.get("name", ""),
+            scope=form.get("scope", "") or "PHYS",
+            comment=form.get("comment"),
+            author=user.login,
+            session=db,
+        )
+    return redirect(url_for("pages.dataset", name=name, _anchor="annotations"))
+
+
+@annotations.post("/datasets/<name>/annotations/<scope>/<tag>/delete")
+@require_role(ROLE_PHYSICIST, action="removing an annotation")
+def delete_annotation(name: str, scope: str, tag: str) -> Response:
+    """Remove a tag: its author may, and an admin may remove any."""
+    with catalog_session() as db:
+        check_removal(get_annotation(name, scope, tag, session=db))
+        remove_annotation(name, scope, tag, session=db)
+    return redirect(url_for("pages.dataset", name=name, _anchor="annotations"))

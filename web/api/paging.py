@@ -1,0 +1,61 @@
+"""Reading a request's arguments and answering with a page of a list.
+
+A list answers ``{"items": [...], "next": URL, "cursor": "..."}``: ``next``
+is the URL of the following page (the same arguments and its cursor) and
+``cursor`` that cursor alone; both are ``null`` on the last page. Cursors are
+opaque and made by :mod:`catalog.keyset`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request, url_for
+from marshmallow import Schema, ValidationError
+
+from catalog.keyset import KeysetPage
+
+
+def load_args(schema: type[Schema]) -> dict[str, Any]:
+    """Return the query arguments of the request, loaded by *schema*.
+
+    :raises marshmallow.ValidationError: for a bad or unknown argument.
+    """
+    loaded: dict[str, Any] = schema().load(request.args)
+    return loaded
+
+
+def load_body(schema: type[Schema]) -> dict[str, Any]:
+    """Return the JSON body of the request, loaded by *schema*.
+
+    :raises marshmallow.ValidationError: when it is missing or does not fit.
+    """
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationError({"body": ["must be a JSON object"]})
+    loaded: dict[str, Any] = schema().load(body)
+    return loaded
+
+
+def dumped(schema: type[Schema], obj: Any) -> dict[str, Any]:
+    """*obj* dumped by *schema*."""
+    shown: dict[str, Any] = schema().dump(obj)
+    return shown
+
+
+def page_body(page: KeysetPage, item: type[Schema]) -> dict[str, Any]:
+    """The answer of a list: *page*'s rows dumped by *item*, and the way on."""
+    return {
+        "items": item(many=True).dump(page.rows),
+        "next": next_url(page.next_cursor),
+        "cursor": page.next_cursor,
+    }
+
+
+def next_url(cursor: str | None) -> str | None:
+    """The URL of the current request with *cursor* (None: no next page)."""
+    if cursor is None:
+        return None
+    args = {key: value for key, value in request.args.items() if key != "cursor"}
+    values = {**(request.view_args or {}), **args, "cursor": cursor}
+    return url_for(str(request.endpoint), **values)

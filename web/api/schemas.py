@@ -1,0 +1,347 @@
+"""The marshmallow schemas of the JSON API: what each route answers and the
+query arguments and bodies it accepts.
+
+Entities keep their names (``Dataset``, ``File``, ``Run``, ``Period``,
+``AmiTag``, ``Annotation``, ...) and their fields keep their AMI names, read
+from the model (:mod:`catalog.fields`), so the API, the pages and the AMI
+endpoint say ``totalEvents`` for the same thing. The OpenAPI document is
+generated from these schemas (:mod:`web.api.openapi`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from catalog import models
+from catalog.amitags import tag_parameters
+from catalog.annotations import DEFAULT_SCOPE
+from catalog.fields import ami_fields, value_type
+from catalog.keyset import DEFAULT_LIMIT, MAX_LIMIT
+
+# marshmallow field classes by the Python type of a column.
+_FIELD_TYPES: dict[type, type[fields.Field[Any]]] = {
+    int: fields.Integer,
+    float: fields.Float,
+    bool: fields.Boolean,
+    dt.datetime: fields.DateTime,
+    str: fields.String,
+}
+
+
+def _ami_schema_fields(
+    model: type[Any], *, prefix: str = "", replaced: frozenset[str] = frozenset()
+) -> dict[str, fields.Field[Any]]:
+    """One output field per AMI field of *model* (but those in *replaced*),
+    named by its AMI name, read from the attribute *prefix* + column name.
+    """
+    declared: dict[str, fields.Field[Any]] = {}
+    for name, column in ami_fields(model).items():
+        if name in replaced:
+            continue
+        kind = _FIELD_TYPES.get(value_type(column), fields.String)
+        attribute = prefix + str(column.key)
+        declared[name] = kind(attribute=attribute, allow_none=bool(column.nullable))
+    return declared
+
+
+def _schema(name: str, base: type[Schema], declared: dict[str, Any]) -> type[Schema]:
+    """A schema class called *name* with the fields *declared*."""
+    return type(name, (base,), dict(declared))
+
+
+# --- input -------------------------------------------------------------------
+
+
+def _no_nul(value: str) -> None:
+    # PostgreSQL cannot hold a NUL character: no catalogue text contains one.
+    if "\x00" in value:
+        raise ValidationError("must not contain NUL characters")
+
+
+def Text(**options: Any) -> fields.String:  # noqa: N802 - a field, like fields.String
+    """A text field that refuses NUL characters."""
+    return fields.String(validate=_no_nul, **options)
+
+
+class PageArgs(Schema):
+    """The paging arguments of every list."""
+
+    limit = fields.Integer(
+        load_default=DEFAULT_LIMIT,
+        validate=validate.Range(1, MAX_LIMIT),
+        metadata={"description": f"rows per page (default {DEFAULT_LIMIT})"},
+    )
+    cursor = Text(
+        load_default=None,
+        metadata={"description": "where the page starts: the previous page's cursor"},
+    )
+
+
+def _filter_fields() -> dict[str, fields.Field[Any]]:
+    return {
+        name: Text(
+            metadata={
+                "description": f"{name} equal to this value, or like it when it "
+                "holds % (text fields)"
+            }
+        )
+        for name in ami_fields(models.Dataset)
+    }
+
+
+DatasetSearchArgs = _schema(
+    "DatasetSearchArgs",
+    PageArgs,
+    {
+        "name": Text(
+            metadata={
+                "description": "a name pattern: % matches any characters, _ one; "
+                "without %, names containing it"
+            }
+        ),
+        "sort": Text(
+            load_default="logicalDatasetName",
+            metadata={
+                "description": "comma-separated AMI fields, - before a field "
+                "sorts descending (default logicalDatasetName)"
+            },
+        ),
+        **_filter_fields(),
+    },
+)
+
+
+class FileLookupArgs(Schema):
+    lfn = Text(required=True, metadata={"description": "the file's LFN"})
+
+
+class RunArgs(PageArgs):
+    project = Text(metadata={"description": "project name; % matches any characters"})
+    period = Text(metadata={"description": "only runs of this period (any level)"})
+
+
+class PeriodArgs(Schema):
+    project = Text(metadata={"description": "project name; % matches any characters"})
+    level = fields.Integer(
+        validate=validate.OneOf([1, 2, 3]), metadata={"description": "1, 2 or 3"}
+    )
+
+
+class QuarantineArgs(PageArgs):
+    source = Text(metadata={"description": "only records of this source"})
+
+
+class AnnotationInput(Schema):
+    """The body of a new annotation (an AMI hashtag)."""
+
+    name = Text(required=True, metadata={"description": "the tag, e.g. Zee_2015"})
+    scope = Text(load_default=DEFAULT_SCOPE, metadata={"description": "e.g. PHYS"})
+    comment = Text(load_default=None, allow_none=True)
+
+
+# --- output --------------------------------------------------------------------
+
+
+# Fields whose column holds an id; the API shows the name instead.
+DERIVED_LINKS = frozenset({"crossSectionSource"})
+
+
+def _name(dataset: models.Dataset | None) -> str | None:
+    return dataset.name if dataset is not None else None
+
+
+Dataset = _schema(
+    "Dataset",
+    Schema,
+    {
+        **_ami_schema_fields(models.Dataset, replaced=DERIVED_LINKS),
+        "crossSectionSource": fields.Function(
+            lambda dataset: _name(dataset.cross_section_source),
+            allow_none=True,
+            metadata={
+                "type": "string",
+                "description": "the EVNT dataset the cross-section comes from",
+            },
+        ),
+    },
+)
+
+
+class Replica(Schema):
+    """A replica of a dataset at a storage element, as DDM reported it."""
+
+    rse = fields.String()
+    complete = fields.Boolean()
+    updated = fields.DateTime()
+
+
+DatasetDetail = _schema(
+    "DatasetDetail",
+    Dataset,
+    {
+        "replicas": fields.List(fields.Nested(Replica)),
+        "containers": fields.List(
+            fields.String(), metadata={"description": "DDM containers holding it"}
+        ),
+    },
+)
+
+File = _schema(
+    "File",
+    Schema,
+    {
+        **_ami_schema_fields(models.File),
+        "logicalDatasetName": fields.String(attribute="dataset.name"),
+    },
+)
+
+
+class ProvenanceNode(Schema):
+    logicalDatasetName = fields.String(attribute="dataset.name")  # noqa: N815
+    dataType = fields.String(attribute="dataset.data_type", allow_none=True)  # noqa: N815
+    distance = fields.Integer(
+        metadata={"description": "ancestors > 0, the dataset 0, descendants < 0"}
+    )
+
+
+class ProvenanceEdge(Schema):
+    source = fields.String(metadata={"description": "the parent dataset"})
+    destination = fields.String(metadata={"description": "the child dataset"})
+
+
+class Provenance(Schema):
+    """The datasets above and below one dataset, and the edges between them."""
+
+    nodes = fields.List(fields.Nested(ProvenanceNode))
+    edges = fields.List(fields.Nested(ProvenanceEdge))
+
+
+Run = _schema(
+    "Run",
+    Schema,
+    {
+        **_ami_schema_fields(models.Run, prefix="run."),
+        "periods": fields.List(
+            fields.String(), metadata={"description": "the periods holding it"}
+        ),
+    },
+)
+
+RunDetail = _schema(
+    "RunDetail",
+    Run,
+    {
+        "datasets": fields.List(
+            fields.String(), metadata={"description": "the datasets of the run"}
+        )
+    },
+)
+
+
+class Period(Schema):
+    """A data period with its number of runs and reprocessing errors."""
+
+    period = fields.String(attribute="period.name")
+    periodLevel = fields.Integer(attribute="period.level")  # noqa: N815
+    projectName = fields.String(attribute="period.project")  # noqa: N815
+    description = fields.String(attribute="period.description", allow_none=True)
+    nRuns = fields.Integer(attribute="n_runs")  # noqa: N815
+    reprocessingErrors = fields.Integer(attribute="reprocessing_errors")  # noqa: N815
+
+
+AmiTag = _schema(
+    "AmiTag",
+    Schema,
+    {
+        "tag": fields.String(),
+        **_ami_schema_fields(models.AmiTag, replaced=frozenset({"parameters"})),
+        "parameters": fields.Function(
+            tag_parameters,
+            metadata={
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "the transformation's parameters, by name",
+            },
+        ),
+    },
+)
+
+
+class QuarantinedRecord(Schema):
+    """A source record that could not be understood, with the reason."""
+
+    id = fields.Integer()
+    source = fields.String()
+    recordKey = fields.String(attribute="record_key", allow_none=True)  # noqa: N815
+    payload = fields.String()
+    reason = fields.String()
+    created = fields.DateTime()
+    released = fields.Boolean()
+
+
+class Annotation(Schema):
+    """An annotation of a dataset: an AMI hashtag."""
+
+    scope = fields.String()
+    name = fields.String()
+    comment = fields.String(allow_none=True)
+    author = fields.String(allow_none=True)
+    created = fields.DateTime()
+
+
+def page_of(name: str, item: type[Schema]) -> type[Schema]:
+    """The schema of a page of *item*: the items and the way to the next."""
+    return _schema(
+        name,
+        Schema,
+        {
+            "items": fields.List(fields.Nested(item)),
+            "next": fields.String(
+                allow_none=True,
+                metadata={"description": "the URL of the next page; null: the last"},
+            ),
+            "cursor": fields.String(
+                allow_none=True,
+                metadata={"description": "the cursor of the next page; null: none"},
+            ),
+        },
+    )
+
+
+DatasetPage = page_of("DatasetPage", Dataset)
+FilePage = page_of("FilePage", File)
+RunPage = page_of("RunPage", Run)
+QuarantinePage = page_of("QuarantinePage", QuarantinedRecord)
+
+
+class PeriodList(Schema):
+    items = fields.List(fields.Nested(Period))
+
+
+class AnnotationList(Schema):
+    items = fields.List(fields.Nested(Annotation))
+
+
+class ErrorBody(Schema):
+    type = fields.String(metadata={"description": "e.g. DatasetNotFound"})
+    message = fields.String()
+    status = fields.Integer(metadata={"description": "the HTTP status"})
+    details = fields.List(fields.String())
+
+
+class Error(Schema):
+    """Every error of the API has this shape."""
+
+    error = fields.Nested(ErrorBody)
+
+
+class OpenApiDocument(Schema):
+    """The OpenAPI 3 document of this API (its main keys)."""
+
+    openapi = fields.String()
+    info = fields.Dict()
+    paths = fields.Dict()
+    components = fields.Dict()

@@ -1,0 +1,130 @@
+"""The operator's pages: the quarantine (source records that could not be
+understood), the reconciliation (DDM's counts that differ from the
+catalogue's) and the task server's status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, render_template, request
+
+from catalog.db import utcnow
+from catalog.ddm import list_reconciliations
+from catalog.derived import stale_count
+from catalog.errors import InvalidInput
+from catalog.operations import (
+    list_quarantine,
+    quarantine_count,
+    quarantine_sources,
+    task_statuses,
+)
+from web.app import catalog_session
+from web.pages import arg, int_arg
+
+operations = Blueprint("operations", __name__)
+
+ROWS_PER_PAGE = 50
+# Characters of a quarantined payload shown on the page.
+PAYLOAD_SHOWN = 300
+RUNS_PER_TASK = 5
+# Characters of a run's error shown, and lines of it never shown.
+ERROR_SHOWN = 300
+HIDDEN_ERROR_LINES = ("[SQL:", "[parameters:", "(Background on this error")
+DEFAULT_HOURS = 6
+MAX_HOURS = 48
+
+
+@operations.get("/quarantine")
+def quarantine() -> str:
+    """The quarantined records, newest first; ``source`` filters by source."""
+    source = arg(request.args, "source")
+    offset = int_arg(request.args, "offset", 0)
+    with catalog_session() as session:
+        sources = quarantine_sources(session=session)
+        page = list_quarantine(
+            session=session, source=source, offset=offset, limit=ROWS_PER_PAGE
+        )
+    return render_template(
+        "quarantine.html",
+        page=page,
+        source=source,
+        sources=sources,
+        shown=PAYLOAD_SHOWN,
+    )
+
+
+@operations.get("/reconciliation")
+def reconciliation() -> str:
+    """The differences between DDM's counts at a ``close`` and the
+    catalogue's; ``all=1`` shows the resolved ones too.
+    """
+    everything = arg(request.args, "all") in ("1", "yes", "true")
+    offset = int_arg(request.args, "offset", 0)
+    with catalog_session() as session:
+        page = list_reconciliations(
+            session=session, resolved=everything, offset=offset, limit=ROWS_PER_PAGE
+        )
+    return render_template("reconciliation.html", page=page, everything=everything)
+
+
+@operations.get("/taskserver")
+def taskserver() -> str:
+    """Each task: its lease, its last runs and its backlog; the catalogue's
+    own backlogs; and the ingest-rate plot over the last ``hours``.
+    """
+    hours = plot_hours()
+    with catalog_session() as session:
+        tasks = task_statuses(session=session, runs_per_task=RUNS_PER_TASK)
+        stale = stale_count(session=session)
+        quarantined = quarantine_count(session=session)
+    return render_template(
+        "taskserver.html",
+        tasks=tasks,
+        stale=stale,
+        quarantined=quarantined,
+        hours=hours,
+        now=utcnow(),
+    )
+
+
+def plot_hours() -> int:
+    """The ``hours`` argument: how far back the ingest rates go.
+
+    :raises InvalidInput: unless it is an integer from 1 to :data:`MAX_HOURS`.
+    """
+    hours = int_arg(request.args, "hours", DEFAULT_HOURS)
+    if not 1 <= hours <= MAX_HOURS:
+        raise InvalidInput(f"hours must be between 1 and {MAX_HOURS}, got {hours}")
+    return hours
+
+
+@operations.app_template_filter("error_summary")
+def error_summary(error: str | None) -> str:
+    """The exception a run ended with, from its recorded traceback: the lines
+    after the last stack frame, without the SQL a database error quotes.
+    Pages never show the traceback itself.
+    """
+    if not error:
+        return ""
+    lines = error.strip().splitlines()
+    frames = [i for i, line in enumerate(lines) if line.startswith(" ")]
+    tail = lines[frames[-1] + 1 :] if frames else lines[-1:]
+    kept = [line for line in tail if not line.startswith(HIDDEN_ERROR_LINES)]
+    summary = " ".join(kept).strip() or "the task failed"
+    return summary if len(summary) <= ERROR_SHOWN else summary[:ERROR_SHOWN] + "…"
+
+
+@operations.app_template_filter("duration")
+def duration(seconds: float | dt.timedelta | None) -> str:
+    """Return a duration as people read it: ``0.42 s``, ``3 min 5 s``."""
+    if seconds is None:
+        return ""
+    if isinstance(seconds, dt.timedelta):
+        seconds = seconds.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    return f"{minutes // 60} h {minutes % 60} min"

@@ -1,0 +1,216 @@
+"""The account page of each user, and the user administration pages.
+
+Users see their roles, make and revoke their own API tokens and change their
+password (``/account``); admins add users, grant and revoke roles, set
+passwords, keep users out and manage anyone's tokens (``/admin/users``). A
+new token is shown once, on the answer to the form that made it.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from catalog.errors import AuthenticationFailed, InvalidInput
+from catalog.models.users import ROLE_ADMIN, ROLE_READER, ROLES
+from catalog.users import (
+    add_user,
+    authenticate_password,
+    create_token,
+    expiry_in_days,
+    get_user,
+    grant_role,
+    list_tokens,
+    list_users,
+    revoke_role,
+    revoke_token,
+    role_names,
+    set_active,
+    set_password,
+    token_state,
+)
+from web.app import catalog_session
+from web.auth import acting_user, require_role
+
+users = Blueprint("users", __name__)
+
+# --- the user's own account ---------------------------------------------------
+
+
+@users.get("/account")
+@require_role(ROLE_READER, action="seeing one's account")
+def account() -> str:
+    """The current user's roles and API tokens."""
+    return _account_page(None)
+
+
+def _account_page(new_token: str | None) -> str:
+    user = acting_user()
+    with catalog_session() as db:
+        tokens = list_tokens(user.login, session=db)
+    return render_template(
+        "account.html",
+        user=user,
+        roles=role_names(user),
+        tokens=tokens,
+        token_state=token_state,
+        new_token=new_token,
+    )
+
+
+@users.post("/account/tokens")
+@require_role(ROLE_READER, action="making an API token")
+def account_token() -> str:
+    """Make an API token for oneself; it is shown once, on this answer."""
+    user = acting_user()
+    token = _new_token(user.login)
+    return _account_page(token)
+
+
+@users.post("/account/tokens/revoke")
+@require_role(ROLE_READER, action="revoking an API token")
+def account_token_revoke() -> Response:
+    """Revoke one of one's own tokens."""
+    user = acting_user()
+    with catalog_session() as db:
+        revoke_token(user.login, request.form.get("name", ""), session=db)
+    return redirect(url_for("users.account"))
+
+
+@users.post("/account/password")
+@require_role(ROLE_READER, action="changing one's password")
+def account_password() -> Response:
+    """Change one's password, given the current one."""
+    user = acting_user()
+    new = _confirmed_password()
+    with catalog_session() as db:
+        try:
+            authenticate_password(
+                user.login, request.form.get("current", ""), session=db
+            )
+        except AuthenticationFailed:
+            raise InvalidInput("the current password is not right") from None
+        set_password(user.login, new, session=db)
+    return redirect(url_for("users.account"))
+
+
+def _confirmed_password() -> str:
+    password = request.form.get("password", "")
+    if password != request.form.get("confirm", ""):
+        raise InvalidInput("the two passwords differ; type the new one twice")
+    return password
+
+
+def _new_token(login: str) -> str:
+    days = request.form.get("expires_days", "").strip()
+    if days and (not days.isdigit() or int(days) < 1):
+        raise InvalidInput(f"{days!r} is not a number of days (1 or more)")
+    expires = expiry_in_days(int(days) if days else None)
+    with catalog_session() as db:
+        return create_token(
+            login, request.form.get("name", ""), expires=expires, session=db
+        )
+
+
+# --- user administration ------------------------------------------------------
+
+
+@users.get("/admin/users")
+@require_role(ROLE_ADMIN, action="managing users")
+def admin_users() -> str:
+    """Every user with their roles, and the form to add one."""
+    with catalog_session() as db:
+        everyone = list_users(session=db)
+    return render_template(
+        "admin_users.html", users=everyone, roles=ROLES, role_names=role_names
+    )
+
+
+@users.post("/admin/users")
+@require_role(ROLE_ADMIN, action="adding a user")
+def admin_add_user() -> Response:
+    """Add a user from the form."""
+    form = request.form
+    password = _confirmed_password() if form.get("password") else None
+    with catalog_session() as db:
+        user = add_user(
+            form.get("login", "").strip(),
+            password=password,
+            roles=form.getlist("roles"),
+            full_name=form.get("full_name", "").strip(),
+            email=form.get("email", "").strip(),
+            dn=form.get("dn", "").strip() or None,
+            session=db,
+        )
+    return redirect(url_for("users.admin_user", login=user.login))
+
+
+@users.get("/admin/users/<login>")
+@require_role(ROLE_ADMIN, action="managing users")
+def admin_user(login: str) -> str:
+    """One user: roles, password, tokens."""
+    return _admin_user_page(login, None)
+
+
+def _admin_user_page(login: str, new_token: str | None) -> str:
+    with catalog_session() as db:
+        user = get_user(login, session=db)
+        tokens = list_tokens(login, session=db)
+    return render_template(
+        "admin_user.html",
+        user=user,
+        held=role_names(user),
+        roles=ROLES,
+        tokens=tokens,
+        token_state=token_state,
+        new_token=new_token,
+    )
+
+
+@users.post("/admin/users/<login>/roles/grant")
+@require_role(ROLE_ADMIN, action="granting a role")
+def admin_grant(login: str) -> Response:
+    with catalog_session() as db:
+        grant_role(login, request.form.get("role", ""), session=db)
+    return redirect(url_for("users.admin_user", login=login))
+
+
+@users.post("/admin/users/<login>/roles/revoke")
+@require_role(ROLE_ADMIN, action="revoking a role")
+def admin_revoke(login: str) -> Response:
+    with catalog_session() as db:
+        revoke_role(login, request.form.get("role", ""), session=db)
+    return redirect(url_for("users.admin_user", login=login))
+
+
+@users.post("/admin/users/<login>/password")
+@require_role(ROLE_ADMIN, action="setting a password")
+def admin_password(login: str) -> Response:
+    password = _confirmed_password()
+    with catalog_session() as db:
+        set_password(login, password, session=db)
+    return redirect(url_for("users.admin_user", login=login))
+
+
+@users.post("/admin/users/<login>/active")
+@require_role(ROLE_ADMIN, action="letting a user in or out")
+def admin_active(login: str) -> Response:
+    with catalog_session() as db:
+        set_active(login, request.form.get("active") == "1", session=db)
+    return redirect(url_for("users.admin_user", login=login))
+
+
+@users.post("/admin/users/<login>/tokens")
+@require_role(ROLE_ADMIN, action="making an API token")
+def admin_token(login: str) -> str:
+    """Make a token for the user; it is shown once, on this answer."""
+    token = _new_token(login)
+    return _admin_user_page(login, token)
+
+
+@users.post("/admin/users/<login>/tokens/revoke")
+@require_role(ROLE_ADMIN, action="revoking an API token")
+def admin_token_revoke(login: str) -> Response:
+    with catalog_session() as db:
+        revoke_token(login, request.form.get("name", ""), session=db)
+    return redirect(url_for("users.admin_user", login=login))
