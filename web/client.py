@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DatabaseUnavailable",
     "DatasetNotFound",
+    "EventFileNotFound",
     "FORMATS",
     "FileNotFound",
     "InvalidInput",
@@ -154,6 +155,10 @@ class UserNotFound(NotFound):
     """No user has the login the command gave."""
 
 
+class EventFileNotFound(NotFound):
+    """An event data file of a dataset is in no file catalogue nor storage."""
+
+
 class InvalidInput(AmiError, ValueError):
     """The command carries a value that cannot be used (a malformed MQL query,
     an unknown field, a missing argument).
@@ -189,6 +194,7 @@ _ERRORS: dict[str, type[AmiError]] = {
         AmiTagNotFound,
         RunNotFound,
         UserNotFound,
+        EventFileNotFound,
         InvalidInput,
         InvalidName,
         AuthenticationFailed,
