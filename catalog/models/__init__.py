@@ -29,7 +29,7 @@ from catalog.models.reference import (
     SubProject,
 )
 from catalog.models.runs import Period, PeriodRun, Run
-from catalog.models.skims import SKIM_STATES, Skim, TagDatabase
+from catalog.models.skims import SKIM_STATES, Skim, TagDatabase, TagEvent
 from catalog.models.users import ROLES, ApiToken, Role, User, UserRole
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "SubDataType",
     "SubProject",
     "TagDatabase",
+    "TagEvent",
     "TaskLease",
     "TaskRun",
     "User",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Double, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.db import Base, BigId, Name, Short, UTCDateTime, utcnow
@@ -48,6 +48,65 @@ class TagDatabase(Base):
     dataset: Mapped[Dataset] = relationship()
 
     __table_args__ = (Index(None, "dataset_id"),)
+
+
+def _tag(name: str, dtype: str, doc: str) -> dict[str, str]:
+    return {"tag": name, "dtype": dtype, "doc": doc}
+
+
+class TagEvent(Base):
+    """One event of a TAG database: the file and entry it lives at, and its
+    attributes. The columns with ``info["tag"]`` are the TAG schema: the
+    attribute name a selection uses, its numpy type in the columnar store,
+    and what it means. *seq* is the row's place in the columnar store.
+    """
+
+    __tablename__ = "tag_event"
+
+    tag_database_id: Mapped[int] = mapped_column(
+        ForeignKey("tag_database.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    file_guid: Mapped[str] = mapped_column(String(36))
+    entry: Mapped[int] = mapped_column(BigInteger)
+    run_number: Mapped[int] = mapped_column(
+        Integer, info=_tag("RunNumber", "int32", "run number")
+    )
+    event_number: Mapped[int] = mapped_column(
+        BigInteger, info=_tag("EventNumber", "int64", "event number in the run")
+    )
+    lumi_block: Mapped[int] = mapped_column(
+        Integer, info=_tag("LumiBlock", "int32", "luminosity block")
+    )
+    n_jets: Mapped[int] = mapped_column(
+        Integer, info=_tag("nJets", "int32", "number of jets")
+    )
+    n_electrons: Mapped[int] = mapped_column(
+        Integer, info=_tag("nElectrons", "int32", "number of electrons")
+    )
+    n_muons: Mapped[int] = mapped_column(
+        Integer, info=_tag("nMuons", "int32", "number of muons")
+    )
+    jet_pt1: Mapped[float] = mapped_column(
+        Double, info=_tag("jet_pt1", "float32", "leading jet pT (0 if none)")
+    )
+    jet_pt2: Mapped[float] = mapped_column(
+        Double, info=_tag("jet_pt2", "float32", "second jet pT (0 if none)")
+    )
+    el_pt1: Mapped[float] = mapped_column(
+        Double, info=_tag("el_pt1", "float32", "leading electron pT (0 if none)")
+    )
+    mu_pt1: Mapped[float] = mapped_column(
+        Double, info=_tag("mu_pt1", "float32", "leading muon pT (0 if none)")
+    )
+    met: Mapped[float] = mapped_column(
+        Double, info=_tag("MET", "float32", "missing transverse energy")
+    )
+    trigger_bits: Mapped[int] = mapped_column(
+        BigInteger, info=_tag("triggerBits", "int64", "fired triggers, one bit each")
+    )
+
+    __table_args__ = (Index(None, "tag_database_id", "run_number", "event_number"),)
 
 
 class Skim(Base):

@@ -1,0 +1,664 @@
+"""Extraction: copy the events of a collection into new ROOT files.
+
+An event collection says which entries of which source files to keep. The
+work is planned before anything is read:
+
+1. :func:`plan_extraction` opens each source file's tree (metadata only),
+   estimates the bytes an entry takes in the output from the compressed size
+   of the chosen branches, and packs the selected entries, in order, into
+   output files of about *target_size* bytes. Each output file is one
+   :class:`Unit`; a large source file is split over several units, small
+   ones share one.
+2. :func:`extract_unit` writes one unit. For each of its source files it
+   reads only the clusters (entry ranges whose boundaries every chosen branch
+   shares; one basket per branch in files written by uproot) that hold
+   selected entries, adjacent clusters in one read, and keeps the selected
+   entries. The output TTree has the chosen branches, the jagged ones
+   grouped under the same count branches as in the source, written with
+   ``mktree``/``extend`` in baskets of a few MB at most.
+3. The output is written under a temporary name, flushed to disk, and
+   linked to its final name only when complete, so a final name always
+   holds a complete file. Running a plan again (:func:`pending_units`) skips
+   the units whose file is there: a crash resumes without duplicating output
+   and a retry redoes only the units that failed.
+
+``RunNumber``, ``EventNumber`` and ``LumiBlock`` are always kept, and a
+jagged branch brings its count branch along.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+import os
+import uuid
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from catalog.errors import InvalidInput
+from catalog.nomenclature import build_dataset_name, parse_dataset_name
+
+__all__ = [
+    "DEFAULT_COMPRESSION",
+    "DEFAULT_TARGET_SIZE",
+    "OutputFile",
+    "Piece",
+    "Plan",
+    "Unit",
+    "entries_by_file",
+    "extract_unit",
+    "output_dataset_name",
+    "output_file_name",
+    "parse_compression",
+    "pending_units",
+    "plan_extraction",
+]
+
+TREE_NAME = "CollectionTree"
+#: Branches every event file has, kept whatever subset is chosen.
+IDENTITY_BRANCHES = ("RunNumber", "EventNumber", "LumiBlock")
+DEFAULT_COMPRESSION = "zstd:1"
+#: Bytes of an output file before the next one is started.
+DEFAULT_TARGET_SIZE = 2_000_000_000
+#: Bytes of an output file besides its baskets: streamers, then per branch.
+FILE_OVERHEAD, BRANCH_OVERHEAD = 21_000, 600
+#: Uncompressed bytes buffered before an ``extend`` writes a basket per branch.
+FLUSH_BYTES = 64_000_000
+_ALGORITHMS = {"zstd": uproot.ZSTD, "lz4": uproot.LZ4, "zlib": uproot.ZLIB}
+_CHUNK = 1 << 20
+
+
+# -- The plan ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Piece:
+    """The selected entries of one source file that go into one output."""
+
+    source: str
+    path: str
+    entries: np.ndarray
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One output file to write: its serial number, name and pieces."""
+
+    number: int
+    name: str
+    pieces: tuple[Piece, ...]
+
+    @property
+    def events(self) -> int:
+        return sum(len(piece.entries) for piece in self.pieces)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to extract: the output dataset, tree, branches, compression,
+    target size, and the units.
+    """
+
+    dataset: str
+    tree: str
+    branches: tuple[str, ...]
+    compression: str
+    target_size: int
+    units: tuple[Unit, ...] = field(default=())
+
+    @property
+    def events(self) -> int:
+        return sum(unit.events for unit in self.units)
+
+    def to_json(self) -> str:
+        """The plan as JSON, to be kept beside a skim (entries packed)."""
+        data = {k: v for k, v in self.__dict__.items() if k != "units"}
+        data["units"] = [
+            {
+                "number": unit.number,
+                "name": unit.name,
+                "pieces": [[p.source, p.path, _pack(p.entries)] for p in unit.pieces],
+            }
+            for unit in self.units
+        ]
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        data = json.loads(text)
+        units = tuple(
+            Unit(
+                u["number"],
+                u["name"],
+                tuple(Piece(s, p, _unpack(e)) for s, p, e in u["pieces"]),
+            )
+            for u in data.pop("units")
+        )
+        data["branches"] = tuple(data["branches"])
+        return cls(**data, units=units)
+
+
+def _pack(entries: np.ndarray) -> str:
+    raw = np.asarray(entries, "<i8").tobytes()
+    return base64.b64encode(zlib.compress(raw)).decode("ascii")
+
+
+def _unpack(text: str) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), "<i8").copy()
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A complete output file: name, path, events, bytes and checksum
+    (``ad:`` and the adler32 of its bytes in hex, as Rucio writes it).
+    """
+
+    number: int
+    name: str
+    path: Path
+    events: int
+    size: int
+    checksum: str
+    sources: tuple[str, ...]
+
+
+# -- Names -------------------------------------------------------------------------
+
+
+def output_dataset_name(parent: str, login: str, skim: str) -> str:
+    """The name of the skim *skim* of dataset *parent* by user *login*:
+    ``user.<login>.<parent without its production step>.<skim>``, e.g.
+    ``user.jdoe.mc16_13TeV.361106.PowhegPythia8EvtGen_Zee.DAOD_PHYS.e3601_p4164.zee``.
+    Room is made for the file suffix by shortening the physics short name.
+
+    :raises InvalidName: when *login* or *skim* cannot be part of a name.
+    """
+    name = parse_dataset_name(parent)
+    if name.kind == "user":
+        middle = [name.free or ""]
+    else:
+        number = name.dataset_number if name.kind == "mc" else name.run_number
+        width = 6 if name.kind == "mc" else 8
+        short = name.physics_short or name.stream_name or ""
+        middle = [name.project, str(number).zfill(width), short, name.data_type or ""]
+        middle += [name.version] if name.version else []
+    free = ".".join([*middle, skim])
+    excess = len(f"user.{login}.{free}") + len("._000001.root") - 255
+    if excess > 0 and name.kind != "user":
+        middle[2] = middle[2][: max(8, len(middle[2]) - excess)]
+        free = ".".join([*middle, skim])
+    return build_dataset_name(scope=f"user.{login}", free=free)
+
+
+def output_file_name(dataset: str, number: int) -> str:
+    """The name of output file *number* (from 1) of *dataset*."""
+    return f"{dataset}._{number:06d}.root"
+
+
+def parse_compression(text: str) -> Any:
+    """An uproot compression from text such as ``zstd``, ``zstd:3``, ``lz4:1``
+    or ``zlib:6`` (algorithm, then level, default 1).
+
+    :raises InvalidInput: for an unknown algorithm or a bad level.
+    """
+    algorithm, _, level = str(text).lower().partition(":")
+    if algorithm not in _ALGORITHMS:
+        raise InvalidInput(
+            f"unknown compression {text!r}; expected one of "
+            f"{', '.join(_ALGORITHMS)}, optionally with ':level', e.g. 'zstd:1'"
+        )
+    try:
+        return _ALGORITHMS[algorithm](int(level or 1))
+    except ValueError as err:
+        raise InvalidInput(f"compression {text!r}: {err}") from None
+
+
+# -- Planning ----------------------------------------------------------------------
+
+
+def entries_by_file(collection: Any) -> dict[str, np.ndarray]:
+    """The sorted, unique entry numbers of each file of *collection*: an
+    :class:`~skimengine.collection.EventCollection`, a mapping from file (LFN
+    or GUID) to entry numbers, or a table with ``file`` and ``entry`` columns
+    (a numpy structured array, a dict of arrays, or an object with those
+    attributes). Files keep their order of first appearance.
+    """
+    if hasattr(collection, "entries_by_file"):
+        collection = collection.entries_by_file()
+    if isinstance(collection, Mapping) and "entry" not in collection:
+        return {
+            str(key): np.unique(np.asarray(value, np.int64))
+            for key, value in collection.items()
+        }
+    files, entries = _columns(collection)
+    keys, first = np.unique(files, return_index=True)
+    result = {}
+    for key in keys[np.argsort(first)]:
+        result[str(key)] = np.unique(entries[files == key])
+    return result
+
+
+def _columns(collection: Any) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        files, entries = collection["file"], collection["entry"]
+    except (KeyError, TypeError, IndexError, ValueError):
+        try:
+            files, entries = collection.file, collection.entry
+        except AttributeError:
+            raise InvalidInput(
+                "an event collection is a mapping from file to entry numbers, "
+                "or a table with 'file' and 'entry' columns"
+            ) from None
+    return np.asarray(files).astype(str), np.asarray(entries, np.int64)
+
+
+def plan_extraction(
+    collection: Any,
+    sources: Mapping[str, Path | str],
+    *,
+    dataset: str,
+    tree: str = TREE_NAME,
+    branches: Sequence[str] | None = None,
+    compression: str = DEFAULT_COMPRESSION,
+    target_size: int = DEFAULT_TARGET_SIZE,
+) -> Plan:
+    """Plan the extraction of *collection* from the *sources* (file key →
+    path) into output files of dataset *dataset*.
+
+    :param branches: the branches to write; default all of the source tree.
+    :param compression: ``zstd``, ``lz4`` or ``zlib``, with an optional
+        ``:level`` (default ``zstd:1``).
+    :param target_size: bytes (about) of each output file (default 2 GB).
+    :raises InvalidInput: for an unknown branch, an entry beyond the end of
+        its file, a file without a path, or a bad compression.
+    """
+    parse_compression(compression)
+    if target_size <= 0:
+        raise InvalidInput(f"the target size must be positive, not {target_size}")
+    selected = entries_by_file(collection)
+    packer = _Packer(dataset, target_size)
+    chosen: tuple[str, ...] | None = None
+    for key, entries in selected.items():
+        if not len(entries):
+            continue
+        path = _source_path(sources, key)
+        with uproot.open(path) as source:
+            source_tree = _tree(source, tree, key)
+            chosen = chosen or _chosen_branches(source_tree, branches)
+            _check_entries(key, entries, source_tree.num_entries)
+            packer.overhead = FILE_OVERHEAD + BRANCH_OVERHEAD * len(chosen)
+            packer.add(key, str(path), entries, _entry_bytes(source_tree, chosen))
+    branches = chosen or tuple(branches or ())
+    return Plan(dataset, tree, branches, compression, target_size, packer.units())
+
+
+def _source_path(sources: Mapping[str, Path | str], key: str) -> Path:
+    try:
+        return Path(sources[key])
+    except KeyError:
+        raise InvalidInput(f"the collection names file {key!r}, not given") from None
+
+
+def _tree(source: Any, name: str, key: str) -> Any:
+    try:
+        return source[name]
+    except KeyError:
+        keys = ", ".join(source.keys(cycle=False)) or "nothing"
+        raise InvalidInput(
+            f"file {key!r} has no tree {name!r}; it has {keys}"
+        ) from None
+
+
+def _chosen_branches(tree: Any, wanted: Sequence[str] | None) -> tuple[str, ...]:
+    """The chosen branches in the source's order, with the identity branches
+    and the count branch of every chosen jagged branch.
+    """
+    names = list(tree.keys(recursive=False))
+    if wanted is None:
+        return tuple(names)
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        hints = [
+            f"{name!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+            for name in unknown
+            for near in [difflib.get_close_matches(name, names, n=1)]
+        ]
+        raise InvalidInput(f"no branch {', '.join(hints)} in the source tree")
+    keep = set(wanted) | set(IDENTITY_BRANCHES)
+    counts = {_count_name(tree[name]) for name in keep if name in names}
+    return tuple(name for name in names if name in keep | counts)
+
+
+def _count_name(branch: Any) -> str | None:
+    return branch.count_branch.name if branch.count_branch is not None else None
+
+
+def _check_entries(key: str, entries: np.ndarray, n_entries: int) -> None:
+    if entries[0] < 0 or entries[-1] >= n_entries:
+        bad = entries[0] if entries[0] < 0 else entries[-1]
+        raise InvalidInput(
+            f"the collection asks for entry {bad} of file {key!r}, "
+            f"which has entries 0 to {n_entries - 1}"
+        )
+
+
+def _entry_bytes(tree: Any, branches: Sequence[str]) -> float:
+    """Compressed bytes an entry of *branches* takes in the source."""
+    total = sum(tree[name].compressed_bytes for name in branches)
+    return total / max(tree.num_entries, 1)
+
+
+class _Packer:
+    """Fills output units with pieces of source files, in order, each unit
+    up to the target size.
+    """
+
+    def __init__(self, dataset: str, target_size: int) -> None:
+        self.dataset = dataset
+        self.target = target_size
+        self.done: list[Unit] = []
+        self.pieces: list[Piece] = []
+        self.filled = 0.0
+        self.overhead = 0
+
+    def add(self, key: str, path: str, entries: np.ndarray, per_entry: float) -> None:
+        while len(entries):
+            free = self.target - self.overhead - self.filled
+            room = int(free // max(per_entry, 1e-9))
+            if room <= 0 and self.pieces:
+                self._close()
+                continue
+            taken, entries = entries[: max(room, 1)], entries[max(room, 1) :]
+            self.pieces.append(Piece(key, path, taken))
+            self.filled += len(taken) * per_entry
+
+    def _close(self) -> None:
+        number = len(self.done) + 1
+        name = output_file_name(self.dataset, number)
+        self.done.append(Unit(number, name, tuple(self.pieces)))
+        self.pieces, self.filled = [], 0.0
+
+    def units(self) -> tuple[Unit, ...]:
+        if self.pieces:
+            self._close()
+        return tuple(self.done)
+
+
+# -- Running a unit ----------------------------------------------------------------
+
+
+def pending_units(plan: Plan, output_dir: Path) -> list[Unit]:
+    """The units of *plan* whose output file is not yet in *output_dir*."""
+    return [u for u in plan.units if not (Path(output_dir) / u.name).is_file()]
+
+
+def extract_unit(plan: Plan, unit: Unit, output_dir: Path | str) -> OutputFile:
+    """Write the output file of *unit* into *output_dir*, or describe it when
+    a previous run completed it. The file appears under its final name only
+    when complete.
+    """
+    output_dir = Path(output_dir)
+    final = output_dir / unit.name
+    if not final.is_file():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(output_dir, unit.name)
+        temporary = output_dir / f".{unit.name}.{uuid.uuid4().hex[:8]}.part"
+        try:
+            _write_unit(plan, unit, temporary)
+            _publish(temporary, final)
+        finally:
+            temporary.unlink(missing_ok=True)
+    return describe_output(plan, unit, final)
+
+
+def _remove_leftovers(output_dir: Path, name: str) -> None:
+    """Remove the temporary files of an attempt at *name* that crashed."""
+    for leftover in output_dir.glob(f".{name}.*.part"):
+        leftover.unlink(missing_ok=True)
+
+
+def _publish(temporary: Path, final: Path) -> None:
+    """Make *temporary* durable and give it its *final* name, unless another
+    attempt got there first (its file is as good as ours).
+    """
+    with temporary.open("rb+") as handle:
+        os.fsync(handle.fileno())
+    try:
+        os.link(temporary, final)
+    except FileExistsError:
+        return
+    directory = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def describe_output(plan: Plan, unit: Unit, path: Path) -> OutputFile:
+    """The events, size and adler32 of the complete output file *path*."""
+    with uproot.open(path) as output:
+        events = output[plan.tree].num_entries
+    sources = tuple(dict.fromkeys(piece.source for piece in unit.pieces))
+    size, checksum = _adler32(path)
+    return OutputFile(unit.number, unit.name, path, events, size, checksum, sources)
+
+
+def _adler32(path: Path) -> tuple[int, str]:
+    value, size = 1, 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            value = zlib.adler32(chunk, value)
+            size += len(chunk)
+    return size, f"ad:{value & 0xFFFFFFFF:08x}"
+
+
+def _write_unit(plan: Plan, unit: Unit, path: Path) -> None:
+    compression = parse_compression(plan.compression)
+    with uproot.recreate(path, compression=compression) as output:
+        writer = _TreeWriter(output, plan.tree)
+        for piece in unit.pieces:
+            for chunk in read_piece(piece, plan.tree, plan.branches):
+                writer.add(chunk)
+        writer.flush()
+
+
+# -- Reading only what is needed ---------------------------------------------------
+
+
+def read_piece(
+    piece: Piece, tree_name: str, branches: Sequence[str]
+) -> Iterator[dict[str, _Column]]:
+    """The selected entries of *piece*, one dict of columns per read range."""
+    with uproot.open(piece.path) as source:
+        tree = source[tree_name]
+        layout = _Layout.of(tree, branches)
+        for start, stop in cluster_ranges(tree, branches, piece.entries):
+            arrays = tree.arrays(
+                layout.read, entry_start=start, entry_stop=stop, how=dict
+            )
+            lo, hi = np.searchsorted(piece.entries, (start, stop))
+            yield layout.select(arrays, piece.entries[lo:hi] - start)
+
+
+def cluster_ranges(
+    tree: Any, branches: Sequence[str], entries: np.ndarray
+) -> list[tuple[int, int]]:
+    """The entry ranges to read for *entries*: the clusters (ranges whose
+    boundaries all *branches* share) that hold one, adjacent ones merged.
+    """
+    bounds = _common_boundaries(tree, branches)
+    touched = np.unique(np.searchsorted(bounds, entries, side="right") - 1)
+    ranges: list[tuple[int, int]] = []
+    for cluster in touched:
+        start, stop = int(bounds[cluster]), int(bounds[cluster + 1])
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], stop)
+        else:
+            ranges.append((start, stop))
+    return ranges
+
+
+def _common_boundaries(tree: Any, branches: Sequence[str]) -> np.ndarray:
+    common: set[int] | None = None
+    for name in branches:
+        offsets = set(int(x) for x in tree[name].entry_offsets)
+        common = offsets if common is None else common & offsets
+    bounds = common or {0}
+    bounds |= {0, tree.num_entries}
+    return np.array(sorted(bounds), np.int64)
+
+
+@dataclass(frozen=True)
+class _Column:
+    """Selected values of one branch or group: a numpy array for a scalar
+    branch; counts and the flat contents of each field for a jagged group.
+    """
+
+    values: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    contents: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        if self.values is not None:
+            return int(self.values.nbytes)
+        return sum(int(c.nbytes) for c in self.contents.values()) + 4 * len(
+            self.counts if self.counts is not None else ()
+        )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How the chosen branches are written: scalars by name, and jagged
+    branches grouped under their count branch (the group key).
+    """
+
+    scalars: tuple[str, ...]
+    groups: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, tree: Any, branches: Sequence[str]) -> _Layout:
+        groups: dict[str, list[str]] = {}
+        for name in branches:
+            count = _count_name(tree[name])
+            if count is not None:
+                groups.setdefault(count, []).append(name)
+        jagged = {name for fields in groups.values() for name in fields}
+        scalars = tuple(n for n in branches if n not in groups and n not in jagged)
+        return cls(scalars, {k: tuple(v) for k, v in groups.items()})
+
+    @property
+    def read(self) -> list[str]:
+        return [*self.scalars, *(f for fields in self.groups.values() for f in fields)]
+
+    def select(self, arrays: dict[str, Any], local: np.ndarray) -> dict[str, _Column]:
+        """Keep the entries *local* (relative to the range read)."""
+        chosen = {n: _Column(values=_numpy(arrays[n])[local]) for n in self.scalars}
+        for count, fields in self.groups.items():
+            group = _select_jagged([arrays[f] for f in fields], fields, local)
+            chosen[count + _GROUP_SUFFIX] = group
+        return chosen
+
+
+def _numpy(array: Any) -> np.ndarray:
+    return np.asarray(ak.to_numpy(array) if isinstance(array, ak.Array) else array)
+
+
+def _list_offset(array: ak.Array) -> Any:
+    """The layout of a jagged array as offsets and contents."""
+    layout = ak.to_layout(array)
+    if not isinstance(layout, ak.contents.ListOffsetArray):
+        layout = ak.to_layout(ak.to_packed(array))
+    return layout
+
+
+def _select_jagged(
+    arrays: Sequence[ak.Array], fields: Sequence[str], local: np.ndarray
+) -> _Column:
+    """Keep entries *local* of jagged arrays that share their counts: one
+    gather index, computed from the offsets, serves every field.
+    """
+    layouts = [_list_offset(array) for array in arrays]
+    offsets = np.asarray(layouts[0].offsets, np.int64)
+    starts, stops = offsets[local], offsets[local + 1]
+    counts = stops - starts
+    total = int(counts.sum())
+    new_starts = np.cumsum(counts) - counts
+    gather = np.repeat(starts - new_starts, counts) + np.arange(total, dtype=np.int64)
+    contents = {
+        name: layout.content.data[gather]
+        for name, layout in zip(fields, layouts, strict=True)
+    }
+    return _Column(counts=counts.astype(np.int32), contents=contents)
+
+
+# -- Writing -----------------------------------------------------------------------
+
+
+class _TreeWriter:
+    """Buffers selected columns and writes them with ``extend``, a basket
+    per branch each time about :data:`FLUSH_BYTES` have gathered.
+    """
+
+    def __init__(self, output: Any, name: str) -> None:
+        self.output = output
+        self.name = name
+        self.tree: Any = None
+        self.buffer: list[dict[str, _Column]] = []
+        self.buffered = 0
+
+    def add(self, chunk: dict[str, _Column]) -> None:
+        self.buffer.append(chunk)
+        self.buffered += sum(column.nbytes for column in chunk.values())
+        if self.buffered >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        data = {key: _joined([c[key] for c in self.buffer]) for key in self.buffer[0]}
+        if self.tree is None:
+            self.tree = self.output.mktree(
+                self.name,
+                {key: _branch_type(value) for key, value in data.items()},
+                counter_name=_counter_of,
+                field_name=lambda outer, inner: inner,
+            )
+        self.tree.extend(data)
+        self.buffer, self.buffered = [], 0
+
+
+# A group is written as a record named after its count branch plus this
+# suffix, so that uproot's generated counter keeps the count branch's name.
+_GROUP_SUFFIX = "__group"
+
+
+def _counter_of(record: str) -> str:
+    return record.removesuffix(_GROUP_SUFFIX)
+
+
+def _joined(columns: list[_Column]) -> Any:
+    if columns[0].values is not None:
+        return np.concatenate([c.values for c in columns])
+    counts = np.concatenate([c.counts for c in columns])
+    offsets = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    names = list(columns[0].contents)
+    contents = [
+        ak.contents.NumpyArray(np.concatenate([c.contents[n] for c in columns]))
+        for n in names
+    ]
+    record = ak.contents.RecordArray(contents, names, length=int(offsets[-1]))
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), record))
+
+
+def _branch_type(value: Any) -> Any:
+    return value.type.content if isinstance(value, ak.Array) else value.dtype

@@ -1,0 +1,378 @@
+"""Extraction of an event collection into new ROOT files, and its executors."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+import zlib
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+from conftest import unavailable
+
+from catalog.errors import InvalidInput
+from catalog.nomenclature import parse_dataset_name
+from ingest.eventfiles import write_dataset_files
+from ingest.world import build_world
+from skimengine.executors import DaskExecutor, LocalExecutor, executor_for
+from skimengine.extract import (
+    Plan,
+    cluster_ranges,
+    extract_unit,
+    output_dataset_name,
+    plan_extraction,
+)
+from skimengine.filestore import FileStore
+
+PARENT = (
+    "mc16_13TeV.410470.PhPy8EG_A14_ttbar_hdamp258p75_nonallhad.deriv.DAOD_PHYS."
+    "e6337_s3126_r10724_p4164"
+)
+TREE = "CollectionTree"
+BASKET = 250
+
+
+@pytest.fixture(scope="session")
+def source(tmp_path_factory: pytest.TempPathFactory):
+    """The event files of a ttbar DAOD (3 files of about 1000 events, in
+    baskets of 250 entries) and their paths, found through the file store.
+    """
+    dataset = build_world(files_per_dataset=3).dataset(PARENT)
+    root = tmp_path_factory.mktemp("store")
+    written = write_dataset_files(dataset, root, basket_entries=BASKET)
+    store = FileStore(root)
+    return store.paths([w.lfn for w in written], scope="mc16_13TeV")
+
+
+def read(paths) -> ak.Array:
+    return uproot.concatenate([f"{p}:{TREE}" for p in paths])
+
+
+def selected(source, cut) -> dict[str, np.ndarray]:
+    """An independent selection: the entries of each file where *cut* holds."""
+    return {
+        lfn: np.flatnonzero(np.asarray(cut(uproot.open(path)[TREE].arrays())))
+        for lfn, path in source.items()
+    }
+
+
+def expected_events(source, collection) -> ak.Array:
+    return ak.concatenate(
+        [read([source[lfn]])[entries] for lfn, entries in collection.items()]
+    )
+
+
+def one_muon_and_met(events: ak.Array) -> ak.Array:
+    return (events.nMuons >= 1) & (events.MET > 30)
+
+
+def plan_for(source, collection, **options) -> Plan:
+    dataset = output_dataset_name(PARENT, "jdoe", "ttbar1mu")
+    return plan_extraction(collection, source, dataset=dataset, **options)
+
+
+@pytest.fixture
+def one_muon(source):
+    return selected(source, one_muon_and_met)
+
+
+def extract_all(plan: Plan, output: Path):
+    return [extract_unit(plan, unit, output) for unit in plan.units]
+
+
+def test_extraction_keeps_exactly_the_selected_events(source, one_muon, tmp_path):
+    plan = plan_for(source, one_muon)
+
+    outputs = extract_all(plan, tmp_path)
+
+    got = read(o.path for o in outputs)
+    want = expected_events(source, one_muon)
+    assert sum(map(len, one_muon.values())) == len(want) > 100
+    assert got.RunNumber.tolist() == want.RunNumber.tolist()
+    assert got.EventNumber.tolist() == want.EventNumber.tolist()
+    assert ak.array_equal(got, want)
+
+
+def test_an_event_collection_is_extracted_as_it_is(source, one_muon, tmp_path):
+    collection_module = pytest.importorskip("skimengine.collection")
+    files = [collection_module.FileRef("", lfn) for lfn in one_muon]
+    index = np.concatenate(
+        [np.full(len(e), i) for i, e in enumerate(one_muon.values())]
+    )
+    entries = np.concatenate(list(one_muon.values()))
+    want = expected_events(source, one_muon)
+    collection = collection_module.make_collection(
+        files,
+        file_index=index,
+        entry=entries,
+        run_number=want.RunNumber,
+        event_number=want.EventNumber,
+        lumi_block=want.LumiBlock,
+    )
+
+    outputs = extract_all(plan_for(source, collection), tmp_path)
+
+    assert read(o.path for o in outputs).EventNumber.tolist() == (
+        want.EventNumber.tolist()
+    )
+
+
+def test_jagged_arrays_survive_basket_boundaries(source, tmp_path):
+    # Every other entry from 200 to 800: four baskets in and out of the
+    # selection, each output basket gathered from several input baskets.
+    entries = np.arange(200, 800, 2)
+    collection = {lfn: entries for lfn in source}
+
+    outputs = extract_all(plan_for(source, collection), tmp_path)
+
+    got = read(o.path for o in outputs)
+    want = expected_events(source, collection)
+    for branch in ("jet_pt", "jet_eta", "el_pt", "mu_charge", "nJets"):
+        assert got[branch].tolist() == want[branch].tolist()
+    assert ak.all(ak.num(got.jet_pt) == got.nJets)
+
+
+def test_a_subset_of_branches_keeps_identity_and_count_branches(
+    source, one_muon, tmp_path
+):
+    plan = plan_for(source, one_muon, branches=["MET", "mu_pt"])
+
+    outputs = extract_all(plan, tmp_path)
+
+    tree = uproot.open(outputs[0].path)[TREE]
+    assert tree.keys() == [
+        "RunNumber",
+        "EventNumber",
+        "LumiBlock",
+        "MET",
+        "nMuons",
+        "mu_pt",
+    ]
+    assert tree["mu_pt"].count_branch.name == "nMuons"
+    want = expected_events(source, one_muon)
+    assert read(o.path for o in outputs).mu_pt.tolist() == want.mu_pt.tolist()
+
+
+def test_an_unknown_branch_is_refused_with_a_suggestion(source, one_muon):
+    with pytest.raises(InvalidInput, match="'mu_ptt' \\(did you mean 'mu_pt'\\?\\)"):
+        plan_for(source, one_muon, branches=["mu_ptt"])
+
+
+def test_an_entry_beyond_the_file_is_refused(source):
+    lfn = next(iter(source))
+
+    with pytest.raises(InvalidInput, match="asks for entry 99999 of file"):
+        plan_for(source, {lfn: [1, 99999]})
+
+
+def test_only_the_clusters_holding_selected_entries_are_read(source):
+    lfn, path = next(iter(source.items()))
+    tree = uproot.open(path)[TREE]
+    n = tree.num_entries
+
+    ranges = cluster_ranges(tree, tree.keys(), np.array([3, 260, 270, n - 1]))
+
+    assert ranges == [(0, 2 * BASKET), ((n - 1) // BASKET * BASKET, n)]
+
+
+def test_a_target_size_splits_the_output(source, tmp_path):
+    collection = {lfn: np.arange(0, 900) for lfn in source}
+    target = 80_000
+
+    outputs = extract_all(plan_for(source, collection, target_size=target), tmp_path)
+
+    assert len(outputs) > 3
+    assert sum(o.events for o in outputs) == 2700
+    assert all(o.size < 1.1 * target for o in outputs)
+    assert sum(o.size for o in outputs) > 0.8 * target * (len(outputs) - 1)
+    assert [o.number for o in outputs] == list(range(1, len(outputs) + 1))
+
+
+def test_outputs_are_named_by_the_nomenclature_with_adler32_checksums(
+    source, one_muon, tmp_path
+):
+    plan = plan_for(source, one_muon, compression="lz4")
+
+    (output,) = extract_all(plan, tmp_path)
+
+    content = output.path.read_bytes()
+    assert output.checksum == f"ad:{zlib.adler32(content):08x}"
+    assert output.size == len(content)
+    assert output.events == uproot.open(output.path)[TREE].num_entries
+    assert output.name == (
+        "user.jdoe.mc16_13TeV.410470.PhPy8EG_A14_ttbar_hdamp258p75_nonallhad."
+        "DAOD_PHYS.e6337_s3126_r10724_p4164.ttbar1mu._000001.root"
+    )
+    assert parse_dataset_name(plan.dataset).scope == "user.jdoe"
+    assert output.sources == tuple(lfn for lfn in one_muon if len(one_muon[lfn]))
+
+
+def test_compression_is_chosen_by_name(source, one_muon, tmp_path):
+    with pytest.raises(InvalidInput, match="unknown compression 'bzip2'"):
+        plan_for(source, one_muon, compression="bzip2")
+
+    plan = plan_for(source, one_muon, compression="zlib:6")
+    (output,) = extract_all(plan, tmp_path)
+
+    # ROOT's compression header: "ZL" for zlib, "ZS" for zstd.
+    assert b"ZL\x08" in output.path.read_bytes()
+
+
+def test_a_plan_survives_json(source, one_muon):
+    plan = plan_for(source, one_muon, target_size=50_000)
+
+    again = Plan.from_json(plan.to_json())
+
+    assert again.dataset == plan.dataset and again.branches == plan.branches
+    assert [u.name for u in again.units] == [u.name for u in plan.units]
+    for one, other in zip(again.units, plan.units, strict=True):
+        for a, b in zip(one.pieces, other.pieces, strict=True):
+            assert (a.source, a.path) == (b.source, b.path)
+            assert np.array_equal(a.entries, b.entries)
+
+
+# -- Resuming, failing, cancelling ---------------------------------------------------
+
+
+@pytest.fixture
+def split_plan(source) -> Plan:
+    collection = {lfn: np.arange(0, 900, 3) for lfn in source}
+    return plan_for(source, collection, target_size=50_000)
+
+
+def test_a_resumed_run_writes_only_the_missing_outputs(split_plan, tmp_path):
+    executor = LocalExecutor(workers=2)
+    first = executor.run(split_plan, tmp_path)
+    kept = {o.name: (o.checksum, o.path.stat().st_mtime_ns) for o in first.outputs}
+    lost = first.outputs[1]
+    lost.path.unlink()
+    (tmp_path / f".{lost.name}.deadbeef.part").write_bytes(b"half a file")
+
+    second = executor.run(split_plan, tmp_path)
+
+    assert second.complete
+    assert [o.name for o in second.outputs] == [u.name for u in split_plan.units]
+    for output in second.outputs:
+        if output.name != lost.name:
+            assert kept[output.name] == (
+                output.checksum,
+                output.path.stat().st_mtime_ns,
+            )
+    assert (tmp_path / lost.name).is_file()
+    assert not list(tmp_path.glob(".*.part"))
+    assert (
+        read(o.path for o in second.outputs).EventNumber.tolist()
+        == read(o.path for o in first.outputs).EventNumber.tolist()
+    )
+
+
+def test_a_failed_unit_leaves_no_file_and_a_retry_redoes_only_it(split_plan, tmp_path):
+    broken = split_plan.units[-1].pieces[-1].path
+    original = Path(broken).read_bytes()
+    Path(broken).write_bytes(original[: len(original) // 2])
+    try:
+        outcome = LocalExecutor(workers=1).run(split_plan, tmp_path / "out")
+    finally:
+        Path(broken).write_bytes(original)
+    last = split_plan.units[-1]
+
+    assert last.number in outcome.failed
+    assert not outcome.complete
+    assert not (tmp_path / "out" / last.name).exists()
+    assert not list((tmp_path / "out").glob(".*.part"))
+    written = {o.name: o.checksum for o in outcome.outputs}
+
+    retry = LocalExecutor(workers=1).run(split_plan, tmp_path / "out")
+
+    assert retry.complete
+    for output in retry.outputs:
+        if output.name in written:
+            assert output.checksum == written[output.name]
+    assert sum(o.events for o in retry.outputs) == split_plan.events
+
+
+def test_cancel_stops_between_units_and_a_rerun_finishes(split_plan, tmp_path):
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done >= 1:
+            cancel.set()
+
+    outcome = LocalExecutor(workers=1).run(
+        split_plan, tmp_path, cancel=cancel, progress=progress
+    )
+
+    assert outcome.cancelled
+    assert len(outcome.outputs) < len(split_plan.units)
+    assert seen[0] == 0
+    rest = LocalExecutor(workers=1).run(split_plan, tmp_path)
+    assert rest.complete
+    assert sum(o.events for o in rest.outputs) == split_plan.events
+
+
+def test_the_configuration_chooses_the_executor():
+    from catalog.config import load_config
+
+    assert isinstance(executor_for(load_config(env={})), LocalExecutor)
+    dask = executor_for(load_config(env={"HEPCAT_DASK_SCHEDULER": "tcp://h:8786"}))
+    assert isinstance(dask, DaskExecutor) and dask.address == "tcp://h:8786"
+
+
+def test_dask_gives_the_same_outputs_as_the_local_pool(split_plan, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    local = LocalExecutor(workers=2).run(split_plan, tmp_path / "local")
+
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, dashboard_address=None
+    ) as cluster:
+        remote = DaskExecutor(cluster.scheduler_address).run(
+            split_plan, tmp_path / "dask"
+        )
+
+    assert remote.complete
+    assert [(o.name, o.events) for o in remote.outputs] == [
+        (o.name, o.events) for o in local.outputs
+    ]
+    assert ak.array_equal(
+        read(o.path for o in remote.outputs), read(o.path for o in local.outputs)
+    )
+
+
+# -- ROOT itself ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def root_module():
+    try:
+        with warnings.catch_warnings():
+            # The PyPI build of ROOT warns that it is an alpha distribution.
+            warnings.simplefilter("ignore")
+            import ROOT
+    except ImportError as err:
+        unavailable("ROOT (pip install root)", str(err))
+    ROOT.gROOT.SetBatch(True)
+    return ROOT
+
+
+def test_root_opens_every_output(root_module, split_plan, tmp_path):
+    outputs = LocalExecutor(workers=2).run(split_plan, tmp_path).outputs
+    want = read(o.path for o in outputs)
+
+    position = 0
+    for output in outputs:
+        handle = root_module.TFile.Open(str(output.path))
+        tree = handle.Get(TREE)
+        assert tree.GetEntries() == output.events
+        for entry in (0, output.events - 1):
+            tree.GetEntry(entry)
+            expected = want[position + entry]
+            assert tree.EventNumber == expected.EventNumber
+            jets = [tree.GetLeaf("jet_pt").GetValue(k) for k in range(tree.nJets)]
+            assert jets == pytest.approx(expected.jet_pt.tolist())
+        position += output.events
+        handle.Close()
