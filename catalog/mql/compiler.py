@@ -1,0 +1,498 @@
+"""The tree of an MQL query compiled to a SQLAlchemy ``Select`` with bound
+parameters only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    Select,
+    String,
+    and_,
+    cast,
+    false,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
+
+from catalog.errors import InvalidInput
+from catalog.fields import typed_value
+from catalog.models import (
+    AMI_VALID,
+    Dataset,
+)
+from catalog.mql.entities import (
+    LIST_FIELDS,
+    UPPER_CASE_FIELDS,
+    Entity,
+    Link,
+    entity_fields,
+    get_entity,
+)
+from catalog.mql.syntax import (
+    MAX_ROWS,
+    BoolOp,
+    Comparison,
+    Condition,
+    FieldRef,
+    InList,
+    IsNull,
+    Like,
+    Literal,
+    Not,
+    Operand,
+    OrderItem,
+    Query,
+    parse,
+)
+
+# ---------------------------------------------------------------------------
+# The compiler
+
+
+@dataclass(frozen=True)
+class Search:
+    """A compiled MQL query.
+
+    :param statement: the ``Select``; its columns are in the order of *names*.
+    :param names: the output name of each column: its alias, or its AMI name.
+    :param tables: the entity of each column, ``None`` for one with an alias.
+    :param capped: True when the query had no LIMIT: the statement then asks
+        for one row more than :data:`MAX_ROWS`, to tell when it was cut.
+    """
+
+    entity: str
+    statement: Select[Any]
+    names: tuple[str, ...]
+    tables: tuple[str | None, ...]
+    capped: bool = False
+
+
+def compile_search(entity: str, mql: str, *, show_archived: bool = False) -> Search:
+    """Compile the MQL query *mql* on *entity* into a :class:`Search`.
+
+    On entity ``dataset``, a query whose conditions do not mention
+    ``amiStatus`` finds only ``VALID`` datasets, as AMI shows them, unless
+    *show_archived* is true.
+
+    :raises InvalidInput: for an unknown entity or field, or a malformed query.
+    """
+    found = get_entity(entity)
+    return _Compiler(found, parse(mql), show_archived=show_archived).search()
+
+
+@dataclass(frozen=True)
+class _Field:
+    """A field resolved to its expression: which entity, which AMI name."""
+
+    expression: ColumnElement[Any]
+    entity: str
+    name: str
+
+    @property
+    def python_type(self) -> type[Any]:
+        try:
+            python_type: type[Any] = self.expression.type.python_type
+        except NotImplementedError:
+            return str
+        return python_type
+
+
+# A column of the result: the field, its output name, its entity (None
+# when aliased).
+_Output = tuple[_Field, str, str | None]
+
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+_FLIPPED = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+class _Compiler:
+    """Builds the ``Select`` of one query on one entity."""
+
+    def __init__(self, entity: Entity, query: Query, *, show_archived: bool) -> None:
+        self.entity = entity
+        self.query = query
+        self.show_archived = show_archived
+        self.used: dict[str, Link] = {}
+        self.in_conditions: set[tuple[str, str]] = set()
+        owners = [entity.name] + [link.entity for link in entity.links]
+        self.scopes = {
+            owner.lower(): (owner, _lowered(entity_fields(owner))) for owner in owners
+        }
+
+    def search(self) -> Search:
+        outputs = list(self.outputs())
+        where = self.condition(self.query.where) if self.query.where else true()
+        if self.hides_trashed():
+            where = and_(where, Dataset.ami_status == AMI_VALID)
+        order = [self.ordering(item, outputs) for item in self.query.order]
+        columns = [
+            out.expression.label(f"c{i}") for i, (out, _, _) in enumerate(outputs)
+        ]
+        statement = select(*columns).select_from(self.entity.model)
+        statement = self.joined(statement).where(where)
+        statement = statement.order_by(*order, *self.tiebreak(order))
+        statement, capped = self.limited(statement)
+        return Search(
+            self.entity.name,
+            statement,
+            tuple(name for _, name, _ in outputs),
+            tuple(table for _, _, table in outputs),
+            capped,
+        )
+
+    # --- fields
+
+    def outputs(self) -> Iterator[_Output]:
+        for item in self.query.fields:
+            if item.field is None:
+                for name in entity_fields(self.entity.name):
+                    yield self.resolve(FieldRef(None, name, 0)), name, self.entity.name
+            else:
+                found = self.resolve(item.field)
+                table = None if item.alias else found.entity
+                yield found, item.alias or found.name, table
+
+    def resolve(self, ref: FieldRef) -> _Field:
+        owner, fields = self.scopes[self.owner(ref).lower()]
+        found = fields.get(ref.name.lower())
+        if found is None and ref.entity is None:
+            return self.resolve_foreign(ref)
+        if found is None:
+            raise _unknown_field(ref, owner, [name for name, _ in fields.values()])
+        if owner != self.entity.name:
+            self.used[owner] = next(
+                link for link in self.entity.links if link.entity == owner
+            )
+        return _Field(found[1], owner, found[0])
+
+    def resolve_foreign(self, ref: FieldRef) -> _Field:
+        """An unqualified name the entity lacks: the field of the one foreign
+        entity that has it (``LFN`` on ``dataset`` is ``files.LFN``).
+        """
+        owners = [
+            link.entity
+            for link in self.entity.links
+            if ref.name.lower() in self.scopes[link.entity.lower()][1]
+        ]
+        if len(owners) == 1:
+            return self.resolve(FieldRef(owners[0], ref.name, ref.position))
+        _, fields = self.scopes[self.entity.name.lower()]
+        raise _unknown_field(ref, self.entity.name, [n for n, _ in fields.values()])
+
+    def owner(self, ref: FieldRef) -> str:
+        if ref.entity is None:
+            return self.entity.name
+        scope = self.scopes.get(ref.entity.lower())
+        if scope is None:
+            known = ", ".join(owner for owner, _ in self.scopes.values())
+            raise InvalidInput(
+                f"unknown entity {ref.entity!r} at position {ref.position}; "
+                f"a query on {self.entity.name} may name {known}"
+            )
+        return scope[0]
+
+    def joined(self, statement: Select[Any]) -> Select[Any]:
+        for link in self.used.values():
+            if link.outer:
+                statement = statement.outerjoin(link.model, link.on())
+            else:
+                statement = statement.join(link.model, link.on())
+        return statement
+
+    # --- conditions
+
+    def condition(self, node: Condition) -> ColumnElement[bool]:
+        if isinstance(node, BoolOp):
+            parts = [self.condition(part) for part in node.conditions]
+            return and_(*parts) if node.op == "AND" else or_(*parts)
+        if isinstance(node, Not):
+            return not_(self.condition(node.condition))
+        if isinstance(node, Comparison):
+            return self.comparison(node)
+        if isinstance(node, Like):
+            return self.like(node)
+        if isinstance(node, InList):
+            return self.in_list(node)
+        return self.is_null(node)
+
+    def operand(self, operand: Operand) -> _Field | Literal:
+        if isinstance(operand, Literal):
+            return operand
+        found = self.resolve(operand)
+        self.in_conditions.add((found.entity, found.name))
+        return found
+
+    def comparison(self, node: Comparison) -> ColumnElement[bool]:
+        left, right = self.operand(node.left), self.operand(node.right)
+        if isinstance(left, Literal) and isinstance(right, Literal):
+            return _fold(node.op, left, right)
+        if isinstance(left, _Field) and isinstance(right, _Field):
+            compared: ColumnElement[bool] = _OPERATORS[node.op](
+                left.expression, right.expression
+            )
+            return compared
+        if isinstance(left, Literal):
+            left, right = right, left
+            op = _FLIPPED[node.op]
+        else:
+            op = node.op
+        assert isinstance(left, _Field) and isinstance(right, Literal)
+        return _compare(left, op, right)
+
+    def like(self, node: Like) -> ColumnElement[bool]:
+        operand = self.operand(node.operand)
+        pattern = str(node.pattern.value)
+        if isinstance(operand, Literal):
+            matches = _like_regex(pattern).fullmatch(str(operand.value)) is not None
+            return true() if matches != node.negated else false()
+        if operand.name in LIST_FIELDS:
+            found = _list_has(operand.expression, _literal_backslashes(pattern))
+        else:
+            found = _as_text(operand).ilike(_literal_backslashes(pattern), escape="\\")
+        return not_(found) if node.negated else found
+
+    def in_list(self, node: InList) -> ColumnElement[bool]:
+        operand = self.operand(node.operand)
+        if isinstance(operand, Literal):
+            hits = [_fold("=", operand, value) for value in node.values]
+            found: ColumnElement[bool] = or_(*hits)
+        else:
+            values = [_typed(operand, value) for value in node.values]
+            found = _membership(operand, [v for v in values if v is not None])
+        return not_(found) if node.negated else found
+
+    def is_null(self, node: IsNull) -> ColumnElement[bool]:
+        operand = self.operand(node.operand)
+        if isinstance(operand, Literal):
+            return true() if (operand.value is None) != node.negated else false()
+        if node.negated:
+            return operand.expression.is_not(None)
+        return operand.expression.is_(None)
+
+    def hides_trashed(self) -> bool:
+        if self.entity.model is not Dataset or self.show_archived:
+            return False
+        return ("dataset", "amiStatus") not in self.in_conditions
+
+    # --- order and limit
+
+    def ordering(self, item: OrderItem, outputs: list[_Output]) -> Any:
+        """An ORDER BY item: an alias of the SELECT list, or a field."""
+        ref = item.field
+        aliases = {name: found for found, name, table in outputs if table is None}
+        found = aliases.get(ref.name) if ref.entity is None else None
+        expression = (found or self.resolve(ref)).expression
+        return expression.desc() if item.descending else expression.asc()
+
+    def tiebreak(self, order: list[Any]) -> list[Any]:
+        """The primary keys of the rows not yet in *order*, so that the pages
+        of a result are stable.
+        """
+        models = [self.entity.model] + [link.model for link in self.used.values()]
+        ordered = {id(item.element) for item in order}
+        keys = [column for model in models for column in model.__table__.primary_key]
+        return [column for column in keys if id(column) not in ordered]
+
+    def limited(self, statement: Select[Any]) -> tuple[Select[Any], bool]:
+        query = self.query
+        statement = statement.offset(query.offset) if query.offset else statement
+        if query.limit is None:
+            return statement.limit(MAX_ROWS + 1), True
+        if query.limit > MAX_ROWS:
+            raise InvalidInput(f"LIMIT asks for {query.limit} rows; at most {MAX_ROWS}")
+        return statement.limit(query.limit), False
+
+
+def _lowered(
+    fields: dict[str, ColumnElement[Any]],
+) -> dict[str, tuple[str, ColumnElement[Any]]]:
+    return {name.lower(): (name, expression) for name, expression in fields.items()}
+
+
+def _unknown_field(ref: FieldRef, entity: str, names: Sequence[str]) -> InvalidInput:
+    lowered = {name.lower(): name for name in names}
+    near = difflib.get_close_matches(ref.name.lower(), list(lowered), n=3)
+    hint = f"; did you mean {', '.join(lowered[n] for n in near)}?" if near else ""
+    return InvalidInput(
+        f"unknown field {ref.name!r} of entity {entity} at position "
+        f"{ref.position}{hint}"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Values and comparisons
+
+
+def _typed(found: _Field, value: Literal) -> Any:
+    """*value* as the Python type of *found*; numbers stand for their text
+    on a text field.
+
+    :raises InvalidInput: when it does not fit, naming the position.
+    """
+    raw = value.value
+    if found.python_type is str and isinstance(raw, int | float):
+        raw = str(raw)
+    if found.python_type is str and isinstance(raw, str):
+        raw = raw.upper() if found.name in UPPER_CASE_FIELDS else raw
+    try:
+        return typed_value(_Typed(found), raw)
+    except InvalidInput as err:
+        raise InvalidInput(f"{err.message} (at position {value.position})") from None
+
+
+@dataclass(frozen=True)
+class _Typed:
+    """What :func:`catalog.fields.typed_value` reads of a column."""
+
+    found: _Field
+
+    @property
+    def type(self) -> Any:
+        return self.found.expression.type
+
+    @property
+    def info(self) -> dict[str, str]:
+        return {"ami": self.found.name}
+
+    @property
+    def key(self) -> str:
+        return self.found.name
+
+
+def _compare(found: _Field, op: str, value: Literal) -> ColumnElement[bool]:
+    typed = _typed(found, value)
+    if typed is None:
+        if op not in ("=", "!="):
+            raise InvalidInput(
+                f"NULL cannot be ordered (at position {value.position}); "
+                "use IS NULL or IS NOT NULL"
+            )
+        null = found.expression.is_(None)
+        return null if op == "=" else found.expression.is_not(None)
+    if op in ("=", "!=") and (found.name in LIST_FIELDS or found.python_type is str):
+        equal = _membership(found, [typed])
+        return equal if op == "=" else not_(equal)
+    if found.name in LIST_FIELDS:
+        raise InvalidInput(
+            f"{found.name} is a list of periods (at position {value.position}); "
+            "compare it with =, !=, IN or LIKE"
+        )
+    compared: ColumnElement[bool] = _OPERATORS[op](found.expression, typed)
+    return compared
+
+
+def _membership(found: _Field, values: Sequence[Any]) -> ColumnElement[bool]:
+    """*found* equal to one of *values*."""
+    if not values:
+        return false()
+    if found.name in LIST_FIELDS:
+        return or_(*(_list_has(found.expression, _escape_like(v)) for v in values))
+    if found.python_type is str:
+        return ExactText(found.expression, values)
+    if len(values) == 1:
+        equal: ColumnElement[bool] = found.expression == values[0]
+        return equal
+    return found.expression.in_(values)
+
+
+def _as_text(found: _Field) -> ColumnElement[Any]:
+    if found.python_type is str:
+        return found.expression
+    return cast(found.expression, String)
+
+
+def _list_has(expression: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
+    """One element of the comma-separated list *expression* matches the LIKE
+    *pattern* (backslash escapes), ignoring case.
+    """
+    padded = literal(",", String) + expression + literal(",", String)
+    return padded.ilike(f"%,{pattern},%", escape="\\")
+
+
+def _escape_like(value: str) -> str:
+    """*value* as a LIKE pattern that matches it alone (backslash escapes)."""
+    return re.sub(r"([\\%_])", r"\\\1", value)
+
+
+def _literal_backslashes(pattern: str) -> str:
+    """The user's LIKE *pattern*, where a backslash is an ordinary character."""
+    return pattern.replace("\\", "\\\\")
+
+
+def _like_regex(pattern: str) -> re.Pattern[str]:
+    """The regular expression of a LIKE *pattern*, ignoring case."""
+    parts = [".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern]
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+
+
+def _fold(op: str, left: Literal, right: Literal) -> ColumnElement[bool]:
+    """A comparison of two literals (``1 = 1``), decided here."""
+    a, b = left.value, right.value
+    if a is None or b is None:
+        return false()
+    if isinstance(a, str) != isinstance(b, str):
+        a, b = str(a), str(b)
+    return true() if _OPERATORS[op](a, b) else false()
+
+
+class ExactText(ColumnElement[bool]):
+    """Text equal to one of *values*, letter case included.
+
+    SQLite and PostgreSQL compare text exactly. MariaDB's usual collations
+    ignore case, so there the values are compared as bytes as well; the plain
+    comparison stays, so that an index can still be used.
+    """
+
+    # No Boolean type: SQLAlchemy would then render it as "(...) = 1" on
+    # SQLite and MariaDB, where no index serves it. It renders its own
+    # parentheses, so it never needs grouping.
+    inherit_cache = True
+    _traverse_internals = [
+        ("plain", InternalTraversal.dp_clauseelement),
+        ("exact", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, expression: ColumnElement[Any], values: Sequence[str]) -> None:
+        as_bytes = cast(expression, LargeBinary)
+        byte_values = [cast(literal(value, String), LargeBinary) for value in values]
+        if len(values) == 1:
+            self.plain = expression == values[0]
+            self.exact = as_bytes == byte_values[0]
+        else:
+            self.plain = expression.in_(values)
+            self.exact = as_bytes.in_(byte_values)
+
+    def self_group(self, against: Any = None) -> ExactText:
+        return self
+
+
+@compiles(ExactText)
+def _exact_text(element: ExactText, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.plain, **kw)})"
+
+
+@compiles(ExactText, "mysql")
+@compiles(ExactText, "mariadb")
+def _exact_text_bytes(element: ExactText, compiler: Any, **kw: Any) -> str:
+    plain = compiler.process(element.plain, **kw)
+    return f"({plain} AND {compiler.process(element.exact, **kw)})"

@@ -1,0 +1,140 @@
+"""The entities of ``SearchQuery``: their models, the foreign entities they
+reach and their AMI fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    func,
+    literal,
+    select,
+)
+
+from catalog.errors import InvalidInput
+from catalog.fields import ami_fields
+from catalog.models import (
+    Container,
+    ContainerMember,
+    Dataset,
+    DatasetKeyword,
+    DataType,
+    File,
+    Hashtag,
+    NomenclatureTemplate,
+    ProductionStep,
+    Project,
+    SubDataType,
+    SubProject,
+)
+
+# ---------------------------------------------------------------------------
+# Entities
+
+
+@dataclass(frozen=True)
+class Link:
+    """How an entity reaches a foreign entity: the foreign entity's name, its
+    model and the join condition (an outer join keeps rows without a match).
+    """
+
+    entity: str
+    model: type[Any]
+    on: Callable[[], ColumnElement[bool]]
+    outer: bool = True
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An entity of ``SearchQuery -entity``: its model and its links."""
+
+    name: str
+    model: type[Any]
+    links: tuple[Link, ...] = ()
+
+
+def _in_container() -> ColumnElement[Any]:
+    """``inContainer``: the (first, by name) DDM container holding the dataset."""
+    return (
+        select(func.min(Container.name))
+        .join(ContainerMember, ContainerMember.container_id == Container.id)
+        .where(ContainerMember.child_name == Dataset.name)
+        .scalar_subquery()
+    )
+
+
+def _hashtag_fullname() -> ColumnElement[Any]:
+    """``fullname`` of a hashtag: ``SCOPE:name``."""
+    return Hashtag.scope + literal(":", String) + Hashtag.name
+
+
+def _owned_by_dataset(model: Any) -> tuple[Link, ...]:
+    return (Link("dataset", Dataset, lambda: Dataset.id == model.dataset_id, False),)
+
+
+ENTITIES = {
+    entity.name.lower(): entity
+    for entity in (
+        Entity(
+            "dataset",
+            Dataset,
+            (
+                Link("files", File, lambda: File.dataset_id == Dataset.id),
+                Link(
+                    "dataset_keywords",
+                    DatasetKeyword,
+                    lambda: DatasetKeyword.dataset_id == Dataset.id,
+                ),
+                Link("HASHTAGS", Hashtag, lambda: Hashtag.dataset_id == Dataset.id),
+            ),
+        ),
+        Entity("files", File, _owned_by_dataset(File)),
+        Entity("dataset_keywords", DatasetKeyword, _owned_by_dataset(DatasetKeyword)),
+        Entity("HASHTAGS", Hashtag, _owned_by_dataset(Hashtag)),
+        Entity("projects", Project),
+        Entity("subprojects", SubProject),
+        Entity("data_type", DataType),
+        Entity("subData_type", SubDataType),
+        Entity("productionStep", ProductionStep),
+        Entity("nomenclature", NomenclatureTemplate),
+    )
+}
+"""The entities of ``SearchQuery``, by lower-case name."""
+
+# Fields that are no column of their own, by lower-case entity name.
+COMPUTED: dict[str, dict[str, Callable[[], ColumnElement[Any]]]] = {
+    "dataset": {"inContainer": _in_container},
+    "hashtags": {"fullname": _hashtag_fullname},
+}
+
+# Fields whose values are upper-case codes: compared in upper case.
+UPPER_CASE_FIELDS = frozenset({"amiStatus", "readStatus", "writeStatus"})
+# Fields holding a comma-separated list, matched element by element.
+LIST_FIELDS = frozenset({"period"})
+
+
+def get_entity(name: str) -> Entity:
+    """Return the entity called *name* (in any letter case).
+
+    :raises InvalidInput: for an unknown entity; the message lists them.
+    """
+    entity = ENTITIES.get(name.lower())
+    if entity is None:
+        known = ", ".join(entity.name for entity in ENTITIES.values())
+        raise InvalidInput(f"unknown entity {name!r}; the entities are {known}")
+    return entity
+
+
+def entity_fields(name: str) -> dict[str, ColumnElement[Any]]:
+    """Every AMI field of the entity *name*: its columns, then computed fields.
+
+    :raises InvalidInput: for an unknown entity.
+    """
+    entity = get_entity(name)
+    computed = {key: make() for key, make in COMPUTED.get(name.lower(), {}).items()}
+    return {**ami_fields(entity.model), **computed}
