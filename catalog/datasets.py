@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, extract, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from catalog.db import utcnow
+from catalog.db import among, utcnow
 from catalog.errors import DatasetNotFound, FileNotFound, InvalidInput
 from catalog.fields import field_column, typed_value, value_type
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
@@ -86,7 +86,7 @@ def dataset_ids(names: Sequence[str], *, session: Session) -> dict[str, int]:
     found: dict[str, int] = {}
     for start in range(0, len(names), 1000):
         chunk = list(names[start : start + 1000])
-        query = select(Dataset.name, Dataset.id).where(Dataset.name.in_(chunk))
+        query = select(Dataset.name, Dataset.id).where(among(Dataset.name, chunk))
         found.update({name: id_ for name, id_ in session.execute(query)})
     return found
 

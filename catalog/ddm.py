@@ -36,7 +36,7 @@ from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from catalog.datasets import Page, check_paging
-from catalog.db import utcnow
+from catalog.db import among, utcnow
 from catalog.models import (
     Container,
     ContainerMember,
@@ -489,11 +489,11 @@ def mark_lost_files(lfns: Iterable[str], *, session: Session) -> int:
     marked = 0
     for chunk in _chunks(list(dict.fromkeys(lfns))):
         query = select(DdmMessage.child_name).where(
-            DdmMessage.event_type == "lost", DdmMessage.child_name.in_(chunk)
+            DdmMessage.event_type == "lost", among(DdmMessage.child_name, chunk)
         )
         lost = sorted({name for name in session.scalars(query) if name})
         if lost:
-            statement = update(File).where(File.lfn.in_(lost), File.lost.is_(False))
+            statement = update(File).where(among(File.lfn, lost), File.lost.is_(False))
             session.execute(statement.values(lost=True))
             marked += len(lost)
     return marked

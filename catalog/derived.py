@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from catalog.db import among
 from catalog.ddm import refresh_ddm_batch
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import (
@@ -49,7 +50,7 @@ def _counted(ids: Sequence[int]) -> Any:
     ``finished``, every Tier-0 file, less the files DDM reported lost.
     """
     finished = (Dataset.source == SOURCE_TIER0) | (File.status == "finished")
-    return File.dataset_id.in_(ids) & File.lost.is_(False) & finished
+    return among(File.dataset_id, ids) & File.lost.is_(False) & finished
 
 
 def _counts(ids: Sequence[int], *, session: Session) -> dict[int, tuple[int, int, int]]:
@@ -311,7 +312,7 @@ def _tasks(
     ids = sorted({d.task_id for d in datasets if d.task_id is not None})
     if not ids:
         return {}
-    query = select(ProductionTask).where(ProductionTask.task_id.in_(ids))
+    query = select(ProductionTask).where(among(ProductionTask.task_id, ids))
     return {task.task_id: task for task in session.scalars(query)}
 
 
@@ -332,7 +333,7 @@ def affected(ids: Iterable[int], *, session: Session) -> set[int]:
             Dataset.run_number,
             Dataset.stream_name,
             Dataset.project_name,
-        ).where(Dataset.id.in_(chunk), Dataset.data_type.in_(("EVNT", "RAW")))
+        ).where(among(Dataset.id, chunk), Dataset.data_type.in_(("EVNT", "RAW")))
         for id_, data_type, run, stream, project in session.execute(query).all():
             if data_type == "EVNT":
                 found |= descendants([id_], session=session)
@@ -367,7 +368,7 @@ def mark_changed(
     ordered = sorted(ids)
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start : start + BATCH]
-        raise_mark = update(DATASET).where(DATASET.c.id.in_(chunk))
+        raise_mark = update(DATASET).where(among(DATASET.c.id, chunk))
         session.execute(raise_mark.values(stale=DATASET.c.stale + 1))
     return ids
 
@@ -390,7 +391,7 @@ def _refresh_marked(ids: set[int], session: Session) -> int:
     ordered = sorted(ids)
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start : start + BATCH]
-        query = select(DATASET.c.id, DATASET.c.stale).where(DATASET.c.id.in_(chunk))
+        query = select(DATASET.c.id, DATASET.c.stale).where(among(DATASET.c.id, chunk))
         marks.update({i: m for i, m in session.execute(query)})
     refresh_datasets(marks, session=session)
     session.flush()
@@ -420,7 +421,9 @@ def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start : start + BATCH]
-        datasets = session.scalars(select(Dataset).where(Dataset.id.in_(chunk))).all()
+        datasets = session.scalars(
+            select(Dataset).where(among(Dataset.id, chunk))
+        ).all()
         _refresh_batch(datasets, session=session)
     return len(ordered)
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from catalog.db import utcnow
+from catalog.db import among, utcnow
 from catalog.ddm import mark_lost_files
 from catalog.errors import HepcatError
 from catalog.lumiblocks import parse_lumi_blocks, ranges
@@ -114,7 +114,9 @@ def _existing(
         guids = [r.guid for r in chunk]
         lfns = [r.lfn for r in chunk]
         for column, keys in ((File.guid, guids), (File.lfn, lfns)):
-            query = select(File.guid, File.lfn, File.dataset_id).where(column.in_(keys))
+            query = select(File.guid, File.lfn, File.dataset_id).where(
+                among(column, keys)
+            )
             for file_guid, lfn, dataset_id in session.execute(query):
                 found[file_guid] = (lfn, dataset_id)
     return found
@@ -155,10 +157,10 @@ def _write_lumi_ranges(rows: Sequence[FileRow], *, session: Session) -> None:
     with_blocks = [r for r in rows if r.blocks]
     for chunk in _chunks(with_blocks):
         by_guid = {r.guid: r for r in chunk}
-        query = select(File.guid, File.id).where(File.guid.in_(list(by_guid)))
+        query = select(File.guid, File.id).where(among(File.guid, by_guid))
         ids = {guid: id_ for guid, id_ in session.execute(query)}
         session.execute(
-            delete(FileLumiRange).where(FileLumiRange.file_id.in_(list(ids.values())))
+            delete(FileLumiRange).where(among(FileLumiRange.file_id, ids.values()))
         )
         values = [
             {"file_id": ids[guid], "first": first, "last": last}
