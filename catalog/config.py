@@ -109,6 +109,11 @@ SETTINGS: tuple[Setting, ...] = (
         "unset: a pool of local processes.",
     ),
     Setting(
+        "skim_dir",
+        "Where skims keep their event collections and output files.",
+        shown_default="<data_dir>/skims",
+    ),
+    Setting(
         "prodsys_safety_lag",
         "Seconds a ProdSys row's timestamp may lag behind its commit; the "
         "ProdSys ingester re-reads this window so that late rows are caught.",

@@ -31,5 +31,12 @@ def configured_ingesters(config: Config) -> list[Task]:
     return tasks
 
 
+def skim_tasks(config: Config) -> list[Task]:
+    """The tasks of the task server besides the ingesters: the skim task."""
+    from skimengine.task import SkimTask  # uproot and numpy only when needed
+
+    return [SkimTask(config)]
+
+
 def _source(url: str) -> Engine:
     return create_catalog_engine(url, pool_pre_ping=True)

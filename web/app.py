@@ -72,9 +72,24 @@ def _blueprints() -> list[Any]:
     from web.pages import pages
     from web.plots import plots
     from web.runs import runs
+    from web.skims import skims
+    from web.tags import tags
     from web.users import users
 
-    return [pages, runs, amitags, operations, plots, auth, users, annotations, api, ami]
+    return [
+        pages,
+        runs,
+        amitags,
+        tags,
+        skims,
+        operations,
+        plots,
+        auth,
+        users,
+        annotations,
+        api,
+        ami,
+    ]
 
 
 def _stored_secret_key(config: Config) -> str:

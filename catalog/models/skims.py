@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.db import Base, BigId, Name, Short, UTCDateTime, utcnow
@@ -21,6 +31,10 @@ SKIM_STATES = (
     "failed",
     "cancelled",
 )
+
+# MariaDB's TEXT and BLOB stop at 64 kB; a plan or an upload may be larger.
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+LongBlob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 
 
 class TagDatabase(Base):
@@ -131,6 +145,27 @@ class Skim(Base):
     collection_path: Mapped[str | None] = mapped_column(String(1000))
     error: Mapped[str | None] = mapped_column(Text)
     executor: Mapped[str | None] = mapped_column(Short)
+    # What was asked besides the selection (migration 0004): an uploaded
+    # collection (its file name, and its bytes until the task stores it), the
+    # output branches (JSON list), compression and target file size.
+    collection_name: Mapped[str | None] = mapped_column(Name)
+    upload: Mapped[bytes | None] = mapped_column(LongBlob)
+    branches: Mapped[str | None] = mapped_column(Text)
+    compression: Mapped[str | None] = mapped_column(String(32))
+    target_size: Mapped[int | None] = mapped_column(BigInteger)
+    # How far the work is: the extraction plan (kept so that a restart or a
+    # retry writes the same files), where the outputs go, units done and
+    # failed (JSON: unit number to error), the task instance working on it
+    # and when it last said so, and when the work started and ended.
+    plan_json: Mapped[str | None] = mapped_column(LongText)
+    output_dir: Mapped[str | None] = mapped_column(String(1000))
+    n_units: Mapped[int | None] = mapped_column(Integer)
+    units_done: Mapped[int | None] = mapped_column(Integer)
+    failed_units: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(128))
+    heartbeat: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow

@@ -352,3 +352,7 @@ def GetUserInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
         "roles": ",".join(sorted(role.role_name for role in user.roles)),
     }
     return Answer([rowset("User_Info", [row])])
+
+
+# The commands of TAG databases and skims register themselves on import.
+import web.ami.skims  # noqa: E402, F401

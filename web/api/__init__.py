@@ -1,6 +1,6 @@
 """The JSON API under ``/api/v1``: the catalogue's datasets, files, runs,
-periods, AMI tags, quarantine and annotations, described by an OpenAPI
-document at ``/api/v1/openapi.json``.
+periods, AMI tags, quarantine, annotations, TAG databases and skims,
+described by an OpenAPI document at ``/api/v1/openapi.json``.
 
 Each module holds the routes of one entity (``datasets``, ``files``,
 ``runs``, ...). A view parses its input with a marshmallow schema
@@ -42,4 +42,6 @@ import web.api.datasets  # noqa: E402
 import web.api.files  # noqa: E402
 import web.api.openapi  # noqa: E402
 import web.api.quarantine  # noqa: E402
-import web.api.runs  # noqa: E402, F401
+import web.api.runs  # noqa: E402
+import web.api.skims  # noqa: E402
+import web.api.tags  # noqa: E402, F401

@@ -10,7 +10,9 @@ generated from these schemas (:mod:`web.api.openapi`).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -20,6 +22,7 @@ from catalog.amitags import tag_parameters
 from catalog.annotations import DEFAULT_SCOPE
 from catalog.fields import ami_fields, value_type
 from catalog.keyset import DEFAULT_LIMIT, MAX_LIMIT
+from catalog.models.skims import SKIM_STATES
 
 # marshmallow field classes by the Python type of a column.
 _FIELD_TYPES: dict[type, type[fields.Field[Any]]] = {
@@ -140,6 +143,69 @@ class AnnotationInput(Schema):
     name = Text(required=True, metadata={"description": "the tag, e.g. Zee_2015"})
     scope = Text(load_default=DEFAULT_SCOPE, metadata={"description": "e.g. PHYS"})
     comment = Text(load_default=None, allow_none=True)
+
+
+class TagCountArgs(Schema):
+    select = Text(
+        required=True,
+        metadata={"description": "a selection, e.g. nJets >= 2 && MET > 30"},
+    )
+
+
+def _base64(value: str) -> None:
+    try:
+        base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ValidationError("must be base64") from None
+
+
+class SkimInput(Schema):
+    """The body of a skim request: a selection, or an event collection."""
+
+    logicalDatasetName = Text(required=True)  # noqa: N815
+    name = Text(required=True, metadata={"description": "the skim's name"})
+    select = Text(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the selection; or give collection"},
+    )
+    collection = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_base64,
+        metadata={"description": "an event collection, ROOT or CSV, in base64"},
+    )
+    collectionName = Text(load_default=None, allow_none=True)  # noqa: N815
+    branches = fields.List(
+        Text(),
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the branches to keep (default all)"},
+    )
+    compression = Text(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "zstd, lz4 or zlib, with :level (default zstd:1)"},
+    )
+    targetSize = fields.Integer(  # noqa: N815
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1, max=2**62),
+        metadata={"description": "bytes of an output file, about (default 2 GB)"},
+    )
+
+
+class SkimArgs(PageArgs):
+    owner = Text(metadata={"description": "only the skims of this login"})
+    state = fields.String(validate=validate.OneOf(SKIM_STATES))
+
+
+class CollectionArgs(Schema):
+    format = fields.String(
+        load_default="root",
+        validate=validate.OneOf(["root", "csv"]),
+        metadata={"description": "root (default) or csv"},
+    )
 
 
 # --- output --------------------------------------------------------------------
@@ -315,6 +381,101 @@ DatasetPage = page_of("DatasetPage", Dataset)
 FilePage = page_of("FilePage", File)
 RunPage = page_of("RunPage", Run)
 QuarantinePage = page_of("QuarantinePage", QuarantinedRecord)
+
+
+class TagAttribute(Schema):
+    """An attribute of a TAG, for selections."""
+
+    name = fields.String()
+    type = fields.String(metadata={"description": "its numpy type, e.g. float32"})
+    kind = fields.String(metadata={"description": "integer or float"})
+    doc = fields.String(metadata={"description": "what it means"})
+
+
+class TagDatabase(Schema):
+    """The TAG database of a dataset: its event-level metadata."""
+
+    logicalDatasetName = fields.String(attribute="dataset.name")  # noqa: N815
+    nEvents = fields.Integer(attribute="n_events")  # noqa: N815
+    store = fields.String()
+    status = fields.String()
+    created = fields.DateTime()
+    updated = fields.DateTime()
+
+
+class TagDetail(TagDatabase):
+    """A TAG database with its schema, files and distributions."""
+
+    attributes = fields.List(fields.Nested(TagAttribute))
+    triggers = fields.List(
+        fields.String(), metadata={"description": "the trigger menu, bit 0 first"}
+    )
+    nFiles = fields.Integer(attribute="n_files")  # noqa: N815
+    distributions = fields.Dict(
+        metadata={
+            "description": "per attribute: min, max, mean, a histogram (edges, "
+            "counts); for triggerBits the events per trigger (fired)"
+        }
+    )
+
+
+class TagList(Schema):
+    items = fields.List(fields.Nested(TagDatabase))
+
+
+class TagCount(Schema):
+    """How many events of a TAG pass a selection."""
+
+    logicalDatasetName = fields.String()  # noqa: N815
+    select = fields.String()
+    count = fields.Integer(metadata={"description": "the events that pass"})
+    nEvents = fields.Integer(metadata={"description": "the events of the TAG"})  # noqa: N815
+
+
+def _json_list(text: str | None) -> list[str] | None:
+    return json.loads(text) if text else None
+
+
+class Skim(Schema):
+    """A skim: a selection on a dataset's TAG copied into a new dataset."""
+
+    id = fields.Integer()
+    name = fields.String()
+    owner = fields.Function(
+        lambda skim: skim.owner.login if skim.owner is not None else None,
+        allow_none=True,
+        metadata={"type": "string", "nullable": True},
+    )
+    logicalDatasetName = fields.String(attribute="parent.name")  # noqa: N815
+    select = fields.String(attribute="selection")
+    collectionName = fields.String(attribute="collection_name", allow_none=True)  # noqa: N815
+    state = fields.String(metadata={"description": " → ".join(SKIM_STATES[:6])})
+    progress = fields.Float(metadata={"description": "percent, 0 to 100"})
+    nEventsIn = fields.Integer(attribute="n_events_in", allow_none=True)  # noqa: N815
+    nSelected = fields.Integer(attribute="n_selected", allow_none=True)  # noqa: N815
+    outputDatasetName = fields.Function(  # noqa: N815
+        lambda skim: _name(skim.output),
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": "the dataset it registered, once done",
+        },
+    )
+    error = fields.String(allow_none=True)
+    branches = fields.Function(
+        lambda skim: _json_list(skim.branches),
+        allow_none=True,
+        metadata={"type": "array", "items": {"type": "string"}, "nullable": True},
+    )
+    compression = fields.String(allow_none=True)
+    targetSize = fields.Integer(attribute="target_size", allow_none=True)  # noqa: N815
+    created = fields.DateTime()
+    started = fields.DateTime(allow_none=True)
+    ended = fields.DateTime(allow_none=True)
+
+
+SkimPage = page_of("SkimPage", Skim)
 
 
 class PeriodList(Schema):

@@ -1,0 +1,336 @@
+"""Skim requests: asking for a skim, finding, listing, cancelling and
+retrying skims.
+
+A skim selects events of a dataset through its TAG (a selection expression,
+or an uploaded event collection) and copies them into a new dataset in its
+owner's scope. Its lifecycle is a state in its :class:`catalog.models.Skim`
+row::
+
+    defined → selecting → selected → extracting → registering → done
+                                       (or failed, or cancelled)
+
+The functions here make and change requests; :class:`skimengine.task.SkimTask`
+does the work. Both sides meet only in the row: its state, its progress in
+percent and its error are all a surface needs to read.
+
+Functions here take the session keyword-only and never commit: the edge (a
+request, a command, a task) owns the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.config import Config
+from catalog.datasets import Page, check_paging, get_dataset
+from catalog.db import utcnow
+from catalog.errors import InvalidInput, NotFound, PermissionDenied
+from catalog.models import SKIM_STATES, Dataset, Skim, TagDatabase, User
+from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
+from catalog.users import get_user, has_role
+from skimengine.collection import read_collection
+from skimengine.extract import output_dataset_name, parse_compression
+from skimengine.tags import check_collection, compile_for, get_tag, open_tag
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FINISHED_STATES",
+    "CollectionNotReady",
+    "SkimNotFound",
+    "cancel_skim",
+    "collection_path",
+    "get_skim",
+    "list_skims",
+    "output_name",
+    "request_skim",
+    "retry_skim",
+    "skim_progress",
+    "skims_root",
+]
+
+#: States in which the skim task still has work to do.
+ACTIVE_STATES = ("defined", "selecting", "selected", "extracting", "registering")
+#: States a skim ends in.
+FINISHED_STATES = ("done", "failed", "cancelled")
+SKIM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+
+
+class SkimNotFound(NotFound):
+    def __init__(self, skim_id: object) -> None:
+        super().__init__(f"no skim {skim_id}; 'hepcat skim list' shows the skims")
+        self.skim_id = skim_id
+
+
+class CollectionNotReady(NotFound):
+    """A skim's event collection is asked for before its selection ran."""
+
+    def __init__(self, skim: Skim) -> None:
+        super().__init__(
+            f"skim {skim.id} has no event collection yet: it is {skim.state}"
+        )
+        self.skim_id = skim.id
+
+
+# -- requesting ----------------------------------------------------------------
+
+
+def request_skim(
+    dataset_name: str,
+    selection: str | None,
+    name: str,
+    *,
+    owner: User,
+    session: Session,
+    branches: Sequence[str] | None = None,
+    compression: str | None = None,
+    target_size: int | None = None,
+    collection: bytes | None = None,
+    collection_name: str | None = None,
+) -> Skim:
+    """Ask for the skim *name* of dataset *dataset_name*: the events that
+    pass *selection*, or those of the uploaded *collection* (the bytes of a
+    ROOT or CSV event collection, named *collection_name*), copied into the
+    dataset :func:`output_name` gives, in *owner*'s scope.
+
+    :param branches: the branches to keep (default all of them).
+    :param compression: ``zstd``, ``lz4`` or ``zlib`` with ``:level``
+        (default ``zstd:1``).
+    :param target_size: bytes of an output file, about (default 2 GB).
+    :raises PermissionDenied: when *owner* is not an active physicist.
+    :raises DatasetNotFound, TagNotFound: for a dataset without a TAG.
+    :raises SelectionError: for a selection that does not compile, pointing
+        at the mistake.
+    :raises CollectionError: for an upload that cannot be read or does not
+        fit the dataset.
+    :raises InvalidInput, InvalidName: for a bad name, option, or a name
+        already used.
+    """
+    if not has_role(owner, ROLE_PHYSICIST):
+        login = owner.login if owner is not None else None
+        raise PermissionDenied(login, ROLE_PHYSICIST, "requesting a skim")
+    check_name(name)
+    parent = get_dataset(dataset_name, session=session)
+    tag = get_tag(parent.name, session=session)
+    _check_unused(parent, owner, name, session=session)
+    selection = (selection or "").strip()
+    if collection is not None:
+        if selection:
+            raise InvalidInput("give a selection or a collection to upload, not both")
+        _check_upload(collection, collection_name, tag, parent.name)
+    elif not selection:
+        raise InvalidInput("a skim needs a selection, or an event collection upload")
+    else:
+        compile_for(tag, selection)
+    skim = Skim(
+        name=name,
+        owner=owner,
+        parent=parent,
+        selection=selection,
+        state="defined",
+        progress=0.0,
+        collection_name=(collection_name or "upload") if collection else None,
+        upload=collection,
+        **_options(branches, compression, target_size),
+    )
+    session.add(skim)
+    session.flush()
+    return skim
+
+
+def check_name(name: str) -> None:
+    """:raises InvalidInput: when *name* cannot name a skim."""
+    if not SKIM_NAME.fullmatch(name or ""):
+        raise InvalidInput(
+            f"{name!r} is not a usable skim name: start with a letter, then "
+            "letters, digits, '_' or '-', at most 64 characters"
+        )
+
+
+def output_name(skim: Skim) -> str:
+    """The name of the dataset *skim* registers."""
+    login = skim.owner.login if skim.owner is not None else "unknown"
+    return output_dataset_name(skim.parent.name, login, skim.name)
+
+
+def _check_unused(parent: Dataset, owner: User, name: str, *, session: Session) -> None:
+    """:raises InvalidInput: when the output name is a dataset already, or
+    another skim of *owner* on *parent* with this name is not failed or
+    cancelled.
+    """
+    wanted = output_dataset_name(parent.name, owner.login, name)
+    if session.scalar(select(Dataset.id).where(Dataset.name == wanted)) is not None:
+        raise InvalidInput(f"there is already a dataset {wanted}; choose another name")
+    query = select(Skim.id).where(
+        Skim.parent_id == parent.id,
+        Skim.owner_id == owner.id,
+        Skim.name == name,
+        Skim.state.not_in(("failed", "cancelled")),
+    )
+    other = session.scalar(query)
+    if other is not None:
+        raise InvalidInput(
+            f"skim {other} of {parent.name} is already called {name!r}; "
+            "choose another name"
+        )
+
+
+def _check_upload(
+    data: bytes, collection_name: str | None, tag: TagDatabase, dataset: str
+) -> None:
+    events = read_collection(data, collection_name or "upload")
+    check_collection(events, open_tag(tag), dataset)
+    if len(events) == 0:
+        raise InvalidInput(f"the collection {collection_name or 'upload'} is empty")
+
+
+def _options(
+    branches: Sequence[str] | None, compression: str | None, target_size: int | None
+) -> dict[str, object]:
+    if isinstance(branches, str):
+        branches = [b.strip() for b in branches.split(",")]
+    chosen = [b for b in branches or () if b]
+    if compression:
+        parse_compression(compression)
+    if target_size is not None and target_size <= 0:
+        raise InvalidInput(f"the target file size must be positive, not {target_size}")
+    return {
+        "branches": json.dumps(chosen) if chosen else None,
+        "compression": compression or None,
+        "target_size": target_size,
+    }
+
+
+# -- finding ---------------------------------------------------------------------
+
+
+def get_skim(skim_id: int | str, *, session: Session) -> Skim:
+    """The skim *skim_id*.
+
+    :raises SkimNotFound: when there is none.
+    """
+    try:
+        number = int(skim_id)
+    except (TypeError, ValueError):
+        raise SkimNotFound(repr(skim_id)) from None
+    skim = session.get(Skim, number)
+    if skim is None:
+        raise SkimNotFound(number)
+    return skim
+
+
+def list_skims(
+    *,
+    session: Session,
+    owner: User | str | None = None,
+    state: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> Page:
+    """A page of skims, newest first, of *owner* (a user or a login) and in
+    *state* when given.
+
+    :raises InvalidInput: for an unknown state or a bad page.
+    :raises UserNotFound: for an unknown login.
+    """
+    check_paging(offset, limit)
+    conditions = []
+    if owner is not None:
+        user = get_user(owner, session=session) if isinstance(owner, str) else owner
+        conditions.append(Skim.owner_id == user.id)
+    if state:
+        if state not in SKIM_STATES:
+            raise InvalidInput(
+                f"no skim state {state!r}; the states are {', '.join(SKIM_STATES)}"
+            )
+        conditions.append(Skim.state == state)
+    total = session.scalar(select(func.count()).select_from(Skim).where(*conditions))
+    query = select(Skim).where(*conditions).order_by(Skim.id.desc())
+    rows = session.scalars(query.offset(offset).limit(limit)).all()
+    return Page(rows, total or 0, offset, limit)
+
+
+# -- changing ------------------------------------------------------------------
+
+
+def cancel_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
+    """Cancel the skim *skim_id*: it is ``cancelled`` at once, and the task
+    stops its extraction within a second. Files already written stay in the
+    skim's directory; nothing is registered.
+
+    :raises PermissionDenied: when *by* is neither its owner nor an admin.
+    :raises InvalidInput: when the skim has ended.
+    """
+    skim = _changeable(skim_id, by, "cancelling a skim of another user", session)
+    if skim.state in FINISHED_STATES:
+        raise InvalidInput(
+            f"skim {skim.id} is {skim.state}: only a skim in progress can be cancelled"
+        )
+    skim.state = "cancelled"
+    skim.ended = utcnow()
+    session.flush()
+    return skim
+
+
+def retry_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
+    """Run the failed skim *skim_id* again from where it failed: with its
+    collection and plan kept, only the output files that are missing are
+    written.
+
+    :raises PermissionDenied: when *by* is neither its owner nor an admin.
+    :raises InvalidInput: when the skim has not failed.
+    """
+    skim = _changeable(skim_id, by, "retrying a skim of another user", session)
+    if skim.state != "failed":
+        raise InvalidInput(
+            f"skim {skim.id} is {skim.state}: only a failed skim can be retried"
+        )
+    skim.state = "selected" if skim.collection_path else "defined"
+    skim.error = None
+    skim.ended = None
+    skim.worker = None
+    session.flush()
+    return skim
+
+
+def _changeable(skim_id: int | str, by: User, action: str, session: Session) -> Skim:
+    skim = get_skim(skim_id, session=session)
+    mine = by is not None and skim.owner_id == by.id and has_role(by, ROLE_PHYSICIST)
+    if not (mine or has_role(by, ROLE_ADMIN)):
+        raise PermissionDenied(by.login if by else None, ROLE_ADMIN, action)
+    return skim
+
+
+# -- what a surface shows --------------------------------------------------------
+
+
+def collection_path(skim: Skim) -> Path:
+    """The ROOT file holding *skim*'s event collection.
+
+    :raises CollectionNotReady: before its selection ran (or when the file
+        has gone).
+    """
+    if not skim.collection_path or not Path(skim.collection_path).is_file():
+        raise CollectionNotReady(skim)
+    return Path(skim.collection_path)
+
+
+def skim_progress(skim: Skim) -> float:
+    """How far *skim* is, in percent (0 to 100)."""
+    if skim.state == "done":
+        return 100.0
+    return min(100.0, max(0.0, float(skim.progress or 0.0)))
+
+
+def skims_root(config: Config) -> Path:
+    """Where skims keep their collections and output files: the setting
+    ``skim_dir``, by default ``skims`` in the data directory.
+    """
+    configured = config.values.get("skim_dir")
+    base = Path(configured).expanduser() if configured else config.data_path / "skims"
+    return base.resolve()

@@ -1,0 +1,548 @@
+"""The skim task: the task-server task that moves skims through their
+lifecycle.
+
+Each run looks at the active skims, oldest first, and takes each one step
+further while the run's budget lasts:
+
+- ``defined`` → ``selecting`` → ``selected``: the selection runs on the TAG
+  (or the uploaded collection is read and checked again), and the event
+  collection is written as ROOT into the skim's directory
+  (``<skim_dir>/<id>/collection.root``); ``n_events_in`` and ``n_selected``
+  are recorded.
+- ``selected`` → ``extracting``: the extraction is planned over the parent's
+  event files (found by the file store) and the plan is kept in the row, so
+  that a restart or a retry writes exactly the same files.
+- ``extracting``: the next run starts the executor on a thread of its own,
+  in the background, so that no run outlasts its budget. While it runs, a
+  watcher looks at the row five times a second: when the skim is no longer
+  ``extracting`` (it was cancelled) or the task is closing, it sets the
+  executor's cancel event, which stops the extraction within a second. The
+  progress (units written) goes into the row as it comes.
+- ``registering`` → ``done``: the outputs become the output dataset
+  (:mod:`skimengine.register`), in the same transaction as the state change.
+
+A failure records its error and makes the skim ``failed``; a failed output
+file fails the skim once the other files are written, and a retry
+(:func:`skimengine.skims.retry_skim`) writes only the missing files. The
+instance working on a skim writes its identity and a heartbeat into the row;
+another instance takes the skim over only when the heartbeat is older than
+``stale_after`` seconds (the task-server lease time), so a crash resumes
+where it stopped, and outputs, published atomically by extraction, are never
+written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.db import utcnow
+from catalog.errors import EventFileNotFound, HepcatError, InvalidInput
+from catalog.models import Dataset, Skim, TagDatabase
+from skimengine.collection import read_collection
+from skimengine.executors import Executor, executor_for
+from skimengine.executors import RunOutcome as Extracted
+from skimengine.extract import (
+    DEFAULT_COMPRESSION,
+    DEFAULT_TARGET_SIZE,
+    Plan,
+    extract_unit,
+    pending_units,
+    plan_extraction,
+)
+from skimengine.filestore import FileStore
+from skimengine.register import register_output
+from skimengine.skims import ACTIVE_STATES, output_name, skims_root
+from skimengine.tags import (
+    build_tag,
+    check_collection,
+    dataset_event_files,
+    get_tag,
+    open_tag,
+    register_tag,
+)
+from taskserver.base import RunContext, RunOutcome, Task
+
+logger = logging.getLogger(__name__)
+
+#: Progress in percent when the collection is there, and when every output
+#: file is written; extraction fills the range between.
+SELECTED_PERCENT = 5.0
+EXTRACTED_PERCENT = 95.0
+#: Seconds between two looks of the watcher at the row.
+WATCH_SECONDS = 0.2
+COLLECTION_FILE = "collection.root"
+OUTPUT_DIRECTORY = "output"
+
+
+class SkimTask(Task):
+    """Moves skims through their lifecycle (see the module's description).
+
+    :param config: the configuration (``skim_dir``, the file store, the
+        executor, ``taskserver_lease_seconds``).
+    :param executor: where extraction runs (default: what *config* asks for).
+    :param only: work on this skim only (``hepcat skim run``).
+    :param stale_after: seconds after which another instance's heartbeat is
+        taken for a crash (default: the task-server lease time).
+    """
+
+    name = "skim"
+    priority = 4
+    interval = 2.0
+    budget = 2.0
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        executor: Executor | None = None,
+        only: int | None = None,
+        stale_after: float | None = None,
+    ) -> None:
+        self.config = config
+        self.root = skims_root(config)
+        self.store = FileStore.from_config(config)
+        self.executor = executor or executor_for(config)
+        self.only = only
+        lease = (
+            stale_after
+            if stale_after is not None
+            else config.values.get("taskserver_lease_seconds", 30.0)
+        )
+        self.stale_after = float(lease)
+        self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.closing = threading.Event()
+        self.threads: dict[int, threading.Thread] = {}
+
+    # The task-server side.
+
+    def run(self, context: RunContext) -> RunOutcome:
+        self._forget_finished()
+        steps = 0
+        for skim_id in self._ready(context.Session):
+            if context.should_stop():
+                break
+            steps += self._advance(skim_id, context.Session)
+        backlog = len(self._ready(context.Session))
+        busy = len(self.threads)
+        return RunOutcome(steps, backlog, f"{steps} steps, {busy} extracting")
+
+    def close(self) -> None:
+        """Stop the extractions of this instance (they resume at the next
+        start) and wait for them.
+        """
+        self.closing.set()
+        for thread in list(self.threads.values()):
+            thread.join(timeout=30)
+
+    def extracting(self, skim_id: int) -> bool:
+        """Whether this instance is extracting skim *skim_id* right now."""
+        thread = self.threads.get(skim_id)
+        return thread is not None and thread.is_alive()
+
+    def wait(self, skim_id: int, timeout: float | None = None) -> bool:
+        """Wait for this instance's extraction of *skim_id* to end; return
+        whether it has.
+        """
+        thread = self.threads.get(skim_id)
+        if thread is not None:
+            thread.join(timeout)
+        return not self.extracting(skim_id)
+
+    def _forget_finished(self) -> None:
+        for skim_id, thread in list(self.threads.items()):
+            if not thread.is_alive():
+                del self.threads[skim_id]
+
+    def _ready(self, Session: sessionmaker[Session]) -> list[int]:  # noqa: N803
+        """The active skims this instance can take a step with, oldest first."""
+        query = select(Skim).where(Skim.state.in_(ACTIVE_STATES)).order_by(Skim.id)
+        if self.only is not None:
+            query = query.where(Skim.id == self.only)
+        with Session() as session:
+            return [s.id for s in session.scalars(query) if not self._busy(s)]
+
+    def _busy(self, skim: Skim) -> bool:
+        """Whether *skim* is being worked on: by this instance's extraction,
+        or by another instance that gave a sign of life lately.
+        """
+        if self.extracting(skim.id):
+            return True
+        if skim.worker in (None, self.identity) or skim.heartbeat is None:
+            return False
+        age = (utcnow() - skim.heartbeat).total_seconds()
+        return age < self.stale_after
+
+    def _advance(self, skim_id: int, Session: sessionmaker[Session]) -> int:  # noqa: N803
+        """Take one step with skim *skim_id*; return 1 if one was taken."""
+        with Session() as session:
+            skim = session.get(Skim, skim_id)
+            state, worker = (skim.state, skim.worker) if skim else (None, None)
+        steps: dict[str | None, Callable[..., None]] = {
+            "defined": self._select,
+            "selecting": self._select,
+            "selected": self._plan,
+            "extracting": self._start_extraction,
+            "registering": self._register_written,
+        }
+        if state not in steps:
+            return 0
+        try:
+            steps[state](skim_id, worker, Session)
+        except Exception as err:  # a skim's failure is recorded, not raised
+            _fail(Session, skim_id, (state,), _message(err), unexpected=err)
+        return 1
+
+    # Selecting.
+
+    def _select(self, skim_id: int, worker: str | None, Session: Any) -> None:  # noqa: N803
+        with Session.begin() as session:
+            claimed = _claim(
+                session,
+                skim_id,
+                ("defined", "selecting"),
+                worker,
+                self.identity,
+                state="selecting",
+            )
+            if not claimed:
+                return
+            skim = session.get(Skim, skim_id)
+            skim.started = skim.started or utcnow()
+            tag = get_tag(skim.parent.name, session=session)
+            table, n_in = open_tag(tag), tag.n_events
+            parent, selection = skim.parent.name, skim.selection
+            upload, upload_name = skim.upload, skim.collection_name
+        if upload is not None:
+            events = read_collection(upload, upload_name or "upload")
+            events = check_collection(events, table, parent)
+        else:
+            events = table.collection(table.select(selection))
+        directory = self.root / str(skim_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = events.write_root(directory / COLLECTION_FILE)
+        with Session.begin() as session:
+            _move(
+                session,
+                skim_id,
+                ("selecting",),
+                state="selected",
+                collection_path=str(path),
+                n_events_in=n_in,
+                n_selected=len(events),
+                upload=None,
+                progress=SELECTED_PERCENT,
+                worker=None,
+            )
+
+    # Planning.
+
+    def _plan(self, skim_id: int, worker: str | None, Session: Any) -> None:  # noqa: N803
+        with Session() as session:
+            skim = session.get(Skim, skim_id)
+            if skim.plan_json:  # a retry keeps its plan
+                plan = Plan.from_json(skim.plan_json)
+            else:
+                plan = self._new_plan(skim, session)
+        if not plan.units:
+            raise InvalidInput("no event passes the selection: nothing to extract")
+        with Session.begin() as session:
+            _move(
+                session,
+                skim_id,
+                ("selected",),
+                state="extracting",
+                plan_json=plan.to_json(),
+                output_dir=str(self.root / str(skim_id) / OUTPUT_DIRECTORY),
+                n_units=len(plan.units),
+                executor=self.executor.name,
+            )
+
+    def _new_plan(self, skim: Skim, session: Session) -> Plan:
+        events = read_collection(Path(skim.collection_path or ""), "the collection")
+        files = dataset_event_files(skim.parent.name, self.store, session=session)
+        return plan_extraction(
+            events,
+            {event_file.ref.lfn: event_file.path for event_file in files},
+            dataset=output_name(skim),
+            branches=json.loads(skim.branches) if skim.branches else None,
+            compression=skim.compression or DEFAULT_COMPRESSION,
+            target_size=skim.target_size or DEFAULT_TARGET_SIZE,
+        )
+
+    # Extracting, in the background.
+
+    def _start_extraction(self, skim_id: int, worker: str | None, Session: Any) -> None:  # noqa: N803
+        with Session.begin() as session:
+            if not _claim(session, skim_id, ("extracting",), worker, self.identity):
+                return
+            skim = session.get(Skim, skim_id)
+            plan = Plan.from_json(skim.plan_json or "")
+            output_dir = Path(skim.output_dir or "")
+        thread = threading.Thread(
+            target=self._extract,
+            args=(skim_id, plan, output_dir, Session),
+            name=f"skim-{skim_id}",
+            daemon=True,
+        )
+        self.threads[skim_id] = thread
+        thread.start()
+
+    def _extract(
+        self,
+        skim_id: int,
+        plan: Plan,
+        output_dir: Path,
+        Session: Any,  # noqa: N803
+    ) -> None:
+        cancel, finished = threading.Event(), threading.Event()
+        watcher = threading.Thread(
+            target=self._watch,
+            args=(skim_id, Session, cancel, finished),
+            name=f"skim-{skim_id}-watch",
+            daemon=True,
+        )
+        watcher.start()
+        try:
+            outcome = self.executor.run(
+                plan,
+                output_dir,
+                cancel=cancel,
+                progress=lambda done, total: _progress(Session, skim_id, done, total),
+            )
+            finished.set()
+            watcher.join()
+            self._extracted(skim_id, outcome, Session)
+        except Exception as err:  # the thread's failure goes to the row
+            _fail(Session, skim_id, ("extracting",), _message(err), unexpected=err)
+        finally:
+            finished.set()
+
+    def _watch(
+        self,
+        skim_id: int,
+        Session: Any,  # noqa: N803
+        cancel: threading.Event,
+        finished: threading.Event,
+    ) -> None:
+        """Set *cancel* once the skim is no longer this instance's extraction
+        (or the task closes); keep the heartbeat going meanwhile.
+        """
+        beat = min(5.0, max(WATCH_SECONDS, self.stale_after / 4))
+        last = 0.0
+        while not finished.wait(WATCH_SECONDS):
+            with Session.begin() as session:
+                state, worker = session.execute(
+                    select(Skim.state, Skim.worker).where(Skim.id == skim_id)
+                ).one()
+                mine = state == "extracting" and worker == self.identity
+                if mine and not self.closing.is_set():
+                    last += WATCH_SECONDS
+                    if last >= beat:
+                        last = 0.0
+                        _move(session, skim_id, ("extracting",), heartbeat=utcnow())
+                    continue
+            cancel.set()
+            return
+
+    def _extracted(self, skim_id: int, outcome: Extracted, Session: Any) -> None:  # noqa: N803
+        if outcome.cancelled:
+            with Session.begin() as session:
+                # Closing: the skim stays extracting, free for the next start.
+                _move(session, skim_id, ("extracting",), worker=None)
+            return
+        if outcome.failed:
+            total = len(outcome.outputs) + len(outcome.failed)
+            shown = "; ".join(
+                f"file {number}: {error}"
+                for number, error in sorted(outcome.failed.items())[:3]
+            )
+            message = f"{len(outcome.failed)} of {total} output files failed: {shown}"
+            failed = json.dumps({str(k): v for k, v in outcome.failed.items()})
+            _fail(Session, skim_id, ("extracting",), message, failed_units=failed)
+            return
+        with Session.begin() as session:
+            moved = _move(
+                session,
+                skim_id,
+                ("extracting",),
+                state="registering",
+                units_done=len(outcome.outputs),
+                progress=EXTRACTED_PERCENT,
+                failed_units=None,
+            )
+        if moved:
+            self._register(skim_id, outcome.outputs, Session)
+
+    # Registering.
+
+    def _register_written(self, skim_id: int, worker: str | None, Session: Any) -> None:  # noqa: N803
+        """Register a skim found in ``registering`` (its instance stopped
+        between the two steps): describe its outputs again, or go back to
+        extraction for those missing.
+        """
+        with Session() as session:
+            skim = session.get(Skim, skim_id)
+            plan = Plan.from_json(skim.plan_json or "")
+            output_dir = Path(skim.output_dir or "")
+        if pending_units(plan, output_dir):
+            with Session.begin() as session:
+                _move(session, skim_id, ("registering",), state="extracting")
+            return
+        outputs = [extract_unit(plan, unit, output_dir) for unit in plan.units]
+        self._register(skim_id, outputs, Session)
+
+    def _register(self, skim_id: int, outputs: list[Any], Session: Any) -> None:  # noqa: N803
+        with Session.begin() as session:
+            done = _move(
+                session,
+                skim_id,
+                ("registering",),
+                state="done",
+                progress=100.0,
+                ended=utcnow(),
+                worker=None,
+                error=None,
+            )
+            if done:
+                skim = session.get(Skim, skim_id)
+                storage = self.config.storage_path
+                register_output(skim, outputs, session=session, storage_root=storage)
+
+
+# -- the row ---------------------------------------------------------------------
+
+
+def _move(
+    session: Session, skim_id: int, states: tuple[str | None, ...], **values: Any
+) -> bool:
+    """Update skim *skim_id* with *values* if it is in one of *states*;
+    return whether it was (a cancel in between wins).
+    """
+    statement = (
+        update(Skim)
+        .where(Skim.id == skim_id, Skim.state.in_(states))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(session.execute(statement).rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _claim(
+    session: Session,
+    skim_id: int,
+    states: tuple[str, ...],
+    seen: str | None,
+    identity: str,
+    **values: Any,
+) -> bool:
+    """Make *identity* the worker of skim *skim_id*, if its worker is still
+    the one seen (compare and set between instances).
+    """
+    owner = Skim.worker.is_(None) if seen is None else Skim.worker == seen
+    statement = (
+        update(Skim)
+        .where(Skim.id == skim_id, Skim.state.in_(states), owner)
+        .values(worker=identity, heartbeat=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(session.execute(statement).rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _progress(Session: Any, skim_id: int, done: int, total: int) -> None:  # noqa: N803
+    share = done / total if total else 1.0
+    percent = SELECTED_PERCENT + (EXTRACTED_PERCENT - SELECTED_PERCENT) * share
+    with Session.begin() as session:
+        _move(session, skim_id, ("extracting",), units_done=done, progress=percent)
+
+
+def _fail(
+    Session: Any,  # noqa: N803
+    skim_id: int,
+    states: tuple[str | None, ...],
+    message: str,
+    *,
+    unexpected: BaseException | None = None,
+    **values: Any,
+) -> None:
+    if unexpected is not None and not isinstance(unexpected, HepcatError):
+        logger.exception("Skim %s failed", skim_id, exc_info=unexpected)
+    with Session.begin() as session:
+        _move(
+            session,
+            skim_id,
+            states,
+            state="failed",
+            error=message,
+            ended=utcnow(),
+            worker=None,
+            **values,
+        )
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, HepcatError):
+        return f"{err.type}: {err.message}"
+    return f"{type(err).__name__}: {err}"
+
+
+class TagBuildTask(Task):
+    """Builds the TAG of each dataset of the data types *prefix* names
+    (default the derivations, ``DAOD_*``) whose TAG is missing or was built
+    from another number of files, once its event files are all in the file
+    store. The demo runs it; a site may too.
+    """
+
+    name = "tags"
+    priority = 3
+    interval = 10.0
+    budget = 5.0
+
+    def __init__(self, config: Any, *, prefix: str = "DAOD") -> None:
+        self.config = config
+        self.store = FileStore.from_config(config)
+        self.prefix = prefix
+
+    def run(self, context: RunContext) -> RunOutcome:
+        with context.Session() as session:
+            waiting = self._waiting(session)
+        built, missing = 0, 0
+        for name in waiting:
+            if context.should_stop():
+                break
+            try:
+                with context.Session.begin() as session:
+                    files = dataset_event_files(name, self.store, session=session)
+                    table = build_tag(files)
+                    data_dir = self.config.data_path
+                    register_tag(name, table, data_dir=data_dir, session=session)
+                built += 1
+            except EventFileNotFound as err:
+                logger.debug("TAG of %s waits for its files: %s", name, err)
+                missing += 1
+        backlog = len(waiting) - built - missing
+        return RunOutcome(built, backlog, f"{built} TAGs built, {missing} wait")
+
+    def _waiting(self, session: Session) -> list[str]:
+        """The datasets whose TAG is missing or out of step with their files."""
+        query = (
+            select(Dataset.name, Dataset.n_files, TagDatabase.schema_json)
+            .outerjoin(TagDatabase, TagDatabase.dataset_id == Dataset.id)
+            .where(Dataset.data_type.startswith(self.prefix), Dataset.n_files > 0)
+            .order_by(Dataset.name)
+        )
+        return [
+            name
+            for name, n_files, schema in session.execute(query)
+            if schema is None or len(json.loads(schema)["files"]) != n_files
+        ]

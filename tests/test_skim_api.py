@@ -1,0 +1,291 @@
+"""The JSON API of TAG databases and skims, on SQLite, PostgreSQL and
+MariaDB: the TAGs and their live count (the same as the columnar store's
+``TagTable.count``), requesting skims with a token, paging through them,
+cancelling and retrying, and downloading a collection; every error in the
+API's one shape.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine
+from test_skim_pages import (
+    DATASET,
+    DIMUON,
+    UNTAGGED,
+    SurfaceWorld,
+    make_surface_world,
+)
+
+from skimengine.collection import read_collection
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def surface(catalog_engine: Engine, tmp_path: Path) -> SurfaceWorld:
+    """On SQLite, PostgreSQL and MariaDB."""
+    return make_surface_world(catalog_engine, tmp_path / "data")
+
+
+def assert_error(answer: Any, status: int, kind: str) -> dict[str, Any]:
+    """Check that *answer* is the API's error of *kind*; return its body."""
+    assert answer.status_code == status, answer.text
+    error: dict[str, Any] = answer.json["error"]
+    assert set(error) == {"type", "message", "status", "details"}
+    assert (error["type"], error["status"]) == (kind, status)
+    return error
+
+
+def post_skim(world: SurfaceWorld, login: str | None, **body: Any) -> Any:
+    body = {"logicalDatasetName": DATASET, "name": "dimuon", **body}
+    headers = world.bearer(login) if login else {}
+    return world.app.test_client().post(f"{API}/skims", json=body, headers=headers)
+
+
+# --- TAG databases ----------------------------------------------------------------
+
+
+def test_the_tags_are_listed_with_their_events(surface):
+    answer = surface.app.test_client().get(f"{API}/tags")
+
+    assert answer.status_code == 200
+    [item] = answer.json["items"]
+    assert item["logicalDatasetName"] == DATASET
+    assert item["nEvents"] == len(surface.tag)
+    assert (item["store"], item["status"]) == ("npy+sql", "ready")
+
+
+def test_a_tag_has_its_schema_and_distributions(surface):
+    answer = surface.app.test_client().get(f"{API}/tags/{DATASET}")
+
+    tag = answer.json
+    names = [attribute["name"] for attribute in tag["attributes"]]
+    assert answer.status_code == 200
+    assert names[:3] == ["RunNumber", "EventNumber", "LumiBlock"]
+    assert {"nJets", "MET", "triggerBits"} <= set(names)
+    assert tag["triggers"][1] == "HLT_mu26_ivarmedium"
+    assert tag["nFiles"] == 2
+    met = surface.tag.columns["MET"]
+    assert tag["distributions"]["MET"]["max"] == pytest.approx(float(met.max()))
+    assert sum(tag["distributions"]["nMuons"]["counts"]) == len(surface.tag)
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        DIMUON,
+        "nJets >= 2 and jet_pt1 > 50",
+        'trigger("HLT_mu26_ivarmedium") && !(MET > 40)',
+        "abs(mu_pt1 - 40) < 5 or el_pt1 in [25, 80)",
+    ],
+)
+def test_the_live_count_is_the_tags_count(surface, selection):
+    answer = surface.app.test_client().get(
+        f"{API}/tags/{DATASET}/count", query_string={"select": selection}
+    )
+
+    assert answer.status_code == 200
+    assert answer.json == {
+        "logicalDatasetName": DATASET,
+        "select": selection,
+        "count": surface.tag.count(selection),
+        "nEvents": len(surface.tag),
+    }
+    assert 0 < answer.json["count"] < len(surface.tag)
+
+
+def test_a_wrong_selection_is_an_error_at_its_position(surface):
+    answer = surface.app.test_client().get(
+        f"{API}/tags/{DATASET}/count", query_string={"select": "nJets >= 2 && MET >"}
+    )
+
+    error = assert_error(answer, 400, "SelectionError")
+    first, shown, caret = error["message"].splitlines()
+    assert first.startswith("column 20: ")
+    assert shown == "  nJets >= 2 && MET >"
+    assert caret == "  " + " " * 19 + "^"
+    assert error["details"] == [first]
+
+
+def test_counting_needs_a_tag_and_a_selection(surface):
+    client = surface.app.test_client()
+
+    untagged = client.get(f"{API}/tags/{UNTAGGED}/count?select=MET>1")
+    unknown = client.get(f"{API}/tags/{DATASET}x")
+    missing = client.get(f"{API}/tags/{DATASET}/count")
+
+    assert (
+        "has no TAG database" in assert_error(untagged, 404, "TagNotFound")["message"]
+    )
+    assert "did you mean" in assert_error(unknown, 404, "DatasetNotFound")["message"]
+    details = assert_error(missing, 400, "ValidationError")["details"]
+    assert details == ["select: Missing data for required field."]
+
+
+# --- requesting skims ---------------------------------------------------------------
+
+
+def test_a_physicist_requests_a_skim_with_a_token(surface):
+    answer = post_skim(
+        surface, "phil", select=DIMUON, branches=["MET", "mu_pt"], compression="lz4"
+    )
+
+    skim = answer.json
+    assert answer.status_code == 201, answer.text
+    assert (skim["name"], skim["owner"], skim["state"]) == ("dimuon", "phil", "defined")
+    assert (skim["logicalDatasetName"], skim["select"]) == (DATASET, DIMUON)
+    assert (skim["branches"], skim["compression"]) == (["MET", "mu_pt"], "lz4")
+    assert (skim["progress"], skim["outputDatasetName"]) == (0.0, None)
+    assert surface.skim(skim["id"]).owner.login == "phil"
+
+
+def test_requesting_a_skim_needs_a_physicist(surface):
+    anonymous = post_skim(surface, None, select=DIMUON)
+    reader = post_skim(surface, "rita", select=DIMUON)
+
+    assert_error(anonymous, 401, "AuthenticationFailed")
+    message = assert_error(reader, 403, "PermissionDenied")["message"]
+    assert "requesting a skim needs the role 'physicist'" in message
+
+
+def test_a_bad_request_says_what_is_wrong(surface):
+    wrong_name = post_skim(surface, "phil", select=DIMUON, name="2fast")
+    wrong_selection = post_skim(surface, "phil", select="nMuon >= 2")
+    no_tag = post_skim(surface, "phil", select=DIMUON, logicalDatasetName=UNTAGGED)
+    not_base64 = post_skim(surface, "phil", collection="**")
+
+    assert (
+        "'2fast' is not a usable skim name"
+        in (assert_error(wrong_name, 400, "InvalidInput")["message"])
+    )
+    assert (
+        "did you mean 'nMuons'"
+        in (assert_error(wrong_selection, 400, "SelectionError")["message"])
+    )
+    assert_error(no_tag, 404, "TagNotFound")
+    details = assert_error(not_base64, 400, "ValidationError")["details"]
+    assert details == ["collection: must be base64"]
+
+
+def test_an_uploaded_collection_is_checked_against_the_tag(surface):
+    tag = surface.tag
+    csv = tag.collection(tag.select("nJets >= 3")).to_csv()
+    encoded = base64.b64encode(csv.encode()).decode()
+
+    good = post_skim(surface, "phil", collection=encoded, collectionName="jets.csv")
+    bad = post_skim(
+        surface,
+        "phil",
+        name="broken",
+        collection=base64.b64encode(b"RunNumber,Event\n1,2\n").decode(),
+        collectionName="broken.csv",
+    )
+
+    assert good.status_code == 201, good.text
+    assert (good.json["collectionName"], good.json["select"]) == ("jets.csv", "")
+    assert (
+        "no column 'EventNumber'"
+        in assert_error(bad, 400, "CollectionError")["message"]
+    )
+
+
+# --- reading skims ------------------------------------------------------------------
+
+
+def test_skims_are_paged_newest_first_and_filtered(surface):
+    made = [surface.request("phil", f"s{i}") for i in range(3)]
+    pauls = surface.request("paula", "hers")
+    client = surface.app.test_client()
+
+    first = client.get(f"{API}/skims?limit=2")
+    second = client.get(first.json["next"])
+    of_phil = client.get(f"{API}/skims?owner=phil")
+    defined = client.get(f"{API}/skims?state=defined&owner=paula")
+    bad_state = client.get(f"{API}/skims?state=sleeping")
+
+    pages = [item["id"] for item in first.json["items"] + second.json["items"]]
+    assert pages == [pauls, *reversed(made)]
+    assert second.json["next"] is None
+    assert [item["id"] for item in of_phil.json["items"]] == list(reversed(made))
+    assert [item["name"] for item in defined.json["items"]] == ["hers"]
+    assert_error(bad_state, 400, "ValidationError")
+
+
+def test_an_unknown_skim_is_a_404(surface):
+    client = surface.app.test_client()
+
+    assert (
+        "no skim 99"
+        in assert_error(client.get(f"{API}/skims/99"), 404, "SkimNotFound")["message"]
+    )
+
+
+# --- cancelling and retrying ----------------------------------------------------
+
+
+def test_only_the_owner_or_an_admin_cancels_a_skim(surface):
+    skim_id = surface.request("phil")
+    client = surface.app.test_client()
+    path = f"{API}/skims/{skim_id}/cancel"
+
+    by_paula = client.post(path, headers=surface.bearer("paula"))
+    by_phil = client.post(path, headers=surface.bearer("phil"))
+    again = client.post(path, headers=surface.bearer("ada"))
+
+    assert_error(by_paula, 403, "PermissionDenied")
+    assert by_phil.status_code == 200 and by_phil.json["state"] == "cancelled"
+    assert (
+        "only a skim in progress can be cancelled"
+        in (assert_error(again, 400, "InvalidInput")["message"])
+    )
+
+
+def test_only_a_failed_skim_is_retried(surface):
+    skim_id = surface.request("phil")
+    client = surface.app.test_client()
+    path = f"{API}/skims/{skim_id}/retry"
+
+    too_soon = client.post(path, headers=surface.bearer("phil"))
+
+    message = assert_error(too_soon, 400, "InvalidInput")["message"]
+    assert "only a failed skim can be retried" in message
+
+
+def test_the_collection_waits_for_the_selection(surface):
+    skim_id = surface.request("phil")
+
+    answer = surface.app.test_client().get(f"{API}/skims/{skim_id}/collection")
+
+    message = assert_error(answer, 404, "CollectionNotReady")["message"]
+    assert f"skim {skim_id} has no event collection yet: it is defined" in message
+
+
+def test_a_done_skim_gives_its_collection_and_output(surface):
+    skim_id = surface.request("phil", selection=DIMUON)
+    surface.run_skims(skim_id)
+    client = surface.app.test_client()
+    expected = surface.tag.select(DIMUON)
+
+    skim = client.get(f"{API}/skims/{skim_id}").json
+    with client.get(f"{API}/skims/{skim_id}/collection") as as_root:
+        root_data = as_root.data
+    as_csv = client.get(f"{API}/skims/{skim_id}/collection?format=csv")
+    bad = client.get(f"{API}/skims/{skim_id}/collection?format=parquet")
+
+    assert (skim["state"], skim["progress"]) == ("done", 100.0)
+    assert skim["nSelected"] == len(expected)
+    assert skim["nEventsIn"] == len(surface.tag)
+    assert skim["outputDatasetName"].startswith("user.phil.mc16_13TeV.361107.")
+    for data in (root_data, as_csv.data):
+        events = read_collection(data, "collection")
+        assert np.array_equal(
+            events.event_number, surface.tag.columns["EventNumber"][expected]
+        )
+    assert as_csv.headers["Content-Type"].startswith("text/csv")
+    assert_error(bad, 400, "ValidationError")

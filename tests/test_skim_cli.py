@@ -1,0 +1,226 @@
+"""``hepcat skim`` and ``hepcat tag``: a skim from the command line, its
+errors, a crash in the middle of one, and the demo's TAGs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+from test_skims import DATASET, DIMUON, make_world, output_events, output_files
+
+import migrations
+from catalog.db import create_catalog_engine
+from catalog.models import Dataset, File, Skim, TagDatabase
+from hepcat.cli import main
+from skimengine.collection import read_collection
+from skimengine.skims import get_skim
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data directory whose catalogue holds the skim world of test_skims."""
+    directory = tmp_path / "data"
+    directory.mkdir()
+    engine = create_catalog_engine(f"sqlite:///{directory / 'catalog.sqlite'}")
+    migrations.upgrade(engine)
+    make_world(engine, directory)
+    engine.dispose()
+    return directory
+
+
+def hepcat(data_dir: Path, *args: str) -> Any:
+    env = {k: "" for k in os.environ if k.startswith("HEPCAT_")}
+    return CliRunner().invoke(main, ["--data-dir", str(data_dir), *args], env=env)
+
+
+def skim_row(data_dir: Path, skim_id: int) -> Skim:
+    engine = create_catalog_engine(f"sqlite:///{data_dir / 'catalog.sqlite'}")
+    try:
+        with engine.connect() as connection:
+            from sqlalchemy.orm import Session
+
+            with Session(bind=connection) as session:
+                skim = get_skim(skim_id, session=session)
+                session.expunge(skim)
+                return skim
+    finally:
+        engine.dispose()
+
+
+def test_a_skim_from_the_command_line(data_dir: Path, tmp_path: Path) -> None:
+    created = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "dimuon", "--user", "jdoe", "--target-size", "60000",
+    )  # fmt: skip
+    skim_id = int(created.stdout)
+    ran = hepcat(data_dir, "skim", "run", str(skim_id), "--wait")
+    shown = hepcat(data_dir, "skim", "show", str(skim_id))
+    listed = hepcat(data_dir, "skim", "list", "--user", "jdoe")
+    as_csv = tmp_path / "events.csv"
+    as_root = tmp_path / "events.root"
+    wrote_csv = hepcat(
+        data_dir, "skim", "collection", str(skim_id), "-o", str(as_csv),
+        "--format", "csv",
+    )  # fmt: skip
+    wrote_root = hepcat(
+        data_dir, "skim", "collection", str(skim_id), "-o", str(as_root)
+    )
+
+    assert created.exit_code == 0, created.output
+    assert ran.exit_code == 0, ran.output
+    assert f"skim {skim_id}: done" in ran.stdout
+    assert "[####################] 100.0% done" in ran.stderr
+    skim = skim_row(data_dir, skim_id)
+    assert "state:     done\n" in shown.stdout
+    assert f"events:    {skim.n_selected} of {skim.n_events_in}\n" in shown.stdout
+    assert "output:    user.jdoe.mc16_13TeV.361107." in shown.stdout
+    assert listed.stdout.split()[:3] == [str(skim_id), "done", "100.0%"]
+    assert wrote_csv.exit_code == 0 and wrote_root.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(as_csv.read_text())))
+    collection = read_collection(as_root)
+    assert len(rows) == len(collection) == skim.n_selected
+    assert [(int(r["RunNumber"]), int(r["EventNumber"])) for r in rows] == list(
+        zip(
+            collection.run_number.tolist(),
+            collection.event_number.tolist(),
+            strict=True,
+        )
+    )
+
+
+def test_errors_are_one_line_and_exit_1(data_dir: Path) -> None:
+    reader = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "x", "--user", "rita",
+    )  # fmt: skip
+    wrong = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", "MET >> 3",
+        "--name", "x", "--user", "jdoe",
+    )  # fmt: skip
+    missing = hepcat(data_dir, "skim", "show", "42")
+    early = hepcat(data_dir, "skim", "retry", "42")
+
+    assert reader.exit_code == 1
+    assert reader.stderr == (
+        "PermissionDenied: requesting a skim needs the role 'physicist'; "
+        "user 'rita' does not have it\n"
+    )
+    assert wrong.exit_code == 1
+    assert wrong.stderr.startswith("SelectionError: column 6: ")
+    assert "Traceback" not in wrong.output
+    assert missing.stderr == (
+        "SkimNotFound: no skim 42; 'hepcat skim list' shows the skims\n"
+    )
+    assert early.exit_code == 1 and early.stderr.startswith("SkimNotFound")
+
+
+def test_tag_build_registers_the_tag_of_a_dataset(data_dir: Path) -> None:
+    built = hepcat(data_dir, "tag", "build", DATASET)
+    other = hepcat(data_dir, "tag", "build", DATASET.replace("DAOD_PHYS", "DAOD_X"))
+
+    engine = create_catalog_engine(f"sqlite:///{data_dir / 'catalog.sqlite'}")
+    with engine.connect() as connection:
+        n_events = connection.scalar(select(TagDatabase.n_events))
+        total = connection.scalar(
+            select(Dataset.total_events).where(Dataset.name == DATASET)
+        )
+    engine.dispose()
+    assert built.exit_code == 0, built.output
+    assert built.stdout == f"TAG of {DATASET}: {n_events} events from 4 files\n"
+    assert n_events == total
+    assert other.exit_code == 1 and other.stderr.startswith("DatasetNotFound")
+
+
+def test_a_skim_killed_mid_extraction_resumes_without_duplicate_files(
+    data_dir: Path,
+) -> None:
+    created = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select",
+        "nMuons >= 2 && mu_pt1 > 45", "--name", "crash", "--user", "jdoe",
+        "--target-size", "40000",
+    )  # fmt: skip
+    skim_id = created.stdout.strip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEPCAT_")}
+    env["HEPCAT_TASKSERVER_LEASE_SECONDS"] = "1"  # the dead worker's heartbeat
+    command = [
+        sys.executable, "-m", "hepcat", "--data-dir", str(data_dir),
+        "skim", "run", skim_id, "--wait",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while (skim_row(data_dir, int(skim_id)).units_done or 0) < 3:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    killed = skim_row(data_dir, int(skim_id))
+    again = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300
+    )
+
+    skim = skim_row(data_dir, int(skim_id))
+    assert killed.state == "extracting" and killed.units_done < killed.n_units
+    assert again.returncode == 0, again.stderr
+    assert skim.state == "done"
+    directory = Path(skim.output_dir or "")
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        p.name for p in output_files(skim)
+    )  # no partial file left over
+    assert len(output_files(skim)) == skim.n_units
+    events = output_events(output_files(skim))
+    assert len(events) == len(set(events)) == skim.n_selected
+    engine = create_catalog_engine(f"sqlite:///{data_dir / 'catalog.sqlite'}")
+    with engine.connect() as connection:
+        lfns = connection.scalars(
+            select(File.lfn).where(File.dataset_id == skim.output_id)
+        ).all()
+    engine.dispose()
+    assert sorted(lfns) == sorted(p.name for p in output_files(skim))
+
+
+def test_the_demo_builds_the_tags_of_the_derivations(tmp_path: Path) -> None:
+    from ingest.eventfiles import has_event_files
+    from ingest.world import build_world
+
+    derivations = {
+        d.name
+        for d in build_world().datasets
+        if has_event_files(d) and ".DAOD" in d.name and d.files
+    }
+
+    result = hepcat(tmp_path, "demo", "--no-serve")
+
+    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    with engine.connect() as connection:
+        tagged = dict(
+            connection.execute(
+                select(Dataset.name, TagDatabase.n_events).join(
+                    TagDatabase, TagDatabase.dataset_id == Dataset.id
+                )
+            ).all()
+        )
+        totals = dict(
+            connection.execute(
+                select(Dataset.name, Dataset.total_events).where(
+                    Dataset.name.in_(list(tagged))
+                )
+            ).all()
+        )
+    engine.dispose()
+    assert result.exit_code == 0, result.output
+    assert f"TAGs built: {len(tagged)}" in result.stdout
+    assert set(tagged) == {d for d in derivations if totals.get(d)}
+    assert tagged == totals

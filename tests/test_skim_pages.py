@@ -1,0 +1,474 @@
+"""The pages of TAG databases and skims through Flask's test client: the
+TAG list and page (schema, plots, the query composer), the skim list, the
+form that requests a skim, a skim's page with its actions, and the event
+collection downloads, on a catalogue seeded with the simulated world whose
+Zmumu AOD dataset has real event files and a TAG built from them.
+
+:class:`SurfaceWorld` and its fixture are shared with ``test_skim_api.py``
+and ``test_skim_ami.py``.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import uproot
+from conftest import unavailable
+from flask import Flask
+from flask.testing import FlaskClient
+from live import ServedCatalog
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import sessionmaker
+from werkzeug.test import TestResponse
+
+from catalog.config import Config, load_config
+from catalog.db import create_catalog_engine, session_factory
+from catalog.models import Skim
+from catalog.users import add_user, create_token, get_user
+from ingest.eventfiles import write_dataset_files
+from ingest.seed import seed_catalog
+from ingest.world import World, build_world
+from skimengine.collection import read_collection
+from skimengine.filestore import FileStore
+from skimengine.skims import FINISHED_STATES, get_skim, request_skim
+from skimengine.tags import (
+    TagTable,
+    build_tag,
+    dataset_event_files,
+    get_tag,
+    open_tag,
+    register_tag,
+)
+from skimengine.task import SkimTask
+from taskserver.base import RunContext
+from web.app import create_app
+
+DATASET = (
+    "mc16_13TeV.361107.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zmumu.recon.AOD."
+    "e3601_s3126_r10724"
+)
+UNTAGGED = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.evgen.EVNT.e3601"
+DIMUON = "nMuons >= 2 && mu_pt1 > 30"
+PASSWORD = "correct horse battery"
+# Login: roles. phil and paula are two physicists; rita only reads.
+PEOPLE = {"phil": ["physicist"], "paula": ["physicist"], "rita": ["reader"]}
+PEOPLE |= {"ada": ["admin"]}
+
+
+@dataclass
+class SurfaceWorld:
+    """A catalogue seeded with the world, the event files of :data:`DATASET`
+    on disk with its TAG registered, the people above with API tokens, and
+    the application on it.
+    """
+
+    Session: sessionmaker[OrmSession]
+    config: Config
+    app: Flask
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> TagTable:
+        with self.Session() as session:
+            return open_tag(get_tag(DATASET, session=session))
+
+    def request(self, login: str = "phil", name: str = "dimuon", **options: Any) -> int:
+        """Request a skim of :data:`DATASET` as *login*; return its id."""
+        options.setdefault("selection", DIMUON)
+        with self.Session.begin() as session:
+            skim = request_skim(
+                DATASET,
+                options.pop("selection"),
+                name,
+                owner=get_user(login, session=session),
+                session=session,
+                **options,
+            )
+            return skim.id
+
+    def skim(self, skim_id: int) -> Skim:
+        with self.Session() as session:
+            skim = get_skim(skim_id, session=session)
+            _ = skim.owner, skim.parent, skim.output  # loaded while it is open
+            return skim
+
+    def run_skims(self, skim_id: int, until: tuple[str, ...] = FINISHED_STATES) -> Skim:
+        """Take the skim *skim_id* through its states with the real skim
+        task, as the task server does, until it is in one of *until*.
+        """
+        task = SkimTask(self.config, only=skim_id)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                task.run(RunContext(self.Session, time.monotonic() + task.budget))
+                skim = self.skim(skim_id)
+                if skim.state in until:
+                    return skim
+                time.sleep(0.05)
+        finally:
+            task.close()
+        raise AssertionError(f"skim {skim_id} is still {skim.state}")
+
+    def remove_event_files(self) -> None:
+        """Lose the event files of :data:`DATASET`, as a broken disk would."""
+        store = FileStore.from_config(self.config)
+        with self.Session() as session:
+            for event_file in dataset_event_files(DATASET, store, session=session):
+                event_file.path.unlink()
+
+    def browser(self, login: str | None = None) -> FlaskClient:
+        """A browser, logged in as *login* through the login form."""
+        client = self.app.test_client()
+        if login is not None:
+            form = {"login": login, "password": PASSWORD}
+            answer = client.post("/login", data={**form, "csrf_token": csrf(client)})
+            assert answer.status_code == 302, answer.text
+        return client
+
+    def bearer(self, login: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[login]}"}
+
+
+def make_surface_world(engine: Engine, directory: Path) -> SurfaceWorld:
+    world: World = build_world()
+    config = load_config(env={}, data_dir=str(directory))
+    spec = next(d for d in world.datasets if d.name == DATASET)
+    write_dataset_files(spec, config.storage_path)
+    Session = session_factory(engine)  # noqa: N806
+    made = SurfaceWorld(Session, config, create_app(config, engine=engine))
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+        files = dataset_event_files(
+            DATASET, FileStore.from_config(config), session=session
+        )
+        table = build_tag(files)
+        register_tag(DATASET, table, data_dir=config.data_path, session=session)
+        hashed = add_user("ada", password=PASSWORD, roles=["admin"], session=session)
+        for login, roles in PEOPLE.items():
+            user = (
+                add_user(login, roles=roles, session=session)
+                if login != "ada"
+                else hashed
+            )
+            user.password_hash = hashed.password_hash  # hashed once, for speed
+            made.tokens[login] = create_token(login, "tests", session=session)
+    return made
+
+
+@pytest.fixture
+def surface(catalog_engine: Engine, tmp_path: Path) -> SurfaceWorld:
+    """On SQLite, PostgreSQL and MariaDB."""
+    return make_surface_world(catalog_engine, tmp_path / "data")
+
+
+def csrf(client: FlaskClient) -> str:
+    """The CSRF token of the client's session, as every form carries it."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert found
+    return found.group(1)
+
+
+def shown(answer: TestResponse) -> str:
+    """The text of a page as a browser shows it: tags dropped, entities
+    decoded, white space collapsed.
+    """
+    text = re.sub(r"<[^>]+>", " ", answer.text.replace("<wbr>", ""))
+    return " ".join(html.unescape(text).split())
+
+
+# --- TAG pages -----------------------------------------------------------------
+
+
+def test_the_tag_list_shows_each_tag_with_its_events(surface):
+    page = surface.browser().get("/tags")
+
+    assert page.status_code == 200
+    assert f"{DATASET} {len(surface.tag):,} 2 npy+sql ready" in shown(page)
+    assert f'href="/tags/{DATASET}"' in page.text
+
+
+def test_the_tag_page_shows_attributes_triggers_and_plots(surface):
+    page = surface.browser().get(f"/tags/{DATASET}")
+    plot = surface.browser().get(f"/tags/{DATASET}/plots/MET.png")
+    triggers = surface.browser().get(f"/tags/{DATASET}/plots/triggerBits.png")
+
+    assert page.status_code == 200
+    met = surface.tag.columns["MET"]
+    assert f"MET float32 float missing transverse energy {met.min():.6g}" in shown(page)
+    for name in ("nJets", "jet_pt1", "mu_pt1", "triggerBits"):
+        assert f'<option value="{name}">' in page.text
+        assert f'src="/tags/{DATASET}/plots/{name}.png"' in page.text
+    assert (
+        "<option value='trigger(\"HLT_mu26_ivarmedium\")'>bit 1</option>" in page.text
+    )
+    assert f'data-count-url="/api/v1/tags/{DATASET}/count"' in page.text
+    assert plot.content_type == triggers.content_type == "image/png"
+    assert plot.data[:8] == triggers.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_dataset_without_a_tag_has_no_tag_page(surface):
+    page = surface.browser().get(f"/tags/{UNTAGGED}")
+    plot = surface.browser().get(f"/tags/{DATASET}/plots/MissingET.png")
+
+    assert page.status_code == 404
+    assert f"dataset '{UNTAGGED}' has no TAG database" in shown(page)
+    assert plot.status_code == 404
+    assert "has no attribute 'MissingET'" in shown(plot)
+
+
+# --- skim list -----------------------------------------------------------------
+
+
+def test_the_skim_list_filters_by_state_and_owner(surface):
+    phils = surface.request("phil", "dimuon")
+    paulas = surface.request("paula", "highMET", selection="MET > 60")
+    paula = surface.browser("paula")
+    paula.post(f"/skims/{paulas}/cancel", data={"csrf_token": csrf(paula)})
+    browser = surface.browser()
+
+    everything = shown(browser.get("/skims"))
+    cancelled = shown(browser.get("/skims?state=cancelled"))
+    of_phil = shown(browser.get("/skims?owner=phil"))
+
+    assert "2 skims" in everything
+    assert everything.index(f"{paulas} highMET paula") < everything.index(
+        f"{phils} dimuon phil"
+    )
+    assert (
+        "1 skim" in cancelled and "highMET" in cancelled and "dimuon" not in cancelled
+    )
+    assert "1 skim" in of_phil and "dimuon phil" in of_phil and "paula" not in of_phil
+
+
+# --- requesting a skim ------------------------------------------------------------
+
+
+def test_a_physicist_requests_a_skim_with_the_form(surface):
+    browser = surface.browser("phil")
+    form = browser.get(f"/skims/new?dataset={DATASET}&select=MET+%3E+40")
+
+    answer = browser.post(
+        "/skims/new",
+        data={
+            "dataset": DATASET,
+            "select": "MET > 40",
+            "name": "highMET",
+            "branches": "MET, mu_pt",
+            "csrf_token": csrf(browser),
+        },
+    )
+    skim_id = int(answer.headers["Location"].rsplit("/", 1)[1])
+    page = browser.get(answer.headers["Location"])
+
+    assert form.status_code == 200
+    assert f'value="{DATASET}"' in form.text and 'value="MET &gt; 40"' in form.text
+    assert answer.status_code == 302
+    assert surface.skim(skim_id).owner.login == "phil"
+    assert "State defined" in shown(page)
+    assert "selection MET > 40" in shown(page)
+    assert "branches [MET, mu_pt]" in shown(page)
+    assert "user.phil." in shown(page)
+    assert ">Cancel</button>" in page.text
+
+
+def test_the_skim_form_is_for_physicists_and_needs_its_csrf_token(surface):
+    form = {"dataset": DATASET, "select": DIMUON, "name": "dimuon"}
+    reader = surface.browser("rita")
+    physicist = surface.browser("phil")
+
+    anonymous = surface.browser().get("/skims/new")
+    refused = reader.get("/skims/new")
+    forged = physicist.post("/skims/new", data=form)
+
+    assert anonymous.status_code == 401 and 'name="password"' in anonymous.text
+    assert refused.status_code == 403
+    assert "requesting a skim needs the role 'physicist'" in shown(refused)
+    assert forged.status_code == 400 and "CSRF token is missing" in forged.text
+    assert "No skim yet" in shown(physicist.get("/skims"))
+
+
+def test_a_wrong_selection_on_the_form_points_at_the_mistake(surface):
+    browser = surface.browser("phil")
+
+    answer = browser.post(
+        "/skims/new",
+        data={
+            "dataset": DATASET,
+            "select": "nJets >= 2 && jetpt1 > 20",
+            "name": "jets",
+            "csrf_token": csrf(browser),
+        },
+    )
+
+    assert answer.status_code == 400
+    message = shown(answer)
+    assert "column 15: unknown attribute 'jetpt1'; did you mean 'jet_pt1'" in message
+    assert "nJets >= 2 && jetpt1 > 20 ^^^^^^" in message
+
+
+def test_an_uploaded_collection_makes_a_skim(surface):
+    tag = surface.tag
+    csv = tag.collection(tag.select("nJets >= 3")).to_csv()
+    browser = surface.browser("phil")
+
+    answer = browser.post(
+        "/skims/new",
+        data={
+            "dataset": DATASET,
+            "name": "threeJets",
+            "collection": (io.BytesIO(csv.encode()), "jets.csv"),
+            "csrf_token": csrf(browser),
+        },
+        content_type="multipart/form-data",
+    )
+    page = shown(browser.get(answer.headers["Location"]))
+
+    assert answer.status_code == 302
+    assert "uploaded collection jets.csv" in page
+
+
+# --- one skim ---------------------------------------------------------------------
+
+
+def test_only_the_owner_or_an_admin_may_cancel(surface):
+    skim_id = surface.request("phil")
+    paula, ada = surface.browser("paula"), surface.browser("ada")
+
+    not_hers = paula.post(f"/skims/{skim_id}/cancel", data={"csrf_token": csrf(paula)})
+    paulas_view = paula.get(f"/skims/{skim_id}")
+    by_admin = ada.post(f"/skims/{skim_id}/cancel", data={"csrf_token": csrf(ada)})
+    after = surface.browser("phil").get(f"/skims/{skim_id}")
+
+    assert not_hers.status_code == 403
+    assert "cancelling a skim of another user" in shown(not_hers)
+    assert ">Cancel</button>" not in paulas_view.text
+    assert by_admin.status_code == 302
+    assert "State cancelled" in shown(after)
+    assert ">Cancel</button>" not in after.text
+    assert ">Retry</button>" not in after.text
+
+
+def test_a_done_skim_shows_its_output_and_collection(surface):
+    skim_id = surface.request("phil", selection=DIMUON)
+    surface.run_skims(skim_id)
+    browser = surface.browser()
+    expected = surface.tag.select(DIMUON)
+
+    page = browser.get(f"/skims/{skim_id}")
+    with browser.get(f"/skims/{skim_id}/collection.root") as as_root:
+        root_data = as_root.data
+    as_csv = browser.get(f"/skims/{skim_id}/collection.csv")
+    output = surface.skim(skim_id).output
+
+    assert "State done" in shown(page) and "100%" in shown(page)
+    assert f"selected {len(expected):,}" in shown(page)
+    assert f'href="/datasets/{output.name}"' in page.text
+    assert "<script>" not in page.text  # nothing left to follow
+    from_root = read_collection(root_data, "collection.root")
+    from_csv = read_collection(as_csv.data, "collection.csv")
+    tag = surface.tag
+    for events in (from_root, from_csv):
+        assert np.array_equal(events.event_number, tag.columns["EventNumber"][expected])
+        assert np.array_equal(events.entry, tag.columns["Entry"][expected])
+    assert (
+        as_csv.text.splitlines()[0] == "RunNumber,EventNumber,LumiBlock,GUID,LFN,Entry"
+    )
+    with uproot.open(io.BytesIO(root_data)) as opened:
+        assert opened["Collection"].num_entries == len(expected)
+
+
+def test_a_failed_skim_is_retried_by_its_owner(surface):
+    skim_id = surface.request("phil")
+    surface.remove_event_files()
+    failed = surface.run_skims(skim_id)
+    browser = surface.browser("phil")
+    page = browser.get(f"/skims/{skim_id}")
+
+    answer = browser.post(f"/skims/{skim_id}/retry", data={"csrf_token": csrf(browser)})
+
+    assert failed.state == "failed"
+    assert "State failed" in shown(page)
+    assert failed.error and " ".join(failed.error.split()) in shown(page)
+    assert ">Retry</button>" in page.text
+    assert answer.status_code == 302
+    assert surface.skim(skim_id).state in ("selected", "defined")
+
+
+# --- the query composer in a browser ---------------------------------------------
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def served_tag(served_catalog: ServedCatalog) -> TagTable:
+    """The TAG of :data:`DATASET` registered in the served catalogue, built
+    from its event files written into the catalogue's file store.
+    """
+    config = load_config(env={}, data_dir=str(served_catalog.data_dir))
+    spec = next(d for d in served_catalog.world.datasets if d.name == DATASET)
+    write_dataset_files(spec, config.storage_path)
+    engine = create_catalog_engine(served_catalog.database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            store = FileStore.from_config(config)
+            files = dataset_event_files(DATASET, store, session=session)
+            record = register_tag(
+                DATASET, build_tag(files), data_dir=config.data_path, session=session
+            )
+            return open_tag(record)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Headless Chromium, from the Debian package."""
+    if not CHROMIUM.is_file():
+        unavailable(f"Chromium at {CHROMIUM}", "not installed (apt install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
+        )
+        yield launched
+        launched.close()
+
+
+def test_the_composer_counts_the_events_as_the_user_types(
+    chromium, served_catalog, served_tag
+):
+    context = chromium.new_context(base_url=served_catalog.url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"/tags/{DATASET}")
+    composer = page.get_by_label("Selection")
+    mistake = page.locator("#selection-error")
+
+    composer.press_sequentially(DIMUON)
+    expected = f"{served_tag.count(DIMUON):,} events of {len(served_tag):,} pass."
+    page.wait_for_function(
+        "text => document.getElementById('selection-count').textContent === text",
+        arg=expected,
+    )
+    composer.fill("nJets >= 2 && jetpt1 > 20")
+    mistake.wait_for(state="visible")
+    shown_error = mistake.inner_text()
+    context.close()
+
+    assert shown_error.splitlines()[0].startswith("column 15: unknown attribute")
+    assert shown_error.splitlines()[2] == "  " + " " * 14 + "^^^^^^"
+    assert errors == []

@@ -1,0 +1,131 @@
+"""Skims: requesting one (a physicist, with a token), listing and reading
+them, cancelling and retrying them (their owner or an admin), and
+downloading their event collection as ROOT or CSV.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from flask.typing import ResponseReturnValue
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from catalog.keyset import Keyset, KeysetPage, SortKey, keyset_page
+from catalog.models import Skim, User
+from catalog.models.users import ROLE_PHYSICIST
+from skimengine.skims import (
+    cancel_skim,
+    get_skim,
+    request_skim,
+    retry_skim,
+)
+from web.api import api, schemas
+from web.api.openapi import documented
+from web.api.paging import dumped, load_args, load_body, page_body
+from web.app import catalog_session
+from web.auth import require_role
+from web.skims import acting_in, collection_download
+
+# Newest first; the id alone is a total order.
+SKIM_KEYSET = Keyset(
+    [SortKey(Skim.__table__.c.id, descending=True)], Skim.__table__.c.id, "-id"
+)
+
+
+@api.post("/skims")
+@documented(schemas.Skim, status=201, body=schemas.SkimInput)
+@require_role(ROLE_PHYSICIST, action="requesting a skim")
+def create_skim() -> ResponseReturnValue:
+    """Request a skim of a dataset: the events that pass ``select``, or those
+    of an uploaded event ``collection`` (ROOT or CSV, base64), copied into a
+    dataset of the requester's scope. Needs the role physicist.
+
+    The skim starts ``defined``; the task server takes it through its states.
+    """
+    body = load_body(schemas.SkimInput)
+    upload = body["collection"]
+    with catalog_session() as session:
+        skim = request_skim(
+            body["logicalDatasetName"],
+            body["select"],
+            body["name"],
+            owner=acting_in(session),
+            session=session,
+            branches=body["branches"],
+            compression=body["compression"],
+            target_size=body["targetSize"],
+            collection=base64.b64decode(upload) if upload is not None else None,
+            collection_name=body["collectionName"],
+        )
+        return dumped(schemas.Skim, skim), 201
+
+
+@api.get("/skims")
+@documented(schemas.SkimPage, query=schemas.SkimArgs, errors=(400,))
+def skims() -> ResponseReturnValue:
+    """Skims, newest first, of one ``owner`` and in one ``state`` if asked."""
+    args = load_args(schemas.SkimArgs)
+    with catalog_session() as session:
+        page = skim_page(args, session=session)
+        return page_body(page, schemas.Skim)
+
+
+def skim_page(args: dict[str, Any], *, session: Session) -> KeysetPage:
+    """The page of skims the loaded *args* ask for."""
+    statement: Select[Any] = select(Skim)
+    if args.get("owner"):
+        statement = statement.join(User, User.id == Skim.owner_id).where(
+            User.login == args["owner"]
+        )
+    if args.get("state"):
+        statement = statement.where(Skim.state == args["state"])
+    return keyset_page(
+        statement,
+        SKIM_KEYSET,
+        session=session,
+        cursor=args["cursor"],
+        limit=args["limit"],
+    )
+
+
+@api.get("/skims/<int:number>")
+@documented(schemas.Skim)
+def skim(number: int) -> ResponseReturnValue:
+    """One skim: its state, progress in percent, counts and error."""
+    with catalog_session() as session:
+        return dumped(schemas.Skim, get_skim(number, session=session))
+
+
+@api.post("/skims/<int:number>/cancel")
+@documented(schemas.Skim)
+@require_role(ROLE_PHYSICIST, action="cancelling a skim")
+def cancel(number: int) -> ResponseReturnValue:
+    """Cancel a skim in progress: its owner or an admin may."""
+    with catalog_session() as session:
+        found = cancel_skim(number, by=acting_in(session), session=session)
+        return dumped(schemas.Skim, found)
+
+
+@api.post("/skims/<int:number>/retry")
+@documented(schemas.Skim)
+@require_role(ROLE_PHYSICIST, action="retrying a skim")
+def retry(number: int) -> ResponseReturnValue:
+    """Run a failed skim again; only its missing output files are written.
+    Its owner or an admin may.
+    """
+    with catalog_session() as session:
+        found = retry_skim(number, by=acting_in(session), session=session)
+        return dumped(schemas.Skim, found)
+
+
+@api.get("/skims/<int:number>/collection")
+@documented(None, query=schemas.CollectionArgs)
+def collection(number: int) -> ResponseReturnValue:
+    """The skim's event collection, once selected: ``format=root`` (TTree
+    ``Collection``) or ``format=csv``.
+    """
+    wanted = load_args(schemas.CollectionArgs)["format"]
+    with catalog_session() as session:
+        return collection_download(get_skim(number, session=session), wanted)

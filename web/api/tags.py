@@ -1,0 +1,52 @@
+"""TAG databases: the list, one TAG with its schema and distributions, and
+the number of its events that pass a selection (the live count of the TAG
+page's query composer).
+"""
+
+from __future__ import annotations
+
+from flask.typing import ResponseReturnValue
+
+from skimengine.tags import get_tag
+from web.api import api, schemas
+from web.api.openapi import documented
+from web.api.paging import dumped, load_args
+from web.app import catalog_session
+from web.tags import TagInfo, count_events, list_tag_databases
+
+
+@api.get("/tags")
+@documented(schemas.TagList, errors=())
+def tags() -> ResponseReturnValue:
+    """Every TAG database, by dataset name; not paged (a TAG per dataset)."""
+    with catalog_session() as session:
+        found = list_tag_databases(session=session)
+        return {"items": schemas.TagDatabase(many=True).dump(found)}
+
+
+@api.get("/tags/<name>")
+@documented(schemas.TagDetail)
+def tag(name: str) -> ResponseReturnValue:
+    """The TAG of a dataset: its attributes, trigger menu and distributions."""
+    with catalog_session() as session:
+        return dumped(schemas.TagDetail, TagInfo(get_tag(name, session=session)))
+
+
+@api.get("/tags/<name>/count")
+@documented(schemas.TagCount, query=schemas.TagCountArgs)
+def tag_count(name: str) -> ResponseReturnValue:
+    """How many events of a dataset's TAG pass a selection.
+
+    A selection that cannot be read is a 400 whose message shows the
+    selection with a caret under the mistake.
+    """
+    selection = load_args(schemas.TagCountArgs)["select"]
+    with catalog_session() as session:
+        count = count_events(name, selection, session=session)
+        total = get_tag(name, session=session).n_events
+    return {
+        "logicalDatasetName": name,
+        "select": selection,
+        "count": count,
+        "nEvents": total,
+    }

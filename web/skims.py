@@ -1,0 +1,183 @@
+"""The pages of skims: the list (by state and owner), the form that
+requests one, and one skim with its state, progress, counts and error, the
+forms that cancel or retry it, and its event collection to download.
+
+Skims run on the task server (:class:`skimengine.task.SkimTask`), which
+takes a ``defined`` skim through its states; these pages only read the
+skim's row, and the detail page's script asks ``/api/v1/skims/<id>`` for the
+progress while the skim is active. Requesting, cancelling and retrying are
+forms with a CSRF token, for physicists (:func:`web.auth.require_role`);
+:mod:`skimengine.skims` lets only a skim's owner or an admin change it.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, send_file, url_for
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from catalog.models import SKIM_STATES, Skim, User
+from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
+from catalog.users import get_user, has_role
+from skimengine.collection import read_collection
+from skimengine.extract import DEFAULT_COMPRESSION
+from skimengine.skims import (
+    ACTIVE_STATES,
+    cancel_skim,
+    collection_path,
+    get_skim,
+    list_skims,
+    output_name,
+    request_skim,
+    retry_skim,
+    skim_progress,
+)
+from web.app import catalog_session
+from web.auth import acting_user, require_role, shown_user
+from web.pages import arg, int_arg
+from web.tags import list_tag_databases
+
+skims = Blueprint("skims", __name__)
+
+SKIMS_PER_PAGE = 50
+
+
+@skims.app_template_global()
+def may_change(skim: Skim) -> bool:
+    """Whether the current user may cancel or retry *skim*: its owner (a
+    physicist), or an admin.
+    """
+    user = shown_user()
+    if user is None or not has_role(user, ROLE_PHYSICIST):
+        return False
+    return skim.owner_id == user.id or has_role(user, ROLE_ADMIN)
+
+
+@skims.get("/skims")
+def skim_list() -> str:
+    """The skims, newest first, filtered by state and owner."""
+    state, owner = arg(request.args, "state"), arg(request.args, "owner")
+    offset = int_arg(request.args, "offset", 0)
+    limit = int_arg(request.args, "limit", SKIMS_PER_PAGE)
+    with catalog_session() as session:
+        page = list_skims(
+            session=session,
+            owner=owner or None,
+            state=state or None,
+            offset=offset,
+            limit=limit,
+        )
+        return render_template(
+            "skims.html",
+            page=page,
+            state=state,
+            owner=owner,
+            states=SKIM_STATES,
+            progress=skim_progress,
+        )
+
+
+@skims.get("/skims/new")
+@require_role(ROLE_PHYSICIST, action="requesting a skim")
+def new_skim() -> str:
+    """The form that requests a skim, filled from the query arguments (the
+    TAG page's composer sends ``dataset`` and ``select``).
+    """
+    with catalog_session() as session:
+        datasets = [tag.dataset.name for tag in list_tag_databases(session=session)]
+        return render_template(
+            "skim_new.html",
+            values=request.args,
+            datasets=datasets,
+            default_compression=DEFAULT_COMPRESSION,
+        )
+
+
+@skims.post("/skims/new")
+@require_role(ROLE_PHYSICIST, action="requesting a skim")
+def create_skim() -> Response:
+    """Request the skim of the form; on success go to its page."""
+    form = request.form
+    upload = request.files.get("collection")
+    name = upload.filename if upload is not None else None
+    data = upload.read() if upload is not None and name else None
+    with catalog_session() as session:
+        skim = request_skim(
+            arg(form, "dataset"),
+            arg(form, "select"),
+            arg(form, "name"),
+            owner=acting_in(session),
+            session=session,
+            branches=[b.strip() for b in arg(form, "branches").split(",")],
+            compression=arg(form, "compression") or None,
+            collection=data,
+            collection_name=name if data is not None else None,
+        )
+        skim_id = skim.id
+    return redirect(url_for("skims.skim", skim_id=skim_id))
+
+
+@skims.get("/skims/<int:skim_id>")
+def skim(skim_id: int) -> str:
+    """One skim: state, progress, selection, counts, error and actions."""
+    with catalog_session() as session:
+        found = get_skim(skim_id, session=session)
+        return render_template(
+            "skim.html",
+            skim=found,
+            output=output_name(found),
+            progress=skim_progress(found),
+            active=found.state in ACTIVE_STATES,
+            has_collection=bool(found.collection_path),
+        )
+
+
+@skims.post("/skims/<int:skim_id>/cancel")
+@require_role(ROLE_PHYSICIST, action="cancelling a skim")
+def cancel(skim_id: int) -> Response:
+    """Cancel the skim: its owner or an admin may."""
+    with catalog_session() as session:
+        cancel_skim(skim_id, by=acting_in(session), session=session)
+    return redirect(url_for("skims.skim", skim_id=skim_id))
+
+
+@skims.post("/skims/<int:skim_id>/retry")
+@require_role(ROLE_PHYSICIST, action="retrying a skim")
+def retry(skim_id: int) -> Response:
+    """Run the failed skim again: its owner or an admin may."""
+    with catalog_session() as session:
+        retry_skim(skim_id, by=acting_in(session), session=session)
+    return redirect(url_for("skims.skim", skim_id=skim_id))
+
+
+@skims.get("/skims/<int:skim_id>/collection.<any(root, csv):kind>")
+def collection(skim_id: int, kind: str) -> Response:
+    """The skim's event collection, as ROOT or CSV."""
+    with catalog_session() as session:
+        return collection_download(get_skim(skim_id, session=session), kind)
+
+
+def acting_in(session: Session) -> User:
+    """The user of the request, read again in *session* (a skim keeps its
+    owner, who must belong to the skim's session).
+    """
+    return get_user(acting_user().login, session=session)
+
+
+def collection_download(found: Skim, kind: str) -> Response:
+    """The event collection of *found* as a download: ``root`` or ``csv``.
+
+    :raises CollectionNotReady: before its selection ran.
+    """
+    path = collection_path(found)
+    stem = f"skim-{found.id}-{found.name}-collection"
+    if kind == "csv":
+        text = read_collection(path, path.name).to_csv()
+        headers = {"Content-Disposition": f'attachment; filename="{stem}.csv"'}
+        return Response(text, mimetype="text/csv", headers=headers)
+    return send_file(
+        path,
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=f"{stem}.root",
+    )

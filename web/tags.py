@@ -1,0 +1,159 @@
+"""The pages of TAG databases: the list of TAGs, and one TAG with its schema,
+a distribution plot per attribute and a query composer.
+
+The composer completes attribute and trigger names from the TAG's schema
+and shows, as the user types, how many events pass: the page's script asks
+``/api/v1/tags/<name>/count?select=...`` (:mod:`web.api.tags`) and shows an
+error with the caret under its position. The helpers here (:class:`TagInfo`,
+:func:`list_tag_databases`, :func:`count_events`) are shared with the JSON
+API and the AMI commands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from flask import Blueprint, Response, render_template
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.errors import NotFound
+from catalog.models import Dataset, TagDatabase
+from skimengine.tags import get_tag, open_tag
+from web.app import catalog_session
+from web.plots import BAR_COLOUR, DPI, png_response
+
+tags = Blueprint("tags", __name__)
+
+PLOT_SIZE = (4.2, 2.4)  # inches, at DPI: 420 × 240 pixels
+
+
+class TagInfo:
+    """What the surfaces show of a TAG database: its record, its schema
+    (attributes, trigger menu, files) and its distributions, read once.
+    """
+
+    def __init__(self, record: TagDatabase) -> None:
+        self.record = record
+        self.dataset = record.dataset
+        self.n_events = record.n_events
+        self.store = record.store
+        self.status = record.status
+        self.created = record.created
+        self.updated = record.updated
+
+    @cached_property
+    def schema(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.record.schema_json or "{}")
+        return found
+
+    @property
+    def attributes(self) -> list[dict[str, str]]:
+        return list(self.schema.get("attributes", []))
+
+    @property
+    def triggers(self) -> list[str]:
+        return list(self.schema.get("triggers", []))
+
+    @property
+    def n_files(self) -> int:
+        return len(self.schema.get("files", []))
+
+    @cached_property
+    def distributions(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.record.distributions_json or "{}")
+        return found
+
+
+def list_tag_databases(*, session: Session) -> list[TagDatabase]:
+    """Every TAG database, by dataset name."""
+    query = (
+        select(TagDatabase)
+        .join(Dataset, Dataset.id == TagDatabase.dataset_id)
+        .order_by(Dataset.name)
+    )
+    return list(session.scalars(query))
+
+
+def count_events(name: str, selection: str, *, session: Session) -> int:
+    """How many events of the TAG of dataset *name* pass *selection*,
+    counted on its columnar store.
+
+    :raises DatasetNotFound, TagNotFound: when there is no such TAG.
+    :raises SelectionError: pointing at a mistake in *selection*.
+    """
+    return open_tag(get_tag(name, session=session)).count(selection)
+
+
+@tags.get("/tags")
+def tag_list() -> str:
+    """The TAG databases: dataset, events, store."""
+    with catalog_session() as session:
+        found = [TagInfo(record) for record in list_tag_databases(session=session)]
+        return render_template("tags.html", tags=found)
+
+
+@tags.get("/tags/<name>")
+def tag(name: str) -> str:
+    """One TAG: its schema, distributions and the query composer."""
+    with catalog_session() as session:
+        info = TagInfo(get_tag(name, session=session))
+        return render_template("tag.html", tag=info)
+
+
+@tags.get("/tags/<name>/plots/<attribute>.png")
+def distribution_png(name: str, attribute: str) -> Response:
+    """The distribution of one attribute of a TAG (for ``triggerBits``, the
+    events each trigger fired on).
+
+    :raises NotFound: for an attribute the TAG does not have.
+    """
+    with catalog_session() as session:
+        info = TagInfo(get_tag(name, session=session))
+    found = info.distributions.get(attribute)
+    if found is None:
+        known = ", ".join(sorted(info.distributions))
+        raise NotFound(f"the TAG of {name} has no attribute {attribute!r}: {known}")
+    if attribute == "triggerBits":
+        return png_response(trigger_chart(found.get("fired", {})))
+    return png_response(histogram(attribute, found["edges"], found["counts"]))
+
+
+def _figure(title: str) -> Figure:
+    figure = Figure(figsize=PLOT_SIZE, dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(title, fontsize=9, loc="left")
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.tick_params(labelsize=7)
+    return figure
+
+
+def histogram(attribute: str, edges: Sequence[float], counts: Sequence[int]) -> Figure:
+    """Bars of the events per bin of *attribute*."""
+    figure = _figure(attribute)
+    axes = figure.axes[0]
+    if not counts:
+        axes.text(0.5, 0.5, "no events", ha="center", va="center", color="#5d6873")
+        return figure
+    widths = [high - low for low, high in zip(edges, edges[1:], strict=False)]
+    axes.bar(edges[:-1], counts, width=widths, align="edge", color=BAR_COLOUR)
+    axes.set_ylabel("events", fontsize=8)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return figure
+
+
+def trigger_chart(fired: dict[str, int]) -> Figure:
+    """Horizontal bars of the events each trigger fired on."""
+    figure = _figure("events per trigger")
+    axes = figure.axes[0]
+    names = list(fired)
+    axes.barh(range(len(names)), [fired[n] for n in names], color=BAR_COLOUR)
+    axes.set_yticks(range(len(names)), names, fontsize=6)
+    axes.invert_yaxis()
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return figure
