@@ -877,7 +877,7 @@ def _demo_event_files(config: Config) -> None:
 )
 @pass_context
 def serve(context: _Context, host: str | None, port: int | None) -> None:
-    """Serve the web pages for the catalogue."""
+    """Serve the web pages, the JSON API and the AMI endpoint for the catalogue."""
     engine = context.engine()
     migrations.require_current(engine)
     _serve(context.config, engine, host, port)
