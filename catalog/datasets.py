@@ -19,6 +19,7 @@ from catalog.errors import DatasetNotFound, FileNotFound, InvalidInput
 from catalog.fields import field_column, typed_value, value_type
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import Dataset, File, ProvenanceEdge
+from catalog.models.datasets import SOURCE_TIER0
 from catalog.nomenclature import parse_dataset_name
 from catalog.upsert import upsert
 
@@ -256,17 +257,23 @@ def list_files(
     return Page(rows, total, offset, limit)
 
 
+def counted_files(ids: Sequence[int]) -> ColumnElement[bool]:
+    """The condition selecting the files that count for the datasets *ids*
+    (in a query joined with ``dataset``): ProdSys files with status
+    ``finished``, every Tier-0 file, less the files DDM reported lost.
+    """
+    finished = (Dataset.source == SOURCE_TIER0) | (File.status == "finished")
+    return among(File.dataset_id, ids) & File.lost.is_(False) & finished
+
+
 def list_counted_files(
     dataset: Dataset, *, session: Session, offset: int = 0, limit: int = 50
 ) -> Page:
     """Return a page of the files that count for *dataset* (those that
     ``nFiles``, ``totalEvents`` and ``totalSize`` add up), by LFN.
     """
-    # The rule lives with the derived quantities, which import this module.
-    from catalog.derived import _counted
-
     check_paging(offset, limit)
-    where = _counted([dataset.id])
+    where = counted_files([dataset.id])
     joined = select(File).join(Dataset, Dataset.id == File.dataset_id).where(where)
     total = session.scalar(select(func.count()).select_from(joined.subquery())) or 0
     statement = joined.order_by(File.lfn, File.id).offset(offset).limit(limit)

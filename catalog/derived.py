@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from catalog.datasets import counted_files
 from catalog.db import among
 from catalog.ddm import refresh_ddm_batch
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
@@ -44,15 +45,6 @@ TASK_FAILED = "TASK FAILED"
 TASK_OBSOLETE = "TASK OBSOLETE"
 
 
-def _counted(ids: Sequence[int]) -> Any:
-    """The condition selecting the files that count for the datasets *ids*
-    (in a query joined with ``dataset``): ProdSys files with status
-    ``finished``, every Tier-0 file, less the files DDM reported lost.
-    """
-    finished = (Dataset.source == SOURCE_TIER0) | (File.status == "finished")
-    return among(File.dataset_id, ids) & File.lost.is_(False) & finished
-
-
 def _counts(ids: Sequence[int], *, session: Session) -> dict[int, tuple[int, int, int]]:
     """``nFiles``, ``totalEvents`` and ``totalSize`` of the datasets *ids*."""
     query = (
@@ -63,7 +55,7 @@ def _counts(ids: Sequence[int], *, session: Session) -> dict[int, tuple[int, int
             func.sum(File.size),
         )
         .join(Dataset, Dataset.id == File.dataset_id)
-        .where(_counted(ids))
+        .where(counted_files(ids))
         .group_by(File.dataset_id)
     )
     return {
@@ -157,7 +149,7 @@ def _cross_sections(ids: Sequence[int], *, session: Session) -> dict[int, CrossS
             func.avg(efficiency),
         )
         .join(Dataset, Dataset.id == File.dataset_id)
-        .where(_counted(ids))
+        .where(counted_files(ids))
         .group_by(File.dataset_id)
     )
     return {
@@ -243,7 +235,7 @@ def file_lumi_blocks(dataset: Dataset, *, session: Session) -> set[int]:
     query = (
         select(File.lumi_blocks)
         .join(Dataset, Dataset.id == File.dataset_id)
-        .where(_counted([dataset.id]))
+        .where(counted_files([dataset.id]))
     )
     blocks: set[int] = set()
     for text in session.scalars(query):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -148,7 +149,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers
+        self.workers = workers or os.cpu_count() or 1
 
     @contextmanager
     def _submitter(self) -> Iterator[Callable[..., Any]]:

@@ -1,5 +1,6 @@
 """A live ``hepcat serve`` on a populated catalogue, for the tests that need
-a real HTTP server: the real pyAMI client, the browser, our own client.
+a real HTTP server: the real pyAMI client, the browser, our own client; and
+the browser those tests drive.
 
 ``served_catalog`` seeds a SQLite catalogue in a data directory with the
 simulated world (:func:`ingest.seed.seed_catalog`), then runs the real
@@ -17,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,7 @@ from ingest.seed import seed_catalog
 from ingest.world import World, build_world
 
 STARTUP_SECONDS = 30
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; no browser is downloaded
 
 
 @dataclass(frozen=True)
@@ -117,3 +120,19 @@ def served_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedC
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Headless Chromium from the Debian package, driven by Playwright."""
+    from conftest import unavailable
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file():
+        unavailable(f"Chromium at {CHROMIUM}", "not installed (apt install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
+        )
+        yield launched
+        launched.close()

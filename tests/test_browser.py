@@ -12,33 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import unavailable
 from live import ServedCatalog
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 15_000
 
 ZEE = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee"
 ZEE_EVNT = f"{ZEE}.evgen.EVNT.e3601"
 ZEE_HITS = f"{ZEE}.simul.HITS.e3601_s3126"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Chromium, from the Debian package."""
-    if not CHROMIUM.is_file():
-        unavailable(f"Chromium at {CHROMIUM}", "not installed (apt install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
-        )
-        yield launched
-        launched.close()
 
 
 @dataclass
@@ -54,8 +38,8 @@ class Tab:
 
 
 @pytest.fixture
-def tab(browser: Browser, served_catalog: ServedCatalog) -> Iterator[Tab]:
-    context = browser.new_context(base_url=served_catalog.url)
+def tab(chromium: Browser, served_catalog: ServedCatalog) -> Iterator[Tab]:
+    context = chromium.new_context(base_url=served_catalog.url)
     context.set_default_timeout(TIMEOUT_MS)
     opened = Tab(context.new_page())
 

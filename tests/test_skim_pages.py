@@ -14,7 +14,6 @@ import html
 import io
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 import numpy as np
 import pytest
 import uproot
-from conftest import unavailable
 from flask import Flask
 from flask.testing import FlaskClient
 from live import ServedCatalog
@@ -407,9 +405,6 @@ def test_a_failed_skim_is_retried_by_its_owner(surface):
 # --- the query composer in a browser ---------------------------------------------
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
 @pytest.fixture(scope="module")
 def served_tag(served_catalog: ServedCatalog) -> TagTable:
     """The TAG of :data:`DATASET` registered in the served catalogue, built
@@ -429,21 +424,6 @@ def served_tag(served_catalog: ServedCatalog) -> TagTable:
             return open_tag(record)
     finally:
         engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    """Headless Chromium, from the Debian package."""
-    if not CHROMIUM.is_file():
-        unavailable(f"Chromium at {CHROMIUM}", "not installed (apt install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
-        )
-        yield launched
-        launched.close()
 
 
 def test_the_composer_counts_the_events_as_the_user_types(
