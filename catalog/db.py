@@ -9,6 +9,7 @@ handed back timezone-aware.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,10 @@ class Among(ColumnElement[bool]):
 
     An ``IN`` list of a thousand values is a thousand placeholders, which
     psycopg rewrites and PostgreSQL plans afresh for every length; one array
-    parameter costs neither. Other databases get the ``IN`` list.
+    parameter costs neither. SQLite gets the values as one JSON array
+    parameter (``IN (SELECT value FROM json_each(:values))``), for the same
+    reason and so that no list outgrows its limit of parameters. Other
+    databases get the ``IN`` list.
     """
 
     inherit_cache = False  # the values are part of the element, not parameters
@@ -174,3 +178,15 @@ def _among_any_array(element: Among, compiler: Any, **kw: Any) -> str:
     values = bindparam(None, element.values, type_=ARRAY(element.column.type))
     text: str = compiler.process(element.column == any_(values), **kw)
     return text
+
+
+@compiles(Among, "sqlite")
+def _among_json_each(element: Among, compiler: Any, **kw: Any) -> str:
+    plain = all(type(v) in (int, str) for v in element.values)
+    if not plain or not element.values:
+        return _among_in_list(element, compiler, **kw)
+    listed = bindparam(None, json.dumps(element.values), type_=String())
+    column = compiler.process(element.column, **kw)
+    return (
+        f"{column} IN (SELECT value FROM json_each({compiler.process(listed, **kw)}))"
+    )

@@ -79,6 +79,9 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 MAX_PAYLOAD = 60_000  # bytes of text: a TEXT column holds 64 kB on MariaDB
 MAX_COUNT = 2**63 - 1
 CHUNK = 1000
+# Values per membership test written with catalog.db.among (one parameter
+# on PostgreSQL and SQLite, whatever the count).
+LOOKUP_CHUNK = 20_000
 
 
 class UnreadableMessage(ValueError):
@@ -311,9 +314,9 @@ def _seen(keys: Sequence[str], *, session: Session) -> set[str]:
     return found
 
 
-def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _as_text(body: str | bytes) -> str:
@@ -487,7 +490,7 @@ def mark_lost_files(lfns: Iterable[str], *, session: Session) -> int:
     written after their ``lost`` message); return how many.
     """
     marked = 0
-    for chunk in _chunks(list(dict.fromkeys(lfns))):
+    for chunk in _chunks(list(dict.fromkeys(lfns)), LOOKUP_CHUNK):
         query = select(DdmMessage.child_name).where(
             DdmMessage.event_type == "lost", among(DdmMessage.child_name, chunk)
         )

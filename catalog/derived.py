@@ -13,7 +13,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from catalog.datasets import counted_files
@@ -24,6 +36,7 @@ from catalog.models import (
     AMI_TRASHED,
     AMI_VALID,
     Dataset,
+    DatasetStale,
     File,
     Period,
     PeriodRun,
@@ -129,8 +142,10 @@ NO_CROSS_SECTION = CrossSection(None, None, None, None)
 MAX_DEPTH = 30
 # Datasets refreshed together, with one query per quantity.
 BATCH = 500
-# The dataset table, for statements that bypass the ORM's bookkeeping.
+# The tables of datasets and of their stale marks, for statements that
+# bypass the ORM's bookkeeping.
 DATASET: Table = Dataset.__table__  # type: ignore[assignment]
+STALE: Table = DatasetStale.__table__  # type: ignore[assignment]
 
 
 def _cross_sections(ids: Sequence[int], *, session: Session) -> dict[int, CrossSection]:
@@ -357,12 +372,55 @@ def mark_changed(
     gained = set(gained)
     ids = affected(set(changed) | gained, session=session)
     ids |= descendants(gained, session=session)
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), BATCH):
-        chunk = ordered[start : start + BATCH]
-        raise_mark = update(DATASET).where(among(DATASET.c.id, chunk))
-        session.execute(raise_mark.values(stale=DATASET.c.stale + 1))
+    _raise_marks(sorted(ids), session=session)
     return ids
+
+
+def _raise_marks(ids: Sequence[int], *, session: Session) -> None:
+    """Raise the stale mark of the datasets *ids* by one (from none to 1)."""
+    if not ids:
+        return
+    dialect = session.get_bind().dialect.name
+    # A literal: pymysql's executemany cannot take a parameter after VALUES.
+    raised = STALE.c.mark + literal_column("1")
+    if dialect == "postgresql":
+        # One statement over an array: thousands of marks per bite.
+        listed = select(
+            func.unnest(bindparam("ids", list(ids), type_=ARRAY(BigInteger))),
+            literal_column("1"),
+        )
+        copied = postgresql.insert(STALE).from_select(["dataset_id", "mark"], listed)
+        session.execute(
+            copied.on_conflict_do_update(
+                index_elements=["dataset_id"], set_={"mark": raised}
+            )
+        )
+        return
+    rows = [{"dataset_id": i, "mark": 1} for i in ids]
+    statement: Any
+    if dialect == "sqlite":
+        statement = sqlite.insert(STALE).on_conflict_do_update(
+            index_elements=["dataset_id"], set_={"mark": raised}
+        )
+        session.execute(statement, rows)
+    elif dialect in ("mysql", "mariadb"):
+        statement = mysql.insert(STALE).on_duplicate_key_update(mark=raised)
+        session.execute(statement, rows)
+    else:
+        _raise_marks_generic(ids, session=session)
+
+
+def _raise_marks_generic(ids: Sequence[int], *, session: Session) -> None:
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        query = select(STALE.c.dataset_id).where(among(STALE.c.dataset_id, chunk))
+        marked = set(session.scalars(query))
+        if marked:
+            raise_mark = update(STALE).where(among(STALE.c.dataset_id, marked))
+            session.execute(raise_mark.values(mark=STALE.c.mark + 1))
+        fresh = [{"dataset_id": i, "mark": 1} for i in chunk if i not in marked]
+        if fresh:
+            session.execute(STALE.insert(), fresh)
 
 
 def refresh_changed(
@@ -374,8 +432,8 @@ def refresh_changed(
 
 def refresh_stale(*, session: Session, limit: int = 5000) -> int:
     """Recompute up to *limit* stale datasets; return how many."""
-    query = select(Dataset.id).where(Dataset.stale > 0).order_by(Dataset.id)
-    return _refresh_marked(set(session.scalars(query.limit(limit))), session)
+    query = select(STALE.c.dataset_id).order_by(STALE.c.dataset_id).limit(limit)
+    return _refresh_marked(set(session.scalars(query)), session)
 
 
 def _refresh_marked(ids: set[int], session: Session) -> int:
@@ -383,27 +441,29 @@ def _refresh_marked(ids: set[int], session: Session) -> int:
     ordered = sorted(ids)
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start : start + BATCH]
-        query = select(DATASET.c.id, DATASET.c.stale).where(among(DATASET.c.id, chunk))
+        query = select(STALE.c.dataset_id, STALE.c.mark).where(
+            among(STALE.c.dataset_id, chunk)
+        )
         marks.update({i: m for i, m in session.execute(query)})
-    refresh_datasets(marks, session=session)
+    refreshed = refresh_datasets(ordered, session=session)
     session.flush()
     # A mark raised again since we read it means a change we may not have
     # seen: the dataset stays stale and is recomputed next time.
-    clear = (
-        update(DATASET)
-        .where(DATASET.c.id == bindparam("dataset_id"))
-        .where(DATASET.c.stale == bindparam("mark"))
-        .values(stale=0)
+    clear = delete(STALE).where(
+        and_(
+            STALE.c.dataset_id == bindparam("id_"),
+            STALE.c.mark == bindparam("mark_"),
+        )
     )
-    rows = [{"dataset_id": i, "mark": m} for i, m in marks.items() if m]
+    rows = [{"id_": i, "mark_": m} for i, m in marks.items()]
     if rows:
         session.execute(clear, rows)
-    return len(marks)
+    return refreshed
 
 
 def stale_count(*, session: Session) -> int:
     """How many datasets wait for their derived quantities."""
-    query = select(func.count()).select_from(Dataset).where(Dataset.stale > 0)
+    query = select(func.count()).select_from(STALE)
     return int(session.scalar(query) or 0)
 
 

@@ -6,10 +6,20 @@ same catalogue. PostgreSQL and SQLite use ``INSERT ... ON CONFLICT DO
 UPDATE``, MariaDB and MySQL ``INSERT ... ON DUPLICATE KEY UPDATE``; other
 dialects (Oracle) read the existing keys first and split the rows into an
 ``INSERT`` and an ``UPDATE`` executemany, inside the caller's transaction.
+On PostgreSQL, a thousand rows or more are copied (``COPY``) into a
+temporary table and upserted from there in one statement, which is faster
+than any executemany.
+
+Rows travel as tuples in the order of a column list: a row costs little more
+than it does in a bare ``executemany``. Each column's values are converted
+for the driver by the column type once per distinct value object (a bite's
+rows share one ``modified`` time), and Python-side column defaults
+(``created``) are evaluated once per call.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
@@ -17,6 +27,13 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
+
+# PostgreSQL: from this many rows on, an upsert goes through COPY.
+COPY_THRESHOLD = 1000
+# The temporary table rows are copied into (dropped at the end of the call).
+STAGE = "hepcat_stage"
+
+Row = tuple[Any, ...]
 
 
 def upsert(
@@ -28,11 +45,7 @@ def upsert(
 ) -> None:
     """Insert *rows* into *table*, updating the rows whose *key* exists.
 
-    The rows go in one executemany of the statement compiled once: each
-    column's values are converted for the driver by the column type once per
-    distinct value object, and Python-side column defaults (``created``) are
-    evaluated once for the whole call, so a row costs little more than it
-    does in a bare ``executemany``.
+    Every row has the keys of the first.
 
     :param key: the columns of a unique constraint or the primary key.
     :param update_columns: the columns overwritten on conflict (default:
@@ -41,63 +54,93 @@ def upsert(
     if not rows:
         return
     columns = list(rows[0].keys())
-    updated = list(update_columns or [c for c in columns if c not in key])
-    statement = _statement(session.get_bind().dialect.name, table, key, updated)
-    if statement is None:
-        _upsert_generic(session, table, rows, key, updated)
-    else:
-        _execute_many(session, statement, rows)
+    values = _getter(columns)
+    upsert_values(
+        session, table, columns, [values(row) for row in rows], key, update_columns
+    )
 
 
-def _execute_many(
-    session: Session, statement: Any, rows: Sequence[Mapping[str, Any]]
+def upsert_values(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    key: Sequence[str],
+    update_columns: Sequence[str] | None = None,
 ) -> None:
-    """Execute *statement* once per row through the driver's executemany."""
-    connection = session.connection()
-    dialect = connection.dialect
-    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
-    positional = bool(compiled.positional)
-    names = list(compiled.positiontup) if positional else list(compiled.binds)
-    defaults = _defaults(statement.table, compiled, rows[0])
+    """:func:`upsert` for rows given as tuples of the values of *columns*."""
+    if not rows:
+        return
+    updated = list(update_columns or [c for c in columns if c not in key])
+    columns, rows = _with_defaults(table, list(columns), rows)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        _upsert_by_copy(session, table, columns, rows, key, updated)
+        return
+    statement = _statement(dialect, table, key, updated)
+    if statement is None:
+        dicts = [dict(zip(columns, row, strict=True)) for row in rows]
+        _upsert_generic(session, table, dicts, key, updated)
+    else:
+        _execute_many(session, statement, columns, rows)
+
+
+def _getter(keys: Sequence[Any]) -> Any:
+    """A function from a row to the tuple of its values at *keys*."""
+    if len(keys) == 1:
+        only = keys[0]
+        return lambda row: (row[only],)
+    return itemgetter(*keys)
+
+
+def _with_defaults(
+    table: Table, columns: list[str], rows: Sequence[Row]
+) -> tuple[list[str], Sequence[Row]]:
+    """*columns* and *rows* with the Python-side defaults of the columns they
+    leave out (evaluated once) added at the end.
+    """
+    extra = {}
+    for column in table.columns:
+        if column.name in columns or column.default is None or column.primary_key:
+            continue
+        default = column.default
+        extra[column.name] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+    if not extra:
+        return columns, rows
+    tail = tuple(extra.values())
+    return columns + list(extra), [row + tail for row in rows]
+
+
+def _driver_rows(dialect: Any, types: Sequence[Any], rows: Sequence[Row]) -> list[Row]:
+    """*rows* converted for the driver by the column *types*."""
     processed = [
-        (index, _Converter(process))
-        for index, name in enumerate(names)
-        if (process := compiled.binds[name].type.bind_processor(dialect))
+        (index, _Converter(process, dialect.name))
+        for index, kind in enumerate(types)
+        if (process := kind.bind_processor(dialect))
     ]
-    values = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
-    parameters: list[Any] = []
+    if not processed:
+        return list(rows)
+    converted = []
     for row in rows:
-        driver = list(values({**defaults, **row} if defaults else row))
+        driver = list(row)
         for index, convert in processed:
             driver[index] = convert(driver[index])
-        parameters.append(
-            tuple(driver) if positional else dict(zip(names, driver, strict=True))
-        )
-    connection.exec_driver_sql(compiled.string, parameters)
-
-
-def _defaults(table: Table, compiled: Any, row: Mapping[str, Any]) -> dict[str, Any]:
-    """The Python-side defaults of the columns the rows leave out, evaluated
-    once.
-    """
-    values = {}
-    for name in compiled.binds:
-        if name in row or name not in table.c or table.c[name].default is None:
-            continue
-        default = table.c[name].default
-        values[name] = default.arg(None) if default.is_callable else default.arg
-    return values
+        converted.append(tuple(driver))
+    return converted
 
 
 class _Converter:
-    """A column type's bind processor, applied once per distinct value object
-    (every row of a bite shares one ``modified`` time).
+    """A column type's bind processor, applied once per distinct value object.
+
+    On SQLite a time also becomes its text here, as the driver's adapter would
+    write it, instead of once per row in the driver.
     """
 
-    __slots__ = ("_process", "_last_in", "_last_out")
+    __slots__ = ("_process", "_text", "_last_in", "_last_out")
 
-    def __init__(self, process: Any) -> None:
+    def __init__(self, process: Any, dialect: str) -> None:
         self._process = process
+        self._text = dialect == "sqlite"
         self._last_in: Any = _Converter
         self._last_out: Any = None
 
@@ -105,8 +148,73 @@ class _Converter:
         if value is None:
             return value
         if value is not self._last_in:
-            self._last_in, self._last_out = value, self._process(value)
+            out = self._process(value)
+            if self._text and isinstance(out, dt.datetime):
+                out = out.isoformat(" ")
+            self._last_in, self._last_out = value, out
         return self._last_out
+
+
+def _execute_many(
+    session: Session, statement: Any, columns: Sequence[str], rows: Sequence[Row]
+) -> None:
+    """Execute *statement* once per row through the driver's executemany."""
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect, column_keys=columns)
+    positional = bool(compiled.positional)
+    names = list(compiled.positiontup) if positional else list(compiled.binds)
+    index = {name: i for i, name in enumerate(columns)}
+    order = _getter([index[name] for name in names])
+    ordered = [order(row) for row in rows]
+    types = [compiled.binds[name].type for name in names]
+    driver = _driver_rows(connection.dialect, types, ordered)
+    if positional:
+        parameters: list[Any] = driver
+    else:
+        parameters = [dict(zip(names, row, strict=True)) for row in driver]
+    connection.exec_driver_sql(compiled.string, parameters)
+
+
+def _upsert_by_copy(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    key: Sequence[str],
+    updated: Sequence[str],
+) -> None:
+    """PostgreSQL, many rows: ``COPY`` them into a temporary table, then one
+    ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` from it.
+
+    As with an executemany, the last of several rows with one key wins.
+    """
+    positions = [columns.index(k) for k in key]
+    key_of = _getter(positions)
+    latest = list({key_of(row): row for row in rows}.values())
+    connection = session.connection()
+    types = [table.c[name].type for name in columns]
+    driver = _driver_rows(connection.dialect, types, latest)
+    listed = ", ".join(f'"{name}"' for name in columns)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor:
+        cursor.execute(
+            f'CREATE TEMPORARY TABLE "{STAGE}" ON COMMIT DROP AS '
+            f'SELECT {listed} FROM "{table.name}" WITH NO DATA'
+        )
+        with cursor.copy(f'COPY "{STAGE}" ({listed}) FROM STDIN') as copy:
+            for row in driver:
+                copy.write_row(row)
+        conflict = ", ".join(f'"{k}"' for k in key)
+        if updated:
+            sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updated)
+            action = f"DO UPDATE SET {sets}"
+        else:
+            action = "DO NOTHING"
+        cursor.execute(
+            f'INSERT INTO "{table.name}" ({listed}) SELECT {listed} FROM "{STAGE}" '
+            f"ON CONFLICT ({conflict}) {action}"
+        )
+        cursor.execute(f'DROP TABLE "{STAGE}"')
 
 
 def _statement(

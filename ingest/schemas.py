@@ -4,6 +4,10 @@ hepcat does not own these tables: the ingesters read them as they are, and
 the simulators create them as they are. Each source has its own
 :class:`~sqlalchemy.MetaData`, so that one source database never receives
 another's tables.
+
+The simulated ProdSys tables index ``(timestamp, key)``, the keyset order the
+ingester reads them in (many rows share a timestamp), as the real database's
+administrators would.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Double,
+    Index,
     Integer,
     MetaData,
     String,
@@ -41,7 +46,8 @@ t_production_task = Table(
     Column("submit_time", DateTime),
     Column("start_time", DateTime),
     Column("endtime", DateTime),
-    Column("timestamp", DateTime, index=True),
+    Column("timestamp", DateTime),
+    Index("ix_t_production_task_timestamp_key", "timestamp", "taskid"),
 )
 
 t_production_dataset = Table(
@@ -53,7 +59,8 @@ t_production_dataset = Table(
     Column("status", String(16)),
     Column("events", BigInteger),
     Column("files", BigInteger),
-    Column("timestamp", DateTime, index=True),
+    Column("timestamp", DateTime),
+    Index("ix_t_production_dataset_timestamp_key", "timestamp", "name"),
 )
 
 t_production_file = Table(
@@ -71,7 +78,8 @@ t_production_file = Table(
     Column("cross_section", Double),
     Column("gen_filt_eff", Double),
     Column("status", String(16)),
-    Column("timestamp", DateTime, index=True),
+    Column("timestamp", DateTime),
+    Index("ix_t_production_file_timestamp_key", "timestamp", "fileid"),
 )
 
 t_config_tag = Table(
@@ -83,7 +91,8 @@ t_config_tag = Table(
     Column("release", String(64)),
     Column("parameters", Text),
     Column("description", String(1000)),
-    Column("timestamp", DateTime, index=True),
+    Column("timestamp", DateTime),
+    Index("ix_t_config_tag_timestamp_key", "timestamp", "tag"),
 )
 
 TIER0 = MetaData()

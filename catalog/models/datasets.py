@@ -223,11 +223,6 @@ class Dataset(Base):
         UTCDateTime, info={"ami": "ddmErased"}
     )
 
-    # Raised by one in the transaction that changes rows a derived quantity
-    # depends on; back to 0 when the derived quantities are recomputed, only
-    # if no change came in the meantime (see catalog.derived.refresh_stale).
-    stale: Mapped[int] = mapped_column(Integer, default=0)
-
     created: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, info={"ami": "created"}
     )
@@ -253,11 +248,29 @@ class Dataset(Base):
         Index(None, "last_modified"),
         Index(None, "task_id"),
         Index(None, "total_events"),
-        Index(None, "stale"),
     )
 
     def __repr__(self) -> str:
         return f"Dataset({self.name!r})"
+
+
+class DatasetStale(Base):
+    """A dataset whose derived quantities wait to be recomputed.
+
+    The mark is raised by one in the transaction that changes rows a derived
+    quantity depends on, and the row goes when the quantities are recomputed,
+    only if no change came in the meantime (see catalog.derived). It is a
+    narrow table of its own rather than a column of ``dataset``: marking
+    thousands of datasets per ingest bite would otherwise rewrite their wide
+    rows and every index on them.
+    """
+
+    __tablename__ = "dataset_stale"
+
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset.id", ondelete="CASCADE"), primary_key=True
+    )
+    mark: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class File(Base):

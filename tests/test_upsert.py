@@ -1,0 +1,141 @@
+"""Bulk upserts (catalog.upsert) and stale marks (catalog.derived), on every
+backend: what a reader of the catalogue finds after them.
+
+Each upsert test runs twice: with few rows (the executemany path) and with
+more rows than ``COPY_THRESHOLD`` (PostgreSQL copies them into a temporary
+table first; other databases take the executemany path again).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from catalog import upsert as upsert_module
+from catalog.db import utcnow
+from catalog.derived import mark_changed, refresh_stale, stale_count
+from catalog.models import AmiTag, Dataset, DatasetStale, File
+from catalog.upsert import upsert, upsert_values
+
+SIZES = [3, upsert_module.COPY_THRESHOLD + 7]
+
+
+def _file(dataset_id: int, number: int, **fields: Any) -> dict[str, Any]:
+    values = {
+        "dataset_id": dataset_id,
+        "lfn": f"AOD.{number:06d}.pool.root.1",
+        "guid": f"{number:08X}-0000-0000-0000-000000000000",
+        "size": 1000 + number,
+        "checksum": f"ad:{number:08x}",
+        "events": number,
+        "status": "finished",
+        "modified": utcnow(),
+    }
+    return values | fields
+
+
+def _files(Session: Any) -> dict[str, tuple]:  # noqa: N803
+    with Session() as session:
+        query = select(File.guid, File.lfn, File.size, File.events, File.created)
+        return {row[0]: tuple(row[1:]) for row in session.execute(query)}
+
+
+@pytest.mark.parametrize("count", SIZES)
+def test_upsert_inserts_then_updates_in_place(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+    count: int,
+) -> None:
+    dataset = dataset_factory("mc16_13TeV.410000.Upsert.recon.AOD.e1_s2_r3")
+    rows = [_file(dataset.id, n) for n in range(count)]
+    with Session.begin() as session:
+        upsert(session, File.__table__, rows, ["guid"])
+    first = _files(Session)
+    assert len(first) == count
+    assert first[rows[1]["guid"]][:3] == (rows[1]["lfn"], 1001, 1)
+    # Every file again, with other sizes: updated, not duplicated, and the
+    # time each was created (a default) is kept.
+    changed = [_file(dataset.id, n, size=5, events=7) for n in range(count)]
+    with Session.begin() as session:
+        upsert(session, File.__table__, changed, ["guid"])
+    second = _files(Session)
+    assert len(second) == count
+    assert {v[1:3] for v in second.values()} == {(5, 7)}
+    assert all(second[g][3] == first[g][3] for g in first)
+
+
+@pytest.mark.parametrize("count", SIZES)
+def test_upsert_the_last_row_of_a_key_wins(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+    count: int,
+) -> None:
+    dataset = dataset_factory("mc16_13TeV.410000.Upsert.recon.AOD.e1_s2_r4")
+    rows = [_file(dataset.id, n) for n in range(count)]
+    rows.append(_file(dataset.id, 0, size=99))
+    with Session.begin() as session:
+        upsert(session, File.__table__, rows, ["guid"])
+    found = _files(Session)
+    assert len(found) == count
+    assert found[rows[0]["guid"]][1] == 99
+
+
+@pytest.mark.parametrize("count", SIZES)
+def test_upsert_values_takes_tuples_and_keeps_times_and_nulls(
+    Session: Any,  # noqa: N803
+    count: int,
+) -> None:
+    columns = ["tag", "tag_type", "tag_number", "transformation", "release"]
+    rows = [(f"e{n}", "e", n, None, "21.0.1" if n % 2 else None) for n in range(count)]
+    before = utcnow()
+    with Session.begin() as session:
+        upsert_values(session, AmiTag.__table__, columns, rows, ["tag"])
+    with Session() as session:
+        tags = {t.tag: t for t in session.scalars(select(AmiTag))}
+    assert len(tags) == count
+    assert tags["e1"].release == "21.0.1" and tags["e0"].release is None
+    assert tags["e2"].transformation is None
+    created = tags["e1"].created
+    assert created.tzinfo is not None
+    assert before - dt.timedelta(seconds=1) <= created <= utcnow()
+
+
+def test_upsert_rolls_back_with_its_transaction(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+) -> None:
+    dataset = dataset_factory("mc16_13TeV.410000.Upsert.recon.AOD.e1_s2_r5")
+    rows = [_file(dataset.id, n) for n in range(upsert_module.COPY_THRESHOLD + 1)]
+    with pytest.raises(RuntimeError), Session.begin() as session:
+        upsert(session, File.__table__, rows, ["guid"])
+        raise RuntimeError("the bite fails after the write")
+    assert _files(Session) == {}
+    # The staging table went with the transaction: the next bite works.
+    with Session.begin() as session:
+        upsert(session, File.__table__, rows, ["guid"])
+    assert len(_files(Session)) == len(rows)
+
+
+def test_stale_marks_are_raised_and_cleared(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+) -> None:
+    names = [f"mc16_13TeV.41000{n}.Stale.recon.AOD.e1_s2_r3" for n in range(3)]
+    ids = [dataset_factory(name).id for name in names]
+    with Session.begin() as session:
+        mark_changed(ids[:2], session=session)
+    with Session.begin() as session:
+        mark_changed(ids[1:], session=session)
+    with Session() as session:
+        query = select(DatasetStale.dataset_id, DatasetStale.mark)
+        marks = {id_: mark for id_, mark in session.execute(query)}
+        assert marks == {ids[0]: 1, ids[1]: 2, ids[2]: 1}
+        assert stale_count(session=session) == 3
+    with Session.begin() as session:
+        assert refresh_stale(session=session) == 3
+    with Session() as session:
+        assert stale_count(session=session) == 0
+        assert session.scalar(select(Dataset.n_files).where(Dataset.id == ids[0])) == 0
