@@ -12,7 +12,10 @@ pyAMI client sends, each with varying patterns, in two ways:
   connection, fetching the same rows (``ILIKE``: MQL's ``like`` ignores case,
   as AMI's does).
 
-It prints p50 and p95 latency of both and their ratio.
+It prints p50 and p95 latency of both and their ratio. The raw SQL is what
+a DBA would write for the same question (the name pattern as an ``ILIKE``);
+hepcat writes a name pattern with the projects it can reach (docs/ami.md,
+"How name patterns are searched"), which is why it can be faster than it.
 
     python bench/ami_search.py                      # 1M datasets, 20M files
     python bench/ami_search.py --datasets 100000    # smaller
@@ -79,7 +82,7 @@ LOAD_DATASETS = f"""
 INSERT INTO dataset (id, name, scope, source, project_name, dataset_number,
     run_number, physics_short, stream_name, production_step, data_type, version,
     prodsys_status, ami_status, n_files, total_events, total_size, cross_section,
-    period, ddm_incomplete, stale, created, last_modified)
+    period, ddm_incomplete, created, last_modified)
 SELECT i, name, project, 'prodsys', project, dsid, run, short, stream, step, dtype,
     version, 'ALL EVENTS AVAILABLE',
     CASE WHEN i % 20 = 0 THEN 'TRASHED' ELSE 'VALID' END,
@@ -88,7 +91,7 @@ SELECT i, name, project, 'prodsys', project, dsid, run, short, stream, step, dty
     CASE WHEN mc THEN 0.1 + (i % 997) * 0.37 END,
     CASE WHEN NOT mc THEN substr('{PERIODS}', 1 + (i / 7) % 12, 1) || ','
         || substr('{PERIODS}', 1 + (i / 7) % 12, 1) || (1 + i % 4) || ',AllYear' END,
-    false, 0, now() - (i % 3650) * interval '1 day', now()
+    false, now() - (i % 3650) * interval '1 day', now()
 FROM (
     SELECT i, mc, project, dsid, run, short, stream, step, dtype, version,
         CASE WHEN mc

@@ -413,3 +413,227 @@ def test_arbitrary_text_is_a_query_or_an_invalid_input(mql: str) -> None:
         compile_search("dataset", mql)
     except InvalidInput as err:
         assert not SQL_MARKERS.search(err.message), err.message
+
+
+# --- name patterns and the projects they imply ----------------------------------
+
+NAMES = [
+    "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.deriv.DAOD_PHYS.e3601_p4164",
+    "mc16_13TeV.361107.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zmumu.recon.AOD.e3601_r10724",
+    "mc20_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.deriv.DAOD_PHYS.e3601_p5001",
+    "mc23_13p6TeV.601189.PhPy8EG_AZNLO_Zee.deriv.DAOD_PHYSLITE.e8514_p5855",
+    "data16_13TeV.00284500.physics_Main.merge.AOD.f629_m1504",
+    "data15_13TeV.00276262.physics_Main.deriv.DAOD_PHYS.r9264_p4164",
+    "data15_13TeV.00276262.physics_Main.daq.RAW",
+    "user.jdoe.test1",
+    "user.jdoe2.mc16_13TeV.Zee.v1",
+    "user.mc16.private",
+    "group.phys-higgs.mc16_13TeV.skim_v2",
+]
+# Patterns where a project condition is easy to get wrong: '_' is any one
+# character (a dot too), '%' spans dots, letter case is ignored, user and
+# group names have a scope of two fields, and some patterns have no literal
+# start at all.
+TRICKY_PATTERNS = [
+    "mc16_13TeV.%",
+    "MC16_13TEV.%DAOD_PHYS%",
+    "mc16_13tev.3611__.%",
+    "mc1__13TeV.%",
+    "mc16%Zee%",
+    "mc%.%DAOD_PHYS.%",
+    "m%13TeV.%",
+    "_c16_13TeV.%",
+    "data1_%",
+    "data15_13TeV.00276262.physics_Main.daq.RAW",
+    "data15_13TeV.00276262.physics_Main.daq.RAW_",
+    "data15_13TeV",
+    "data15_13TeV.",
+    "user.%",
+    "USER.JDOE.%",
+    "user_jdoe%",
+    "user.jdoe_%",
+    "user_mc16%",
+    "u%.mc16%",
+    "group.phys-higgs.%",
+    "g_oup%",
+    "%Zee%",
+    "_%",
+    "%",
+    "x%",
+    "",
+]
+
+
+def names_found(Session: sessionmaker, mql: str, *, narrowed: bool) -> list[str]:  # noqa: N803
+    with Session() as session:
+        search = compile_search("dataset", mql, session=session if narrowed else None)
+        return [row[0] for row in session.execute(search.statement)]
+
+
+def names_like(pattern: str) -> str:
+    return (
+        "SELECT logicalDatasetName WHERE logicalDatasetName LIKE "
+        f"{quoted(pattern)} ORDER BY logicalDatasetName"
+    )
+
+
+def test_the_project_condition_never_changes_what_a_name_pattern_finds(
+    Session: sessionmaker,  # noqa: N803
+) -> None:
+    with Session.begin() as session:
+        for name in NAMES:
+            add_dataset(name, "prodsys", session=session)
+
+    for pattern in TRICKY_PATTERNS:
+        narrowed = names_found(Session, names_like(pattern), narrowed=True)
+
+        expected = sorted(name for name in NAMES if like_oracle(pattern, name))
+        assert narrowed == expected, pattern
+        assert narrowed == names_found(Session, names_like(pattern), narrowed=False)
+
+
+def test_conditions_combine_as_the_patterns_do(Session: sessionmaker) -> None:  # noqa: N803
+    with Session.begin() as session:
+        for name in NAMES:
+            add_dataset(name, "prodsys", session=session)
+    conditions = {
+        "logicalDatasetName LIKE 'mc16%' OR logicalDatasetName LIKE 'data16%'": [
+            NAMES[0],
+            NAMES[1],
+            NAMES[4],
+        ],
+        "logicalDatasetName LIKE 'mc16%' OR dataType = 'RAW'": NAMES[:2] + [NAMES[6]],
+        "logicalDatasetName LIKE 'user.%' AND NOT logicalDatasetName LIKE 'user.j%'": [
+            NAMES[9]
+        ],
+        "logicalDatasetName LIKE 'mc%' AND logicalDatasetName LIKE '%.361106.%'": [
+            NAMES[0],
+            NAMES[2],
+        ],
+        "NOT logicalDatasetName LIKE 'mc%' AND logicalDatasetName LIKE '%Zee%'": [
+            NAMES[8],
+        ],
+    }
+
+    for condition, expected in conditions.items():
+        mql = f"SELECT logicalDatasetName WHERE {condition} ORDER BY logicalDatasetName"
+        assert names_found(Session, mql, narrowed=True) == sorted(expected), condition
+
+
+def test_a_pattern_with_a_literal_start_is_written_with_its_projects(
+    Session: sessionmaker,  # noqa: N803
+) -> None:
+    with Session.begin() as session:
+        for name in NAMES:
+            add_dataset(name, "prodsys", session=session)
+
+    def conditions(pattern: str) -> tuple[object, bool]:
+        """The project_name values of the compiled query ("none" for a
+        condition that is always false), and whether it still tests the name.
+        """
+        with Session() as session:
+            search = compile_search("dataset", names_like(pattern), session=session)
+        where = str(search.statement.whereclause)
+        params = search.statement.compile().params
+        projects = [v for k, v in params.items() if k.startswith("project_name")]
+        if "false" in where:
+            projects = ["none"]
+        return (projects or None), "dataset.name" in where
+
+    assert conditions("mc16_13TeV.%") == (["mc16_13TeV"], False)
+    assert conditions("MC___13TEV.%") == ([["mc16_13TeV", "mc20_13TeV"]], False)
+    assert conditions("user_jdoe%") == ([["user.jdoe", "user.jdoe2"]], False)
+    assert conditions("mc16_13TeV.%Zee%") == (["mc16_13TeV"], True)
+    assert conditions("user.jdoe.t%") == (["user.jdoe"], True)
+    assert conditions("user_jdoe__%") == (
+        [["user.jdoe", "user.jdoe2"], "user.jdoe2"],
+        True,
+    )
+    assert conditions("data15_13TeV") == (["none"], False)
+    assert conditions("x%") == (["none"], False)
+    assert conditions("%Zee%") == (None, True)
+
+
+def test_past_too_many_projects_no_condition_is_added(
+    Session: sessionmaker,  # noqa: N803
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from catalog.mql import narrowing
+
+    with Session.begin() as session:
+        for name in NAMES:
+            add_dataset(name, "prodsys", session=session)
+    monkeypatch.setattr(narrowing, "MAX_PROJECTS", 2)
+
+    with Session() as session:
+        search = compile_search("dataset", names_like("mc%"), session=session)
+        found = [row[0] for row in session.execute(search.statement)]
+
+    assert "project_name" not in str(search.statement.whereclause)
+    assert found == sorted(NAMES[:4])
+
+
+@pytest.mark.parametrize(
+    ("project", "pattern", "could", "every"),
+    [
+        ("mc16_13TeV", "MC16_13TEV.%", True, True),
+        ("mc16_13TeV", "mc1%", True, True),
+        ("mc16", "mc16_13TeV.%", True, False),  # '_' may be the dot
+        ("user.jdoe", "user_jdoe%", True, True),
+        ("mc16_13TeV", "mc16_13TeV.%Zee%", True, False),
+        ("mc16_13TeV", "mc16_13TeV._%", True, False),
+        ("mc16_13TeV", "mc16_13TeV", False, False),  # no '%': too short
+        ("data15_13TeV", "mc%", False, False),
+        ("mc16_13TeV", "\u212ac16%", True, False),  # KELVIN SIGN folds to k
+    ],
+)
+def test_which_projects_a_pattern_reaches(
+    project: str, pattern: str, could: bool, every: bool
+) -> None:
+    from catalog.mql.narrowing import could_start, starts_every
+
+    assert could_start(project, pattern) is could
+    assert starts_every(project, pattern) is every
+
+
+def test_every_name_starts_with_its_project_and_a_dot() -> None:
+    from catalog.datasets import name_columns
+
+    for name in NAMES:
+        assert name.startswith(name_columns(name)["project_name"] + ".")
+        assert name_columns(name)["project_name"].isascii()
+
+
+@pytest.fixture(scope="module")
+def named_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A SQLite catalogue with the datasets of NAMES."""
+    path: Path = tmp_path_factory.mktemp("mql") / "names.sqlite"
+    engine = create_catalog_engine(f"sqlite:///{path}")
+    migrations.upgrade(engine)
+    with session_factory(engine).begin() as session:
+        for name in NAMES:
+            add_dataset(name, "prodsys", session=session)
+    yield engine
+    engine.dispose()
+
+
+PATTERN_PARTS = ["mc", "MC", "16", "1", "_", "_", "%", ".", "13TeV", "data"]
+PATTERN_PARTS += ["user", "USER", "jdoe", "group", "Zee", "x", "-", "phys"]
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(parts=st.lists(st.sampled_from(PATTERN_PARTS), max_size=8))
+def test_any_name_pattern_finds_what_the_oracle_says_with_the_project_condition(
+    named_catalog: Engine, parts: list[str]
+) -> None:
+    pattern = "".join(parts)
+
+    found = names_found(
+        session_factory(named_catalog), names_like(pattern), narrowed=True
+    )
+
+    assert found == sorted(name for name in NAMES if like_oracle(pattern, name))

@@ -240,6 +240,8 @@ class Dataset(Base):
         UniqueConstraint("name"),
         Index(None, "data_type"),
         Index(None, "project_name", "data_type"),
+        # A project's names in order: MQL name patterns (catalog.mql.narrowing).
+        Index(None, "project_name", "name"),
         Index(None, "dataset_number"),
         Index(None, "run_number"),
         Index(None, "period"),

@@ -137,6 +137,7 @@ def SearchQuery(line: CommandLine, session: Session) -> Answer:  # noqa: N802
         required(line, "entity"),
         required(line, "mql"),
         show_archived=flag(line, "showArchived"),
+        session=session,
     )
     rows = session.execute(search.statement).all()
     infos: tuple[str, ...] = ()
