@@ -302,10 +302,11 @@ def check_same_rows(
 
 
 def hepcat_runner(database: str) -> Callable[[Query], int]:
-    from web.app import create_app
+    from web.app import create_app, settle
 
     config = load_config(env={}, database_url=SERVER + database)
     client = create_app(config).test_client()
+    settle()  # as `hepcat serve` does
 
     def run(query: Query) -> int:
         response = client.post(

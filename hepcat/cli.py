@@ -884,9 +884,10 @@ def serve(context: _Context, host: str | None, port: int | None) -> None:
 
 
 def _serve(config: Config, engine: Engine, host: str | None, port: int | None) -> None:
-    from web.app import create_app
+    from web.app import create_app, settle
 
     app = create_app(config, engine=engine)
+    settle()
     host = host or config.host
     port = port or config.port
     click.echo(f"hepcat is serving at http://{host}:{port}/  (Ctrl-C stops it)")

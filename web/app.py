@@ -8,6 +8,7 @@ error a page meets is rendered in one place, :func:`render_error`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from collections.abc import Iterator
@@ -59,6 +60,17 @@ def create_app(config: Config | None = None, *, engine: Engine | None = None) ->
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
     return app
+
+
+def settle() -> None:
+    """Call once the application is built, in a process that serves it: the
+    objects alive now (modules, routes, the model) live as long as the
+    process, so they are moved out of the garbage collector's reach. Without
+    this a full collection scans them all, a pause of about 100 ms on one
+    request in a dozen.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _blueprints() -> list[Any]:
