@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -118,6 +119,46 @@ def moment(row: Mapping[str, Any], column: str) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
+@dataclass(frozen=True)
+class Mapped(Generic[T]):
+    """Source rows mapped: the usable ones, and the refused ones with why."""
+
+    good: list[T]
+    refused: list[tuple[str, dict[str, Any], str]]  # (record, values, reason)
+
+    def quarantine(self, source: str, *, session: Session) -> list[T]:
+        """Put the refused rows in quarantine under *source*; return the good."""
+        for record, values, reason in self.refused:
+            quarantine(source, record, values, reason, session=session)
+        return self.good
+
+
+def map_rows(
+    rows: Iterable[Any], mapper: Callable[[Mapping[str, Any]], T | None], key: str
+) -> Mapped[T]:
+    """Map each source row with *mapper*, which may skip a row (None) or
+    refuse it (with :class:`Unusable` or a hepcat error); refused rows are
+    named by their *key* column. Touches no database: a reader may map the
+    next bite while the last one is written.
+    """
+    good = []
+    refused = []
+    for row in rows:
+        # A plain dict: a Row's mapping answers get() at Python speed.
+        if hasattr(row, "_fields"):
+            values = dict(zip(row._fields, row, strict=True))
+        else:
+            values = dict(row)
+        try:
+            mapped = mapper(values)
+        except (Unusable, HepcatError) as err:
+            refused.append((str(values.get(key)), values, str(err)))
+            continue
+        if mapped is not None:
+            good.append(mapped)
+    return Mapped(good, refused)
+
+
 def usable_rows(
     rows: Iterable[Any],
     mapper: Callable[[Mapping[str, Any]], T],
@@ -130,19 +171,7 @@ def usable_rows(
     :class:`Unusable` or a hepcat error) in quarantine, under *source* and
     the row's *key* column.
     """
-    good = []
-    for row in rows:
-        # A plain dict: a Row's mapping answers get() at Python speed.
-        if hasattr(row, "_fields"):
-            values = dict(zip(row._fields, row, strict=True))
-        else:
-            values = row
-        try:
-            good.append(mapper(values))
-        except (Unusable, HepcatError) as err:
-            record = str(values.get(key))
-            quarantine(source, record, dict(values), str(err), session=session)
-    return good
+    return map_rows(rows, mapper, key).quarantine(source, session=session)
 
 
 def load_cursor(
@@ -161,7 +190,11 @@ def save_cursor(stream: str, keyset: KeysetStream, *, session: Session) -> None:
     """Store where *keyset*'s next pass must start (same transaction as the
     rows it covers).
     """
-    cursor = keyset.stop_point()
+    save_stop_point(stream, keyset.stop_point(), session=session)
+
+
+def save_stop_point(stream: str, cursor: Cursor, *, session: Session) -> None:
+    """Store *cursor* as where *stream*'s next pass must start."""
     stamp = cursor.timestamp.replace(tzinfo=dt.UTC)
     set_stop_point(stream, stamp, str(cursor.key), session=session)
 

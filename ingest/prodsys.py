@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,12 +37,13 @@ from ingest.base import (
     Unusable,
     integer,
     load_cursor,
+    map_rows,
     moment,
     refresh_stale_datasets,
-    save_cursor,
+    save_stop_point,
     text,
-    usable_rows,
 )
+from ingest.bites import BiteReader
 from ingest.files import FileRow, source_file, write_files
 from ingest.keyset import KeysetStream
 from taskserver.base import RunContext, RunOutcome, Task
@@ -103,7 +105,18 @@ class ProdSysIngester(Task):
         }
         self._remaining: dict[str, int] = {}
         self._rate: dict[str, float] = {}
-        self._apply: dict[str, Callable[[Sequence[Row[Any]], Session], None]] = {
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prodsys-read")
+        mappers: dict[str, tuple[Callable[[Mapping[str, Any]], Any], str]] = {
+            "tags": (_tag_row, "tag"),
+            "tasks": (_task_row, "taskid"),
+            "datasets": (_dataset_row, "name"),
+            "files": (_file_row, "fileid"),
+        }
+        self.readers = {
+            stream: BiteReader(source, self.streams[stream], mapper, key, pool)
+            for stream, (mapper, key) in mappers.items()
+        }
+        self._apply: dict[str, Callable[[list[Any], Session], None]] = {
             "tags": self._apply_tags,
             "tasks": self._apply_tasks,
             "datasets": self._apply_datasets,
@@ -128,26 +141,47 @@ class ProdSysIngester(Task):
     # Streams.
 
     def _drain(self, stream: str, context: RunContext) -> int:
-        keyset = self.streams[stream]
+        """Write bites of *stream* while the run has time, the next bite read
+        ahead while one is written (ingest.bites).
+        """
+        keyset, reader = self.streams[stream], self.readers[stream]
         items = 0
-        while keyset.in_pass and not context.should_stop():
-            rate = self._rate.get(stream)
-            limit = self.bites.size(stream, self._remaining[stream], rate, self.budget)
+        if not keyset.in_pass or context.should_stop():
+            return 0
+        bite = reader.read(self._bite_size(stream))
+        while True:
             started = time.monotonic()
-            with self.source.connect() as connection:
-                rows = keyset.read(connection, limit)
-            with context.Session.begin() as session:
-                self._apply[stream](rows, session)
-                save_cursor(f"{SOURCE}.{stream}", keyset, session=session)
-            if rows:
-                self._rate[stream] = len(rows) / max(time.monotonic() - started, 1e-3)
-            items += len(rows)
-            self._remaining[stream] = max(0, self._remaining[stream] - len(rows))
-            if len(rows) < limit:
+            ahead = None if bite.last else reader.read_ahead(self._bite_size(stream))
+            try:
+                with context.Session.begin() as session:
+                    good = bite.mapped.quarantine(SOURCE, session=session)
+                    self._apply[stream](good, session)
+                    save_stop_point(
+                        f"{SOURCE}.{stream}", bite.stop_point, session=session
+                    )
+            except BaseException:
+                if ahead is not None:
+                    reader.give_back(ahead)
+                keyset.cursor = bite.before
+                raise
+            items += bite.rows
+            self._remaining[stream] = max(0, self._remaining[stream] - bite.rows)
+            if ahead is None:
                 keyset.end_pass()
                 self._remaining[stream] = 0
-                break
-        return items
+                return items
+            following = ahead.result()
+            if bite.rows:
+                seconds = max(time.monotonic() - started, 1e-3)
+                self._rate[stream] = bite.rows / seconds
+            if context.should_stop():
+                reader.give_back(ahead)
+                return items
+            bite = following
+
+    def _bite_size(self, stream: str) -> int:
+        rate = self._rate.get(stream)
+        return self.bites.size(stream, self._remaining[stream], rate, self.budget)
 
     def _begin_pass(self, stream: str, context: RunContext) -> None:
         keyset = self.streams[stream]
@@ -159,7 +193,15 @@ class ProdSysIngester(Task):
             untimed = keyset.read_untimed(connection, UNTIMED_LIMIT)
         if untimed:
             with context.Session.begin() as session:
-                self._apply[stream](untimed, session)
+                self._apply_rows(stream, untimed, session)
+
+    def _apply_rows(
+        self, stream: str, rows: Sequence[Row[Any]], session: Session
+    ) -> None:
+        """Map source *rows* of *stream* (quarantining those refused) and write them."""
+        reader = self.readers[stream]
+        mapped = map_rows(rows, reader.mapper, reader.key)
+        self._apply[stream](mapped.quarantine(SOURCE, session=session), session)
 
     def backlog(self) -> int:
         """Rows known to be left, over all streams."""
@@ -167,14 +209,12 @@ class ProdSysIngester(Task):
 
     # Config tags.
 
-    def _apply_tags(self, rows: Sequence[Row[Any]], session: Session) -> None:
-        mapped = usable_rows(rows, _tag_row, "tag", SOURCE, session=session)
+    def _apply_tags(self, mapped: list[dict[str, Any]], session: Session) -> None:
         upsert(session, AmiTag.__table__, mapped, ["tag"])  # type: ignore[arg-type]
 
     # Tasks.
 
-    def _apply_tasks(self, rows: Sequence[Row[Any]], session: Session) -> None:
-        mapped = usable_rows(rows, _task_row, "taskid", SOURCE, session=session)
+    def _apply_tasks(self, mapped: list[dict[str, Any]], session: Session) -> None:
         if not mapped:
             return
         upsert(session, ProductionTask.__table__, mapped, ["task_id"])  # type: ignore[arg-type]
@@ -199,7 +239,7 @@ class ProdSysIngester(Task):
         missing = task_ids - known
         if missing:
             rows = self._read(schemas.t_production_task, "taskid", missing)
-            self._apply_tasks(rows, session)
+            self._apply_rows("tasks", rows, session)
             known |= {int(r._mapping["taskid"]) for r in rows}
         return known
 
@@ -211,9 +251,7 @@ class ProdSysIngester(Task):
 
     # Datasets.
 
-    def _apply_datasets(self, rows: Sequence[Row[Any]], session: Session) -> None:
-        outputs = [r for r in rows if (r._mapping.get("type") or "output") != "log"]
-        mapped = usable_rows(outputs, _dataset_row, "name", SOURCE, session=session)
+    def _apply_datasets(self, mapped: list[dict[str, Any]], session: Session) -> None:
         tasks = self._ensure_tasks({r["task_id"] for r in mapped}, session)
         usable = []
         for row in mapped:
@@ -237,14 +275,13 @@ class ProdSysIngester(Task):
         missing = names - set(ids)
         if missing:
             rows = self._read(schemas.t_production_dataset, "name", missing)
-            self._apply_datasets(rows, session)
+            self._apply_rows("datasets", rows, session)
             ids.update(dataset_ids(sorted(missing), session=session))
         return ids
 
     # Files.
 
-    def _apply_files(self, rows: Sequence[Row[Any]], session: Session) -> None:
-        mapped = usable_rows(rows, _file_row, "fileid", SOURCE, session=session)
+    def _apply_files(self, mapped: list[FileRow], session: Session) -> None:
         ids = self._ensure_datasets({f.dataset for f in mapped}, session)
         usable = []
         for row in mapped:
@@ -302,7 +339,10 @@ def _task_row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _dataset_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def _dataset_row(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An output dataset's row (None for a log dataset: not catalogued)."""
+    if (row.get("type") or "output") == "log":
+        return None
     name = text(row, "name") or ""
     return {
         **name_columns(name),

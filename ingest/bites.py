@@ -1,0 +1,89 @@
+"""Reading a keyset stream in bites, one bite ahead of the writer.
+
+While a bite is written into the catalogue (the database works, the reader
+waits), the next bite is read from the source and mapped on a thread of its
+own, so reading, mapping and writing overlap. A bite read ahead that is not
+written (the run's time is up, or the write failed) is given back: the
+stream's cursor returns to where the bite started, and the next read reads
+it again. Each bite carries the stop point to store with it, taken when it
+was read, so a bite read ahead never moves the stored stop point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ingest.base import Mapped, map_rows
+from ingest.keyset import Cursor, KeysetStream
+
+
+@dataclass(frozen=True)
+class Bite:
+    """Rows read from a stream, mapped, with where the stream stood."""
+
+    before: Cursor | None  # the cursor before the bite (to give it back)
+    stop_point: Cursor  # to store in the transaction that writes the bite
+    rows: int
+    limit: int
+    mapped: Mapped[Any]
+    seconds: float  # reading and mapping
+
+    @property
+    def last(self) -> bool:
+        """Fewer rows than asked for: the stream's pass ends with this bite."""
+        return self.rows < self.limit
+
+
+class BiteReader:
+    """Reads bites of one keyset stream of *source*, mapped by *mapper*
+    (refused rows named by their *key* column), now or ahead of time.
+    """
+
+    def __init__(
+        self,
+        source: Engine,
+        keyset: KeysetStream,
+        mapper: Callable[[Mapping[str, Any]], Any],
+        key: str,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        self.source = source
+        self.keyset = keyset
+        self.mapper = mapper
+        self.key = key
+        self.pool = pool
+
+    def read(self, limit: int) -> Bite:
+        """The next bite of at most *limit* rows; the cursor moves past it."""
+        started = time.monotonic()
+        before = self.keyset.cursor
+        try:
+            with self.source.connect() as connection:
+                rows = self.keyset.read(connection, limit)
+            stop_point = self.keyset.stop_point()
+            mapped = map_rows(rows, self.mapper, self.key)
+        except BaseException:
+            self.keyset.cursor = before
+            raise
+        seconds = time.monotonic() - started
+        return Bite(before, stop_point, len(rows), limit, mapped, seconds)
+
+    def read_ahead(self, limit: int) -> Future[Bite]:
+        """:meth:`read` on the reader's thread. Nothing else may read this
+        stream until the bite is taken (``result()``) or given back.
+        """
+        return self.pool.submit(self.read, limit)
+
+    def give_back(self, ahead: Future[Bite]) -> None:
+        """Undo a bite read ahead and not written: the next read reads it again."""
+        try:
+            bite = ahead.result()
+        except Exception:  # the read failed, and put the cursor back itself
+            return
+        self.keyset.cursor = bite.before
