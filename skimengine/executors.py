@@ -11,6 +11,11 @@ Cancellation is checked between units, several times a second: once the
 *cancel* event is set, units not started are dropped and :meth:`run`
 returns; a unit already running finishes in the background, and its output,
 written atomically, is simply there for the next run.
+
+The local pool is started once and kept warm between runs: starting worker
+processes and importing uproot in them takes about a second, as long as a
+small skim takes to extract. :meth:`Executor.close` stops it, and its
+workers exit by themselves if the process owning it dies without closing it.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two looks at the cancel event and the running units.
 POLL_SECONDS = 0.2
+#: Seconds between two looks of a pool's worker at the process owning it.
+OWNER_SECONDS = 1.0
 
 Progress = Callable[[int, int], None]
 
@@ -60,6 +69,23 @@ class Executor(ABC):
     """Runs the pending units of a plan and gathers their outputs."""
 
     name: str = "executor"
+    #: Units it runs at once: a plan is split into at least this many units
+    #: when there is enough to read (see :func:`~skimengine.extract.plan_extraction`).
+    workers: int = 1
+
+    def start(self, *, wait: bool = True) -> None:  # noqa: B027 (most have nothing)
+        """Get ready to run units, so that the first run does not wait; with
+        *wait* false, in the background.
+        """
+
+    def close(self) -> None:  # noqa: B027 (most executors have nothing to stop)
+        """Release what the executor keeps between runs."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(
         self,
@@ -103,7 +129,13 @@ class Executor(ABC):
         cancel: threading.Event,
         advance: Callable[[], None],
     ) -> None:
+        # Each finished unit wakes the loop at once; the timeout is only
+        # there to look at the cancel event.
+        woken = threading.Event()
+        for future in futures:
+            future.add_done_callback(lambda _: woken.set())
         while futures:
+            woken.clear()
             finished = [future for future in futures if future.done()]
             for future in finished:
                 unit = futures.pop(future)
@@ -113,8 +145,8 @@ class Executor(ABC):
                 for future in futures:
                     future.cancel()
                 return
-            if not finished:
-                cancel.wait(POLL_SECONDS)
+            if futures and not finished:
+                woken.wait(POLL_SECONDS)
 
     @staticmethod
     def _settle(future: Any, unit: Unit, outcome: RunOutcome) -> None:
@@ -143,23 +175,110 @@ class LocalExecutor(Executor):
     """Runs units on *workers* local processes (default: one per core).
 
     The processes are started by a fork server, so that a process with
-    threads (the task server, the web server) is never forked.
+    threads (the task server, the web server) is never forked; the fork
+    server imports the extraction code once, and every worker it forks has
+    it. The pool starts with :meth:`start` or the first run and stays until
+    :meth:`close`, so later runs find warm workers. A pool broken by a
+    worker that died is replaced at the next submission.
     """
 
     name = "local"
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._starter: threading.Thread | None = None
+
+    def start(self, *, wait: bool = True) -> None:
+        if not wait:
+            # Starting the fork server blocks for a second: not the caller.
+            if self._pool is None and self._starter is None:
+                self._starter = threading.Thread(
+                    target=self._start_quietly, name="extraction-pool", daemon=True
+                )
+                self._starter.start()
+            return
+        pool = self._current_pool()
+        # Wait for every worker to be up: a unit submitted now starts at once.
+        for future in [pool.submit(os.getpid) for _ in range(self.workers)]:
+            future.result()
+
+    def _start_quietly(self) -> None:
+        try:
+            self.start()
+        except Exception as err:  # the first run will start it, or say why not
+            logger.warning("The extraction pool did not start: %s", err)
+
+    def close(self) -> None:
+        if self._starter is not None:
+            self._starter.join(timeout=30)
+            self._starter = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            # Units not started are dropped; a running one finishes on its own.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _current_pool(self, broken: ProcessPoolExecutor | None = None) -> Any:
+        with self._lock:
+            if self._pool is None or self._pool is broken:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["skimengine.extract"])
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_follow_owner,
+                    initargs=(os.getpid(),),
+                )
+            return self._pool
+
+    def _submit(self, *args: Any) -> Any:
+        pool = self._current_pool()
+        try:
+            return pool.submit(extract_unit, *args)
+        except BrokenProcessPool:
+            logger.warning("The extraction pool broke; starting a new one")
+            return self._current_pool(broken=pool).submit(extract_unit, *args)
 
     @contextmanager
     def _submitter(self) -> Iterator[Callable[..., Any]]:
-        context = multiprocessing.get_context("forkserver")
-        pool = ProcessPoolExecutor(self.workers, mp_context=context)
-        try:
-            yield lambda *args: pool.submit(extract_unit, *args)
-        finally:
-            # Units not started are dropped; a running one finishes on its own.
-            pool.shutdown(wait=False, cancel_futures=True)
+        yield self._submit
+
+
+def _follow_owner(owner: int) -> None:
+    """In each worker of a local pool: exit once the process owning the pool
+    is gone. A task server killed without closing its pool would otherwise
+    leave its workers waiting for work forever (a worker holds both ends of
+    its queue, so it never sees the owner go).
+    """
+
+    def watch() -> None:
+        while not _gone(owner):
+            time.sleep(OWNER_SECONDS)
+        os._exit(1)
+
+    # A daemon thread: it ends with the worker, which has no other way out.
+    threading.Thread(target=watch, name="follow-owner", daemon=True).start()
+
+
+def _gone(pid: int) -> bool:
+    """Whether process *pid* has ended: it does not exist, or it is a
+    zombie, dead and waiting for its parent to reap it (which may be
+    waiting for our end of a pipe to close).
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, under another user's name
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False  # no /proc here: only the end of the process is seen
+    return state == b"Z"
 
 
 class DaskExecutor(Executor):

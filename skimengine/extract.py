@@ -8,14 +8,15 @@ work is planned before anything is read:
    of the chosen branches, and packs the selected entries, in order, into
    output files of about *target_size* bytes. Each output file is one
    :class:`Unit`; a large source file is split over several units, small
-   ones share one.
+   ones share one. With *parallel* workers, a plan with enough to read is
+   also cut between clusters into that many units reading equal shares.
 2. :func:`extract_unit` writes one unit. For each of its source files it
    reads only the clusters (entry ranges whose boundaries every chosen branch
    shares; one basket per branch in files written by uproot) that hold
-   selected entries, adjacent clusters in one read, and keeps the selected
-   entries. The output TTree has the chosen branches, the jagged ones
-   grouped under the same count branches as in the source, written with
-   ``mktree``/``extend`` in baskets of a few MB at most.
+   selected entries, and keeps the selected entries
+   (:mod:`skimengine.baskets`). The output TTree has the chosen branches, the
+   jagged ones grouped under the same count branches as in the source,
+   written with ``mktree``/``extend`` in baskets of a few MB at most.
 3. The output is written under a temporary name, flushed to disk, and
    linked to its final name only when complete, so a final name always
    holds a complete file. Running a plan again (:func:`pending_units`) skips
@@ -36,6 +37,7 @@ import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,14 @@ import uproot
 
 from catalog.errors import InvalidInput
 from catalog.nomenclature import build_dataset_name, parse_dataset_name
+from skimengine.baskets import (
+    GROUP_SUFFIX,
+    Column,
+    cluster_ranges,
+    common_boundaries,
+    count_name,
+    read_entries,
+)
 
 __all__ = [
     "DEFAULT_COMPRESSION",
@@ -53,6 +63,7 @@ __all__ = [
     "Piece",
     "Plan",
     "Unit",
+    "cluster_ranges",
     "entries_by_file",
     "extract_unit",
     "output_dataset_name",
@@ -72,6 +83,8 @@ DEFAULT_TARGET_SIZE = 2_000_000_000
 FILE_OVERHEAD, BRANCH_OVERHEAD = 21_000, 600
 #: Uncompressed bytes buffered before an ``extend`` writes a basket per branch.
 FLUSH_BYTES = 64_000_000
+#: Least compressed bytes a unit reads when a plan is cut for parallel units.
+MIN_SHARE = 16_000_000
 _ALGORITHMS = {"zstd": uproot.ZSTD, "lz4": uproot.LZ4, "zlib": uproot.ZLIB}
 _CHUNK = 1 << 20
 
@@ -234,16 +247,23 @@ def entries_by_file(collection: Any) -> dict[str, np.ndarray]:
     if hasattr(collection, "entries_by_file"):
         collection = collection.entries_by_file()
     if isinstance(collection, Mapping) and "entry" not in collection:
-        return {
-            str(key): np.unique(np.asarray(value, np.int64))
-            for key, value in collection.items()
-        }
+        return {str(key): _sorted_unique(value) for key, value in collection.items()}
     files, entries = _columns(collection)
     keys, first = np.unique(files, return_index=True)
     result = {}
     for key in keys[np.argsort(first)]:
         result[str(key)] = np.unique(entries[files == key])
     return result
+
+
+def _sorted_unique(values: Any) -> np.ndarray:
+    """*values* sorted without repeats; a collection's entries usually are
+    already, and checking costs a tenth of sorting them again.
+    """
+    entries = np.asarray(values, np.int64)
+    if len(entries) < 2 or bool(np.all(entries[1:] > entries[:-1])):
+        return entries
+    return np.unique(entries)
 
 
 def _columns(collection: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -269,6 +289,7 @@ def plan_extraction(
     branches: Sequence[str] | None = None,
     compression: str = DEFAULT_COMPRESSION,
     target_size: int = DEFAULT_TARGET_SIZE,
+    parallel: int = 1,
 ) -> Plan:
     """Plan the extraction of *collection* from the *sources* (file key →
     path) into output files of dataset *dataset*.
@@ -277,6 +298,12 @@ def plan_extraction(
     :param compression: ``zstd``, ``lz4`` or ``zlib``, with an optional
         ``:level`` (default ``zstd:1``).
     :param target_size: bytes (about) of each output file (default 2 GB).
+    :param parallel: the units that can run at once (an executor's
+        ``workers``). When the clusters to read hold more than
+        :data:`MIN_SHARE` compressed bytes per unit, the plan has at least
+        this many units, cut between clusters into equal shares of reading,
+        so that a small selection from a big dataset is not read by one
+        process while the others wait (default 1: only *target_size* cuts).
     :raises InvalidInput: for an unknown branch, an entry beyond the end of
         its file, a file without a path, or a bad compression.
     """
@@ -284,19 +311,24 @@ def plan_extraction(
     if target_size <= 0:
         raise InvalidInput(f"the target size must be positive, not {target_size}")
     selected = entries_by_file(collection)
-    packer = _Packer(dataset, target_size)
+    found: list[_Source] = []
     chosen: tuple[str, ...] | None = None
     for key, entries in selected.items():
         if not len(entries):
             continue
         path = _source_path(sources, key)
-        with uproot.open(path) as source:
+        with uproot.open(path, handler=uproot.MemmapSource) as source:
             source_tree = _tree(source, tree, key)
             chosen = chosen or _chosen_branches(source_tree, branches)
             _check_entries(key, entries, source_tree.num_entries)
-            packer.overhead = FILE_OVERHEAD + BRANCH_OVERHEAD * len(chosen)
-            packer.add(key, str(path), entries, _entry_bytes(source_tree, chosen))
+            found.append(_Source.of(key, str(path), entries, source_tree, chosen))
     branches = chosen or tuple(branches or ())
+    reading = sum(source.read_bytes for source in found)
+    share = max(reading / parallel, MIN_SHARE) if parallel > 1 else float("inf")
+    overhead = FILE_OVERHEAD + BRANCH_OVERHEAD * len(branches)
+    packer = _Packer(dataset, target_size, overhead, share)
+    for source in found:
+        packer.add(source)
     return Plan(dataset, tree, branches, compression, target_size, packer.units())
 
 
@@ -333,12 +365,8 @@ def _chosen_branches(tree: Any, wanted: Sequence[str] | None) -> tuple[str, ...]
         ]
         raise InvalidInput(f"no branch {', '.join(hints)} in the source tree")
     keep = set(wanted) | set(IDENTITY_BRANCHES)
-    counts = {_count_name(tree[name]) for name in keep if name in names}
+    counts = {count_name(tree[name]) for name in keep if name in names}
     return tuple(name for name in names if name in keep | counts)
-
-
-def _count_name(branch: Any) -> str | None:
-    return branch.count_branch.name if branch.count_branch is not None else None
 
 
 def _check_entries(key: str, entries: np.ndarray, n_entries: int) -> None:
@@ -356,20 +384,69 @@ def _entry_bytes(tree: Any, branches: Sequence[str]) -> float:
     return total / max(tree.num_entries, 1)
 
 
-class _Packer:
-    """Fills output units with pieces of source files, in order, each unit
-    up to the target size.
+@dataclass(frozen=True, eq=False)
+class _Source:
+    """The selected entries of a source file, with what it costs to read
+    them: the compressed bytes an entry takes, and the boundaries of the
+    clusters that are read whole.
     """
 
-    def __init__(self, dataset: str, target_size: int) -> None:
+    key: str
+    path: str
+    entries: np.ndarray
+    per_entry: float
+    bounds: np.ndarray
+
+    @classmethod
+    def of(
+        cls, key: str, path: str, entries: np.ndarray, tree: Any, chosen: Sequence[str]
+    ) -> _Source:
+        per_entry = _entry_bytes(tree, chosen)
+        return cls(key, path, entries, per_entry, common_boundaries(tree, chosen))
+
+    @cached_property
+    def clusters(self) -> list[tuple[np.ndarray, float]]:
+        """The selected entries of each cluster that holds some, with the
+        compressed bytes read for that cluster.
+        """
+        cluster = np.searchsorted(self.bounds, self.entries, side="right") - 1
+        cuts = np.flatnonzero(np.diff(cluster)) + 1
+        firsts = cluster[np.concatenate([[0], cuts])]
+        spans = (self.bounds[firsts + 1] - self.bounds[firsts]) * self.per_entry
+        parts = np.split(self.entries, cuts)
+        return list(zip(parts, spans.tolist(), strict=True))
+
+    @property
+    def read_bytes(self) -> float:
+        return sum(read for _, read in self.clusters)
+
+
+class _Packer:
+    """Fills output units with pieces of source files, in order: a unit is
+    closed when its estimated output reaches the target size, or, between
+    two clusters, when the bytes it reads reach *share*.
+    """
+
+    def __init__(
+        self, dataset: str, target_size: int, overhead: int, share: float
+    ) -> None:
         self.dataset = dataset
         self.target = target_size
+        self.overhead = overhead
+        self.share = share
         self.done: list[Unit] = []
-        self.pieces: list[Piece] = []
+        self.pieces: list[tuple[str, str, list[np.ndarray]]] = []
         self.filled = 0.0
-        self.overhead = 0
+        self.read = 0.0
 
-    def add(self, key: str, path: str, entries: np.ndarray, per_entry: float) -> None:
+    def add(self, source: _Source) -> None:
+        for entries, read in source.clusters:
+            self._take(source.key, source.path, entries, source.per_entry)
+            self.read += read
+            if self.read >= self.share:
+                self._close()
+
+    def _take(self, key: str, path: str, entries: np.ndarray, per_entry: float) -> None:
         while len(entries):
             free = self.target - self.overhead - self.filled
             room = int(free // max(per_entry, 1e-9))
@@ -377,18 +454,23 @@ class _Packer:
                 self._close()
                 continue
             taken, entries = entries[: max(room, 1)], entries[max(room, 1) :]
-            self.pieces.append(Piece(key, path, taken))
+            if self.pieces and self.pieces[-1][0] == key:
+                self.pieces[-1][2].append(taken)
+            else:
+                self.pieces.append((key, path, [taken]))
             self.filled += len(taken) * per_entry
 
     def _close(self) -> None:
+        if not self.pieces:
+            return
         number = len(self.done) + 1
         name = output_file_name(self.dataset, number)
-        self.done.append(Unit(number, name, tuple(self.pieces)))
-        self.pieces, self.filled = [], 0.0
+        pieces = tuple(Piece(k, p, np.concatenate(e)) for k, p, e in self.pieces)
+        self.done.append(Unit(number, name, pieces))
+        self.pieces, self.filled, self.read = [], 0.0, 0.0
 
     def units(self) -> tuple[Unit, ...]:
-        if self.pieces:
-            self._close()
+        self._close()
         return tuple(self.done)
 
 
@@ -407,16 +489,17 @@ def extract_unit(plan: Plan, unit: Unit, output_dir: Path | str) -> OutputFile:
     """
     output_dir = Path(output_dir)
     final = output_dir / unit.name
-    if not final.is_file():
-        output_dir.mkdir(parents=True, exist_ok=True)
-        _remove_leftovers(output_dir, unit.name)
-        temporary = output_dir / f".{unit.name}.{uuid.uuid4().hex[:8]}.part"
-        try:
-            _write_unit(plan, unit, temporary)
-            _publish(temporary, final)
-        finally:
-            temporary.unlink(missing_ok=True)
-    return describe_output(plan, unit, final)
+    if final.is_file():
+        return describe_output(plan, unit, final)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(output_dir, unit.name)
+    temporary = output_dir / f".{unit.name}.{uuid.uuid4().hex[:8]}.part"
+    try:
+        written = _write_unit(plan, unit, temporary)
+        _publish(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return describe_output(plan, unit, final, events=written)
 
 
 def _remove_leftovers(output_dir: Path, name: str) -> None:
@@ -442,10 +525,15 @@ def _publish(temporary: Path, final: Path) -> None:
         os.close(directory)
 
 
-def describe_output(plan: Plan, unit: Unit, path: Path) -> OutputFile:
-    """The events, size and adler32 of the complete output file *path*."""
-    with uproot.open(path) as output:
-        events = output[plan.tree].num_entries
+def describe_output(
+    plan: Plan, unit: Unit, path: Path, *, events: int | None = None
+) -> OutputFile:
+    """The events, size and adler32 of the complete output file *path*; the
+    events are counted in the file unless the writer gives them.
+    """
+    if events is None:
+        with uproot.open(path) as output:
+            events = int(output[plan.tree].num_entries)
     sources = tuple(dict.fromkeys(piece.source for piece in unit.pieces))
     size, checksum = _adler32(path)
     return OutputFile(unit.number, unit.name, path, events, size, checksum, sources)
@@ -460,7 +548,8 @@ def _adler32(path: Path) -> tuple[int, str]:
     return size, f"ad:{value & 0xFFFFFFFF:08x}"
 
 
-def _write_unit(plan: Plan, unit: Unit, path: Path) -> None:
+def _write_unit(plan: Plan, unit: Unit, path: Path) -> int:
+    """Write the output of *unit* to *path*; return the entries written."""
     compression = parse_compression(plan.compression)
     with uproot.recreate(path, compression=compression) as output:
         writer = _TreeWriter(output, plan.tree)
@@ -468,6 +557,7 @@ def _write_unit(plan: Plan, unit: Unit, path: Path) -> None:
             for chunk in read_piece(piece, plan.tree, plan.branches):
                 writer.add(chunk)
         writer.flush()
+    return int(writer.tree.num_entries) if writer.tree is not None else 0
 
 
 # -- Reading only what is needed ---------------------------------------------------
@@ -475,129 +565,14 @@ def _write_unit(plan: Plan, unit: Unit, path: Path) -> None:
 
 def read_piece(
     piece: Piece, tree_name: str, branches: Sequence[str]
-) -> Iterator[dict[str, _Column]]:
-    """The selected entries of *piece*, one dict of columns per read range."""
-    with uproot.open(piece.path) as source:
-        tree = source[tree_name]
-        layout = _Layout.of(tree, branches)
-        for start, stop in cluster_ranges(tree, branches, piece.entries):
-            arrays = tree.arrays(
-                layout.read, entry_start=start, entry_stop=stop, how=dict
-            )
-            lo, hi = np.searchsorted(piece.entries, (start, stop))
-            yield layout.select(arrays, piece.entries[lo:hi] - start)
-
-
-def cluster_ranges(
-    tree: Any, branches: Sequence[str], entries: np.ndarray
-) -> list[tuple[int, int]]:
-    """The entry ranges to read for *entries*: the clusters (ranges whose
-    boundaries all *branches* share) that hold one, adjacent ones merged.
+) -> Iterator[dict[str, Column]]:
+    """The selected entries of *piece*, one dict of columns per read range
+    (:func:`skimengine.baskets.read_entries`).
     """
-    bounds = _common_boundaries(tree, branches)
-    touched = np.unique(np.searchsorted(bounds, entries, side="right") - 1)
-    ranges: list[tuple[int, int]] = []
-    for cluster in touched:
-        start, stop = int(bounds[cluster]), int(bounds[cluster + 1])
-        if ranges and ranges[-1][1] == start:
-            ranges[-1] = (ranges[-1][0], stop)
-        else:
-            ranges.append((start, stop))
-    return ranges
-
-
-def _common_boundaries(tree: Any, branches: Sequence[str]) -> np.ndarray:
-    common: set[int] | None = None
-    for name in branches:
-        offsets = set(int(x) for x in tree[name].entry_offsets)
-        common = offsets if common is None else common & offsets
-    bounds = common or {0}
-    bounds |= {0, tree.num_entries}
-    return np.array(sorted(bounds), np.int64)
-
-
-@dataclass(frozen=True)
-class _Column:
-    """Selected values of one branch or group: a numpy array for a scalar
-    branch; counts and the flat contents of each field for a jagged group.
-    """
-
-    values: np.ndarray | None = None
-    counts: np.ndarray | None = None
-    contents: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def nbytes(self) -> int:
-        if self.values is not None:
-            return int(self.values.nbytes)
-        return sum(int(c.nbytes) for c in self.contents.values()) + 4 * len(
-            self.counts if self.counts is not None else ()
-        )
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """How the chosen branches are written: scalars by name, and jagged
-    branches grouped under their count branch (the group key).
-    """
-
-    scalars: tuple[str, ...]
-    groups: dict[str, tuple[str, ...]]
-
-    @classmethod
-    def of(cls, tree: Any, branches: Sequence[str]) -> _Layout:
-        groups: dict[str, list[str]] = {}
-        for name in branches:
-            count = _count_name(tree[name])
-            if count is not None:
-                groups.setdefault(count, []).append(name)
-        jagged = {name for fields in groups.values() for name in fields}
-        scalars = tuple(n for n in branches if n not in groups and n not in jagged)
-        return cls(scalars, {k: tuple(v) for k, v in groups.items()})
-
-    @property
-    def read(self) -> list[str]:
-        return [*self.scalars, *(f for fields in self.groups.values() for f in fields)]
-
-    def select(self, arrays: dict[str, Any], local: np.ndarray) -> dict[str, _Column]:
-        """Keep the entries *local* (relative to the range read)."""
-        chosen = {n: _Column(values=_numpy(arrays[n])[local]) for n in self.scalars}
-        for count, fields in self.groups.items():
-            group = _select_jagged([arrays[f] for f in fields], fields, local)
-            chosen[count + _GROUP_SUFFIX] = group
-        return chosen
-
-
-def _numpy(array: Any) -> np.ndarray:
-    return np.asarray(ak.to_numpy(array) if isinstance(array, ak.Array) else array)
-
-
-def _list_offset(array: ak.Array) -> Any:
-    """The layout of a jagged array as offsets and contents."""
-    layout = ak.to_layout(array)
-    if not isinstance(layout, ak.contents.ListOffsetArray):
-        layout = ak.to_layout(ak.to_packed(array))
-    return layout
-
-
-def _select_jagged(
-    arrays: Sequence[ak.Array], fields: Sequence[str], local: np.ndarray
-) -> _Column:
-    """Keep entries *local* of jagged arrays that share their counts: one
-    gather index, computed from the offsets, serves every field.
-    """
-    layouts = [_list_offset(array) for array in arrays]
-    offsets = np.asarray(layouts[0].offsets, np.int64)
-    starts, stops = offsets[local], offsets[local + 1]
-    counts = stops - starts
-    total = int(counts.sum())
-    new_starts = np.cumsum(counts) - counts
-    gather = np.repeat(starts - new_starts, counts) + np.arange(total, dtype=np.int64)
-    contents = {
-        name: layout.content.data[gather]
-        for name, layout in zip(fields, layouts, strict=True)
-    }
-    return _Column(counts=counts.astype(np.int32), contents=contents)
+    # A memory map serves the many small basket reads best (uproot's default
+    # for local files goes through fsspec, a file handle per read).
+    with uproot.open(piece.path, handler=uproot.MemmapSource) as source:
+        yield from read_entries(source[tree_name], branches, piece.entries)
 
 
 # -- Writing -----------------------------------------------------------------------
@@ -612,10 +587,10 @@ class _TreeWriter:
         self.output = output
         self.name = name
         self.tree: Any = None
-        self.buffer: list[dict[str, _Column]] = []
+        self.buffer: list[dict[str, Column]] = []
         self.buffered = 0
 
-    def add(self, chunk: dict[str, _Column]) -> None:
+    def add(self, chunk: dict[str, Column]) -> None:
         self.buffer.append(chunk)
         self.buffered += sum(column.nbytes for column in chunk.values())
         if self.buffered >= FLUSH_BYTES:
@@ -636,16 +611,11 @@ class _TreeWriter:
         self.buffer, self.buffered = [], 0
 
 
-# A group is written as a record named after its count branch plus this
-# suffix, so that uproot's generated counter keeps the count branch's name.
-_GROUP_SUFFIX = "__group"
-
-
 def _counter_of(record: str) -> str:
-    return record.removesuffix(_GROUP_SUFFIX)
+    return record.removesuffix(GROUP_SUFFIX)
 
 
-def _joined(columns: list[_Column]) -> Any:
+def _joined(columns: list[Column]) -> Any:
     if columns[0].values is not None:
         return np.concatenate([c.values for c in columns])
     counts = np.concatenate([c.counts for c in columns])
@@ -661,4 +631,6 @@ def _joined(columns: list[_Column]) -> Any:
 
 
 def _branch_type(value: Any) -> Any:
-    return value.type.content if isinstance(value, ak.Array) else value.dtype
+    if isinstance(value, ak.Array):
+        return value.type.content
+    return value.dtype.newbyteorder("=")

@@ -113,6 +113,8 @@ class SkimTask(Task):
         self.root = skims_root(config)
         self.store = FileStore.from_config(config)
         self.executor = executor or executor_for(config)
+        # An executor given by the caller is the caller's to close.
+        self.owns_executor = executor is None
         self.only = only
         lease = (
             stale_after
@@ -144,6 +146,8 @@ class SkimTask(Task):
         self.closing.set()
         for thread in list(self.threads.values()):
             thread.join(timeout=30)
+        if self.owns_executor:
+            self.executor.close()
 
     def extracting(self, skim_id: int) -> bool:
         """Whether this instance is extracting skim *skim_id* right now."""
@@ -217,6 +221,8 @@ class SkimTask(Task):
             )
             if not claimed:
                 return
+            # Extraction follows: let the executor get ready meanwhile.
+            self.executor.start(wait=False)
             skim = session.get(Skim, skim_id)
             skim.started = skim.started or utcnow()
             tag = get_tag(skim.parent.name, session=session)
@@ -278,6 +284,7 @@ class SkimTask(Task):
             branches=json.loads(skim.branches) if skim.branches else None,
             compression=skim.compression or DEFAULT_COMPRESSION,
             target_size=skim.target_size or DEFAULT_TARGET_SIZE,
+            parallel=self.executor.workers,
         )
 
     # Extracting, in the background.

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -17,6 +21,7 @@ from catalog.errors import InvalidInput
 from catalog.nomenclature import parse_dataset_name
 from ingest.eventfiles import write_dataset_files
 from ingest.world import build_world
+from skimengine import baskets, extract
 from skimengine.executors import DaskExecutor, LocalExecutor, executor_for
 from skimengine.extract import (
     Plan,
@@ -33,6 +38,7 @@ PARENT = (
 )
 TREE = "CollectionTree"
 BASKET = 250
+PARENT_SKIM = output_dataset_name(PARENT, "jdoe", "jets")
 
 
 @pytest.fixture(scope="session")
@@ -176,6 +182,52 @@ def test_only_the_clusters_holding_selected_entries_are_read(source):
     ranges = cluster_ranges(tree, tree.keys(), np.array([3, 260, 270, n - 1]))
 
     assert ranges == [(0, 2 * BASKET), ((n - 1) // BASKET * BASKET, n)]
+    # A range stays within the entries it may hold, to bound memory.
+    capped = cluster_ranges(tree, tree.keys(), np.array([3, 260]), max_entries=BASKET)
+    assert capped == [(0, BASKET), (BASKET, 2 * BASKET)]
+
+
+def test_both_ways_of_reading_give_the_same_output(
+    source, one_muon, tmp_path, monkeypatch
+):
+    # Plain numbers are gathered from the baskets; other trees go through
+    # uproot's arrays and awkward. Both must write the same events.
+    plan = plan_for(source, one_muon)
+    fast = extract_all(plan, tmp_path / "baskets")
+    monkeypatch.setattr(baskets, "_plain", lambda tree, names: False)
+
+    slow = extract_all(plan, tmp_path / "arrays")
+
+    assert ak.array_equal(read(o.path for o in fast), read(o.path for o in slow))
+    assert ak.array_equal(read(o.path for o in slow), expected_events(source, one_muon))
+
+
+def test_a_small_selection_stays_one_file_whatever_the_workers(source, one_muon):
+    plan = plan_for(source, one_muon, parallel=4)
+
+    assert len(plan.units) == 1
+
+
+def test_a_plan_for_parallel_workers_shares_the_reading_between_clusters(
+    source, tmp_path, monkeypatch
+):
+    # Every third entry: every cluster of every file is read. Without the
+    # least share a unit must read, these small files are cut for 2 workers.
+    monkeypatch.setattr(extract, "MIN_SHARE", 1)
+    collection = {lfn: np.arange(0, 900, 3) for lfn in source}
+
+    plan = plan_for(source, collection, parallel=2)
+    outputs = extract_all(plan, tmp_path)
+
+    assert len(plan.units) == 2
+    read_by = [
+        {(p.source, int(e) // BASKET) for p in unit.pieces for e in p.entries}
+        for unit in plan.units
+    ]
+    assert not read_by[0] & read_by[1]
+    assert abs(len(read_by[0]) - len(read_by[1])) <= 1
+    got = read(o.path for o in outputs)
+    assert ak.array_equal(got, expected_events(source, collection))
 
 
 def test_a_target_size_splits_the_output(source, tmp_path):
@@ -238,13 +290,29 @@ def test_a_plan_survives_json(source, one_muon):
 
 
 @pytest.fixture
+def local_executor():
+    """Makes local executors, and closes them after the test."""
+    made: list[LocalExecutor] = []
+
+    def make(workers: int) -> LocalExecutor:
+        made.append(LocalExecutor(workers))
+        return made[-1]
+
+    yield make
+    for executor in made:
+        executor.close()
+
+
+@pytest.fixture
 def split_plan(source) -> Plan:
     collection = {lfn: np.arange(0, 900, 3) for lfn in source}
     return plan_for(source, collection, target_size=50_000)
 
 
-def test_a_resumed_run_writes_only_the_missing_outputs(split_plan, tmp_path):
-    executor = LocalExecutor(workers=2)
+def test_a_resumed_run_writes_only_the_missing_outputs(
+    split_plan, tmp_path, local_executor
+):
+    executor = local_executor(2)
     first = executor.run(split_plan, tmp_path)
     kept = {o.name: (o.checksum, o.path.stat().st_mtime_ns) for o in first.outputs}
     lost = first.outputs[1]
@@ -269,12 +337,14 @@ def test_a_resumed_run_writes_only_the_missing_outputs(split_plan, tmp_path):
     )
 
 
-def test_a_failed_unit_leaves_no_file_and_a_retry_redoes_only_it(split_plan, tmp_path):
+def test_a_failed_unit_leaves_no_file_and_a_retry_redoes_only_it(
+    split_plan, tmp_path, local_executor
+):
     broken = split_plan.units[-1].pieces[-1].path
     original = Path(broken).read_bytes()
     Path(broken).write_bytes(original[: len(original) // 2])
     try:
-        outcome = LocalExecutor(workers=1).run(split_plan, tmp_path / "out")
+        outcome = local_executor(1).run(split_plan, tmp_path / "out")
     finally:
         Path(broken).write_bytes(original)
     last = split_plan.units[-1]
@@ -285,7 +355,7 @@ def test_a_failed_unit_leaves_no_file_and_a_retry_redoes_only_it(split_plan, tmp
     assert not list((tmp_path / "out").glob(".*.part"))
     written = {o.name: o.checksum for o in outcome.outputs}
 
-    retry = LocalExecutor(workers=1).run(split_plan, tmp_path / "out")
+    retry = local_executor(1).run(split_plan, tmp_path / "out")
 
     assert retry.complete
     for output in retry.outputs:
@@ -294,7 +364,9 @@ def test_a_failed_unit_leaves_no_file_and_a_retry_redoes_only_it(split_plan, tmp
     assert sum(o.events for o in retry.outputs) == split_plan.events
 
 
-def test_cancel_stops_between_units_and_a_rerun_finishes(split_plan, tmp_path):
+def test_cancel_stops_between_units_and_a_rerun_finishes(
+    split_plan, tmp_path, local_executor
+):
     cancel = threading.Event()
     seen = []
 
@@ -303,16 +375,72 @@ def test_cancel_stops_between_units_and_a_rerun_finishes(split_plan, tmp_path):
         if done >= 1:
             cancel.set()
 
-    outcome = LocalExecutor(workers=1).run(
+    outcome = local_executor(1).run(
         split_plan, tmp_path, cancel=cancel, progress=progress
     )
 
     assert outcome.cancelled
     assert len(outcome.outputs) < len(split_plan.units)
     assert seen[0] == 0
-    rest = LocalExecutor(workers=1).run(split_plan, tmp_path)
+    rest = local_executor(1).run(split_plan, tmp_path)
     assert rest.complete
     assert sum(o.events for o in rest.outputs) == split_plan.events
+
+
+def test_a_worker_that_dies_is_replaced_and_the_plan_completes(
+    split_plan, tmp_path, local_executor
+):
+    executor = local_executor(1)
+    executor.start()
+    for process in list(executor._pool._processes.values()):
+        process.kill()
+        process.join()
+
+    first = executor.run(split_plan, tmp_path)
+    again = executor.run(split_plan, tmp_path)
+
+    # The first run may lose the units sent before the pool knew it broke.
+    assert len(first.outputs) + len(first.failed) == len(split_plan.units)
+    assert again.complete
+    assert sum(o.events for o in again.outputs) == split_plan.events
+
+
+OWNER_SCRIPT = """
+import os, signal
+from skimengine.executors import LocalExecutor
+
+if __name__ == "__main__":
+    executor = LocalExecutor(2)
+    executor.start()
+    print(*executor._pool._processes, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_the_workers_of_a_killed_task_server_exit(tmp_path):
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER_SCRIPT)
+    # Its stdout is a pipe that the workers hold too: the killed owner stays
+    # a zombie until they let go of it.
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    workers = [int(pid) for pid in done.stdout.split()]
+
+    deadline = time.monotonic() + 30
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert len(workers) == 2
+    assert not any(map(running, workers))
 
 
 def test_the_configuration_chooses_the_executor():
@@ -323,9 +451,11 @@ def test_the_configuration_chooses_the_executor():
     assert isinstance(dask, DaskExecutor) and dask.address == "tcp://h:8786"
 
 
-def test_dask_gives_the_same_outputs_as_the_local_pool(split_plan, tmp_path):
+def test_dask_gives_the_same_outputs_as_the_local_pool(
+    split_plan, tmp_path, local_executor
+):
     distributed = pytest.importorskip("distributed")
-    local = LocalExecutor(workers=2).run(split_plan, tmp_path / "local")
+    local = local_executor(2).run(split_plan, tmp_path / "local")
 
     with distributed.LocalCluster(
         n_workers=1, processes=False, dashboard_address=None
@@ -359,8 +489,8 @@ def root_module():
     return ROOT
 
 
-def test_root_opens_every_output(root_module, split_plan, tmp_path):
-    outputs = LocalExecutor(workers=2).run(split_plan, tmp_path).outputs
+def test_root_opens_every_output(root_module, split_plan, tmp_path, local_executor):
+    outputs = local_executor(2).run(split_plan, tmp_path).outputs
     want = read(o.path for o in outputs)
 
     position = 0
@@ -376,3 +506,50 @@ def test_root_opens_every_output(root_module, split_plan, tmp_path):
             assert jets == pytest.approx(expected.jet_pt.tolist())
         position += output.events
         handle.Close()
+
+
+@pytest.fixture
+def root_written(root_module, tmp_path) -> Path:
+    """A tree written by ROOT itself, as ATLAS software writes them: jagged
+    leaf arrays (``jet_pt[nJets]/F``) and every branch with baskets of its
+    own size, so no two branches share their basket boundaries.
+    """
+    path = tmp_path / "root-written.root"
+    output = root_module.TFile(str(path), "RECREATE")
+    tree = root_module.TTree(TREE, "written by ROOT")
+    run, event = np.zeros(1, np.int32), np.zeros(1, np.uint64)
+    lumi, met, n = np.zeros(1, np.int32), np.zeros(1, np.float32), np.zeros(1, np.int32)
+    pt, eta = np.zeros(50, np.float32), np.zeros(50, np.float32)
+    for name, buffer, leaf in [
+        ("RunNumber", run, "RunNumber/I"),
+        ("EventNumber", event, "EventNumber/l"),
+        ("LumiBlock", lumi, "LumiBlock/I"),
+        ("MET", met, "MET/F"),
+        ("nJets", n, "nJets/I"),
+        ("jet_pt", pt, "jet_pt[nJets]/F"),
+        ("jet_eta", eta, "jet_eta[nJets]/F"),
+    ]:
+        tree.Branch(name, buffer, leaf)
+    for name, size in [("MET", 3000), ("jet_pt", 4000), ("jet_eta", 7000)]:
+        tree.SetBasketSize(name, size)
+    rng = np.random.default_rng(7)
+    for number in range(5000):
+        run[0], event[0], lumi[0] = 300000, 1000 + number, 1 + number // 500
+        met[0], n[0] = rng.exponential(30), rng.poisson(3)
+        pt[: n[0]], eta[: n[0]] = rng.exponential(40, n[0]), rng.normal(0, 2, n[0])
+        tree.Fill()
+    tree.Write()
+    output.Close()
+    return path
+
+
+def test_a_tree_written_by_root_is_extracted_exactly(root_written, tmp_path):
+    entries = np.r_[np.arange(0, 5000, 7), 4999]
+
+    plan = plan_extraction({"f": entries}, {"f": root_written}, dataset=PARENT_SKIM)
+    outputs = extract_all(plan, tmp_path)
+
+    source = uproot.open(root_written)[TREE]
+    assert len({tuple(b.entry_offsets) for b in source.branches}) > 3
+    got = read(o.path for o in outputs)
+    assert ak.array_equal(got, source.arrays()[entries])
