@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from catalog.datasets import counted_files
 from catalog.db import among
@@ -313,14 +314,14 @@ def _refresh_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
         refresh_lost_lumi_blocks(dataset, session=session)
 
 
-def _tasks(
-    datasets: Sequence[Dataset], *, session: Session
-) -> dict[int, ProductionTask]:
+def _tasks(datasets: Sequence[Dataset], *, session: Session) -> dict[int, Any]:
+    """The producing tasks of *datasets*, as rows, by task id."""
     ids = sorted({d.task_id for d in datasets if d.task_id is not None})
     if not ids:
         return {}
-    query = select(ProductionTask).where(among(ProductionTask.task_id, ids))
-    return {task.task_id: task for task in session.scalars(query)}
+    table = ProductionTask.__table__
+    query = select(table).where(among(table.c.task_id, ids))
+    return {task.task_id: task for task in session.execute(query)}
 
 
 def affected(ids: Iterable[int], *, session: Session) -> set[int]:
@@ -468,16 +469,65 @@ def stale_count(*, session: Session) -> int:
 
 
 def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
-    """Refresh every derived value of the datasets *ids*; return how many."""
+    """Refresh every derived value of the datasets *ids*; return how many.
+
+    Datasets are read as plain rows (:class:`DatasetValues`), recomputed,
+    and the changed values written back with one executemany per batch: the
+    ORM's bookkeeping would cost more than the recomputation. Dataset objects
+    the session holds are expired, so that they show the new values.
+    """
     session.flush()
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start : start + BATCH]
-        datasets = session.scalars(
-            select(Dataset).where(among(Dataset.id, chunk))
-        ).all()
-        _refresh_batch(datasets, session=session)
+        rows = session.execute(select(DATASET).where(among(DATASET.c.id, chunk)))
+        datasets = [DatasetValues(row) for row in rows]
+        _refresh_batch(datasets, session=session)  # type: ignore[arg-type]
+        _write_back(datasets, session=session)
     return len(ordered)
+
+
+class DatasetValues:
+    """A dataset's row as plain attributes, named as the model's, remembering
+    the values it was read with.
+    """
+
+    def __init__(self, row: Any) -> None:
+        self._read = row._asdict()
+        self.__dict__.update(self._read)
+
+    def changes(self) -> dict[str, Any]:
+        """The columns whose values changed since the row was read."""
+        read = self._read
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if name in read and value != read[name]
+        }
+
+
+def _write_back(datasets: Sequence[DatasetValues], *, session: Session) -> None:
+    """Write the changed values of *datasets* (``lastModified`` moves)."""
+    changed = {d.id: d.changes() for d in datasets}  # type: ignore[attr-defined]
+    changed = {id_: values for id_, values in changed.items() if values}
+    if not changed:
+        return
+    columns = sorted(set().union(*changed.values()))
+    statement = (
+        update(DATASET)
+        .where(DATASET.c.id == bindparam("id_"))
+        .values({name: bindparam(f"new_{name}") for name in columns})
+    )
+    by_id = {d.id: d for d in datasets}  # type: ignore[attr-defined]
+    rows = [
+        {"id_": id_, **{f"new_{c}": getattr(by_id[id_], c) for c in columns}}
+        for id_ in changed
+    ]
+    session.execute(statement, rows)
+    for id_ in changed:
+        held = session.identity_map.get(identity_key(Dataset, id_))
+        if held is not None:
+            session.expire(held)
 
 
 def refresh_all(*, session: Session) -> int:
