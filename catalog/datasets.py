@@ -24,6 +24,8 @@ from catalog.nomenclature import parse_dataset_name
 from catalog.upsert import upsert
 
 MAX_PAGE_SIZE = 1000
+# Names per lookup (catalog.db.among: one parameter on PostgreSQL and SQLite).
+LOOKUP_CHUNK = 20_000
 
 
 def get_dataset(name: str, *, session: Session) -> Dataset:
@@ -85,8 +87,8 @@ def upsert_datasets(
 def dataset_ids(names: Sequence[str], *, session: Session) -> dict[str, int]:
     """The ids of the datasets among *names* that are in the catalogue."""
     found: dict[str, int] = {}
-    for start in range(0, len(names), 1000):
-        chunk = list(names[start : start + 1000])
+    for start in range(0, len(names), LOOKUP_CHUNK):
+        chunk = list(names[start : start + LOOKUP_CHUNK])
         query = select(Dataset.name, Dataset.id).where(among(Dataset.name, chunk))
         found.update({name: id_ for name, id_ in session.execute(query)})
     return found

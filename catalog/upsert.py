@@ -28,8 +28,15 @@ from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from catalog.db import among
+
 # PostgreSQL: from this many rows on, an upsert goes through COPY.
 COPY_THRESHOLD = 1000
+# SQLite: from this many rows on, the rows with new keys are told apart
+# first and inserted plainly.
+SPLIT_THRESHOLD = 100
+# Keys per lookup (catalog.db.among: one parameter on SQLite).
+LOOKUP_CHUNK = 20_000
 # The temporary table rows are copied into (dropped at the end of the call).
 STAGE = "hepcat_stage"
 
@@ -77,12 +84,40 @@ def upsert_values(
     if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
         _upsert_by_copy(session, table, columns, rows, key, updated)
         return
-    statement = _statement(dialect, table, key, updated)
-    if statement is None:
-        dicts = [dict(zip(columns, row, strict=True)) for row in rows]
-        _upsert_generic(session, table, dicts, key, updated)
-    else:
-        _execute_many(session, statement, columns, rows)
+    fresh: list[Row] = []
+    if dialect == "sqlite" and len(key) == 1 and len(rows) >= SPLIT_THRESHOLD:
+        fresh, rows = _split_fresh(session, table, columns, rows, key[0])
+    if rows:
+        statement = _statement(dialect, table, key, updated)
+        if statement is None:
+            dicts = [dict(zip(columns, row, strict=True)) for row in rows]
+            _upsert_generic(session, table, dicts, key, updated)
+        else:
+            _execute_many(session, statement, columns, rows)
+    if fresh:  # after the updates, which may free values of unique columns
+        _execute_many(session, table.insert(), columns, fresh)
+
+
+def _split_fresh(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    key: str,
+) -> tuple[list[Row], list[Row]]:
+    """SQLite: the rows whose *key* is not in *table* yet, to be written with
+    a plain ``INSERT`` (twice as fast there as an upsert), and the others. Of
+    several fresh rows with one key the last wins, as with an upsert.
+    """
+    position = list(columns).index(key)
+    keys = list({row[position] for row in rows})
+    existing: set[Any] = set()
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        chunk = keys[start : start + LOOKUP_CHUNK]
+        query = select(table.c[key]).where(among(table.c[key], chunk))
+        existing.update(session.scalars(query))
+    fresh = {row[position]: row for row in rows if row[position] not in existing}
+    return list(fresh.values()), [row for row in rows if row[position] in existing]
 
 
 def _getter(keys: Sequence[Any]) -> Any:

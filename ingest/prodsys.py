@@ -24,7 +24,7 @@ from sqlalchemy import Engine, Row, Table, select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import dataset_ids, name_columns, upsert_datasets
-from catalog.db import utcnow
+from catalog.db import among, utcnow
 from catalog.derived import mark_changed
 from catalog.models import AmiTag, Dataset, ProductionTask
 from catalog.models.datasets import SOURCE_PRODSYS
@@ -219,9 +219,7 @@ class ProdSysIngester(Task):
             return
         upsert(session, ProductionTask.__table__, mapped, ["task_id"])  # type: ignore[arg-type]
         ids = [row["task_id"] for row in mapped]
-        datasets = session.scalars(
-            select(Dataset).where(Dataset.task_id.in_(ids))
-        ).all()
+        datasets = _linkable(among(Dataset.task_id, ids), session=session)
         gained = link_datasets(datasets, session=session)
         mark_changed({d.id for d in datasets} | gained, gained, session=session)
 
@@ -263,9 +261,7 @@ class ProdSysIngester(Task):
                 )
                 quarantine(SOURCE, row["name"], row, reason, session=session)
         ids = upsert_datasets(usable, session=session)
-        datasets = session.scalars(
-            select(Dataset).where(Dataset.id.in_(ids.values()))
-        ).all()
+        datasets = _linkable(among(Dataset.id, ids.values()), session=session)
         gained = link_datasets(datasets, session=session)
         mark_changed(set(ids.values()) | gained, gained, session=session)
 
@@ -294,6 +290,14 @@ class ProdSysIngester(Task):
                 quarantine(SOURCE, row.guid, row.payload(), reason, session=session)
         touched = write_files(usable, ids, SOURCE, session=session)
         mark_changed(touched, set(), session=session)
+
+
+def _linkable(condition: Any, *, session: Session) -> Sequence[Any]:
+    """The datasets that meet *condition*, with what linking them needs
+    (id, name, producing task), as rows: no ORM objects for thousands.
+    """
+    query = select(Dataset.id, Dataset.name, Dataset.task_id).where(condition)
+    return session.execute(query).all()
 
 
 def _tag_row(row: Mapping[str, Any]) -> dict[str, Any]:

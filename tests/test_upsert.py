@@ -139,3 +139,26 @@ def test_stale_marks_are_raised_and_cleared(
     with Session() as session:
         assert stale_count(session=session) == 0
         assert session.scalar(select(Dataset.n_files).where(Dataset.id == ids[0])) == 0
+
+
+@pytest.mark.parametrize("count", SIZES)
+def test_upsert_mixes_new_and_known_rows(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+    count: int,
+) -> None:
+    dataset = dataset_factory("mc16_13TeV.410000.Upsert.recon.AOD.e1_s2_r6")
+    known = [_file(dataset.id, n) for n in range(0, count, 2)]
+    with Session.begin() as session:
+        upsert(session, File.__table__, known, ["guid"])
+    # The known files take new LFNs; a new file takes the LFN one of them
+    # gives up in the same call.
+    renamed = [_file(dataset.id, n, lfn=f"renamed.{n}") for n in range(0, count, 2)]
+    fresh = [_file(dataset.id, n) for n in range(1, count, 2)]
+    fresh.append(_file(dataset.id, count + 1, lfn=known[0]["lfn"]))
+    with Session.begin() as session:
+        upsert(session, File.__table__, renamed + fresh, ["guid"])
+    found = _files(Session)
+    assert len(found) == len(renamed) + len(fresh)
+    assert found[known[0]["guid"]][0] == "renamed.0"
+    assert found[fresh[-1]["guid"]][0] == known[0]["lfn"]
