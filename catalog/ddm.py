@@ -82,6 +82,8 @@ CHUNK = 1000
 # Values per membership test written with catalog.db.among (one parameter
 # on PostgreSQL and SQLite, whatever the count).
 LOOKUP_CHUNK = 20_000
+# Lost-file reports read whole rather than looked up file by file.
+FEW_LOST = 10_000
 
 
 class UnreadableMessage(ValueError):
@@ -490,16 +492,35 @@ def mark_lost_files(lfns: Iterable[str], *, session: Session) -> int:
     written after their ``lost`` message); return how many.
     """
     marked = 0
+    reported = _lost_reports(session=session)
     for chunk in _chunks(list(dict.fromkeys(lfns)), LOOKUP_CHUNK):
-        query = select(DdmMessage.child_name).where(
-            DdmMessage.event_type == "lost", among(DdmMessage.child_name, chunk)
-        )
-        lost = sorted({name for name in session.scalars(query) if name})
+        if reported is not None:
+            lost = sorted(reported.intersection(chunk))
+        else:
+            query = select(DdmMessage.child_name).where(
+                DdmMessage.event_type == "lost", among(DdmMessage.child_name, chunk)
+            )
+            lost = sorted({name for name in session.scalars(query) if name})
         if lost:
             statement = update(File).where(among(File.lfn, lost), File.lost.is_(False))
             session.execute(statement.values(lost=True))
             marked += len(lost)
     return marked
+
+
+def _lost_reports(*, session: Session) -> set[str] | None:
+    """The files DDM has reported lost, when they are few (they usually
+    are): one indexed query instead of one lookup per file; None when many.
+    """
+    query = (
+        select(DdmMessage.child_name)
+        .where(DdmMessage.event_type == "lost")
+        .limit(FEW_LOST + 1)
+    )
+    rows = session.scalars(query).all()
+    if len(rows) > FEW_LOST:
+        return None
+    return {name for name in rows if name}
 
 
 # --- the facts remembered ----------------------------------------------------

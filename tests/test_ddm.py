@@ -407,9 +407,11 @@ def test_hostile_messages_never_stop_ingestion(Session, dataset_factory):
 
 
 @through_broker
+@pytest.mark.parametrize("few_lost", [10_000, 0], ids=["reports read", "looked up"])
 def test_facts_about_a_dataset_not_yet_catalogued_take_effect_when_it_arrives(
-    Session, tmp_path, world, broker, destination, ddm_ingester
+    Session, tmp_path, world, broker, destination, ddm_ingester, few_lost, monkeypatch
 ):
+    monkeypatch.setattr("catalog.ddm.FEW_LOST", few_lost)
     raw, aod = [d for d in world.datasets if d.source == "tier0"][:2]
     lost = aod.files[1]
     scope = raw.name.split(".")[0]
