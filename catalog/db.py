@@ -187,10 +187,13 @@ def _among_any_array(element: Among, compiler: Any, **kw: Any) -> str:
 
 @compiles(Among, "sqlite")
 def _among_json_each(element: Among, compiler: Any, **kw: Any) -> str:
-    plain = all(type(v) in (int, str) for v in element.values)
-    if not plain or not element.values:
+    try:  # numbers and text; anything else is left to the IN list
+        values = json.dumps(element.values, allow_nan=False) if element.values else None
+    except (TypeError, ValueError):
+        values = None
+    if values is None:
         return _among_in_list(element, compiler, **kw)
-    listed = bindparam(None, json.dumps(element.values), type_=String())
+    listed = bindparam(None, values, type_=String())
     column = compiler.process(element.column, **kw)
     return (
         f"{column} IN (SELECT value FROM json_each({compiler.process(listed, **kw)}))"

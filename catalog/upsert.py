@@ -147,21 +147,20 @@ def _with_defaults(
 
 
 def _driver_rows(dialect: Any, types: Sequence[Any], rows: Sequence[Row]) -> list[Row]:
-    """*rows* converted for the driver by the column *types*."""
+    """*rows* converted for the driver by the column *types*, a column at a
+    time.
+    """
     processed = [
         (index, _Converter(process, dialect.name))
         for index, kind in enumerate(types)
         if (process := kind.bind_processor(dialect))
     ]
-    if not processed:
+    if not processed or not rows:
         return list(rows)
-    converted = []
-    for row in rows:
-        driver = list(row)
-        for index, convert in processed:
-            driver[index] = convert(driver[index])
-        converted.append(tuple(driver))
-    return converted
+    columns: list[Any] = list(zip(*rows, strict=True))
+    for index, convert in processed:
+        columns[index] = map(convert, columns[index])
+    return list(zip(*columns, strict=True))
 
 
 class _Converter:

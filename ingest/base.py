@@ -143,12 +143,12 @@ def map_rows(
     """
     good = []
     refused = []
+    fields = None  # the column names of the rows, when they are Rows
     for row in rows:
         # A plain dict: a Row's mapping answers get() at Python speed.
-        if hasattr(row, "_fields"):
-            values = dict(zip(row._fields, row, strict=True))
-        else:
-            values = dict(row)
+        if fields is None and hasattr(row, "_fields"):
+            fields = row._fields
+        values = dict(zip(fields, row, strict=True)) if fields else dict(row)
         try:
             mapped = mapper(values)
         except (Unusable, HepcatError) as err:
