@@ -143,6 +143,9 @@ NO_CROSS_SECTION = CrossSection(None, None, None, None)
 MAX_DEPTH = 30
 # Datasets refreshed together, with one query per quantity.
 BATCH = 500
+# Ids per membership test (catalog.db.among: one parameter on PostgreSQL and
+# SQLite).
+LOOKUP_CHUNK = 20_000
 # The tables of datasets and of their stale marks, for statements that
 # bypass the ORM's bookkeeping.
 DATASET: Table = Dataset.__table__  # type: ignore[assignment]
@@ -333,8 +336,8 @@ def affected(ids: Iterable[int], *, session: Session) -> set[int]:
     """
     found = set(ids)
     ordered = sorted(found)
-    for start in range(0, len(ordered), BATCH):
-        chunk = ordered[start : start + BATCH]
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        chunk = ordered[start : start + LOOKUP_CHUNK]
         query = select(
             Dataset.id,
             Dataset.data_type,
@@ -440,8 +443,8 @@ def refresh_stale(*, session: Session, limit: int = 5000) -> int:
 def _refresh_marked(ids: set[int], session: Session) -> int:
     marks: dict[int, int] = {}
     ordered = sorted(ids)
-    for start in range(0, len(ordered), BATCH):
-        chunk = ordered[start : start + BATCH]
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        chunk = ordered[start : start + LOOKUP_CHUNK]
         query = select(STALE.c.dataset_id, STALE.c.mark).where(
             among(STALE.c.dataset_id, chunk)
         )

@@ -20,7 +20,7 @@ rows share one ``modified`` time), and Python-side column defaults
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -74,8 +74,14 @@ def upsert_values(
     rows: Sequence[Row],
     key: Sequence[str],
     update_columns: Sequence[str] | None = None,
+    *,
+    known: Collection[Any] | None = None,
 ) -> None:
-    """:func:`upsert` for rows given as tuples of the values of *columns*."""
+    """:func:`upsert` for rows given as tuples of the values of *columns*.
+
+    :param known: the values of a one-column *key* that are in *table*
+        already, when the caller has just looked them up (spares a lookup).
+    """
     if not rows:
         return
     updated = list(update_columns or [c for c in columns if c not in key])
@@ -86,7 +92,7 @@ def upsert_values(
         return
     fresh: list[Row] = []
     if dialect == "sqlite" and len(key) == 1 and len(rows) >= SPLIT_THRESHOLD:
-        fresh, rows = _split_fresh(session, table, columns, rows, key[0])
+        fresh, rows = _split_fresh(session, table, columns, rows, key[0], known)
     if rows:
         statement = _statement(dialect, table, key, updated)
         if statement is None:
@@ -104,20 +110,27 @@ def _split_fresh(
     columns: Sequence[str],
     rows: Sequence[Row],
     key: str,
+    known: Collection[Any] | None,
 ) -> tuple[list[Row], list[Row]]:
     """SQLite: the rows whose *key* is not in *table* yet, to be written with
     a plain ``INSERT`` (twice as fast there as an upsert), and the others. Of
     several fresh rows with one key the last wins, as with an upsert.
     """
     position = list(columns).index(key)
-    keys = list({row[position] for row in rows})
-    existing: set[Any] = set()
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        chunk = keys[start : start + LOOKUP_CHUNK]
+    if known is None:
+        known = _present(session, table, key, list({row[position] for row in rows}))
+    fresh = {row[position]: row for row in rows if row[position] not in known}
+    return list(fresh.values()), [row for row in rows if row[position] in known]
+
+
+def _present(session: Session, table: Table, key: str, values: list[Any]) -> set[Any]:
+    """The *values* of the column *key* that are in *table*."""
+    found: set[Any] = set()
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        chunk = values[start : start + LOOKUP_CHUNK]
         query = select(table.c[key]).where(among(table.c[key], chunk))
-        existing.update(session.scalars(query))
-    fresh = {row[position]: row for row in rows if row[position] not in existing}
-    return list(fresh.values()), [row for row in rows if row[position] in existing]
+        found.update(session.scalars(query))
+    return found
 
 
 def _getter(keys: Sequence[Any]) -> Any:

@@ -149,7 +149,7 @@ def write_files(
         return set()
     now = utcnow()
     values = [_values(row, dataset_ids[row.dataset], now) for row in usable]
-    upsert_values(session, File.__table__, COLUMNS, values, ["guid"])  # type: ignore[arg-type]
+    upsert_values(session, File.__table__, COLUMNS, values, ["guid"], known=existing)  # type: ignore[arg-type]
     # DDM may have reported a file lost before the file arrived here.
     mark_lost_files([row.lfn for row in usable], session=session)
     _write_lumi_ranges(usable, session=session)
