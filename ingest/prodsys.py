@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ from ingest.base import (
     save_stop_point,
     text,
 )
-from ingest.bites import BiteReader
+from ingest.bites import Bite, BiteReader
 from ingest.files import FileRow, source_file, write_files
 from ingest.keyset import KeysetStream
 from taskserver.base import RunContext, RunOutcome, Task
@@ -145,25 +145,14 @@ class ProdSysIngester(Task):
         ahead while one is written (ingest.bites).
         """
         keyset, reader = self.streams[stream], self.readers[stream]
-        items = 0
         if not keyset.in_pass or context.should_stop():
             return 0
+        items = 0
         bite = reader.read(self._bite_size(stream))
         while True:
             started = time.monotonic()
             ahead = None if bite.last else reader.read_ahead(self._bite_size(stream))
-            try:
-                with context.Session.begin() as session:
-                    good = bite.mapped.quarantine(SOURCE, session=session)
-                    self._apply[stream](good, session)
-                    save_stop_point(
-                        f"{SOURCE}.{stream}", bite.stop_point, session=session
-                    )
-            except BaseException:
-                if ahead is not None:
-                    reader.give_back(ahead)
-                keyset.cursor = bite.before
-                raise
+            self._write(stream, bite, ahead, context)
             items += bite.rows
             self._remaining[stream] = max(0, self._remaining[stream] - bite.rows)
             if ahead is None:
@@ -178,6 +167,24 @@ class ProdSysIngester(Task):
                 reader.give_back(ahead)
                 return items
             bite = following
+
+    def _write(
+        self, stream: str, bite: Bite, ahead: Future[Bite] | None, context: RunContext
+    ) -> None:
+        """Write *bite* with its stop point in one transaction; if that fails,
+        give the bite back, and the bite read *ahead* too.
+        """
+        try:
+            with context.Session.begin() as session:
+                good = bite.mapped.quarantine(SOURCE, session=session)
+                self._apply[stream](good, session)
+                point = f"{SOURCE}.{stream}"
+                save_stop_point(point, bite.stop_point, session=session)
+        except BaseException:
+            if ahead is not None:
+                self.readers[stream].give_back(ahead)
+            self.streams[stream].cursor = bite.before
+            raise
 
     def _bite_size(self, stream: str) -> int:
         rate = self._rate.get(stream)
