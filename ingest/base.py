@@ -186,15 +186,10 @@ def load_cursor(
     return Cursor(stamp, key_type(point.key or ""))
 
 
-def save_cursor(stream: str, keyset: KeysetStream, *, session: Session) -> None:
-    """Store where *keyset*'s next pass must start (same transaction as the
-    rows it covers).
-    """
-    save_stop_point(stream, keyset.stop_point(), session=session)
-
-
 def save_stop_point(stream: str, cursor: Cursor, *, session: Session) -> None:
-    """Store *cursor* as where *stream*'s next pass must start."""
+    """Store *cursor* as where *stream*'s next pass must start (in the
+    transaction that writes the rows it covers).
+    """
     stamp = cursor.timestamp.replace(tzinfo=dt.UTC)
     set_stop_point(stream, stamp, str(cursor.key), session=session)
 
