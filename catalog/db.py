@@ -178,11 +178,37 @@ def _among_in_list(element: Among, compiler: Any, **kw: Any) -> str:
     return text
 
 
+# Joins text values into one parameter on PostgreSQL: a character no name,
+# GUID or LFN holds.
+SEPARATOR = "\x1f"
+
+
 @compiles(Among, "postgresql")
 def _among_any_array(element: Among, compiler: Any, **kw: Any) -> str:
+    joined = _joined(element.values)
+    if joined is not None:
+        # One text parameter split by the server: psycopg would otherwise
+        # check every element of a text array for quoting, one by one.
+        listed = compiler.process(bindparam(None, joined, type_=String()), **kw)
+        separator = compiler.process(bindparam(None, SEPARATOR, type_=String()), **kw)
+        column = compiler.process(element.column, **kw)
+        return f"{column} = ANY(string_to_array({listed}, {separator}))"
     values = bindparam(None, element.values, type_=ARRAY(element.column.type))
     text: str = compiler.process(element.column == any_(values), **kw)
     return text
+
+
+def _joined(values: list[Any]) -> str | None:
+    """*values* joined by :data:`SEPARATOR` when they are all non-empty text
+    without it (None otherwise).
+    """
+    if not values or "" in values:
+        return None
+    try:
+        joined = SEPARATOR.join(values)
+    except TypeError:
+        return None
+    return joined if joined.count(SEPARATOR) == len(values) - 1 else None
 
 
 @compiles(Among, "sqlite")
