@@ -211,7 +211,7 @@ def skim(Session: Any, task: TimedSkimTask, expression: str) -> tuple[float, int
     with timed(task.phases, "request"), Session.begin() as session:
         owner = get_user("jdoe", session=session)
         skim_id = request_skim(
-            DATASET, expression, "onepercent", owner=owner, session=session
+            DATASET, expression, "onepercent", owner=owner, session=session, run=True
         ).id
     state = "defined"
     while state not in ("done", "failed", "cancelled"):

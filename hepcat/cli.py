@@ -298,8 +298,9 @@ def derive(context: _Context, check: bool, fix: bool) -> None:
 @pass_context
 def taskserver(context: _Context, metrics_port: int | None) -> None:
     """Run the task server: every configured ingester and the skim task,
-    time-shared, until SIGTERM or Ctrl-C. Several can share one catalogue
-    database.
+    time-shared, until SIGTERM or Ctrl-C; the TAG task too when the file
+    store is configured (storage_root or pool_file_catalogs). Several can
+    share one catalogue database.
     """
     engine = context.engine()
     migrations.require_current(engine)
@@ -308,6 +309,12 @@ def taskserver(context: _Context, metrics_port: int | None) -> None:
     if not tasks:
         _no_sources()
     tasks += skim_tasks(config)
+    if config.values.get("storage_root") or config.values.get("pool_file_catalogs"):
+        from skimengine.task import TagBuildTask
+
+        # Only a site that keeps event files builds TAGs from them: without
+        # a file store, every derivation would be looked for in vain.
+        tasks.append(TagBuildTask(config))
     server = TaskServer(
         tasks,
         session_factory(engine),
@@ -529,6 +536,11 @@ def skim() -> None:
 @click.option("--branches", help="Branches to keep, comma-separated (default all).")
 @click.option("--compression", help="zstd, lz4 or zlib, with :level (default zstd:1).")
 @click.option("--target-size", type=int, help="Bytes of an output file, about.")
+@click.option(
+    "--run",
+    is_flag=True,
+    help="Also request its run, for the task server (default: only define it).",
+)
 @pass_context
 def skim_create(
     context: _Context,
@@ -540,9 +552,11 @@ def skim_create(
     branches: str | None,
     compression: str | None,
     target_size: int | None,
+    run: bool,
 ) -> None:
-    """Request a skim of a dataset as the catalogued physicist --user; print
-    its id. 'hepcat skim run ID --wait' (or the task server) runs it.
+    """Define a skim of a dataset as the catalogued physicist --user; print
+    its id. 'hepcat skim run ID --wait' runs it here; with --run, the task
+    server runs it.
     """
     from pathlib import Path
 
@@ -561,6 +575,7 @@ def skim_create(
             target_size=target_size,
             collection=upload,
             collection_name=Path(collection).name if collection else None,
+            run=run,
         )
         click.echo(requested.id)
 
@@ -568,19 +583,22 @@ def skim_create(
 @skim.command("run")
 @click.argument("skim_id", type=int)
 @click.option("--wait", is_flag=True, help="Run it to its end, with a progress bar.")
+@click.option("--user", "login", help="Who asks for the run (default: its owner).")
 @pass_context
-def skim_run(context: _Context, skim_id: int, wait: bool) -> None:
-    """Run the skim task in this process for skim SKIM_ID: one step, or with
-    --wait until the skim is done, failed or cancelled (exit status 1 unless
-    done).
+def skim_run(context: _Context, skim_id: int, wait: bool, login: str | None) -> None:
+    """Request the run of skim SKIM_ID and run the skim task for it in this
+    process: one step, or with --wait until the skim is done, failed or
+    cancelled (exit status 1 unless done).
     """
-    from skimengine.skims import FINISHED_STATES, get_skim, skim_progress
+    from skimengine.skims import FINISHED_STATES, get_skim, run_skim, skim_progress
     from skimengine.task import SkimTask
     from taskserver.base import RunContext
 
     Session = _catalog(context)
-    with Session() as session:
-        get_skim(skim_id, session=session)
+    with Session.begin() as session:
+        found = get_skim(skim_id, session=session)
+        if found.state not in FINISHED_STATES:
+            run_skim(skim_id, by=_acting(skim_id, login, session), session=session)
     task = SkimTask(context.config, only=skim_id)
     bar = SkimProgress()
     try:
@@ -640,6 +658,9 @@ def skim_show(context: _Context, skim_id: int) -> None:
             "dataset": found.parent.name,
             "selection": found.selection or f"collection {found.collection_name}",
             "state": found.state,
+            "run": f"requested {found.run_requested:%Y-%m-%d %H:%M:%S} UTC"
+            if found.run_requested
+            else f"not requested ('hepcat skim run {found.id}' runs it)",
             "progress": f"{skim_progress(found):.1f}%",
             "events": f"{found.n_selected} of {found.n_events_in}"
             if found.n_selected is not None

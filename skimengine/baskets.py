@@ -17,7 +17,7 @@ uproot can.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,11 @@ class Column:
     values: np.ndarray | None = None
     counts: np.ndarray | None = None
     contents: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        """The number of entries."""
+        chosen = self.values if self.values is not None else self.counts
+        return len(chosen) if chosen is not None else 0
 
     @property
     def nbytes(self) -> int:
@@ -84,18 +89,31 @@ class Layout:
 
 
 def read_entries(
-    tree: Any, branches: Sequence[str], entries: np.ndarray
+    tree: Any,
+    branches: Sequence[str],
+    entries: np.ndarray,
+    check: Callable[[], None] | None = None,
 ) -> Iterator[dict[str, Column]]:
     """The sorted *entries* of *tree*, one dict of columns per read range
     (adjacent clusters up to about :data:`READ_STEP` uncompressed bytes).
+
+    :param check: called before each branch (or group of jagged branches)
+        of a range is read; it raises to stop the reading, which a range
+        of a few hundred MB would otherwise hold up for a second or more.
     """
+    check = check or _go_on
     layout = Layout.of(tree, branches)
     select = _from_baskets if _plain(tree, layout.read) else _from_arrays
     unpacked = sum(tree[name].uncompressed_bytes for name in branches)
     step = int(READ_STEP * tree.num_entries / max(unpacked, 1))
     for start, stop in cluster_ranges(tree, branches, entries, step):
         lo, hi = np.searchsorted(entries, (start, stop))
-        yield select(tree, layout, start, stop, entries[lo:hi])
+        check()
+        yield select(tree, layout, start, stop, entries[lo:hi], check)
+
+
+def _go_on() -> None:
+    """A check that never stops the reading."""
 
 
 def cluster_ranges(
@@ -156,14 +174,20 @@ def _number(interpretation: Any) -> bool:
 
 
 def _from_baskets(
-    tree: Any, layout: Layout, start: int, stop: int, entries: np.ndarray
+    tree: Any,
+    layout: Layout,
+    start: int,
+    stop: int,
+    entries: np.ndarray,
+    check: Callable[[], None],
 ) -> dict[str, Column]:
     where = _Where(entries)
-    chosen = {
-        name: Column(values=_gather_numbers(tree[name], where))
-        for name in layout.scalars
-    }
+    chosen: dict[str, Column] = {}
+    for name in layout.scalars:
+        check()
+        chosen[name] = Column(values=_gather_numbers(tree[name], where))
     for count, fields in layout.groups.items():
+        check()
         # The fields of a group share their counts: one gather index per
         # basket span serves them all.
         shared: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = {}
@@ -247,8 +271,14 @@ def _gather_index(offsets: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, A
 
 
 def _from_arrays(
-    tree: Any, layout: Layout, start: int, stop: int, entries: np.ndarray
+    tree: Any,
+    layout: Layout,
+    start: int,
+    stop: int,
+    entries: np.ndarray,
+    check: Callable[[], None],
 ) -> dict[str, Column]:
+    # One call reads the range: *check* was called before it.
     arrays = tree.arrays(layout.read, entry_start=start, entry_stop=stop, how=dict)
     local = entries - start
     chosen = {n: Column(values=_numpy(arrays[n])[local]) for n in layout.scalars}

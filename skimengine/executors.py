@@ -7,10 +7,13 @@ names its scheduler. Both run only the units whose output is not complete
 yet (:func:`skimengine.extract.pending_units`), so running a plan again after
 a crash, a failure or a cancellation does only what is left.
 
-Cancellation is checked between units, several times a second: once the
-*cancel* event is set, units not started are dropped and :meth:`run`
-returns; a unit already running finishes in the background, and its output,
-written atomically, is simply there for the next run.
+Cancellation is looked at several times a second: once the *cancel* event
+is set, units not started are dropped, the output directory is marked
+cancelled (:func:`skimengine.extract.cancel_units`) and :meth:`run`
+returns. A unit already running sees the mark between the branches it reads
+and stops within a fraction of a second, leaving no file, so its worker is
+free for the next unit, of this plan or another: the mark is in this plan's
+output directory only, and the next run of the plan removes it.
 
 The local pool is started once and kept warm between runs: starting worker
 processes and importing uproot in them takes about a second, as long as a
@@ -35,7 +38,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skimengine.extract import OutputFile, Plan, Unit, extract_unit, pending_units
+from skimengine.extract import (
+    OutputFile,
+    Plan,
+    Unit,
+    UnitCancelled,
+    cancel_units,
+    clear_cancel,
+    extract_unit,
+    pending_units,
+)
 
 __all__ = ["DaskExecutor", "Executor", "LocalExecutor", "RunOutcome", "executor_for"]
 
@@ -102,6 +114,7 @@ class Executor(ABC):
         """
         cancel = cancel or threading.Event()
         output_dir = Path(output_dir)
+        clear_cancel(output_dir)  # left by a cancelled earlier run
         todo = pending_units(plan, output_dir)
         waiting = {unit.number for unit in todo}
         done = [unit for unit in plan.units if unit.number not in waiting]
@@ -114,6 +127,9 @@ class Executor(ABC):
             with self._submitter() as submit:
                 futures = {submit(header, unit, output_dir): unit for unit in todo}
                 self._gather(futures, outcome, cancel, _counter(plan, progress, done))
+            if cancel.is_set():
+                # The units still running stop at this mark.
+                cancel_units(output_dir)
         outcome.cancelled = cancel.is_set() and len(outcome.outputs) < len(plan.units)
         outcome.outputs.sort(key=lambda output: output.number)
         return outcome
@@ -152,6 +168,8 @@ class Executor(ABC):
     def _settle(future: Any, unit: Unit, outcome: RunOutcome) -> None:
         try:
             outcome.outputs.append(future.result())
+        except UnitCancelled:
+            pass  # the run is being cancelled: the unit is simply not done
         except Exception as err:  # a unit's failure is recorded, not raised
             logger.warning("Extraction of %s failed: %s", unit.name, err)
             outcome.failed[unit.number] = f"{type(err).__name__}: {err}"

@@ -35,7 +35,7 @@ import json
 import os
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -59,10 +59,14 @@ from skimengine.baskets import (
 __all__ = [
     "DEFAULT_COMPRESSION",
     "DEFAULT_TARGET_SIZE",
+    "CANCEL_MARKER",
     "OutputFile",
     "Piece",
     "Plan",
     "Unit",
+    "UnitCancelled",
+    "cancel_units",
+    "clear_cancel",
     "cluster_ranges",
     "entries_by_file",
     "extract_unit",
@@ -85,6 +89,10 @@ FILE_OVERHEAD, BRANCH_OVERHEAD = 21_000, 600
 FLUSH_BYTES = 64_000_000
 #: Least compressed bytes a unit reads when a plan is cut for parallel units.
 MIN_SHARE = 16_000_000
+#: A file in an output directory that tells the units writing there to stop:
+#: each looks for it between the branches it reads, so a running unit stops
+#: within a fraction of a second, whichever worker process it is in.
+CANCEL_MARKER = ".cancel"
 _ALGORITHMS = {"zstd": uproot.ZSTD, "lz4": uproot.LZ4, "zlib": uproot.ZLIB}
 _CHUNK = 1 << 20
 
@@ -482,15 +490,52 @@ def pending_units(plan: Plan, output_dir: Path) -> list[Unit]:
     return [u for u in plan.units if not (Path(output_dir) / u.name).is_file()]
 
 
+class UnitCancelled(Exception):  # noqa: N818 (an outcome, not a mistake)
+    """A unit stopped because its output directory was marked cancelled
+    (:func:`cancel_units`); it left no file behind.
+    """
+
+    def __init__(self, name: str, written: int, planned: int) -> None:
+        # The arguments are all of it, so the error crosses process
+        # boundaries (pickle) as it is.
+        super().__init__(name, written, planned)
+        self.name, self.written, self.planned = name, written, planned
+
+    def __str__(self) -> str:
+        return (
+            f"extraction of {self.name} cancelled after {self.written} of "
+            f"{self.planned} entries; nothing was kept"
+        )
+
+
+def cancel_units(output_dir: Path | str) -> None:
+    """Tell the units writing into *output_dir* to stop, wherever they run:
+    each removes its temporary file and raises :class:`UnitCancelled`.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / CANCEL_MARKER).touch()
+
+
+def clear_cancel(output_dir: Path | str) -> None:
+    """Let units write into *output_dir* again (a new run of its plan)."""
+    (Path(output_dir) / CANCEL_MARKER).unlink(missing_ok=True)
+
+
 def extract_unit(plan: Plan, unit: Unit, output_dir: Path | str) -> OutputFile:
     """Write the output file of *unit* into *output_dir*, or describe it when
     a previous run completed it. The file appears under its final name only
     when complete.
+
+    :raises UnitCancelled: when *output_dir* is marked cancelled, before or
+        while the unit runs; no file is left behind.
     """
     output_dir = Path(output_dir)
     final = output_dir / unit.name
     if final.is_file():
         return describe_output(plan, unit, final)
+    if (output_dir / CANCEL_MARKER).exists():
+        raise UnitCancelled(unit.name, 0, unit.events)
     output_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(output_dir, unit.name)
     temporary = output_dir / f".{unit.name}.{uuid.uuid4().hex[:8]}.part"
@@ -549,13 +594,23 @@ def _adler32(path: Path) -> tuple[int, str]:
 
 
 def _write_unit(plan: Plan, unit: Unit, path: Path) -> int:
-    """Write the output of *unit* to *path*; return the entries written."""
+    """Write the output of *unit* to *path*; return the entries written.
+
+    :raises UnitCancelled: as soon as the directory is marked cancelled.
+    """
     compression = parse_compression(plan.compression)
+    marker = path.parent / CANCEL_MARKER
+
+    def check() -> None:
+        if marker.exists():
+            raise UnitCancelled(unit.name, writer.entries, unit.events)
+
     with uproot.recreate(path, compression=compression) as output:
         writer = _TreeWriter(output, plan.tree)
         for piece in unit.pieces:
-            for chunk in read_piece(piece, plan.tree, plan.branches):
+            for chunk in read_piece(piece, plan.tree, plan.branches, check):
                 writer.add(chunk)
+        check()
         writer.flush()
     return int(writer.tree.num_entries) if writer.tree is not None else 0
 
@@ -564,15 +619,19 @@ def _write_unit(plan: Plan, unit: Unit, path: Path) -> int:
 
 
 def read_piece(
-    piece: Piece, tree_name: str, branches: Sequence[str]
+    piece: Piece,
+    tree_name: str,
+    branches: Sequence[str],
+    check: Callable[[], None] | None = None,
 ) -> Iterator[dict[str, Column]]:
     """The selected entries of *piece*, one dict of columns per read range
-    (:func:`skimengine.baskets.read_entries`).
+    (:func:`skimengine.baskets.read_entries`); *check* is called between
+    branches, and raises to stop.
     """
     # A memory map serves the many small basket reads best (uproot's default
     # for local files goes through fsspec, a file handle per read).
     with uproot.open(piece.path, handler=uproot.MemmapSource) as source:
-        yield from read_entries(source[tree_name], branches, piece.entries)
+        yield from read_entries(source[tree_name], branches, piece.entries, check)
 
 
 # -- Writing -----------------------------------------------------------------------
@@ -589,9 +648,11 @@ class _TreeWriter:
         self.tree: Any = None
         self.buffer: list[dict[str, Column]] = []
         self.buffered = 0
+        self.entries = 0
 
     def add(self, chunk: dict[str, Column]) -> None:
         self.buffer.append(chunk)
+        self.entries += len(next(iter(chunk.values())))
         self.buffered += sum(column.nbytes for column in chunk.values())
         if self.buffered >= FLUSH_BYTES:
             self.flush()

@@ -9,6 +9,10 @@ row::
     defined → selecting → selected → extracting → registering → done
                                        (or failed, or cancelled)
 
+A skim is first *defined*: the request is saved and checked. It runs once
+its owner asks for it (:func:`run_skim`, or ``run=True`` when requesting),
+which records ``run_requested``; the task takes only such skims.
+
 The functions here make and change requests; :class:`skimengine.task.SkimTask`
 does the work. Both sides meet only in the row: its state, its progress in
 percent and its error are all a surface needs to read.
@@ -50,8 +54,10 @@ __all__ = [
     "output_name",
     "request_skim",
     "retry_skim",
+    "run_skim",
     "skim_progress",
     "skims_root",
+    "waiting_for_run",
 ]
 
 #: States in which the skim task still has work to do.
@@ -92,6 +98,7 @@ def request_skim(
     target_size: int | None = None,
     collection: bytes | None = None,
     collection_name: str | None = None,
+    run: bool = False,
 ) -> Skim:
     """Ask for the skim *name* of dataset *dataset_name*: the events that
     pass *selection*, or those of the uploaded *collection* (the bytes of a
@@ -102,6 +109,8 @@ def request_skim(
     :param compression: ``zstd``, ``lz4`` or ``zlib`` with ``:level``
         (default ``zstd:1``).
     :param target_size: bytes of an output file, about (default 2 GB).
+    :param run: request its run at once (default: the skim is only
+        defined, and :func:`run_skim` runs it).
     :raises PermissionDenied: when *owner* is not an active physicist.
     :raises DatasetNotFound, TagNotFound: for a dataset without a TAG.
     :raises SelectionError: for a selection that does not compile, pointing
@@ -136,6 +145,7 @@ def request_skim(
         progress=0.0,
         collection_name=(collection_name or "upload") if collection else None,
         upload=collection,
+        run_requested=utcnow() if run else None,
         **_options(branches, compression, target_size),
     )
     session.add(skim)
@@ -256,6 +266,29 @@ def list_skims(
 
 
 # -- changing ------------------------------------------------------------------
+
+
+def run_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
+    """Ask for the defined skim *skim_id* to run: the task server takes it
+    from now on. Asking again for a skim on its way changes nothing.
+
+    :raises PermissionDenied: when *by* is neither its owner nor an admin.
+    :raises InvalidInput: when the skim has ended (a failed one is retried
+        instead).
+    """
+    skim = _changeable(skim_id, by, "running a skim of another user", session)
+    if skim.state in FINISHED_STATES:
+        hint = "; retry it instead" if skim.state == "failed" else ""
+        raise InvalidInput(f"skim {skim.id} is {skim.state}: it cannot run again{hint}")
+    if skim.run_requested is None:
+        skim.run_requested = utcnow()
+        session.flush()
+    return skim
+
+
+def waiting_for_run(skim: Skim) -> bool:
+    """Whether *skim* is defined and nobody asked for it to run yet."""
+    return skim.state == "defined" and skim.run_requested is None
 
 
 def cancel_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:

@@ -1,8 +1,9 @@
 """The skim task: the task-server task that moves skims through their
 lifecycle.
 
-Each run looks at the active skims, oldest first, and takes each one step
-further while the run's budget lasts:
+Each run looks at the active skims whose run was requested
+(:func:`skimengine.skims.run_skim`), oldest first, and takes each one step
+further while the run's budget lasts (a skim only defined is left alone):
 
 - ``defined`` → ``selecting`` → ``selected``: the selection runs on the TAG
   (or the uploaded collection is read and checked again), and the event
@@ -38,6 +39,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +83,9 @@ SELECTED_PERCENT = 5.0
 EXTRACTED_PERCENT = 95.0
 #: Seconds between two looks of the watcher at the row.
 WATCH_SECONDS = 0.2
+#: Longest wait, in seconds, before looking again for the files of a
+#: dataset whose TAG could not be built for want of them.
+RETRY_MAX = 600.0
 COLLECTION_FILE = "collection.root"
 OUTPUT_DIRECTORY = "output"
 
@@ -169,8 +174,14 @@ class SkimTask(Task):
                 del self.threads[skim_id]
 
     def _ready(self, Session: sessionmaker[Session]) -> list[int]:  # noqa: N803
-        """The active skims this instance can take a step with, oldest first."""
-        query = select(Skim).where(Skim.state.in_(ACTIVE_STATES)).order_by(Skim.id)
+        """The active skims whose run was asked for that this instance can
+        take a step with, oldest first (a skim only defined waits).
+        """
+        query = (
+            select(Skim)
+            .where(Skim.state.in_(ACTIVE_STATES), Skim.run_requested.is_not(None))
+            .order_by(Skim.id)
+        )
         if self.only is not None:
             query = query.where(Skim.id == self.only)
         with Session() as session:
@@ -519,10 +530,17 @@ class TagBuildTask(Task):
         self.config = config
         self.store = FileStore.from_config(config)
         self.prefix = prefix
+        # Datasets whose files were missing: (misses in a row, when to look
+        # again). A catalogue whose files are elsewhere is not searched for
+        # them at every run: after the first miss, the wait grows (10, 30,
+        # 70 s... at the default interval) up to RETRY_MAX.
+        self.missing: dict[str, tuple[int, float]] = {}
 
     def run(self, context: RunContext) -> RunOutcome:
         with context.Session() as session:
             waiting = self._waiting(session)
+        now = time.monotonic()
+        waiting = [n for n in waiting if self.missing.get(n, (0, 0.0))[1] <= now]
         built, missing = 0, 0
         for name in waiting:
             if context.should_stop():
@@ -534,9 +552,13 @@ class TagBuildTask(Task):
                     data_dir = self.config.data_path
                     register_tag(name, table, data_dir=data_dir, session=session)
                 built += 1
+                self.missing.pop(name, None)
             except EventFileNotFound as err:
                 logger.debug("TAG of %s waits for its files: %s", name, err)
                 missing += 1
+                misses = self.missing.get(name, (0, 0.0))[0] + 1
+                wait = min(RETRY_MAX, self.interval * (2 ** (misses - 1) - 1))
+                self.missing[name] = (misses, time.monotonic() + wait)
         backlog = len(waiting) - built - missing
         return RunOutcome(built, backlog, f"{built} TAGs built, {missing} wait")
 

@@ -24,7 +24,11 @@ from ingest.world import build_world
 from skimengine import baskets, extract
 from skimengine.executors import DaskExecutor, LocalExecutor, executor_for
 from skimengine.extract import (
+    Piece,
     Plan,
+    Unit,
+    UnitCancelled,
+    cancel_units,
     cluster_ranges,
     extract_unit,
     output_dataset_name,
@@ -385,6 +389,70 @@ def test_cancel_stops_between_units_and_a_rerun_finishes(
     rest = local_executor(1).run(split_plan, tmp_path)
     assert rest.complete
     assert sum(o.events for o in rest.outputs) == split_plan.events
+
+
+def test_a_cancel_mark_stops_a_unit_midway_and_leaves_no_file(
+    source, tmp_path, monkeypatch
+):
+    plan = plan_for(source, {lfn: np.arange(0, 900, 2) for lfn in source})
+    unit = plan.units[0]
+    reading = extract.read_piece
+
+    def read_then_cancel(*args):
+        # The mark appears while the unit reads its first piece.
+        chunks = reading(*args)
+        yield next(chunks)
+        cancel_units(tmp_path)
+        yield from chunks
+
+    monkeypatch.setattr(extract, "read_piece", read_then_cancel)
+
+    with pytest.raises(UnitCancelled) as raised:
+        extract_unit(plan, unit, tmp_path)
+
+    assert 0 < raised.value.written < raised.value.planned == unit.events
+    assert "cancelled after" in str(raised.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cancel"]
+
+
+def long_plan(source, pieces: int) -> Plan:
+    """A plan of one unit that reads the first source file *pieces* times:
+    it takes seconds where the others take milliseconds.
+    """
+    lfn, path = next(iter(source.items()))
+    piece = Piece(lfn, str(path), np.arange(0, 900))
+    plan = plan_for(source, {lfn: piece.entries})
+    unit = Unit(1, plan.units[0].name, (piece,) * pieces)
+    return Plan(plan.dataset, TREE, plan.branches, plan.compression, 2**40, (unit,))
+
+
+def test_cancel_interrupts_a_running_unit_and_frees_its_worker(
+    source, split_plan, tmp_path, local_executor
+):
+    executor = local_executor(1)
+    executor.start()
+    cancel, outcomes = threading.Event(), []
+    long_run = threading.Thread(
+        target=lambda: outcomes.append(
+            executor.run(long_plan(source, 400), tmp_path / "long", cancel=cancel)
+        )
+    )
+    long_run.start()
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "long").glob(".*.part")):
+        assert time.monotonic() < deadline, "the long unit never started"
+        time.sleep(0.01)
+
+    cancel.set()
+    long_run.join(timeout=60)
+    # One worker: this plan's units run only once the long unit has let go.
+    other = executor.run(split_plan, tmp_path / "other")
+
+    assert outcomes[0].cancelled and not outcomes[0].outputs
+    assert not outcomes[0].failed  # a cancelled unit is not a failed one
+    assert sorted(p.name for p in (tmp_path / "long").iterdir()) == [".cancel"]
+    assert other.complete
+    assert sum(o.events for o in other.outputs) == split_plan.events
 
 
 def test_a_worker_that_dies_is_replaced_and_the_plan_completes(

@@ -30,6 +30,7 @@ NEW_COMMANDS = {
     "AMIGetSkimInfo",
     "AMIListSkims",
     "AMICancelSkim",
+    "AMIRunSkim",
 }
 
 
@@ -116,8 +117,26 @@ def test_a_physicist_requests_a_skim_and_reads_it(surface):
 
     assert made == read
     assert (made["name"], made["owner"], made["state"]) == ("dimuon", "phil", "defined")
+    assert made["runRequested"]  # AMICreateSkim runs it by default
     assert (made["logicalDatasetName"], made["select"]) == (DATASET, DIMUON)
     assert surface.skim(int(made["skimId"])).branches == '["MET", "mu_pt"]'
+
+
+def test_a_skim_created_with_no_run_runs_on_request(surface):
+    create = (
+        f'AMICreateSkim -logicalDatasetName="{DATASET}" -select="{DIMUON}" '
+        '-name="later" -noRun'
+    )
+    [made] = rows(surface, create, "skim", login="phil")
+    run = f'AMIRunSkim -skimId="{made["skimId"]}"'
+
+    refused = error(surface, run, login="paula")
+    [ran] = rows(surface, run, "skim", login="phil")
+
+    assert (made["state"], made["runRequested"]) == ("defined", "NULL")
+    assert refused[0] == "PermissionDenied"
+    assert ran["state"] == "defined" and ran["runRequested"]
+    assert surface.skim(int(made["skimId"])).run_requested is not None
 
 
 def test_requesting_a_skim_needs_a_physicists_credentials(surface):

@@ -142,7 +142,28 @@ def test_a_physicist_requests_a_skim_with_a_token(surface):
     assert (skim["logicalDatasetName"], skim["select"]) == (DATASET, DIMUON)
     assert (skim["branches"], skim["compression"]) == (["MET", "mu_pt"], "lz4")
     assert (skim["progress"], skim["outputDatasetName"]) == (0.0, None)
+    assert skim["runRequested"] is not None  # queued at once, by default
     assert surface.skim(skim["id"]).owner.login == "phil"
+
+
+def test_a_skim_defined_without_run_runs_on_request(surface):
+    defined = post_skim(surface, "phil", select=DIMUON, run=False).json
+    client = surface.app.test_client()
+    path = f"{API}/skims/{defined['id']}/run"
+
+    by_paula = client.post(path, headers=surface.bearer("paula"))
+    by_phil = client.post(path, headers=surface.bearer("phil"))
+    again = client.post(path, headers=surface.bearer("phil"))
+    done = surface.run_skims(defined["id"])
+    finished = client.post(path, headers=surface.bearer("phil"))
+
+    assert (defined["state"], defined["runRequested"]) == ("defined", None)
+    assert_error(by_paula, 403, "PermissionDenied")
+    assert by_phil.status_code == 200 and by_phil.json["runRequested"] is not None
+    assert again.json["runRequested"] == by_phil.json["runRequested"]
+    assert done.state == "done"
+    message = assert_error(finished, 400, "InvalidInput")["message"]
+    assert f"skim {defined['id']} is done: it cannot run again" in message
 
 
 def test_requesting_a_skim_needs_a_physicist(surface):

@@ -64,6 +64,7 @@ def test_a_skim_from_the_command_line(data_dir: Path, tmp_path: Path) -> None:
         "--name", "dimuon", "--user", "jdoe", "--target-size", "60000",
     )  # fmt: skip
     skim_id = int(created.stdout)
+    defined = hepcat(data_dir, "skim", "show", str(skim_id))
     ran = hepcat(data_dir, "skim", "run", str(skim_id), "--wait")
     shown = hepcat(data_dir, "skim", "show", str(skim_id))
     listed = hepcat(data_dir, "skim", "list", "--user", "jdoe")
@@ -78,6 +79,8 @@ def test_a_skim_from_the_command_line(data_dir: Path, tmp_path: Path) -> None:
     )
 
     assert created.exit_code == 0, created.output
+    assert "state:     defined\n" in defined.stdout
+    assert f"run:       not requested ('hepcat skim run {skim_id}'" in defined.stdout
     assert ran.exit_code == 0, ran.output
     assert f"skim {skim_id}: done" in ran.stdout
     assert "[####################] 100.0% done" in ran.stderr
@@ -97,6 +100,23 @@ def test_a_skim_from_the_command_line(data_dir: Path, tmp_path: Path) -> None:
             strict=True,
         )
     )
+
+
+def test_create_with_run_queues_the_skim_for_the_task_server(data_dir: Path) -> None:
+    queued = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "queued", "--user", "jdoe", "--run",
+    )  # fmt: skip
+    defined = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "defined", "--user", "jdoe",
+    )  # fmt: skip
+    not_hers = hepcat(data_dir, "skim", "run", defined.stdout.strip(), "--user", "mona")
+
+    assert skim_row(data_dir, int(queued.stdout)).run_requested is not None
+    assert skim_row(data_dir, int(defined.stdout)).run_requested is None
+    assert not_hers.exit_code == 1
+    assert not_hers.stderr.startswith("PermissionDenied: running a skim of another")
 
 
 def test_errors_are_one_line_and_exit_1(data_dir: Path) -> None:

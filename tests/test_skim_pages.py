@@ -83,6 +83,7 @@ class SurfaceWorld:
     def request(self, login: str = "phil", name: str = "dimuon", **options: Any) -> int:
         """Request a skim of :data:`DATASET` as *login*; return its id."""
         options.setdefault("selection", DIMUON)
+        options.setdefault("run", True)
         with self.Session.begin() as session:
             skim = request_skim(
                 DATASET,
@@ -276,7 +277,46 @@ def test_a_physicist_requests_a_skim_with_the_form(surface):
     assert "selection MET > 40" in shown(page)
     assert "branches [MET, mu_pt]" in shown(page)
     assert "user.phil." in shown(page)
-    assert ">Cancel</button>" in page.text
+    assert "Defined: it runs once its owner asks for it" in shown(page)
+    assert ">Run</button>" in page.text and ">Cancel</button>" in page.text
+    assert surface.skim(skim_id).run_requested is None
+
+
+def test_the_run_button_queues_a_defined_skim_for_the_task_server(surface):
+    skim_id = surface.request("phil", run=False)
+    paula, phil = surface.browser("paula"), surface.browser("phil")
+
+    not_hers = paula.post(f"/skims/{skim_id}/run", data={"csrf_token": csrf(paula)})
+    answer = phil.post(f"/skims/{skim_id}/run", data={"csrf_token": csrf(phil)})
+    page = phil.get(f"/skims/{skim_id}")
+    done = surface.run_skims(skim_id)
+
+    assert not_hers.status_code == 403
+    assert "running a skim of another user" in shown(not_hers)
+    assert answer.status_code == 302
+    assert ">Run</button>" not in page.text and "run requested" in shown(page)
+    assert "<script>" in page.text  # the page follows the skim now
+    assert done.state == "done"
+
+
+def test_define_and_run_on_the_form_queues_the_skim_at_once(surface):
+    browser = surface.browser("phil")
+
+    answer = browser.post(
+        "/skims/new",
+        data={
+            "dataset": DATASET,
+            "select": DIMUON,
+            "name": "dimuon",
+            "run": "1",
+            "csrf_token": csrf(browser),
+        },
+    )
+    skim_id = int(answer.headers["Location"].rsplit("/", 1)[1])
+
+    assert answer.status_code == 302
+    assert surface.skim(skim_id).run_requested is not None
+    assert surface.run_skims(skim_id).state == "done"
 
 
 def test_the_skim_form_is_for_physicists_and_needs_its_csrf_token(surface):
@@ -312,6 +352,11 @@ def test_a_wrong_selection_on_the_form_points_at_the_mistake(surface):
     message = shown(answer)
     assert "column 15: unknown attribute 'jetpt1'; did you mean 'jet_pt1'" in message
     assert "nJets >= 2 && jetpt1 > 20 ^^^^^^" in message
+    # The form comes back as the user filled it, to be corrected.
+    assert 'value="nJets &gt;= 2 &amp;&amp; jetpt1 &gt; 20"' in answer.text
+    assert 'name="name" required value="jets"' in answer.text
+    assert ">Define and run</button>" in answer.text
+    assert "No skim yet" in shown(browser.get("/skims"))
 
 
 def test_an_uploaded_collection_makes_a_skim(surface):
@@ -333,6 +378,27 @@ def test_an_uploaded_collection_makes_a_skim(surface):
 
     assert answer.status_code == 302
     assert "uploaded collection jets.csv" in page
+
+
+def test_a_bad_upload_shows_the_form_again_with_the_error(surface):
+    browser = surface.browser("phil")
+
+    answer = browser.post(
+        "/skims/new",
+        data={
+            "dataset": DATASET,
+            "name": "mine",
+            "collection": (io.BytesIO(b"RunNumber,EventNumbr\n1,2\n"), "mine.csv"),
+            "csrf_token": csrf(browser),
+        },
+        content_type="multipart/form-data",
+    )
+
+    assert answer.status_code == 400
+    page = shown(answer)
+    assert "CollectionError" in page and "not 'EventNumbr'?" in page
+    assert "Choose the event collection file again" in page
+    assert 'name="name" required value="mine"' in answer.text
 
 
 # --- one skim ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 import awkward as ak
 import pytest
 import uproot
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
@@ -28,7 +28,7 @@ import migrations
 from catalog.config import Config, load_config
 from catalog.db import create_catalog_engine, session_factory
 from catalog.errors import InvalidInput, PermissionDenied
-from catalog.models import Dataset, File, ProvenanceEdge, Skim
+from catalog.models import Dataset, File, ProvenanceEdge, Skim, TagDatabase
 from catalog.users import add_user, get_user
 from ingest.eventfiles import write_dataset_files
 from ingest.seed import seed_catalog
@@ -45,6 +45,7 @@ from skimengine.skims import (
     list_skims,
     request_skim,
     retry_skim,
+    run_skim,
     skim_progress,
 )
 from skimengine.tags import (
@@ -55,7 +56,7 @@ from skimengine.tags import (
     open_tag,
     register_tag,
 )
-from skimengine.task import SkimTask
+from skimengine.task import SkimTask, TagBuildTask
 from taskserver.base import RunContext
 
 DATASET = (
@@ -83,6 +84,7 @@ class SkimWorld:
 
     def request(self, selection: str | None = DIMUON, **options: Any) -> int:
         options.setdefault("name", "dimuon")
+        options.setdefault("run", True)
         with self.Session.begin() as session:
             owner = get_user(options.pop("login", "jdoe"), session=session)
             skim = request_skim(
@@ -466,6 +468,47 @@ def test_who_may_cancel_and_what_a_listing_shows(skim_world: SkimWorld) -> None:
     with skim_world.Session.begin() as session:
         with pytest.raises(InvalidInput, match="only a skim in progress"):
             cancel_skim(theirs, by=get_user("mona", session=session), session=session)
+
+
+def test_a_defined_skim_waits_until_its_run_is_requested(
+    sqlite_world: SkimWorld, task: Any
+) -> None:
+    runner = task(sqlite_world)
+    skim_id = sqlite_world.request(run=False)
+    runner.run(RunContext(sqlite_world.Session, time.monotonic() + runner.budget))
+    waiting = sqlite_world.skim(skim_id)
+
+    with sqlite_world.Session.begin() as session:
+        with pytest.raises(PermissionDenied, match="running a skim of another"):
+            run_skim(skim_id, by=get_user("mona", session=session), session=session)
+        run_skim(skim_id, by=get_user("jdoe", session=session), session=session)
+    done = sqlite_world.drive(runner, skim_id)
+
+    assert waiting.state == "defined" and waiting.run_requested is None
+    assert done.state == "done" and done.run_requested is not None
+    with sqlite_world.Session.begin() as session:
+        with pytest.raises(InvalidInput, match=f"skim {skim_id} is done: it cannot"):
+            run_skim(skim_id, by=get_user("jdoe", session=session), session=session)
+
+
+def test_the_tag_task_leaves_a_catalogue_without_event_files_alone(
+    sqlite_world: SkimWorld,
+) -> None:
+    # Only DATASET has event files (and its TAG); the other derivations
+    # of the world have none anywhere.
+    tags = TagBuildTask(sqlite_world.config)
+
+    notes = [
+        tags.run(RunContext(sqlite_world.Session, time.monotonic() + 5)).note
+        for _ in range(3)
+    ]
+
+    with sqlite_world.Session() as session:
+        assert session.scalar(select(func.count()).select_from(TagDatabase)) == 1
+    waiting = int(notes[0].split(", ")[1].split()[0])
+    assert waiting > 0 and notes[:2] == [f"0 TAGs built, {waiting} wait"] * 2
+    # Missed twice in a row, they are not looked for again at once.
+    assert notes[2] == "0 TAGs built, 0 wait"
 
 
 # -- the real pyAMI client ---------------------------------------------------------

@@ -1,21 +1,26 @@
 """The pages of skims: the list (by state and owner), the form that
-requests one, and one skim with its state, progress, counts and error, the
-forms that cancel or retry it, and its event collection to download.
+defines one (and runs it, if asked), and one skim with its state, progress,
+counts and error, the forms that run, cancel or retry it, and its event
+collection to download.
 
 Skims run on the task server (:class:`skimengine.task.SkimTask`), which
-takes a ``defined`` skim through its states; these pages only read the
-skim's row, and the detail page's script asks ``/api/v1/skims/<id>`` for the
-progress while the skim is active. Requesting, cancelling and retrying are
-forms with a CSRF token, for physicists (:func:`web.auth.require_role`);
+takes a ``defined`` skim whose run was requested through its states; these
+pages only read the skim's row, and the detail page's script asks
+``/api/v1/skims/<id>`` for the progress while the skim runs. Requesting,
+running, cancelling and retrying are forms with a CSRF token, for
+physicists (:func:`web.auth.require_role`);
 :mod:`skimengine.skims` lets only a skim's owner or an admin change it.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, send_file, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
+from catalog.errors import InvalidInput, NotFound
 from catalog.models import SKIM_STATES, Skim, User
 from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
 from catalog.users import get_user, has_role
@@ -30,7 +35,9 @@ from skimengine.skims import (
     output_name,
     request_skim,
     retry_skim,
+    run_skim,
     skim_progress,
+    waiting_for_run,
 )
 from web.app import catalog_session
 from web.auth import acting_user, require_role, shown_user
@@ -79,41 +86,60 @@ def skim_list() -> str:
 
 @skims.get("/skims/new")
 @require_role(ROLE_PHYSICIST, action="requesting a skim")
-def new_skim() -> str:
-    """The form that requests a skim, filled from the query arguments (the
+def new_skim() -> ResponseReturnValue:
+    """The form that defines a skim, filled from the query arguments (the
     TAG page's composer sends ``dataset`` and ``select``).
+    """
+    return skim_form(request.args)
+
+
+def skim_form(
+    values: MultiDict[str, str], error: InvalidInput | NotFound | None = None
+) -> ResponseReturnValue:
+    """The request form filled with *values*; with *error*, the mistake
+    above it and the error's status.
     """
     with catalog_session() as session:
         datasets = [tag.dataset.name for tag in list_tag_databases(session=session)]
-        return render_template(
+        page = render_template(
             "skim_new.html",
-            values=request.args,
+            values=values,
             datasets=datasets,
             default_compression=DEFAULT_COMPRESSION,
+            error=error,
         )
+    return page, error.status if error is not None else 200
 
 
 @skims.post("/skims/new")
 @require_role(ROLE_PHYSICIST, action="requesting a skim")
-def create_skim() -> Response:
-    """Request the skim of the form; on success go to its page."""
+def create_skim() -> ResponseReturnValue:
+    """Define the skim of the form, and with the *Define and run* button
+    request its run; on success go to its page. A mistake shows the form
+    again, as it was filled, with the error.
+    """
     form = request.form
     upload = request.files.get("collection")
     name = upload.filename if upload is not None else None
     data = upload.read() if upload is not None and name else None
-    with catalog_session() as session:
-        skim = request_skim(
-            arg(form, "dataset"),
-            arg(form, "select"),
-            arg(form, "name"),
-            owner=acting_in(session),
-            session=session,
-            branches=[b.strip() for b in arg(form, "branches").split(",")],
-            compression=arg(form, "compression") or None,
-            collection=data,
-            collection_name=name if data is not None else None,
-        )
-        skim_id = skim.id
+    try:
+        with catalog_session() as session:
+            skim = request_skim(
+                arg(form, "dataset"),
+                arg(form, "select"),
+                arg(form, "name"),
+                owner=acting_in(session),
+                session=session,
+                branches=[b.strip() for b in arg(form, "branches").split(",")],
+                compression=arg(form, "compression") or None,
+                collection=data,
+                collection_name=name if data is not None else None,
+                run=arg(form, "run") == "1",
+            )
+            skim_id = skim.id
+    except (InvalidInput, NotFound) as err:
+        # The transaction has been rolled back: nothing was saved.
+        return skim_form(form, err)
     return redirect(url_for("skims.skim", skim_id=skim_id))
 
 
@@ -128,8 +154,18 @@ def skim(skim_id: int) -> str:
             output=output_name(found),
             progress=skim_progress(found),
             active=found.state in ACTIVE_STATES,
+            waiting=waiting_for_run(found),
             has_collection=bool(found.collection_path),
         )
+
+
+@skims.post("/skims/<int:skim_id>/run")
+@require_role(ROLE_PHYSICIST, action="running a skim")
+def run(skim_id: int) -> Response:
+    """Queue the defined skim for the task server: its owner or an admin may."""
+    with catalog_session() as session:
+        run_skim(skim_id, by=acting_in(session), session=session)
+    return redirect(url_for("skims.skim", skim_id=skim_id))
 
 
 @skims.post("/skims/<int:skim_id>/cancel")

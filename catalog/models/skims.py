@@ -153,6 +153,9 @@ class Skim(Base):
     branches: Mapped[str | None] = mapped_column(Text)
     compression: Mapped[str | None] = mapped_column(String(32))
     target_size: Mapped[int | None] = mapped_column(BigInteger)
+    # When its owner asked for it to run (migration 0007): a skim is first
+    # defined, and the task takes it only once a run is requested.
+    run_requested: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # How far the work is: the extraction plan (kept so that a restart or a
     # retry writes the same files), where the outputs go, units done and
     # failed (JSON: unit number to error), the task instance working on it

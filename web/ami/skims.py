@@ -1,8 +1,9 @@
 """The AMI commands of TAG databases and skims.
 
-Reading needs what any command needs; requesting and cancelling a skim need
-the ``-AMIUser``/``-AMIPass`` of a physicist (:func:`web.auth.check_role`),
-and only a skim's owner or an admin may cancel it. The commands are
+Reading needs what any command needs; requesting, running and cancelling a
+skim need the ``-AMIUser``/``-AMIPass`` of a physicist
+(:func:`web.auth.check_role`), and only a skim's owner or an admin may run
+or cancel it. The commands are
 registered with :func:`web.ami.commands.command`, so ``AMIListCommands``
 lists them.
 """
@@ -24,11 +25,12 @@ from skimengine.skims import (
     get_skim,
     list_skims,
     request_skim,
+    run_skim,
     skim_progress,
 )
 from skimengine.tags import get_tag
 from web.ami.commandline import CommandLine
-from web.ami.commands import Answer, command, required, window
+from web.ami.commands import Answer, command, flag, required, window
 from web.ami.reply import rowset
 from web.auth import check_role
 from web.tags import TagInfo, count_events, list_tag_databases
@@ -92,8 +94,8 @@ def AMICountTagEvents(line: CommandLine, session: Session) -> Answer:  # noqa: N
 
 
 @command(
-    "requests a skim (physicist): -logicalDatasetName, -select, -name, "
-    "-branches, -compression"
+    "requests a skim and runs it (physicist): -logicalDatasetName, -select, "
+    "-name, -branches, -compression, -noRun (only define it)"
 )
 def AMICreateSkim(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     owner = check_role(ROLE_PHYSICIST, "requesting a skim")
@@ -105,7 +107,16 @@ def AMICreateSkim(line: CommandLine, session: Session) -> Answer:  # noqa: N802
         session=session,
         branches=[b.strip() for b in (line.get("branches") or "").split(",")],
         compression=line.get("compression") or None,
+        run=not flag(line, "noRun"),
     )
+    return Answer([rowset("skim", [skim_row(skim)])])
+
+
+@command("runs a defined skim (its owner or an admin): -skimId")
+def AMIRunSkim(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    user = check_role(ROLE_PHYSICIST, "running a skim")
+    by = get_user(user.login, session=session)
+    skim = run_skim(_skim_id(line), by=by, session=session)
     return Answer([rowset("skim", [skim_row(skim)])])
 
 
@@ -163,5 +174,6 @@ def skim_row(skim: Skim) -> dict[str, Any]:
         "nSelected": skim.n_selected,
         "outputDatasetName": skim.output.name if skim.output else None,
         "error": skim.error,
+        "runRequested": skim.run_requested,
         "created": skim.created,
     }

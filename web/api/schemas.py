@@ -193,6 +193,13 @@ class SkimInput(Schema):
         validate=validate.Range(min=1, max=2**62),
         metadata={"description": "bytes of an output file, about (default 2 GB)"},
     )
+    run = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": "queue it for the task server at once (default true); "
+            "false only defines it, and POST /skims/{id}/run runs it"
+        },
+    )
 
 
 class SkimArgs(PageArgs):
@@ -470,6 +477,11 @@ class Skim(Schema):
     )
     compression = fields.String(allow_none=True)
     targetSize = fields.Integer(attribute="target_size", allow_none=True)  # noqa: N815
+    runRequested = fields.DateTime(  # noqa: N815
+        attribute="run_requested",
+        allow_none=True,
+        metadata={"description": "when its run was asked for; null: only defined"},
+    )
     created = fields.DateTime()
     started = fields.DateTime(allow_none=True)
     ended = fields.DateTime(allow_none=True)

@@ -1,5 +1,5 @@
-"""Skims: requesting one (a physicist, with a token), listing and reading
-them, cancelling and retrying them (their owner or an admin), and
+"""Skims: requesting one (a physicist, with a token), running it, listing
+and reading them, cancelling and retrying them (their owner or an admin), and
 downloading their event collection as ROOT or CSV.
 """
 
@@ -20,6 +20,7 @@ from skimengine.skims import (
     get_skim,
     request_skim,
     retry_skim,
+    run_skim,
 )
 from web.api import api, schemas
 from web.api.openapi import documented
@@ -42,7 +43,9 @@ def create_skim() -> ResponseReturnValue:
     of an uploaded event ``collection`` (ROOT or CSV, base64), copied into a
     dataset of the requester's scope. Needs the role physicist.
 
-    The skim starts ``defined``; the task server takes it through its states.
+    The skim starts ``defined``; with ``run`` (the default) its run is
+    requested at once and the task server takes it through its states;
+    with ``run: false`` it waits for ``POST /skims/{id}/run``.
     """
     body = load_body(schemas.SkimInput)
     upload = body["collection"]
@@ -58,6 +61,7 @@ def create_skim() -> ResponseReturnValue:
             target_size=body["targetSize"],
             collection=base64.b64decode(upload) if upload is not None else None,
             collection_name=body["collectionName"],
+            run=body["run"],
         )
         return dumped(schemas.Skim, skim), 201
 
@@ -96,6 +100,18 @@ def skim(number: int) -> ResponseReturnValue:
     """One skim: its state, progress in percent, counts and error."""
     with catalog_session() as session:
         return dumped(schemas.Skim, get_skim(number, session=session))
+
+
+@api.post("/skims/<int:number>/run")
+@documented(schemas.Skim)
+@require_role(ROLE_PHYSICIST, action="running a skim")
+def skim_run(number: int) -> ResponseReturnValue:
+    """Queue a defined skim for the task server: its owner or an admin may.
+    Asking again for a skim on its way changes nothing.
+    """
+    with catalog_session() as session:
+        found = run_skim(number, by=acting_in(session), session=session)
+        return dumped(schemas.Skim, found)
 
 
 @api.post("/skims/<int:number>/cancel")
