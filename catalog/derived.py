@@ -46,6 +46,7 @@ from catalog.models import (
 )
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.provenance import descendants
+from catalog.upsert import update_values
 
 DONE_TASK = {"done", "finished"}
 FAILED_TASK = {"failed", "broken", "aborted"}
@@ -516,17 +517,9 @@ def _write_back(datasets: Sequence[DatasetValues], *, session: Session) -> None:
     if not changed:
         return
     columns = sorted(set().union(*changed.values()))
-    statement = (
-        update(DATASET)
-        .where(DATASET.c.id == bindparam("id_"))
-        .values({name: bindparam(f"new_{name}") for name in columns})
-    )
     by_id = {d.id: d for d in datasets}  # type: ignore[attr-defined]
-    rows = [
-        {"id_": id_, **{f"new_{c}": getattr(by_id[id_], c) for c in columns}}
-        for id_ in changed
-    ]
-    session.execute(statement, rows)
+    rows = [(id_, *(getattr(by_id[id_], c) for c in columns)) for id_ in changed]
+    update_values(session, DATASET, "id", columns, rows)
     for id_ in changed:
         held = session.identity_map.get(identity_key(Dataset, id_))
         if held is not None:

@@ -13,10 +13,13 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from catalog.db import among
 from catalog.models import Dataset, ProductionTask, ProvenanceEdge
 from catalog.upsert import upsert
 
-CHUNK = 500
+# Datasets linked per query (catalog.db.among: one parameter on PostgreSQL
+# and SQLite).
+CHUNK = 5000
 
 
 def link_datasets(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
@@ -42,7 +45,7 @@ def _upward(datasets: list[Dataset], *, session: Session) -> set[tuple[int, int,
         select(parent.id, Dataset.id, ProductionTask.task_id)
         .join(ProductionTask, Dataset.task_id == ProductionTask.task_id)
         .join(parent, parent.name == ProductionTask.input_dataset)
-        .where(Dataset.id.in_(ids))
+        .where(among(Dataset.id, ids))
     )
     return {(p, c, t) for p, c, t in session.execute(query)} if ids else set()
 
@@ -55,7 +58,7 @@ def _downward(
     query = (
         select(ProductionTask.input_dataset, Dataset.id, ProductionTask.task_id)
         .join(ProductionTask, Dataset.task_id == ProductionTask.task_id)
-        .where(ProductionTask.input_dataset.in_(list(by_name)))
+        .where(among(ProductionTask.input_dataset, list(by_name)))
     )
     return {
         (by_name[name], child, task) for name, child, task in session.execute(query)

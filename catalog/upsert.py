@@ -151,12 +151,16 @@ def _with_defaults(
     for column in table.columns:
         if column.name in columns or column.default is None or column.primary_key:
             continue
-        default = column.default
-        extra[column.name] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+        extra[column.name] = _evaluated(column.default)
     if not extra:
         return columns, rows
     tail = tuple(extra.values())
     return columns + list(extra), [row + tail for row in rows]
+
+
+def _evaluated(default: Any) -> Any:
+    """The value of a Python-side column default, evaluated once."""
+    return default.arg(None) if default.is_callable else default.arg
 
 
 def _driver_rows(dialect: Any, types: Sequence[Any], rows: Sequence[Row]) -> list[Row]:
@@ -238,9 +242,82 @@ def _upsert_by_copy(
     positions = [columns.index(k) for k in key]
     key_of = _getter(positions)
     latest = list({key_of(row): row for row in rows}.values())
+    listed = ", ".join(f'"{name}"' for name in columns)
+    conflict = ", ".join(f'"{k}"' for k in key)
+    if updated:
+        sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updated)
+        action = f"DO UPDATE SET {sets}"
+    else:
+        action = "DO NOTHING"
+    _through_stage(
+        session,
+        table,
+        columns,
+        latest,
+        f'INSERT INTO "{table.name}" ({listed}) SELECT {listed} FROM "{STAGE}" '
+        f"ON CONFLICT ({conflict}) {action}",
+    )
+
+
+def update_values(
+    session: Session,
+    table: Table,
+    key: str,
+    columns: Sequence[str],
+    rows: Sequence[Row],
+) -> None:
+    """Set *columns* of the rows of *table* whose column *key* holds the first
+    value of each of *rows* (tuples: that value, then those of *columns*).
+    Columns with a Python-side update default (``lastModified``) move too.
+    On PostgreSQL many rows are copied into a temporary table and updated
+    with one ``UPDATE ... FROM``; elsewhere they go in one executemany.
+    """
+    if not rows:
+        return
+    moving = {
+        c.name: _evaluated(c.onupdate)
+        for c in table.columns
+        if c.onupdate is not None and c.name not in columns
+    }
+    names = [key, *columns, *moving]
+    tail = tuple(moving.values())
+    rows = [row + tail for row in rows] if tail else rows
+    if session.get_bind().dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        sets = ", ".join(f'"{c}" = s."{c}"' for c in names[1:])
+        statement = (
+            f'UPDATE "{table.name}" AS t SET {sets} FROM "{STAGE}" AS s '
+            f'WHERE t."{key}" = s."{key}"'
+        )
+        _through_stage(session, table, names, rows, statement)
+        return
+    update_statement = (
+        update(table)
+        .where(table.c[key] == bindparam("key_"))
+        .values({name: bindparam(f"new_{name}") for name in names[1:]})
+    )
+    parameters = [
+        {
+            "key_": row[0],
+            **{f"new_{n}": v for n, v in zip(names[1:], row[1:], strict=True)},
+        }
+        for row in rows
+    ]
+    session.execute(update_statement, parameters)
+
+
+def _through_stage(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    statement: str,
+) -> None:
+    """PostgreSQL: ``COPY`` *rows* (values of *columns*) into a temporary
+    table shaped as those columns of *table*, run *statement* on it, drop it.
+    """
     connection = session.connection()
     types = [table.c[name].type for name in columns]
-    driver = _driver_rows(connection.dialect, types, latest)
+    driver = _driver_rows(connection.dialect, types, rows)
     listed = ", ".join(f'"{name}"' for name in columns)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor:
@@ -251,16 +328,7 @@ def _upsert_by_copy(
         with cursor.copy(f'COPY "{STAGE}" ({listed}) FROM STDIN') as copy:
             for row in driver:
                 copy.write_row(row)
-        conflict = ", ".join(f'"{k}"' for k in key)
-        if updated:
-            sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updated)
-            action = f"DO UPDATE SET {sets}"
-        else:
-            action = "DO NOTHING"
-        cursor.execute(
-            f'INSERT INTO "{table.name}" ({listed}) SELECT {listed} FROM "{STAGE}" '
-            f"ON CONFLICT ({conflict}) {action}"
-        )
+        cursor.execute(statement)
         cursor.execute(f'DROP TABLE "{STAGE}"')
 
 

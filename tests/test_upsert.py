@@ -18,7 +18,7 @@ from catalog import upsert as upsert_module
 from catalog.db import utcnow
 from catalog.derived import mark_changed, refresh_stale, stale_count
 from catalog.models import AmiTag, Dataset, DatasetStale, File
-from catalog.upsert import upsert, upsert_values
+from catalog.upsert import update_values, upsert, upsert_values
 
 SIZES = [3, upsert_module.COPY_THRESHOLD + 7]
 
@@ -162,3 +162,29 @@ def test_upsert_mixes_new_and_known_rows(
     assert len(found) == len(renamed) + len(fresh)
     assert found[known[0]["guid"]][0] == "renamed.0"
     assert found[fresh[-1]["guid"]][0] == known[0]["lfn"]
+
+
+@pytest.mark.parametrize("count", SIZES)
+def test_update_values_sets_columns_by_key_and_moves_modified(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+    count: int,
+) -> None:
+    dataset = dataset_factory("mc16_13TeV.410000.Upsert.recon.AOD.e1_s2_r7")
+    old = utcnow() - dt.timedelta(days=1)
+    rows = [_file(dataset.id, n, modified=old) for n in range(count + 2)]
+    with Session.begin() as session:
+        upsert(session, File.__table__, rows, ["guid"])
+    changed = [(r["guid"], 7, None) for r in rows[:count]]
+    with Session.begin() as session:
+        update_values(session, File.__table__, "guid", ["size", "checksum"], changed)
+    with Session() as session:
+        query = select(File.guid, File.size, File.checksum, File.modified)
+        found = {row[0]: tuple(row[1:]) for row in session.execute(query)}
+    hour_ago = utcnow() - dt.timedelta(hours=1)
+    untouched = {r["guid"] for r in rows[count:]}
+    for guid, (size, checksum, modified) in found.items():
+        if guid in untouched:
+            assert size != 7 and modified < hour_ago
+        else:
+            assert (size, checksum) == (7, None) and modified > hour_ago
