@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, extract, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from catalog.db import among, utcnow
+from catalog.db import among, chunked, utcnow
 from catalog.errors import DatasetNotFound, FileNotFound, InvalidInput
 from catalog.fields import field_column, typed_value, value_type
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
@@ -24,8 +24,6 @@ from catalog.nomenclature import parse_dataset_name
 from catalog.upsert import upsert
 
 MAX_PAGE_SIZE = 1000
-# Names per lookup (catalog.db.among: one parameter on PostgreSQL and SQLite).
-LOOKUP_CHUNK = 20_000
 
 
 def get_dataset(name: str, *, session: Session) -> Dataset:
@@ -87,8 +85,7 @@ def upsert_datasets(
 def dataset_ids(names: Sequence[str], *, session: Session) -> dict[str, int]:
     """The ids of the datasets among *names* that are in the catalogue."""
     found: dict[str, int] = {}
-    for start in range(0, len(names), LOOKUP_CHUNK):
-        chunk = list(names[start : start + LOOKUP_CHUNK])
+    for chunk in chunked(names):
         query = select(Dataset.name, Dataset.id).where(among(Dataset.name, chunk))
         found.update({name: id_ for name, id_ in session.execute(query)})
     return found

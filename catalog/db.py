@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -172,11 +172,24 @@ def among(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
     return Among(column, values)
 
 
+# Values per membership test: one parameter on PostgreSQL and SQLite
+# whatever the count, an IN list of that many on MariaDB.
+LOOKUP_CHUNK = 20_000
+
+
+def chunked(values: Sequence[T], size: int = LOOKUP_CHUNK) -> Iterator[Sequence[T]]:
+    """*values* in slices of *size*, for one :func:`among` test each."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 @compiles(Among)
 def _among_in_list(element: Among, compiler: Any, **kw: Any) -> str:
     text: str = compiler.process(element.column.in_(element.values), **kw)
     return text
 
+
+T = TypeVar("T")
 
 # Joins text values into one parameter on PostgreSQL: a character no name,
 # GUID or LFN holds.

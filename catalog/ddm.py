@@ -36,7 +36,7 @@ from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from catalog.datasets import Page, check_paging
-from catalog.db import among, utcnow
+from catalog.db import among, chunked, utcnow
 from catalog.models import (
     Container,
     ContainerMember,
@@ -79,9 +79,6 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 MAX_PAYLOAD = 60_000  # bytes of text: a TEXT column holds 64 kB on MariaDB
 MAX_COUNT = 2**63 - 1
 CHUNK = 1000
-# Values per membership test written with catalog.db.among (one parameter
-# on PostgreSQL and SQLite, whatever the count).
-LOOKUP_CHUNK = 20_000
 # Lost-file reports read whole rather than looked up file by file.
 FEW_LOST = 10_000
 
@@ -316,9 +313,9 @@ def _seen(keys: Sequence[str], *, session: Session) -> set[str]:
     return found
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
 
 
 def _as_text(body: str | bytes) -> str:
@@ -493,7 +490,7 @@ def mark_lost_files(lfns: Iterable[str], *, session: Session) -> int:
     """
     marked = 0
     reported = _lost_reports(session=session)
-    for chunk in _chunks(list(dict.fromkeys(lfns)), LOOKUP_CHUNK):
+    for chunk in chunked(list(dict.fromkeys(lfns))):
         if reported is not None:
             lost = sorted(reported.intersection(chunk))
         else:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from catalog.datasets import counted_files
-from catalog.db import among
+from catalog.db import among, chunked
 from catalog.ddm import refresh_ddm_batch
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import (
@@ -144,9 +144,6 @@ NO_CROSS_SECTION = CrossSection(None, None, None, None)
 MAX_DEPTH = 30
 # Datasets refreshed together, with one query per quantity.
 BATCH = 500
-# Ids per membership test (catalog.db.among: one parameter on PostgreSQL and
-# SQLite).
-LOOKUP_CHUNK = 20_000
 # The tables of datasets and of their stale marks, for statements that
 # bypass the ORM's bookkeeping.
 DATASET: Table = Dataset.__table__  # type: ignore[assignment]
@@ -337,8 +334,7 @@ def affected(ids: Iterable[int], *, session: Session) -> set[int]:
     """
     found = set(ids)
     ordered = sorted(found)
-    for start in range(0, len(ordered), LOOKUP_CHUNK):
-        chunk = ordered[start : start + LOOKUP_CHUNK]
+    for chunk in chunked(ordered):
         query = select(
             Dataset.id,
             Dataset.data_type,
@@ -444,8 +440,7 @@ def refresh_stale(*, session: Session, limit: int = 5000) -> int:
 def _refresh_marked(ids: set[int], session: Session) -> int:
     marks: dict[int, int] = {}
     ordered = sorted(ids)
-    for start in range(0, len(ordered), LOOKUP_CHUNK):
-        chunk = ordered[start : start + LOOKUP_CHUNK]
+    for chunk in chunked(ordered):
         query = select(STALE.c.dataset_id, STALE.c.mark).where(
             among(STALE.c.dataset_id, chunk)
         )
@@ -476,8 +471,9 @@ def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
     """Refresh every derived value of the datasets *ids*; return how many.
 
     Datasets are read as plain rows (:class:`DatasetValues`), recomputed,
-    and the changed values written back with one executemany per batch: the
-    ORM's bookkeeping would cost more than the recomputation. Dataset objects
+    and the changed values written back in one statement per batch
+    (:func:`catalog.upsert.update_values`): the ORM's bookkeeping would cost
+    more than the recomputation. Dataset objects
     the session holds are expired, so that they show the new values.
     """
     session.flush()

@@ -8,18 +8,17 @@ producing task, and down through the tasks that read it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from catalog.db import among
+from catalog.db import among, chunked
 from catalog.models import Dataset, ProductionTask, ProvenanceEdge
 from catalog.upsert import upsert
 
-# Datasets linked per query (catalog.db.among: one parameter on PostgreSQL
-# and SQLite).
-CHUNK = 5000
+# Datasets linked per pair of queries (each a join over their producing tasks).
+LINK_CHUNK = 5000
 
 
 def link_datasets(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
@@ -28,8 +27,7 @@ def link_datasets(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
     """
     datasets = list(datasets)
     edges: set[tuple[int, int, int]] = set()
-    for start in range(0, len(datasets), CHUNK):
-        chunk = datasets[start : start + CHUNK]
+    for chunk in chunked(datasets, LINK_CHUNK):
         edges |= _upward(chunk, session=session) | _downward(chunk, session=session)
     edges = {(p, c, t) for p, c, t in edges if p != c}
     rows = [{"parent_id": p, "child_id": c, "task_id": t} for p, c, t in sorted(edges)]
@@ -37,7 +35,9 @@ def link_datasets(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
     return {child for _, child, _ in edges}
 
 
-def _upward(datasets: list[Dataset], *, session: Session) -> set[tuple[int, int, int]]:
+def _upward(
+    datasets: Sequence[Dataset], *, session: Session
+) -> set[tuple[int, int, int]]:
     """Edges from the input of each dataset's producing task."""
     parent = aliased(Dataset)
     ids = [d.id for d in datasets if d.task_id is not None]
@@ -51,7 +51,7 @@ def _upward(datasets: list[Dataset], *, session: Session) -> set[tuple[int, int,
 
 
 def _downward(
-    datasets: list[Dataset], *, session: Session
+    datasets: Sequence[Dataset], *, session: Session
 ) -> set[tuple[int, int, int]]:
     """Edges to the outputs of the tasks that read these datasets."""
     by_name: dict[str | None, int] = {d.name: d.id for d in datasets}

@@ -28,15 +28,13 @@ from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from catalog.db import among
+from catalog.db import among, chunked
 
 # PostgreSQL: from this many rows on, an upsert goes through COPY.
 COPY_THRESHOLD = 1000
 # SQLite: from this many rows on, the rows with new keys are told apart
 # first and inserted plainly.
 SPLIT_THRESHOLD = 100
-# Keys per lookup (catalog.db.among: one parameter on SQLite).
-LOOKUP_CHUNK = 20_000
 # The temporary table rows are copied into (dropped at the end of the call).
 STAGE = "hepcat_stage"
 
@@ -126,8 +124,7 @@ def _split_fresh(
 def _present(session: Session, table: Table, key: str, values: list[Any]) -> set[Any]:
     """The *values* of the column *key* that are in *table*."""
     found: set[Any] = set()
-    for start in range(0, len(values), LOOKUP_CHUNK):
-        chunk = values[start : start + LOOKUP_CHUNK]
+    for chunk in chunked(values):
         query = select(table.c[key]).where(among(table.c[key], chunk))
         found.update(session.scalars(query))
     return found

@@ -7,14 +7,14 @@ rather than overwrite the other file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from math import isfinite
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
 
-from catalog.db import among, utcnow
+from catalog.db import among, chunked, utcnow
 from catalog.ddm import mark_lost_files
 from catalog.errors import HepcatError
 from catalog.lumiblocks import parse_lumi_blocks, ranges
@@ -23,9 +23,6 @@ from catalog.operations import quarantine
 from catalog.upsert import upsert_values
 from ingest import base
 
-# Rows per membership query (catalog.db.among: one parameter on PostgreSQL
-# and SQLite).
-CHUNK = 20_000
 NONE: frozenset[int] = frozenset()
 
 
@@ -164,7 +161,7 @@ def _existing(
     keyed by GUID.
     """
     found: dict[str, tuple[str, int]] = {}
-    for chunk in _chunks(rows):
+    for chunk in chunked(rows):
         guids = [r.guid for r in chunk]
         lfns = [r.lfn for r in chunk]
         query = select(File.guid, File.lfn, File.dataset_id).where(
@@ -206,7 +203,7 @@ def _values(row: FileRow, dataset_id: int, now: Any) -> tuple[Any, ...]:
 
 def _write_lumi_ranges(rows: Sequence[FileRow], *, session: Session) -> None:
     with_blocks = [r for r in rows if r.blocks]
-    for chunk in _chunks(with_blocks):
+    for chunk in chunked(with_blocks):
         by_guid = {r.guid: r for r in chunk}
         query = select(File.guid, File.id).where(among(File.guid, by_guid))
         ids = {guid: id_ for guid, id_ in session.execute(query)}
@@ -220,8 +217,3 @@ def _write_lumi_ranges(rows: Sequence[FileRow], *, session: Session) -> None:
         ]
         if values:
             session.execute(insert(FileLumiRange), values)
-
-
-def _chunks(rows: Sequence[FileRow]) -> Iterable[Sequence[FileRow]]:
-    for start in range(0, len(rows), CHUNK):
-        yield rows[start : start + CHUNK]
