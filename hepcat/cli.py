@@ -309,12 +309,6 @@ def taskserver(context: _Context, metrics_port: int | None) -> None:
     if not tasks:
         _no_sources()
     tasks += skim_tasks(config)
-    if config.values.get("storage_root") or config.values.get("pool_file_catalogs"):
-        from skimengine.task import TagBuildTask
-
-        # Only a site that keeps event files builds TAGs from them: without
-        # a file store, every derivation would be looked for in vain.
-        tasks.append(TagBuildTask(config))
     server = TaskServer(
         tasks,
         session_factory(engine),
@@ -841,7 +835,7 @@ def demo(
         click.echo(f"TAGs built: {sum(built.values())}")
         return
     feeder = Feeder(steps, pace=pace)
-    tasks += [*skim_tasks(config), TagBuildTask(config)]
+    tasks += skim_tasks(config, tags=True)
     server = TaskServer(tasks, Session, workers=config.taskserver_workers)
     if fresh:  # the TAG task builds each derivation's TAG once its files are here
         threading.Thread(

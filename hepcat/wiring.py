@@ -31,11 +31,18 @@ def configured_ingesters(config: Config) -> list[Task]:
     return tasks
 
 
-def skim_tasks(config: Config) -> list[Task]:
-    """The tasks of the task server besides the ingesters: the skim task."""
-    from skimengine.task import SkimTask  # uproot and numpy only when needed
+def skim_tasks(config: Config, *, tags: bool | None = None) -> list[Task]:
+    """The tasks of the task server besides the ingesters: the skim task, and
+    the TAG task when *tags* (default: when a file store is configured,
+    ``storage_root`` or ``pool_file_catalogs``; without one, every
+    derivation's event files would be looked for in vain).
+    """
+    from skimengine.task import SkimTask, TagBuildTask  # uproot, numpy: on use
 
-    return [SkimTask(config)]
+    if tags is None:
+        store = ("storage_root", "pool_file_catalogs")
+        tags = any(config.values.get(name) for name in store)
+    return [SkimTask(config), *([TagBuildTask(config)] if tags else [])]
 
 
 def _source(url: str) -> Engine:

@@ -88,3 +88,20 @@ def test_ingest_once_without_sources_says_what_to_set(hepcat):
 
     assert result.exit_code == 1
     assert "no source is configured; set HEPCAT_PRODSYS_URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "tags", "names"),
+    [
+        ({}, None, ["skim"]),
+        ({"HEPCAT_STORAGE_ROOT": "."}, None, ["skim", "tags"]),
+        ({}, True, ["skim", "tags"]),
+    ],
+    ids=["no file store", "a file store", "asked for"],
+)
+def test_the_task_server_builds_tags_only_with_a_file_store(env, tags, names):
+    from catalog.config import load_config
+    from hepcat.wiring import skim_tasks
+
+    tasks = skim_tasks(load_config(env=env), tags=tags)
+    assert [task.name for task in tasks] == names
