@@ -20,6 +20,7 @@ from catalog.fields import field_column, typed_value, value_type
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import Dataset, File, ProvenanceEdge
 from catalog.models.datasets import SOURCE_TIER0
+from catalog.mql.narrowing import ProjectFinder
 from catalog.nomenclature import parse_dataset_name
 from catalog.upsert import upsert
 
@@ -143,7 +144,7 @@ def search_datasets(query: DatasetQuery, *, session: Session) -> Page:
     :raises InvalidInput: for an unknown field or an unusable page size.
     """
     check_paging(query.offset, query.limit)
-    conditions = list(_conditions(query))
+    conditions = _conditions(query, session=session)
     count = select(func.count()).select_from(Dataset).where(*conditions)
     total = session.scalar(count) or 0
     statement = select(Dataset).where(*conditions)
@@ -160,12 +161,10 @@ def check_paging(offset: int, limit: int) -> None:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
 
 
-def _conditions(query: DatasetQuery) -> list[ColumnElement[bool]]:
+def _conditions(query: DatasetQuery, *, session: Session) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if query.pattern:
-        pattern = query.pattern if "%" in query.pattern else f"%{query.pattern}%"
-        name_column = field_column(Dataset, "logicalDatasetName")
-        conditions.append(Dataset.name.like(typed_value(name_column, pattern)))
+        conditions.append(_name_matches(query.pattern, session=session))
     for name, value in (query.filters or {}).items():
         column = field_column(Dataset, name)
         # Only text is matched by pattern; '%' in a number is an error.
@@ -174,6 +173,19 @@ def _conditions(query: DatasetQuery) -> list[ColumnElement[bool]]:
         else:
             conditions.append(_same(column, typed_value(column, value)))
     return conditions
+
+
+def _name_matches(pattern: str, *, session: Session) -> ColumnElement[bool]:
+    """The names matching *pattern* (``%`` wildcards; without one, the names
+    holding it), ignoring case as MQL's ``like`` does, written with the
+    projects the pattern can reach (:mod:`catalog.mql.narrowing`) so that an
+    index finds them.
+    """
+    pattern = pattern if "%" in pattern else f"%{pattern}%"
+    name_column = field_column(Dataset, "logicalDatasetName")
+    matches = Dataset.name.ilike(typed_value(name_column, pattern))
+    reach = ProjectFinder(session).reachable(pattern)
+    return matches if reach is None else reach.condition(matches)
 
 
 def _same(column: Any, value: Any) -> ColumnElement[bool]:
@@ -199,7 +211,7 @@ def search_datasets_keyset(
 
     :raises InvalidInput: for an unknown field, a bad cursor or page size.
     """
-    statement = select(Dataset).where(*_conditions(query))
+    statement = select(Dataset).where(*_conditions(query, session=session))
     statement = statement.options(selectinload(Dataset.cross_section_source))
     keyset = dataset_keyset(query.sort)
     return keyset_page(

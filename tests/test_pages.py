@@ -192,6 +192,30 @@ def test_search_by_pattern_finds_exactly_the_matching_names(
 
 
 @pytest.mark.usefixtures("four_datasets")
+@pytest.mark.parametrize(
+    ("pattern", "found"),
+    [
+        ("MC16_13tev.%.daod_phys.%", [ZEE_DAOD, ZMUMU_DAOD]),
+        ("mc16_13TeV.%", [ZEE_AOD, ZEE_DAOD, ZMUMU_DAOD]),
+        ("data15%", [DATA_AOD]),
+        ("mc16_13TeV_%", [ZEE_AOD, ZEE_DAOD, ZMUMU_DAOD]),  # "_" stands for "."
+        ("mc16_13TeV._%Zmumu%", [ZMUMU_DAOD]),
+        ("mc15%", []),
+        ("data15_13TeV.%.AOD.%", [DATA_AOD]),
+    ],
+)
+def test_a_pattern_ignores_case_and_reaches_whole_projects(
+    client: FlaskClient, pattern: str, found: list[str]
+) -> None:
+    response = client.get("/datasets", query_string={"q": pattern})
+
+    if found:
+        assert sorted(listed_datasets(response)) == sorted(found)
+    else:
+        assert "No dataset matches" in visible_text(response)
+
+
+@pytest.mark.usefixtures("four_datasets")
 def test_a_pattern_without_wildcard_matches_names_containing_it(
     client: FlaskClient,
 ) -> None:
