@@ -42,7 +42,8 @@ class Bite:
 
 class BiteReader:
     """Reads bites of one keyset stream of *source*, mapped by *mapper*
-    (refused rows named by their *key* column), now or ahead of time.
+    (refused rows named by their *key* column), now or ahead of time on the
+    thread that *pool* gives (the caller owns it, and may shut it down).
     """
 
     def __init__(
@@ -51,7 +52,7 @@ class BiteReader:
         keyset: KeysetStream,
         mapper: Callable[[Mapping[str, Any]], Any],
         key: str,
-        pool: ThreadPoolExecutor,
+        pool: Callable[[], ThreadPoolExecutor],
     ) -> None:
         self.source = source
         self.keyset = keyset
@@ -78,7 +79,7 @@ class BiteReader:
         """:meth:`read` on the reader's thread. Nothing else may read this
         stream until the bite is taken (``result()``) or given back.
         """
-        return self.pool.submit(self.read, limit)
+        return self.pool().submit(self.read, limit)
 
     def give_back(self, ahead: Future[Bite]) -> None:
         """Undo a bite read ahead and not written: the next read reads it again."""

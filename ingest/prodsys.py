@@ -105,7 +105,7 @@ class ProdSysIngester(Task):
         }
         self._remaining: dict[str, int] = {}
         self._rate: dict[str, float] = {}
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prodsys-read")
+        self._pool: ThreadPoolExecutor | None = None  # made when first needed
         mappers: dict[str, tuple[Callable[[Mapping[str, Any]], Any], str]] = {
             "tags": (_tag_row, "tag"),
             "tasks": (_task_row, "taskid"),
@@ -113,7 +113,7 @@ class ProdSysIngester(Task):
             "files": (_file_row, "fileid"),
         }
         self.readers = {
-            stream: BiteReader(source, self.streams[stream], mapper, key, pool)
+            stream: BiteReader(source, self.streams[stream], mapper, key, self._reader)
             for stream, (mapper, key) in mappers.items()
         }
         self._apply: dict[str, Callable[[list[Any], Session], None]] = {
@@ -209,6 +209,18 @@ class ProdSysIngester(Task):
         reader = self.readers[stream]
         mapped = map_rows(rows, reader.mapper, reader.key)
         self._apply[stream](mapped.quarantine(SOURCE, session=session), session)
+
+    def _reader(self) -> ThreadPoolExecutor:
+        """The thread that reads bites ahead, started when first needed."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="prodsys-read")
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the thread that reads bites ahead (a later run starts another)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def backlog(self) -> int:
         """Rows known to be left, over all streams."""

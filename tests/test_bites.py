@@ -154,7 +154,9 @@ def test_a_bite_given_back_is_read_again(sources: Any) -> None:
     _fill(sources.prodsys)
     keyset = KeysetStream(schemas.t_production_file, key_column="fileid", lag=0)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        reader = BiteReader(sources.prodsys.engine, keyset, _file_row, "fileid", pool)
+        reader = BiteReader(
+            sources.prodsys.engine, keyset, _file_row, "fileid", lambda: pool
+        )
         with sources.prodsys.engine.connect() as connection:
             keyset.begin_pass(connection, None)
         first = reader.read(10)
