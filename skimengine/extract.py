@@ -16,7 +16,7 @@ work is planned before anything is read:
    selected entries, and keeps the selected entries
    (:mod:`skimengine.baskets`). The output TTree has the chosen branches, the
    jagged ones grouped under the same count branches as in the source,
-   written with ``mktree``/``extend`` in baskets of a few MB at most.
+   in baskets of a few MB at most (:mod:`skimengine.treewriter`).
 3. The output is written under a temporary name, flushed to disk, and
    linked to its final name only when complete, so a final name always
    holds a complete file. Running a plan again (:func:`pending_units`) skips
@@ -41,20 +41,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import awkward as ak
 import numpy as np
 import uproot
 
 from catalog.errors import InvalidInput
 from catalog.nomenclature import build_dataset_name, parse_dataset_name
 from skimengine.baskets import (
-    GROUP_SUFFIX,
     Column,
     cluster_ranges,
     common_boundaries,
     count_name,
     read_entries,
 )
+from skimengine.treewriter import TreeWriter
 
 __all__ = [
     "DEFAULT_COMPRESSION",
@@ -85,8 +84,6 @@ DEFAULT_COMPRESSION = "zstd:1"
 DEFAULT_TARGET_SIZE = 2_000_000_000
 #: Bytes of an output file besides its baskets: streamers, then per branch.
 FILE_OVERHEAD, BRANCH_OVERHEAD = 21_000, 600
-#: Uncompressed bytes buffered before an ``extend`` writes a basket per branch.
-FLUSH_BYTES = 64_000_000
 #: Least compressed bytes a unit reads when a plan is cut for parallel units.
 MIN_SHARE = 16_000_000
 #: A file in an output directory that tells the units writing there to stop:
@@ -606,7 +603,7 @@ def _write_unit(plan: Plan, unit: Unit, path: Path) -> int:
             raise UnitCancelled(unit.name, writer.entries, unit.events)
 
     with uproot.recreate(path, compression=compression) as output:
-        writer = _TreeWriter(output, plan.tree)
+        writer = TreeWriter(output, plan.tree)
         for piece in unit.pieces:
             for chunk in read_piece(piece, plan.tree, plan.branches, check):
                 writer.add(chunk)
@@ -632,66 +629,3 @@ def read_piece(
     # for local files goes through fsspec, a file handle per read).
     with uproot.open(piece.path, handler=uproot.MemmapSource) as source:
         yield from read_entries(source[tree_name], branches, piece.entries, check)
-
-
-# -- Writing -----------------------------------------------------------------------
-
-
-class _TreeWriter:
-    """Buffers selected columns and writes them with ``extend``, a basket
-    per branch each time about :data:`FLUSH_BYTES` have gathered.
-    """
-
-    def __init__(self, output: Any, name: str) -> None:
-        self.output = output
-        self.name = name
-        self.tree: Any = None
-        self.buffer: list[dict[str, Column]] = []
-        self.buffered = 0
-        self.entries = 0
-
-    def add(self, chunk: dict[str, Column]) -> None:
-        self.buffer.append(chunk)
-        self.entries += len(next(iter(chunk.values())))
-        self.buffered += sum(column.nbytes for column in chunk.values())
-        if self.buffered >= FLUSH_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        data = {key: _joined([c[key] for c in self.buffer]) for key in self.buffer[0]}
-        if self.tree is None:
-            self.tree = self.output.mktree(
-                self.name,
-                {key: _branch_type(value) for key, value in data.items()},
-                counter_name=_counter_of,
-                field_name=lambda outer, inner: inner,
-            )
-        self.tree.extend(data)
-        self.buffer, self.buffered = [], 0
-
-
-def _counter_of(record: str) -> str:
-    return record.removesuffix(GROUP_SUFFIX)
-
-
-def _joined(columns: list[Column]) -> Any:
-    if columns[0].values is not None:
-        return np.concatenate([c.values for c in columns])
-    counts = np.concatenate([c.counts for c in columns])
-    offsets = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    names = list(columns[0].contents)
-    contents = [
-        ak.contents.NumpyArray(np.concatenate([c.contents[n] for c in columns]))
-        for n in names
-    ]
-    record = ak.contents.RecordArray(contents, names, length=int(offsets[-1]))
-    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), record))
-
-
-def _branch_type(value: Any) -> Any:
-    if isinstance(value, ak.Array):
-        return value.type.content
-    return value.dtype.newbyteorder("=")
