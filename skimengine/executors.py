@@ -309,6 +309,21 @@ class DaskExecutor(Executor):
     def __init__(self, address: str) -> None:
         self.address = address
 
+    @property
+    def workers(self) -> int:  # type: ignore[override]
+        """The threads of the cluster's workers, as its scheduler tells now
+        (1 when it cannot be reached: the run will say why).
+        """
+        from distributed import Client
+
+        try:
+            with Client(self.address, set_as_default=False, timeout=10) as client:
+                workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        except (OSError, TimeoutError) as err:
+            logger.warning("The Dask scheduler at %s: %s", self.address, err)
+            return 1
+        return max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+
     @contextmanager
     def _submitter(self) -> Iterator[Callable[..., Any]]:
         from distributed import Client  # optional: only when a cluster is used

@@ -526,12 +526,13 @@ def test_dask_gives_the_same_outputs_as_the_local_pool(
     local = local_executor(2).run(split_plan, tmp_path / "local")
 
     with distributed.LocalCluster(
-        n_workers=1, processes=False, dashboard_address=None
+        n_workers=2, threads_per_worker=2, processes=False, dashboard_address=None
     ) as cluster:
-        remote = DaskExecutor(cluster.scheduler_address).run(
-            split_plan, tmp_path / "dask"
-        )
+        executor = DaskExecutor(cluster.scheduler_address)
+        threads = executor.workers
+        remote = executor.run(split_plan, tmp_path / "dask")
 
+    assert threads == 4  # a plan for this cluster is cut for 4 units at once
     assert remote.complete
     assert [(o.name, o.events) for o in remote.outputs] == [
         (o.name, o.events) for o in local.outputs
