@@ -24,6 +24,7 @@ workers exit by themselves if the process owning it dies without closing it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
@@ -125,8 +126,11 @@ class Executor(ABC):
             # The workers get the plan's header; each unit carries its entries.
             header = dataclasses.replace(plan, units=())
             with self._submitter() as submit:
-                futures = {submit(header, unit, output_dir): unit for unit in todo}
-                self._gather(futures, outcome, cancel, _counter(plan, progress, done))
+                send = functools.partial(_send, submit, header, output_dir)
+                futures = {send(unit): unit for unit in todo}
+                self._gather(
+                    futures, outcome, cancel, _counter(plan, progress, done), send
+                )
             if cancel.is_set():
                 # The units still running stop at this mark.
                 cancel_units(output_dir)
@@ -144,17 +148,27 @@ class Executor(ABC):
         outcome: RunOutcome,
         cancel: threading.Event,
         advance: Callable[[], None],
+        send: Callable[[Unit], Any],
     ) -> None:
         # Each finished unit wakes the loop at once; the timeout is only
         # there to look at the cancel event.
         woken = threading.Event()
         for future in futures:
             future.add_done_callback(lambda _: woken.set())
+        sent_again: set[int] = set()
         while futures:
             woken.clear()
             finished = [future for future in futures if future.done()]
             for future in finished:
                 unit = futures.pop(future)
+                if _lost(future) and unit.number not in sent_again:
+                    # Its worker died, perhaps running another skim's unit:
+                    # once more on the new pool, not counted as a failure.
+                    sent_again.add(unit.number)
+                    again = send(unit)
+                    again.add_done_callback(lambda _: woken.set())
+                    futures[again] = unit
+                    continue
                 self._settle(future, unit, outcome)
                 advance()
             if cancel.is_set():
@@ -173,6 +187,17 @@ class Executor(ABC):
         except Exception as err:  # a unit's failure is recorded, not raised
             logger.warning("Extraction of %s failed: %s", unit.name, err)
             outcome.failed[unit.number] = f"{type(err).__name__}: {err}"
+
+
+def _send(submit: Callable[..., Any], header: Plan, directory: Path, unit: Unit) -> Any:
+    return submit(header, unit, directory)
+
+
+def _lost(future: Any) -> bool:
+    """Whether a finished unit failed only because a worker of its local
+    pool died (the pool breaks, and every unit in it fails with it).
+    """
+    return not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)
 
 
 def _counter(plan: Plan, progress: Progress | None, done: list[Unit]) -> Callable:
@@ -197,7 +222,8 @@ class LocalExecutor(Executor):
     server imports the extraction code once, and every worker it forks has
     it. The pool starts with :meth:`start` or the first run and stays until
     :meth:`close`, so later runs find warm workers. A pool broken by a
-    worker that died is replaced at the next submission.
+    worker that died is replaced at the next submission, and each run sends
+    the units it lost with it there once more.
     """
 
     name = "local"

@@ -465,12 +465,41 @@ def test_a_worker_that_dies_is_replaced_and_the_plan_completes(
         process.join()
 
     first = executor.run(split_plan, tmp_path)
-    again = executor.run(split_plan, tmp_path)
 
-    # The first run may lose the units sent before the pool knew it broke.
-    assert len(first.outputs) + len(first.failed) == len(split_plan.units)
-    assert again.complete
-    assert sum(o.events for o in again.outputs) == split_plan.events
+    # The units sent before the pool knew it broke are sent again.
+    assert first.complete, first.failed
+    assert sum(o.events for o in first.outputs) == split_plan.events
+
+
+def test_a_worker_killed_midway_costs_no_unit_of_any_plan(
+    split_plan, tmp_path, local_executor
+):
+    # Two plans share a pool of one worker; it dies while the first runs.
+    executor = local_executor(1)
+    executor.start()
+    (worker,) = executor._pool._processes.values()
+    runs: dict[str, object] = {}
+    threads = [
+        threading.Thread(
+            target=lambda key=key: runs.update(
+                {key: executor.run(split_plan, tmp_path / key)}
+            )
+        )
+        for key in ("a", "b")
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while not any(p.suffix == ".part" for p in tmp_path.rglob("*")):
+        assert time.monotonic() < deadline, "no unit started"
+        time.sleep(0.005)
+    worker.kill()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    for key in ("a", "b"):
+        assert runs[key].complete, runs[key].failed
+        assert sum(o.events for o in runs[key].outputs) == split_plan.events
 
 
 OWNER_SCRIPT = """
