@@ -1,33 +1,5 @@
-"""The selection language: conditions on TAG attributes, such as
-``nJets >= 2 && abs(jet_pt1 - 91) < 10 and trigger("HLT_e26_lhtight")``.
-
-A selection is read by a tokenizer and a recursive-descent parser into a
-tree of nodes, checked against the attributes of a TAG (a
-:class:`Vocabulary`), and compiled either to numpy (vectorised over column
-arrays) or to a SQLAlchemy condition (bound parameters only). Nothing is ever
-handed to ``eval``. The grammar, lowest precedence first::
-
-    selection   := or
-    or          := and (("or" | "||") and)*
-    and         := not (("and" | "&&") not)*
-    not         := ("not" | "!") not | comparison
-    comparison  := sum (COMPARE sum)* | sum "in" interval
-    interval    := ("[" | "(") sum "," sum ("]" | ")")
-    sum         := product (("+" | "-") product)*
-    product     := unary (("*" | "/") unary)*
-    unary       := "-" unary | primary
-    primary     := NUMBER | NAME | NAME "(" arguments ")" | "(" or ")"
-
-``COMPARE`` is one of ``< <= > >= == !=``. A chain ``20 < pt < 50`` means
-``20 < pt and pt < 50``; ``pt in [20, 50)`` means ``20 <= pt and pt < 50``
-(a square bracket includes its end, a round one excludes it). Functions:
-``abs(x)``; ``bit(attribute, n)``, true when bit *n* (0 to 63) of an integer
-attribute is set; ``trigger("NAME")``, the bit of that trigger in the TAG's
-trigger menu. Keywords are case-insensitive, attribute names are not.
-
-Arithmetic is done in double precision, as in ROOT's ``TTree::Draw``. A
-division by zero has no value, and a comparison with no value is false, also
-under ``not`` -- the same in numpy and in SQL.
+"""The selection language's tokens, tree and parser (the grammar is in
+:mod:`skimengine.selection`).
 """
 
 from __future__ import annotations
@@ -36,23 +8,9 @@ import difflib
 import math
 import operator
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
-from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Double,
-    and_,
-    cast,
-    false,
-    func,
-    not_,
-    or_,
-)
-from sqlalchemy import literal as sql_literal
 
 from catalog.errors import InvalidInput
 
@@ -60,6 +18,20 @@ MAX_LENGTH = 10_000
 MAX_DEPTH = 64  # levels of the tree
 MAX_NESTING = 24  # parentheses, 'not' and '-' inside each other
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# What the operators do: the same functions serve numpy arrays (the numpy
+# compiler) and SQLAlchemy columns (the SQL one).
+OPERATORS: dict[str, Any] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+}
 
 NUMBER = "number"
 BOOLEAN = "condition"
@@ -565,318 +537,3 @@ def parse(expression: str) -> Node:
             expression, 0, f"the selection is nested more than {MAX_DEPTH} levels deep"
         )
     return tree
-
-
-# -- checking against a TAG -----------------------------------------------
-
-INTEGER = "int"
-FLOAT = "float"
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """What a selection may name: the *attributes* of a TAG with their type
-    (``"int"`` or ``"float"``) and its trigger menu, *triggers* in bit order,
-    kept in the integer attribute *trigger_attribute*.
-    """
-
-    attributes: Mapping[str, str]
-    triggers: Sequence[str] = ()
-    trigger_attribute: str = "triggerBits"
-
-
-def similar(name: str, candidates: Sequence[str], n: int = 3) -> list[str]:
-    """Up to *n* of *candidates* close to *name*, ignoring case."""
-    lowered = {candidate.lower(): candidate for candidate in candidates}
-    if name.lower() in lowered:  # only the case differs: no other guess
-        return [lowered[name.lower()]]
-    near = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
-    return [lowered[match] for match in near]
-
-
-class Binder:
-    """Checks a tree against a :class:`Vocabulary` and resolves triggers."""
-
-    def __init__(self, expression: str, vocabulary: Vocabulary) -> None:
-        self.expression = expression
-        self.vocabulary = vocabulary
-
-    def error(
-        self, node: Node, reason: str, near: Sequence[str] = ()
-    ) -> SelectionError:
-        return SelectionError(self.expression, node.position, reason, node.length, near)
-
-    def bind(self, node: Node) -> Node:
-        if isinstance(node, Attribute):
-            return self.attribute(node)
-        if isinstance(node, Trigger):
-            return self.trigger(node)
-        if isinstance(node, Bit):
-            return self.bit(node)
-        changes: dict[str, Node | tuple[Node, ...]] = {
-            name: self.bind(value)
-            for name, value in vars(node).items()
-            if isinstance(value, Node)
-        }
-        if isinstance(node, Logical):
-            changes["operands"] = tuple(self.bind(child) for child in node.operands)
-        return type(node)(**{**vars(node), **changes}) if changes else node
-
-    def attribute(self, node: Attribute) -> Attribute:
-        names = list(self.vocabulary.attributes)
-        if node.name not in self.vocabulary.attributes:
-            reason = f"unknown attribute {node.name!r}"
-            raise self.error(node, reason, similar(node.name, names))
-        return node
-
-    def bit(self, node: Bit) -> Bit:
-        self.attribute(node.attribute)
-        if self.vocabulary.attributes[node.attribute.name] != INTEGER:
-            reason = f"bit() needs an integer attribute; {node.attribute.name!r} is not"
-            raise self.error(node.attribute, reason)
-        return node
-
-    def trigger(self, node: Trigger) -> Bit:
-        menu = list(self.vocabulary.triggers)
-        if not menu:
-            reason = "this TAG has no trigger menu; test bits with bit(triggerBits, n)"
-            raise self.error(node, reason)
-        if node.name not in menu:
-            reason = f"unknown trigger {node.name!r}"
-            raise self.error(node, reason, similar(node.name, menu))
-        where = Attribute(node.position, node.length, self.vocabulary.trigger_attribute)
-        return self.bit(Bit(node.position, node.length, where, menu.index(node.name)))
-
-
-def attributes_of(node: Node) -> set[str]:
-    """The names of the attributes that *node* reads."""
-    if isinstance(node, Attribute):
-        return {node.name}
-    if isinstance(node, Bit):
-        return {node.attribute.name}
-    return set().union(*(attributes_of(child) for child in node.children()))
-
-
-def nullable(node: Node) -> bool:
-    """Whether *node* can have no value: a number that divides, or a
-    comparison of one. Combined conditions always have a value.
-    """
-    if isinstance(node, Arithmetic) and node.op == "/":
-        return True
-    if isinstance(node, Logical | Not | Bit):
-        return False
-    return any(nullable(child) for child in node.children())
-
-
-def bit_mask(bit: int) -> int:
-    """The signed 64-bit integer with only bit *bit* set."""
-    mask = 1 << bit
-    return mask - (1 << 64) if bit == 63 else mask
-
-
-def is_arithmetic(node: Node) -> bool:
-    return isinstance(node, Arithmetic | Negate | Abs)
-
-
-# -- the compiled selection -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class Selection:
-    """A selection checked against a vocabulary, ready to run."""
-
-    text: str
-    tree: Node
-    vocabulary: Vocabulary
-
-    @property
-    def attributes(self) -> set[str]:
-        """The attributes the selection reads."""
-        return attributes_of(self.tree)
-
-    def numpy(self, columns: Mapping[str, np.ndarray], length: int) -> np.ndarray:
-        """The boolean mask of the rows of *columns* (arrays of *length*
-        rows, by attribute name) that pass the selection.
-        """
-        with np.errstate(all="ignore"):
-            mask = NumpyCompiler(columns).condition(self.tree)
-        return np.broadcast_to(mask, (length,))
-
-    def sql(self, columns: Mapping[str, ColumnElement[Any]]) -> ColumnElement[bool]:
-        """The selection as a SQLAlchemy condition on *columns* (by
-        attribute name); every number in it is a bound parameter.
-        """
-        return SqlCompiler(columns, self.vocabulary).condition(self.tree)
-
-
-def compile_selection(expression: str, vocabulary: Vocabulary) -> Selection:
-    """Parse *expression* and check it against *vocabulary*.
-
-    :raises SelectionError: when it is malformed, names an unknown attribute,
-        trigger or function, or uses bit() on a non-integer attribute.
-    """
-    tree = Binder(expression, vocabulary).bind(parse(expression))
-    return Selection(expression, tree, vocabulary)
-
-
-# -- numpy ------------------------------------------------------------------
-
-
-class NumpyCompiler:
-    """Evaluates a bound tree over column arrays."""
-
-    def __init__(self, columns: Mapping[str, np.ndarray]) -> None:
-        self.columns = columns
-
-    def condition(self, node: Node) -> Any:
-        if isinstance(node, Logical):
-            combine = np.logical_and if node.op == "&&" else np.logical_or
-            result = self.condition(node.operands[0])
-            for operand in node.operands[1:]:
-                result = combine(result, self.condition(operand))
-            return result
-        if isinstance(node, Not):
-            return np.logical_not(self.condition(node.operand))
-        if isinstance(node, Bit):
-            # As in SQL, the bits are those of the value as a signed 64-bit
-            # integer (int64 columns are not copied).
-            column = self.columns[node.attribute.name].astype(np.int64, copy=False)
-            return np.bitwise_and(column, np.int64(bit_mask(node.bit))) != 0
-        assert isinstance(node, Compare)
-        return self.compare(node)
-
-    def compare(self, node: Compare) -> Any:
-        left, right = self.value(node.left), self.value(node.right)
-        if np.ndim(left) == 0 and np.ndim(right) != 0:
-            left, right, op = right, left, FLIPPED[node.op]
-        else:
-            op = node.op
-        if (
-            isinstance(right, int | float)
-            and getattr(left, "dtype", None) == np.float32
-        ):
-            return compare_float32(left, op, float(right))
-        if op == "!=" and nullable(node):
-            # NaN != x is true in numpy; "no value" must make it false.
-            return np.logical_or(left < right, left > right)
-        return OPERATORS[op](left, right)
-
-    def value(self, node: Node) -> Any:
-        if isinstance(node, Number):
-            return node.value
-        if isinstance(node, Attribute):
-            return self.columns[node.name]
-        if isinstance(node, Negate):
-            return np.negative(self.double(node.operand))
-        if isinstance(node, Abs):
-            return np.abs(self.double(node.operand))
-        assert isinstance(node, Arithmetic)
-        left, right = self.double(node.left), self.double(node.right)
-        if node.op != "/":
-            return OPERATORS[node.op](left, right)
-        quotient = np.divide(left, right)
-        return np.where(np.equal(right, 0), np.nan, quotient)
-
-    def double(self, node: Node) -> Any:
-        value = self.value(node)
-        if isinstance(value, np.ndarray):
-            return value.astype(np.float64, copy=False)
-        return np.float64(value)
-
-
-# The same operators serve numpy arrays and SQLAlchemy columns.
-OPERATORS: dict[str, Any] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-}
-FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-
-
-def compare_float32(array: np.ndarray, op: str, value: float) -> np.ndarray:
-    """``array <op> value`` for a float32 *array*, exact as in double
-    precision but without converting the array: the double *value* is
-    replaced by the float32 neighbour that gives the same answer.
-    """
-    nearest = np.float32(value)
-    below = nearest if float(nearest) <= value else np.nextafter(nearest, -np.inf)
-    above = nearest if float(nearest) >= value else np.nextafter(nearest, np.inf)
-    exact = float(nearest) == value
-    if op == "==":
-        return array == nearest if exact else np.zeros(array.shape, bool)
-    if op == "!=":
-        return array != nearest if exact else np.ones(array.shape, bool)
-    bound = {">": below, "<=": below, ">=": above, "<": above}[op]
-    return np.asarray(OPERATORS[op](array, bound))
-
-
-# -- SQL ------------------------------------------------------------------
-
-
-class SqlCompiler:
-    """Turns a bound tree into a SQLAlchemy condition on columns."""
-
-    def __init__(
-        self, columns: Mapping[str, ColumnElement[Any]], vocabulary: Vocabulary
-    ) -> None:
-        self.columns = columns
-        self.vocabulary = vocabulary
-
-    def condition(self, node: Node) -> ColumnElement[bool]:
-        if isinstance(node, Logical):
-            combine = and_ if node.op == "&&" else or_
-            return combine(*(self.condition(operand) for operand in node.operands))
-        if isinstance(node, Not):
-            return not_(self.condition(node.operand))
-        if isinstance(node, Bit):
-            column = self.columns[node.attribute.name]
-            mask = sql_literal(bit_mask(node.bit), BigInteger)
-            return column.op("&")(mask) != 0
-        assert isinstance(node, Compare)
-        if self.in_double(node.left) or self.in_double(node.right):
-            # As numpy does it: a whole number meets a non-whole one as a
-            # double (SQLite alone would compare them exactly).
-            left, right = self.double(node.left), self.double(node.right)
-        else:
-            left, right = self.value(node.left), self.value(node.right)
-        compared: ColumnElement[bool] = OPERATORS[node.op](left, right)
-        if nullable(node):
-            return func.coalesce(compared, false())
-        return compared
-
-    def in_double(self, node: Node) -> bool:
-        if isinstance(node, Number):
-            return isinstance(node.value, float)
-        if isinstance(node, Attribute):
-            return self.vocabulary.attributes[node.name] == FLOAT
-        return is_arithmetic(node)
-
-    def value(self, node: Node) -> ColumnElement[Any]:
-        if isinstance(node, Number):
-            kind = BigInteger if isinstance(node.value, int) else Double
-            return sql_literal(node.value, kind)
-        assert isinstance(node, Attribute)
-        return self.columns[node.name]
-
-    def double(self, node: Node) -> ColumnElement[Any]:
-        if isinstance(node, Number):
-            return sql_literal(float(node.value), Double)
-        if isinstance(node, Attribute):
-            return cast(self.columns[node.name], Double)
-        if isinstance(node, Negate):
-            return -self.double(node.operand)
-        if isinstance(node, Abs):
-            return func.abs(self.double(node.operand), type_=Double)
-        assert isinstance(node, Arithmetic)
-        left, right = self.double(node.left), self.double(node.right)
-        if node.op == "/":
-            zero = sql_literal(0.0, Double)
-            return left / func.nullif(right, zero, type_=Double)
-        combined: ColumnElement[Any] = OPERATORS[node.op](left, right)
-        return combined
