@@ -1,0 +1,148 @@
+"""``hepcat ingest``, ``hepcat derive`` and ``hepcat taskserver``."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import click
+
+import migrations
+from catalog.db import session_factory
+from hepcat.cli.base import Context, main, pass_context
+from hepcat.wiring import configured_ingesters, skim_tasks
+from taskserver.runner import run_until_drained, serve_forever
+from taskserver.server import TaskServer
+
+
+@main.command()
+@click.option(
+    "--once",
+    is_flag=True,
+    required=True,
+    help="Run every configured ingester until its source is drained, then exit "
+    "(DDM: until the destination is quiet).",
+)
+@click.option(
+    "--max-seconds",
+    type=float,
+    default=None,
+    help="Give up after this many seconds (default: no limit).",
+)
+@pass_context
+def ingest(context: Context, once: bool, max_seconds: float | None) -> None:
+    """Ingest from the configured sources (HEPCAT_PRODSYS_URL, HEPCAT_TIER0_URL,
+    HEPCAT_COMA_URL, HEPCAT_DDM_BROKER) and print what each ingested.
+    """
+    engine = context.engine()
+    migrations.require_current(engine)
+    tasks = configured_ingesters(context.config)
+    if not tasks:
+        _no_sources()
+    progress = Progress()
+    items = run_until_drained(
+        tasks,
+        session_factory(engine),
+        max_seconds=max_seconds,
+        progress=progress,
+        lease_seconds=context.config.taskserver_lease_seconds,
+    )
+    progress.done()
+    for name, count in items.items():
+        click.echo(f"{name}: {count} ingested")
+
+
+class Progress:
+    """A one-line progress display of a draining backlog on the terminal."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, task: str, items: int, backlog: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        left = "?" if backlog is None else f"{backlog:,}"
+        line = f"{task}: {items:,} ingested, {left} left"
+        click.echo(f"\r{line:<70}" if self.tty else line, err=True, nl=not self.tty)
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            click.echo(err=True)
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Only report differences (the default).")
+@click.option("--fix", is_flag=True, help="Write the recomputed values.")
+@pass_context
+def derive(context: Context, check: bool, fix: bool) -> None:
+    """Recompute every derived quantity from scratch and report differences
+    from the stored values (exit status 1 when there are any, unless --fix).
+    """
+    from catalog.consistency import check_derived
+
+    engine = context.engine()
+    migrations.require_current(engine)
+    Session = session_factory(engine)
+    with Session() as session:
+        differences = check_derived(session=session)
+        if fix:
+            session.commit()
+        else:
+            session.rollback()
+    for difference in differences:
+        click.echo(str(difference))
+    verb = "fixed" if fix else "found"
+    click.echo(f"{len(differences)} differences {verb}")
+    if differences and not fix:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics on this port (default: none).",
+)
+@pass_context
+def taskserver(context: Context, metrics_port: int | None) -> None:
+    """Run the task server: every configured ingester and the skim task,
+    time-shared, until SIGTERM or Ctrl-C; the TAG task too when the file
+    store is configured (storage_root or pool_file_catalogs). Several can
+    share one catalogue database.
+    """
+    engine = context.engine()
+    migrations.require_current(engine)
+    config = context.config
+    tasks = configured_ingesters(config)
+    if not tasks:
+        _no_sources()
+    tasks += skim_tasks(config)
+    server = TaskServer(
+        tasks,
+        session_factory(engine),
+        workers=config.taskserver_workers,
+        lease_seconds=config.taskserver_lease_seconds,
+    )
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(
+            metrics_port, addr=config.host, registry=server.metrics.registry
+        )
+    names = ", ".join(task.name for task in tasks)
+    click.echo(f"task server {server.owner} runs: {names}")
+    serve_forever(server, threading.Event())
+
+
+def _no_sources() -> None:
+    click.echo(
+        "no source is configured; set HEPCAT_PRODSYS_URL, HEPCAT_TIER0_URL, "
+        "HEPCAT_COMA_URL or HEPCAT_DDM_BROKER",
+        err=True,
+    )
+    raise SystemExit(1)

@@ -1,0 +1,278 @@
+"""``hepcat skim`` and ``hepcat tag``: skims and TAG databases."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from catalog import users
+from hepcat.cli.base import Context, main, pass_context
+
+
+@main.group()
+def skim() -> None:
+    """Request skims of datasets and follow them: a selection on a dataset's
+    TAG, extracted into a new dataset in the requester's scope.
+    """
+
+
+@skim.command("create")
+@click.option("--dataset", "dataset_name", required=True, help="The parent dataset.")
+@click.option("--select", "selection", help="The selection on the dataset's TAG.")
+@click.option(
+    "--collection",
+    type=click.Path(exists=True, dir_okay=False),
+    help="An event collection (ROOT or CSV) to extract instead of a selection.",
+)
+@click.option("--name", required=True, help="The skim's name, the output's last field.")
+@click.option("--user", "login", required=True, help="The physicist asking for it.")
+@click.option("--branches", help="Branches to keep, comma-separated (default all).")
+@click.option("--compression", help="zstd, lz4 or zlib, with :level (default zstd:1).")
+@click.option("--target-size", type=int, help="Bytes of an output file, about.")
+@click.option(
+    "--run",
+    is_flag=True,
+    help="Also request its run, for the task server (default: only define it).",
+)
+@pass_context
+def skim_create(
+    context: Context,
+    dataset_name: str,
+    selection: str | None,
+    collection: str | None,
+    name: str,
+    login: str,
+    branches: str | None,
+    compression: str | None,
+    target_size: int | None,
+    run: bool,
+) -> None:
+    """Define a skim of a dataset as the catalogued physicist --user; print
+    its id. 'hepcat skim run ID --wait' runs it here; with --run, the task
+    server runs it.
+    """
+    from pathlib import Path
+
+    from skimengine.skims import request_skim
+
+    upload = Path(collection).read_bytes() if collection else None
+    with context.catalog().begin() as session:
+        requested = request_skim(
+            dataset_name,
+            selection,
+            name,
+            owner=users.get_user(login, session=session),
+            session=session,
+            branches=branches.split(",") if branches else None,
+            compression=compression,
+            target_size=target_size,
+            collection=upload,
+            collection_name=Path(collection).name if collection else None,
+            run=run,
+        )
+        click.echo(requested.id)
+
+
+@skim.command("run")
+@click.argument("skim_id", type=int)
+@click.option("--wait", is_flag=True, help="Run it to its end, with a progress bar.")
+@click.option("--user", "login", help="Who asks for the run (default: its owner).")
+@pass_context
+def skim_run(context: Context, skim_id: int, wait: bool, login: str | None) -> None:
+    """Request the run of skim SKIM_ID and run the skim task for it in this
+    process: one step, or with --wait until the skim is done, failed or
+    cancelled (exit status 1 unless done).
+    """
+    from skimengine.skims import FINISHED_STATES, get_skim, run_skim, skim_progress
+    from skimengine.task import SkimTask
+    from taskserver.base import RunContext
+
+    Session = context.catalog()
+    with Session.begin() as session:
+        found = get_skim(skim_id, session=session)
+        if found.state not in FINISHED_STATES:
+            run_skim(skim_id, by=_acting(skim_id, login, session), session=session)
+    task = SkimTask(context.config, only=skim_id)
+    bar = SkimProgress()
+    try:
+        while True:
+            task.run(RunContext(Session, time.monotonic() + task.budget))
+            with Session() as session:
+                found = get_skim(skim_id, session=session)
+                state, percent, error = found.state, skim_progress(found), found.error
+            bar(skim_id, state, percent, final=state in FINISHED_STATES)
+            if not wait or state in FINISHED_STATES:
+                break
+            time.sleep(0.2)
+    finally:
+        bar.done()
+        task.close()
+    click.echo(f"skim {skim_id}: {state}" + (f": {error}" if error else ""))
+    if wait and state != "done":
+        raise SystemExit(1)
+
+
+class SkimProgress:
+    """A progress bar of a skim on the terminal (a line now and then elsewhere)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(
+        self, skim_id: int, state: str, percent: float, *, final: bool = False
+    ) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 5.0) and not final:
+            return
+        self.last = now
+        filled = int(percent // 5)
+        line = f"skim {skim_id} [{'#' * filled:<20}] {percent:5.1f}% {state}"
+        click.echo(f"\r{line:<70}" if self.tty else line, err=True, nl=not self.tty)
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            click.echo(err=True)
+
+
+@skim.command("show")
+@click.argument("skim_id", type=int)
+@pass_context
+def skim_show(context: Context, skim_id: int) -> None:
+    """Print a skim: what was asked, its state, progress and output."""
+    from skimengine.skims import get_skim, output_name, skim_progress
+
+    with context.catalog()() as session:
+        found = get_skim(skim_id, session=session)
+        shown = {
+            "skim": found.id,
+            "name": found.name,
+            "owner": found.owner.login if found.owner else "-",
+            "dataset": found.parent.name,
+            "selection": found.selection or f"collection {found.collection_name}",
+            "state": found.state,
+            "run": f"requested {found.run_requested:%Y-%m-%d %H:%M:%S} UTC"
+            if found.run_requested
+            else f"not requested ('hepcat skim run {found.id}' runs it)",
+            "progress": f"{skim_progress(found):.1f}%",
+            "events": f"{found.n_selected} of {found.n_events_in}"
+            if found.n_selected is not None
+            else "-",
+            "files": f"{found.units_done or 0} of {found.n_units}"
+            if found.n_units
+            else "-",
+            "output": found.output.name if found.output else output_name(found),
+            "error": found.error or "-",
+        }
+    for key, value in shown.items():
+        click.echo(f"{key + ':':11}{value}")
+
+
+@skim.command("list")
+@click.option("--user", "login", help="Only the skims of this user.")
+@click.option("--state", help="Only the skims in this state.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@pass_context
+def skim_list(
+    context: Context, login: str | None, state: str | None, limit: int
+) -> None:
+    """Print the skims, newest first."""
+    from skimengine.skims import list_skims, skim_progress
+
+    with context.catalog()() as session:
+        page = list_skims(session=session, owner=login, state=state, limit=limit)
+        for found in page.rows:
+            owner = found.owner.login if found.owner else "-"
+            click.echo(
+                f"{found.id:>5} {found.state:12} {skim_progress(found):5.1f}% "
+                f"{owner:12} {found.name:20} {found.parent.name}"
+            )
+
+
+@skim.command("cancel")
+@click.argument("skim_id", type=int)
+@click.option("--user", "login", help="Who cancels it (default: its owner).")
+@pass_context
+def skim_cancel(context: Context, skim_id: int, login: str | None) -> None:
+    """Cancel a skim in progress."""
+    from skimengine.skims import cancel_skim
+
+    with context.catalog().begin() as session:
+        by = _acting(skim_id, login, session)
+        found = cancel_skim(skim_id, by=by, session=session)
+        click.echo(f"skim {found.id}: {found.state}")
+
+
+@skim.command("retry")
+@click.argument("skim_id", type=int)
+@click.option("--user", "login", help="Who retries it (default: its owner).")
+@pass_context
+def skim_retry(context: Context, skim_id: int, login: str | None) -> None:
+    """Run a failed skim again: only its missing output files are written."""
+    from skimengine.skims import retry_skim
+
+    with context.catalog().begin() as session:
+        by = _acting(skim_id, login, session)
+        found = retry_skim(skim_id, by=by, session=session)
+        click.echo(f"skim {found.id}: {found.state}")
+
+
+def _acting(skim_id: int, login: str | None, session: Any) -> Any:
+    """The user a command acts for: *login*, or the owner of the skim."""
+    from skimengine.skims import get_skim
+
+    if login:
+        return users.get_user(login, session=session)
+    return get_skim(skim_id, session=session).owner
+
+
+@skim.command("collection")
+@click.argument("skim_id", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option(
+    "--format", "kind", type=click.Choice(["root", "csv"]), default="root",
+    show_default=True,
+)  # fmt: skip
+@pass_context
+def skim_collection(context: Context, skim_id: int, output: str, kind: str) -> None:
+    """Write a skim's event collection to a file, as ROOT or CSV."""
+    import shutil
+
+    from skimengine.collection import read_collection
+    from skimengine.skims import collection_path, get_skim
+
+    with context.catalog()() as session:
+        path = collection_path(get_skim(skim_id, session=session))
+    if kind == "root":
+        shutil.copyfile(path, output)
+    else:
+        with open(output, "w", encoding="utf-8", newline="") as stream:
+            read_collection(path).write_csv(stream)
+    click.echo(f"wrote {output}")
+
+
+@main.group()
+def tag() -> None:
+    """Build the TAG databases (event-level metadata) of datasets."""
+
+
+@tag.command("build")
+@click.argument("dataset_name")
+@pass_context
+def tag_build(context: Context, dataset_name: str) -> None:
+    """Build and register the TAG of a dataset from its event files, found
+    in the file store (storage_root, pool_file_catalogs).
+    """
+    from skimengine.filestore import FileStore
+    from skimengine.tags import build_tag, dataset_event_files, register_tag
+
+    config = context.config
+    with context.catalog().begin() as session:
+        store = FileStore.from_config(config)
+        files = dataset_event_files(dataset_name, store, session=session)
+        table = build_tag(files)
+        register_tag(dataset_name, table, data_dir=config.data_path, session=session)
+    click.echo(f"TAG of {dataset_name}: {len(table)} events from {len(files)} files")

@@ -1,0 +1,174 @@
+"""``hepcat user`` and ``hepcat token``: physicists, their roles and API tokens."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from catalog import users
+from catalog.models.users import ROLES
+from hepcat.cli.base import Context, main, pass_context
+
+
+@main.group()
+def user() -> None:
+    """Manage the users of the catalogue and their roles (reader < physicist
+    < admin).
+    """
+
+
+@user.command("add")
+@click.argument("login")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(ROLES),
+    help="A role to grant; repeat for several.",
+)
+@click.option("--full-name", help="The user's name as shown on the pages.")
+@click.option("--email", help="The user's email address.")
+@click.option("--dn", help="The X.509 subject DN of the user's certificate.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin (scripts)."
+)
+@click.option(
+    "--no-password",
+    is_flag=True,
+    help="No password: the user logs in by API token or certificate only.",
+)
+@pass_context
+def user_add(
+    context: Context,
+    login: str,
+    roles: tuple[str, ...],
+    full_name: str | None,
+    email: str | None,
+    dn: str | None,
+    password_stdin: bool,
+    no_password: bool,
+) -> None:
+    """Add the user LOGIN; the password is asked for twice, unless
+    --password-stdin or --no-password.
+    """
+    password = None if no_password else _read_password(password_stdin)
+    with context.catalog().begin() as session:
+        users.add_user(
+            login,
+            password=password,
+            roles=roles,
+            full_name=full_name,
+            email=email,
+            dn=dn,
+            session=session,
+        )
+    click.echo(f"user {login} added with the roles {', '.join(roles)}")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user.command("list")
+@pass_context
+def user_list(context: Context) -> None:
+    """Print every user with their roles."""
+    with context.catalog().begin() as session:
+        for found in users.list_users(session=session):
+            roles = ",".join(users.role_names(found)) or "-"
+            state = "" if found.active else "  (kept out)"
+            click.echo(f"{found.login:20} {roles:26} {found.full_name or ''}{state}")
+
+
+@user.command("grant")
+@click.argument("login")
+@click.argument("role", type=click.Choice(ROLES))
+@pass_context
+def user_grant(context: Context, login: str, role: str) -> None:
+    """Give the user LOGIN the role ROLE."""
+    with context.catalog().begin() as session:
+        found = users.grant_role(login, role, session=session)
+        roles = ", ".join(users.role_names(found))
+        click.echo(f"user {login} has the roles {roles}")
+
+
+@user.command("revoke")
+@click.argument("login")
+@click.argument("role", type=click.Choice(ROLES))
+@pass_context
+def user_revoke(context: Context, login: str, role: str) -> None:
+    """Take the role ROLE from the user LOGIN."""
+    with context.catalog().begin() as session:
+        found = users.revoke_role(login, role, session=session)
+        roles = ", ".join(users.role_names(found)) or "no role"
+        click.echo(f"user {login} has {roles}")
+
+
+@user.command("password")
+@click.argument("login")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin (scripts)."
+)
+@pass_context
+def user_password(context: Context, login: str, password_stdin: bool) -> None:
+    """Set the password of the user LOGIN."""
+    password = _read_password(password_stdin)
+    with context.catalog().begin() as session:
+        users.set_password(login, password, session=session)
+    click.echo(f"password of {login} set")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens (for the JSON API and 'hepcat ami')."""
+
+
+@token.command("create")
+@click.argument("login")
+@click.option("--name", required=True, help="What the token is for (laptop, ...).")
+@click.option(
+    "--expires-days",
+    type=click.IntRange(min=1),
+    help="Days until the token expires (default: never).",
+)
+@pass_context
+def token_create(
+    context: Context, login: str, name: str, expires_days: int | None
+) -> None:
+    """Make an API token for the user LOGIN and print it, once: the catalogue
+    keeps only its hash.
+    """
+    expires = users.expiry_in_days(expires_days)
+    with context.catalog().begin() as session:
+        secret = users.create_token(login, name, expires=expires, session=session)
+    click.echo(secret)
+
+
+@token.command("list")
+@click.argument("login", required=False)
+@pass_context
+def token_list(context: Context, login: str | None) -> None:
+    """Print the tokens of the user LOGIN (default: of every user)."""
+    with context.catalog().begin() as session:
+        for found in users.list_tokens(login, session=session):
+            expires = f"{found.expires:%Y-%m-%d}" if found.expires else "never"
+            click.echo(
+                f"{found.user.login:20} {found.name:20} {found.prefix}...  "
+                f"expires {expires:10}  {users.token_state(found)}"
+            )
+
+
+@token.command("revoke")
+@click.argument("login")
+@click.argument("name")
+@pass_context
+def token_revoke(context: Context, login: str, name: str) -> None:
+    """Revoke the token NAME of the user LOGIN."""
+    with context.catalog().begin() as session:
+        found = users.revoke_token(login, name, session=session)
+        click.echo(f"token {found.prefix}... ({name}) of {login} revoked")
