@@ -9,11 +9,12 @@ from __future__ import annotations
 import difflib
 import json
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import Page, check_paging
 from catalog.errors import AmiTagNotFound
+from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import AmiTag, Dataset
 from catalog.nomenclature import parse_tag
 
@@ -34,12 +35,42 @@ def get_ami_tag(tag: str, *, session: Session) -> AmiTag:
     return found
 
 
+#: AMI tags by type letter and number (``e3601`` before ``e3602``, ``p``
+#: before ``r``), the tag itself breaking ties.
+AMI_TAG_KEYSET = Keyset(
+    [SortKey(AmiTag.__table__.c.tag_type), SortKey(AmiTag.__table__.c.tag_number)],
+    AmiTag.__table__.c.tag,
+    "type,number",
+)
+
+
 def list_ami_tags(*, session: Session, tag_type: str | None = None) -> list[AmiTag]:
     """Return the AMI tags (of one type letter, when given), by type and number."""
-    query = select(AmiTag).order_by(AmiTag.tag_type, AmiTag.tag_number)
-    if tag_type:
-        query = query.where(AmiTag.tag_type == tag_type)
+    query = _ami_tags(tag_type).order_by(*AMI_TAG_KEYSET.order_by())
     return list(session.scalars(query))
+
+
+def list_ami_tags_keyset(
+    *,
+    session: Session,
+    tag_type: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> KeysetPage:
+    """Return the page of AMI tags, by type and number, that follows *cursor*
+    (the first page without one); *tag_type* as for :func:`list_ami_tags`.
+
+    :raises InvalidInput: for a bad cursor or page size.
+    """
+    statement = _ami_tags(tag_type)
+    return keyset_page(
+        statement, AMI_TAG_KEYSET, session=session, cursor=cursor, limit=limit
+    )
+
+
+def _ami_tags(tag_type: str | None) -> Select[tuple[AmiTag]]:
+    query = select(AmiTag)
+    return query.where(AmiTag.tag_type == tag_type) if tag_type else query
 
 
 def tag_parameters(tag: AmiTag) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The JSON API under /api/v1, as a client uses it: search and page through
 datasets, read every field of one, follow files, provenance, runs, periods
-and AMI tags, annotate with a token, and meet one error shape everywhere.
+and AMI tags (one, or all of them page by page), annotate with a token, and meet one error shape everywhere.
 
 The catalogue is the simulated world (ingest.world), seeded directly; the
 expectations are computed from the world or read from the catalogue.
@@ -382,6 +382,21 @@ def test_an_ami_tag_shows_its_transformation_and_parameters(
         "description": tag.description,
         "parameters": tag.parameters,
     }
+
+
+def test_ami_tags_page_by_type_and_number(client: FlaskClient, world: World) -> None:
+    def key(tag: str) -> tuple[str, int]:
+        return tag[0], int(tag[1:])
+
+    every = walked_items(client, f"{API}/amitags?limit=2", limit=2)
+    recons = walked_items(client, f"{API}/amitags?type=r&limit=1", limit=1)
+
+    assert [t["tag"] for t in every] == sorted((t.tag for t in world.tags), key=key)
+    assert [t["tag"] for t in recons] == [
+        t["tag"] for t in every if t["tagType"] == "r"
+    ]
+    assert len(recons) > 1
+    assert_error(client.get(f"{API}/amitags?type=rr"), 400, "ValidationError")
 
 
 def test_quarantine_pages_newest_first(

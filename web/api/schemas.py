@@ -133,6 +133,13 @@ class PeriodArgs(Schema):
     )
 
 
+class AmiTagArgs(PageArgs):
+    type = fields.String(
+        validate=validate.Regexp("^[a-z]$", error="must be one lower-case letter"),
+        metadata={"description": "only tags of this type letter (e, s, r, p, f, m...)"},
+    )
+
+
 class QuarantineArgs(PageArgs):
     source = Text(metadata={"description": "only records of this source"})
 
@@ -387,6 +394,7 @@ def page_of(name: str, item: type[Schema]) -> type[Schema]:
 DatasetPage = page_of("DatasetPage", Dataset)
 FilePage = page_of("FilePage", File)
 RunPage = page_of("RunPage", Run)
+AmiTagPage = page_of("AmiTagPage", AmiTag)
 QuarantinePage = page_of("QuarantinePage", QuarantinedRecord)
 
 
