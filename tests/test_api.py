@@ -1,6 +1,7 @@
 """The JSON API under /api/v1, as a client uses it: search and page through
 datasets, read every field of one, follow files, provenance, runs, periods
-and AMI tags (one, or all of them page by page), annotate with a token, and meet one error shape everywhere.
+and AMI tags (one, or all of them page by page), annotate with a token, and
+meet one error shape everywhere.
 
 The catalogue is the simulated world (ingest.world), seeded directly; the
 expectations are computed from the world or read from the catalogue.
