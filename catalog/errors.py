@@ -137,6 +137,20 @@ class DatabaseUnavailable(HepcatError, ConnectionError):
         )
 
 
+class BrokerUnavailable(HepcatError, ConnectionError):
+    """The DDM STOMP broker cannot be reached, or does not take the
+    subscription.
+    """
+
+    status = 503
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(
+            f"cannot subscribe at the DDM broker {address}: {reason}; "
+            "check HEPCAT_DDM_BROKER and that the broker is running"
+        )
+
+
 class SchemaOutdated(HepcatError, RuntimeError):
     """The catalogue schema is older than this version of hepcat."""
 

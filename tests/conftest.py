@@ -55,6 +55,25 @@ def unavailable(what: str, reason: str) -> None:
     pytest.skip(message)
 
 
+STOMP_URL = os.environ.get("HEPCAT_TEST_STOMP", "stomp://127.0.0.1:61613")
+
+
+@pytest.fixture(scope="session")
+def broker() -> str:
+    """The URL of the STOMP broker (ActiveMQ) at ``HEPCAT_TEST_STOMP``, once
+    a STOMP CONNECT has been answered.
+    """
+    from ingest.ddm import Waiter, broker_address, connect, disconnect
+
+    listener = Waiter()
+    try:
+        connection = connect(broker_address(STOMP_URL), listener, timeout=5.0)
+    except Exception as err:
+        unavailable(f"ActiveMQ at {STOMP_URL}", str(err))
+    disconnect(connection, listener)
+    return STOMP_URL
+
+
 class ServerDatabase:
     """A database of our own on a server, created for this test session."""
 

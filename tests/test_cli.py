@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
 import migrations
 from catalog.db import create_catalog_engine
-from catalog.models import Dataset
+from catalog.models import Dataset, File
 from hepcat.cli import main
+from ingest.ddm import remove_subscription
+from ingest.simulate_ddm import ddm_scenario
 from ingest.world import build_world
 
 
@@ -79,6 +83,41 @@ def test_demo_without_serving_ingests_the_simulated_world(hepcat, tmp_path):
         names = set(connection.scalars(select(Dataset.name)))
     engine.dispose()
     assert names == {spec.name for spec in world.datasets}
+
+
+def test_the_demo_says_how_to_turn_ddm_on(hepcat):
+    result = hepcat("demo", "--no-serve")
+
+    assert result.exit_code == 0, result.output
+    assert "DDM is off: set HEPCAT_DDM_BROKER=stomp://" in result.output
+
+
+@pytest.mark.external_service
+def test_the_demo_publishes_and_ingests_ddm_events_with_a_broker(
+    hepcat, tmp_path, broker
+):
+    destination = f"/topic/hepcat.demo.{uuid.uuid4().hex}"
+    scenario = ddm_scenario(build_world())
+    env = {"HEPCAT_DDM_BROKER": broker, "HEPCAT_DDM_DESTINATION": destination}
+
+    try:
+        result = hepcat("demo", "--no-serve", env=env)
+    finally:
+        remove_subscription(
+            broker, destination, client_id="hepcat", subscription="hepcat-ddm"
+        )
+
+    assert result.exit_code == 0, result.output
+    assert f"ddm: {len(scenario.events)} ingested" in result.output
+    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    with engine.connect() as connection:
+        lost = set(connection.scalars(select(File.lfn).where(File.lost.is_(True))))
+        erased = connection.scalar(
+            select(Dataset.ddm_erased).where(Dataset.name == scenario.erased)
+        )
+    engine.dispose()
+    assert lost == {scenario.lost_file}
+    assert erased is not None
 
 
 def test_ingest_once_without_sources_says_what_to_set(hepcat):

@@ -35,10 +35,6 @@ from catalog.models import Container, Dataset, File, Quarantine, Replica
 from catalog.operations import quarantine_count
 from ingest.ddm import (
     DdmIngester,
-    Waiter,
-    broker_address,
-    connect,
-    disconnect,
     ingest_messages,
     remove_subscription,
 )
@@ -50,7 +46,6 @@ from ingest.world import World, build_world
 from taskserver.base import RunContext
 from taskserver.runner import run_until_drained
 
-STOMP_URL = os.environ.get("HEPCAT_TEST_STOMP", "stomp://127.0.0.1:61613")
 ACTIVEMQ_SCRIPT = Path(__file__).parents[1] / ".ci" / "activemq.sh"
 on_sqlite = pytest.mark.parametrize("catalog_engine", ["sqlite"], indirect=True)
 
@@ -65,18 +60,6 @@ WHEN = {"lastModified"}
 
 
 # --- fixtures ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def broker() -> str:
-    """The broker's URL, once a STOMP CONNECT has been answered."""
-    listener = Waiter()
-    try:
-        connection = connect(broker_address(STOMP_URL), listener, timeout=5.0)
-    except Exception as err:
-        unavailable(f"ActiveMQ at {STOMP_URL}", str(err))
-    disconnect(connection, listener)
-    return STOMP_URL
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from functools import partial
 from typing import Any
 
 import click
@@ -11,6 +13,7 @@ from sqlalchemy import Engine
 import migrations
 from catalog.config import Config
 from catalog.db import session_factory
+from catalog.errors import BrokerUnavailable
 from hepcat.cli.base import Context, main, pass_context
 from hepcat.wiring import configured_ingesters, skim_tasks
 from taskserver.runner import run_until_drained
@@ -44,37 +47,79 @@ def demo(
     Tier-0 and COMA databases. The simulators write a small realistic world
     into the sources (Monte Carlo chains and real-data runs, with files) while
     the task server ingests it, and the pages are served at
-    http://127.0.0.1:5000 so that data arrives while one watches.
+    http://127.0.0.1:5000 so that data arrives while one watches. With
+    HEPCAT_DDM_BROKER set (a STOMP broker such as ActiveMQ), DDM's events
+    about the world are published there too, and ingested.
     """
-    from ingest.simulate import Feeder
-    from skimengine.task import TagBuildTask
-
     config, fresh, steps = _demo_sources(context.config)
     engine = context.engine()
     migrations.upgrade(engine)
     Session = session_factory(engine)
     tasks = configured_ingesters(config)
-    if no_serve:
-        for step in steps:
-            step()
-        items = run_until_drained(
-            tasks, Session, lease_seconds=config.taskserver_lease_seconds
-        )
-        click.echo(
-            ", ".join(f"{name}: {count} ingested" for name, count in items.items())
-        )
-        if fresh:
-            _demo_event_files(config)
-        built = run_until_drained(
-            [TagBuildTask(config)],
-            Session,
-            lease_seconds=config.taskserver_lease_seconds,
-        )
-        click.echo(f"TAGs built: {sum(built.values())}")
-        return
+    ddm = DemoDdm.of(config, tasks) if fresh else None
+    if ddm is not None:
+        steps += ddm.steps()
+    elif not config.ddm_broker:
+        click.echo(DDM_OFF)
+    try:
+        if no_serve:
+            _demo_once(config, Session, tasks, steps, fresh, ddm)
+        else:
+            _demo_live(config, engine, tasks, steps, fresh, (host, port), pace)
+    finally:
+        if ddm is not None:
+            ddm.close()
+
+
+DDM_OFF = (
+    "DDM is off: set HEPCAT_DDM_BROKER=stomp://host:61613 (ActiveMQ) for the "
+    "demo to publish DDM's events there and ingest them"
+)
+
+
+def _demo_once(
+    config: Config,
+    Session: Any,  # noqa: N803
+    tasks: list[Any],
+    steps: list[Any],
+    fresh: bool,
+    ddm: DemoDdm | None,
+) -> None:
+    """Write the whole world into the sources, ingest it, build the TAGs."""
+    from skimengine.task import TagBuildTask
+
+    if ddm is not None:
+        ddm.ingester.open(Session)  # the topic keeps messages for subscribers
+    for step in steps:
+        step()
+    lease = config.taskserver_lease_seconds
+    items = run_until_drained(tasks, Session, lease_seconds=lease)
+    click.echo(", ".join(f"{name}: {count} ingested" for name, count in items.items()))
+    if fresh:
+        _demo_event_files(config)
+    built = run_until_drained([TagBuildTask(config)], Session, lease_seconds=lease)
+    click.echo(f"TAGs built: {sum(built.values())}")
+
+
+def _demo_live(
+    config: Config,
+    engine: Engine,
+    tasks: list[Any],
+    steps: list[Any],
+    fresh: bool,
+    address: tuple[str | None, int | None],
+    pace: float,
+) -> None:
+    """Feed the sources a step at a time while the task server ingests and
+    the pages are served.
+    """
+    from ingest.simulate import Feeder
+
     feeder = Feeder(steps, pace=pace)
-    tasks += skim_tasks(config, tags=True)
-    server = TaskServer(tasks, Session, workers=config.taskserver_workers)
+    tasks = tasks + skim_tasks(config, tags=True)
+    server = TaskServer(
+        tasks, session_factory(engine), workers=config.taskserver_workers
+    )
     if fresh:  # the TAG task builds each derivation's TAG once its files are here
         threading.Thread(
             target=_demo_event_files, args=(config,), name="demo-files", daemon=True
@@ -84,10 +129,60 @@ def demo(
     if fresh:
         click.echo(f"the simulators write {len(steps)} changes, one every {pace} s")
     try:
-        _serve(config, engine, host, port)
+        _serve(config, engine, *address)
     finally:
         feeder.stop()
         server.stop()
+
+
+class DemoDdm:
+    """The demo's DDM: the world's events (:func:`ingest.simulate_ddm.ddm_scenario`)
+    published to the configured broker a few at a time, after the other
+    sources' writes, once the DDM ingester's durable subscription is active:
+    a topic keeps messages only for the subscriptions it has.
+    """
+
+    EVENTS_PER_STEP = 5
+    PATIENCE = 30.0  # seconds the subscription may take
+
+    def __init__(self, config: Config, ingester: Any) -> None:
+        from ingest.simulate_ddm import DdmPublisher
+
+        self.ingester = ingester
+        self.broker = config.ddm_broker
+        self.publisher = DdmPublisher(config.ddm_broker, config.ddm_destination)
+
+    @classmethod
+    def of(cls, config: Config, tasks: list[Any]) -> DemoDdm | None:
+        """The demo's DDM when *tasks* has a DDM ingester, else None."""
+        from ingest.ddm import DdmIngester
+
+        found = [task for task in tasks if isinstance(task, DdmIngester)]
+        return cls(config, found[0]) if found else None
+
+    def steps(self) -> list[Any]:
+        from ingest.simulate_ddm import ddm_scenario
+        from ingest.world import build_world
+
+        events = ddm_scenario(build_world()).events
+        size = self.EVENTS_PER_STEP
+        chunks = [events[i : i + size] for i in range(0, len(events), size)]
+        return [self._subscribed] + [partial(self._publish, c) for c in chunks]
+
+    def close(self) -> None:
+        self.publisher.close()
+
+    def _subscribed(self) -> None:
+        deadline = time.monotonic() + self.PATIENCE
+        while not self.ingester.connected:
+            if time.monotonic() > deadline:
+                reason = f"no subscription after {self.PATIENCE:.0f} s"
+                raise BrokerUnavailable(self.broker, reason)
+            time.sleep(0.1)
+
+    def _publish(self, events: list[Any]) -> None:
+        for number, event in enumerate(events, 1):
+            self.publisher.publish(event, confirm=number == len(events))
 
 
 def _demo_sources(config: Config) -> tuple[Config, bool, list[Any]]:
