@@ -15,10 +15,12 @@ uproot's ``arrays`` and awkward, which is slower but reads everything
 uproot can.
 
 A basket compressed with ZSTD (hepcat's default, and ROOT's) is
-decompressed here, from a memory map of the file into one buffer reused
-for every basket (:class:`BasketBytes`): a fresh buffer per basket costs
-its page faults, a third of the time of decompressing it. Baskets of any
-other kind are read by uproot.
+decompressed here, straight from a memory map of the file
+(:class:`BasketBytes`), with the ``zstandard`` library: on this project's
+machine it decompresses ROOT's baskets 1.3 times as fast as the library
+uproot uses (``cramjam``), and decompressing is most of what a small skim
+costs, since it must decompress every basket holding a selected event.
+Baskets of any other kind are read by uproot.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import awkward as ak
-import cramjam
 import numpy as np
 import uproot
+import zstandard
 
 __all__ = ["GROUP_SUFFIX", "Column", "Layout", "cluster_ranges", "read_entries"]
 
@@ -298,7 +300,7 @@ _BLOCK_HEADER = 9
 class BasketBytes:
     """The decompressed bytes of the baskets of one ROOT file.
 
-    :meth:`read` gives a basket's bytes in a buffer that the next call
+    :meth:`read` may give a basket's bytes in a buffer that the next call
     reuses: gather what is needed from them before reading another basket.
     """
 
@@ -307,6 +309,7 @@ class BasketBytes:
             self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         self._bytes: np.ndarray | None = np.frombuffer(self._map, np.uint8)
         self._buffer = np.empty(0, np.uint8)
+        self._zstd = zstandard.ZstdDecompressor()
 
     def __enter__(self) -> BasketBytes:
         return self
@@ -343,22 +346,43 @@ class BasketBytes:
         assert self._bytes is not None, "read after close"
         if size == length:  # stored as it is
             return self._bytes[start : start + size]
+        blocks = self._blocks(start, size)
+        if blocks is None:
+            return None
+        if len(blocks) == 1:  # a basket under 16 MB: one block
+            return self._block(*blocks[0])
         if len(self._buffer) < length:
             self._buffer = np.empty(length, np.uint8)
-        done, at, stop = 0, start, start + size
+        done = 0
+        for block, unpacked in blocks:
+            self._buffer[done : done + unpacked] = self._block(block, unpacked)
+            done += unpacked
+        if done != length:
+            raise ValueError(f"basket at {start} holds {done} bytes, not {length}")
+        return self._buffer[:length]
+
+    def _blocks(self, start: int, size: int) -> list[tuple[np.ndarray, int]] | None:
+        """The compressed blocks at *start* with their unpacked sizes, or
+        None when one is not ZSTD.
+        """
+        assert self._bytes is not None, "read after close"
+        blocks, at, stop = [], start, start + size
         while at < stop:
             header = self._map[at : at + _BLOCK_HEADER]
             if header[:2] != b"ZS":
                 return None
             packed = int.from_bytes(header[3:6], "little")
             unpacked = int.from_bytes(header[6:9], "little")
-            block = self._bytes[at + _BLOCK_HEADER : at + _BLOCK_HEADER + packed]
-            cramjam.zstd.decompress_into(block, self._buffer[done : done + unpacked])
-            done += unpacked
-            at += _BLOCK_HEADER + packed
-        if done != length:
-            raise ValueError(f"basket at {start} holds {done} bytes, not {length}")
-        return self._buffer[:length]
+            begin = at + _BLOCK_HEADER
+            blocks.append((self._bytes[begin : begin + packed], unpacked))
+            at = begin + packed
+        return blocks
+
+    def _block(self, block: np.ndarray, unpacked: int) -> np.ndarray:
+        data = self._zstd.decompress(block, max_output_size=unpacked)
+        if len(data) != unpacked:
+            raise ValueError(f"a ZSTD block holds {len(data)} bytes, not {unpacked}")
+        return np.frombuffer(data, np.uint8)
 
 
 def _split_basket(
