@@ -26,7 +26,6 @@ Baskets of any other kind are read by uproot.
 from __future__ import annotations
 
 import mmap
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,15 @@ import awkward as ak
 import numpy as np
 import uproot
 import zstandard
+
+from skimengine.rootformat import (
+    BASKET_END,
+    BASKET_END_SIZE,
+    BLOCK_HEADER,
+    KEY_START,
+    ZSTD,
+    block_sizes,
+)
 
 __all__ = ["GROUP_SUFFIX", "Column", "Layout", "cluster_ranges", "read_entries"]
 
@@ -287,16 +295,6 @@ def _gather_index(offsets: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, A
     return shift + np.arange(len(shift), dtype=np.int64), counts.astype(np.int32)
 
 
-#: A key's fixed start (fNbytes, fVersion, fObjlen, fDatime, fKeylen, fCycle).
-_KEY = struct.Struct(">ihiIhh")
-#: The end of a basket's key (fVersion, fBufferSize, fNevBufSize, fNevBuf,
-#: fLast), followed by one flag byte.
-_BASKET_END = struct.Struct(">hiiii")
-#: A compressed block's header: algorithm (2 bytes), method (1), then the
-#: compressed and the uncompressed sizes (3 bytes each, little-endian).
-_BLOCK_HEADER = 9
-
-
 class BasketBytes:
     """The decompressed bytes of the baskets of one ROOT file.
 
@@ -331,8 +329,9 @@ class BasketBytes:
         seeks = branch.member("fBasketSeek")
         seek = int(seeks[number]) if number < len(seeks) else 0
         if seek:  # not a basket kept inside the tree's own record
-            nbytes, _, objlen, _, keylen, _ = _KEY.unpack_from(self._map, seek)
-            last = _BASKET_END.unpack_from(self._map, seek + keylen - 19)[4]
+            nbytes, _, objlen, _, keylen, _ = KEY_START.unpack_from(self._map, seek)
+            end = seek + keylen - BASKET_END_SIZE
+            last = BASKET_END.unpack_from(self._map, end)[4]
             raw = self._unpacked(seek + keylen, nbytes - keylen, objlen)
             if raw is not None:
                 return _split_basket(raw, last - keylen, keylen)
@@ -368,12 +367,11 @@ class BasketBytes:
         assert self._bytes is not None, "read after close"
         blocks, at, stop = [], start, start + size
         while at < stop:
-            header = self._map[at : at + _BLOCK_HEADER]
-            if header[:2] != b"ZS":
+            header = self._map[at : at + BLOCK_HEADER]
+            if header[:2] != ZSTD[:2]:
                 return None
-            packed = int.from_bytes(header[3:6], "little")
-            unpacked = int.from_bytes(header[6:9], "little")
-            begin = at + _BLOCK_HEADER
+            packed, unpacked = block_sizes(header)
+            begin = at + BLOCK_HEADER
             blocks.append((self._bytes[begin : begin + packed], unpacked))
             at = begin + packed
         return blocks

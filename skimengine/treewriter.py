@@ -20,12 +20,25 @@ The direct way relies on uproot's writer internals, checked once
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import awkward as ak
 import numpy as np
+import uproot
+import zstandard
 
 from skimengine.baskets import GROUP_SUFFIX, Column
+from skimengine.rootformat import (
+    BASKET_END,
+    BASKET_END_SIZE,
+    KEY_LARGE,
+    MAX_BLOCK,
+    ZSTD,
+    block_header,
+    datime,
+    root_string,
+)
 
 __all__ = ["TreeWriter", "direct_writing"]
 
@@ -35,6 +48,9 @@ __all__ = ["TreeWriter", "direct_writing"]
 FLUSH_BYTES = 16_000_000
 #: What the direct way uses of uproot's writer (``uproot.writing._cascadetree``).
 _INTERNALS = (
+    "_name",
+    "_directory",
+    "_freesegments",
     "_branch_data",
     "_branch_lookup",
     "_num_baskets",
@@ -133,14 +149,8 @@ def _write_baskets(tree: Any, data: dict[str, Column]) -> None:
             continue
         values, offsets = arrays[datum["fName"]]
         values = values.astype(datum["dtype"], copy=False)
-        if offsets is None:
-            written = cascading.write_np_basket(
-                sink, datum["fName"], datum["compression"], values
-            )
-        else:
-            written = cascading.write_jagged_basket(
-                sink, datum["fName"], datum["compression"], values, offsets.copy()
-            )
+        written = _write_basket(cascading, sink, datum, values, offsets)
+        if offsets is not None:
             datum["fEntryOffsetLen"] = 4 * (len(offsets) - 1)
         if datum["kind"] == "counter" and len(values):
             datum["tleaf_maximum_value"] = max(
@@ -154,6 +164,90 @@ def _write_baskets(tree: Any, data: dict[str, Column]) -> None:
     cascading._metadata["fTotBytes"] += unpacked
     cascading._metadata["fZipBytes"] += packed
     cascading.write_updates(sink)
+
+
+def _write_basket(
+    cascading: Any,
+    sink: Any,
+    datum: dict[str, Any],
+    values: np.ndarray,
+    offsets: np.ndarray | None,
+) -> tuple[int, int, int]:
+    """Write one basket of a branch; return its sizes (key included, before
+    and after compression) and its place, as uproot's basket writers do.
+    """
+    compression = datum["compression"]
+    if isinstance(compression, uproot.ZSTD) and compression.level > 0:
+        return _write_zstd_basket(cascading, sink, datum, values, offsets)
+    if offsets is None:
+        return cascading.write_np_basket(sink, datum["fName"], compression, values)
+    return cascading.write_jagged_basket(
+        sink, datum["fName"], compression, values, offsets.copy()
+    )
+
+
+def _write_zstd_basket(
+    cascading: Any,
+    sink: Any,
+    datum: dict[str, Any],
+    values: np.ndarray,
+    offsets: np.ndarray | None,
+) -> tuple[int, int, int]:
+    """Write a ZSTD basket straight from *values*: each part of its object
+    (the values, then the entry offsets) is compressed where it lies, with
+    no copy of it joined up first.
+    """
+    names = b"".join(map(root_string, ("TBasket", datum["fName"], cascading._name)))
+    keylen = KEY_LARGE.size + len(names) + BASKET_END_SIZE
+    parts, tail = _basket_object(values, offsets, keylen)
+    length = sum(len(part) for part in parts)
+    body = _zstd_blocks(parts, datum["compression"].level) or parts
+    nbytes = keylen + sum(len(piece) for piece in body)
+    location = cascading._freesegments.allocate(nbytes, dry_run=False)
+    now = datime(dt.datetime.now())
+    parent = cascading._directory.key.location
+    key = KEY_LARGE.pack(nbytes, 1004, length, now, keylen, 0, location, parent)
+    at = location
+    for piece in (key, names, BASKET_END.pack(3, 32000, *tail), b"\x00", *body):
+        sink.write(at, piece)
+        at += len(piece)
+    cascading._freesegments.write(sink)
+    sink.set_file_length(cascading._freesegments.fileheader.end)
+    sink.flush()
+    return keylen + length, nbytes, location
+
+
+def _basket_object(
+    values: np.ndarray, offsets: np.ndarray | None, keylen: int
+) -> tuple[list[memoryview], tuple[int, int, int]]:
+    """The parts of a basket's object, and its header's fNevBufSize, fNevBuf
+    and fLast. Entry offsets count bytes from the key's start; ROOT stores
+    their number first.
+    """
+    data = memoryview(np.ascontiguousarray(values)).cast("B")
+    if offsets is None:
+        return [data], (values.dtype.itemsize, len(values), keylen + len(data))
+    starts = np.empty(len(offsets) + 1, ">i4")
+    starts[0] = len(offsets)
+    starts[1:] = offsets * values.dtype.itemsize + keylen
+    tail = (len(offsets) + 1, len(offsets) - 1, int(starts[-1]))
+    return [data, memoryview(starts).cast("B")], tail
+
+
+def _zstd_blocks(parts: list[memoryview], level: int) -> list[bytes] | None:
+    """*parts* compressed into blocks, each after its header; None when a
+    block does not shrink (the object is then stored as it is, as ROOT does).
+    """
+    compressor = zstandard.ZstdCompressor(level=level)
+    blocks: list[bytes] = []
+    for part in parts:
+        for start in range(0, len(part), MAX_BLOCK):
+            block = part[start : start + MAX_BLOCK]
+            packed = compressor.compress(block)
+            if len(packed) >= len(block):
+                return None
+            blocks += [block_header(ZSTD, len(packed), len(block)), packed]
+    return blocks
 
 
 def _record_basket(

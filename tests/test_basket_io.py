@@ -13,8 +13,9 @@ from conftest import unavailable
 
 from ingest.eventfiles import PROFILES, EventFileSpec, write_event_file
 from skimengine import treewriter
-from skimengine.baskets import BasketBytes
+from skimengine.baskets import GROUP_SUFFIX, BasketBytes, Column
 from skimengine.extract import extract_unit, output_dataset_name, plan_extraction
+from skimengine.rootformat import BLOCK_HEADER, KEY_START, MAX_BLOCK, block_sizes
 
 TREE = "CollectionTree"
 PARENT = "mc16_13TeV.410470.PhPy8EG_ttbar.deriv.DAOD_PHYS.e6337_s3126_r10724_p4164"
@@ -150,4 +151,49 @@ def test_root_reads_a_tree_whose_tables_grew(
         assert tree.EventNumber == want.EventNumber[entry]
         jets = [tree.GetLeaf("jet_pt").GetValue(k) for k in range(tree.nJets)]
         assert jets == pytest.approx(want.jet_pt[entry].tolist())
+    handle.Close()
+
+
+def test_a_zstd_basket_over_16_mb_and_one_that_does_not_shrink(root_module, tmp_path):
+    # 20 MB of counting numbers: compressed in two blocks of at most 16 MB.
+    # 5 MB of noise: stored as it is, as ROOT stores what does not shrink.
+    n = 5_000_000
+    rng = np.random.default_rng(5)
+    counting = np.arange(n, dtype=">i4")
+    noise = rng.integers(0, 256, n, dtype=np.uint8)
+    counts = rng.integers(0, 2, n).astype(np.int32)
+    jets = rng.normal(50, 10, int(counts.sum())).astype(">f4")
+    path = tmp_path / "big.root"
+    with uproot.recreate(path, compression=uproot.ZSTD(1)) as output:
+        writer = treewriter.TreeWriter(output, TREE)
+        writer.add(
+            {
+                "counting": Column(values=counting),
+                "noise": Column(values=noise),
+                "nJets" + GROUP_SUFFIX: Column(counts=counts, contents={"jet": jets}),
+            }
+        )
+        writer.flush()
+    tree = uproot.open(path)[TREE]
+
+    assert writer.direct
+    assert np.array_equal(tree["counting"].array(library="np"), counting)
+    assert np.array_equal(tree["noise"].array(library="np"), noise)
+    want = ak.unflatten(jets.astype(np.float32), counts)
+    assert ak.array_equal(tree["jet"].array(), want)
+    assert tree["noise"].compressed_bytes >= noise.nbytes  # stored as it is
+    assert tree["counting"].compressed_bytes < 0.9 * counting.nbytes
+    raw = path.read_bytes()
+    seek = int(tree["counting"].member("fBasketSeek")[0])
+    _, _, length, _, keylen, _ = KEY_START.unpack_from(raw, seek)
+    _, first = block_sizes(raw[seek + keylen : seek + keylen + BLOCK_HEADER])
+    assert first == MAX_BLOCK < length  # a second block follows
+    handle = root_module.TFile.Open(str(path))
+    root_tree = handle.Get(TREE)
+    for entry in (0, 4_194_303, 4_194_304, n - 1):  # across the block boundary
+        root_tree.GetEntry(entry)
+        value = root_tree.GetLeaf
+        assert value("counting").GetValue() == entry
+        assert value("noise").GetValue() == noise[entry]
+        assert value("nJets").GetValue() == counts[entry]
     handle.Close()
