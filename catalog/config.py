@@ -154,6 +154,13 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting(
+        "session_hours",
+        "Hours a login on the pages lasts; 0: until the browser closes or the "
+        "user logs out.",
+        12.0,
+        float,
+    ),
+    Setting(
         "trusted_dn_header",
         "The request header in which a reverse proxy hands over the verified "
         "X.509 client-certificate DN (e.g. X-SSL-Client-S-DN), mapped to the "

@@ -151,6 +151,8 @@ def set_active(login: str, active: bool, *, session: Session) -> User:
     """
     user = get_user(login, session=session)
     user.active = active
+    if not active:
+        user.session_epoch += 1  # their logins stay ended if let in again
     return user
 
 
@@ -205,13 +207,25 @@ def has_role(user: User | None, role: str) -> bool:
 
 def set_password(login: str, password: str | None, *, session: Session) -> User:
     """Set the password of the user *login*; ``None`` removes it (the user
-    then logs in by token or certificate only).
+    then logs in by token or certificate only). Their login sessions end.
 
     :raises UserNotFound: if there is no such user.
     :raises InvalidInput: if the password is too short.
     """
     user = get_user(login, session=session)
     user.password_hash = None if password is None else _password_hash(password)
+    user.session_epoch += 1  # whoever had the old password is logged out
+    return user
+
+
+def end_sessions(login: str, *, session: Session) -> User:
+    """End every login session of the user *login* on the pages (its API
+    tokens stay; :func:`revoke_token` ends those).
+
+    :raises UserNotFound: if there is no such user.
+    """
+    user = get_user(login, session=session)
+    user.session_epoch += 1
     return user
 
 

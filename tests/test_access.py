@@ -51,6 +51,8 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Writes that anyone may send: logging in and out. The AMI endpoint's
 # writes are commands, checked by command.
 OPEN_WRITES = {"auth.login", "auth.logout"}
+# Writes after which the sender must log in again.
+ENDS_OWN_LOGIN = {"users.account_end_sessions"}
 
 
 @pytest.fixture
@@ -157,7 +159,10 @@ class Writer:
             return self.anonymous.open(path, method=method, json={}, headers=headers)
         client = self.browsers[login] if login else self.anonymous
         form = {"csrf_token": csrf_token(client)}
-        return client.open(path, method=method, data=form)
+        answer = client.open(path, method=method, data=form)
+        if login and rule.endpoint in ENDS_OWN_LOGIN:
+            self.browsers[login] = log_in(self.app, login)
+        return answer
 
 
 def test_every_write_route_needs_a_user_with_its_role(app, tokens):
@@ -347,6 +352,83 @@ def test_a_user_kept_out_by_an_admin_is_logged_out(app, tokens):
     assert phil.get("/account").status_code == 401
     api = app.test_client().get("/api/v1/datasets", headers=bearer(tokens["phil"]))
     assert api.status_code == 401
+
+
+def test_log_out_everywhere_ends_the_logins_of_every_browser(app, tokens):
+    laptop, desktop = log_in(app, "phil"), log_in(app, "phil")
+    rita = log_in(app, "rita")
+
+    ended = laptop.post(
+        "/account/sessions/end", data={"csrf_token": csrf_token(laptop)}
+    )
+
+    assert ended.status_code == 302
+    assert laptop.get("/account").status_code == 401
+    assert desktop.get("/account").status_code == 401
+    assert rita.get("/account").status_code == 200  # only phil's logins end
+    assert log_in(app, "phil").get("/account").status_code == 200
+
+
+def test_a_new_password_ends_the_other_logins_but_not_this_one(app, tokens):
+    laptop, desktop = log_in(app, "phil"), log_in(app, "phil")
+    new = "a longer new password"
+
+    changed = laptop.post(
+        "/account/password",
+        data={
+            "current": PASSWORD,
+            "password": new,
+            "confirm": new,
+            "csrf_token": csrf_token(laptop),
+        },
+    )
+
+    assert changed.status_code == 302
+    assert laptop.get("/account").status_code == 200
+    assert desktop.get("/account").status_code == 401
+
+
+def test_an_admin_logs_a_user_out_and_a_stolen_cookie_stops_working(app, tokens):
+    phil = log_in(app, "phil")
+    stolen = app.test_client()
+    stolen.set_cookie("session", phil.get_cookie("session").value)
+    assert stolen.get("/account").status_code == 200
+    admin = log_in(app, "ada")
+
+    admin.post("/admin/users/phil/sessions/end", data={"csrf_token": csrf_token(admin)})
+
+    assert phil.get("/account").status_code == 401
+    assert stolen.get("/account").status_code == 401
+
+
+def test_a_login_lasts_session_hours(make_app, tokens):
+    app = make_app(session_hours="1")
+    phil = log_in(app, "phil")
+    assert phil.get("/account").status_code == 200
+
+    with phil.session_transaction() as cookie:
+        cookie["since"] -= 3601
+
+    assert phil.get("/account").status_code == 401
+
+
+def test_hepcat_user_sign_out_ends_the_logins(app, tokens, catalog_engine, tmp_path):
+    from click.testing import CliRunner
+
+    from hepcat.cli import main
+
+    phil = log_in(app, "phil")
+    url = catalog_engine.url.render_as_string(hide_password=False)
+
+    result = CliRunner().invoke(
+        main,
+        ["--data-dir", str(tmp_path), "user", "sign-out", "phil"],
+        env={"HEPCAT_DATABASE_URL": url},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "every login of phil ended" in result.output
+    assert phil.get("/account").status_code == 401
 
 
 # --- tokens -------------------------------------------------------------------

@@ -7,7 +7,11 @@ The user of a request is found, in this order, from:
 2. an ``Authorization: Bearer <token>`` header (the JSON API, our client);
 3. the login session cookie set by ``/login``: on pages, and for reading
    through the JSON API and the AMI endpoint (those take no CSRF token, so
-   writing there needs a token or AMI credentials, never a cookie alone);
+   writing there needs a token or AMI credentials, never a cookie alone).
+   The cookie is signed, and carries the user's session epoch when the
+   login began and the time it began: it no longer counts once the user's
+   epoch was raised (a new password, "log out everywhere", ``hepcat user
+   sign-out``, being kept out) or after ``session_hours``;
 4. the X.509 DN that a trusted reverse proxy hands over in the header named
    by the ``trusted_dn_header`` setting (off by default).
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -63,6 +68,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Endpoints open to everyone, even when anonymous reading is off.
 OPEN_ENDPOINTS = frozenset({"static", "auth.login", "auth.logout"})
 SESSION_KEY = "user_id"
+# The user's session epoch when the login began (a raised epoch ends every
+# login of the user), and when it began (seconds since 1970).
+EPOCH_KEY, SINCE_KEY = "epoch", "since"
 # What a proxy sends when the client showed no certificate (Apache).
 NO_DN = ("", "(null)")
 
@@ -108,13 +116,36 @@ def _identify() -> User | None:
         if token is not None:
             return authenticate_token(token, session=db)
         user = get_user_by_id(user_id, session=db) if user_id is not None else None
-        if user is None and user_id is not None:
-            session.pop(SESSION_KEY, None)  # deactivated since logging in
+        if user_id is not None and not _session_holds(user):
+            session.clear()  # ended, expired, or the user was kept out since
+            user = None
         if user is None and dn is not None:
             user = user_by_dn(dn, session=db)
             if user is None:
                 logger.info("No user has the certificate DN %s", dn)
         return user
+
+
+def _session_holds(user: User | None) -> bool:
+    """Whether the login session is still *user*'s: the user is let in, no
+    one ended their sessions since it began, and it has not outlived the
+    ``session_hours`` setting.
+    """
+    if user is None or session.get(EPOCH_KEY) != user.session_epoch:
+        return False
+    hours = float(web_catalog().config.session_hours)
+    since = session.get(SINCE_KEY)
+    if not isinstance(since, int | float):
+        return False
+    return hours <= 0 or time.time() - since < hours * 3600
+
+
+def start_session(user: User) -> None:
+    """Make the current browser's login session *user*'s, from now."""
+    session.clear()
+    session[SESSION_KEY] = user.id
+    session[EPOCH_KEY] = user.session_epoch
+    session[SINCE_KEY] = int(time.time())
 
 
 def _bearer_token() -> str | None:
@@ -315,8 +346,7 @@ def login() -> Any:
             request.form.get("password", ""),
             session=db,
         )
-    session.clear()
-    session[SESSION_KEY] = user.id
+    start_session(user)
     return redirect(_next_target())
 
 

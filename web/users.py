@@ -1,9 +1,10 @@
 """The account page of each user, and the user administration pages.
 
-Users see their roles, make and revoke their own API tokens and change their
-password (``/account``); admins add users, grant and revoke roles, set
-passwords, keep users out and manage anyone's tokens (``/admin/users``). A
-new token is shown once, on the answer to the form that made it.
+Users see their roles, make and revoke their own API tokens, change their
+password and log out everywhere (``/account``); admins add users, grant and
+revoke roles, set passwords, keep users out, log them out and manage
+anyone's tokens (``/admin/users``). A new token is shown once, on the answer
+to the form that made it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from catalog.users import (
     add_user,
     authenticate_password,
     create_token,
+    end_sessions,
     expiry_in_days,
     get_user,
     grant_role,
@@ -30,7 +32,7 @@ from catalog.users import (
     token_state,
 )
 from web.app import catalog_session
-from web.auth import acting_user, require_role
+from web.auth import acting_user, require_role, start_session
 
 users = Blueprint("users", __name__)
 
@@ -90,8 +92,18 @@ def account_password() -> Response:
             )
         except AuthenticationFailed:
             raise InvalidInput("the current password is not right") from None
-        set_password(user.login, new, session=db)
+        changed = set_password(user.login, new, session=db)
+        start_session(changed)  # the other logins end; this one goes on
     return redirect(url_for("users.account"))
+
+
+@users.post("/account/sessions/end")
+@require_role(ROLE_READER, action="logging out everywhere")
+def account_end_sessions() -> Response:
+    """End every login session of the user, this one included."""
+    with catalog_session() as db:
+        end_sessions(acting_user().login, session=db)
+    return redirect(url_for("pages.home"))
 
 
 def _confirmed_password() -> str:
@@ -189,6 +201,14 @@ def admin_password(login: str) -> Response:
     password = _confirmed_password()
     with catalog_session() as db:
         set_password(login, password, session=db)
+    return redirect(url_for("users.admin_user", login=login))
+
+
+@users.post("/admin/users/<login>/sessions/end")
+@require_role(ROLE_ADMIN, action="logging a user out")
+def admin_end_sessions(login: str) -> Response:
+    with catalog_session() as db:
+        end_sessions(login, session=db)
     return redirect(url_for("users.admin_user", login=login))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.db import Base, BigId, Name, Short, UTCDateTime, utcnow
@@ -28,6 +28,9 @@ class User(Base):
     dn: Mapped[str | None] = mapped_column(String(512), info={"ami": "clientDN"})
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Raised to end every login session of the user: a session carries the
+    # value it began with (web.auth).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     roles: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan"

@@ -116,11 +116,23 @@ def user_revoke(context: Context, login: str, role: str) -> None:
 )
 @pass_context
 def user_password(context: Context, login: str, password_stdin: bool) -> None:
-    """Set the password of the user LOGIN."""
+    """Set the password of the user LOGIN (their logins on the pages end)."""
     password = _read_password(password_stdin)
     with context.catalog().begin() as session:
         users.set_password(login, password, session=session)
     click.echo(f"password of {login} set")
+
+
+@user.command("sign-out")
+@click.argument("login")
+@pass_context
+def user_sign_out(context: Context, login: str) -> None:
+    """End every login of the user LOGIN on the pages (API tokens stay:
+    'hepcat token revoke' ends those).
+    """
+    with context.catalog().begin() as session:
+        users.end_sessions(login, session=session)
+    click.echo(f"every login of {login} ended")
 
 
 @main.group()
