@@ -9,6 +9,7 @@ reports differences.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    String,
     Table,
     and_,
     bindparam,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -397,16 +400,21 @@ def _raise_marks(ids: Sequence[int], *, session: Session) -> None:
             )
         )
         return
-    rows = [{"dataset_id": i, "mark": 1} for i in ids]
-    statement: Any
     if dialect == "sqlite":
-        statement = sqlite.insert(STALE).on_conflict_do_update(
-            index_elements=["dataset_id"], set_={"mark": raised}
+        # Likewise over a JSON array, the rows of json_each.
+        each = func.json_each(bindparam("ids", json.dumps(list(ids)), type_=String()))
+        values = each.table_valued("value")
+        # "WHERE": else SQLite would read ON CONFLICT as the SELECT's join.
+        listed = select(values.c.value, literal_column("1")).where(true())
+        each_mark = sqlite.insert(STALE).from_select(["dataset_id", "mark"], listed)
+        session.execute(
+            each_mark.on_conflict_do_update(
+                index_elements=["dataset_id"], set_={"mark": raised}
+            )
         )
-        session.execute(statement, rows)
     elif dialect in ("mysql", "mariadb"):
         statement = mysql.insert(STALE).on_duplicate_key_update(mark=raised)
-        session.execute(statement, rows)
+        session.execute(statement, [{"dataset_id": i, "mark": 1} for i in ids])
     else:
         _raise_marks_generic(ids, session=session)
 

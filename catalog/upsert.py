@@ -11,10 +11,11 @@ temporary table and upserted from there in one statement, which is faster
 than any executemany.
 
 Rows travel as tuples in the order of a column list: a row costs little more
-than it does in a bare ``executemany``. Each column's values are converted
-for the driver by the column type once per distinct value object (a bite's
-rows share one ``modified`` time), and Python-side column defaults
-(``created``) are evaluated once per call.
+than it does in a bare ``executemany``. Python-side column defaults
+(``created``) are evaluated once per call, and so converted for the driver;
+so is a column whose rows all hold one value object (a bite's rows share one
+``modified`` time). The others are converted by the column type once per
+distinct value object. Each row is then built for the driver in one step.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -83,30 +84,48 @@ def upsert_values(
     if not rows:
         return
     updated = list(update_columns or [c for c in columns if c not in key])
-    columns, rows = _with_defaults(table, list(columns), rows)
+    given = Given(list(columns), rows, _defaults(table, columns))
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
-        _upsert_by_copy(session, table, columns, rows, key, updated)
+        _upsert_by_copy(session, table, given, key, updated)
         return
     fresh: list[Row] = []
     if dialect == "sqlite" and len(key) == 1 and len(rows) >= SPLIT_THRESHOLD:
-        fresh, rows = _split_fresh(session, table, columns, rows, key[0], known)
+        fresh, rows = _split_fresh(session, table, given, key[0], known)
     if rows:
         statement = _statement(dialect, table, key, updated)
         if statement is None:
-            dicts = [dict(zip(columns, row, strict=True)) for row in rows]
-            _upsert_generic(session, table, dicts, key, updated)
+            _upsert_generic(session, table, given.dicts(rows), key, updated)
         else:
-            _execute_many(session, statement, columns, rows)
+            _execute_many(session, statement, given.but(rows))
     if fresh:  # after the updates, which may free values of unique columns
-        _execute_many(session, table.insert(), columns, fresh)
+        _execute_many(session, table.insert(), given.but(fresh))
+
+
+class Given(NamedTuple):
+    """Rows as a caller gives them: tuples of the values of *columns*, and
+    *same*, the values every row has in the columns that follow (defaults).
+    """
+
+    columns: list[str]
+    rows: Sequence[Row]
+    same: dict[str, Any]
+
+    def but(self, rows: Sequence[Row]) -> Given:
+        """The same columns and values, for *rows* instead."""
+        return Given(self.columns, rows, self.same)
+
+    def dicts(self, rows: Sequence[Row]) -> list[dict[str, Any]]:
+        """*rows* as dictionaries, with the values every row has."""
+        return [
+            {**dict(zip(self.columns, row, strict=True)), **self.same} for row in rows
+        ]
 
 
 def _split_fresh(
     session: Session,
     table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Row],
+    given: Given,
     key: str,
     known: Collection[Any] | None,
 ) -> tuple[list[Row], list[Row]]:
@@ -114,7 +133,7 @@ def _split_fresh(
     a plain ``INSERT`` (twice as fast there as an upsert), and the others. Of
     several fresh rows with one key the last wins, as with an upsert.
     """
-    position = list(columns).index(key)
+    position, rows = given.columns.index(key), given.rows
     if known is None:
         known = _present(session, table, key, list({row[position] for row in rows}))
     fresh = {row[position]: row for row in rows if row[position] not in known}
@@ -138,21 +157,17 @@ def _getter(keys: Sequence[Any]) -> Any:
     return itemgetter(*keys)
 
 
-def _with_defaults(
-    table: Table, columns: list[str], rows: Sequence[Row]
-) -> tuple[list[str], Sequence[Row]]:
-    """*columns* and *rows* with the Python-side defaults of the columns they
-    leave out (evaluated once) added at the end.
+def _defaults(table: Table, columns: Sequence[str]) -> dict[str, Any]:
+    """The Python-side defaults of the columns of *table* that *columns*
+    leave out, evaluated once.
     """
-    extra = {}
-    for column in table.columns:
-        if column.name in columns or column.default is None or column.primary_key:
-            continue
-        extra[column.name] = _evaluated(column.default)
-    if not extra:
-        return columns, rows
-    tail = tuple(extra.values())
-    return columns + list(extra), [row + tail for row in rows]
+    return {
+        column.name: _evaluated(column.default)
+        for column in table.columns
+        if column.name not in columns
+        and column.default is not None
+        and not column.primary_key
+    }
 
 
 def _evaluated(default: Any) -> Any:
@@ -160,21 +175,63 @@ def _evaluated(default: Any) -> Any:
     return default.arg(None) if default.is_callable else default.arg
 
 
-def _driver_rows(dialect: Any, types: Sequence[Any], rows: Sequence[Row]) -> list[Row]:
-    """*rows* converted for the driver by the column *types*, a column at a
-    time.
+def _driver_rows(
+    dialect: Any, names: Sequence[str], types: Sequence[Any], given: Given
+) -> list[Row]:
+    """The values of the columns *names* (of *types*) of the rows *given*,
+    converted for the driver, one tuple per row.
+
+    A column whose value is the same object in every row (or that the rows
+    leave out) is converted once, and added with the row's other values in
+    the single step that builds each tuple. Other columns with a conversion
+    are converted afterwards, a column at a time.
     """
-    processed = [
-        (index, _Converter(process, dialect.name))
-        for index, kind in enumerate(types)
-        if (process := kind.bind_processor(dialect))
-    ]
-    if not processed or not rows:
+    columns, rows = given.columns, given.rows
+    index = {name: i for i, name in enumerate(columns)}
+    tail: list[Any] = []  # converted values added to every row
+    picks: list[int] = []  # where each value comes from: a row, or the tail
+    varying: list[tuple[int, _Converter]] = []
+    for position, (name, kind) in enumerate(zip(names, types, strict=True)):
+        process = kind.bind_processor(dialect)
+        convert = _Converter(process, dialect.name) if process else None
+        if name in given.same or (convert and _same(rows, index[name])):
+            value = given.same[name] if name in given.same else rows[0][index[name]]
+            picks.append(len(columns) + len(tail))
+            tail.append(convert(value) if convert else value)
+            continue
+        picks.append(index[name])
+        if convert:
+            varying.append((position, convert))
+    built = _built(rows, picks, tuple(tail))
+    if not varying or not built:
+        return built
+    values: list[Any] = list(zip(*built, strict=True))
+    for position, convert in varying:
+        values[position] = map(convert, values[position])
+    return list(zip(*values, strict=True))
+
+
+def _same(rows: Sequence[Row], index: int) -> bool:
+    """Whether every row of *rows* holds one value object at *index*."""
+    if not rows:
+        return False
+    first = rows[0][index]
+    return all(row[index] is first for row in rows)
+
+
+def _built(rows: Sequence[Row], picks: list[int], tail: Row) -> list[Row]:
+    """Each row extended by *tail*, then its values at *picks*: one new tuple
+    per row (none when the picks take a row as it is).
+    """
+    width = len(rows[0]) if rows else 0
+    if picks == list(range(width)) and not tail:
         return list(rows)
-    columns: list[Any] = list(zip(*rows, strict=True))
-    for index, convert in processed:
-        columns[index] = map(convert, columns[index])
-    return list(zip(*columns, strict=True))
+    pick = _getter(picks)
+    if picks == list(range(width + len(tail))):
+        return [row + tail for row in rows]
+    if tail:
+        return [pick(row + tail) for row in rows]
+    return [pick(row) for row in rows]
 
 
 class _Converter:
@@ -203,19 +260,15 @@ class _Converter:
         return self._last_out
 
 
-def _execute_many(
-    session: Session, statement: Any, columns: Sequence[str], rows: Sequence[Row]
-) -> None:
+def _execute_many(session: Session, statement: Any, given: Given) -> None:
     """Execute *statement* once per row through the driver's executemany."""
     connection = session.connection()
+    columns = given.columns + list(given.same)
     compiled = statement.compile(dialect=connection.dialect, column_keys=columns)
     positional = bool(compiled.positional)
     names = list(compiled.positiontup) if positional else list(compiled.binds)
-    index = {name: i for i, name in enumerate(columns)}
-    order = _getter([index[name] for name in names])
-    ordered = [order(row) for row in rows]
     types = [compiled.binds[name].type for name in names]
-    driver = _driver_rows(connection.dialect, types, ordered)
+    driver = _driver_rows(connection.dialect, names, types, given)
     if positional:
         parameters: list[Any] = driver
     else:
@@ -226,8 +279,7 @@ def _execute_many(
 def _upsert_by_copy(
     session: Session,
     table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Row],
+    given: Given,
     key: Sequence[str],
     updated: Sequence[str],
 ) -> None:
@@ -236,10 +288,9 @@ def _upsert_by_copy(
 
     As with an executemany, the last of several rows with one key wins.
     """
-    positions = [columns.index(k) for k in key]
-    key_of = _getter(positions)
-    latest = list({key_of(row): row for row in rows}.values())
-    listed = ", ".join(f'"{name}"' for name in columns)
+    key_of = _getter([given.columns.index(k) for k in key])
+    latest = list({key_of(row): row for row in given.rows}.values())
+    listed = ", ".join(f'"{name}"' for name in [*given.columns, *given.same])
     conflict = ", ".join(f'"{k}"' for k in key)
     if updated:
         sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updated)
@@ -249,8 +300,7 @@ def _upsert_by_copy(
     _through_stage(
         session,
         table,
-        columns,
-        latest,
+        given.but(latest),
         f'INSERT INTO "{table.name}" ({listed}) SELECT {listed} FROM "{STAGE}" '
         f"ON CONFLICT ({conflict}) {action}",
     )
@@ -277,16 +327,16 @@ def update_values(
         if c.onupdate is not None and c.name not in columns
     }
     names = [key, *columns, *moving]
-    tail = tuple(moving.values())
-    rows = [row + tail for row in rows] if tail else rows
     if session.get_bind().dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
         sets = ", ".join(f'"{c}" = s."{c}"' for c in names[1:])
         statement = (
             f'UPDATE "{table.name}" AS t SET {sets} FROM "{STAGE}" AS s '
             f'WHERE t."{key}" = s."{key}"'
         )
-        _through_stage(session, table, names, rows, statement)
+        _through_stage(session, table, Given([key, *columns], rows, moving), statement)
         return
+    tail = tuple(moving.values())
+    rows = [row + tail for row in rows] if tail else rows
     update_statement = (
         update(table)
         .where(table.c[key] == bindparam("key_"))
@@ -303,18 +353,15 @@ def update_values(
 
 
 def _through_stage(
-    session: Session,
-    table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Row],
-    statement: str,
+    session: Session, table: Table, given: Given, statement: str
 ) -> None:
-    """PostgreSQL: ``COPY`` *rows* (values of *columns*) into a temporary
-    table shaped as those columns of *table*, run *statement* on it, drop it.
+    """PostgreSQL: ``COPY`` the rows *given* into a temporary table shaped
+    as those columns of *table*, run *statement* on it, drop it.
     """
     connection = session.connection()
+    columns = [*given.columns, *given.same]
     types = [table.c[name].type for name in columns]
-    driver = _driver_rows(connection.dialect, types, rows)
+    driver = _driver_rows(connection.dialect, columns, types, given)
     listed = ", ".join(f'"{name}"' for name in columns)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor:

@@ -7,6 +7,9 @@ written (the run's time is up, or the write failed) is given back: the
 stream's cursor returns to where the bite started, and the next read reads
 it again. Each bite carries the stop point to store with it, taken when it
 was read, so a bite read ahead never moves the stored stop point.
+
+The helper that reads ahead is a thread (:class:`ReadThread`) or, while a
+large backlog drains, a process of its own (``ingest.readprocess``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -40,10 +43,43 @@ class Bite:
         return self.rows < self.limit
 
 
+class Ahead(Protocol):
+    """A bite being read ahead."""
+
+    def result(self) -> Bite:
+        """The bite, once read (the error, if reading it failed)."""
+        ...
+
+
+class ReadAhead(Protocol):
+    """What reads bites ahead: a thread, or a process."""
+
+    def submit(self, reader: BiteReader, limit: int) -> Ahead:
+        """Start reading the next bite of *reader*, of at most *limit* rows."""
+        ...
+
+    def close(self) -> None:
+        """Stop reading ahead (a bite being read is finished first)."""
+        ...
+
+
+class ReadThread:
+    """Reads bites ahead on a thread of its own, named *name*."""
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+
+    def submit(self, reader: BiteReader, limit: int) -> Future[Bite]:
+        return self._pool.submit(reader.read, limit)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class BiteReader:
     """Reads bites of one keyset stream of *source*, mapped by *mapper*
-    (refused rows named by their *key* column), now or ahead of time on the
-    thread that *pool* gives (the caller owns it, and may shut it down).
+    (refused rows named by their *key* column), now or ahead of time with
+    the helper that *ahead* gives (the caller owns it, and may close it).
     """
 
     def __init__(
@@ -52,13 +88,13 @@ class BiteReader:
         keyset: KeysetStream,
         mapper: Callable[[Mapping[str, Any]], Any],
         key: str,
-        pool: Callable[[], ThreadPoolExecutor],
+        ahead: Callable[[], ReadAhead],
     ) -> None:
         self.source = source
         self.keyset = keyset
         self.mapper = mapper
         self.key = key
-        self.pool = pool
+        self.ahead = ahead
 
     def read(self, limit: int) -> Bite:
         """The next bite of at most *limit* rows; the cursor moves past it."""
@@ -75,13 +111,13 @@ class BiteReader:
         seconds = time.monotonic() - started
         return Bite(before, stop_point, len(rows), limit, mapped, seconds)
 
-    def read_ahead(self, limit: int) -> Future[Bite]:
-        """:meth:`read` on the reader's thread. Nothing else may read this
-        stream until the bite is taken (``result()``) or given back.
+    def read_ahead(self, limit: int) -> Ahead:
+        """:meth:`read` by the helper that reads ahead. Nothing else may read
+        this stream until the bite is taken (``result()``) or given back.
         """
-        return self.pool().submit(self.read, limit)
+        return self.ahead().submit(self, limit)
 
-    def give_back(self, ahead: Future[Bite]) -> None:
+    def give_back(self, ahead: Ahead) -> None:
         """Undo a bite read ahead and not written: the next read reads it again."""
         try:
             bite = ahead.result()

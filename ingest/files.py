@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from math import isfinite
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, or_, select
@@ -23,12 +24,20 @@ from catalog.operations import quarantine
 from catalog.upsert import upsert_values
 from ingest import base
 
-NONE: frozenset[int] = frozenset()
+# No lumi block. Blocks are a tuple of numbers: a row of such values is
+# left alone by the garbage collector (a frozenset would keep it tracked,
+# and a bite's rows would make the collector sweep the whole heap).
+NONE: tuple[int, ...] = ()
 
 
 class FileRow(NamedTuple):
     """A file as a source describes it (a named tuple: thousands are made
     per bite).
+
+    The writer (:func:`write_files`) reads rows by position, so it takes
+    plain tuples in this layout too: a bite read in another process arrives
+    as such (``ingest.readprocess``), and the garbage collector leaves plain
+    tuples of plain values alone, where it keeps sweeping named tuples.
     """
 
     dataset: str
@@ -39,14 +48,26 @@ class FileRow(NamedTuple):
     events: int | None
     status: str
     lumi_blocks: str | None
-    blocks: frozenset[int]
+    blocks: tuple[int, ...]  # sorted lumi block numbers
     cross_section: float | None = None
     gen_filt_eff: float | None = None
 
-    def payload(self) -> dict[str, Any]:
-        values = self._asdict()
-        values.pop("blocks")
-        return values
+
+# A FileRow, or a plain tuple in its layout.
+AnyFileRow = tuple[Any, ...]
+# Positions of fields of a FileRow, for rows that are plain tuples.
+DATASET, LFN, GUID, BLOCKS = map(
+    FileRow._fields.index, ("dataset", "lfn", "guid", "blocks")
+)
+
+
+def payload(row: AnyFileRow) -> dict[str, Any]:
+    """The values of the file *row* (a FileRow or its plain tuple), by name,
+    as quarantine keeps them.
+    """
+    values = dict(zip(FileRow._fields, row, strict=True))
+    values.pop("blocks")
+    return values
 
 
 def source_file(
@@ -62,7 +83,7 @@ def source_file(
         return plain
     lumi_blocks = base.text(row, "lumiblocknr", required=False, length=4000)
     try:
-        blocks = frozenset(parse_lumi_blocks(lumi_blocks)) if lumi_blocks else NONE
+        blocks = tuple(sorted(parse_lumi_blocks(lumi_blocks))) if lumi_blocks else NONE
     except HepcatError as err:
         raise base.Unusable(str(err)) from None
     return FileRow(
@@ -129,41 +150,41 @@ def _plain_text(value: Any, length: int) -> bool:
 
 
 def write_files(
-    rows: Sequence[FileRow],
+    rows: Sequence[AnyFileRow],
     dataset_ids: Mapping[str, int],
     source: str,
     *,
     session: Session,
 ) -> set[int]:
-    """Upsert *rows* (their datasets' ids in *dataset_ids*); return the ids of
-    every dataset whose files changed, including datasets a file left.
+    """Upsert *rows* (FileRows or their plain tuples; their datasets' ids in
+    *dataset_ids*); return the ids of every dataset whose files changed,
+    including datasets a file left.
     """
-    latest = list({row.guid: row for row in rows}.values())
+    latest = list({row[GUID]: row for row in rows}.values())
     existing = _existing(latest, session=session)
-    owner = {lfn: guid for guid, (lfn, _) in existing.items()}
-    usable = [row for row in latest if _consistent(row, owner, source, session)]
+    usable = _consistent_rows(latest, existing, source, session)
     if not usable:
         return set()
     now = utcnow()
-    values = [_values(row, dataset_ids[row.dataset], now) for row in usable]
+    values = [(dataset_ids[row[DATASET]], *_written(row), now) for row in usable]
     upsert_values(session, File.__table__, COLUMNS, values, ["guid"], known=existing)  # type: ignore[arg-type]
     # DDM may have reported a file lost before the file arrived here.
-    mark_lost_files([row.lfn for row in usable], session=session)
+    mark_lost_files([row[LFN] for row in usable], session=session)
     _write_lumi_ranges(usable, session=session)
-    moved_from = {existing[r.guid][1] for r in usable if r.guid in existing}
-    return {dataset_ids[r.dataset] for r in usable} | moved_from
+    moved_from = {existing[r[GUID]][1] for r in usable if r[GUID] in existing}
+    return {dataset_ids[r[DATASET]] for r in usable} | moved_from
 
 
 def _existing(
-    rows: Sequence[FileRow], *, session: Session
+    rows: Sequence[AnyFileRow], *, session: Session
 ) -> dict[str, tuple[str, int]]:
     """The catalogue's (LFN, dataset id) of these GUIDs and of these LFNs,
     keyed by GUID.
     """
     found: dict[str, tuple[str, int]] = {}
     for chunk in chunked(rows):
-        guids = [r.guid for r in chunk]
-        lfns = [r.lfn for r in chunk]
+        guids = [r[GUID] for r in chunk]
+        lfns = [r[LFN] for r in chunk]
         query = select(File.guid, File.lfn, File.dataset_id).where(
             or_(among(File.guid, guids), among(File.lfn, lfns))
         )
@@ -172,39 +193,50 @@ def _existing(
     return found
 
 
+def _consistent_rows(
+    rows: list[AnyFileRow],
+    existing: Mapping[str, tuple[str, int]],
+    source: str,
+    session: Session,
+) -> list[AnyFileRow]:
+    """The rows of *rows* (one per GUID) that can be written, the others put
+    in quarantine; *existing* as :func:`_existing` gives it.
+    """
+    if not existing and len({row[LFN] for row in rows}) == len(rows):
+        return rows  # no LFN is known yet, nor twice in the bite
+    owner = {lfn: guid for guid, (lfn, _) in existing.items()}
+    return [row for row in rows if _consistent(row, owner, source, session)]
+
+
 def _consistent(
-    row: FileRow, owner: dict[str, str], source: str, session: Session
+    row: AnyFileRow, owner: dict[str, str], source: str, session: Session
 ) -> bool:
     """Whether *row* can be written; *owner* maps LFNs to the GUID holding
     them, in the catalogue and earlier in this bite.
     """
-    other = owner.get(row.lfn)
-    if other is not None and other != row.guid:
-        reason = f"LFN {row.lfn!r} already belongs to the file with GUID {other}"
-        quarantine(source, row.guid, row.payload(), reason, session=session)
+    lfn, guid = row[LFN], row[GUID]
+    other = owner.get(lfn)
+    if other is not None and other != guid:
+        reason = f"LFN {lfn!r} already belongs to the file with GUID {other}"
+        quarantine(source, guid, payload(row), reason, session=session)
         return False
-    owner[row.lfn] = row.guid
+    owner[lfn] = guid
     return True
 
 
-# The columns a file is written with, in the order of :func:`_values`.
+# The columns a file is written with: its dataset's id, the fields of a
+# FileRow that :func:`_written` picks, and the time.
 COLUMNS = (
     "dataset_id", "lfn", "guid", "size", "checksum", "events", "status",
     "lumi_blocks", "cross_section", "gen_filt_eff", "modified",
 )  # fmt: skip
+_written = itemgetter(*map(FileRow._fields.index, COLUMNS[1:-1]))
 
 
-def _values(row: FileRow, dataset_id: int, now: Any) -> tuple[Any, ...]:
-    return (
-        dataset_id, row.lfn, row.guid, row.size, row.checksum, row.events,
-        row.status, row.lumi_blocks, row.cross_section, row.gen_filt_eff, now,
-    )  # fmt: skip
-
-
-def _write_lumi_ranges(rows: Sequence[FileRow], *, session: Session) -> None:
-    with_blocks = [r for r in rows if r.blocks]
+def _write_lumi_ranges(rows: Sequence[AnyFileRow], *, session: Session) -> None:
+    with_blocks = [r for r in rows if r[BLOCKS]]
     for chunk in chunked(with_blocks):
-        by_guid = {r.guid: r for r in chunk}
+        by_guid = {r[GUID]: r for r in chunk}
         query = select(File.guid, File.id).where(among(File.guid, by_guid))
         ids = {guid: id_ for guid, id_ in session.execute(query)}
         session.execute(
@@ -213,7 +245,7 @@ def _write_lumi_ranges(rows: Sequence[FileRow], *, session: Session) -> None:
         values = [
             {"file_id": ids[guid], "first": first, "last": last}
             for guid, row in by_guid.items()
-            for first, last in ranges(row.blocks)
+            for first, last in ranges(row[BLOCKS])
         ]
         if values:
             session.execute(insert(FileLumiRange), values)

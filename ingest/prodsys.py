@@ -4,10 +4,11 @@ Four tables are read as keyset streams (``ingest.keyset``), each with its own
 stop point: config tags, tasks, datasets, files, in that order. AMI's rule
 sets the pace: bites of 20 tasks, and when the backlog exceeds 1000 tasks,
 a change of gear to much larger bites (and larger transactions) until it is
-drained. Every write is an upsert on a natural key (tag, task id, dataset
-name, file GUID), so re-reading the overlap window or replaying the source
-gives the same catalogue. A row that cannot be understood goes to
-quarantine, and the stream moves past it.
+drained; bites of a large backlog of files are then read ahead in a
+process of its own (``ingest.readprocess``). Every write is an upsert on a
+natural key (tag, task id, dataset name, file GUID), so re-reading the
+overlap window or replaying the source gives the same catalogue. A row that
+cannot be understood goes to quarantine, and the stream moves past it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +43,18 @@ from ingest.base import (
     save_stop_point,
     text,
 )
-from ingest.bites import Bite, BiteReader
-from ingest.files import FileRow, source_file, write_files
+from ingest.bites import Ahead, Bite, BiteReader, ReadAhead, ReadThread
+from ingest.files import (
+    DATASET,
+    GUID,
+    AnyFileRow,
+    FileRow,
+    payload,
+    source_file,
+    write_files,
+)
 from ingest.keyset import KeysetStream
+from ingest.readprocess import ReadProcess, can_read
 from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)
@@ -54,6 +63,11 @@ SOURCE = "prodsys"
 # Rows without a timestamp read per pass of a stream (a source should have
 # none; a few are read again at every pass).
 UNTIMED_LIMIT = 10_000
+# Files left to read from which bites are read ahead in a process of their
+# own, which takes about half a second of another core to start. Reading and
+# mapping a file is about half the work of writing it; for a task or a
+# dataset it is a small part, and the thread does as well.
+PROCESS_BACKLOG = 20_000
 
 
 @dataclass(frozen=True)
@@ -88,9 +102,22 @@ class ProdSysIngester(Task):
     interval = 5.0
     budget = 2.0
 
-    def __init__(self, source: Engine, *, lag: float = 120.0, bites: Bites = Bites()):
+    def __init__(
+        self,
+        source: Engine,
+        *,
+        lag: float = 120.0,
+        bites: Bites = Bites(),
+        process_backlog: int | None = PROCESS_BACKLOG,
+    ):
+        """
+        :param lag: the safety lag of the streams (seconds, default 120).
+        :param process_backlog: files left to read from which bites are read
+            ahead in a process of their own, not a thread (None: never).
+        """
         self.source = source
         self.bites = bites
+        self.process_backlog = process_backlog
         self.streams = {
             "tags": KeysetStream(schemas.t_config_tag, key_column="tag", lag=lag),
             "tasks": KeysetStream(
@@ -105,7 +132,10 @@ class ProdSysIngester(Task):
         }
         self._remaining: dict[str, int] = {}
         self._rate: dict[str, float] = {}
-        self._pool: ThreadPoolExecutor | None = None  # made when first needed
+        # What reads bites ahead, started when first needed.
+        self._thread: ReadThread | None = None
+        self._process: ReadProcess | None = None
+        self._process_failed = False
         mappers: dict[str, tuple[Callable[[Mapping[str, Any]], Any], str]] = {
             "tags": (_tag_row, "tag"),
             "tasks": (_task_row, "taskid"),
@@ -129,13 +159,16 @@ class ProdSysIngester(Task):
         for stream, keyset in self.streams.items():
             if not keyset.in_pass:
                 self._begin_pass(stream, context)
+        self._start_process()
         items = 0
         for stream in self.streams:
             items += self._drain(stream, context)
             if context.should_stop():
                 break
+        if self.backlog() == 0:
+            self._stop_process()
         stale = refresh_stale_datasets(context)
-        backlog = sum(self._remaining.get(s, 0) for s in self.streams) + stale
+        backlog = self.backlog() + stale
         return RunOutcome(items, backlog, f"{items} rows")
 
     # Streams.
@@ -169,7 +202,7 @@ class ProdSysIngester(Task):
             bite = following
 
     def _write(
-        self, stream: str, bite: Bite, ahead: Future[Bite] | None, context: RunContext
+        self, stream: str, bite: Bite, ahead: Ahead | None, context: RunContext
     ) -> None:
         """Write *bite* with its stop point in one transaction; if that fails,
         give the bite back, and the bite read *ahead* too.
@@ -210,17 +243,42 @@ class ProdSysIngester(Task):
         mapped = map_rows(rows, reader.mapper, reader.key)
         self._apply[stream](mapped.quarantine(SOURCE, session=session), session)
 
-    def _reader(self) -> ThreadPoolExecutor:
-        """The thread that reads bites ahead, started when first needed."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="prodsys-read")
-        return self._pool
+    def _reader(self) -> ReadAhead:
+        """What reads the next bite ahead: the process once it is ready,
+        else the thread (started when first needed).
+        """
+        if self._process is not None:
+            if self._process.ready():
+                return self._process
+            if self._process.failed:
+                self._process_failed = True  # the thread, from now on
+                self._stop_process()
+        if self._thread is None:
+            self._thread = ReadThread("prodsys-read")
+        return self._thread
+
+    def _start_process(self) -> None:
+        """Start the process that reads ahead when many files are left."""
+        large = self.process_backlog is not None and (
+            self._remaining.get("files", 0) >= self.process_backlog
+        )
+        if self._process is None and large and not self._process_failed:
+            if can_read(self.source):
+                self._process = ReadProcess(self.source)
+
+    def _stop_process(self) -> None:
+        if self._process is not None:
+            self._process.close()
+            self._process = None
 
     def close(self) -> None:
-        """Stop the thread that reads bites ahead (a later run starts another)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the thread and the process that read bites ahead (a later
+        run starts them again when needed).
+        """
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
+        self._stop_process()
 
     def backlog(self) -> int:
         """Rows known to be left, over all streams."""
@@ -296,17 +354,18 @@ class ProdSysIngester(Task):
 
     # Files.
 
-    def _apply_files(self, mapped: list[FileRow], session: Session) -> None:
-        ids = self._ensure_datasets({f.dataset for f in mapped}, session)
+    def _apply_files(self, mapped: list[AnyFileRow], session: Session) -> None:
+        """Write files: FileRows, or plain tuples from the reading process."""
+        ids = self._ensure_datasets({f[DATASET] for f in mapped}, session)
         usable = []
         for row in mapped:
-            if row.dataset in ids:
+            if row[DATASET] in ids:
                 usable.append(row)
             else:
                 reason = (
-                    f"dataset {row.dataset!r} is in neither ProdSys nor the catalogue"
+                    f"dataset {row[DATASET]!r} is in neither ProdSys nor the catalogue"
                 )
-                quarantine(SOURCE, row.guid, row.payload(), reason, session=session)
+                quarantine(SOURCE, row[GUID], payload(row), reason, session=session)
         touched = write_files(usable, ids, SOURCE, session=session)
         mark_changed(touched, set(), session=session)
 

@@ -1,5 +1,6 @@
 """The ProdSys ingester reads one bite ahead while it writes the last one
-(ingest.bites): a bite read ahead and not written is read again, never lost.
+(ingest.bites), on a thread or in a process of its own (ingest.readprocess):
+a bite read ahead and not written is read again, never lost.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,9 +16,10 @@ from sqlalchemy import func, select
 
 from catalog.models import Dataset, File
 from ingest import schemas
-from ingest.bites import BiteReader
+from ingest.bites import BiteReader, ReadThread
 from ingest.keyset import KeysetStream
 from ingest.prodsys import Bites, ProdSysIngester, _file_row
+from ingest.readprocess import ReadProcess
 from taskserver.base import RunContext
 
 STAMP = dt.datetime(2026, 11, 1, 12, 0, 0)
@@ -58,6 +60,43 @@ def _guid(number: int) -> str:
     return str(uuid.UUID(int=number + 1)).upper()
 
 
+@pytest.fixture(params=["thread", "process"])
+def ingester(request: pytest.FixtureRequest, sources: Any) -> Iterator[Any]:
+    """A ProdSys ingester reading bites ahead on a thread, or in a process
+    (started and ready before the first run); closed at the end.
+    """
+    in_process = request.param == "process"
+    made = ProdSysIngester(
+        sources.prodsys.engine,
+        lag=0.0,
+        bites=SMALL,
+        process_backlog=0 if in_process else None,
+    )
+    if in_process:
+        made._start_process()
+        process = made._process
+        assert process is not None
+        deadline = time.monotonic() + 30
+        while not process.ready():
+            assert time.monotonic() < deadline, "the reading process did not start"
+            time.sleep(0.02)
+    yield made
+    made.close()
+
+
+def _count_process_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the bites asked of reading processes (one item per bite)."""
+    asked: list[int] = []
+    real = ReadProcess.submit
+
+    def submit(process: ReadProcess, reader: BiteReader, limit: int) -> Any:
+        asked.append(limit)
+        return real(process, reader, limit)
+
+    monkeypatch.setattr(ReadProcess, "submit", submit)
+    return asked
+
+
 class ShortRun(RunContext):
     """A run that says "stop" from the ninth time it is asked: it ends in
     the middle of a stream, with a bite read ahead.
@@ -96,10 +135,11 @@ def _expected_counts() -> dict[str, tuple[int, int]]:
 def test_runs_out_of_time_give_back_the_bite_read_ahead(
     Session: Any,  # noqa: N803
     sources: Any,
+    ingester: ProdSysIngester,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     guids = _fill(sources.prodsys)
-    ingester = ProdSysIngester(sources.prodsys.engine, lag=0.0, bites=SMALL)
+    in_process = _count_process_reads(monkeypatch)
     given_back = []
     real = BiteReader.give_back
 
@@ -114,6 +154,8 @@ def test_runs_out_of_time_give_back_the_bite_read_ahead(
             break
     assert outcome.backlog == 0
     assert given_back and max(given_back) > 0
+    assert bool(in_process) == (ingester.process_backlog is not None)
+    assert ingester._process is None  # drained: the process is stopped
     found, counts = _catalogue(Session)
     assert found == guids
     assert counts == _expected_counts()
@@ -122,10 +164,11 @@ def test_runs_out_of_time_give_back_the_bite_read_ahead(
 def test_a_failed_write_loses_no_bite(
     Session: Any,  # noqa: N803
     sources: Any,
+    ingester: ProdSysIngester,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     guids = _fill(sources.prodsys)
-    ingester = ProdSysIngester(sources.prodsys.engine, lag=0.0, bites=SMALL)
+    in_process = _count_process_reads(monkeypatch)
     import ingest.prodsys
 
     real = ingest.prodsys.write_files
@@ -143,6 +186,7 @@ def test_a_failed_write_loses_no_bite(
     monkeypatch.setattr(ingest.prodsys, "write_files", real)
     outcome = ingester.run(RunContext(Session, time.monotonic() + 60))
     assert outcome.backlog == 0
+    assert bool(in_process) == (ingester.process_backlog is not None)
     found, counts = _catalogue(Session)
     assert found == guids
     assert counts == _expected_counts()
@@ -153,16 +197,17 @@ def test_a_failed_write_loses_no_bite(
 def test_a_bite_given_back_is_read_again(sources: Any) -> None:
     _fill(sources.prodsys)
     keyset = KeysetStream(schemas.t_production_file, key_column="fileid", lag=0)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        reader = BiteReader(
-            sources.prodsys.engine, keyset, _file_row, "fileid", lambda: pool
-        )
-        with sources.prodsys.engine.connect() as connection:
-            keyset.begin_pass(connection, None)
-        first = reader.read(10)
-        ahead = reader.read_ahead(10)
-        reader.give_back(ahead)
-        again = reader.read(10)
+    thread = ReadThread("test-read")
+    reader = BiteReader(
+        sources.prodsys.engine, keyset, _file_row, "fileid", lambda: thread
+    )
+    with sources.prodsys.engine.connect() as connection:
+        keyset.begin_pass(connection, None)
+    first = reader.read(10)
+    ahead = reader.read_ahead(10)
+    reader.give_back(ahead)
+    again = reader.read(10)
+    thread.close()
     taken = ahead.result()
     assert [f.guid for f in again.mapped.good] == [f.guid for f in taken.mapped.good]
     assert {f.guid for f in first.mapped.good}.isdisjoint(

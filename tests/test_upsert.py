@@ -188,3 +188,49 @@ def test_update_values_sets_columns_by_key_and_moves_modified(
             assert size != 7 and modified < hour_ago
         else:
             assert (size, checksum) == (7, None) and modified > hour_ago
+
+
+@pytest.mark.parametrize("count", SIZES)
+def test_values_shared_by_every_row_and_values_of_each_row_are_written(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+    count: int,
+) -> None:
+    dataset = dataset_factory("mc16_13TeV.410000.Upsert.recon.AOD.e1_s2_r9")
+    shared = utcnow() - dt.timedelta(hours=2)
+    own = [shared + dt.timedelta(seconds=n) for n in range(count)]
+    columns = ["dataset_id", "lfn", "guid", "status", "cross_section", "modified"]
+    shared_rows = [
+        (
+            dataset.id,
+            f"a.{n}",
+            f"{n:08X}-0000-0000-0000-00000000000A",
+            "ok",
+            None,
+            shared,
+        )
+        for n in range(count)
+    ]
+    own_rows = [
+        (
+            dataset.id,
+            f"b.{n}",
+            f"{n:08X}-0000-0000-0000-00000000000B",
+            "ok",
+            n / 2,
+            own[n],
+        )
+        for n in range(count)
+    ]
+
+    with Session.begin() as session:
+        for rows in (shared_rows, own_rows):
+            upsert_values(session, File.__table__, columns, rows, ["guid"])
+
+    with Session() as session:
+        query = select(File.lfn, File.cross_section, File.modified, File.lost)
+        found = {lfn: rest for lfn, *rest in session.execute(query)}
+    assert len(found) == 2 * count
+    assert found["a.1"] == [None, shared, False]
+    assert found[f"b.{count - 1}"] == [(count - 1) / 2, own[count - 1], False]
+    assert {found[f"b.{n}"][1] for n in range(count)} == set(own)
