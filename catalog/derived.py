@@ -10,7 +10,7 @@ reports differences.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
 
 from catalog.datasets import counted_files
 from catalog.db import among, chunked
@@ -49,7 +48,7 @@ from catalog.models import (
 )
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.provenance import descendants
-from catalog.upsert import update_values
+from catalog.upsert import update_same, update_values
 
 DONE_TASK = {"done", "finished"}
 FAILED_TASK = {"failed", "broken", "aborted"}
@@ -146,7 +145,11 @@ NO_CROSS_SECTION = CrossSection(None, None, None, None)
 # Provenance chains are a handful of steps; a deeper walk means a cycle.
 MAX_DEPTH = 30
 # Datasets refreshed together, with one query per quantity.
-BATCH = 500
+BATCH = 1000
+# The columns of a producing task that derived quantities depend on.
+TASK_COLUMNS = ("task_id", "status", "total_events", "source_timestamp", "modified")
+# Datasets changed alike from which one statement writes them all.
+SAME_CHANGE = 20
 # The tables of datasets and of their stale marks, for statements that
 # bypass the ORM's bookkeeping.
 DATASET: Table = Dataset.__table__  # type: ignore[assignment]
@@ -210,7 +213,7 @@ def _parents_of(
     query = (
         select(ProvenanceEdge.child_id, Dataset.id, Dataset.name, Dataset.data_type)
         .join(Dataset, Dataset.id == ProvenanceEdge.parent_id)
-        .where(ProvenanceEdge.child_id.in_(sorted(ids)))
+        .where(among(ProvenanceEdge.child_id, sorted(ids)))
     )
     parents: dict[int, dict[int, tuple[str, str | None]]] = {}
     for child, parent, name, kind in session.execute(query):
@@ -319,12 +322,15 @@ def _refresh_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
 
 
 def _tasks(datasets: Sequence[Dataset], *, session: Session) -> dict[int, Any]:
-    """The producing tasks of *datasets*, as rows, by task id."""
+    """The producing tasks of *datasets*, as rows of the columns derived
+    quantities read, by task id.
+    """
     ids = sorted({d.task_id for d in datasets if d.task_id is not None})
     if not ids:
         return {}
     table = ProductionTask.__table__
-    query = select(table).where(among(table.c.task_id, ids))
+    columns = [table.c[name] for name in TASK_COLUMNS]
+    query = select(*columns).where(among(table.c.task_id, ids))
     return {task.task_id: task for task in session.execute(query)}
 
 
@@ -479,9 +485,9 @@ def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
     """Refresh every derived value of the datasets *ids*; return how many.
 
     Datasets are read as plain rows (:class:`DatasetValues`), recomputed,
-    and the changed values written back in one statement per batch
-    (:func:`catalog.upsert.update_values`): the ORM's bookkeeping would cost
-    more than the recomputation. Dataset objects
+    and the changed values written back in a few statements per batch
+    (:func:`_write_back`): the ORM's bookkeeping would cost more than the
+    recomputation. Dataset objects
     the session holds are expired, so that they show the new values.
     """
     session.flush()
@@ -515,19 +521,55 @@ class DatasetValues:
 
 
 def _write_back(datasets: Sequence[DatasetValues], *, session: Session) -> None:
-    """Write the changed values of *datasets* (``lastModified`` moves)."""
+    """Write the changed values of *datasets* (``lastModified`` moves): the
+    datasets that changed alike (new datasets of one kind, say) in one
+    statement per kind of change, the others in one executemany.
+    """
     changed = {d.id: d.changes() for d in datasets}  # type: ignore[attr-defined]
     changed = {id_: values for id_, values in changed.items() if values}
     if not changed:
         return
-    columns = sorted(set().union(*changed.values()))
     by_id = {d.id: d for d in datasets}  # type: ignore[attr-defined]
-    rows = [(id_, *(getattr(by_id[id_], c) for c in columns)) for id_ in changed]
+    alike: dict[tuple[Any, ...], list[int]] = {}
+    for id_, values in changed.items():
+        alike.setdefault(_change_key(values), []).append(id_)
+    single = []
+    for ids in alike.values():
+        if len(ids) >= SAME_CHANGE:
+            update_same(session, DATASET, "id", ids, changed[ids[0]])
+        else:
+            single.extend(ids)
+    if single:
+        _write_each([by_id[id_] for id_ in single], changed, session=session)
+    _expire_held(changed, session=session)
+
+
+def _expire_held(ids: Collection[int], *, session: Session) -> None:
+    """Expire the Dataset objects *session* holds among *ids* (they show the
+    values written behind the ORM's back once reloaded).
+    """
+    held = session.identity_map
+    for key in list(held.keys()):
+        if key[0] is Dataset and key[1][0] in ids:
+            session.expire(held[key])
+
+
+def _change_key(values: dict[str, Any]) -> tuple[Any, ...]:
+    """What tells two changes apart: each column, its value and its type
+    (``0`` is not written as ``0.0``).
+    """
+    return tuple(sorted((name, type(v).__name__, v) for name, v in values.items()))
+
+
+def _write_each(
+    datasets: Sequence[Any], changed: dict[int, dict[str, Any]], *, session: Session
+) -> None:
+    """Write the columns any of *datasets* changed (*changed*, by id), for
+    each of them, in one executemany.
+    """
+    columns = sorted(set().union(*(changed[d.id] for d in datasets)))
+    rows = [(d.id, *(getattr(d, c) for c in columns)) for d in datasets]
     update_values(session, DATASET, "id", columns, rows)
-    for id_ in changed:
-        held = session.identity_map.get(identity_key(Dataset, id_))
-        if held is not None:
-            session.expire(held)
 
 
 def refresh_all(*, session: Session) -> int:

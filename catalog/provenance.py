@@ -71,7 +71,7 @@ def descendants(ids: Iterable[int], *, session: Session) -> set[int]:
     frontier = set(ids)
     while frontier:
         query = select(ProvenanceEdge.child_id).where(
-            ProvenanceEdge.parent_id.in_(sorted(frontier))
+            among(ProvenanceEdge.parent_id, sorted(frontier))
         )
         children = set(session.scalars(query)) - found
         found |= children

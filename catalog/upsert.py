@@ -29,7 +29,7 @@ from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from catalog.db import among, chunked
+from catalog.db import UTCDateTime, among, chunked
 
 # PostgreSQL: from this many rows on, an upsert goes through COPY.
 COPY_THRESHOLD = 1000
@@ -192,7 +192,7 @@ def _driver_rows(
     picks: list[int] = []  # where each value comes from: a row, or the tail
     varying: list[tuple[int, _Converter]] = []
     for position, (name, kind) in enumerate(zip(names, types, strict=True)):
-        process = kind.bind_processor(dialect)
+        process = _fast_processor(kind, dialect) or kind.bind_processor(dialect)
         convert = _Converter(process, dialect.name) if process else None
         if name in given.same or (convert and _same(rows, index[name])):
             value = given.same[name] if name in given.same else rows[0][index[name]]
@@ -232,6 +232,25 @@ def _built(rows: Sequence[Row], picks: list[int], tail: Row) -> list[Row]:
     if tail:
         return [pick(row + tail) for row in rows]
     return [pick(row) for row in rows]
+
+
+def _fast_processor(kind: Any, dialect: Any) -> Any:
+    """SQLite, a :class:`~catalog.db.UTCDateTime` column: for a time in UTC
+    (the usual case), the same naive time as the type's processor makes,
+    without its checks and conversions (None elsewhere: use the type's own).
+    """
+    if dialect.name != "sqlite" or not isinstance(kind, UTCDateTime):
+        return None
+    slow = kind.bind_processor(dialect)
+    if slow is None:
+        return None
+
+    def process(value: Any) -> Any:
+        if value.__class__ is dt.datetime and value.tzinfo is dt.UTC:
+            return value.replace(tzinfo=None)
+        return slow(value)  # another zone is converted, a naive time refused
+
+    return process
 
 
 class _Converter:
@@ -350,6 +369,28 @@ def update_values(
         for row in rows
     ]
     session.execute(update_statement, parameters)
+
+
+def update_same(
+    session: Session,
+    table: Table,
+    key: str,
+    keys: Sequence[Any],
+    values: Mapping[str, Any],
+) -> None:
+    """Set the columns of *values* to the same values in the rows of *table*
+    whose column *key* is one of *keys*: one ``UPDATE ... WHERE key IN`` per
+    chunk of keys, however many rows. Columns with a Python-side update
+    default (``lastModified``) move too, as with :func:`update_values`.
+    """
+    moving = {
+        c.name: _evaluated(c.onupdate)
+        for c in table.columns
+        if c.onupdate is not None and c.name not in values
+    }
+    for chunk in chunked(list(keys)):
+        statement = update(table).where(among(table.c[key], chunk))
+        session.execute(statement.values({**values, **moving}))
 
 
 def _through_stage(

@@ -26,7 +26,7 @@ from taskserver.base import RunContext
 T = TypeVar("T")
 
 # Stale datasets recomputed per transaction, and at most per run.
-STALE_BATCH = 1000
+STALE_BATCH = 2000
 STALE_PER_RUN = 5000
 
 

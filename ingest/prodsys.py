@@ -4,8 +4,8 @@ Four tables are read as keyset streams (``ingest.keyset``), each with its own
 stop point: config tags, tasks, datasets, files, in that order. AMI's rule
 sets the pace: bites of 20 tasks, and when the backlog exceeds 1000 tasks,
 a change of gear to much larger bites (and larger transactions) until it is
-drained; bites of a large backlog of files are then read ahead in a
-process of its own (``ingest.readprocess``). Every write is an upsert on a
+drained; bites of a large backlog of files or tasks are then read ahead in
+a process of its own (``ingest.readprocess``). Every write is an upsert on a
 natural key (tag, task id, dataset name, file GUID), so re-reading the
 overlap window or replaying the source gives the same catalogue. A row that
 cannot be understood goes to quarantine, and the stream moves past it.
@@ -63,10 +63,12 @@ SOURCE = "prodsys"
 # Rows without a timestamp read per pass of a stream (a source should have
 # none; a few are read again at every pass).
 UNTIMED_LIMIT = 10_000
-# Files left to read from which bites are read ahead in a process of their
-# own, which takes about half a second of another core to start. Reading and
-# mapping a file is about half the work of writing it; for a task or a
-# dataset it is a small part, and the thread does as well.
+# Files, or rows of tasks and datasets, left to read from which bites are
+# read ahead in a process of their own, which takes about half a second of
+# another core to start. Reading and mapping a file is about half the work
+# of writing it; reading a task and its dataset about a third of writing
+# them, derived quantities included: on a thread, that work holds the
+# interpreter's lock the writer needs.
 PROCESS_BACKLOG = 20_000
 
 
@@ -112,8 +114,9 @@ class ProdSysIngester(Task):
     ):
         """
         :param lag: the safety lag of the streams (seconds, default 120).
-        :param process_backlog: files left to read from which bites are read
-            ahead in a process of their own, not a thread (None: never).
+        :param process_backlog: files, or rows of tasks and datasets, left
+            to read from which bites are read ahead in a process of their
+            own, not a thread (None: never).
         """
         self.source = source
         self.bites = bites
@@ -258,13 +261,20 @@ class ProdSysIngester(Task):
         return self._thread
 
     def _start_process(self) -> None:
-        """Start the process that reads ahead when many files are left."""
+        """Start the process that reads ahead when many files, or many rows
+        of tasks and datasets, are left.
+        """
         large = self.process_backlog is not None and (
             self._remaining.get("files", 0) >= self.process_backlog
+            or self._task_rows_left() >= self.process_backlog
         )
         if self._process is None and large and not self._process_failed:
             if can_read(self.source):
                 self._process = ReadProcess(self.source)
+
+    def _task_rows_left(self) -> int:
+        """Rows of tasks and of datasets left to read."""
+        return self._remaining.get("tasks", 0) + self._remaining.get("datasets", 0)
 
     def _stop_process(self) -> None:
         if self._process is not None:
@@ -307,7 +317,7 @@ class ProdSysIngester(Task):
         known = set(
             session.scalars(
                 select(ProductionTask.task_id).where(
-                    ProductionTask.task_id.in_(task_ids)
+                    among(ProductionTask.task_id, sorted(task_ids))
                 )
             )
         )

@@ -9,10 +9,10 @@ from statistics import fmean
 import pytest
 from sqlalchemy import select
 
-from catalog.datasets import get_dataset, get_provenance
-from catalog.derived import prodsys_status
+from catalog.datasets import add_dataset, get_dataset, get_provenance
+from catalog.derived import prodsys_status, refresh_changed
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
-from catalog.models import Dataset
+from catalog.models import Dataset, ProductionTask
 from ingest.seed import seed_catalog
 from ingest.world import FAILED_RUN, World, build_world
 
@@ -179,3 +179,31 @@ def test_every_dataset_of_the_world_is_catalogued(seeded, world):
 )
 def test_prodsys_status_table(task_status, n_files, expected):
     assert prodsys_status(task_status, n_files) == expected
+
+
+def test_many_datasets_changed_alike_are_refreshed_each_rightly(Session):
+    """Datasets whose derived values change alike are written together (one
+    statement), the others one by one: each ends with its own values, and
+    a dataset object the session holds shows them.
+    """
+    names = [f"mc16_13TeV.{430000 + n}.Alike.recon.AOD.e{n}_r{n}" for n in range(31)]
+    with Session.begin() as session:
+        for n, name in enumerate(names):
+            status = "failed" if n == 30 else "done"
+            session.add(ProductionTask(task_id=700 + n, name=name, status=status))
+            add_dataset(name, "prodsys", session=session, task_id=700 + n)
+    with Session.begin() as session:
+        held = get_dataset(names[0], session=session)
+        before = held.last_modified
+        ids = [get_dataset(name, session=session).id for name in names]
+        refresh_changed(ids, session=session)
+
+        assert held.prodsys_status == "NO EVENTS AVAILABLE"
+        assert held.last_modified > before
+    with Session() as session:
+        query = select(Dataset.name, Dataset.prodsys_status)
+        found = dict(session.execute(query).all())
+    assert found == {
+        name: "TASK FAILED" if n == 30 else "NO EVENTS AVAILABLE"
+        for n, name in enumerate(names)
+    }

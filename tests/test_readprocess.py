@@ -6,6 +6,7 @@ behind when the ingester ends, even by ``kill -9``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -17,14 +18,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, DateTime, MetaData, String, Table, create_engine
+from sqlalchemy import (
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
-from test_bites import SMALL, ShortRun, _catalogue, _expected_counts, _fill
+from test_bites import (
+    SMALL,
+    ShortRun,
+    _catalogue,
+    _count_process_reads,
+    _expected_counts,
+    _fill,
+)
 
+from catalog.models import Dataset
 from ingest import schemas
 from ingest.bites import BiteReader
 from ingest.keyset import KeysetStream
-from ingest.prodsys import ProdSysIngester, _file_row
+from ingest.prodsys import Bites, ProdSysIngester, _file_row
 from ingest.readprocess import ReadProcess, can_read
 
 WAIT = 30.0  # seconds a process may take to start or to end
@@ -238,3 +255,55 @@ def test_a_reading_process_killed_while_draining_loses_no_file(
     found, counts = _catalogue(Session)
     assert found == guids
     assert counts == _expected_counts()
+
+
+def _fill_tasks(source: Any, count: int) -> set[str]:
+    """*count* tasks with an output dataset each and no file; their names."""
+    stamp = dt.datetime(2026, 11, 1, 12, 0, 0)
+    names = [f"mc16_13TeV.{420000 + t}.Ahead.recon.AOD.e{t}_r{t}" for t in range(count)]
+    source.insert(
+        schemas.t_production_task,
+        [{"taskid": 500 + t, "taskname": name, "status": "done",
+          "total_events": 1000, "timestamp": stamp}
+         for t, name in enumerate(names)],
+    )  # fmt: skip
+    source.insert(
+        schemas.t_production_dataset,
+        [{"name": name, "taskid": 500 + t, "type": "output", "timestamp": stamp}
+         for t, name in enumerate(names)],
+    )  # fmt: skip
+    return set(names)
+
+
+@pytest.mark.parametrize(("tasks", "in_process"), [(30, True), (10, False)])
+def test_a_large_backlog_of_tasks_is_read_ahead_in_a_process(
+    Session: Any,  # noqa: N803
+    sources: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tasks: int,
+    in_process: bool,
+) -> None:
+    names = _fill_tasks(sources.prodsys, tasks)
+    asked = _count_process_reads(monkeypatch)
+    bites = Bites(tasks=(5, 5), datasets=(5, 5), gear_threshold=10**9)
+    # 60 rows of tasks and datasets are enough for a process, 20 are not.
+    ingester = ProdSysIngester(
+        sources.prodsys.engine, lag=0.0, bites=bites, process_backlog=50
+    )
+    outcome = ingester.run(ShortRun(Session))
+    process = ingester._process
+    assert (process is not None) == in_process
+    if process is not None:
+        wait_ready(process)
+    for _ in range(100):
+        if outcome.backlog == 0:
+            break
+        outcome = ingester.run(ShortRun(Session))
+    ingester.close()
+
+    assert outcome.backlog == 0
+    assert bool(asked) == in_process
+    with Session() as session:
+        query = select(Dataset.name, Dataset.prodsys_status)
+        found = dict(session.execute(query).all())
+    assert found == {name: "NO EVENTS AVAILABLE" for name in names}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from catalog import upsert as upsert_module
 from catalog.db import utcnow
 from catalog.derived import mark_changed, refresh_stale, stale_count
 from catalog.models import AmiTag, Dataset, DatasetStale, File
-from catalog.upsert import update_values, upsert, upsert_values
+from catalog.upsert import update_same, update_values, upsert, upsert_values
 
 SIZES = [3, upsert_module.COPY_THRESHOLD + 7]
 
@@ -234,3 +235,50 @@ def test_values_shared_by_every_row_and_values_of_each_row_are_written(
     assert found["a.1"] == [None, shared, False]
     assert found[f"b.{count - 1}"] == [(count - 1) / 2, own[count - 1], False]
     assert {found[f"b.{n}"][1] for n in range(count)} == set(own)
+
+
+def test_update_same_sets_one_value_in_every_keyed_row_and_moves_modified(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+) -> None:
+    dataset = dataset_factory("mc16_13TeV.410000.Upsert.recon.AOD.e1_s2_r10")
+    old = utcnow() - dt.timedelta(days=1)
+    rows = [_file(dataset.id, n, modified=old) for n in range(30)]
+    with Session.begin() as session:
+        upsert(session, File.__table__, rows, ["guid"])
+    chosen = [r["guid"] for r in rows[:25]]
+    with Session.begin() as session:
+        values = {"size": 7, "checksum": None}
+        update_same(session, File.__table__, "guid", chosen, values)
+    with Session() as session:
+        query = select(File.guid, File.size, File.checksum, File.modified)
+        found = {row[0]: tuple(row[1:]) for row in session.execute(query)}
+    hour_ago = utcnow() - dt.timedelta(hours=1)
+    for guid, (size, checksum, modified) in found.items():
+        if guid in chosen:
+            assert (size, checksum) == (7, None) and modified > hour_ago
+        else:
+            assert size != 7 and checksum is not None and modified < hour_ago
+
+
+@pytest.mark.parametrize("count", SIZES)
+def test_times_of_any_zone_are_written_as_the_same_instants(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+    count: int,
+) -> None:
+    dataset = dataset_factory("mc16_13TeV.410000.Upsert.recon.AOD.e1_s2_r11")
+    utc = dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC)
+    zones = [dt.UTC, ZoneInfo("Europe/Zurich"), dt.timezone(dt.timedelta(hours=-5))]
+    times = [
+        (utc + dt.timedelta(hours=n)).astimezone(zones[n % 3]) for n in range(count)
+    ]
+    rows = [_file(dataset.id, n, modified=times[n]) for n in range(count)]
+    with Session.begin() as session:
+        upsert(session, File.__table__, rows, ["guid"])
+    with Session() as session:
+        found = dict(session.execute(select(File.events, File.modified)).all())
+    assert found == dict(enumerate(times))
+    naive = [_file(dataset.id, count, modified=dt.datetime(2026, 3, 29))]
+    with pytest.raises(Exception, match="naive datetime"), Session.begin() as session:
+        upsert(session, File.__table__, naive, ["guid"])
