@@ -177,7 +177,7 @@ def _codec_branch(branch, ranges, kept: float, codec, baskets: BasketBytes) -> i
     for number in range(branch.num_baskets):
         if any(first <= starts[number] < stop for first, stop in ranges):
             data, _ = baskets.read(branch, number)
-            uproot.compression.compress(bytes(data[: int(len(data) * kept)]), codec)
+            uproot.compression.compress(data[: int(len(data) * kept)], codec)
             unpacked += len(data)
     return unpacked
 

@@ -14,7 +14,6 @@ large backlog drains, a process of its own (``ingest.readprocess``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +34,6 @@ class Bite:
     rows: int
     limit: int
     mapped: Mapped[Any]
-    seconds: float  # reading and mapping
 
     @property
     def last(self) -> bool:
@@ -98,7 +96,6 @@ class BiteReader:
 
     def read(self, limit: int) -> Bite:
         """The next bite of at most *limit* rows; the cursor moves past it."""
-        started = time.monotonic()
         before = self.keyset.cursor
         try:
             with self.source.connect() as connection:
@@ -108,8 +105,7 @@ class BiteReader:
         except BaseException:
             self.keyset.cursor = before
             raise
-        seconds = time.monotonic() - started
-        return Bite(before, stop_point, len(rows), limit, mapped, seconds)
+        return Bite(before, stop_point, len(rows), limit, mapped)
 
     def read_ahead(self, limit: int) -> Ahead:
         """:meth:`read` by the helper that reads ahead. Nothing else may read

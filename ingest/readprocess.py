@@ -30,6 +30,7 @@ another process can open: not an in-memory SQLite database.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -240,10 +241,7 @@ def _packed(bite: Bite) -> Bite:
     if not all(isinstance(row, tuple) for row in good):
         return bite
     plain = [tuple(row) for row in good]
-    mapped = Mapped(plain, bite.mapped.refused)
-    return Bite(
-        bite.before, bite.stop_point, bite.rows, bite.limit, mapped, bite.seconds
-    )
+    return dataclasses.replace(bite, mapped=Mapped(plain, bite.mapped.refused))
 
 
 def _answer(source: Engine, request: tuple[Any, ...]) -> tuple[Any, ...]:

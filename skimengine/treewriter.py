@@ -6,9 +6,10 @@ as an awkward array, which holds numbers in native byte order, and turns
 every array back into big-endian bytes before compressing it. Extraction
 gathers its values big-endian, straight from the source baskets, so for
 trees of plain numbers and jagged arrays of plain numbers
-:class:`TreeWriter` writes each basket directly with the basket writers
-``extend`` itself uses, and keeps the tree's basket tables as ``extend``
-does: half the work besides compressing, on a large skim. Any other tree
+:class:`TreeWriter` writes each basket directly (a ZSTD basket by hepcat
+itself, each part compressed where it lies; others with the basket writers
+``extend`` uses), and keeps the tree's basket tables as ``extend`` does:
+half the work besides compressing, on a large skim. Any other tree
 goes through ``extend``, and so does the basket that finds the tree's
 basket tables full: ``extend`` makes them ten times larger (they hold ten
 baskets at first, as small files want).
@@ -274,10 +275,8 @@ def _flat_arrays(
         if column.values is not None:
             arrays[key] = (column.values, None)
             continue
-        counts = column.counts if column.counts is not None else np.zeros(0, np.int32)
-        offsets = np.zeros(len(counts) + 1, ">i4")
-        np.cumsum(counts, out=offsets[1:])
-        arrays[key.removesuffix(GROUP_SUFFIX)] = (counts, None)
+        counts, offsets = _counts_and_offsets(column, ">i4")
+        arrays[_counter_of(key)] = (counts, None)
         for name, contents in column.contents.items():
             arrays[name] = (contents, offsets)
     return arrays
@@ -306,15 +305,23 @@ def _awkward(column: Column) -> Any:
     records in native byte order."""
     if column.values is not None:
         return column.values
-    counts = column.counts if column.counts is not None else np.zeros(0, np.int32)
-    offsets = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    _, offsets = _counts_and_offsets(column, np.int64)
     names = list(column.contents)
     contents = [
         ak.contents.NumpyArray(_native(column.contents[name])) for name in names
     ]
     record = ak.contents.RecordArray(contents, names, length=int(offsets[-1]))
     return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), record))
+
+
+def _counts_and_offsets(column: Column, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The counts of a jagged group, and where each entry's items start in
+    its flat contents (the end last), as *dtype*.
+    """
+    counts = column.counts if column.counts is not None else np.zeros(0, np.int32)
+    offsets = np.zeros(len(counts) + 1, dtype)
+    np.cumsum(counts, out=offsets[1:])
+    return counts, offsets
 
 
 def _native(values: np.ndarray) -> np.ndarray:

@@ -133,7 +133,7 @@ def _session_holds(user: User | None) -> bool:
     """
     if user is None or session.get(EPOCH_KEY) != user.session_epoch:
         return False
-    hours = float(web_catalog().config.session_hours)
+    hours = web_catalog().config.session_hours
     since = session.get(SINCE_KEY)
     if not isinstance(since, int | float):
         return False
