@@ -70,17 +70,26 @@ def add_dataset(name: str, source: str, *, session: Session, **fields: Any) -> D
 
 
 def upsert_datasets(
-    rows: Sequence[Mapping[str, Any]], *, session: Session
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    session: Session,
+    known: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """Insert or update datasets by name (rows of :func:`name_columns` plus
     other columns, all rows with the same keys); return their ids by name.
+
+    :param known: the ids of the datasets in the catalogue among *rows*, when
+        the caller has just looked them up (spares two lookups).
     """
     if not rows:
         return {}
     now = utcnow()
     stamped = [{**row, "last_modified": now} for row in rows]
-    upsert(session, Dataset.__table__, stamped, ["name"])  # type: ignore[arg-type]
-    return dataset_ids([row["name"] for row in rows], session=session)
+    upsert(session, Dataset.__table__, stamped, ["name"], known=known)  # type: ignore[arg-type]
+    names = [row["name"] for row in rows]
+    if known is not None and all(name in known for name in names):
+        return {name: known[name] for name in names}
+    return dataset_ids(names, session=session)
 
 
 def dataset_ids(names: Sequence[str], *, session: Session) -> dict[str, int]:

@@ -598,6 +598,17 @@ def refresh_ddm_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
         _refresh_replicas(facts, session=session)
 
 
+def spoken_of(names: Sequence[str], *, session: Session) -> set[str]:
+    """The datasets among *names* that an applied message speaks of."""
+    found: set[str] = set()
+    for chunk in _chunks(list(names)):
+        query = select(DdmMessage.name).where(
+            among(DdmMessage.name, chunk), DdmMessage.ignored.is_(False)
+        )
+        found.update(name for name in session.scalars(query.distinct()) if name)
+    return found
+
+
 def _refresh_replicas(
     facts: dict[str | None, list[_Fact]], *, session: Session
 ) -> None:

@@ -9,6 +9,7 @@ reports differences.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from catalog.datasets import counted_files
 from catalog.db import among, chunked
-from catalog.ddm import refresh_ddm_batch
+from catalog.ddm import refresh_ddm_batch, spoken_of
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import (
     AMI_TRASHED,
@@ -147,9 +148,31 @@ MAX_DEPTH = 30
 # Datasets refreshed together, with one query per quantity.
 BATCH = 1000
 # The columns of a producing task that derived quantities depend on.
-TASK_COLUMNS = ("task_id", "status", "total_events", "source_timestamp", "modified")
+TASK_COLUMNS = ("task_id", "status", "total_events")
+# And of a task that trashed its datasets (aborted or obsolete): when.
+TRASH_TIME_COLUMNS = ("source_timestamp", "modified")
 # Datasets changed alike from which one statement writes them all.
 SAME_CHANGE = 20
+# The columns derived quantities set, but for DDM's.
+DERIVED_COLUMNS = (
+    "n_files",
+    "total_events",
+    "total_size",
+    "prodsys_status",
+    "completion",
+    "ami_status",
+    "trash_annotation",
+    "trash_date",
+    "trash_trigger",
+    "cross_section",
+    "cross_section_min",
+    "cross_section_max",
+    "gen_filt_eff",
+    "cross_section_source_id",
+    "period",
+    "n_lost_lumi_blocks",
+    "lost_lumi_blocks",
+)
 # The tables of datasets and of their stale marks, for statements that
 # bypass the ORM's bookkeeping.
 DATASET: Table = Dataset.__table__  # type: ignore[assignment]
@@ -278,7 +301,9 @@ def raw_dataset_of(dataset: Dataset, *, session: Session) -> Dataset | None:
 
 
 def refresh_lost_lumi_blocks(dataset: Dataset, *, session: Session) -> None:
-    """Set the lumi blocks in the run's RAW files missing from this dataset."""
+    """Set the lumi blocks in the run's RAW files missing from this dataset
+    (all of them for a dataset not yet inserted: it has no files).
+    """
     raw = None
     if dataset.run_number is not None and dataset.data_type != "RAW":
         raw = raw_dataset_of(dataset, session=session)
@@ -286,9 +311,9 @@ def refresh_lost_lumi_blocks(dataset: Dataset, *, session: Session) -> None:
         dataset.n_lost_lumi_blocks = None
         dataset.lost_lumi_blocks = None
         return
-    lost = file_lumi_blocks(raw, session=session) - file_lumi_blocks(
-        dataset, session=session
-    )
+    lost = file_lumi_blocks(raw, session=session)
+    if dataset.id is not None:
+        lost -= file_lumi_blocks(dataset, session=session)
     dataset.n_lost_lumi_blocks = len(lost)
     dataset.lost_lumi_blocks = format_lumi_blocks(lost) if lost else None
 
@@ -303,15 +328,37 @@ def _refresh_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
     sources = _evnt_sources(datasets, session=session)
     sections = _cross_sections(sorted(set(sources.values())), session=session)
     periods = _periods(datasets, session=session)
+    _set_counts(datasets, counts, tasks)
+    # After the counts (DDM's are compared with them) and before the status
+    # (an erase DDM reported before the dataset arrived trashes it).
+    refresh_ddm_batch(datasets, session=session)
+    _set_rest(datasets, tasks, sources, sections, periods, session=session)
+
+
+def _set_counts(
+    datasets: Sequence[Dataset],
+    counts: dict[int, tuple[int, int, int]],
+    tasks: dict[int, Any],
+) -> None:
+    """Set the counts, and the production status that follows from them."""
     for dataset in datasets:
         task = tasks.get(dataset.task_id) if dataset.task_id else None
         dataset.n_files, dataset.total_events, dataset.total_size = counts.get(
             dataset.id, (0, 0, 0)
         )
         _set_production(dataset, task)
-    # After the counts (DDM's are compared with them) and before the status
-    # (an erase DDM reported before the dataset arrived trashes it).
-    refresh_ddm_batch(datasets, session=session)
+
+
+def _set_rest(
+    datasets: Sequence[Dataset],
+    tasks: dict[int, Any],
+    sources: dict[int, int],
+    sections: dict[int, CrossSection],
+    periods: dict[tuple[str, int], str],
+    *,
+    session: Session,
+) -> None:
+    """Set the status, cross-section, period and lost lumi blocks."""
     for dataset in datasets:
         task = tasks.get(dataset.task_id) if dataset.task_id else None
         _set_status(dataset, task)
@@ -319,6 +366,27 @@ def _refresh_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
         key = (dataset.project_name, dataset.run_number or 0)
         dataset.period = periods.get(key) if dataset.run_number is not None else None
         refresh_lost_lumi_blocks(dataset, session=session)
+
+
+def derive_new(rows: Sequence[dict[str, Any]], *, session: Session) -> set[str]:
+    """Fill in the derived values of datasets about to be inserted (*rows*:
+    columns by name, all with the same keys, no id), so that they need not
+    be marked stale, read back and written again.
+
+    A new dataset has no files yet, no parent and no descendant (linking
+    comes after the insert and marks those that gain one), so its values
+    follow from its producing task, its run's periods and RAW dataset. DDM
+    may have spoken of it before it arrived: return the names DDM has
+    messages about, which the caller marks stale after the insert.
+    """
+    datasets = [NewDataset(row) for row in rows]
+    tasks = _tasks(datasets, session=session)  # type: ignore[arg-type]
+    periods = _periods(datasets, session=session)  # type: ignore[arg-type]
+    _set_counts(datasets, {}, tasks)  # type: ignore[arg-type]
+    _set_rest(datasets, tasks, {}, {}, periods, session=session)  # type: ignore[arg-type]
+    for row, dataset in zip(rows, datasets, strict=True):
+        row.update({name: getattr(dataset, name) for name in DERIVED_COLUMNS})
+    return spoken_of([row["name"] for row in rows], session=session)
 
 
 def _tasks(datasets: Sequence[Dataset], *, session: Session) -> dict[int, Any]:
@@ -331,7 +399,16 @@ def _tasks(datasets: Sequence[Dataset], *, session: Session) -> dict[int, Any]:
     table = ProductionTask.__table__
     columns = [table.c[name] for name in TASK_COLUMNS]
     query = select(*columns).where(among(table.c.task_id, ids))
-    return {task.task_id: task for task in session.execute(query)}
+    tasks: dict[int, Any] = {task.task_id: task for task in session.execute(query)}
+    # When a task trashed its datasets is read only for the few that did.
+    trashing = [
+        i for i, t in tasks.items() if (t.status or "").lower() in TRASHING_TASK
+    ]
+    if trashing:
+        columns = [table.c[name] for name in TASK_COLUMNS + TRASH_TIME_COLUMNS]
+        query = select(*columns).where(among(table.c.task_id, trashing))
+        tasks.update({task.task_id: task for task in session.execute(query)})
+    return tasks
 
 
 def affected(ids: Iterable[int], *, session: Session) -> set[int]:
@@ -499,6 +576,27 @@ def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
         _refresh_batch(datasets, session=session)  # type: ignore[arg-type]
         _write_back(datasets, session=session)
     return len(ordered)
+
+
+class NewDataset:
+    """A dataset not yet inserted, as plain attributes named as the model's:
+    the column defaults, then the values of *row*.
+    """
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.__dict__.update(_column_defaults())
+        self.__dict__.update(row)
+
+
+@functools.cache
+def _column_defaults() -> dict[str, Any]:
+    """Each dataset column's value when an insert does not give one."""
+    defaults = {}
+    for column in DATASET.columns:
+        default = column.default
+        scalar = default is not None and default.is_scalar  # type: ignore[attr-defined]
+        defaults[column.name] = default.arg if scalar else None  # type: ignore[union-attr]
+    return defaults
 
 
 class DatasetValues:

@@ -21,7 +21,7 @@ distinct value object. Each row is then built for the driver in one step.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -48,6 +48,8 @@ def upsert(
     rows: Sequence[Mapping[str, Any]],
     key: Sequence[str],
     update_columns: Sequence[str] | None = None,
+    *,
+    known: Collection[Any] | None = None,
 ) -> None:
     """Insert *rows* into *table*, updating the rows whose *key* exists.
 
@@ -56,14 +58,14 @@ def upsert(
     :param key: the columns of a unique constraint or the primary key.
     :param update_columns: the columns overwritten on conflict (default:
         every column given in the rows, less the key).
+    :param known: as for :func:`upsert_values`.
     """
     if not rows:
         return
     columns = list(rows[0].keys())
     values = _getter(columns)
-    upsert_values(
-        session, table, columns, [values(row) for row in rows], key, update_columns
-    )
+    rows_ = [values(row) for row in rows]
+    upsert_values(session, table, columns, rows_, key, update_columns, known=known)
 
 
 def upsert_values(
@@ -192,8 +194,7 @@ def _driver_rows(
     picks: list[int] = []  # where each value comes from: a row, or the tail
     varying: list[tuple[int, _Converter]] = []
     for position, (name, kind) in enumerate(zip(names, types, strict=True)):
-        process = _fast_processor(kind, dialect) or kind.bind_processor(dialect)
-        convert = _Converter(process, dialect.name) if process else None
+        convert = _converter(kind, dialect)
         if name in given.same or (convert and _same(rows, index[name])):
             value = given.same[name] if name in given.same else rows[0][index[name]]
             picks.append(len(columns) + len(tail))
@@ -207,7 +208,7 @@ def _driver_rows(
         return built
     values: list[Any] = list(zip(*built, strict=True))
     for position, convert in varying:
-        values[position] = map(convert, values[position])
+        values[position] = convert.many(values[position])
     return list(zip(*values, strict=True))
 
 
@@ -234,23 +235,16 @@ def _built(rows: Sequence[Row], picks: list[int], tail: Row) -> list[Row]:
     return [pick(row) for row in rows]
 
 
-def _fast_processor(kind: Any, dialect: Any) -> Any:
-    """SQLite, a :class:`~catalog.db.UTCDateTime` column: for a time in UTC
-    (the usual case), the same naive time as the type's processor makes,
-    without its checks and conversions (None elsewhere: use the type's own).
+def _converter(kind: Any, dialect: Any) -> _Converter | None:
+    """What converts values of the column type *kind* for the driver (None
+    when the driver takes them as they are).
     """
-    if dialect.name != "sqlite" or not isinstance(kind, UTCDateTime):
+    process = kind.bind_processor(dialect)
+    if process is None:
         return None
-    slow = kind.bind_processor(dialect)
-    if slow is None:
-        return None
-
-    def process(value: Any) -> Any:
-        if value.__class__ is dt.datetime and value.tzinfo is dt.UTC:
-            return value.replace(tzinfo=None)
-        return slow(value)  # another zone is converted, a naive time refused
-
-    return process
+    if dialect.name == "sqlite" and isinstance(kind, UTCDateTime):
+        return _SqliteTimes(process)
+    return _Converter(process, dialect.name)
 
 
 class _Converter:
@@ -277,6 +271,32 @@ class _Converter:
                 out = out.isoformat(" ")
             self._last_in, self._last_out = value, out
         return self._last_out
+
+    def many(self, values: Iterable[Any]) -> Iterable[Any]:
+        """The converted *values*, in order."""
+        return map(self, values)
+
+
+class _SqliteTimes(_Converter):
+    """SQLite, a :class:`~catalog.db.UTCDateTime` column: a time in UTC (the
+    usual case) becomes the text of the same naive time as the type's
+    processor makes, in one expression; another zone goes through the
+    type's processor (converted, or a naive time refused).
+    """
+
+    def __init__(self, process: Any) -> None:
+        super().__init__(process, "sqlite")
+
+    def many(self, values: Iterable[Any]) -> Iterable[Any]:
+        utc, kind, slow = dt.UTC, dt.datetime, super().__call__
+        # The text of a time in UTC ends in "+00:00": the naive time's is
+        # the rest of it.
+        return [
+            v.isoformat(" ")[:-6]
+            if v.__class__ is kind and v.tzinfo is utc
+            else slow(v)
+            for v in values
+        ]
 
 
 def _execute_many(session: Session, statement: Any, given: Given) -> None:

@@ -18,14 +18,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, Row, Table, select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import dataset_ids, name_columns, upsert_datasets
 from catalog.db import among, utcnow
-from catalog.derived import mark_changed
+from catalog.derived import derive_new, mark_changed
 from catalog.models import AmiTag, Dataset, ProductionTask
 from catalog.models.datasets import SOURCE_PRODSYS
 from catalog.nomenclature import parse_tag
@@ -304,6 +304,9 @@ class ProdSysIngester(Task):
     def _apply_tasks(self, mapped: list[dict[str, Any]], session: Session) -> None:
         if not mapped:
             return
+        now = utcnow()  # one object: converted once for the whole bite
+        for row in mapped:
+            row["modified"] = now
         upsert(session, ProductionTask.__table__, mapped, ["task_id"])  # type: ignore[arg-type]
         ids = [row["task_id"] for row in mapped]
         datasets = _linkable(among(Dataset.task_id, ids), session=session)
@@ -347,10 +350,11 @@ class ProdSysIngester(Task):
                     f"task {row['task_id']} is in neither ProdSys nor the catalogue"
                 )
                 quarantine(SOURCE, row["name"], row, reason, session=session)
-        ids = upsert_datasets(usable, session=session)
-        datasets = _linkable(among(Dataset.id, ids.values()), session=session)
+        ids, changed = _write_datasets(usable, session=session)
+        written = {row["name"]: row["task_id"] for row in usable}
+        datasets = [Linkable(ids[n], n, task) for n, task in written.items()]
         gained = link_datasets(datasets, session=session)
-        mark_changed(set(ids.values()) | gained, gained, session=session)
+        mark_changed(changed | gained, gained, session=session)
 
     def _ensure_datasets(self, names: set[str], session: Session) -> dict[str, int]:
         """Catalogue ids of *names*, reading unknown datasets from the source."""
@@ -378,6 +382,34 @@ class ProdSysIngester(Task):
                 quarantine(SOURCE, row[GUID], payload(row), reason, session=session)
         touched = write_files(usable, ids, SOURCE, session=session)
         mark_changed(touched, set(), session=session)
+
+
+def _write_datasets(
+    rows: list[dict[str, Any]], *, session: Session
+) -> tuple[dict[str, int], set[int]]:
+    """Write dataset *rows*, the new ones with their derived values
+    (:func:`~catalog.derived.derive_new`); return the ids by name, and the
+    ids of those whose derived values must be recomputed: the datasets known
+    before, new ones DDM spoke of, and new EVNT and RAW datasets (others
+    depend on them: cross-sections, lost lumi blocks).
+    """
+    ids = dataset_ids([row["name"] for row in rows], session=session)
+    known = [row for row in rows if row["name"] in ids]
+    new = [row for row in rows if row["name"] not in ids]
+    upsert_datasets(known, session=session, known=ids)
+    heard = derive_new(new, session=session)
+    ids.update(upsert_datasets(new, session=session, known=ids))
+    changed = {ids[row["name"]] for row in known} | {ids[name] for name in heard}
+    changed |= {ids[r["name"]] for r in new if r["data_type"] in ("EVNT", "RAW")}
+    return ids, changed
+
+
+class Linkable(NamedTuple):
+    """What linking a dataset into provenance needs of it."""
+
+    id: int
+    name: str
+    task_id: int | None
 
 
 def _linkable(condition: Any, *, session: Session) -> Sequence[Any]:

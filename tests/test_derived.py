@@ -4,15 +4,19 @@ simulated world itself, independently of the catalogue's code.
 
 from __future__ import annotations
 
+import datetime as dt
 from statistics import fmean
 
 import pytest
 from sqlalchemy import select
 
+from catalog.consistency import check_derived
 from catalog.datasets import add_dataset, get_dataset, get_provenance
+from catalog.ddm import DdmEvent, apply_messages
 from catalog.derived import prodsys_status, refresh_changed
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import Dataset, ProductionTask
+from ingest import schemas
 from ingest.seed import seed_catalog
 from ingest.world import FAILED_RUN, World, build_world
 
@@ -207,3 +211,41 @@ def test_many_datasets_changed_alike_are_refreshed_each_rightly(Session):
         name: "TASK FAILED" if n == 30 else "NO EVENTS AVAILABLE"
         for n, name in enumerate(names)
     }
+
+
+def test_a_dataset_ddm_erased_before_prodsys_wrote_it_arrives_trashed(
+    Session, sources, ingest
+):
+    """A new dataset's values are derived as it is written; what DDM said of
+    it before it arrived still counts, even when nothing else (a file, a
+    parent) brings it up to date later.
+    """
+    erased, kept = (
+        f"mc16_13TeV.{n}.Alone.recon.AOD.e{n}_s1_r{n}" for n in (420001, 420002)
+    )
+    when = dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)
+    body = DdmEvent(
+        "erase", {"scope": "mc16_13TeV", "name": erased, "account": "root"}, when
+    ).to_body()
+    with Session.begin() as session:
+        apply_messages([("erase-1", body)], session=session)
+    for task_id, name in enumerate((erased, kept), start=9001):
+        task = {"taskid": task_id, "taskname": name, "status": "done"}
+        sources.prodsys.insert(schemas.t_production_task, [task])
+        dataset = {"name": name, "taskid": task_id, "type": "output"}
+        sources.prodsys.insert(schemas.t_production_dataset, [dataset])
+
+    ingest()
+
+    with Session() as session:
+        trashed, valid = (get_dataset(n, session=session) for n in (erased, kept))
+        assert (trashed.ami_status, trashed.trash_annotation) == (
+            "TRASHED",
+            "erased in DDM",
+        )
+        assert trashed.trash_date == when
+        assert (valid.ami_status, valid.prodsys_status) == (
+            "VALID",
+            "NO EVENTS AVAILABLE",
+        )
+        assert check_derived(session=session) == []
