@@ -33,9 +33,11 @@ from catalog.db import UTCDateTime, among, chunked
 
 # PostgreSQL: from this many rows on, an upsert goes through COPY.
 COPY_THRESHOLD = 1000
-# SQLite: from this many rows on, the rows with new keys are told apart
-# first and inserted plainly.
+# SQLite and PostgreSQL: from this many rows on, the rows with new keys are
+# told apart first and inserted plainly (on PostgreSQL, copied straight into
+# the table when the bite goes through COPY).
 SPLIT_THRESHOLD = 100
+SPLIT = ("sqlite", "postgresql")
 # The temporary table rows are copied into (dropped at the end of the call).
 STAGE = "hepcat_stage"
 
@@ -88,12 +90,15 @@ def upsert_values(
     updated = list(update_columns or [c for c in columns if c not in key])
     given = Given(list(columns), rows, _defaults(table, columns))
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
-        _upsert_by_copy(session, table, given, key, updated)
-        return
     fresh: list[Row] = []
-    if dialect == "sqlite" and len(key) == 1 and len(rows) >= SPLIT_THRESHOLD:
+    if len(key) == 1 and len(rows) >= SPLIT_THRESHOLD and dialect in SPLIT:
         fresh, rows = _split_fresh(session, table, given, key[0], known)
+    if dialect == "postgresql" and len(rows) + len(fresh) >= COPY_THRESHOLD:
+        if rows:
+            _upsert_by_copy(session, table, given.but(rows), key, updated)
+        if fresh:
+            _copy_fresh(session, table, given.but(fresh))
+        return
     if rows:
         statement = _statement(dialect, table, key, updated)
         if statement is None:
@@ -413,6 +418,29 @@ def update_same(
         session.execute(statement.values({**values, **moving}))
 
 
+def _copy_fresh(session: Session, table: Table, given: Given) -> None:
+    """PostgreSQL: ``COPY`` the rows *given*, whose keys are new, straight
+    into *table*.
+    """
+    connection = session.connection()
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor:
+        _copy(cursor, connection.dialect, table, table.name, given)
+
+
+def _copy(cursor: Any, dialect: Any, table: Table, into: str, given: Given) -> None:
+    """``COPY`` the rows *given* (converted as columns of *table*) into the
+    table *into*.
+    """
+    columns = [*given.columns, *given.same]
+    types = [table.c[name].type for name in columns]
+    driver = _driver_rows(dialect, columns, types, given)
+    listed = ", ".join(f'"{name}"' for name in columns)
+    with cursor.copy(f'COPY "{into}" ({listed}) FROM STDIN') as copy:
+        for row in driver:
+            copy.write_row(row)
+
+
 def _through_stage(
     session: Session, table: Table, given: Given, statement: str
 ) -> None:
@@ -420,19 +448,14 @@ def _through_stage(
     as those columns of *table*, run *statement* on it, drop it.
     """
     connection = session.connection()
-    columns = [*given.columns, *given.same]
-    types = [table.c[name].type for name in columns]
-    driver = _driver_rows(connection.dialect, columns, types, given)
-    listed = ", ".join(f'"{name}"' for name in columns)
+    listed = ", ".join(f'"{name}"' for name in [*given.columns, *given.same])
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor:
         cursor.execute(
             f'CREATE TEMPORARY TABLE "{STAGE}" ON COMMIT DROP AS '
             f'SELECT {listed} FROM "{table.name}" WITH NO DATA'
         )
-        with cursor.copy(f'COPY "{STAGE}" ({listed}) FROM STDIN') as copy:
-            for row in driver:
-                copy.write_row(row)
+        _copy(cursor, connection.dialect, table, STAGE, given)
         cursor.execute(statement)
         cursor.execute(f'DROP TABLE "{STAGE}"')
 
