@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from catalog.datasets import name_columns
 from catalog.derived import refresh_all
+from catalog.errors import InvalidName
 from catalog.fields import row_to_ami
 from catalog.models import Dataset
 
@@ -35,12 +37,15 @@ class Difference:
 
 
 def check_derived(*, session: Session) -> list[Difference]:
-    """Recompute every derived quantity and return the differences.
+    """Recompute every derived quantity, and the columns each dataset's name
+    determines (its project, number, data type...: searches rely on them),
+    and return the differences.
 
     The recomputed values are left in the session: the caller rolls back to
     only report, or commits to repair.
     """
     before = _snapshot(session)
+    _recompute_name_columns(session)
     refresh_all(session=session)
     session.flush()
     after = _snapshot(session)
@@ -50,6 +55,21 @@ def check_derived(*, session: Session) -> list[Difference]:
         for field, value in fields.items()
         if field not in NOT_DERIVED and not _same(value, after[name][field])
     ]
+
+
+def _recompute_name_columns(session: Session) -> None:
+    """Set the columns that each dataset's name determines from the name
+    (:func:`~catalog.datasets.name_columns`). A name that does not follow the
+    nomenclature (hepcat writes none) is left as it is.
+    """
+    for dataset in session.scalars(select(Dataset)):
+        try:
+            columns = name_columns(dataset.name)
+        except InvalidName:
+            continue
+        for name, value in columns.items():
+            if getattr(dataset, name) != value:
+                setattr(dataset, name, value)
 
 
 def _snapshot(session: Session) -> dict[str, dict[str, Any]]:

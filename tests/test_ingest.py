@@ -223,6 +223,33 @@ def test_derive_check_finds_nothing_after_ingestion_and_a_corruption_after(
     ]
 
 
+def test_derive_check_finds_a_project_its_name_does_not_give_and_fixes_it(
+    Session, sources, world, ingest
+):
+    """Searches narrow by project (a name pattern is dropped for a project
+    all of whose names match), so a wrong project is a wrong search result.
+    """
+    publish(sources, world)
+    ingest()
+    name = world.datasets[0].name
+    with Session.begin() as session:
+        wrong = update(Dataset).where(Dataset.name == name)
+        session.execute(wrong.values(project_name="data99_hi", run_number=7))
+
+    with Session() as session:
+        found = check_derived(session=session)
+        session.commit()
+        fixed = check_derived(session=session)
+        stored = session.scalar(select(Dataset).where(Dataset.name == name))
+
+    assert sorted((d.dataset, d.field, d.stored) for d in found) == [
+        (name, "projectName", "data99_hi"),
+        (name, "runNumber", 7),
+    ]
+    assert fixed == []
+    assert stored.project_name == name.split(".")[0]
+
+
 def without_flag(rows) -> list[tuple]:
     flag = list(schemas.t0_dataset.c.keys()).index("ami_flag")
     return sorted(tuple(v for i, v in enumerate(r) if i != flag) for r in rows)
