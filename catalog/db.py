@@ -24,7 +24,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
-    any_,
     bindparam,
     create_engine,
     event,
@@ -34,6 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from catalog.config import Config
@@ -156,15 +156,29 @@ class Among(ColumnElement[bool]):
     parameter (``IN (SELECT value FROM json_each(:values))``), for the same
     reason and so that no list outgrows its limit of parameters. Other
     databases get the ``IN`` list.
+
+    The values are parameters, so a statement is compiled once per shape and
+    form of values (:func:`_form`) and then taken from SQLAlchemy's cache.
     """
 
-    inherit_cache = False  # the values are part of the element, not parameters
+    inherit_cache = True
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("form", InternalTraversal.dp_string),
+        ("whole", InternalTraversal.dp_clauseelement),
+        ("listed", InternalTraversal.dp_clauseelement),
+    ]
     type = Boolean()
     _is_implicitly_boolean = True  # a condition: no "= 1" where booleans are ints
 
     def __init__(self, column: ColumnElement[Any], values: Iterable[Any]) -> None:
+        values = list(values)
         self.column = column
-        self.values = list(values)
+        self.form = _form(values)
+        # The values as one parameter (an array, split text or JSON) ...
+        self.whole = bindparam(None, values, type_=AmongValues(self.form, column.type))
+        # ... or as an IN list.
+        self.listed = bindparam(None, values, type_=column.type, expanding=True)
 
 
 def among(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
@@ -183,32 +197,27 @@ def chunked(values: Sequence[T], size: int = LOOKUP_CHUNK) -> Iterator[Sequence[
         yield values[start : start + size]
 
 
-@compiles(Among)
-def _among_in_list(element: Among, compiler: Any, **kw: Any) -> str:
-    text: str = compiler.process(element.column.in_(element.values), **kw)
-    return text
-
-
 T = TypeVar("T")
 
 # Joins text values into one parameter on PostgreSQL: a character no name,
-# GUID or LFN holds.
+# GUID or LFN holds (chr(31) in SQL).
 SEPARATOR = "\x1f"
+# The forms of values: non-empty text without the separator; other numbers
+# and text (a JSON array); anything else (and no value at all).
+TEXT, JSON, OTHER = "text", "json", "other"
 
 
-@compiles(Among, "postgresql")
-def _among_any_array(element: Among, compiler: Any, **kw: Any) -> str:
-    joined = _joined(element.values)
-    if joined is not None:
-        # One text parameter split by the server: psycopg would otherwise
-        # check every element of a text array for quoting, one by one.
-        listed = compiler.process(bindparam(None, joined, type_=String()), **kw)
-        separator = compiler.process(bindparam(None, SEPARATOR, type_=String()), **kw)
-        column = compiler.process(element.column, **kw)
-        return f"{column} = ANY(string_to_array({listed}, {separator}))"
-    values = bindparam(None, element.values, type_=ARRAY(element.column.type))
-    text: str = compiler.process(element.column == any_(values), **kw)
-    return text
+def _form(values: list[Any]) -> str:
+    """Which of the forms *values* take (see :data:`TEXT`)."""
+    if not values:
+        return OTHER
+    if _joined(values) is not None:
+        return TEXT
+    try:
+        json.dumps(values, allow_nan=False)
+    except (TypeError, ValueError):
+        return OTHER
+    return JSON
 
 
 def _joined(values: list[Any]) -> str | None:
@@ -224,16 +233,52 @@ def _joined(values: list[Any]) -> str | None:
     return joined if joined.count(SEPARATOR) == len(values) - 1 else None
 
 
+class AmongValues(TypeDecorator[Any]):
+    """The values of an :class:`Among` as one parameter: on PostgreSQL, text
+    joined by :data:`SEPARATOR` or an array of the column's type; elsewhere a
+    JSON array.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, form: str, element: TypeEngine[Any]) -> None:
+        super().__init__()
+        self.form = form
+        self.element = element
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql" and self.form != TEXT:
+            return dialect.type_descriptor(ARRAY(self.element))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name != "postgresql":
+            return json.dumps(value, allow_nan=False)
+        return SEPARATOR.join(value) if self.form == TEXT else value
+
+
+@compiles(Among)
+def _among_in_list(element: Among, compiler: Any, **kw: Any) -> str:
+    text: str = compiler.process(element.column.in_(element.listed), **kw)
+    return text
+
+
+@compiles(Among, "postgresql")
+def _among_any_array(element: Among, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    whole = compiler.process(element.whole, **kw)
+    if element.form == TEXT:
+        # One text parameter split by the server: psycopg would otherwise
+        # check every element of a text array for quoting, one by one.
+        return f"{column} = ANY(string_to_array({whole}, chr(31)))"
+    return f"{column} = ANY({whole})"
+
+
 @compiles(Among, "sqlite")
 def _among_json_each(element: Among, compiler: Any, **kw: Any) -> str:
-    try:  # numbers and text; anything else is left to the IN list
-        values = json.dumps(element.values, allow_nan=False) if element.values else None
-    except (TypeError, ValueError):
-        values = None
-    if values is None:
+    if element.form == OTHER:  # numbers and text only; the rest: an IN list
         return _among_in_list(element, compiler, **kw)
-    listed = bindparam(None, values, type_=String())
     column = compiler.process(element.column, **kw)
-    return (
-        f"{column} IN (SELECT value FROM json_each({compiler.process(listed, **kw)}))"
-    )
+    whole = compiler.process(element.whole, **kw)
+    return f"{column} IN (SELECT value FROM json_each({whole}))"

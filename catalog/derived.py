@@ -9,7 +9,6 @@ reports differences.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -368,7 +367,12 @@ def _set_rest(
         refresh_lost_lumi_blocks(dataset, session=session)
 
 
-def derive_new(rows: Sequence[dict[str, Any]], *, session: Session) -> set[str]:
+def derive_new(
+    rows: Sequence[dict[str, Any]],
+    *,
+    session: Session,
+    tasks: dict[int, Any] | None = None,
+) -> set[str]:
     """Fill in the derived values of datasets about to be inserted (*rows*:
     columns by name, all with the same keys, no id), so that they need not
     be marked stale, read back and written again.
@@ -378,9 +382,13 @@ def derive_new(rows: Sequence[dict[str, Any]], *, session: Session) -> set[str]:
     follow from its producing task, its run's periods and RAW dataset. DDM
     may have spoken of it before it arrived: return the names DDM has
     messages about, which the caller marks stale after the insert.
+
+    :param tasks: their producing tasks, when the caller has just read them
+        (:func:`producing_tasks`).
     """
     datasets = [NewDataset(row) for row in rows]
-    tasks = _tasks(datasets, session=session)  # type: ignore[arg-type]
+    if tasks is None:
+        tasks = _tasks(datasets, session=session)  # type: ignore[arg-type]
     periods = _periods(datasets, session=session)  # type: ignore[arg-type]
     _set_counts(datasets, {}, tasks)  # type: ignore[arg-type]
     _set_rest(datasets, tasks, {}, {}, periods, session=session)  # type: ignore[arg-type]
@@ -390,10 +398,16 @@ def derive_new(rows: Sequence[dict[str, Any]], *, session: Session) -> set[str]:
 
 
 def _tasks(datasets: Sequence[Dataset], *, session: Session) -> dict[int, Any]:
-    """The producing tasks of *datasets*, as rows of the columns derived
+    """The producing tasks of *datasets*: see :func:`producing_tasks`."""
+    ids = {d.task_id for d in datasets if d.task_id is not None}
+    return producing_tasks(ids, session=session)
+
+
+def producing_tasks(ids: Collection[int], *, session: Session) -> dict[int, Any]:
+    """The tasks *ids* that are catalogued, as rows of the columns derived
     quantities read, by task id.
     """
-    ids = sorted({d.task_id for d in datasets if d.task_id is not None})
+    ids = sorted(ids)
     if not ids:
         return {}
     table = ProductionTask.__table__
@@ -578,25 +592,26 @@ def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
     return len(ordered)
 
 
-class NewDataset:
-    """A dataset not yet inserted, as plain attributes named as the model's:
-    the column defaults, then the values of *row*.
+def _insert_values(cls: type) -> type:
+    """Give *cls* the value an insert gives each dataset column that it is
+    not given (its scalar default, or None), as class attributes.
     """
-
-    def __init__(self, row: dict[str, Any]) -> None:
-        self.__dict__.update(_column_defaults())
-        self.__dict__.update(row)
-
-
-@functools.cache
-def _column_defaults() -> dict[str, Any]:
-    """Each dataset column's value when an insert does not give one."""
-    defaults = {}
     for column in DATASET.columns:
         default = column.default
         scalar = default is not None and default.is_scalar  # type: ignore[attr-defined]
-        defaults[column.name] = default.arg if scalar else None  # type: ignore[union-attr]
-    return defaults
+        setattr(cls, column.name, default.arg if scalar else None)  # type: ignore[union-attr]
+    return cls
+
+
+@_insert_values
+class NewDataset:
+    """A dataset not yet inserted, as plain attributes named as the model's:
+    the values of *row*, and for the other columns the values an insert
+    would give them.
+    """
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.__dict__.update(row)
 
 
 class DatasetValues:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from catalog.datasets import dataset_ids, name_columns, upsert_datasets
 from catalog.db import among, utcnow
-from catalog.derived import derive_new, mark_changed
+from catalog.derived import derive_new, mark_changed, producing_tasks
 from catalog.models import AmiTag, Dataset, ProductionTask
 from catalog.models.datasets import SOURCE_PRODSYS
 from catalog.nomenclature import parse_tag
@@ -313,22 +313,17 @@ class ProdSysIngester(Task):
         gained = link_datasets(datasets, session=session)
         mark_changed({d.id for d in datasets} | gained, gained, session=session)
 
-    def _ensure_tasks(self, task_ids: set[int], session: Session) -> set[int]:
-        """Read the tasks *task_ids* not yet catalogued straight from the source
-        (a dataset row can be seen before its task row); return those known.
+    def _ensure_tasks(self, task_ids: set[int], session: Session) -> dict[int, Any]:
+        """The tasks *task_ids* that are known (:func:`producing_tasks`), those
+        not yet catalogued read straight from the source (a dataset row can
+        be seen before its task row).
         """
-        known = set(
-            session.scalars(
-                select(ProductionTask.task_id).where(
-                    among(ProductionTask.task_id, sorted(task_ids))
-                )
-            )
-        )
-        missing = task_ids - known
+        known = producing_tasks(task_ids, session=session)
+        missing = task_ids - set(known)
         if missing:
             rows = self._read(schemas.t_production_task, "taskid", missing)
             self._apply_rows("tasks", rows, session)
-            known |= {int(r._mapping["taskid"]) for r in rows}
+            known.update(producing_tasks(missing, session=session))
         return known
 
     def _read(self, table: Table, column: str, keys: set[Any]) -> Sequence[Row[Any]]:
@@ -350,7 +345,7 @@ class ProdSysIngester(Task):
                     f"task {row['task_id']} is in neither ProdSys nor the catalogue"
                 )
                 quarantine(SOURCE, row["name"], row, reason, session=session)
-        ids, changed = _write_datasets(usable, session=session)
+        ids, changed = _write_datasets(usable, tasks, session=session)
         written = {row["name"]: row["task_id"] for row in usable}
         datasets = [Linkable(ids[n], n, task) for n, task in written.items()]
         gained = link_datasets(datasets, session=session)
@@ -385,10 +380,11 @@ class ProdSysIngester(Task):
 
 
 def _write_datasets(
-    rows: list[dict[str, Any]], *, session: Session
+    rows: list[dict[str, Any]], tasks: dict[int, Any], *, session: Session
 ) -> tuple[dict[str, int], set[int]]:
     """Write dataset *rows*, the new ones with their derived values
-    (:func:`~catalog.derived.derive_new`); return the ids by name, and the
+    (:func:`~catalog.derived.derive_new`, from *tasks*, their producing
+    tasks); return the ids by name, and the
     ids of those whose derived values must be recomputed: the datasets known
     before, new ones DDM spoke of, and new EVNT and RAW datasets (others
     depend on them: cross-sections, lost lumi blocks).
@@ -397,7 +393,7 @@ def _write_datasets(
     known = [row for row in rows if row["name"] in ids]
     new = [row for row in rows if row["name"] not in ids]
     upsert_datasets(known, session=session, known=ids)
-    heard = derive_new(new, session=session)
+    heard = derive_new(new, session=session, tasks=tasks)
     ids.update(upsert_datasets(new, session=session, known=ids))
     changed = {ids[row["name"]] for row in known} | {ids[name] for name in heard}
     changed |= {ids[r["name"]] for r in new if r["data_type"] in ("EVNT", "RAW")}

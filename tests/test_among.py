@@ -69,3 +69,19 @@ def test_among_numbers_and_their_negation(
         others = set(session.scalars(select(File.id).where(~among(File.id, wanted))))
     assert found == {file_ids[1], file_ids[3]}
     assert others == {file_ids[0], file_ids[2]}
+
+
+def test_a_statement_compiled_once_finds_what_each_new_set_of_values_finds(
+    Session: Any,  # noqa: N803
+    file_ids: list[int],
+) -> None:
+    """The values are parameters: one statement shape, cached after its
+    first use, takes each new set of values (and a set of another form).
+    """
+    with Session() as session:
+        for values in [*CASES.values(), *CASES.values()]:
+            query = select(File.lfn).where(among(File.lfn, values))
+            assert set(session.scalars(query)) == set(LFNS) & set(values)
+        for wanted in ([file_ids[0]], [file_ids[2], file_ids[3]], []):
+            query = select(File.id).where(among(File.id, wanted))
+            assert set(session.scalars(query)) == set(wanted)
