@@ -392,8 +392,6 @@ def derive_new(
     periods = _periods(datasets, session=session)  # type: ignore[arg-type]
     _set_counts(datasets, {}, tasks)  # type: ignore[arg-type]
     _set_rest(datasets, tasks, {}, {}, periods, session=session)  # type: ignore[arg-type]
-    for row, dataset in zip(rows, datasets, strict=True):
-        row.update({name: getattr(dataset, name) for name in DERIVED_COLUMNS})
     return spoken_of([row["name"] for row in rows], session=session)
 
 
@@ -413,7 +411,7 @@ def producing_tasks(ids: Collection[int], *, session: Session) -> dict[int, Any]
     table = ProductionTask.__table__
     columns = [table.c[name] for name in TASK_COLUMNS]
     query = select(*columns).where(among(table.c.task_id, ids))
-    tasks: dict[int, Any] = {task.task_id: task for task in session.execute(query)}
+    tasks: dict[int, Any] = {t.task_id: t for t in session.execute(query).all()}
     # When a task trashed its datasets is read only for the few that did.
     trashing = [
         i for i, t in tasks.items() if (t.status or "").lower() in TRASHING_TASK
@@ -607,11 +605,17 @@ def _insert_values(cls: type) -> type:
 class NewDataset:
     """A dataset not yet inserted, as plain attributes named as the model's:
     the values of *row*, and for the other columns the values an insert
-    would give them.
+    would give them. *row* is the object's own dictionary: the derived values
+    set on the object are set in the row (each of :data:`DERIVED_COLUMNS`,
+    given its insert value first, so that every row has them all).
     """
 
     def __init__(self, row: dict[str, Any]) -> None:
-        self.__dict__.update(row)
+        row.update(_DERIVED_INSERT_VALUES)
+        self.__dict__ = row
+
+
+_DERIVED_INSERT_VALUES = {name: getattr(NewDataset, name) for name in DERIVED_COLUMNS}
 
 
 class DatasetValues:
