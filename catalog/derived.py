@@ -419,7 +419,7 @@ def producing_tasks(ids: Collection[int], *, session: Session) -> dict[int, Any]
     if trashing:
         columns = [table.c[name] for name in TASK_COLUMNS + TRASH_TIME_COLUMNS]
         query = select(*columns).where(among(table.c.task_id, trashing))
-        tasks.update({task.task_id: task for task in session.execute(query)})
+        tasks.update({t.task_id: t for t in session.execute(query).all()})
     return tasks
 
 

@@ -66,8 +66,8 @@ def upsert(
         return
     columns = list(rows[0].keys())
     values = _getter(columns)
-    rows_ = [values(row) for row in rows]
-    upsert_values(session, table, columns, rows_, key, update_columns, known=known)
+    tuples = [values(row) for row in rows]
+    upsert_values(session, table, columns, tuples, key, update_columns, known=known)
 
 
 def upsert_values(
