@@ -270,7 +270,7 @@ class ProdSysIngester(Task):
         )
         if self._process is None and large and not self._process_failed:
             if can_read(self.source):
-                self._process = ReadProcess(self.source)
+                self._process = ReadProcess(self.source, modules=[__name__])
 
     def _task_rows_left(self) -> int:
         """Rows of tasks and of datasets left to read."""

@@ -31,12 +31,14 @@ another process can open: not an in-memory SQLite database.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import os
 import pickle
 import select
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import IO, Any, NamedTuple
 
 from sqlalchemy import Engine, create_engine
@@ -65,10 +67,11 @@ def can_read(source: Engine) -> bool:
 class ReadProcess:
     """A process that reads bites of *source* ahead; see the module's notes.
 
-    Starting it returns at once: :meth:`ready` says when it can take requests.
+    Starting it returns at once: :meth:`ready` says when it can take requests,
+    once it has imported *modules* (those of the mappers it will be sent).
     """
 
-    def __init__(self, source: Engine) -> None:
+    def __init__(self, source: Engine, modules: Sequence[str] = ()) -> None:
         self.failed = False
         self._ready = False
         self._waiting: PendingBite | None = None
@@ -82,7 +85,7 @@ class ReadProcess:
         self._requests: IO[bytes] = self._process.stdin  # type: ignore[assignment]
         self._answers: IO[bytes] = self._process.stdout  # type: ignore[assignment]
         try:
-            self._send(source.url.render_as_string(hide_password=False))
+            self._send((source.url.render_as_string(hide_password=False), modules))
         except OSError as err:  # it could not start
             self._fail(err)
 
@@ -302,7 +305,10 @@ def main() -> None:
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints: stderr
     try:
-        source = create_engine(pickle.load(requests))
+        url, modules = pickle.load(requests)
+        source = create_engine(url)
+        for module in modules:  # before it is ready: the thread reads meanwhile
+            importlib.import_module(module)
         _reply(answers, READY)
         while True:
             _reply(answers, _answer(source, pickle.load(requests)))
