@@ -247,8 +247,10 @@ def _converter(kind: Any, dialect: Any) -> _Converter | None:
     process = kind.bind_processor(dialect)
     if process is None:
         return None
-    if dialect.name == "sqlite" and isinstance(kind, UTCDateTime):
-        return _SqliteTimes(process)
+    if isinstance(kind, UTCDateTime):
+        if dialect.name == "sqlite":
+            return _SqliteTimes(process)
+        return _UtcTimes(process, dialect.name)
     return _Converter(process, dialect.name)
 
 
@@ -282,11 +284,26 @@ class _Converter:
         return map(self, values)
 
 
+class _UtcTimes(_Converter):
+    """A :class:`~catalog.db.UTCDateTime` column: a time in UTC (the usual
+    case) becomes the same naive time as the type's processor makes, in one
+    expression; another zone goes through the type's processor (converted,
+    or a naive time refused).
+    """
+
+    def many(self, values: Iterable[Any]) -> Iterable[Any]:
+        utc, kind, slow = dt.UTC, dt.datetime, super().__call__
+        return [
+            v.replace(tzinfo=None)
+            if v.__class__ is kind and v.tzinfo is utc
+            else slow(v)
+            for v in values
+        ]
+
+
 class _SqliteTimes(_Converter):
-    """SQLite, a :class:`~catalog.db.UTCDateTime` column: a time in UTC (the
-    usual case) becomes the text of the same naive time as the type's
-    processor makes, in one expression; another zone goes through the
-    type's processor (converted, or a naive time refused).
+    """:class:`_UtcTimes` on SQLite, where the naive time is written as its
+    text.
     """
 
     def __init__(self, process: Any) -> None:
