@@ -21,6 +21,12 @@ machine it decompresses ROOT's baskets 1.3 times as fast as the library
 uproot uses (``cramjam``), and decompressing is most of what a small skim
 costs, since it must decompress every basket holding a selected event.
 Baskets of any other kind are read by uproot.
+
+Where the baskets are and what their values are comes from the tree's
+record, read by hepcat when the tree is flat (:class:`SourceTree`,
+:func:`skimengine.rootformat.parse_tree`) and by uproot otherwise: uproot
+builds every member of every branch, which takes several milliseconds a
+file, when a skim plans and again when each unit reads.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from __future__ import annotations
 import mmap
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +50,29 @@ from skimengine.rootformat import (
     BLOCK_HEADER,
     KEY_START,
     ZSTD,
+    BranchInfo,
+    TreeInfo,
+    UnreadableRecord,
     block_sizes,
+    parse_tree,
 )
 
-__all__ = ["GROUP_SUFFIX", "Column", "Layout", "cluster_ranges", "read_entries"]
+__all__ = [
+    "GROUP_SUFFIX",
+    "BasketBytes",
+    "Column",
+    "Layout",
+    "SourceTree",
+    "cluster_ranges",
+    "read_entries",
+    "split_at",
+]
 
 #: Uncompressed bytes (about) read from a source file at once.
 READ_STEP = 256_000_000
+#: A basket whose last selected entry comes before this share of its
+#: entries is decompressed only up to that entry.
+PREFIX_SHARE = 0.75
 # A group is written as a record named after its count branch plus this
 # suffix, so that uproot's generated counter keeps the count branch's name.
 GROUP_SUFFIX = "__group"
@@ -78,9 +102,90 @@ class Column:
         )
 
 
-def count_name(branch: Any) -> str | None:
-    """The name of the count branch of a jagged *branch*, or None."""
-    return branch.count_branch.name if branch.count_branch is not None else None
+class SourceTree:
+    """A tree of a source file, open as a context manager: its layout
+    (:attr:`info`) and, opened only when needed, uproot's view of it
+    (:attr:`tree`), which reads what the layout does not tell.
+    """
+
+    def __init__(self, path: str | Path, name: str) -> None:
+        self.path, self.name = str(path), name
+        self.file: Any = None
+
+    def __enter__(self) -> SourceTree:
+        # A memory map serves the many small basket reads best (uproot's
+        # default for local files goes through fsspec, a handle per read).
+        self.file = uproot.open(self.path, handler=uproot.MemmapSource)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    @cached_property
+    def info(self) -> TreeInfo | _UprootInfo:
+        """The tree's layout: read from its record by hepcat for a flat tree,
+        through uproot for any other.
+
+        :raises KeyError: when the file has no tree of that name.
+        """
+        key = self.file.key(self.name)
+        if key.fClassName == "TTree":
+            chunk, _ = key.get_uncompressed_chunk_cursor()
+            try:
+                return parse_tree(chunk.raw_data, key.fKeylen)
+            except UnreadableRecord:
+                pass
+        return _UprootInfo(self.tree)
+
+    @cached_property
+    def tree(self) -> Any:
+        """uproot's tree."""
+        return self.file[self.name]
+
+
+class _UprootInfo:
+    """A tree's layout as uproot reads it, each branch's when asked for."""
+
+    def __init__(self, tree: Any) -> None:
+        self.tree = tree
+        self.num_entries = int(tree.num_entries)
+        self.known: dict[str, BranchInfo] = {}
+
+    def keys(self) -> list[str]:
+        return list(self.tree.keys(recursive=False))
+
+    def __getitem__(self, name: str) -> BranchInfo:
+        if name not in self.known:
+            self.known[name] = _branch_info(self.tree[name])
+        return self.known[name]
+
+
+def _branch_info(branch: Any) -> BranchInfo:
+    """What uproot's *branch* says of itself, as the record would."""
+    count = branch.count_branch.name if branch.count_branch is not None else None
+    interpretation = branch.interpretation
+    jagged = type(interpretation) is uproot.AsJagged
+    if jagged and not interpretation.header_bytes:
+        interpretation = interpretation.content
+    plain = _number(interpretation) and jagged == (count is not None)
+    offsets = np.asarray(branch.entry_offsets, np.int64)
+    # Baskets past the ones stored on their own are kept in the record:
+    # no seek, uproot reads them.
+    seeks = np.zeros(len(offsets) - 1, np.int64)
+    stored = branch.member("fBasketSeek")[
+        : min(len(seeks), branch.member("fWriteBasket"))
+    ]
+    stored = stored[: int(np.argmin(stored != 0)) if not stored.all() else len(stored)]
+    seeks[: len(stored)] = stored
+    return BranchInfo(
+        branch.name,
+        interpretation.from_dtype if plain else None,
+        count,
+        offsets,
+        seeks,
+        int(branch.compressed_bytes),
+        int(branch.uncompressed_bytes),
+    )
 
 
 @dataclass(frozen=True)
@@ -93,10 +198,10 @@ class Layout:
     groups: dict[str, tuple[str, ...]]
 
     @classmethod
-    def of(cls, tree: Any, branches: Sequence[str]) -> Layout:
+    def of(cls, tree: TreeInfo | _UprootInfo, branches: Sequence[str]) -> Layout:
         groups: dict[str, list[str]] = {}
         for name in branches:
-            count = count_name(tree[name])
+            count = tree[name].count
             if count is not None:
                 groups.setdefault(count, []).append(name)
         jagged = {name for fields in groups.values() for name in fields}
@@ -109,19 +214,21 @@ class Layout:
 
 
 def read_entries(
-    tree: Any,
+    source: SourceTree,
     branches: Sequence[str],
     entries: np.ndarray,
     check: Callable[[], None] | None = None,
 ) -> Iterator[dict[str, Column]]:
-    """The sorted *entries* of *tree*, one dict of columns per read range
-    (adjacent clusters up to about :data:`READ_STEP` uncompressed bytes).
+    """The sorted *entries* of the tree *source*, one dict of columns per
+    read range (adjacent clusters up to about :data:`READ_STEP` uncompressed
+    bytes).
 
     :param check: called before each branch (or group of jagged branches)
         of a range is read; it raises to stop the reading, which a range
         of a few hundred MB would otherwise hold up for a second or more.
     """
     check = check or _go_on
+    tree = source.info
     layout = Layout.of(tree, branches)
     unpacked = sum(tree[name].uncompressed_bytes for name in branches)
     step = int(READ_STEP * tree.num_entries / max(unpacked, 1))
@@ -129,9 +236,10 @@ def read_entries(
     if not _plain(tree, layout.read):
         for start, stop in ranges:
             check()
-            yield _from_arrays(tree, layout, start, stop, _within(entries, start, stop))
+            chosen = _within(entries, start, stop)
+            yield _from_arrays(source.tree, layout, start, stop, chosen)
         return
-    with BasketBytes(tree.file.file_path) as baskets:
+    with BasketBytes(source) as baskets:
         for start, stop in ranges:
             check()
             chosen = _within(entries, start, stop)
@@ -153,12 +261,13 @@ def cluster_ranges(
     entries: np.ndarray,
     max_entries: int | None = None,
 ) -> list[tuple[int, int]]:
-    """The entry ranges to read for *entries*: the clusters (ranges whose
-    boundaries all *branches* share) that hold one, adjacent ones merged
-    while the range stays within *max_entries* (default: no limit).
+    """The entry ranges to read for the sorted *entries*: the clusters
+    (ranges whose boundaries all *branches* share) that hold one, adjacent
+    ones merged while the range stays within *max_entries* (default: no
+    limit). *tree* is a tree's layout or uproot's tree.
     """
     bounds = common_boundaries(tree, branches)
-    touched = np.unique(np.searchsorted(bounds, entries, side="right") - 1)
+    touched = [cluster for cluster, _ in split_at(entries, bounds)]
     limit = max_entries or tree.num_entries
     ranges: list[tuple[int, int]] = []
     for cluster in touched:
@@ -168,6 +277,20 @@ def cluster_ranges(
         else:
             ranges.append((start, stop))
     return ranges
+
+
+def split_at(entries: np.ndarray, bounds: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """The sorted *entries* cut at the sorted *bounds*: for each range from
+    one bound to the next that holds some, its number and its entries (a
+    view). The few bounds are looked for among the many entries, not the
+    other way round.
+    """
+    at = np.searchsorted(entries, bounds).tolist()
+    return [
+        (number, entries[start:stop])
+        for number, (start, stop) in enumerate(pairwise(at))
+        if stop > start
+    ]
 
 
 def common_boundaries(tree: Any, branches: Sequence[str]) -> np.ndarray:
@@ -184,16 +307,9 @@ def common_boundaries(tree: Any, branches: Sequence[str]) -> np.ndarray:
 # -- Basket by basket --------------------------------------------------------------
 
 
-def _plain(tree: Any, names: Sequence[str]) -> bool:
+def _plain(tree: TreeInfo | _UprootInfo, names: Sequence[str]) -> bool:
     """Whether every branch is numbers, or jagged numbers without headers."""
-    for name in names:
-        interpretation = tree[name].interpretation
-        if type(interpretation) is uproot.AsJagged:
-            if interpretation.header_bytes or not _number(interpretation.content):
-                return False
-        elif not _number(interpretation):
-            return False
-    return True
+    return all(tree[name].dtype is not None for name in names)
 
 
 def _number(interpretation: Any) -> bool:
@@ -206,7 +322,7 @@ def _number(interpretation: Any) -> bool:
 
 def _from_baskets(
     baskets: BasketBytes,
-    tree: Any,
+    tree: TreeInfo | _UprootInfo,
     layout: Layout,
     entries: np.ndarray,
     check: Callable[[], None],
@@ -218,13 +334,34 @@ def _from_baskets(
         chosen[name] = Column(values=_gather_numbers(baskets, tree[name], where))
     for count, fields in layout.groups.items():
         check()
-        # The fields of a group share their counts: one gather index per
-        # basket span serves them all.
-        shared: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = {}
-        parts = [_gather_jagged(baskets, tree[n], where, shared) for n in fields]
-        contents = {name: part[1] for name, part in zip(fields, parts, strict=True)}
-        chosen[count + GROUP_SUFFIX] = Column(counts=parts[0][0], contents=contents)
+        chosen[count + GROUP_SUFFIX] = _gather_group(
+            baskets, tree, count, fields, where
+        )
     return chosen
+
+
+def _gather_group(
+    baskets: BasketBytes,
+    tree: TreeInfo | _UprootInfo,
+    count: str,
+    fields: Sequence[str],
+    where: _Where,
+) -> Column:
+    """The counts and the flat contents of the jagged *fields* counted by
+    branch *count*. They share their counts: one gather index per basket
+    span serves them all, and the first tells how many items the others
+    gather.
+    """
+    group = _Group(baskets, tree[count])
+    first = tree[fields[0]]
+    counts, contents = _gather_jagged(baskets, first, where, group, [])
+    chosen = {first.name: contents}
+    for name in fields[1:]:
+        branch = tree[name]
+        assert branch.dtype is not None, "a jagged branch of plain numbers"
+        out = np.empty(len(contents), branch.dtype)
+        chosen[name] = _gather_jagged(baskets, branch, where, group, out)[1]
+    return Column(counts=counts, contents=chosen)
 
 
 class _Where:
@@ -234,76 +371,159 @@ class _Where:
 
     def __init__(self, entries: np.ndarray) -> None:
         self.entries = entries
-        self.known: dict[tuple[int, ...], list[tuple[int, int, int, np.ndarray]]] = {}
+        self.known: dict[bytes, list[tuple[int, int, int, np.ndarray]]] = {}
 
-    def baskets(self, branch: Any) -> list[tuple[int, int, int, np.ndarray]]:
+    def baskets(self, branch: BranchInfo) -> list[tuple[int, int, int, np.ndarray]]:
         """(basket number, first entry, end, selected entries counted from
         the first) of each basket of *branch* holding some entries.
         """
-        key = tuple(branch.entry_offsets)
+        key = branch.entry_offsets.tobytes()
         if key not in self.known:
-            offsets = np.asarray(key, np.int64)
-            which = np.searchsorted(offsets, self.entries, side="right") - 1
-            cuts = np.flatnonzero(np.diff(which)) + 1
-            numbers = which[np.concatenate([[0], cuts])].tolist()
+            offsets = branch.entry_offsets.tolist()
             self.known[key] = [
-                (n, int(offsets[n]), int(offsets[n + 1]), part - offsets[n])
-                for n, part in zip(numbers, np.split(self.entries, cuts), strict=True)
+                (n, offsets[n], offsets[n + 1], part - offsets[n])
+                for n, part in split_at(self.entries, branch.entry_offsets)
             ]
         return self.known[key]
 
 
-def _gather_numbers(baskets: BasketBytes, branch: Any, where: _Where) -> np.ndarray:
+def _gather_numbers(
+    baskets: BasketBytes, branch: BranchInfo, where: _Where
+) -> np.ndarray:
     """The values of the entries, left big-endian: the writer wants them so."""
-    dtype = branch.interpretation.from_dtype
-    parts = [
-        baskets.read(branch, number)[0].view(dtype)[local]
-        for number, _, _, local in where.baskets(branch)
-    ]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+    dtype = branch.dtype
+    assert dtype is not None, "a branch of plain numbers"
+    out, at = np.empty(len(where.entries), dtype), 0
+    for number, first, end, local in where.baskets(branch):
+        stop = _prefix(first, end, local)
+        need = None if stop is None else stop * dtype.itemsize
+        at = _take(baskets.read(branch, number, need)[0].view(dtype), local, out, at)
+    return out
+
+
+def _take(values: np.ndarray, index: np.ndarray, out: np.ndarray, at: int) -> int:
+    """Put ``values[index]`` in *out* from *at*, and return where it ends.
+    *index* is sorted, so one look at its last says whether it is in range,
+    and the gather itself needs no checks and no buffer.
+    """
+    if len(index) and index[-1] >= len(values):
+        raise ValueError(f"a basket holds {len(values)} values, not {index[-1] + 1}")
+    np.take(values, index, out=out[at : at + len(index)], mode="clip")
+    return at + len(index)
+
+
+def _prefix(first: int, end: int, local: np.ndarray) -> int | None:
+    """The entries of the basket holding entries *first* to *end* to
+    decompress for the selected ones (*local*), when few enough to pay.
+    """
+    stop = int(local[-1]) + 1
+    return stop if stop < PREFIX_SHARE * (end - first) else None
+
+
+class _Group:
+    """The gather index of each basket span of a group of jagged branches,
+    found once for all its fields: from the count branch when the selected
+    entries end early in the span (the fields then decompress only the
+    items before), else from the entry offsets of a field's basket.
+    """
+
+    def __init__(self, baskets: BasketBytes, counter: BranchInfo) -> None:
+        self.baskets, self.counter = baskets, counter
+        self.counted: dict[tuple[int, int], Any] = {}
+        self.offset: dict[tuple[int, int], Any] = {}
+
+    def from_counts(self, first: int, end: int, local: np.ndarray) -> Any:
+        """The gather index, counts and items to decompress of the span,
+        when its selected entries end early enough and the count branch
+        has a basket over the same span; else None.
+        """
+        if (first, end) not in self.counted:
+            self.counted[first, end] = self._from_counts(first, end, local)
+        return self.counted[first, end]
+
+    def _from_counts(self, first: int, end: int, local: np.ndarray) -> Any:
+        stop, dtype = _prefix(first, end, local), self.counter.dtype
+        offsets = self.counter.entry_offsets
+        number = int(np.searchsorted(offsets, first, side="right")) - 1
+        same = offsets[number] == first and offsets[number + 1] == end
+        if stop is None or dtype is None or not same:
+            return None
+        data, _ = self.baskets.read(self.counter, number, stop * dtype.itemsize)
+        items = np.zeros(stop + 1, np.int64)
+        np.cumsum(data[: stop * dtype.itemsize].view(dtype), out=items[1:])
+        return (*_gather_index(items, local), int(items[-1]))
+
+    def from_offsets(
+        self, span: tuple[int, int], local: np.ndarray, starts: Any, dtype: Any
+    ) -> Any:
+        """The gather index and counts of the span, from where each entry's
+        bytes start in a field's basket of items of *dtype* (the end last).
+        """
+        if span not in self.offset:
+            items = starts.astype(np.int64) // dtype.itemsize
+            self.offset[span] = _gather_index(items, local)
+        return self.offset[span]
 
 
 def _gather_jagged(
-    baskets: BasketBytes, branch: Any, where: _Where, shared: dict[tuple[int, int], Any]
+    baskets: BasketBytes,
+    branch: BranchInfo,
+    where: _Where,
+    group: _Group,
+    out: list[np.ndarray] | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The counts and the flat contents (big-endian) of the entries of a
-    jagged branch.
+    jagged branch of *group*, gathered into *out*: an array of the right
+    length, or a list (for the first field, whose length is not known yet).
     """
-    dtype = branch.interpretation.content.from_dtype
-    counts, contents = [], []
+    dtype = branch.dtype
+    assert dtype is not None, "a jagged branch of plain numbers"
+    counts, at = [], 0
     for number, first, end, local in where.baskets(branch):
-        data, byte_offsets = baskets.read(branch, number)
-        items = len(data) // dtype.itemsize
-        known = shared.get((first, end))
-        if known is None or known[2] != items:
-            offsets = byte_offsets.astype(np.int64) // dtype.itemsize
-            known = shared[first, end] = (*_gather_index(offsets, local), items)
-        contents.append(data.view(dtype)[known[0]])
+        known = group.from_counts(first, end, local)
+        if known is not None:
+            need = known[2] * dtype.itemsize
+            data = baskets.read(branch, number, need)[0][:need]
+        else:
+            span = (first, end)
+            wanted = span not in group.offset  # only the first field of a span
+            data, starts = baskets.read(branch, number, offsets=wanted)
+            known = group.from_offsets(span, local, starts, dtype)
+        if isinstance(out, list):
+            out.append(np.empty(len(known[0]), dtype))
+            _take(data.view(dtype), known[0], out[-1], 0)
+        else:
+            at = _take(data.view(dtype), known[0], out, at)
         counts.append(known[1])
-    if not counts:
-        return np.zeros(0, np.int32), np.zeros(0, dtype)
-    return np.concatenate(counts), np.concatenate(contents)
+    if isinstance(out, list):
+        out = np.concatenate(out) if out else np.zeros(0, dtype)
+    elif at != len(out):
+        raise ValueError(f"branch {branch.name!r} holds other counts than its group")
+    joined = np.concatenate(counts) if counts else np.zeros(0, np.int32)
+    return joined, out
 
 
 def _gather_index(offsets: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, Any]:
     """The positions in the flat contents of the items of entries *local*,
     and the number of items of each (as int32, a count branch's type).
     """
-    starts, stops = offsets[local], offsets[local + 1]
-    counts = stops - starts
-    shift = np.repeat(starts - (np.cumsum(counts) - counts), counts)
-    return shift + np.arange(len(shift), dtype=np.int64), counts.astype(np.int32)
+    starts = offsets[local]
+    counts = offsets[local + 1] - starts
+    index = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    index += np.arange(len(index), dtype=np.int64)
+    return index, counts.astype(np.int32)
 
 
 class BasketBytes:
-    """The decompressed bytes of the baskets of one ROOT file.
+    """The decompressed bytes of the baskets of the tree *source*.
 
     :meth:`read` may give a basket's bytes in a buffer that the next call
     reuses: gather what is needed from them before reading another basket.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        with open(path, "rb") as handle:
+    def __init__(self, source: SourceTree) -> None:
+        self._source = source
+        with open(source.path, "rb") as handle:
             self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         self._bytes: np.ndarray | None = np.frombuffer(self._map, np.uint8)
         self._buffer = np.empty(0, np.uint8)
@@ -322,25 +542,46 @@ class BasketBytes:
         except BufferError:  # a view is still held: the map goes with it
             pass
 
-    def read(self, branch: Any, number: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def read(
+        self,
+        branch: BranchInfo,
+        number: int,
+        need: int | None = None,
+        *,
+        offsets: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """The data bytes of basket *number* of *branch* and, for a jagged
         branch, where each entry's bytes start (the data's length last).
+
+        :param need: the bytes of data wanted, from the start: a ZSTD basket
+            is decompressed only that far, and its entry offsets, which
+            come after its data, are then not given (None).
+        :param offsets: false when the entry offsets are not wanted (None).
         """
-        seeks = branch.member("fBasketSeek")
-        seek = int(seeks[number]) if number < len(seeks) else 0
+        seek = int(branch.seeks[number])
         if seek:  # not a basket kept inside the tree's own record
             nbytes, _, objlen, _, keylen, _ = KEY_START.unpack_from(self._map, seek)
             end = seek + keylen - BASKET_END_SIZE
-            last = BASKET_END.unpack_from(self._map, end)[4]
-            raw = self._unpacked(seek + keylen, nbytes - keylen, objlen)
+            border = BASKET_END.unpack_from(self._map, end)[4] - keylen
+            start, size = seek + keylen, nbytes - keylen
+            if need is not None and need < border:
+                raw = self._unpacked(start, size, objlen, need)
+                if raw is not None:
+                    return raw, None
+            raw = self._unpacked(start, size, objlen)
+            if raw is not None and not offsets:
+                return raw[:border], None
             if raw is not None:
-                return _split_basket(raw, last - keylen, keylen)
-        basket = branch.basket(number)
+                return _split_basket(raw, border, keylen)
+        basket = self._source.tree[branch.name].basket(number)
         return basket.data, basket.byte_offsets
 
-    def _unpacked(self, start: int, size: int, length: int) -> np.ndarray | None:
-        """The *length* bytes that the *size* bytes at *start* hold, or None
-        when they are compressed otherwise than with ZSTD.
+    def _unpacked(
+        self, start: int, size: int, length: int, need: int | None = None
+    ) -> np.ndarray | None:
+        """The *length* bytes that the *size* bytes at *start* hold (with
+        *need*, at least their first *need*), or None when they are
+        compressed otherwise than with ZSTD.
         """
         assert self._bytes is not None, "read after close"
         if size == length:  # stored as it is
@@ -348,13 +589,14 @@ class BasketBytes:
         blocks = self._blocks(start, size)
         if blocks is None:
             return None
-        if len(blocks) == 1:  # a basket under 16 MB: one block
-            return self._block(*blocks[0])
         if len(self._buffer) < length:
             self._buffer = np.empty(length, np.uint8)
         done = 0
         for block, unpacked in blocks:
-            self._buffer[done : done + unpacked] = self._block(block, unpacked)
+            if need is not None and need - done < unpacked:
+                self._fill(block, self._buffer[done:need], whole=False)
+                return self._buffer[:need]
+            self._fill(block, self._buffer[done : done + unpacked], whole=True)
             done += unpacked
         if done != length:
             raise ValueError(f"basket at {start} holds {done} bytes, not {length}")
@@ -376,11 +618,21 @@ class BasketBytes:
             at = begin + packed
         return blocks
 
-    def _block(self, block: np.ndarray, unpacked: int) -> np.ndarray:
-        data = self._zstd.decompress(block, max_output_size=unpacked)
-        if len(data) != unpacked:
-            raise ValueError(f"a ZSTD block holds {len(data)} bytes, not {unpacked}")
-        return np.frombuffer(data, np.uint8)
+    def _fill(self, block: np.ndarray, out: np.ndarray, *, whole: bool) -> None:
+        """Decompress the ZSTD *block* into *out*: all it holds (*whole*),
+        or only its start, decompressing no further than the frame's inner
+        block holding the last byte wanted. A buffer used again and again
+        is faster to write than the new one each call would allocate.
+        """
+        reader = self._zstd.stream_reader(block.data, read_size=max(len(block), 1))
+        done = 0
+        while done < len(out):
+            got = reader.readinto(out[done:])
+            if not got:
+                break
+            done += got
+        if done != len(out) or (whole and reader.read(1)):
+            raise ValueError(f"a ZSTD block does not hold the {len(out)} bytes said")
 
 
 def _split_basket(

@@ -34,6 +34,7 @@ import difflib
 import json
 import mmap
 import os
+import threading
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,10 +50,11 @@ from catalog.errors import InvalidInput
 from catalog.nomenclature import build_dataset_name, parse_dataset_name
 from skimengine.baskets import (
     Column,
+    SourceTree,
     cluster_ranges,
     common_boundaries,
-    count_name,
     read_entries,
+    split_at,
 )
 from skimengine.treewriter import TreeWriter
 
@@ -322,8 +324,8 @@ def plan_extraction(
         if not len(entries):
             continue
         path = _source_path(sources, key)
-        with uproot.open(path, handler=uproot.MemmapSource) as source:
-            source_tree = _tree(source, tree, key)
+        with SourceTree(path, tree) as opened:
+            source_tree = _tree(opened, key)
             chosen = chosen or _chosen_branches(source_tree, branches)
             _check_entries(key, entries, source_tree.num_entries)
             found.append(_Source.of(key, str(path), entries, source_tree, chosen))
@@ -344,13 +346,14 @@ def _source_path(sources: Mapping[str, Path | str], key: str) -> Path:
         raise InvalidInput(f"the collection names file {key!r}, not given") from None
 
 
-def _tree(source: Any, name: str, key: str) -> Any:
+def _tree(source: SourceTree, key: str) -> Any:
+    """The layout of the tree of *source* (file *key* of the collection)."""
     try:
-        return source[name]
+        return source.info
     except KeyError:
-        keys = ", ".join(source.keys(cycle=False)) or "nothing"
+        keys = ", ".join(source.file.keys(cycle=False)) or "nothing"
         raise InvalidInput(
-            f"file {key!r} has no tree {name!r}; it has {keys}"
+            f"file {key!r} has no tree {source.name!r}; it has {keys}"
         ) from None
 
 
@@ -358,7 +361,7 @@ def _chosen_branches(tree: Any, wanted: Sequence[str] | None) -> tuple[str, ...]
     """The chosen branches in the source's order, with the identity branches
     and the count branch of every chosen jagged branch.
     """
-    names = list(tree.keys(recursive=False))
+    names = list(tree.keys())
     if wanted is None:
         return tuple(names)
     unknown = [name for name in wanted if name not in names]
@@ -370,7 +373,7 @@ def _chosen_branches(tree: Any, wanted: Sequence[str] | None) -> tuple[str, ...]
         ]
         raise InvalidInput(f"no branch {', '.join(hints)} in the source tree")
     keep = set(wanted) | set(IDENTITY_BRANCHES)
-    counts = {count_name(tree[name]) for name in keep if name in names}
+    counts = {tree[name].count for name in keep if name in names}
     return tuple(name for name in names if name in keep | counts)
 
 
@@ -414,12 +417,11 @@ class _Source:
         """The selected entries of each cluster that holds some, with the
         compressed bytes read for that cluster.
         """
-        cluster = np.searchsorted(self.bounds, self.entries, side="right") - 1
-        cuts = np.flatnonzero(np.diff(cluster)) + 1
-        firsts = cluster[np.concatenate([[0], cuts])]
-        spans = (self.bounds[firsts + 1] - self.bounds[firsts]) * self.per_entry
-        parts = np.split(self.entries, cuts)
-        return list(zip(parts, spans.tolist(), strict=True))
+        bounds = self.bounds.tolist()
+        return [
+            (part, (bounds[number + 1] - bounds[number]) * self.per_entry)
+            for number, part in split_at(self.entries, self.bounds)
+        ]
 
     @property
     def read_bytes(self) -> float:
@@ -538,10 +540,10 @@ def extract_unit(plan: Plan, unit: Unit, output_dir: Path | str) -> OutputFile:
     temporary = output_dir / f".{unit.name}.{uuid.uuid4().hex[:8]}.part"
     try:
         written = _write_unit(plan, unit, temporary)
-        _publish(temporary, final)
+        summary = _publish(temporary, final)
     finally:
         temporary.unlink(missing_ok=True)
-    return describe_output(plan, unit, final, events=written)
+    return describe_output(plan, unit, final, events=written, summary=summary)
 
 
 def _remove_leftovers(output_dir: Path, name: str) -> None:
@@ -550,34 +552,52 @@ def _remove_leftovers(output_dir: Path, name: str) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def _publish(temporary: Path, final: Path) -> None:
+def _publish(temporary: Path, final: Path) -> tuple[int, str] | None:
     """Make *temporary* durable and give it its *final* name, unless another
-    attempt got there first (its file is as good as ours).
+    attempt got there first (its file is as good as ours); return its size
+    and adler32, or None when the file under *final* is the other's.
     """
     with temporary.open("rb+") as handle:
-        os.fsync(handle.fileno())
+        # The checksum is computed while the disk takes the bytes: both
+        # leave the interpreter's lock, and each takes about as long.
+        syncing = threading.Thread(
+            target=os.fsync, args=(handle.fileno(),), name="fsync-output"
+        )
+        syncing.start()
+        try:
+            summary = _adler32(temporary)
+        finally:
+            # No timeout: the file must be on disk before it is published.
+            syncing.join()
     try:
         os.link(temporary, final)
     except FileExistsError:
-        return
+        return None
     directory = os.open(final.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
         os.close(directory)
+    return summary
 
 
 def describe_output(
-    plan: Plan, unit: Unit, path: Path, *, events: int | None = None
+    plan: Plan,
+    unit: Unit,
+    path: Path,
+    *,
+    events: int | None = None,
+    summary: tuple[int, str] | None = None,
 ) -> OutputFile:
     """The events, size and adler32 of the complete output file *path*; the
-    events are counted in the file unless the writer gives them.
+    events are counted in the file unless the writer gives them, and the
+    size and adler32 computed unless given (*summary*).
     """
     if events is None:
         with uproot.open(path) as output:
             events = int(output[plan.tree].num_entries)
     sources = tuple(dict.fromkeys(piece.source for piece in unit.pieces))
-    size, checksum = _adler32(path)
+    size, checksum = summary or _adler32(path)
     return OutputFile(unit.number, unit.name, path, events, size, checksum, sources)
 
 
@@ -630,7 +650,5 @@ def read_piece(
     (:func:`skimengine.baskets.read_entries`); *check* is called between
     branches, and raises to stop.
     """
-    # A memory map serves the many small basket reads best (uproot's default
-    # for local files goes through fsspec, a file handle per read).
-    with uproot.open(piece.path, handler=uproot.MemmapSource) as source:
-        yield from read_entries(source[tree_name], branches, piece.entries, check)
+    with SourceTree(piece.path, tree_name) as source:
+        yield from read_entries(source, branches, piece.entries, check)

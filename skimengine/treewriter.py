@@ -164,6 +164,11 @@ def _write_baskets(tree: Any, data: dict[str, Column]) -> None:
     cascading._num_baskets += 1
     cascading._metadata["fTotBytes"] += unpacked
     cascading._metadata["fZipBytes"] += packed
+    # The file's free segments and length, once for all the baskets (uproot
+    # writes them after each).
+    cascading._freesegments.write(sink)
+    sink.set_file_length(cascading._freesegments.fileheader.end)
+    sink.flush()
     cascading.write_updates(sink)
 
 
@@ -208,13 +213,12 @@ def _write_zstd_basket(
     now = datime(dt.datetime.now())
     parent = cascading._directory.key.location
     key = KEY_LARGE.pack(nbytes, 1004, length, now, keylen, 0, location, parent)
-    at = location
-    for piece in (key, names, BASKET_END.pack(3, 32000, *tail), b"\x00", *body):
+    head = b"".join((key, names, BASKET_END.pack(3, 32000, *tail), b"\x00"))
+    sink.write(location, head)
+    at = location + len(head)
+    for piece in body:
         sink.write(at, piece)
         at += len(piece)
-    cascading._freesegments.write(sink)
-    sink.set_file_length(cascading._freesegments.fileheader.end)
-    sink.flush()
     return keylen + length, nbytes, location
 
 

@@ -12,10 +12,18 @@ import uproot
 from conftest import unavailable
 
 from ingest.eventfiles import PROFILES, EventFileSpec, write_event_file
-from skimengine import treewriter
-from skimengine.baskets import GROUP_SUFFIX, BasketBytes, Column
+from skimengine import baskets, treewriter
+from skimengine.baskets import GROUP_SUFFIX, BasketBytes, Column, SourceTree
 from skimengine.extract import extract_unit, output_dataset_name, plan_extraction
-from skimengine.rootformat import BLOCK_HEADER, KEY_START, MAX_BLOCK, block_sizes
+from skimengine.rootformat import (
+    BLOCK_HEADER,
+    KEY_START,
+    MAX_BLOCK,
+    TreeInfo,
+    UnreadableRecord,
+    block_sizes,
+    parse_tree,
+)
 
 TREE = "CollectionTree"
 PARENT = "mc16_13TeV.410470.PhPy8EG_ttbar.deriv.DAOD_PHYS.e6337_s3126_r10724_p4164"
@@ -52,10 +60,10 @@ def source(request, tmp_path_factory) -> Path:
 def test_basket_bytes_are_those_uproot_reads(source):
     tree = uproot.open(source)[TREE]
     compared = 0
-    with BasketBytes(source) as baskets:
+    with SourceTree(source, TREE) as ours, BasketBytes(ours) as baskets:
         for branch in tree.branches:
             for number in range(branch.num_baskets):
-                data, offsets = baskets.read(branch, number)
+                data, offsets = baskets.read(ours.info[branch.name], number)
                 basket = branch.basket(number)
                 assert bytes(data) == bytes(basket.data), (branch.name, number)
                 if basket.byte_offsets is None:
@@ -69,6 +77,77 @@ def test_basket_bytes_are_those_uproot_reads(source):
 def test_an_extraction_from_any_compression_keeps_the_selected_events(source, tmp_path):
     entries = np.r_[0, np.arange(5, 2990, 3), 2999]
     got = extract(source, entries, tmp_path)
+    assert ak.array_equal(got, uproot.open(source)[TREE].arrays()[entries])
+
+
+def test_a_flat_tree_is_laid_out_from_its_record_as_uproot_reads_it(source):
+    tree = uproot.open(source)[TREE]
+
+    with SourceTree(source, TREE) as ours:
+        info = ours.info
+
+    assert isinstance(info, TreeInfo)  # read by hepcat, not through uproot
+    assert_same_layout(info, tree)
+
+
+def assert_same_layout(info, tree) -> None:
+    assert info.num_entries == tree.num_entries
+    assert info.keys() == tree.keys(recursive=False)
+    for branch in tree.branches:
+        mine = info[branch.name]
+        assert mine.entry_offsets.tolist() == list(branch.entry_offsets)
+        stored = branch.member("fBasketSeek")[: branch.num_baskets]
+        assert mine.seeks.tolist() == stored.tolist()
+        assert mine.compressed_bytes == branch.compressed_bytes
+        assert mine.uncompressed_bytes == branch.uncompressed_bytes
+        counts = branch.count_branch
+        assert mine.count == (counts.name if counts is not None else None)
+        interpretation = branch.interpretation
+        if isinstance(interpretation, uproot.AsJagged):
+            interpretation = interpretation.content
+        assert mine.dtype == interpretation.from_dtype, branch.name
+
+
+def test_a_record_cut_short_is_left_to_uproot(source):
+    with uproot.open(source) as handle:
+        key = handle.key(TREE)
+        record = bytes(key.get_uncompressed_chunk_cursor()[0].raw_data)
+
+    with pytest.raises(UnreadableRecord):
+        parse_tree(record[: len(record) // 2], key.fKeylen)
+
+
+def test_a_tree_laid_out_by_uproot_is_extracted_the_same(
+    zstd_source, tmp_path, monkeypatch
+):
+    # The layout uproot reads is the fallback for trees hepcat's reader of
+    # records does not know.
+    entries = np.arange(3, 6000, 4)
+    ours = extract(zstd_source, entries, tmp_path / "record")
+
+    def unreadable(data, keylen):
+        raise UnreadableRecord("as if")
+
+    monkeypatch.setattr(baskets, "parse_tree", unreadable)
+    with SourceTree(zstd_source, TREE) as fallback:
+        assert not isinstance(fallback.info, TreeInfo)
+        assert_same_layout(fallback.info, uproot.open(zstd_source)[TREE])
+
+    through_uproot = extract(zstd_source, entries, tmp_path / "uproot")
+
+    assert ak.array_equal(ours, through_uproot)
+
+
+def test_entries_early_in_their_baskets_are_read_from_the_baskets_start(
+    source, tmp_path
+):
+    # The first 40 entries of each basket of 700, and one late entry: the
+    # ZSTD baskets are decompressed only as far as needed (the jagged ones
+    # as far as their count branch says), the others whole.
+    entries = np.r_[np.flatnonzero(np.arange(3000) % 700 < 40), 2998]
+
+    got = extract(source, entries, tmp_path)
+
     assert ak.array_equal(got, uproot.open(source)[TREE].arrays()[entries])
 
 
@@ -132,6 +211,27 @@ def root_module():
         unavailable("ROOT (pip install root)", str(err))
     ROOT.gROOT.SetBatch(True)
     return ROOT
+
+
+def test_the_start_of_a_basket_of_two_blocks_is_what_the_whole_holds(tmp_path):
+    # 20 MB of counting numbers: a basket of two compressed blocks; its
+    # start is read from the first block or from both.
+    n = 5_000_000
+    path = tmp_path / "two-blocks.root"
+    with uproot.recreate(path, compression=uproot.ZSTD(1)) as output:
+        writer = treewriter.TreeWriter(output, TREE)
+        writer.add({"counting": Column(values=np.arange(n, dtype=">i4"))})
+        writer.flush()
+
+    with SourceTree(path, TREE) as tree, BasketBytes(tree) as baskets:
+        branch = tree.info["counting"]
+        whole = bytes(baskets.read(branch, 0)[0])
+        for need in (400, MAX_BLOCK + 400):
+            start, offsets = baskets.read(branch, 0, need)
+            assert bytes(start[:need]) == whole[:need]
+            assert offsets is None
+
+    assert len(whole) == 4 * n
 
 
 def test_root_reads_a_tree_whose_tables_grew(

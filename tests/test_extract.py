@@ -22,6 +22,7 @@ from catalog.nomenclature import parse_dataset_name
 from ingest.eventfiles import write_dataset_files
 from ingest.world import build_world
 from skimengine import baskets, extract
+from skimengine.baskets import SourceTree
 from skimengine.executors import DaskExecutor, LocalExecutor, executor_for
 from skimengine.extract import (
     Piece,
@@ -35,6 +36,7 @@ from skimengine.extract import (
     plan_extraction,
 )
 from skimengine.filestore import FileStore
+from skimengine.rootformat import TreeInfo
 
 PARENT = (
     "mc16_13TeV.410470.PhPy8EG_A14_ttbar_hdamp258p75_nonallhad.deriv.DAOD_PHYS."
@@ -651,3 +653,51 @@ def test_a_tree_written_by_root_is_extracted_exactly(root_written, tmp_path):
     assert len({tuple(b.entry_offsets) for b in source.branches}) > 3
     got = read(o.path for o in outputs)
     assert ak.array_equal(got, source.arrays()[entries])
+
+
+def test_a_tree_written_by_root_is_laid_out_from_its_record(root_module, tmp_path):
+    # Leaves of every plain type, and two that are not one number per entry
+    # or per item (a fixed array, a leaf list): hepcat reads the tree's
+    # record itself, and says what uproot says of each branch.
+    path = tmp_path / "leaves.root"
+    output = root_module.TFile(str(path), "RECREATE")
+    tree = root_module.TTree(TREE, "written by ROOT")
+    leaves = {
+        "flag": (np.bool_, "flag/O"),
+        "byte": (np.uint8, "byte/b"),
+        "short": (np.int16, "short/S"),
+        "count": (np.uint32, "count/i"),
+        "big": (np.int64, "big/L"),
+        "real": (np.float64, "real/D"),
+        "nJets": (np.int32, "nJets/I"),
+        "jet_pt": (np.float32, "jet_pt[nJets]/F"),
+        "fixed": (np.float32, "fixed[3]/F"),
+        "pair": (np.float32, "a/F:b/F"),
+    }
+    buffers = {name: np.zeros(8, kind) for name, (kind, _) in leaves.items()}
+    for name, (_, leaf) in leaves.items():
+        tree.Branch(name, buffers[name], leaf)
+    tree.SetBasketSize("jet_pt", 2000)
+    for number in range(3000):
+        buffers["nJets"][0] = number % 5
+        buffers["jet_pt"][:] = number
+        tree.Fill()
+    tree.Write()
+    output.Close()
+
+    with SourceTree(path, TREE) as source:
+        info = source.info
+
+    tree = uproot.open(path)[TREE]
+    assert isinstance(info, TreeInfo)
+    assert info.keys() == tree.keys() and info.num_entries == 3000
+    for branch in tree.branches:
+        mine = info[branch.name]
+        assert mine.entry_offsets.tolist() == list(branch.entry_offsets)
+        stored = branch.member("fBasketSeek")[: branch.num_baskets]
+        assert mine.seeks.tolist() == stored.tolist()
+    assert info["jet_pt"].count == "nJets"
+    assert info["jet_pt"].dtype == np.dtype(">f4")
+    assert info["count"].dtype == np.dtype(">u4")
+    assert info["flag"].dtype == np.dtype("?")
+    assert info["fixed"].dtype is None and info["pair"].dtype is None
