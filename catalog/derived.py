@@ -596,7 +596,7 @@ def _insert_values(cls: type) -> type:
     """
     for column in DATASET.columns:
         default = column.default
-        scalar = default is not None and default.is_scalar  # type: ignore[attr-defined]
+        scalar = default is not None and default.is_scalar
         setattr(cls, column.name, default.arg if scalar else None)  # type: ignore[union-attr]
     return cls
 

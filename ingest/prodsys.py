@@ -347,7 +347,7 @@ class ProdSysIngester(Task):
                 quarantine(SOURCE, row["name"], row, reason, session=session)
         ids, changed = _write_datasets(usable, tasks, session=session)
         written = {row["name"]: row["task_id"] for row in usable}
-        datasets = [Linkable(ids[n], n, task) for n, task in written.items()]
+        datasets: list[Any] = [Linkable(ids[n], n, t) for n, t in written.items()]
         gained = link_datasets(datasets, session=session)
         mark_changed(changed | gained, gained, session=session)
 
