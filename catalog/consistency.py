@@ -4,6 +4,7 @@ recomputation from scratch (``hepcat derive --check``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +45,9 @@ def check_derived(*, session: Session) -> list[Difference]:
     The recomputed values are left in the session: the caller rolls back to
     only report, or commits to repair.
     """
-    before = _snapshot(session)
-    _recompute_name_columns(session)
+    datasets = session.scalars(select(Dataset)).all()
+    before = {d.name: row_to_ami(d) for d in datasets}
+    _recompute_name_columns(datasets)
     refresh_all(session=session)
     session.flush()
     after = _snapshot(session)
@@ -57,12 +59,12 @@ def check_derived(*, session: Session) -> list[Difference]:
     ]
 
 
-def _recompute_name_columns(session: Session) -> None:
-    """Set the columns that each dataset's name determines from the name
+def _recompute_name_columns(datasets: Sequence[Dataset]) -> None:
+    """Set the columns that each of *datasets* has from its name
     (:func:`~catalog.datasets.name_columns`). A name that does not follow the
     nomenclature (hepcat writes none) is left as it is.
     """
-    for dataset in session.scalars(select(Dataset)):
+    for dataset in datasets:
         try:
             columns = name_columns(dataset.name)
         except InvalidName:

@@ -248,8 +248,6 @@ def _converter(kind: Any, dialect: Any) -> _Converter | None:
     if process is None:
         return None
     if isinstance(kind, UTCDateTime):
-        if dialect.name == "sqlite":
-            return _SqliteTimes(process)
         return _UtcTimes(process, dialect.name)
     return _Converter(process, dialect.name)
 
@@ -286,35 +284,24 @@ class _Converter:
 
 class _UtcTimes(_Converter):
     """A :class:`~catalog.db.UTCDateTime` column: a time in UTC (the usual
-    case) becomes the same naive time as the type's processor makes, in one
-    expression; another zone goes through the type's processor (converted,
-    or a naive time refused).
+    case) becomes the same naive time as the type's processor makes (on
+    SQLite, its text), in one expression; another zone goes through the
+    type's processor (converted, or a naive time refused).
     """
 
     def many(self, values: Iterable[Any]) -> Iterable[Any]:
         utc, kind, slow = dt.UTC, dt.datetime, super().__call__
+        if self._text:
+            # The text of a time in UTC ends in "+00:00": the naive time's
+            # is the rest of it.
+            return [
+                v.isoformat(" ")[:-6]
+                if v.__class__ is kind and v.tzinfo is utc
+                else slow(v)
+                for v in values
+            ]
         return [
             v.replace(tzinfo=None)
-            if v.__class__ is kind and v.tzinfo is utc
-            else slow(v)
-            for v in values
-        ]
-
-
-class _SqliteTimes(_Converter):
-    """:class:`_UtcTimes` on SQLite, where the naive time is written as its
-    text.
-    """
-
-    def __init__(self, process: Any) -> None:
-        super().__init__(process, "sqlite")
-
-    def many(self, values: Iterable[Any]) -> Iterable[Any]:
-        utc, kind, slow = dt.UTC, dt.datetime, super().__call__
-        # The text of a time in UTC ends in "+00:00": the naive time's is
-        # the rest of it.
-        return [
-            v.isoformat(" ")[:-6]
             if v.__class__ is kind and v.tzinfo is utc
             else slow(v)
             for v in values

@@ -55,6 +55,7 @@ from skimengine.rootformat import (
     UnreadableRecord,
     block_sizes,
     parse_tree,
+    stored_baskets,
 )
 
 __all__ = [
@@ -172,11 +173,9 @@ def _branch_info(branch: Any) -> BranchInfo:
     # Baskets past the ones stored on their own are kept in the record:
     # no seek, uproot reads them.
     seeks = np.zeros(len(offsets) - 1, np.int64)
-    stored = branch.member("fBasketSeek")[
-        : min(len(seeks), branch.member("fWriteBasket"))
-    ]
-    stored = stored[: int(np.argmin(stored != 0)) if not stored.all() else len(stored)]
-    seeks[: len(stored)] = stored
+    given = np.asarray(branch.member("fBasketSeek"), np.int64)[: len(seeks)]
+    stored = stored_baskets(given, branch.member("fWriteBasket"))
+    seeks[:stored] = given[:stored]
     return BranchInfo(
         branch.name,
         interpretation.from_dtype if plain else None,
@@ -564,14 +563,11 @@ class BasketBytes:
             end = seek + keylen - BASKET_END_SIZE
             border = BASKET_END.unpack_from(self._map, end)[4] - keylen
             start, size = seek + keylen, nbytes - keylen
-            if need is not None and need < border:
-                raw = self._unpacked(start, size, objlen, need)
-                if raw is not None:
-                    return raw, None
-            raw = self._unpacked(start, size, objlen)
-            if raw is not None and not offsets:
-                return raw[:border], None
+            early = need if need is not None and need < border else None
+            raw = self._unpacked(start, size, objlen, early)
             if raw is not None:
+                if early is not None or not offsets:
+                    return raw[:border], None
                 return _split_basket(raw, border, keylen)
         basket = self._source.tree[branch.name].basket(number)
         return basket.data, basket.byte_offsets

@@ -344,10 +344,7 @@ class _Record:
         firsts = np.frombuffer(self.data, ">i8", size, self.at)
         seeks = np.frombuffer(self.data, ">i8", size, self.at + 8 * size + 1)
         self.at += 16 * size + 1
-        # uproot writes as many baskets as fWriteBasket, ROOT one more in
-        # memory; they are on their own in the file while they have a seek.
-        on_disk = seeks[: min(written, size)] != 0
-        stored = len(on_disk) if on_disk.all() else int(on_disk.argmin())
+        stored = stored_baskets(seeks, written)
         offsets = np.empty(stored + 1, np.int64)
         offsets[:stored] = firsts[:stored]
         offsets[stored] = firsts[stored] if stored < size else entries
@@ -376,6 +373,16 @@ class _Record:
         self.at = end  # its least and greatest values
         dtype = _LEAF_TYPES[kind][unsigned] if length == 1 else None
         return _Leaf(dtype, count)
+
+
+def stored_baskets(seeks: np.ndarray, written: int) -> int:
+    """How many of a branch's first baskets are on their own in the file,
+    from its basket seeks and its ``fWriteBasket``: uproot writes as many
+    baskets as ``fWriteBasket``, ROOT one more kept in memory (in the
+    record); they are in the file while they have a seek.
+    """
+    on_disk = np.asarray(seeks[:written]) != 0
+    return len(on_disk) if on_disk.all() else int(on_disk.argmin())
 
 
 def _values(name: str, leaves: list[_Leaf]) -> tuple[np.dtype | None, str | None]:
