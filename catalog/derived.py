@@ -10,6 +10,7 @@ reports differences.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -181,26 +182,41 @@ STALE: Table = DatasetStale.__table__  # type: ignore[assignment]
 def _cross_sections(ids: Sequence[int], *, session: Session) -> dict[int, CrossSection]:
     """The cross-section of each EVNT dataset *ids*: mean, min and max over
     its counted files that carry one (nb), and the mean filter efficiency.
+
+    The means are taken here, with sums rounded once (:func:`math.fsum`): a
+    database's ``AVG`` adds in the order it reads the rows, which an update
+    can change, and a replayed source would move the last digit.
     """
     if not ids:
         return {}
-    section, efficiency = File.cross_section, File.gen_filt_eff
     query = (
-        select(
-            File.dataset_id,
-            func.avg(section),
-            func.min(section),
-            func.max(section),
-            func.avg(efficiency),
-        )
+        select(File.dataset_id, File.cross_section, File.gen_filt_eff)
         .join(Dataset, Dataset.id == File.dataset_id)
         .where(counted_files(ids))
-        .group_by(File.dataset_id)
     )
+    sections: dict[int, list[float]] = {}
+    efficiencies: dict[int, list[float]] = {}
+    for dataset_id, section, efficiency in session.execute(query):
+        sections.setdefault(dataset_id, [])
+        efficiencies.setdefault(dataset_id, [])
+        if section is not None:
+            sections[dataset_id].append(float(section))
+        if efficiency is not None:
+            efficiencies[dataset_id].append(float(efficiency))
     return {
-        row[0]: CrossSection(*(None if v is None else float(v) for v in row[1:]))
-        for row in session.execute(query)
+        dataset_id: CrossSection(
+            _mean(values),
+            min(values, default=None),
+            max(values, default=None),
+            _mean(efficiencies[dataset_id]),
+        )
+        for dataset_id, values in sections.items()
     }
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    """The arithmetic mean of *values*, whatever their order (None for none)."""
+    return math.fsum(values) / len(values) if values else None
 
 
 def _evnt_sources(datasets: Sequence[Dataset], *, session: Session) -> dict[int, int]:
