@@ -14,6 +14,7 @@ large backlog drains, a process of its own (``ingest.readprocess``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ class Bite:
     rows: int
     limit: int
     mapped: Mapped[Any]
+    seconds: float = 0.0  # to read and map it
+
+    @property
+    def pace(self) -> float | None:
+        """Rows per second it was read and mapped at (None for no row)."""
+        return self.rows / max(self.seconds, 1e-3) if self.rows else None
 
     @property
     def last(self) -> bool:
@@ -96,7 +103,7 @@ class BiteReader:
 
     def read(self, limit: int) -> Bite:
         """The next bite of at most *limit* rows; the cursor moves past it."""
-        before = self.keyset.cursor
+        before, started = self.keyset.cursor, time.monotonic()
         try:
             with self.source.connect() as connection:
                 rows = self.keyset.read(connection, limit)
@@ -105,7 +112,8 @@ class BiteReader:
         except BaseException:
             self.keyset.cursor = before
             raise
-        return Bite(before, stop_point, len(rows), limit, mapped)
+        seconds = time.monotonic() - started
+        return Bite(before, stop_point, len(rows), limit, mapped, seconds)
 
     def read_ahead(self, limit: int) -> Ahead:
         """:meth:`read` by the helper that reads ahead. Nothing else may read

@@ -77,7 +77,8 @@ class Bites:
     """Rows per transaction, per stream: (normal, largest in backlog mode).
 
     In backlog mode a bite is as large as fits in half the run's budget at
-    the rate the stream's last bite went, between the two sizes: transactions
+    the rate the stream last went (the slower of writing a bite and reading
+    one), between the two sizes: transactions
     stay large (commit granularity dominates ingest speed), yet a bite never
     keeps the other tasks, nor the catalogue's write lock, waiting for long.
     """
@@ -186,9 +187,10 @@ class ProdSysIngester(Task):
         items = 0
         bite = reader.read(self._bite_size(stream))
         while True:
-            started = time.monotonic()
             ahead = None if bite.last else reader.read_ahead(self._bite_size(stream))
+            started = time.monotonic()
             self._write(stream, bite, ahead, context)
+            written = time.monotonic() - started
             items += bite.rows
             self._remaining[stream] = max(0, self._remaining[stream] - bite.rows)
             if ahead is None:
@@ -196,9 +198,7 @@ class ProdSysIngester(Task):
                 self._remaining[stream] = 0
                 return items
             following = ahead.result()
-            if bite.rows:
-                seconds = max(time.monotonic() - started, 1e-3)
-                self._rate[stream] = bite.rows / seconds
+            self._measure(stream, bite.rows, written, following)
             if context.should_stop():
                 reader.give_back(ahead)
                 return items
@@ -221,6 +221,19 @@ class ProdSysIngester(Task):
                 self.readers[stream].give_back(ahead)
             self.streams[stream].cursor = bite.before
             raise
+
+    def _measure(self, stream: str, rows: int, written: float, read: Bite) -> None:
+        """Note the rate *stream* goes at: the slower of writing the last
+        bite (*rows* in *written* seconds) and reading the next (*read*),
+        which overlap. Each is the rate of its own bite: waiting for a
+        larger bite than the one written is no slower a pace.
+        """
+        if not rows:
+            return
+        rate = rows / max(written, 1e-3)
+        if read.pace is not None:
+            rate = min(rate, read.pace)
+        self._rate[stream] = rate
 
     def _bite_size(self, stream: str) -> int:
         rate = self._rate.get(stream)
