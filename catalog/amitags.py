@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -68,7 +69,7 @@ def list_ami_tags_keyset(
     )
 
 
-def _ami_tags(tag_type: str | None) -> Select[tuple[AmiTag]]:
+def _ami_tags(tag_type: str | None) -> Select[Any]:
     query = select(AmiTag)
     return query.where(AmiTag.tag_type == tag_type) if tag_type else query
 

@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.datasets import name_columns
 from catalog.derived import refresh_all
 from catalog.errors import InvalidName
 from catalog.fields import row_to_ami
 from catalog.models import Dataset
+from catalog.nomenclature import name_columns
 
 # Bookkeeping that a recomputation rewrites without it being a difference.
 NOT_DERIVED = frozenset({"lastModified", "created"})

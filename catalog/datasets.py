@@ -21,7 +21,7 @@ from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_pa
 from catalog.models import Dataset, File, ProvenanceEdge
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.mql.narrowing import ProjectFinder
-from catalog.nomenclature import parse_dataset_name
+from catalog.nomenclature import name_columns
 from catalog.upsert import upsert
 
 MAX_PAGE_SIZE = 1000
@@ -36,26 +36,6 @@ def get_dataset(name: str, *, session: Session) -> Dataset:
     if dataset is None:
         raise DatasetNotFound(name, suggestions=similar_names(name, session=session))
     return dataset
-
-
-def name_columns(name: str) -> dict[str, Any]:
-    """The dataset columns that its name determines (nomenclature).
-
-    :raises InvalidName: when *name* does not follow the nomenclature.
-    """
-    parsed = parse_dataset_name(name)
-    return {
-        "name": name,
-        "scope": parsed.scope,
-        "project_name": parsed.project if parsed.kind != "user" else parsed.scope,
-        "dataset_number": parsed.dataset_number,
-        "run_number": parsed.run_number,
-        "physics_short": parsed.physics_short,
-        "stream_name": parsed.stream_name,
-        "production_step": parsed.prod_step,
-        "data_type": parsed.data_type,
-        "version": parsed.version,
-    }
 
 
 def add_dataset(name: str, source: str, *, session: Session, **fields: Any) -> Dataset:

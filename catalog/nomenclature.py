@@ -25,7 +25,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from catalog.errors import InvalidName
 
@@ -38,6 +38,7 @@ __all__ = [
     "build_dataset_name",
     "build_tag_chain",
     "is_valid_dataset_name",
+    "name_columns",
     "parse_dataset_name",
     "parse_tag",
     "parse_tag_chain",
@@ -296,6 +297,26 @@ def parse_dataset_name(name: str) -> DatasetName:
     :raises InvalidName: naming the first wrong field and what it should be.
     """
     return _reporting(_dataset_name, name)
+
+
+def name_columns(name: str) -> dict[str, Any]:
+    """The dataset columns that its name determines (nomenclature).
+
+    :raises InvalidName: when *name* does not follow the nomenclature.
+    """
+    parsed = parse_dataset_name(name)
+    return {
+        "name": name,
+        "scope": parsed.scope,
+        "project_name": parsed.project if parsed.kind != "user" else parsed.scope,
+        "dataset_number": parsed.dataset_number,
+        "run_number": parsed.run_number,
+        "physics_short": parsed.physics_short,
+        "stream_name": parsed.stream_name,
+        "production_step": parsed.prod_step,
+        "data_type": parsed.data_type,
+        "version": parsed.version,
+    }
 
 
 def is_valid_dataset_name(name: object) -> bool:

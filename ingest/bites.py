@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from ingest.base import Mapped, map_rows
 from ingest.keyset import Cursor, KeysetStream
+from ingest.values import Mapped, map_rows
 
 
 @dataclass(frozen=True)

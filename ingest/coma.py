@@ -19,7 +19,8 @@ from catalog.derived import refresh_datasets
 from catalog.models import Dataset, Period, PeriodRun, Run
 from catalog.upsert import upsert
 from ingest import schemas
-from ingest.base import Unusable, integer, moment, text, usable_rows
+from ingest.base import usable_rows
+from ingest.values import Unusable, integer, moment, text
 from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)

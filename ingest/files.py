@@ -2,151 +2,25 @@
 
 Shared by the ProdSys and Tier-0 ingesters. A file whose LFN already belongs
 to another GUID is a contradiction between sources: it goes to quarantine
-rather than overwrite the other file.
+rather than overwrite the other file. Reading file rows from a source is
+``ingest.filerows``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from math import isfinite
 from operator import itemgetter
-from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from catalog.db import among, chunked, utcnow
 from catalog.ddm import mark_lost_files
-from catalog.errors import HepcatError
-from catalog.lumiblocks import parse_lumi_blocks, ranges
+from catalog.lumiblocks import ranges
 from catalog.models import File, FileLumiRange
 from catalog.operations import quarantine
 from catalog.upsert import upsert_values
-from ingest import base
-
-# No lumi block. Blocks are a tuple of numbers: a row of such values is
-# left alone by the garbage collector (a frozenset would keep it tracked,
-# and a bite's rows would make the collector sweep the whole heap).
-NONE: tuple[int, ...] = ()
-
-
-class FileRow(NamedTuple):
-    """A file as a source describes it (a named tuple: thousands are made
-    per bite).
-
-    The writer (:func:`write_files`) reads rows by position, so it takes
-    plain tuples in this layout too: a bite read in another process arrives
-    as such (``ingest.readprocess``), and the garbage collector leaves plain
-    tuples of plain values alone, where it keeps sweeping named tuples.
-    """
-
-    dataset: str
-    lfn: str
-    guid: str
-    size: int | None
-    checksum: str | None
-    events: int | None
-    status: str
-    lumi_blocks: str | None
-    blocks: tuple[int, ...]  # sorted lumi block numbers
-    cross_section: float | None = None
-    gen_filt_eff: float | None = None
-
-
-# A FileRow, or a plain tuple in its layout.
-AnyFileRow = tuple[Any, ...]
-# Positions of fields of a FileRow, for rows that are plain tuples.
-DATASET, LFN, GUID, BLOCKS = map(
-    FileRow._fields.index, ("dataset", "lfn", "guid", "blocks")
-)
-
-
-def payload(row: AnyFileRow) -> dict[str, Any]:
-    """The values of the file *row* (a FileRow or its plain tuple), by name,
-    as quarantine keeps them.
-    """
-    values = dict(zip(FileRow._fields, row, strict=True))
-    values.pop("blocks")
-    return values
-
-
-def source_file(
-    row: Mapping[str, Any], *, dataset: str, status: str, with_physics: bool = False
-) -> FileRow:
-    """A file as a source row (ProdSys or Tier-0 columns) describes it.
-
-    :param with_physics: read the generator columns (ProdSys evgen files).
-    :raises Unusable: for a value that cannot be used.
-    """
-    plain = _plain_file(row, dataset, status, with_physics)
-    if plain is not None:
-        return plain
-    lumi_blocks = base.text(row, "lumiblocknr", required=False, length=4000)
-    try:
-        blocks = tuple(sorted(parse_lumi_blocks(lumi_blocks))) if lumi_blocks else NONE
-    except HepcatError as err:
-        raise base.Unusable(str(err)) from None
-    return FileRow(
-        dataset=dataset,
-        lfn=base.text(row, "lfn") or "",
-        guid=base.guid(row),
-        size=base.integer(row, "fsize", required=False),
-        checksum=base.text(row, "checksum", required=False, length=16),
-        events=base.integer(row, "events", required=False),
-        status=status,
-        lumi_blocks=lumi_blocks,
-        blocks=blocks,
-        cross_section=base.number(row, "cross_section") if with_physics else None,
-        gen_filt_eff=base.number(row, "gen_filt_eff") if with_physics else None,
-    )
-
-
-def _plain_file(
-    row: Mapping[str, Any], dataset: str, status: str, with_physics: bool
-) -> FileRow | None:
-    """The common case checked in one go, for speed: every value present and
-    already of its type, no lumi blocks. None sends the row to the careful
-    path of :func:`source_file`, which also says what is wrong with it.
-    """
-    lfn: Any = row.get("lfn")
-    guid: Any = row.get("guid")
-    checksum, size, events = row.get("checksum"), row.get("fsize"), row.get("events")
-    section = row.get("cross_section") if with_physics else None
-    efficiency = row.get("gen_filt_eff") if with_physics else None
-    plain = (
-        row.get("lumiblocknr") is None
-        and _plain_text(lfn, 255)
-        and _plain_text(checksum, 16)
-        and guid.__class__ is str
-        and len(guid) == 36
-        and guid.count("-") == 4
-        and size.__class__ is int
-        and size >= 0
-        and events.__class__ is int
-        and events >= 0
-        and _plain_number(section)
-        and _plain_number(efficiency)
-    )
-    if not plain:
-        return None
-    return FileRow(
-        dataset, lfn, guid.upper(), size, checksum, events, status, None, NONE,
-        section, efficiency,
-    )  # fmt: skip
-
-
-def _plain_number(value: Any) -> bool:
-    return value is None or (value.__class__ is float and isfinite(value))
-
-
-def _plain_text(value: Any, length: int) -> bool:
-    """*value* is text that needs no stripping, of at most *length* characters."""
-    return (
-        value.__class__ is str
-        and 0 < len(value) <= length
-        and not value[0].isspace()
-        and not value[-1].isspace()
-    )
+from ingest.filerows import BLOCKS, DATASET, GUID, LFN, AnyFileRow, FileRow, payload
 
 
 def write_files(

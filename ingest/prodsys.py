@@ -9,11 +9,12 @@ a process of its own (``ingest.readprocess``). Every write is an upsert on a
 natural key (tag, task id, dataset name, file GUID), so re-reading the
 overlap window or replaying the source gives the same catalogue. A row that
 cannot be understood goes to quarantine, and the stream moves past it.
+The rows are mapped by ``ingest.prodsysrows``, which the reading process
+imports.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,52 +24,40 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, Row, Table, select
 from sqlalchemy.orm import Session
 
-from catalog.datasets import dataset_ids, name_columns, upsert_datasets
+from catalog.datasets import dataset_ids, upsert_datasets
 from catalog.db import among, utcnow
 from catalog.derived import derive_new, mark_changed, producing_tasks
 from catalog.models import AmiTag, Dataset, ProductionTask
-from catalog.models.datasets import SOURCE_PRODSYS
-from catalog.nomenclature import parse_tag
 from catalog.operations import quarantine
 from catalog.provenance import link_datasets
 from catalog.upsert import upsert
-from ingest import schemas
+from ingest import prodsysrows, schemas
 from ingest.base import (
-    Unusable,
-    integer,
     load_cursor,
-    map_rows,
-    moment,
+    quarantine_refused,
     refresh_stale_datasets,
     save_stop_point,
-    text,
 )
 from ingest.bites import Ahead, Bite, BiteReader, ReadAhead, ReadThread
-from ingest.files import (
-    DATASET,
-    GUID,
-    AnyFileRow,
-    FileRow,
-    payload,
-    source_file,
-    write_files,
-)
+from ingest.filerows import DATASET, GUID, AnyFileRow, payload
+from ingest.files import write_files
 from ingest.keyset import KeysetStream
+from ingest.prodsysrows import SOURCE, dataset_row, file_row, tag_row, task_row
 from ingest.readprocess import ReadProcess, can_read
+from ingest.values import map_rows
 from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)
 
-SOURCE = "prodsys"
 # Rows without a timestamp read per pass of a stream (a source should have
 # none; a few are read again at every pass).
 UNTIMED_LIMIT = 10_000
 # Files, or rows of tasks and datasets, left to read from which bites are
-# read ahead in a process of their own, which takes about half a second of
-# another core to start. Reading and mapping a file is about half the work
-# of writing it; reading a task and its dataset about a third of writing
-# them, derived quantities included: on a thread, that work holds the
-# interpreter's lock the writer needs.
+# read ahead in a process of their own, which takes about a third of a
+# second of another core to start. Reading and mapping a file is about half
+# the work of writing it; reading a task and its dataset about a third of
+# writing them, derived quantities included: on a thread, that work holds
+# the interpreter's lock the writer needs.
 PROCESS_BACKLOG = 20_000
 
 
@@ -78,9 +67,9 @@ class Bites:
 
     In backlog mode a bite is as large as fits in half the run's budget at
     the rate the stream last went (the slower of writing a bite and reading
-    one), between the two sizes: transactions
-    stay large (commit granularity dominates ingest speed), yet a bite never
-    keeps the other tasks, nor the catalogue's write lock, waiting for long.
+    one), between the two sizes: transactions stay large (commit granularity
+    dominates ingest speed), yet a bite never keeps the other tasks, nor the
+    catalogue's write lock, waiting for long.
     """
 
     tags: tuple[int, int] = (100, 2000)
@@ -141,10 +130,10 @@ class ProdSysIngester(Task):
         self._process: ReadProcess | None = None
         self._process_failed = False
         mappers: dict[str, tuple[Callable[[Mapping[str, Any]], Any], str]] = {
-            "tags": (_tag_row, "tag"),
-            "tasks": (_task_row, "taskid"),
-            "datasets": (_dataset_row, "name"),
-            "files": (_file_row, "fileid"),
+            "tags": (tag_row, "tag"),
+            "tasks": (task_row, "taskid"),
+            "datasets": (dataset_row, "name"),
+            "files": (file_row, "fileid"),
         }
         self.readers = {
             stream: BiteReader(source, self.streams[stream], mapper, key, self._reader)
@@ -212,7 +201,7 @@ class ProdSysIngester(Task):
         """
         try:
             with context.Session.begin() as session:
-                good = bite.mapped.quarantine(SOURCE, session=session)
+                good = quarantine_refused(bite.mapped, SOURCE, session=session)
                 self._apply[stream](good, session)
                 point = f"{SOURCE}.{stream}"
                 save_stop_point(point, bite.stop_point, session=session)
@@ -257,7 +246,8 @@ class ProdSysIngester(Task):
         """Map source *rows* of *stream* (quarantining those refused) and write them."""
         reader = self.readers[stream]
         mapped = map_rows(rows, reader.mapper, reader.key)
-        self._apply[stream](mapped.quarantine(SOURCE, session=session), session)
+        good = quarantine_refused(mapped, SOURCE, session=session)
+        self._apply[stream](good, session)
 
     def _reader(self) -> ReadAhead:
         """What reads the next bite ahead: the process once it is ready,
@@ -283,7 +273,7 @@ class ProdSysIngester(Task):
         )
         if self._process is None and large and not self._process_failed:
             if can_read(self.source):
-                self._process = ReadProcess(self.source, modules=[__name__])
+                self._process = ReadProcess(self.source, modules=[prodsysrows.__name__])
 
     def _task_rows_left(self) -> int:
         """Rows of tasks and of datasets left to read."""
@@ -427,67 +417,3 @@ def _linkable(condition: Any, *, session: Session) -> Sequence[Any]:
     """
     query = select(Dataset.id, Dataset.name, Dataset.task_id).where(condition)
     return session.execute(query).all()
-
-
-def _tag_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    tag = parse_tag(text(row, "tag", length=16) or "")
-    parameters = text(row, "parameters", required=False, length=1_000_000)
-    if parameters is not None:
-        try:
-            if not isinstance(json.loads(parameters), dict):
-                raise Unusable("parameters is not a JSON object")
-        except json.JSONDecodeError as err:
-            raise Unusable(f"parameters is not JSON: {err}") from None
-    return {
-        "tag": str(tag),
-        "tag_type": tag.letter,
-        "tag_number": tag.number,
-        "transformation": text(row, "transformation", required=False, length=64),
-        "release": text(row, "release", required=False, length=64),
-        "parameters": parameters,
-        "description": text(row, "description", required=False, length=1000),
-    }
-
-
-def _task_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    status = text(row, "status", length=16)
-    return {
-        "task_id": integer(row, "taskid"),
-        "parent_task_id": integer(row, "parent_tid", required=False),
-        "name": text(row, "taskname"),
-        "project": text(row, "project", required=False, length=64),
-        "step_name": text(row, "step_name", required=False, length=32),
-        "status": (status or "").lower(),
-        "ctag": text(row, "ctag", required=False, length=16),
-        "input_dataset": text(row, "inputdataset", required=False),
-        "phys_group": text(row, "phys_group", required=False, length=16),
-        "campaign": text(row, "campaign", required=False, length=32),
-        "username": text(row, "username", required=False, length=64),
-        "total_events": integer(row, "total_events", required=False),
-        "submit_time": moment(row, "submit_time"),
-        "start_time": moment(row, "start_time"),
-        "end_time": moment(row, "endtime"),
-        "source_timestamp": moment(row, "timestamp"),
-        "modified": utcnow(),
-    }
-
-
-def _dataset_row(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """An output dataset's row (None for a log dataset: not catalogued)."""
-    if (row.get("type") or "output") == "log":
-        return None
-    name = text(row, "name") or ""
-    return {
-        **name_columns(name),
-        "source": SOURCE_PRODSYS,
-        "task_id": integer(row, "taskid"),
-    }
-
-
-def _file_row(row: Mapping[str, Any]) -> FileRow:
-    return source_file(
-        row,
-        dataset=text(row, "dataset") or "",
-        status=(text(row, "status", length=16) or "").lower(),
-        with_physics=True,
-    )

@@ -43,9 +43,9 @@ from typing import IO, Any, NamedTuple
 
 from sqlalchemy import Engine, create_engine
 
-from ingest.base import Mapped
 from ingest.bites import Bite, BiteReader
 from ingest.keyset import Cursor
+from ingest.values import Mapped
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ class ReadProcess:
     """A process that reads bites of *source* ahead; see the module's notes.
 
     Starting it returns at once: :meth:`ready` says when it can take requests,
-    once it has imported *modules* (those of the mappers it will be sent).
+    once it has imported *modules* (those of the mappers it will be sent:
+    light modules, such as ``ingest.prodsysrows``, make it ready sooner).
     """
 
     def __init__(self, source: Engine, modules: Sequence[str] = ()) -> None:

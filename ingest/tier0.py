@@ -21,16 +21,19 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from catalog.datasets import name_columns, upsert_datasets
+from catalog.datasets import upsert_datasets
 from catalog.derived import refresh_changed
 from catalog.errors import HepcatError
 from catalog.models import Dataset
 from catalog.models.datasets import SOURCE_TIER0
+from catalog.nomenclature import name_columns
 from catalog.operations import quarantine
 from catalog.provenance import link_datasets
 from ingest import schemas
-from ingest.base import Unusable, integer, text, usable_rows
-from ingest.files import source_file, write_files
+from ingest.base import usable_rows
+from ingest.filerows import source_file
+from ingest.files import write_files
+from ingest.values import Unusable, integer, text
 from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)

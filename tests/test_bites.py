@@ -18,7 +18,8 @@ from catalog.models import Dataset, File
 from ingest import schemas
 from ingest.bites import BiteReader, ReadThread
 from ingest.keyset import KeysetStream
-from ingest.prodsys import Bites, ProdSysIngester, _file_row
+from ingest.prodsys import Bites, ProdSysIngester
+from ingest.prodsysrows import file_row
 from ingest.readprocess import ReadProcess
 from taskserver.base import RunContext
 
@@ -199,7 +200,7 @@ def test_a_bite_given_back_is_read_again(sources: Any) -> None:
     keyset = KeysetStream(schemas.t_production_file, key_column="fileid", lag=0)
     thread = ReadThread("test-read")
     reader = BiteReader(
-        sources.prodsys.engine, keyset, _file_row, "fileid", lambda: thread
+        sources.prodsys.engine, keyset, file_row, "fileid", lambda: thread
     )
     with sources.prodsys.engine.connect() as connection:
         keyset.begin_pass(connection, None)

@@ -597,7 +597,7 @@ def test_which_projects_a_pattern_reaches(
 
 
 def test_every_name_starts_with_its_project_and_a_dot() -> None:
-    from catalog.datasets import name_columns
+    from catalog.nomenclature import name_columns
 
     for name in NAMES:
         assert name.startswith(name_columns(name)["project_name"] + ".")
