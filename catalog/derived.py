@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Integer,
     String,
     Table,
     and_,
@@ -566,18 +567,37 @@ def _refresh_marked(ids: set[int], session: Session) -> int:
         marks.update({i: m for i, m in session.execute(query)})
     refreshed = refresh_datasets(ordered, session=session)
     session.flush()
-    # A mark raised again since we read it means a change we may not have
-    # seen: the dataset stays stale and is recomputed next time.
+    _clear_marks(marks, session=session)
+    return refreshed
+
+
+def _clear_marks(marks: dict[int, int], *, session: Session) -> None:
+    """Clear the stale marks of the datasets *marks* (ids to the marks read
+    before recomputing them). A mark raised again since it was read means a
+    change that may not have been seen: the dataset stays stale and is
+    recomputed next time.
+    """
+    if not marks:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement over two arrays (an executemany sends a statement
+        # per dataset: a sixth of a second per 5,000).
+        ids = bindparam("ids", list(marks), type_=ARRAY(BigInteger))
+        read = bindparam("marks", list(marks.values()), type_=ARRAY(Integer))
+        listed = select(func.unnest(ids).label("id"), func.unnest(read).label("mark"))
+        pairs = listed.subquery()
+        clear = delete(STALE).where(
+            STALE.c.dataset_id == pairs.c.id, STALE.c.mark == pairs.c.mark
+        )
+        session.execute(clear)
+        return
     clear = delete(STALE).where(
         and_(
             STALE.c.dataset_id == bindparam("id_"),
             STALE.c.mark == bindparam("mark_"),
         )
     )
-    rows = [{"id_": i, "mark_": m} for i, m in marks.items()]
-    if rows:
-        session.execute(clear, rows)
-    return refreshed
+    session.execute(clear, [{"id_": i, "mark_": m} for i, m in marks.items()])
 
 
 def stale_count(*, session: Session) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from catalog import upsert as upsert_module
 from catalog.db import utcnow
-from catalog.derived import mark_changed, refresh_stale, stale_count
+from catalog.derived import _clear_marks, mark_changed, refresh_stale, stale_count
 from catalog.models import AmiTag, Dataset, DatasetStale, File
 from catalog.upsert import update_same, update_values, upsert, upsert_values
 
@@ -140,6 +140,25 @@ def test_stale_marks_are_raised_and_cleared(
     with Session() as session:
         assert stale_count(session=session) == 0
         assert session.scalar(select(Dataset.n_files).where(Dataset.id == ids[0])) == 0
+
+
+def test_a_mark_raised_since_it_was_read_is_not_cleared(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+) -> None:
+    """A refresh clears the marks it read; a dataset marked again meanwhile
+    (its mark is higher now) stays stale, to be recomputed next time.
+    """
+    names = [f"mc16_13TeV.41100{n}.Stale.recon.AOD.e1_s2_r3" for n in range(3)]
+    ids = [dataset_factory(name).id for name in names]
+    with Session.begin() as session:
+        mark_changed(ids, session=session)
+        mark_changed(ids[1:2], session=session)
+    with Session.begin() as session:
+        _clear_marks({ids[0]: 1, ids[1]: 1, ids[2]: 1}, session=session)
+    with Session() as session:
+        query = select(DatasetStale.dataset_id, DatasetStale.mark)
+        assert dict(session.execute(query).all()) == {ids[1]: 2}
 
 
 @pytest.mark.parametrize("count", SIZES)
