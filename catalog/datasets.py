@@ -63,13 +63,36 @@ def upsert_datasets(
     """
     if not rows:
         return {}
-    now = utcnow()
-    stamped = [{**row, "last_modified": now} for row in rows]
-    upsert(session, Dataset.__table__, stamped, ["name"], known=known)  # type: ignore[arg-type]
     names = [row["name"] for row in rows]
-    if known is not None and all(name in known for name in names):
+    if known is None:
+        known = dataset_ids(names, session=session)
+    fresh = [row for row in rows if row["name"] not in known]
+    written = fresh + _differing([r for r in rows if r["name"] in known], session)
+    if written:
+        now = utcnow()
+        stamped = [{**row, "last_modified": now} for row in written]
+        upsert(session, Dataset.__table__, stamped, ["name"], known=known)  # type: ignore[arg-type]
+    if not fresh:
         return {name: known[name] for name in names}
     return dataset_ids(names, session=session)
+
+
+def _differing(
+    rows: Sequence[Mapping[str, Any]], session: Session
+) -> list[Mapping[str, Any]]:
+    """The *rows* of catalogued datasets that hold a value the catalogue has
+    not: writing the others again (a source's overlap window reads rows
+    again) would change nothing but their ``lastModified``.
+    """
+    if not rows:
+        return []
+    table = Dataset.__table__
+    columns = [table.c[name] for name in rows[0]]
+    held: dict[str, tuple[Any, ...]] = {}
+    for chunk in chunked([row["name"] for row in rows]):
+        query = select(*columns).where(among(table.c.name, chunk))
+        held.update({found.name: tuple(found) for found in session.execute(query)})
+    return [row for row in rows if tuple(row.values()) != held.get(row["name"])]
 
 
 def dataset_ids(names: Sequence[str], *, session: Session) -> dict[str, int]:

@@ -76,6 +76,28 @@ def test_replaying_the_sources_changes_nothing(Session, sources, world, ingest):
     assert catalogue(Session) == first
 
 
+def test_rows_read_again_leave_last_modified_alone(Session, sources, world, ingest):
+    """The overlap window, or a replay, reads rows the catalogue holds
+    already: a dataset whose values are the same keeps its lastModified.
+    """
+    publish(sources, world)
+    ingest()
+    with Session() as session:
+        before = dict(
+            session.execute(select(Dataset.name, Dataset.last_modified)).all()
+        )
+
+    with Session.begin() as session:
+        session.execute(delete(StopPoint))
+    with sources.tier0.engine.begin() as connection:
+        connection.execute(update(schemas.t0_dataset).values(ami_flag="READY"))
+    ingest()
+
+    with Session() as session:
+        after = dict(session.execute(select(Dataset.name, Dataset.last_modified)).all())
+    assert after == before
+
+
 def test_late_and_back_dated_rows_are_caught(Session, sources, world, ingest):
     late = world.datasets[0]
     early = [d for d in world.datasets if d is not late]
