@@ -25,7 +25,7 @@ class FileRow(NamedTuple):
     """A file as a source describes it (a named tuple: thousands are made
     per bite).
 
-    The writer (:func:`write_files`) reads rows by position, so it takes
+    The writer (``ingest.files.write_files``) reads rows by position, so it takes
     plain tuples in this layout too: a bite read in another process arrives
     as such (``ingest.readprocess``), and the garbage collector leaves plain
     tuples of plain values alone, where it keeps sweeping named tuples.
@@ -56,9 +56,9 @@ def payload(row: AnyFileRow) -> dict[str, Any]:
     """The values of the file *row* (a FileRow or its plain tuple), by name,
     as quarantine keeps them.
     """
-    values = dict(zip(FileRow._fields, row, strict=True))
-    values.pop("blocks")
-    return values
+    fields = dict(zip(FileRow._fields, row, strict=True))
+    fields.pop("blocks")
+    return fields
 
 
 def source_file(

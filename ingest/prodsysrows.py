@@ -21,6 +21,9 @@ SOURCE = "prodsys"
 
 
 def tag_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An AMI tag's row, from a ProdSys config tag; its parameters must be
+    a JSON object.
+    """
     tag = parse_tag(text(row, "tag", length=16) or "")
     parameters = text(row, "parameters", required=False, length=1_000_000)
     if parameters is not None:
@@ -41,6 +44,9 @@ def tag_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def task_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A production task's row (its ``modified`` time is the bite's, set by
+    the writer).
+    """
     status = text(row, "status", length=16)
     return {
         "task_id": integer(row, "taskid"),
@@ -75,6 +81,7 @@ def dataset_row(row: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def file_row(row: Mapping[str, Any]) -> FileRow:
+    """A file of an output dataset, its generator values included."""
     return source_file(
         row,
         dataset=text(row, "dataset") or "",
