@@ -200,7 +200,9 @@ def _lost(future: Any) -> bool:
     return not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)
 
 
-def _counter(plan: Plan, progress: Progress | None, done: list[Unit]) -> Callable:
+def _counter(
+    plan: Plan, progress: Progress | None, done: list[Unit]
+) -> Callable[..., Any]:
     count = len(done)
     if progress is not None:
         progress(count, len(plan.units))
@@ -343,7 +345,9 @@ class DaskExecutor(Executor):
         from distributed import Client
 
         try:
-            with Client(self.address, set_as_default=False, timeout=10) as client:
+            with Client(  # type: ignore[no-untyped-call]
+                self.address, set_as_default=False, timeout=10
+            ) as client:
                 workers = client.scheduler_info(n_workers=-1)["workers"].values()
         except (OSError, TimeoutError) as err:
             logger.warning("The Dask scheduler at %s: %s", self.address, err)
@@ -354,7 +358,7 @@ class DaskExecutor(Executor):
     def _submitter(self) -> Iterator[Callable[..., Any]]:
         from distributed import Client  # optional: only when a cluster is used
 
-        with Client(self.address, set_as_default=False) as client:
+        with Client(self.address, set_as_default=False) as client:  # type: ignore[no-untyped-call]
             yield lambda header, unit, directory: client.submit(
                 extract_unit, header, unit, directory, pure=False, key=_key(unit)
             )

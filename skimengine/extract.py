@@ -389,7 +389,7 @@ def _check_entries(key: str, entries: np.ndarray, n_entries: int) -> None:
 def _entry_bytes(tree: Any, branches: Sequence[str]) -> float:
     """Compressed bytes an entry of *branches* takes in the source."""
     total = sum(tree[name].compressed_bytes for name in branches)
-    return total / max(tree.num_entries, 1)
+    return float(total / max(tree.num_entries, 1))
 
 
 @dataclass(frozen=True, eq=False)

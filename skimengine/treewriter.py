@@ -131,7 +131,7 @@ def _plain(datum: dict[str, Any]) -> bool:
 def _room(cascading: Any) -> bool:
     """Whether the basket tables take one more basket without growing (the
     last slot stays free, as ``extend`` keeps it)."""
-    return cascading._num_baskets < cascading._basket_capacity - 1
+    return bool(cascading._num_baskets < cascading._basket_capacity - 1)
 
 
 # -- The direct way ----------------------------------------------------------------
@@ -185,11 +185,14 @@ def _write_basket(
     compression = datum["compression"]
     if isinstance(compression, uproot.ZSTD) and compression.level > 0:
         return _write_zstd_basket(cascading, sink, datum, values, offsets)
+    written: tuple[int, int, int]
     if offsets is None:
-        return cascading.write_np_basket(sink, datum["fName"], compression, values)
-    return cascading.write_jagged_basket(
-        sink, datum["fName"], compression, values, offsets.copy()
-    )
+        written = cascading.write_np_basket(sink, datum["fName"], compression, values)
+    else:
+        written = cascading.write_jagged_basket(
+            sink, datum["fName"], compression, values, offsets.copy()
+        )
+    return written
 
 
 def _write_zstd_basket(
@@ -229,14 +232,14 @@ def _basket_object(
     and fLast. Entry offsets count bytes from the key's start; ROOT stores
     their number first.
     """
-    data = memoryview(np.ascontiguousarray(values)).cast("B")
+    data = np.ascontiguousarray(values).data.cast("B")
     if offsets is None:
         return [data], (values.dtype.itemsize, len(values), keylen + len(data))
     starts = np.empty(len(offsets) + 1, ">i4")
     starts[0] = len(offsets)
     starts[1:] = offsets * values.dtype.itemsize + keylen
     tail = (len(offsets) + 1, len(offsets) - 1, int(starts[-1]))
-    return [data, memoryview(starts).cast("B")], tail
+    return [data, starts.data.cast("B")], tail
 
 
 def _zstd_blocks(parts: list[memoryview], level: int) -> list[bytes] | None:
