@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
+from typing import Any
 
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
@@ -35,13 +36,22 @@ def write_files(
     including datasets a file left.
     """
     latest = list({row[GUID]: row for row in rows}.values())
-    existing = _existing(latest, session=session)
+    existing, held = _existing(latest, session=session)
     usable = _consistent_rows(latest, existing, source, session)
-    if not usable:
+    # A file read again as the catalogue holds it (a source's overlap window
+    # reads rows again) is left alone: its modified time stays, and its
+    # dataset needs no recomputing.
+    changed = []
+    for row in usable:
+        values = (dataset_ids[row[DATASET]], *_written(row))
+        if held.get(row[GUID]) != values:
+            changed.append((row, values))
+    if not changed:
         return set()
+    usable = [row for row, _ in changed]
     now = utcnow()
-    values = [(dataset_ids[row[DATASET]], *_written(row), now) for row in usable]
-    upsert_values(session, File.__table__, COLUMNS, values, ["guid"], known=existing)  # type: ignore[arg-type]
+    written = [(*values, now) for _, values in changed]
+    upsert_values(session, File.__table__, COLUMNS, written, ["guid"], known=existing)  # type: ignore[arg-type]
     # DDM may have reported a file lost before the file arrived here.
     mark_lost_files([row[LFN] for row in usable], session=session)
     _write_lumi_ranges(usable, session=session)
@@ -51,20 +61,24 @@ def write_files(
 
 def _existing(
     rows: Sequence[AnyFileRow], *, session: Session
-) -> dict[str, tuple[str, int]]:
+) -> tuple[dict[str, tuple[str, int]], dict[str, tuple[Any, ...]]]:
     """The catalogue's (LFN, dataset id) of these GUIDs and of these LFNs,
-    keyed by GUID.
+    keyed by GUID; and the values of :data:`COLUMNS` (but the time) that it
+    holds for each.
     """
     found: dict[str, tuple[str, int]] = {}
+    held: dict[str, tuple[Any, ...]] = {}
+    columns = [File.__table__.c[name] for name in COLUMNS[:-1]]
     for chunk in chunked(rows):
         guids = [r[GUID] for r in chunk]
         lfns = [r[LFN] for r in chunk]
-        query = select(File.guid, File.lfn, File.dataset_id).where(
+        query = select(*columns).where(
             or_(among(File.guid, guids), among(File.lfn, lfns))
         )
-        for file_guid, lfn, dataset_id in session.execute(query):
-            found[file_guid] = (lfn, dataset_id)
-    return found
+        for stored in session.execute(query):
+            found[stored.guid] = (stored.lfn, stored.dataset_id)
+            held[stored.guid] = tuple(stored)
+    return found, held
 
 
 def _consistent_rows(
