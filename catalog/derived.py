@@ -195,24 +195,24 @@ def _cross_sections(ids: Sequence[int], *, session: Session) -> dict[int, CrossS
         .join(Dataset, Dataset.id == File.dataset_id)
         .where(counted_files(ids))
     )
-    sections: dict[int, list[float]] = {}
-    efficiencies: dict[int, list[float]] = {}
+    files: dict[int, list[tuple[Any, Any]]] = {}
     for dataset_id, section, efficiency in session.execute(query):
-        sections.setdefault(dataset_id, [])
-        efficiencies.setdefault(dataset_id, [])
-        if section is not None:
-            sections[dataset_id].append(float(section))
-        if efficiency is not None:
-            efficiencies[dataset_id].append(float(efficiency))
-    return {
-        dataset_id: CrossSection(
-            _mean(values),
-            min(values, default=None),
-            max(values, default=None),
-            _mean(efficiencies[dataset_id]),
-        )
-        for dataset_id, values in sections.items()
-    }
+        files.setdefault(dataset_id, []).append((section, efficiency))
+    return {dataset_id: _cross_section(pairs) for dataset_id, pairs in files.items()}
+
+
+def _cross_section(files: Sequence[tuple[Any, Any]]) -> CrossSection:
+    """The cross-section of a dataset whose counted *files* carry these
+    (cross-section, filter efficiency) values, None where they carry none.
+    """
+    sections = [float(s) for s, _ in files if s is not None]
+    efficiencies = [float(e) for _, e in files if e is not None]
+    return CrossSection(
+        _mean(sections),
+        min(sections, default=None),
+        max(sections, default=None),
+        _mean(efficiencies),
+    )
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -62,16 +62,23 @@ def test_an_ingested_world_equals_the_world_written_directly(
         assert session.scalar(select(func.count()).select_from(Quarantine)) == 0
 
 
-def test_replaying_the_sources_changes_nothing(Session, sources, world, ingest):
-    publish(sources, world)
-    ingest()
-    first = catalogue(Session)
-
+def replay(Session, sources, ingest) -> None:
+    """Ingest every source again from its start: no stop point, every
+    Tier-0 dataset READY again.
+    """
     with Session.begin() as session:
         session.execute(delete(StopPoint))
     with sources.tier0.engine.begin() as connection:
         connection.execute(update(schemas.t0_dataset).values(ami_flag="READY"))
     ingest()
+
+
+def test_replaying_the_sources_changes_nothing(Session, sources, world, ingest):
+    publish(sources, world)
+    ingest()
+    first = catalogue(Session)
+
+    replay(Session, sources, ingest)
 
     assert catalogue(Session) == first
 
@@ -85,11 +92,7 @@ def test_rows_read_again_leave_last_modified_alone(Session, sources, world, inge
     ingest()
     before = _written_times(Session)
 
-    with Session.begin() as session:
-        session.execute(delete(StopPoint))
-    with sources.tier0.engine.begin() as connection:
-        connection.execute(update(schemas.t0_dataset).values(ami_flag="READY"))
-    ingest()
+    replay(Session, sources, ingest)
 
     assert _written_times(Session) == before
 
