@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, extract, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -22,7 +22,7 @@ from catalog.models import Dataset, File, ProvenanceEdge
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.mql.narrowing import ProjectFinder
 from catalog.nomenclature import name_columns
-from catalog.upsert import upsert
+from catalog.upsert import differing, upsert
 
 MAX_PAGE_SIZE = 1000
 
@@ -49,50 +49,47 @@ def add_dataset(name: str, source: str, *, session: Session, **fields: Any) -> D
     return dataset
 
 
+class Upserted(NamedTuple):
+    """What :func:`upsert_datasets` did: the ids of the rows' datasets by
+    name, and the names of those it wrote (new, or holding a value the
+    catalogue had not).
+    """
+
+    ids: dict[str, int]
+    written: set[str]
+
+
 def upsert_datasets(
     rows: Sequence[Mapping[str, Any]],
     *,
     session: Session,
     known: Mapping[str, int] | None = None,
-) -> dict[str, int]:
+) -> Upserted:
     """Insert or update datasets by name (rows of :func:`name_columns` plus
-    other columns, all rows with the same keys); return their ids by name.
+    other columns, all rows with the same keys). A catalogued dataset whose
+    row holds the values it has already is not written again: its
+    ``lastModified`` stays.
 
     :param known: the ids of the datasets in the catalogue among *rows*, when
         the caller has just looked them up (spares two lookups).
     """
     if not rows:
-        return {}
+        return Upserted({}, set())
     names = [row["name"] for row in rows]
     if known is None:
         known = dataset_ids(names, session=session)
     fresh = [row for row in rows if row["name"] not in known]
-    written = fresh + _differing([r for r in rows if r["name"] in known], session)
+    catalogued = [row for row in rows if row["name"] in known]
+    table = Dataset.__table__
+    written = fresh + differing(session, table, catalogued, "name").rows  # type: ignore[arg-type]
     if written:
         now = utcnow()
         stamped = [{**row, "last_modified": now} for row in written]
-        upsert(session, Dataset.__table__, stamped, ["name"], known=known)  # type: ignore[arg-type]
+        upsert(session, table, stamped, ["name"], known=known)  # type: ignore[arg-type]
+    names_written = {row["name"] for row in written}
     if not fresh:
-        return {name: known[name] for name in names}
-    return dataset_ids(names, session=session)
-
-
-def _differing(
-    rows: Sequence[Mapping[str, Any]], session: Session
-) -> list[Mapping[str, Any]]:
-    """The *rows* of catalogued datasets that hold a value the catalogue has
-    not: writing the others again (a source's overlap window reads rows
-    again) would change nothing but their ``lastModified``.
-    """
-    if not rows:
-        return []
-    table = Dataset.__table__
-    columns = [table.c[name] for name in rows[0]]
-    held: dict[str, tuple[Any, ...]] = {}
-    for chunk in chunked([row["name"] for row in rows]):
-        query = select(*columns).where(among(table.c.name, chunk))
-        held.update({found.name: tuple(found) for found in session.execute(query)})
-    return [row for row in rows if tuple(row.values()) != held.get(row["name"])]
+        return Upserted({name: known[name] for name in names}, names_written)
+    return Upserted(dataset_ids(names, session=session), names_written)
 
 
 def dataset_ids(names: Sequence[str], *, session: Session) -> dict[str, int]:

@@ -24,15 +24,34 @@ LINK_CHUNK = 5000
 def link_datasets(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
     """Create the missing edges around *datasets*; return the ids of the
     datasets that gained a parent (their derived values must be refreshed).
+    Edges already there are left as they are, and gain nobody a parent.
     """
     datasets = list(datasets)
     edges: set[tuple[int, int, int]] = set()
     for chunk in chunked(datasets, LINK_CHUNK):
         edges |= _upward(chunk, session=session) | _downward(chunk, session=session)
     edges = {(p, c, t) for p, c, t in edges if p != c}
+    held = _held(edges, session=session)
+    edges = {(p, c, t) for p, c, t in edges if (p, c, t) not in held}
     rows = [{"parent_id": p, "child_id": c, "task_id": t} for p, c, t in sorted(edges)]
     upsert(session, ProvenanceEdge.__table__, rows, ["parent_id", "child_id"])  # type: ignore[arg-type]
-    return {child for _, child, _ in edges}
+    pairs = {(p, c) for p, c, _ in held}
+    return {child for parent, child, _ in edges if (parent, child) not in pairs}
+
+
+def _held(
+    edges: set[tuple[int, int, int]], *, session: Session
+) -> set[tuple[int, int, int]]:
+    """The edges the catalogue holds into the children of *edges*."""
+    children = sorted({child for _, child, _ in edges})
+    held: set[tuple[int, int, int]] = set()
+    table = ProvenanceEdge.__table__
+    for chunk in chunked(children):
+        query = select(table.c.parent_id, table.c.child_id, table.c.task_id).where(
+            among(table.c.child_id, chunk)
+        )
+        held |= {(p, c, t) for p, c, t in session.execute(query)}
+    return held
 
 
 def _upward(

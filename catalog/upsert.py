@@ -70,6 +70,38 @@ def upsert(
     upsert_values(session, table, columns, tuples, key, update_columns, known=known)
 
 
+class Changed(NamedTuple):
+    """What :func:`differing` found: the rows to write, and the keys of all
+    the rows given that the table holds (an upsert's ``known``).
+    """
+
+    rows: list[Mapping[str, Any]]
+    known: set[Any]
+
+
+def differing(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], key: str
+) -> Changed:
+    """The *rows* that *table* does not hold as they are: their *key* is not
+    there, or one of their values differs. Writing the others again (a
+    source's overlap window reads rows again) would change nothing but
+    their modified times, and make their dependants be recomputed.
+
+    Every row has the keys of the first.
+    """
+    if not rows:
+        return Changed([], set())
+    columns = [table.c[name] for name in rows[0]]
+    position = list(rows[0]).index(key)
+    held: dict[Any, tuple[Any, ...]] = {}
+    for chunk in chunked([row[key] for row in rows]):
+        query = select(*columns).where(among(table.c[key], chunk))
+        for found in session.execute(query):
+            held[found[position]] = tuple(found)
+    changed = [row for row in rows if tuple(row.values()) != held.get(row[key])]
+    return Changed(changed, set(held))
+
+
 def upsert_values(
     session: Session,
     table: Table,

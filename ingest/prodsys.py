@@ -30,7 +30,7 @@ from catalog.derived import derive_new, mark_changed, producing_tasks
 from catalog.models import AmiTag, Dataset, ProductionTask
 from catalog.operations import quarantine
 from catalog.provenance import link_datasets
-from catalog.upsert import upsert
+from catalog.upsert import differing, upsert
 from ingest import prodsysrows, schemas
 from ingest.base import (
     load_cursor,
@@ -305,13 +305,16 @@ class ProdSysIngester(Task):
     # Tasks.
 
     def _apply_tasks(self, mapped: list[dict[str, Any]], session: Session) -> None:
-        if not mapped:
+        # A task read again as the catalogue holds it is left alone: its
+        # datasets need no relinking nor recomputing.
+        table = ProductionTask.__table__
+        changed, known = differing(session, table, mapped, "task_id")  # type: ignore[arg-type]
+        if not changed:
             return
         now = utcnow()  # one object: converted once for the whole bite
-        for row in mapped:
-            row["modified"] = now
-        upsert(session, ProductionTask.__table__, mapped, ["task_id"])  # type: ignore[arg-type]
-        ids = [row["task_id"] for row in mapped]
+        stamped = [{**row, "modified": now} for row in changed]
+        upsert(session, table, stamped, ["task_id"], known=known)  # type: ignore[arg-type]
+        ids = [row["task_id"] for row in changed]
         datasets = _linkable(among(Dataset.task_id, ids), session=session)
         gained = link_datasets(datasets, session=session)
         mark_changed({d.id for d in datasets} | gained, gained, session=session)
@@ -348,9 +351,14 @@ class ProdSysIngester(Task):
                     f"task {row['task_id']} is in neither ProdSys nor the catalogue"
                 )
                 quarantine(SOURCE, row["name"], row, reason, session=session)
-        ids, changed = _write_datasets(usable, tasks, session=session)
-        written = {row["name"]: row["task_id"] for row in usable}
-        datasets: list[Any] = [Linkable(ids[n], n, t) for n, t in written.items()]
+        ids, written, changed = _write_datasets(usable, tasks, session=session)
+        # Only the datasets written can have an edge missing: one read again
+        # unchanged was linked when it was written.
+        datasets: list[Any] = [
+            Linkable(ids[r["name"]], r["name"], r["task_id"])
+            for r in usable
+            if r["name"] in written
+        ]
         gained = link_datasets(datasets, session=session)
         mark_changed(changed | gained, gained, session=session)
 
@@ -384,23 +392,24 @@ class ProdSysIngester(Task):
 
 def _write_datasets(
     rows: list[dict[str, Any]], tasks: dict[int, Any], *, session: Session
-) -> tuple[dict[str, int], set[int]]:
+) -> tuple[dict[str, int], set[str], set[int]]:
     """Write dataset *rows*, the new ones with their derived values
     (:func:`~catalog.derived.derive_new`, from *tasks*, their producing
-    tasks); return the ids by name, and the
-    ids of those whose derived values must be recomputed: the datasets known
-    before, new ones DDM spoke of, and new EVNT and RAW datasets (others
+    tasks). Return the ids by name; the names written: new, or known with a
+    value changed (a known dataset read again unchanged is left alone); and
+    the ids of those whose derived values must be recomputed: the known ones
+    written, new ones DDM spoke of, and new EVNT and RAW datasets (others
     depend on them: cross-sections, lost lumi blocks).
     """
     ids = dataset_ids([row["name"] for row in rows], session=session)
     known = [row for row in rows if row["name"] in ids]
     new = [row for row in rows if row["name"] not in ids]
-    upsert_datasets(known, session=session, known=ids)
+    rewritten = upsert_datasets(known, session=session, known=ids).written
     heard = derive_new(new, session=session, tasks=tasks)
-    ids.update(upsert_datasets(new, session=session, known=ids))
-    changed = {ids[row["name"]] for row in known} | {ids[name] for name in heard}
+    ids.update(upsert_datasets(new, session=session, known=ids).ids)
+    changed = {ids[name] for name in rewritten} | {ids[name] for name in heard}
     changed |= {ids[r["name"]] for r in new if r["data_type"] in ("EVNT", "RAW")}
-    return ids, changed
+    return ids, {row["name"] for row in new} | rewritten, changed
 
 
 class Linkable(NamedTuple):

@@ -131,7 +131,7 @@ def write_dataset(
             f"runnumber {run} differs from the name's {columns['run_number']}"
         )
     dataset_row = {**columns, "source": SOURCE_TIER0, "tier0_state": DONE}
-    ids = upsert_datasets([dataset_row], session=session)
+    ids, written = upsert_datasets([dataset_row], session=session)
     dataset_id = ids[columns["name"]]
     good = usable_rows(
         files,
@@ -140,7 +140,9 @@ def write_dataset(
         SOURCE,
         session=session,
     )
-    touched = write_files(good, ids, SOURCE, session=session) | {dataset_id}
+    touched = write_files(good, ids, SOURCE, session=session)
+    if written:  # not a dataset READY again as the catalogue holds it
+        touched.add(dataset_id)
     dataset = session.get(Dataset, dataset_id)
     gained = link_datasets([dataset], session=session) if dataset else set()
     refresh_changed(touched, gained, session=session)

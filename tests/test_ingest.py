@@ -11,10 +11,18 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 import migrations
+from catalog import derived
 from catalog.consistency import check_derived
 from catalog.db import create_catalog_engine, session_factory
 from catalog.fields import row_to_ami
-from catalog.models import Dataset, File, Quarantine, StopPoint
+from catalog.models import (
+    Dataset,
+    File,
+    ProductionTask,
+    ProvenanceEdge,
+    Quarantine,
+    StopPoint,
+)
 from ingest import schemas
 from ingest.seed import seed_catalog
 from ingest.simulate import naive
@@ -86,7 +94,7 @@ def test_replaying_the_sources_changes_nothing(Session, sources, world, ingest):
 def test_rows_read_again_leave_last_modified_alone(Session, sources, world, ingest):
     """The overlap window, or a replay, reads rows the catalogue holds
     already: a dataset whose values are the same keeps its lastModified, a
-    file its modified time.
+    file or a task its modified time.
     """
     publish(sources, world)
     ingest()
@@ -97,11 +105,44 @@ def test_rows_read_again_leave_last_modified_alone(Session, sources, world, inge
     assert _written_times(Session) == before
 
 
-def _written_times(Session) -> tuple[dict, dict]:
+def test_rows_read_again_make_nothing_stale(
+    Session, sources, world, ingest, monkeypatch
+):
+    """Rows read again as the catalogue holds them change no derived value:
+    no dataset is marked to be recomputed, nor is any edge added.
+    """
+    publish(sources, world)
+    ingest()
+    edges = _edges(Session)
+    marked: list[int] = []
+    raise_marks = derived._raise_marks
+
+    def spy(ids, *, session):
+        marked.extend(ids)
+        raise_marks(ids, session=session)
+
+    monkeypatch.setattr(derived, "_raise_marks", spy)
+
+    replay(Session, sources, ingest)
+
+    assert marked == []
+    assert _edges(Session) == edges
+
+
+def _written_times(Session) -> tuple[dict, dict, dict]:
     with Session() as session:
         datasets = session.execute(select(Dataset.name, Dataset.last_modified))
         files = session.execute(select(File.guid, File.modified))
-        return dict(datasets.all()), dict(files.all())
+        tasks = session.execute(select(ProductionTask.task_id, ProductionTask.modified))
+        return dict(datasets.all()), dict(files.all()), dict(tasks.all())
+
+
+def _edges(Session) -> set[tuple]:
+    with Session() as session:
+        query = select(
+            ProvenanceEdge.parent_id, ProvenanceEdge.child_id, ProvenanceEdge.task_id
+        )
+        return set(session.execute(query).all())
 
 
 def test_late_and_back_dated_rows_are_caught(Session, sources, world, ingest):

@@ -23,17 +23,17 @@ from catalog.users import has_role
 from web.app import catalog_session
 from web.auth import acting_user, check_removal, require_role, shown_user
 
-annotations = Blueprint("annotations", __name__)
+annotation_pages = Blueprint("annotations", __name__)
 
 
-@annotations.app_template_global()
+@annotation_pages.app_template_global()
 def annotations_of(dataset_name: str) -> list[Hashtag]:
     """The annotations of a dataset, for the dataset page."""
     with catalog_session() as db:
         return list_annotations(dataset_name, session=db)
 
 
-@annotations.app_template_global()
+@annotation_pages.app_template_global()
 def may_remove(hashtag: Hashtag) -> bool:
     """Whether the current user may remove *hashtag*: its author, or an admin."""
     user = shown_user()
@@ -42,7 +42,7 @@ def may_remove(hashtag: Hashtag) -> bool:
     return hashtag.author == user.login or has_role(user, ROLE_ADMIN)
 
 
-@annotations.post("/datasets/<name>/annotations")
+@annotation_pages.post("/datasets/<name>/annotations")
 @require_role(ROLE_PHYSICIST, action="annotating a dataset")
 def add_annotation(name: str) -> Response:
     """Tag the dataset from the form on its page."""
@@ -60,7 +60,7 @@ def add_annotation(name: str) -> Response:
     return redirect(url_for("pages.dataset", name=name, _anchor="annotations"))
 
 
-@annotations.post("/datasets/<name>/annotations/<scope>/<tag>/delete")
+@annotation_pages.post("/datasets/<name>/annotations/<scope>/<tag>/delete")
 @require_role(ROLE_PHYSICIST, action="removing an annotation")
 def delete_annotation(name: str, scope: str, tag: str) -> Response:
     """Remove a tag: its author may, and an admin may remove any."""

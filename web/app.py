@@ -77,7 +77,7 @@ def _blueprints() -> list[Any]:
     """The parts of the application, each a blueprint in its own module."""
     from web.ami import ami
     from web.amitags import amitags
-    from web.annotations import annotations
+    from web.annotations import annotation_pages
     from web.api import api
     from web.auth import auth
     from web.operations import operations
@@ -98,7 +98,7 @@ def _blueprints() -> list[Any]:
         plots,
         auth,
         users,
-        annotations,
+        annotation_pages,
         api,
         ami,
     ]

@@ -137,7 +137,7 @@ def _session_holds(user: User | None) -> bool:
     since = session.get(SINCE_KEY)
     if not isinstance(since, int | float):
         return False
-    return hours <= 0 or time.time() - since < hours * 3600
+    return bool(hours <= 0 or time.time() - since < hours * 3600)
 
 
 def start_session(user: User) -> None:

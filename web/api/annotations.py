@@ -1,6 +1,6 @@
 """Annotations of datasets (AMI hashtags): anyone who may read sees them; a
 physicist adds them; their author or an admin removes them (the rule of
-:func:`web.annotations.check_removal`, shared with the dataset page).
+:func:`web.auth.check_removal`, shared with the dataset page).
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from catalog.annotations import (
     remove_annotation,
 )
 from catalog.models.users import ROLE_PHYSICIST
-from web.annotations import check_removal
 from web.api import api, schemas
 from web.api.openapi import documented
 from web.api.paging import dumped, load_body
 from web.app import catalog_session
-from web.auth import acting_user, require_role
+from web.auth import acting_user, check_removal, require_role
 
 
 @api.get("/datasets/<name>/annotations")
