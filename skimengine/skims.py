@@ -239,17 +239,20 @@ def list_skims(
     session: Session,
     owner: User | str | None = None,
     state: str | None = None,
+    parent: Dataset | None = None,
     offset: int = 0,
     limit: int = 50,
 ) -> Page:
-    """A page of skims, newest first, of *owner* (a user or a login) and in
-    *state* when given.
+    """A page of skims, newest first, of *owner* (a user or a login), in
+    *state* and of the dataset *parent*, when given.
 
     :raises InvalidInput: for an unknown state or a bad page.
     :raises UserNotFound: for an unknown login.
     """
     check_paging(offset, limit)
     conditions = []
+    if parent is not None:
+        conditions.append(Skim.parent_id == parent.id)
     if owner is not None:
         user = get_user(owner, session=session) if isinstance(owner, str) else owner
         conditions.append(Skim.owner_id == user.id)
@@ -263,6 +266,11 @@ def list_skims(
     query = select(Skim).where(*conditions).order_by(Skim.id.desc())
     rows = session.scalars(query.offset(offset).limit(limit)).all()
     return Page(rows, total or 0, offset, limit)
+
+
+def skim_making(dataset: Dataset, *, session: Session) -> Skim | None:
+    """The skim whose output is *dataset*, or None when it is not a skim's."""
+    return session.scalar(select(Skim).where(Skim.output_id == dataset.id))
 
 
 # -- changing ------------------------------------------------------------------

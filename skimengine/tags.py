@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from catalog.datasets import get_dataset
 from catalog.errors import InvalidInput, NotFound
-from catalog.models import File, TagDatabase, TagEvent
+from catalog.models import Dataset, File, TagDatabase, TagEvent
 from skimengine.collection import (
     FILES_OBJECT,
     CollectionError,
@@ -529,11 +529,16 @@ def get_tag(dataset: str, *, session: Session) -> TagDatabase:
     :raises DatasetNotFound: when there is no such dataset.
     :raises TagNotFound: when it has no TAG.
     """
-    owner = get_dataset(dataset, session=session)
-    tag = session.scalar(select(TagDatabase).where(TagDatabase.dataset_id == owner.id))
+    tag = tag_of(get_dataset(dataset, session=session), session=session)
     if tag is None:
         raise TagNotFound(dataset)
     return tag
+
+
+def tag_of(dataset: Dataset, *, session: Session) -> TagDatabase | None:
+    """The TAG database of *dataset*, or None when it has none."""
+    query = select(TagDatabase).where(TagDatabase.dataset_id == dataset.id)
+    return session.scalar(query)
 
 
 def open_tag(tag: TagDatabase) -> TagTable:

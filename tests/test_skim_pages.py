@@ -451,6 +451,61 @@ def test_a_done_skim_shows_its_output_and_collection(surface):
         assert opened["Collection"].num_entries == len(expected)
 
 
+def test_a_dataset_page_shows_its_tag_and_its_skims(surface):
+    done = surface.request("phil", "dimuon", selection=DIMUON)
+    surface.run_skims(done)
+    defined = surface.request("paula", "highMET", selection="MET > 60", run=False)
+    output = surface.skim(done).output
+    selected = len(surface.tag.select(DIMUON))
+
+    anonymous = surface.browser().get(f"/datasets/{DATASET}")
+    physicist = surface.browser("phil").get(f"/datasets/{DATASET}")
+    untagged = surface.browser().get(f"/datasets/{UNTAGGED}")
+
+    text = shown(anonymous)
+    assert f"TAG database: {len(surface.tag):,} events, ready" in text
+    assert f'href="/tags/{DATASET}">Select its events</a>' in anonymous.text
+    assert "request a skim" not in text  # only for a physicist
+    assert f'href="/skims/new?dataset={DATASET}">request a skim</a>' in physicist.text
+    assert f"{defined} highMET paula defined 0%" in text
+    assert f"{done} dimuon phil done 100% {selected:,} {output.name}" in text
+    assert text.index(f"{defined} highMET") < text.index(f"{done} dimuon")
+    assert f'href="/datasets/{output.name}"' in anonymous.text
+    assert "Events and skims" not in shown(untagged)
+
+
+def test_a_skim_output_page_says_which_skim_made_it(surface):
+    skim_id = surface.request("phil", "dimuon", selection=DIMUON)
+    surface.run_skims(skim_id)
+    skim = surface.skim(skim_id)
+    events = len(surface.tag)
+
+    page = surface.browser().get(f"/datasets/{skim.output.name}")
+
+    assert page.status_code == 200
+    text = shown(page)
+    assert (
+        f"Made by skim {skim_id} dimuon of phil: {skim.n_selected:,} of the "
+        f"{events:,} events of {DATASET} , selected by {DIMUON} ."
+    ) in text
+    assert f'href="/skims/{skim_id}"' in page.text
+    assert "TAG database" not in text  # the output has no TAG of its own
+
+
+def test_the_skim_list_filters_by_dataset(surface):
+    surface.request("phil", "dimuon", run=False)
+    browser = surface.browser()
+
+    of_dataset = shown(browser.get(f"/skims?dataset={DATASET}"))
+    of_other = shown(browser.get(f"/skims?dataset={UNTAGGED}"))
+    unknown = browser.get("/skims?dataset=mc16_13TeV.999999.Nothing.evgen.EVNT.e1")
+
+    assert "1 skim" in of_dataset and "dimuon phil" in of_dataset
+    assert "0 skims" in of_other and "No skim matches these filters" in of_other
+    assert unknown.status_code == 404
+    assert "mc16_13TeV.999999.Nothing.evgen.EVNT.e1" in shown(unknown)
+
+
 def test_a_failed_skim_is_retried_by_its_owner(surface):
     skim_id = surface.request("phil")
     surface.remove_event_files()

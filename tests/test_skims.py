@@ -254,6 +254,13 @@ def test_a_skim_runs_to_a_registered_dataset_of_exactly_the_selected_events(
         )
         assert (output.scope, output.source) == ("user.jdoe", "skim")
         assert DIMUON in (output.physics_comment or "")
+        parent = session.get(Dataset, skim.parent_id)
+        described = ("data_type", "version", "dataset_number", "physics_short")
+        assert [getattr(output, c) for c in described] == [
+            "DAOD_PHYS", "e3601_s3126_r9364_p4164", 361107,
+            "PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zmumu",
+        ]  # fmt: skip
+        assert output.cross_section == parent.cross_section is not None
         assert (edge.parent_id, edge.kind) == (skim.parent_id, "skim")
         assert output.n_files == len(files) == skim.n_units > 1
         assert output.total_events == len(expected)

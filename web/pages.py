@@ -48,6 +48,8 @@ from catalog.fields import ami_fields, field_column, row_to_ami
 from catalog.lumiblocks import format_lumi_blocks
 from catalog.models import AMI_TRASHED, AMI_VALID, Dataset, Reconciliation, Replica, Run
 from catalog.runs import get_run
+from skimengine.skims import list_skims, skim_making, skim_progress
+from skimengine.tags import tag_of
 from web.app import catalog_session
 from web.provenance import layout
 
@@ -55,6 +57,8 @@ pages = Blueprint("pages", __name__)
 
 RECENT_DATASETS = 20
 FILES_PER_PAGE = 50
+# Skims of a dataset listed on its page (newest first; the rest on /skims).
+SKIMS_SHOWN = 10
 DEFAULT_LIMIT = 50
 
 # The query arguments of the search page that filter on an AMI field, shown
@@ -167,7 +171,8 @@ def search() -> str | Response:
 @pages.get("/datasets/<path:name>")
 def dataset(name: str) -> str:
     """Every AMI field of one dataset, its provenance graph, DDM state, lumi
-    blocks and files (``files_limit`` a page, 50 by default).
+    blocks and files (``files_limit`` a page, 50 by default); its TAG and
+    skims, and the skim that made it.
     """
     files_offset = int_arg(request.args, "files_offset", 0)
     files_limit = int_arg(request.args, "files_limit", FILES_PER_PAGE)
@@ -185,8 +190,11 @@ def dataset(name: str) -> str:
             "files": list_files(
                 found, session=session, offset=files_offset, limit=files_limit
             ),
+            "tag": tag_of(found, session=session),
+            "skims": list_skims(parent=found, session=session, limit=SKIMS_SHOWN),
+            "made_by": skim_making(found, session=session),
         }
-    return render_template("dataset.html", **context)
+        return render_template("dataset.html", **context, progress=skim_progress)
 
 
 # --- query arguments ------------------------------------------------------------

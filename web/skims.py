@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
+from catalog.datasets import get_dataset
 from catalog.errors import InvalidInput, NotFound
 from catalog.models import SKIM_STATES, Skim, User
 from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
@@ -62,8 +63,9 @@ def may_change(skim: Skim) -> bool:
 
 @skims.get("/skims")
 def skim_list() -> str:
-    """The skims, newest first, filtered by state and owner."""
+    """The skims, newest first, filtered by state, owner and dataset."""
     state, owner = arg(request.args, "state"), arg(request.args, "owner")
+    dataset = arg(request.args, "dataset")
     offset = int_arg(request.args, "offset", 0)
     limit = int_arg(request.args, "limit", SKIMS_PER_PAGE)
     with catalog_session() as session:
@@ -71,6 +73,7 @@ def skim_list() -> str:
             session=session,
             owner=owner or None,
             state=state or None,
+            parent=get_dataset(dataset, session=session) if dataset else None,
             offset=offset,
             limit=limit,
         )
@@ -79,6 +82,7 @@ def skim_list() -> str:
             page=page,
             state=state,
             owner=owner,
+            dataset=dataset,
             states=SKIM_STATES,
             progress=skim_progress,
         )
