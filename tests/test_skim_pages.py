@@ -50,6 +50,7 @@ from skimengine.tags import (
 from skimengine.task import SkimTask
 from taskserver.base import RunContext
 from web.app import create_app
+from web.tags import histogram
 
 DATASET = (
     "mc16_13TeV.361107.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zmumu.recon.AOD."
@@ -213,6 +214,26 @@ def test_the_tag_page_shows_attributes_triggers_and_plots(surface):
     assert f'data-count-url="/api/v1/tags/{DATASET}/count"' in page.text
     assert plot.content_type == triggers.content_type == "image/png"
     assert plot.data[:8] == triggers.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_distribution_plots_label_values_as_they_are():
+    """A run number reads 300000, not 0 with an offset of +3e5; a count of
+    objects is labelled under each bar.
+    """
+    run = histogram("RunNumber", [299999.5, 300000.5], [4033])
+    jets = histogram("nJets", [n - 0.5 for n in range(10)], [1, 5, 3, 2, 1, 1, 0, 0, 1])
+    events = histogram("EventNumber", [5.3e8 + n * 6e6 for n in range(6)], [9] * 5)
+
+    for figure in (run, jets, events):
+        figure.canvas.draw()
+    labels = [
+        [label.get_text() for label in figure.axes[0].get_xticklabels()]
+        for figure in (run, jets, events)
+    ]
+    assert labels[0] == ["300000"]
+    assert labels[1] == [str(n) for n in range(9)]
+    assert "540000000" in labels[2]
+    assert not any(f.axes[0].xaxis.get_offset_text().get_text() for f in (run, events))
 
 
 def test_a_dataset_without_a_tag_has_no_tag_page(surface):

@@ -31,6 +31,8 @@ from web.plots import BAR_COLOUR, DPI, png_response
 tags = Blueprint("tags", __name__)
 
 PLOT_SIZE = (4.2, 2.4)  # inches, at DPI: 420 × 240 pixels
+# A histogram of whole numbers with this many values or fewer labels each.
+VALUES_LABELLED = 12
 
 
 class TagInfo:
@@ -144,6 +146,15 @@ def histogram(attribute: str, edges: Sequence[float], counts: Sequence[int]) -> 
     axes.bar(edges[:-1], counts, width=widths, align="edge", color=BAR_COLOUR)
     axes.set_ylabel("events", fontsize=8)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    # Values as they are (a run number, not an offset from 3e5); where each
+    # bin is one whole number, and there are few, each under its bar.
+    axes.ticklabel_format(axis="x", style="plain", useOffset=False)
+    one_value = set(widths) == {1.0}
+    if one_value and len(counts) <= VALUES_LABELLED:
+        values = [int(low + 0.5) for low in edges[:-1]]
+        axes.set_xticks(values, [str(value) for value in values])
+    else:
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=one_value))
     return figure
 
 
