@@ -239,19 +239,22 @@ def list_skims(
     session: Session,
     owner: User | str | None = None,
     state: str | None = None,
-    parent: Dataset | None = None,
+    parent: Dataset | str | None = None,
     offset: int = 0,
     limit: int = 50,
 ) -> Page:
     """A page of skims, newest first, of *owner* (a user or a login), in
-    *state* and of the dataset *parent*, when given.
+    *state* and of the dataset *parent* (a dataset or its name), when given.
 
     :raises InvalidInput: for an unknown state or a bad page.
     :raises UserNotFound: for an unknown login.
+    :raises DatasetNotFound: for an unknown dataset name.
     """
     check_paging(offset, limit)
     conditions = []
     if parent is not None:
+        if isinstance(parent, str):
+            parent = get_dataset(parent, session=session)
         conditions.append(Skim.parent_id == parent.id)
     if owner is not None:
         user = get_user(owner, session=session) if isinstance(owner, str) else owner

@@ -166,6 +166,18 @@ def test_skims_are_listed_newest_first(surface):
     assert [int(row["skimId"]) for row in one] == [first]
 
 
+def test_skims_are_listed_by_dataset(surface):
+    skim_id = surface.request("phil", "first")
+
+    of_dataset = rows(surface, f'AMIListSkims -logicalDatasetName="{DATASET}"', "skims")
+    of_other = rows(surface, f'AMIListSkims -logicalDatasetName="{UNTAGGED}"', "skims")
+    unknown = error(surface, 'AMIListSkims -logicalDatasetName="data15_13TeV.nothing"')
+
+    assert [int(row["skimId"]) for row in of_dataset] == [skim_id]
+    assert of_other == []
+    assert unknown[0] == "DatasetNotFound" and "data15_13TeV.nothing" in unknown[1]
+
+
 def test_only_the_owner_cancels_a_skim(surface):
     skim_id = surface.request("phil")
     cancel = f'AMICancelSkim -skimId="{skim_id}"'

@@ -102,6 +102,22 @@ def test_a_skim_from_the_command_line(data_dir: Path, tmp_path: Path) -> None:
     )
 
 
+def test_skims_are_listed_by_dataset(data_dir: Path) -> None:
+    created = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "dimuon", "--user", "jdoe",
+    )  # fmt: skip
+    other = DATASET.replace("DAOD_PHYS", "DAOD_X")
+
+    of_dataset = hepcat(data_dir, "skim", "list", "--dataset", DATASET)
+    of_other = hepcat(data_dir, "skim", "list", "--dataset", other)
+
+    assert of_dataset.stdout.split()[:2] == [created.stdout.strip(), "defined"]
+    assert of_dataset.stdout.rstrip().endswith(DATASET)
+    assert of_other.exit_code == 1 and of_other.stdout == ""
+    assert of_other.stderr.startswith(f"DatasetNotFound: no dataset named '{other}'")
+
+
 def test_create_with_run_queues_the_skim_for_the_task_server(data_dir: Path) -> None:
     queued = hepcat(
         data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,

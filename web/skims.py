@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from catalog.datasets import get_dataset
 from catalog.errors import InvalidInput, NotFound
 from catalog.models import SKIM_STATES, Skim, User
 from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
@@ -73,7 +72,7 @@ def skim_list() -> str:
             session=session,
             owner=owner or None,
             state=state or None,
-            parent=get_dataset(dataset, session=session) if dataset else None,
+            parent=dataset or None,
             offset=offset,
             limit=limit,
         )

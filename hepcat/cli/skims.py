@@ -174,16 +174,23 @@ def skim_show(context: Context, skim_id: int) -> None:
 @skim.command("list")
 @click.option("--user", "login", help="Only the skims of this user.")
 @click.option("--state", help="Only the skims in this state.")
+@click.option("--dataset", help="Only the skims of this dataset (LDN).")
 @click.option("--limit", type=int, default=50, show_default=True)
 @pass_context
 def skim_list(
-    context: Context, login: str | None, state: str | None, limit: int
+    context: Context,
+    login: str | None,
+    state: str | None,
+    dataset: str | None,
+    limit: int,
 ) -> None:
     """Print the skims, newest first."""
     from skimengine.skims import list_skims, skim_progress
 
     with context.catalog()() as session:
-        page = list_skims(session=session, owner=login, state=state, limit=limit)
+        page = list_skims(
+            session=session, owner=login, state=state, parent=dataset, limit=limit
+        )
         for found in page.rows:
             owner = found.owner.login if found.owner else "-"
             click.echo(

@@ -126,7 +126,7 @@ def AMIGetSkimInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     return Answer([rowset("skim", [skim_row(skim)])])
 
 
-@command("skims, newest first: -owner, -state, -limit=o,n")
+@command("skims, newest first: -owner, -state, -logicalDatasetName, -limit=o,n")
 def AMIListSkims(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     offset, count = window(line)
     rows: list[dict[str, Any]] = []
@@ -135,6 +135,7 @@ def AMIListSkims(line: CommandLine, session: Session) -> Answer:  # noqa: N802
             session=session,
             owner=line.get("owner") or None,
             state=line.get("state") or None,
+            parent=line.get("logicalDatasetName") or None,
             offset=offset,
             limit=min(MAX_PAGE_SIZE, count - len(rows)),
         )
