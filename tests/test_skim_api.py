@@ -228,6 +228,8 @@ def test_skims_are_paged_newest_first_and_filtered(surface):
     second = client.get(first.json["next"])
     of_phil = client.get(f"{API}/skims?owner=phil")
     defined = client.get(f"{API}/skims?state=defined&owner=paula")
+    of_dataset = client.get(f"{API}/skims?dataset={DATASET}&owner=paula")
+    of_other = client.get(f"{API}/skims?dataset={UNTAGGED}")
     bad_state = client.get(f"{API}/skims?state=sleeping")
 
     pages = [item["id"] for item in first.json["items"] + second.json["items"]]
@@ -235,6 +237,8 @@ def test_skims_are_paged_newest_first_and_filtered(surface):
     assert second.json["next"] is None
     assert [item["id"] for item in of_phil.json["items"]] == list(reversed(made))
     assert [item["name"] for item in defined.json["items"]] == ["hers"]
+    assert [item["id"] for item in of_dataset.json["items"]] == [pauls]
+    assert of_other.json["items"] == []
     assert_error(bad_state, 400, "ValidationError")
 
 

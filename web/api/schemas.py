@@ -212,6 +212,7 @@ class SkimInput(Schema):
 class SkimArgs(PageArgs):
     owner = Text(metadata={"description": "only the skims of this login"})
     state = fields.String(validate=validate.OneOf(SKIM_STATES))
+    dataset = Text(metadata={"description": "only the skims of this dataset (LDN)"})
 
 
 class CollectionArgs(Schema):

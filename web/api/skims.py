@@ -13,7 +13,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from catalog.keyset import Keyset, KeysetPage, SortKey, keyset_page
-from catalog.models import Skim, User
+from catalog.models import Dataset, Skim, User
 from catalog.models.users import ROLE_PHYSICIST
 from skimengine.skims import (
     cancel_skim,
@@ -69,7 +69,9 @@ def create_skim() -> ResponseReturnValue:
 @api.get("/skims")
 @documented(schemas.SkimPage, query=schemas.SkimArgs, errors=(400,))
 def skims() -> ResponseReturnValue:
-    """Skims, newest first, of one ``owner`` and in one ``state`` if asked."""
+    """Skims, newest first, of one ``owner``, in one ``state`` and of one
+    ``dataset`` if asked.
+    """
     args = load_args(schemas.SkimArgs)
     with catalog_session() as session:
         page = skim_page(args, session=session)
@@ -85,6 +87,10 @@ def skim_page(args: dict[str, Any], *, session: Session) -> KeysetPage:
         )
     if args.get("state"):
         statement = statement.where(Skim.state == args["state"])
+    if args.get("dataset"):
+        statement = statement.join(Dataset, Dataset.id == Skim.parent_id).where(
+            Dataset.name == args["dataset"]
+        )
     return keyset_page(
         statement,
         SKIM_KEYSET,
