@@ -319,7 +319,13 @@ def read_tag_root(path: str | Path) -> TagTable:
         file list.
     """
     where = str(path)
-    with uproot.open(path) as opened:
+    try:
+        opened = uproot.open(path)
+    except FileNotFoundError:
+        raise InvalidInput(f"{where}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise InvalidInput(f"{where} cannot be read as ROOT: {err}") from None
+    with opened:
         if TAG_TREE not in opened.keys(cycle=False):
             raise InvalidInput(f"{where} has no TTree {TAG_TREE!r}")
         tree = opened[TAG_TREE]
@@ -521,6 +527,31 @@ def register_tag(
     else:
         session.execute(delete(TagEvent).where(TagEvent.tag_database_id == tag.id))
     return tag
+
+
+def import_tag(
+    dataset: str, path: str | Path, *, data_dir: str | Path, session: Session
+) -> TagDatabase:
+    """Register the TAG ROOT file *path* (as :func:`write_tag_root` writes
+    it) as the TAG of *dataset*, replacing an older one.
+
+    :raises InvalidInput: for a file that is not such a TAG, or that lists a
+        file which is not one of the dataset's: skims of it would find no
+        event file to read.
+    :raises DatasetNotFound: when there is no such dataset.
+    """
+    table = read_tag_root(path)
+    owner = get_dataset(dataset, session=session)
+    query = select(File.guid, File.lfn).where(File.dataset_id == owner.id)
+    held: dict[str, str] = {guid: lfn for guid, lfn in session.execute(query)}
+    strangers = [f for f in table.files if held.get(f.guid) != f.lfn]
+    if strangers:
+        listed = ", ".join(f"{f.guid} {f.lfn}" for f in strangers[:3])
+        raise InvalidInput(
+            f"{path} lists {len(strangers)} file(s) that are not files of "
+            f"{dataset}: {listed}"
+        )
+    return register_tag(dataset, table, data_dir=data_dir, session=session)
 
 
 def get_tag(dataset: str, *, session: Session) -> TagDatabase:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uproot
 from click.testing import CliRunner
 from sqlalchemy import select
 from test_skims import DATASET, DIMUON, make_world, output_events, output_files
@@ -159,6 +160,46 @@ def test_errors_are_one_line_and_exit_1(data_dir: Path) -> None:
         "SkimNotFound: no skim 42; 'hepcat skim list' shows the skims\n"
     )
     assert early.exit_code == 1 and early.stderr.startswith("SkimNotFound")
+
+
+def test_a_tag_is_exported_to_root_and_imported_back(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    exported = tmp_path / "zmumu.TAG.root"
+    parent = DATASET.replace("deriv.DAOD_PHYS", "recon.AOD").removesuffix("_p4164")
+    junk = tmp_path / "junk.root"
+    junk.write_text("not ROOT at all\n")
+
+    wrote = hepcat(data_dir, "tag", "export", DATASET, "-o", str(exported))
+    again = hepcat(data_dir, "tag", "import", DATASET, str(exported))
+    elsewhere = hepcat(data_dir, "tag", "import", parent, str(exported))
+    broken = hepcat(data_dir, "tag", "import", DATASET, str(junk))
+
+    engine = create_catalog_engine(f"sqlite:///{data_dir / 'catalog.sqlite'}")
+    with engine.connect() as connection:
+        tags = connection.execute(select(TagDatabase.dataset_id, TagDatabase.n_events))
+        n_tags, n_events = (
+            len(tags.all()),
+            connection.scalar(select(TagDatabase.n_events)),
+        )
+    engine.dispose()
+    assert wrote.exit_code == 0, wrote.output
+    assert wrote.stdout == f"wrote {exported}: {n_events} events\n"
+    with uproot.open(exported) as opened:
+        tree = opened["TAG"]
+        assert tree.num_entries == n_events
+        assert {"EventNumber", "nMuons", "FileIndex", "Entry"} <= set(tree.keys())
+        assert len(str(opened["Files"]).splitlines()) == 4
+    assert again.exit_code == 0, again.output
+    assert again.stdout == f"TAG of {DATASET}: {n_events} events from {exported}\n"
+    assert n_tags == 1  # the parent got none
+    assert elsewhere.exit_code == 1
+    assert elsewhere.stderr.startswith(
+        f"InvalidInput: {exported} lists 4 file(s) that are not files of {parent}: "
+    )
+    assert broken.exit_code == 1
+    assert broken.stderr.startswith(f"InvalidInput: {junk} cannot be read as ROOT")
+    assert "Traceback" not in broken.output + elsewhere.output
 
 
 def test_tag_build_registers_the_tag_of_a_dataset(data_dir: Path) -> None:

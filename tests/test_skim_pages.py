@@ -236,6 +236,29 @@ def test_distribution_plots_label_values_as_they_are():
     assert not any(f.axes[0].xaxis.get_offset_text().get_text() for f in (run, events))
 
 
+def test_the_tag_downloads_as_a_root_file(surface):
+    browser = surface.browser()
+    page = browser.get(f"/tags/{DATASET}")
+
+    with browser.get(f"/tags/{DATASET}/tag.root") as download:
+        data, disposition = download.data, download.headers["Content-Disposition"]
+    with browser.get(f"/api/v1/tags/{DATASET}/root") as from_api:
+        api_data = from_api.data
+    missing = browser.get(f"/tags/{UNTAGGED}/tag.root")
+
+    assert f'href="/tags/{DATASET}/tag.root"' in page.text
+    assert disposition == f"attachment; filename={DATASET}.TAG.root"
+    table = surface.tag
+    for bytes_ in (data, api_data):
+        with uproot.open(io.BytesIO(bytes_)) as opened:
+            tree = opened["TAG"]
+            assert tree.num_entries == len(table)
+            events = tree["EventNumber"].array(library="np")
+            assert np.array_equal(events, table.columns["EventNumber"])
+    assert missing.status_code == 404
+    assert f"dataset '{UNTAGGED}' has no TAG database" in shown(missing)
+
+
 def test_a_dataset_without_a_tag_has_no_tag_page(surface):
     page = surface.browser().get(f"/tags/{UNTAGGED}")
     plot = surface.browser().get(f"/tags/{DATASET}/plots/MissingET.png")

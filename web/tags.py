@@ -12,11 +12,13 @@ API and the AMI commands.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, render_template, send_file
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sqlalchemy import select
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from catalog.errors import NotFound
 from catalog.models import Dataset, TagDatabase
-from skimengine.tags import get_tag, open_tag
+from skimengine.tags import get_tag, open_tag, write_tag_root
 from web.app import catalog_session
 from web.plots import BAR_COLOUR, DPI, png_response
 
@@ -106,6 +108,35 @@ def tag(name: str) -> str:
     with catalog_session() as session:
         info = TagInfo(get_tag(name, session=session))
         return render_template("tag.html", tag=info)
+
+
+@tags.get("/tags/<name>/tag.root")
+def tag_root(name: str) -> Response:
+    """The TAG as a ROOT file (:func:`skimengine.tags.write_tag_root`)."""
+    return tag_download(name)
+
+
+def tag_download(name: str) -> Response:
+    """The TAG of dataset *name* as a ROOT file to download, written to a
+    temporary file that is gone once sent.
+
+    :raises TagNotFound: when the dataset has no TAG.
+    """
+    with catalog_session() as session:
+        table = open_tag(get_tag(name, session=session))
+    descriptor, path = tempfile.mkstemp(prefix="hepcat-tag-", suffix=".root")
+    os.close(descriptor)
+    try:
+        write_tag_root(table, path)
+        stream = open(path, "rb")  # noqa: SIM115 (send_file closes it)
+    finally:
+        os.unlink(path)  # the open stream keeps the bytes until it is closed
+    return send_file(
+        stream,
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=f"{name}.TAG.root",
+    )
 
 
 @tags.get("/tags/<name>/plots/<attribute>.png")

@@ -263,7 +263,9 @@ def skim_collection(context: Context, skim_id: int, output: str, kind: str) -> N
 
 @main.group()
 def tag() -> None:
-    """Build the TAG databases (event-level metadata) of datasets."""
+    """Build, export and import the TAG databases (event-level metadata) of
+    datasets.
+    """
 
 
 @tag.command("build")
@@ -283,3 +285,36 @@ def tag_build(context: Context, dataset_name: str) -> None:
         table = build_tag(files)
         register_tag(dataset_name, table, data_dir=config.data_path, session=session)
     click.echo(f"TAG of {dataset_name}: {len(table)} events from {len(files)} files")
+
+
+@tag.command("export")
+@click.argument("dataset_name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@pass_context
+def tag_export(context: Context, dataset_name: str, output: str) -> None:
+    """Write the TAG of a dataset to a ROOT file: TTree TAG (an entry per
+    event: attributes, FileIndex, Entry), Files and TriggerMenu.
+    """
+    from skimengine.tags import get_tag, open_tag, write_tag_root
+
+    with context.catalog()() as session:
+        table = open_tag(get_tag(dataset_name, session=session))
+    write_tag_root(table, output)
+    click.echo(f"wrote {output}: {len(table)} events")
+
+
+@tag.command("import")
+@click.argument("dataset_name")
+@click.argument("path", type=click.Path(dir_okay=False))
+@pass_context
+def tag_import(context: Context, dataset_name: str, path: str) -> None:
+    """Register a TAG ROOT file (as 'hepcat tag export' writes it) as the TAG
+    of a dataset; every file it lists must be one of the dataset's.
+    """
+    from skimengine.tags import import_tag
+
+    with context.catalog().begin() as session:
+        tag = import_tag(
+            dataset_name, path, data_dir=context.config.data_path, session=session
+        )
+        click.echo(f"TAG of {dataset_name}: {tag.n_events} events from {path}")

@@ -12,7 +12,7 @@ from web.api import api, schemas
 from web.api.openapi import documented
 from web.api.paging import dumped, load_args
 from web.app import catalog_session
-from web.tags import TagInfo, count_events, list_tag_databases
+from web.tags import TagInfo, count_events, list_tag_databases, tag_download
 
 
 @api.get("/tags")
@@ -50,3 +50,13 @@ def tag_count(name: str) -> ResponseReturnValue:
         "count": count,
         "nEvents": total,
     }
+
+
+@api.get("/tags/<name>/root")
+@documented(None)
+def tag_root(name: str) -> ResponseReturnValue:
+    """The TAG of a dataset as a ROOT file: TTree ``TAG`` (an entry per
+    event: its attributes, ``FileIndex`` and ``Entry``), ``Files`` and
+    ``TriggerMenu``.
+    """
+    return tag_download(name)
