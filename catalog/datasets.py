@@ -83,9 +83,8 @@ def upsert_datasets(
     table = Dataset.__table__
     written = fresh + differing(session, table, catalogued, "name").rows  # type: ignore[arg-type]
     if written:
-        now = utcnow()
-        stamped = [{**row, "last_modified": now} for row in written]
-        upsert(session, table, stamped, ["name"], known=known)  # type: ignore[arg-type]
+        stamp = {"last_modified": utcnow()}
+        upsert(session, table, written, ["name"], known=known, same=stamp)  # type: ignore[arg-type]
     names_written = {row["name"] for row in written}
     if not fresh:
         return Upserted({name: known[name] for name in names}, names_written)

@@ -52,6 +52,7 @@ def upsert(
     update_columns: Sequence[str] | None = None,
     *,
     known: Collection[Any] | None = None,
+    same: Mapping[str, Any] | None = None,
 ) -> None:
     """Insert *rows* into *table*, updating the rows whose *key* exists.
 
@@ -59,15 +60,18 @@ def upsert(
 
     :param key: the columns of a unique constraint or the primary key.
     :param update_columns: the columns overwritten on conflict (default:
-        every column given in the rows, less the key).
+        every column given in the rows or in *same*, less the key).
     :param known: as for :func:`upsert_values`.
+    :param same: as for :func:`upsert_values`.
     """
     if not rows:
         return
     columns = list(rows[0].keys())
     values = _getter(columns)
     tuples = [values(row) for row in rows]
-    upsert_values(session, table, columns, tuples, key, update_columns, known=known)
+    upsert_values(
+        session, table, columns, tuples, key, update_columns, known=known, same=same
+    )
 
 
 class Changed(NamedTuple):
@@ -111,16 +115,21 @@ def upsert_values(
     update_columns: Sequence[str] | None = None,
     *,
     known: Collection[Any] | None = None,
+    same: Mapping[str, Any] | None = None,
 ) -> None:
     """:func:`upsert` for rows given as tuples of the values of *columns*.
 
     :param known: the values of a one-column *key* that are in *table*
         already, when the caller has just looked them up (spares a lookup).
+    :param same: values that every row has in further columns (a bite's
+        modified time): converted once, and no row is copied to add them.
     """
     if not rows:
         return
-    updated = list(update_columns or [c for c in columns if c not in key])
-    given = Given(list(columns), rows, _defaults(table, columns))
+    same = dict(same or {})
+    written = [*columns, *same]
+    updated = list(update_columns or [c for c in written if c not in key])
+    given = Given(list(columns), rows, {**_defaults(table, written), **same})
     dialect = session.get_bind().dialect.name
     fresh: list[Row] = []
     if len(key) == 1 and len(rows) >= SPLIT_THRESHOLD and dialect in SPLIT:

@@ -41,6 +41,7 @@ from ingest.base import (
 from ingest.bites import Ahead, Bite, BiteReader, ReadAhead, ReadThread
 from ingest.filerows import DATASET, GUID, AnyFileRow, payload
 from ingest.files import write_files
+from ingest.gcpause import collector_paused
 from ingest.keyset import KeysetStream
 from ingest.prodsysrows import SOURCE, dataset_row, file_row, tag_row, task_row
 from ingest.readprocess import ReadProcess, can_read
@@ -186,7 +187,8 @@ class ProdSysIngester(Task):
                 keyset.end_pass()
                 self._remaining[stream] = 0
                 return items
-            following = ahead.result()
+            with collector_paused():  # thousands of rows unpickled
+                following = ahead.result()
             self._measure(stream, bite.rows, written, following)
             if context.should_stop():
                 reader.give_back(ahead)
@@ -200,7 +202,7 @@ class ProdSysIngester(Task):
         give the bite back, and the bite read *ahead* too.
         """
         try:
-            with context.Session.begin() as session:
+            with collector_paused(), context.Session.begin() as session:
                 good = quarantine_refused(bite.mapped, SOURCE, session=session)
                 self._apply[stream](good, session)
                 point = f"{SOURCE}.{stream}"
@@ -311,9 +313,8 @@ class ProdSysIngester(Task):
         changed, known = differing(session, table, mapped, "task_id")  # type: ignore[arg-type]
         if not changed:
             return
-        now = utcnow()  # one object: converted once for the whole bite
-        stamped = [{**row, "modified": now} for row in changed]
-        upsert(session, table, stamped, ["task_id"], known=known)  # type: ignore[arg-type]
+        stamp = {"modified": utcnow()}  # converted once for the whole bite
+        upsert(session, table, changed, ["task_id"], known=known, same=stamp)  # type: ignore[arg-type]
         ids = [row["task_id"] for row in changed]
         datasets = _linkable(among(Dataset.task_id, ids), session=session)
         gained = link_datasets(datasets, session=session)

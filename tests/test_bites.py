@@ -6,6 +6,8 @@ a bite read ahead and not written is read again, never lost.
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from sqlalchemy import func, select
 from catalog.models import Dataset, File
 from ingest import schemas
 from ingest.bites import BiteReader, ReadThread
+from ingest.gcpause import collector_paused
 from ingest.keyset import KeysetStream
 from ingest.prodsys import Bites, ProdSysIngester
 from ingest.prodsysrows import file_row
@@ -215,3 +218,45 @@ def test_a_bite_given_back_is_read_again(sources: Any) -> None:
         f.guid for f in again.mapped.good
     )
     assert again.stop_point == taken.stop_point
+
+
+# --- the garbage collector while a bite is written ------------------------------
+
+
+def test_the_collector_is_paused_while_any_thread_writes_a_bite() -> None:
+    first_in, second_in, first_out = (threading.Event() for _ in range(3))
+    seen: dict[str, bool] = {}
+
+    def writer(name: str, entered: threading.Event, leave: threading.Event) -> None:
+        with collector_paused():
+            entered.set()
+            leave.wait(5)
+            seen[name] = gc.isenabled()
+
+    assert gc.isenabled()
+    stays = threading.Event()
+    second = threading.Thread(target=writer, args=("second", second_in, stays))
+    first = threading.Thread(target=writer, args=("first", first_in, first_out))
+    first.start()
+    first_in.wait(5)
+    second.start()
+    second_in.wait(5)
+    first_out.set()
+    first.join(5)
+    during = gc.isenabled()  # the second is still writing
+    stays.set()
+    second.join(5)
+
+    assert seen == {"first": False, "second": False}
+    assert during is False
+    assert gc.isenabled()
+
+
+def test_a_collector_turned_off_stays_off() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

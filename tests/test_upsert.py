@@ -162,6 +162,29 @@ def test_a_mark_raised_since_it_was_read_is_not_cleared(
 
 
 @pytest.mark.parametrize("count", SIZES)
+def test_a_value_every_row_shares_is_inserted_and_updated(
+    Session: Any,  # noqa: N803
+    dataset_factory: Any,
+    count: int,
+) -> None:
+    """``same``: a column given once for every row, new or known."""
+    dataset = dataset_factory("mc16_13TeV.410000.Upsert.recon.AOD.e1_s2_r7")
+    first, later = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), utcnow()
+    rows = [_file(dataset.id, n) for n in range(count)]
+    for row in rows:
+        del row["modified"]
+    with Session.begin() as session:
+        upsert(session, File.__table__, rows[::2], ["guid"], same={"modified": first})
+    with Session.begin() as session:
+        upsert(session, File.__table__, rows, ["guid"], same={"modified": later})
+
+    with Session() as session:
+        found = dict(session.execute(select(File.guid, File.modified)).all())
+    assert len(found) == count
+    assert set(found.values()) == {later}
+
+
+@pytest.mark.parametrize("count", SIZES)
 def test_upsert_mixes_new_and_known_rows(
     Session: Any,  # noqa: N803
     dataset_factory: Any,
