@@ -518,6 +518,54 @@ def test_the_tag_task_leaves_a_catalogue_without_event_files_alone(
     assert notes[2] == "0 TAGs built, 0 wait"
 
 
+def test_a_skim_output_gets_its_tag_and_is_skimmed_in_turn(
+    sqlite_world: SkimWorld, task: Any
+) -> None:
+    first = sqlite_world.drive(task(sqlite_world), sqlite_world.request())
+    tags = TagBuildTask(sqlite_world.config)
+    note = tags.run(RunContext(sqlite_world.Session, time.monotonic() + 30)).note
+    with sqlite_world.Session.begin() as session:
+        output = session.get(Dataset, first.output_id)
+        tag = get_tag(output.name, session=session)
+        assert (tag.status, tag.n_events) == ("ready", first.n_selected)
+        again = request_skim(
+            output.name, "nMuons >= 2 && mu_pt1 > 45", "hard",
+            owner=get_user("jdoe", session=session), session=session, run=True,
+        )  # fmt: skip
+        second_id = again.id
+
+    second = sqlite_world.drive(task(sqlite_world), second_id)
+
+    assert note.startswith("1 TAGs built")
+    assert second.state == "done", second.error
+    hard = {
+        (run, event)
+        for path in output_files(first)
+        for run, event in _hard_dimuons(path)
+    }
+    written = output_events(output_files(second))
+    assert len(written) == second.n_selected and set(written) == hard
+    with sqlite_world.Session() as session:
+        edge = session.scalar(
+            select(ProvenanceEdge).where(ProvenanceEdge.child_id == second.output_id)
+        )
+        assert edge.parent_id == first.output_id
+
+
+def _hard_dimuons(path: Path) -> list[tuple[int, int]]:
+    """(run, event) of the events of *path* with two muons or more, the
+    leading one above 45 GeV, computed with numpy.
+    """
+    with uproot.open(path) as opened:
+        arrays = opened["CollectionTree"].arrays(["RunNumber", "EventNumber", "mu_pt"])
+    n_muons = ak.to_numpy(ak.num(arrays["mu_pt"], axis=1))
+    leading = ak.to_numpy(ak.fill_none(ak.max(arrays["mu_pt"], axis=1), 0.0))
+    keep = (n_muons >= 2) & (leading > 45)
+    runs = ak.to_numpy(arrays["RunNumber"])[keep].tolist()
+    events = ak.to_numpy(arrays["EventNumber"])[keep].tolist()
+    return list(zip(runs, events, strict=True))
+
+
 # -- the real pyAMI client ---------------------------------------------------------
 
 
