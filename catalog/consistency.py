@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from catalog.derived import refresh_all
 from catalog.errors import InvalidName
 from catalog.fields import row_to_ami
-from catalog.models import Dataset
+from catalog.models import OUTPUT_INHERITS, Dataset, Skim
 from catalog.nomenclature import name_columns
 
 # Bookkeeping that a recomputation rewrites without it being a difference.
@@ -48,6 +48,7 @@ def check_derived(*, session: Session) -> list[Difference]:
     datasets = session.scalars(select(Dataset)).all()
     before = {d.name: row_to_ami(d) for d in datasets}
     _recompute_name_columns(datasets)
+    _inherit_skim_columns(session)
     refresh_all(session=session)
     session.flush()
     after = _snapshot(session)
@@ -72,6 +73,23 @@ def _recompute_name_columns(datasets: Sequence[Dataset]) -> None:
         for name, value in columns.items():
             if getattr(dataset, name) != value:
                 setattr(dataset, name, value)
+
+
+def _inherit_skim_columns(session: Session) -> None:
+    """Set the columns each skim's output takes from its parent
+    (:data:`~catalog.models.OUTPUT_INHERITS`), the parent's own recomputed
+    first.
+    """
+    parent = aliased(Dataset)
+    query = (
+        select(Dataset, parent)
+        .join(Skim, Skim.output_id == Dataset.id)
+        .join(parent, parent.id == Skim.parent_id)
+    )
+    for output, source in session.execute(query):
+        for column in OUTPUT_INHERITS:
+            if getattr(output, column) != getattr(source, column):
+                setattr(output, column, getattr(source, column))
 
 
 def _snapshot(session: Session) -> dict[str, dict[str, Any]]:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from catalog.datasets import add_dataset
 from catalog.derived import refresh_changed
-from catalog.models import Dataset, File, ProvenanceEdge, Skim
+from catalog.models import OUTPUT_INHERITS, Dataset, File, ProvenanceEdge, Skim
 from catalog.models.datasets import SOURCE_SKIM
 from catalog.upsert import upsert
 from skimengine.extract import OutputFile
@@ -38,12 +38,6 @@ from skimengine.skims import output_name
 GUID_NAMESPACE = uuid.UUID("5b0e4f3c-6a1d-4c3e-9d2b-8f7a1e0c4b6d")
 PROVENANCE_KIND = "skim"
 COMMENT_LENGTH = 1000
-#: What the output dataset takes from its parent, whose events it holds a
-#: subset of: the same kind of data of the same sample, found by the same
-#: searches (a user dataset's name alone says none of it). Not the run
-#: number: the skim is not a dataset of the run's periods, and lumi blocks
-#: it lacks are not lost.
-INHERITED = ("dataset_number", "physics_short", "stream_name", "data_type", "version")
 
 
 def output_guid(dataset: str, lfn: str) -> str:
@@ -101,7 +95,7 @@ def register_output(
         dataset = add_dataset(name, SOURCE_SKIM, session=session, requested_by=login)
         session.flush()
     dataset.physics_comment = selection_comment(skim)
-    for column in INHERITED:
+    for column in OUTPUT_INHERITS:
         setattr(dataset, column, getattr(skim.parent, column))
     publish_files(outputs, dataset.scope, storage_root)
     rows = [_file_row(dataset, output) for output in outputs]

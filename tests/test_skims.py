@@ -26,6 +26,7 @@ from sqlalchemy.orm import sessionmaker
 
 import migrations
 from catalog.config import Config, load_config
+from catalog.consistency import check_derived
 from catalog.db import create_catalog_engine, session_factory
 from catalog.errors import InvalidInput, PermissionDenied
 from catalog.models import Dataset, File, ProvenanceEdge, Skim, TagDatabase
@@ -261,6 +262,7 @@ def test_a_skim_runs_to_a_registered_dataset_of_exactly_the_selected_events(
             "PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zmumu",
         ]  # fmt: skip
         assert output.cross_section == parent.cross_section is not None
+        assert check_derived(session=session) == []  # derive --check agrees
         assert (edge.parent_id, edge.kind) == (skim.parent_id, "skim")
         assert output.n_files == len(files) == skim.n_units > 1
         assert output.total_events == len(expected)

@@ -30,13 +30,20 @@ from catalog.models.reference import (
     SubProject,
 )
 from catalog.models.runs import Period, PeriodRun, Run
-from catalog.models.skims import SKIM_STATES, Skim, TagDatabase, TagEvent
+from catalog.models.skims import (
+    OUTPUT_INHERITS,
+    SKIM_STATES,
+    Skim,
+    TagDatabase,
+    TagEvent,
+)
 from catalog.models.users import ROLES, ApiToken, Role, User, UserRole
 
 __all__ = [
     "AMI_TRASHED",
     "AMI_VALID",
     "ROLES",
+    "OUTPUT_INHERITS",
     "SKIM_STATES",
     "AmiTag",
     "ApiToken",

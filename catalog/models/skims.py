@@ -32,6 +32,19 @@ SKIM_STATES = (
     "cancelled",
 )
 
+#: The columns a skim's output dataset takes from its parent, whose events
+#: it holds a subset of: the same kind of data of the same sample, found by
+#: the same searches (a user dataset's name alone gives none of them). Not
+#: the run number: the output joins none of the run's periods, and the lumi
+#: blocks it lacks are not lost.
+OUTPUT_INHERITS = (
+    "dataset_number",
+    "physics_short",
+    "stream_name",
+    "data_type",
+    "version",
+)
+
 # MariaDB's TEXT and BLOB stop at 64 kB; a plan or an upload may be larger.
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 LongBlob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
