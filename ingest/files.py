@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
@@ -30,10 +30,10 @@ def write_files(
     source: str,
     *,
     session: Session,
-) -> set[int]:
+) -> FilesWritten:
     """Upsert *rows* (FileRows or their plain tuples; their datasets' ids in
     *dataset_ids*); return the ids of every dataset whose files changed,
-    including datasets a file left.
+    including datasets a file left, and how many files were written.
     """
     latest = list({row[GUID]: row for row in rows}.values())
     existing, held = _existing(latest, session=session)
@@ -47,7 +47,7 @@ def write_files(
         if held.get(row[GUID]) != values:
             changed.append((row, values))
     if not changed:
-        return set()
+        return FilesWritten(set(), 0)
     usable = [row for row, _ in changed]
     now = utcnow()
     written = [(*values, now) for _, values in changed]
@@ -56,7 +56,17 @@ def write_files(
     mark_lost_files([row[LFN] for row in usable], session=session)
     _write_lumi_ranges(usable, session=session)
     moved_from = {existing[r[GUID]][1] for r in usable if r[GUID] in existing}
-    return {dataset_ids[r[DATASET]] for r in usable} | moved_from
+    touched = {dataset_ids[r[DATASET]] for r in usable} | moved_from
+    return FilesWritten(touched, len(usable))
+
+
+class FilesWritten(NamedTuple):
+    """What :func:`write_files` did: the datasets whose files changed, and
+    the number of files written (new, or holding a value that changed).
+    """
+
+    datasets: set[int]
+    files: int
 
 
 def _existing(

@@ -140,7 +140,9 @@ class ProdSysIngester(Task):
             stream: BiteReader(source, self.streams[stream], mapper, key, self._reader)
             for stream, (mapper, key) in mappers.items()
         }
-        self._apply: dict[str, Callable[[list[Any], Session], None]] = {
+        # Each writes a bite's rows and says how many it wrote: new, or
+        # changed (a row read again as the catalogue holds it is not).
+        self._apply: dict[str, Callable[[list[Any], Session], int]] = {
             "tags": self._apply_tags,
             "tasks": self._apply_tasks,
             "datasets": self._apply_datasets,
@@ -154,59 +156,65 @@ class ProdSysIngester(Task):
             if not keyset.in_pass:
                 self._begin_pass(stream, context)
         self._start_process()
-        items = 0
+        read = written = 0
         for stream in self.streams:
-            items += self._drain(stream, context)
+            rows, changed = self._drain(stream, context)
+            read, written = read + rows, written + changed
             if context.should_stop():
                 break
         if self.backlog() == 0:
             self._stop_process()
         stale = refresh_stale_datasets(context)
         backlog = self.backlog() + stale
-        return RunOutcome(items, backlog, f"{items} rows")
+        # The items are the rows written: the overlap window's rows, read
+        # again every pass, would count many times over in the ingest rate.
+        return RunOutcome(written, backlog, f"{read} rows read, {written} written")
 
     # Streams.
 
-    def _drain(self, stream: str, context: RunContext) -> int:
+    def _drain(self, stream: str, context: RunContext) -> tuple[int, int]:
         """Write bites of *stream* while the run has time, the next bite read
-        ahead while one is written (ingest.bites).
+        ahead while one is written (ingest.bites); return the rows read and
+        the rows written.
         """
         keyset, reader = self.streams[stream], self.readers[stream]
         if not keyset.in_pass or context.should_stop():
-            return 0
-        items = 0
+            return 0, 0
+        items = changed = 0
         bite = reader.read(self._bite_size(stream))
         while True:
             ahead = None if bite.last else reader.read_ahead(self._bite_size(stream))
             started = time.monotonic()
-            self._write(stream, bite, ahead, context)
+            changed += self._write(stream, bite, ahead, context)
             written = time.monotonic() - started
             items += bite.rows
             self._remaining[stream] = max(0, self._remaining[stream] - bite.rows)
             if ahead is None:
                 keyset.end_pass()
                 self._remaining[stream] = 0
-                return items
+                return items, changed
             with collector_paused():  # thousands of rows unpickled
                 following = ahead.result()
             self._measure(stream, bite.rows, written, following)
             if context.should_stop():
                 reader.give_back(ahead)
-                return items
+                return items, changed
             bite = following
 
     def _write(
         self, stream: str, bite: Bite, ahead: Ahead | None, context: RunContext
-    ) -> None:
-        """Write *bite* with its stop point in one transaction; if that fails,
-        give the bite back, and the bite read *ahead* too.
+    ) -> int:
+        """Write *bite* with its stop point in one transaction, and return the
+        rows written; if that fails, give the bite back, and the bite read
+        *ahead* too.
         """
         try:
             with collector_paused(), context.Session.begin() as session:
                 good = quarantine_refused(bite.mapped, SOURCE, session=session)
-                self._apply[stream](good, session)
+                written = self._apply[stream](good, session)
                 point = f"{SOURCE}.{stream}"
                 save_stop_point(point, bite.stop_point, session=session)
+            return written
         except BaseException:
             if ahead is not None:
                 self.readers[stream].give_back(ahead)
@@ -301,24 +309,28 @@ class ProdSysIngester(Task):
 
     # Config tags.
 
-    def _apply_tags(self, mapped: list[dict[str, Any]], session: Session) -> None:
-        upsert(session, AmiTag.__table__, mapped, ["tag"])  # type: ignore[arg-type]
+    def _apply_tags(self, mapped: list[dict[str, Any]], session: Session) -> int:
+        table = AmiTag.__table__
+        changed, known = differing(session, table, mapped, "tag")  # type: ignore[arg-type]
+        upsert(session, table, changed, ["tag"], known=known)  # type: ignore[arg-type]
+        return len(changed)
 
     # Tasks.
 
-    def _apply_tasks(self, mapped: list[dict[str, Any]], session: Session) -> None:
+    def _apply_tasks(self, mapped: list[dict[str, Any]], session: Session) -> int:
         # A task read again as the catalogue holds it is left alone: its
         # datasets need no relinking nor recomputing.
         table = ProductionTask.__table__
         changed, known = differing(session, table, mapped, "task_id")  # type: ignore[arg-type]
         if not changed:
-            return
+            return 0
         stamp = {"modified": utcnow()}  # converted once for the whole bite
         upsert(session, table, changed, ["task_id"], known=known, same=stamp)  # type: ignore[arg-type]
         ids = [row["task_id"] for row in changed]
         datasets = _linkable(among(Dataset.task_id, ids), session=session)
         gained = link_datasets(datasets, session=session)
         mark_changed({d.id for d in datasets} | gained, gained, session=session)
+        return len(changed)
 
     def _ensure_tasks(self, task_ids: set[int], session: Session) -> dict[int, Any]:
         """The tasks *task_ids* that are known (:func:`producing_tasks`), those
@@ -341,7 +353,7 @@ class ProdSysIngester(Task):
 
     # Datasets.
 
-    def _apply_datasets(self, mapped: list[dict[str, Any]], session: Session) -> None:
+    def _apply_datasets(self, mapped: list[dict[str, Any]], session: Session) -> int:
         tasks = self._ensure_tasks({r["task_id"] for r in mapped}, session)
         usable = []
         for row in mapped:
@@ -362,6 +374,7 @@ class ProdSysIngester(Task):
         ]
         gained = link_datasets(datasets, session=session)
         mark_changed(changed | gained, gained, session=session)
+        return len(written)
 
     def _ensure_datasets(self, names: set[str], session: Session) -> dict[str, int]:
         """Catalogue ids of *names*, reading unknown datasets from the source."""
@@ -375,7 +388,7 @@ class ProdSysIngester(Task):
 
     # Files.
 
-    def _apply_files(self, mapped: list[AnyFileRow], session: Session) -> None:
+    def _apply_files(self, mapped: list[AnyFileRow], session: Session) -> int:
         """Write files: FileRows, or plain tuples from the reading process."""
         ids = self._ensure_datasets({f[DATASET] for f in mapped}, session)
         usable = []
@@ -387,8 +400,9 @@ class ProdSysIngester(Task):
                     f"dataset {row[DATASET]!r} is in neither ProdSys nor the catalogue"
                 )
                 quarantine(SOURCE, row[GUID], payload(row), reason, session=session)
-        touched = write_files(usable, ids, SOURCE, session=session)
-        mark_changed(touched, set(), session=session)
+        written = write_files(usable, ids, SOURCE, session=session)
+        mark_changed(written.datasets, set(), session=session)
+        return written.files
 
 
 def _write_datasets(

@@ -140,7 +140,7 @@ def write_dataset(
         SOURCE,
         session=session,
     )
-    touched = write_files(good, ids, SOURCE, session=session)
+    touched = write_files(good, ids, SOURCE, session=session).datasets
     if written:  # not a dataset READY again as the catalogue holds it
         touched.add(dataset_id)
     dataset = session.get(Dataset, dataset_id)
