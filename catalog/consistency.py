@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, aliased
 from catalog.derived import refresh_all
 from catalog.errors import InvalidName
 from catalog.fields import row_to_ami
-from catalog.models import OUTPUT_INHERITS, Dataset, Skim
+from catalog.models import Dataset, Skim, inherit_columns
 from catalog.nomenclature import name_columns
 
 # Bookkeeping that a recomputation rewrites without it being a difference.
@@ -87,9 +87,7 @@ def _inherit_skim_columns(session: Session) -> None:
         .join(parent, parent.id == Skim.parent_id)
     )
     for output, source in session.execute(query):
-        for column in OUTPUT_INHERITS:
-            if getattr(output, column) != getattr(source, column):
-                setattr(output, column, getattr(source, column))
+        inherit_columns(output, source)
 
 
 def _snapshot(session: Session) -> dict[str, dict[str, Any]]:

@@ -186,7 +186,7 @@ class ProdSysIngester(Task):
             ahead = None if bite.last else reader.read_ahead(self._bite_size(stream))
             started = time.monotonic()
             changed += self._write(stream, bite, ahead, context)
-            written = time.monotonic() - started
+            took = time.monotonic() - started
             items += bite.rows
             self._remaining[stream] = max(0, self._remaining[stream] - bite.rows)
             if ahead is None:
@@ -195,7 +195,7 @@ class ProdSysIngester(Task):
                 return items, changed
             with collector_paused():  # thousands of rows unpickled
                 following = ahead.result()
-            self._measure(stream, bite.rows, written, following)
+            self._measure(stream, bite.rows, took, following)
             if context.should_stop():
                 reader.give_back(ahead)
                 return items, changed
@@ -221,15 +221,15 @@ class ProdSysIngester(Task):
             self.streams[stream].cursor = bite.before
             raise
 
-    def _measure(self, stream: str, rows: int, written: float, read: Bite) -> None:
+    def _measure(self, stream: str, rows: int, took: float, read: Bite) -> None:
         """Note the rate *stream* goes at: the slower of writing the last
-        bite (*rows* in *written* seconds) and reading the next (*read*),
+        bite (*rows* in *took* seconds) and reading the next (*read*),
         which overlap. Each is the rate of its own bite: waiting for a
         larger bite than the one written is no slower a pace.
         """
         if not rows:
             return
-        rate = rows / max(written, 1e-3)
+        rate = rows / max(took, 1e-3)
         if read.pace is not None:
             rate = min(rate, read.pace)
         self._rate[stream] = rate

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from catalog.datasets import add_dataset
 from catalog.derived import refresh_changed
-from catalog.models import OUTPUT_INHERITS, Dataset, File, ProvenanceEdge, Skim
+from catalog.models import Dataset, File, ProvenanceEdge, Skim, inherit_columns
 from catalog.models.datasets import SOURCE_SKIM
 from catalog.upsert import upsert
 from skimengine.extract import OutputFile
@@ -95,8 +95,7 @@ def register_output(
         dataset = add_dataset(name, SOURCE_SKIM, session=session, requested_by=login)
         session.flush()
     dataset.physics_comment = selection_comment(skim)
-    for column in OUTPUT_INHERITS:
-        setattr(dataset, column, getattr(skim.parent, column))
+    inherit_columns(dataset, skim.parent)
     publish_files(outputs, dataset.scope, storage_root)
     rows = [_file_row(dataset, output) for output in outputs]
     if rows:

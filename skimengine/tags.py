@@ -529,6 +529,17 @@ def register_tag(
     return tag
 
 
+def export_tag(dataset: str, path: str | Path, *, session: Session) -> TagTable:
+    """Write the TAG of *dataset* to the ROOT file *path*
+    (:func:`write_tag_root`); return the TAG.
+
+    :raises TagNotFound: when the dataset has no TAG.
+    """
+    table = open_tag(get_tag(dataset, session=session))
+    write_tag_root(table, path)
+    return table
+
+
 def import_tag(
     dataset: str, path: str | Path, *, data_dir: str | Path, session: Session
 ) -> TagDatabase:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from catalog.errors import NotFound
 from catalog.models import Dataset, TagDatabase
-from skimengine.tags import get_tag, open_tag, write_tag_root
+from skimengine.tags import export_tag, get_tag, open_tag
 from web.app import catalog_session
 from web.plots import BAR_COLOUR, DPI, png_response
 
@@ -122,12 +122,11 @@ def tag_download(name: str) -> Response:
 
     :raises TagNotFound: when the dataset has no TAG.
     """
-    with catalog_session() as session:
-        table = open_tag(get_tag(name, session=session))
     descriptor, path = tempfile.mkstemp(prefix="hepcat-tag-", suffix=".root")
     os.close(descriptor)
     try:
-        write_tag_root(table, path)
+        with catalog_session() as session:
+            export_tag(name, path, session=session)
         stream = open(path, "rb")  # noqa: SIM115 (send_file closes it)
     finally:
         os.unlink(path)  # the open stream keeps the bytes until it is closed

@@ -36,6 +36,7 @@ from catalog.models.skims import (
     Skim,
     TagDatabase,
     TagEvent,
+    inherit_columns,
 )
 from catalog.models.users import ROLES, ApiToken, Role, User, UserRole
 
@@ -79,4 +80,5 @@ __all__ = [
     "TaskRun",
     "User",
     "UserRole",
+    "inherit_columns",
 ]

@@ -45,6 +45,15 @@ OUTPUT_INHERITS = (
     "version",
 )
 
+
+def inherit_columns(output: Dataset, parent: Dataset) -> None:
+    """Give a skim's *output* the :data:`OUTPUT_INHERITS` columns of its
+    *parent*.
+    """
+    for column in OUTPUT_INHERITS:
+        setattr(output, column, getattr(parent, column))
+
+
 # MariaDB's TEXT and BLOB stop at 64 kB; a plan or an upload may be larger.
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 LongBlob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")

@@ -295,11 +295,10 @@ def tag_export(context: Context, dataset_name: str, output: str) -> None:
     """Write the TAG of a dataset to a ROOT file: TTree TAG (an entry per
     event: attributes, FileIndex, Entry), Files and TriggerMenu.
     """
-    from skimengine.tags import get_tag, open_tag, write_tag_root
+    from skimengine.tags import export_tag
 
     with context.catalog()() as session:
-        table = open_tag(get_tag(dataset_name, session=session))
-    write_tag_root(table, output)
+        table = export_tag(dataset_name, output, session=session)
     click.echo(f"wrote {output}: {len(table)} events")
 
 
