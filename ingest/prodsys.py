@@ -152,11 +152,12 @@ class ProdSysIngester(Task):
     def run(self, context: RunContext) -> RunOutcome:
         # Every stream starts its pass first, so that the backlog reported
         # counts the streams this run has no time left for.
+        read = written = 0
         for stream, keyset in self.streams.items():
             if not keyset.in_pass:
-                self._begin_pass(stream, context)
+                rows, changed = self._begin_pass(stream, context)
+                read, written = read + rows, written + changed
         self._start_process()
-        read = written = 0
         for stream in self.streams:
             rows, changed = self._drain(stream, context)
             read, written = read + rows, written + changed
@@ -238,7 +239,10 @@ class ProdSysIngester(Task):
         rate = self._rate.get(stream)
         return self.bites.size(stream, self._remaining[stream], rate, self.budget)
 
-    def _begin_pass(self, stream: str, context: RunContext) -> None:
+    def _begin_pass(self, stream: str, context: RunContext) -> tuple[int, int]:
+        """Start a pass of *stream*: its backlog, and its rows that have no
+        timestamp, which every pass reads; return the rows read and written.
+        """
         keyset = self.streams[stream]
         with context.Session() as session:
             stored = load_cursor(f"{SOURCE}.{stream}", keyset, session=session)
@@ -246,18 +250,21 @@ class ProdSysIngester(Task):
             keyset.begin_pass(connection, stored)
             self._remaining[stream] = keyset.backlog(connection)
             untimed = keyset.read_untimed(connection, UNTIMED_LIMIT)
-        if untimed:
-            with context.Session.begin() as session:
-                self._apply_rows(stream, untimed, session)
+        if not untimed:
+            return 0, 0
+        with context.Session.begin() as session:
+            return len(untimed), self._apply_rows(stream, untimed, session)
 
     def _apply_rows(
         self, stream: str, rows: Sequence[Row[Any]], session: Session
-    ) -> None:
-        """Map source *rows* of *stream* (quarantining those refused) and write them."""
+    ) -> int:
+        """Map source *rows* of *stream* (quarantining those refused), write
+        them, and return the rows written.
+        """
         reader = self.readers[stream]
         mapped = map_rows(rows, reader.mapper, reader.key)
         good = quarantine_refused(mapped, SOURCE, session=session)
-        self._apply[stream](good, session)
+        return self._apply[stream](good, session)
 
     def _reader(self) -> ReadAhead:
         """What reads the next bite ahead: the process once it is ready,
@@ -332,18 +339,23 @@ class ProdSysIngester(Task):
         mark_changed({d.id for d in datasets} | gained, gained, session=session)
         return len(changed)
 
-    def _ensure_tasks(self, task_ids: set[int], session: Session) -> dict[int, Any]:
+    def _ensure_tasks(
+        self, task_ids: set[int], session: Session
+    ) -> tuple[dict[int, Any], int]:
         """The tasks *task_ids* that are known (:func:`producing_tasks`), those
         not yet catalogued read straight from the source (a dataset row can
-        be seen before its task row).
+        be seen before its task row); and the rows that reading wrote. They
+        count as this bite's: read again by their own stream, unchanged,
+        they would count nowhere.
         """
         known = producing_tasks(task_ids, session=session)
         missing = task_ids - set(known)
+        written = 0
         if missing:
             rows = self._read(schemas.t_production_task, "taskid", missing)
-            self._apply_rows("tasks", rows, session)
+            written = self._apply_rows("tasks", rows, session)
             known.update(producing_tasks(missing, session=session))
-        return known
+        return known, written
 
     def _read(self, table: Table, column: str, keys: set[Any]) -> Sequence[Row[Any]]:
         """The source rows of *table* whose *column* is one of *keys*."""
@@ -354,7 +366,7 @@ class ProdSysIngester(Task):
     # Datasets.
 
     def _apply_datasets(self, mapped: list[dict[str, Any]], session: Session) -> int:
-        tasks = self._ensure_tasks({r["task_id"] for r in mapped}, session)
+        tasks, ensured = self._ensure_tasks({r["task_id"] for r in mapped}, session)
         usable = []
         for row in mapped:
             if row["task_id"] in tasks:
@@ -374,23 +386,28 @@ class ProdSysIngester(Task):
         ]
         gained = link_datasets(datasets, session=session)
         mark_changed(changed | gained, gained, session=session)
-        return len(written)
+        return ensured + len(written)
 
-    def _ensure_datasets(self, names: set[str], session: Session) -> dict[str, int]:
-        """Catalogue ids of *names*, reading unknown datasets from the source."""
+    def _ensure_datasets(
+        self, names: set[str], session: Session
+    ) -> tuple[dict[str, int], int]:
+        """Catalogue ids of *names*, reading unknown datasets from the
+        source; and the rows that reading wrote (their tasks' included).
+        """
         ids = dataset_ids(sorted(names), session=session)
         missing = names - set(ids)
+        written = 0
         if missing:
             rows = self._read(schemas.t_production_dataset, "name", missing)
-            self._apply_rows("datasets", rows, session)
+            written = self._apply_rows("datasets", rows, session)
             ids.update(dataset_ids(sorted(missing), session=session))
-        return ids
+        return ids, written
 
     # Files.
 
     def _apply_files(self, mapped: list[AnyFileRow], session: Session) -> int:
         """Write files: FileRows, or plain tuples from the reading process."""
-        ids = self._ensure_datasets({f[DATASET] for f in mapped}, session)
+        ids, ensured = self._ensure_datasets({f[DATASET] for f in mapped}, session)
         usable = []
         for row in mapped:
             if row[DATASET] in ids:
@@ -402,7 +419,7 @@ class ProdSysIngester(Task):
                 quarantine(SOURCE, row[GUID], payload(row), reason, session=session)
         written = write_files(usable, ids, SOURCE, session=session)
         mark_changed(written.datasets, set(), session=session)
-        return written.files
+        return ensured + written.files
 
 
 def _write_datasets(

@@ -23,6 +23,7 @@ from catalog.models import (
     Quarantine,
     StopPoint,
 )
+from catalog.operations import set_stop_point
 from ingest import schemas
 from ingest.seed import seed_catalog
 from ingest.simulate import naive
@@ -58,16 +59,21 @@ def test_an_ingested_world_equals_the_world_written_directly(
 
     counts = ingest()
 
+    assert catalogue(Session) == seeded(world, tmp_path)
+    assert counts["tier0"] == sum(d.source == "tier0" for d in world.datasets)
+    with Session() as session:
+        assert session.scalar(select(func.count()).select_from(Quarantine)) == 0
+
+
+def seeded(world, tmp_path) -> dict[str, dict]:
+    """The catalogue of *world* written directly (:func:`seed_catalog`)."""
     reference = create_catalog_engine(f"sqlite:///{tmp_path / 'reference.sqlite'}")
     migrations.upgrade(reference)
     with session_factory(reference).begin() as session:
         seed_catalog(world, session=session)
     expected = catalogue(session_factory(reference))
     reference.dispose()
-    assert catalogue(Session) == expected
-    assert counts["tier0"] == sum(d.source == "tier0" for d in world.datasets)
-    with Session() as session:
-        assert session.scalar(select(func.count()).select_from(Quarantine)) == 0
+    return expected
 
 
 def replay(Session, sources, ingest) -> dict[str, int]:
@@ -130,6 +136,34 @@ def test_rows_read_again_make_nothing_stale(
     # Rows read again and not written are not counted as ingested: the
     # ingest rate an operator sees is the rate of change.
     assert again["prodsys"] == 0
+
+
+def test_rows_written_for_a_later_stream_are_counted(
+    Session, sources, world, ingest, tmp_path
+):
+    """A file read before its dataset, or a dataset before its task, has the
+    missing rows read straight from the source and written with it; those
+    rows count as ingested then, since their own stream later finds them
+    unchanged and counts nothing.
+    """
+    publish(sources, world)
+    future = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+    with Session.begin() as session:
+        # The passes of these two streams will read nothing.
+        set_stop_point("prodsys.tasks", future, str(2**40), session=session)
+        set_stop_point("prodsys.datasets", future, "~", session=session)
+
+    first = ingest()["prodsys"]
+    with Session.begin() as session:  # now they catch up
+        session.execute(delete(StopPoint).where(StopPoint.name != "prodsys.files"))
+    then = ingest()["prodsys"]
+
+    # Every row counted once, whichever stream wrote it.
+    produced = [d for d in world.datasets if d.source == "prodsys"]
+    rows = len(world.tags) + len(world.tasks) + len(produced)
+    assert first + then == rows + sum(len(d.files) for d in produced)
+    assert first > then > 0
+    assert catalogue(Session) == seeded(world, tmp_path)
 
 
 def _written_times(Session) -> tuple[dict, dict, dict]:
