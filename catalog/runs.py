@@ -63,7 +63,8 @@ def list_runs(
     """Return a page of :class:`RunSummary`, newest run first.
 
     :param project: a project name; ``%`` matches any run of characters.
-    :param period: a period name of any level (``A``, ``A1``): only its runs.
+    :param period: a period name of any level (``A``, ``A1``), in any letter
+        case: only its runs.
     :raises InvalidInput: for an unusable page.
     """
     check_paging(offset, limit)
@@ -82,7 +83,8 @@ def _run_conditions(project: str | None, period: str | None) -> list[Any]:
         in_period = (
             select(PeriodRun.run_number)
             .join(Period, Period.id == PeriodRun.period_id)
-            .where(Period.name == period, Period.project == Run.project)
+            .where(func.upper(Period.name) == period.upper())
+            .where(Period.project == Run.project)
         )
         conditions.append(Run.run_number.in_(in_period))
     return conditions

@@ -186,6 +186,18 @@ def test_list_datasets_of_data_periods_and_a_stream(client, world):
     assert {row["ldn"] for row in rows} == expected
 
 
+def test_data_period_a_is_not_every_period_starting_with_a(client, world):
+    # Every run is in period AllYear: "A" must not reach it through "A%".
+    runs = {run for p in world.periods if p.period == "A" for run in p.runs}
+    every = {run for p in world.periods for run in p.runs}
+    assert runs < every
+
+    rows = list_datasets(client, patterns="data15_13TeV.%", data_period="A")
+
+    assert rows
+    assert {int(row["ldn"].split(".")[1]) for row in rows} <= runs
+
+
 def test_list_datasets_reads_fields_of_the_files(client, catalog_db, daod):
     files = _counted_files(catalog_db, daod)
 

@@ -289,7 +289,7 @@ class _Compiler:
             matches = _like_regex(pattern).fullmatch(str(operand.value)) is not None
             return true() if matches != node.negated else false()
         if operand.name in LIST_FIELDS:
-            found = _list_has(operand.expression, _literal_backslashes(pattern))
+            found = _list_like(operand.expression, pattern)
         else:
             found = _as_text(operand).ilike(_literal_backslashes(pattern), escape="\\")
             found = self.by_project(operand, pattern, found)
@@ -456,6 +456,22 @@ def _as_text(found: _Field) -> ColumnElement[Any]:
     if found.python_type is str:
         return found.expression
     return cast(found.expression, String)
+
+
+def _list_like(expression: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
+    """One period of the list *expression* matches the user's LIKE *pattern*.
+
+    A letter and ``%`` (``A%``, what pyAMI sends for ``data_period="A"``)
+    stands for that period and its sub-periods: ``A``, ``A1``, ``A12``, not
+    another period that starts with the letter (``AllYear``, which holds
+    every run of its year).
+    """
+    if len(pattern) == 2 and pattern[0].isascii() and pattern[0].isalpha():
+        if pattern[1] == "%":
+            letter = pattern[0]
+            subperiods = (_list_has(expression, f"{letter}{d}%") for d in "0123456789")
+            return or_(_list_has(expression, letter), *subperiods)
+    return _list_has(expression, _literal_backslashes(pattern))
 
 
 def _list_has(expression: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
