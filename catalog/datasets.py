@@ -21,21 +21,40 @@ from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_pa
 from catalog.models import Dataset, File, ProvenanceEdge
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.mql.narrowing import ProjectFinder
-from catalog.nomenclature import name_columns
+from catalog.nomenclature import (
+    is_valid_dataset_name,
+    name_columns,
+    parse_dataset_name,
+)
 from catalog.upsert import differing, upsert
 
 MAX_PAGE_SIZE = 1000
 
 
 def get_dataset(name: str, *, session: Session) -> Dataset:
-    """Return the dataset called *name*.
+    """Return the dataset called *name*, or named by the Rucio DID *name*
+    (``scope:name``, as Rucio's tools print it) when the scope is its own.
 
     :raises DatasetNotFound: if there is none; the error suggests close names.
     """
-    dataset = session.scalar(select(Dataset).where(Dataset.name == name))
+    _, colon, bare = name.partition(":")
+    found = _did_name(name) if colon else name
+    dataset = session.scalar(select(Dataset).where(Dataset.name == found))
     if dataset is None:
-        raise DatasetNotFound(name, suggestions=similar_names(name, session=session))
+        close = similar_names(bare if colon else name, session=session)
+        raise DatasetNotFound(name, suggestions=close)
     return dataset
+
+
+def _did_name(did: str) -> str:
+    """The dataset name of the Rucio DID *did* (``mc16_13TeV:mc16_13TeV.361106...``,
+    ``user.jdoe:user.jdoe.my.skim``), or *did* itself when its scope is not
+    the name's.
+    """
+    scope, _, name = did.partition(":")
+    if is_valid_dataset_name(name) and parse_dataset_name(name).scope == scope:
+        return name
+    return did
 
 
 def add_dataset(name: str, source: str, *, session: Session, **fields: Any) -> Dataset:

@@ -90,6 +90,17 @@ def shown(value: Any) -> str:
     return "NULL" if text is None or text == "" else text
 
 
+def test_a_float_is_shown_without_binary_noise() -> None:
+    # The mean cross-section of three files, in nb, as the catalogue holds it.
+    mean = (1.9101 + 1.8952 + 1.8976396187499998) / 3
+
+    assert repr(mean) == "1.9009798729166665"
+    assert text_of(mean) == "1.90097987291667"
+    assert text_of(0.1 + 0.2) == "0.3"
+    assert text_of(3.0) == "3"
+    assert text_of(1e-7) == "1e-07"
+
+
 def datasets(session: OrmSession) -> list[Dataset]:
     return list(session.scalars(select(Dataset).order_by(Dataset.name)))
 
@@ -355,6 +366,17 @@ def test_dataset_info_has_every_ami_field(
     assert found["nFiles"] != "0" and found["crossSection"] != "NULL"
 
 
+def test_a_rucio_did_names_its_dataset(client: FlaskClient) -> None:
+    # As rucio list-dids prints it: scope, a colon, the name.
+    did = f"mc16_13TeV:{ZEE_DAOD}"
+
+    (found,) = rows(client, f'AMIGetDatasetInfo -logicalDatasetName="{did}"')
+
+    assert found["logicalDatasetName"] == ZEE_DAOD
+    (bare,) = rows(client, f'AMIGetDatasetInfo -logicalDatasetName="{ZEE_DAOD}"')
+    assert found == bare
+
+
 def test_list_files_pages_and_totals(
     client: FlaskClient,
     Session: sessionmaker[OrmSession],  # noqa: N803
@@ -591,6 +613,11 @@ def test_closed_catalogue_needs_credentials(
             f'AMIGetDatasetInfo -logicalDatasetName="{ZEE_DAOD}x"',
             "DatasetNotFound",
             "did you mean",
+        ),
+        (  # a Rucio DID whose scope is not the name's
+            f'AMIGetDatasetInfo -logicalDatasetName="mc15_13TeV:{ZEE_DAOD}"',
+            "DatasetNotFound",
+            f"did you mean {ZEE_DAOD!r}",
         ),
         ("AMIGetDatasetInfo", "InvalidInput", "needs -logicalDatasetName"),
         ('AMIGetFileInfo -LFN="nothing.root"', "FileNotFound", "nothing.root"),

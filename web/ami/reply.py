@@ -74,6 +74,10 @@ def text_of(value: Any) -> str | None:
             value = value.astimezone(dt.UTC)
         moment: str = value.strftime("%Y-%m-%d %H:%M:%S")
         return moment
+    if isinstance(value, float):
+        # Fifteen significant digits, all a double holds for sure: a mean
+        # such as 1.90098670625 is not shown as 1.9009867062499999.
+        return f"{value:.15g}"
     return str(value)
 
 
