@@ -122,7 +122,10 @@ def _trash(dataset: Dataset, annotation: str, when: Any, trigger: str) -> None:
 
 
 def _set_production(dataset: Dataset, task: ProductionTask | None) -> None:
-    """Set ``prodsysStatus`` and ``completion`` from the producing task."""
+    """Set ``prodsysStatus`` and ``completion`` from the producing task:
+    ``completion`` in percent, to two decimals, none when the task says no
+    number of events (NULL or 0).
+    """
     if dataset.source == SOURCE_TIER0:
         done = dataset.tier0_state == "DONE"
         dataset.prodsys_status = ALL_EVENTS if done else None
@@ -133,6 +136,8 @@ def _set_production(dataset: Dataset, task: ProductionTask | None) -> None:
     if task.total_events:
         share = 100.0 * dataset.total_events / task.total_events
         dataset.completion = round(min(share, 100.0), 2)
+    else:
+        dataset.completion = None
 
 
 @dataclass(frozen=True)

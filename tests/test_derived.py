@@ -149,6 +149,24 @@ def test_completion_is_the_share_of_requested_events_at_most_100(seeded, world):
             assert dataset.completion == pytest.approx(expected, abs=0.01)
 
 
+def test_completion_goes_when_the_task_no_longer_says_its_events(Session, world):
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+    with Session.begin() as session:
+        dataset = get_dataset(ZEE_DAOD, session=session)
+        assert dataset.completion is not None
+        session.execute(
+            update(ProductionTask)
+            .where(ProductionTask.task_id == dataset.task_id)
+            .values(total_events=None)
+        )
+        refresh_changed([dataset.id], session=session)
+
+    with Session() as session:
+        assert get_dataset(ZEE_DAOD, session=session).completion is None
+        assert check_derived(session=session) == []
+
+
 def test_provenance_lists_ancestors_and_descendants_by_distance(seeded):
     with seeded() as session:
         aod = get_dataset(ZEE_AOD, session=session)
