@@ -265,13 +265,15 @@ class _Builder:
     ) -> None:
         tags = (*tags, campaign.recon_tag)
         aod = _mc_name(sample, "recon", "AOD", tags)
-        # One reconstruction is still running, so one chain is incomplete.
+        # One reconstruction is still running, so one chain is incomplete: its
+        # derivation runs too, over the AOD files written so far.
         running = campaign.name == "MC16e" and sample.dataset_number == 361107
         status = "running" if running else "done"
-        self.step(hits, aod, "recon", campaign.recon_tag, campaign.name, status, when)
+        recon, name = campaign.recon_tag, campaign.name
+        self.step(hits, aod, "recon", recon, name, status, when, same_events=True)
         daod = _mc_name(sample, "deriv", "DAOD_PHYS", (*tags, campaign.derivation_tag))
         derivation = campaign.derivation_tag
-        self.step(aod, daod, "deriv", derivation, campaign.name, "done", when)
+        self.step(aod, daod, "deriv", derivation, name, status, when, same_events=True)
 
     def step(
         self,
@@ -282,12 +284,23 @@ class _Builder:
         campaign: str | None,
         status: str,
         when: dt.datetime,
+        *,
+        same_events: bool = False,
     ) -> None:
-        """A task reading *parent* and writing *child*, with its files."""
+        """A task reading *parent* and writing *child*, with its files: a
+        file per input file, each with the events of its input when
+        *same_events* (reconstruction and DAOD_PHYS keep every event), else
+        a share of them (simulation of part of the generated events).
+        """
         when = when + dt.timedelta(days=1 + self.rng.randint(0, 3))
         task = self.task(parent, child, step_name, ctag, campaign, status, when)
-        done = self.n_files if status == "done" else self.n_files // 2
-        files = [self.file(child, self.rng.randint(900, 1100)) for _ in range(done)]
+        inputs = self.world.dataset(parent).files
+        done = len(inputs) if status == "done" else len(inputs) // 2
+        if same_events:
+            events = [f.events for f in inputs[:done]]
+        else:
+            events = [self.rng.randint(900, 1100) for _ in range(done)]
+        files = [self.file(child, n) for n in events]
         self.world.datasets.append(
             DatasetSpec(child, "prodsys", task.task_id, files, when)
         )
