@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import logging
 import multiprocessing
 import os
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalog.errors import ConfigError
 from skimengine.extract import (
     OutputFile,
     Plan,
@@ -371,6 +373,18 @@ def _key(unit: Unit) -> str:
 def executor_for(config: Any, *, workers: int | None = None) -> Executor:
     """The executor a :class:`~catalog.config.Config` asks for: Dask when
     ``dask_scheduler`` is set, else a local pool of *workers* processes.
+
+    :raises ConfigError: when Dask is asked for and not installed.
     """
     address = config.values.get("dask_scheduler")
-    return DaskExecutor(address) if address else LocalExecutor(workers)
+    if not address:
+        return LocalExecutor(workers)
+    try:
+        importlib.import_module("distributed")
+    except ImportError as err:
+        reason = (
+            f"the Dask executor needs dask.distributed ({err}): "
+            "pip install 'hepcat[dask]'"
+        )
+        raise ConfigError("HEPCAT_DASK_SCHEDULER", address, reason) from err
+    return DaskExecutor(address)

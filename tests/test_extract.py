@@ -550,6 +550,17 @@ def test_the_configuration_chooses_the_executor():
     assert isinstance(dask, DaskExecutor) and dask.address == "tcp://h:8786"
 
 
+def test_dask_asked_for_and_not_installed_is_a_clear_error(monkeypatch):
+    from catalog.config import load_config
+    from catalog.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    config = load_config(env={"HEPCAT_DASK_SCHEDULER": "tcp://h:8786"})
+
+    with pytest.raises(ConfigError, match=r"pip install 'hepcat\[dask\]'"):
+        executor_for(config)
+
+
 def test_dask_gives_the_same_outputs_as_the_local_pool(
     split_plan, tmp_path, local_executor
 ):
