@@ -16,6 +16,7 @@ from catalog.errors import InvalidName
 from catalog.fields import row_to_ami
 from catalog.models import Dataset, Skim, inherit_columns
 from catalog.nomenclature import name_columns
+from catalog.provenance import link_datasets, task_parents
 
 # Bookkeeping that a recomputation rewrites without it being a difference.
 NOT_DERIVED = frozenset({"lastModified", "created"})
@@ -38,26 +39,49 @@ class Difference:
 
 
 def check_derived(*, session: Session) -> list[Difference]:
-    """Recompute every derived quantity, and the columns each dataset's name
-    determines (its project, number, data type...: searches rely on them),
-    and return the differences.
+    """Recompute every derived quantity, the columns each dataset's name
+    determines (its project, number, data type...: searches rely on them)
+    and the provenance edges the tasks give, and return the differences.
 
     The recomputed values are left in the session: the caller rolls back to
     only report, or commits to repair.
     """
     datasets = session.scalars(select(Dataset)).all()
     before = {d.name: row_to_ami(d) for d in datasets}
+    # Edges first: cross-sections are recomputed down the right chains.
+    edges = _relink(datasets, session=session)
     _recompute_name_columns(datasets)
     _inherit_skim_columns(session)
     refresh_all(session=session)
     session.flush()
     after = _snapshot(session)
-    return [
+    columns = [
         Difference(name, field, value, after[name][field])
         for name, fields in sorted(before.items())
         for field, value in fields.items()
         if field not in NOT_DERIVED and not _same(value, after[name][field])
     ]
+    return sorted(columns + edges, key=lambda d: d.dataset)
+
+
+def _relink(datasets: Sequence[Dataset], *, session: Session) -> list[Difference]:
+    """Bring every task edge in line with the tasks (a task's input is the
+    parent of its outputs, :func:`~catalog.provenance.link_datasets`), and
+    return a ``parents`` difference for each dataset whose parents through
+    such edges changed: an edge missing or one too many. The task an edge
+    records is bookkeeping, rewritten without being a difference.
+    """
+    before = task_parents(session=session)
+    link_datasets(datasets, session=session)
+    after = task_parents(session=session)
+    names = {d.id: d.name for d in datasets}
+    differences = []
+    for child in before.keys() | after.keys():
+        held, given = before.get(child, set()), after.get(child, set())
+        if held != given:
+            stored, recomputed = (sorted(names[i] for i in s) for s in (held, given))
+            differences.append(Difference(names[child], "parents", stored, recomputed))
+    return differences
 
 
 def _recompute_name_columns(datasets: Sequence[Dataset]) -> None:

@@ -4,13 +4,19 @@ output datasets.
 Datasets arrive in any order (an output before its input, a Tier-0 input after
 the ProdSys output), so linking looks both ways: up through the dataset's
 producing task, and down through the tasks that read it.
+
+Tasks change too: ProdSys may correct a task's input. So the task edges into a
+dataset linked are exactly those its producing task gives now, and the others
+are removed, as a replay of the sources from scratch would never make them.
+Edges of another kind (a skim output's, ``skim``) are not this rule's, and
+are left alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session, aliased
 
 from catalog.db import among, chunked
@@ -19,44 +25,83 @@ from catalog.upsert import upsert
 
 # Datasets linked per pair of queries (each a join over their producing tasks).
 LINK_CHUNK = 5000
+# The kind of the edges a task's input and outputs give (the model's default).
+TASK_EDGE = "production"
+
+Edge = tuple[int, int, int]  # parent id, child id, task id
+Pair = tuple[int, int]  # parent id, child id
+EDGE: Table = ProvenanceEdge.__table__  # type: ignore[assignment]
 
 
 def link_datasets(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
-    """Create the missing edges around *datasets*; return the ids of the
-    datasets that gained a parent (their derived values must be refreshed).
-    Edges already there are left as they are, and gain nobody a parent.
+    """Bring the task edges around *datasets* in line with the tasks: create
+    the missing ones, and remove those into *datasets* that their producing
+    task no longer gives (ProdSys corrected its input). Return the ids of the
+    datasets whose parents changed, gained or lost: their derived values,
+    and their descendants', must be refreshed. Edges already right are left
+    as they are, and change nobody's parents.
     """
     datasets = list(datasets)
-    edges: set[tuple[int, int, int]] = set()
+    edges: set[Edge] = set()
     for chunk in chunked(datasets, LINK_CHUNK):
         edges |= _upward(chunk, session=session) | _downward(chunk, session=session)
     edges = {(p, c, t) for p, c, t in edges if p != c}
-    held = _held(edges, session=session)
-    edges = {(p, c, t) for p, c, t in edges if (p, c, t) not in held}
+    linked = {d.id for d in datasets}
+    held = _held(linked | {c for _, c, _ in edges}, session=session)
+    given = {(p, c) for p, c, _ in edges}
+    lost = {
+        pair
+        for pair, (_, kind) in held.items()
+        if kind == TASK_EDGE and pair[1] in linked and pair not in given
+    }
+    _unlink(lost, session=session)
+    # An edge held with another task (the dataset moved to a task with the
+    # same input) has its task rewritten; its ends are the same.
+    tasks = {pair: task for pair, (task, _) in held.items()}
+    edges = {(p, c, t) for p, c, t in edges if tasks.get((p, c)) != t}
     rows = [{"parent_id": p, "child_id": c, "task_id": t} for p, c, t in sorted(edges)]
-    upsert(session, ProvenanceEdge.__table__, rows, ["parent_id", "child_id"])  # type: ignore[arg-type]
-    pairs = {(p, c) for p, c, _ in held}
-    return {child for parent, child, _ in edges if (parent, child) not in pairs}
+    upsert(session, EDGE, rows, ["parent_id", "child_id"])
+    gained = {child for parent, child, _ in edges if (parent, child) not in held}
+    return gained | {child for _, child in lost}
 
 
 def _held(
-    edges: set[tuple[int, int, int]], *, session: Session
-) -> set[tuple[int, int, int]]:
-    """The edges the catalogue holds into the children of *edges*."""
-    children = sorted({child for _, child, _ in edges})
-    held: set[tuple[int, int, int]] = set()
-    table = ProvenanceEdge.__table__
-    for chunk in chunked(children):
-        query = select(table.c.parent_id, table.c.child_id, table.c.task_id).where(
-            among(table.c.child_id, chunk)
-        )
-        held |= {(p, c, t) for p, c, t in session.execute(query)}
+    children: set[int], *, session: Session
+) -> dict[Pair, tuple[int | None, str]]:
+    """The edges the catalogue holds into *children*: their task and kind."""
+    held: dict[Pair, tuple[int | None, str]] = {}
+    columns = (EDGE.c.parent_id, EDGE.c.child_id, EDGE.c.task_id, EDGE.c.kind)
+    for chunk in chunked(sorted(children)):
+        query = select(*columns).where(among(EDGE.c.child_id, chunk))
+        held |= {(p, c): (t, kind) for p, c, t, kind in session.execute(query)}
     return held
 
 
-def _upward(
-    datasets: Sequence[Dataset], *, session: Session
-) -> set[tuple[int, int, int]]:
+def _unlink(pairs: set[Pair], *, session: Session) -> None:
+    """Remove the task edges *pairs* (parent id, child id)."""
+    if not pairs:
+        return
+    statement = delete(EDGE).where(
+        EDGE.c.parent_id == bindparam("parent"),
+        EDGE.c.child_id == bindparam("child"),
+        EDGE.c.kind == TASK_EDGE,
+    )
+    rows = [{"parent": p, "child": c} for p, c in sorted(pairs)]
+    session.execute(statement, rows)
+
+
+def task_parents(*, session: Session) -> dict[int, set[int]]:
+    """The parents of every dataset through task edges (those
+    :func:`link_datasets` makes), by child id; a dataset without one is absent.
+    """
+    query = select(EDGE.c.child_id, EDGE.c.parent_id).where(EDGE.c.kind == TASK_EDGE)
+    parents: dict[int, set[int]] = {}
+    for child, parent in session.execute(query):
+        parents.setdefault(child, set()).add(parent)
+    return parents
+
+
+def _upward(datasets: Sequence[Dataset], *, session: Session) -> set[Edge]:
     """Edges from the input of each dataset's producing task."""
     parent = aliased(Dataset)
     ids = [d.id for d in datasets if d.task_id is not None]
@@ -69,9 +114,7 @@ def _upward(
     return {(p, c, t) for p, c, t in session.execute(query)} if ids else set()
 
 
-def _downward(
-    datasets: Sequence[Dataset], *, session: Session
-) -> set[tuple[int, int, int]]:
+def _downward(datasets: Sequence[Dataset], *, session: Session) -> set[Edge]:
     """Edges to the outputs of the tasks that read these datasets."""
     by_name: dict[str | None, int] = {d.name: d.id for d in datasets}
     query = (

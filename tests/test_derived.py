@@ -8,14 +8,14 @@ import datetime as dt
 from statistics import fmean
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from catalog.consistency import check_derived
 from catalog.datasets import add_dataset, get_dataset, get_provenance
 from catalog.ddm import DdmEvent, apply_messages
 from catalog.derived import prodsys_status, refresh_changed
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
-from catalog.models import Dataset, File, ProductionTask
+from catalog.models import Dataset, File, ProductionTask, ProvenanceEdge
 from ingest import schemas
 from ingest.seed import seed_catalog
 from ingest.world import FAILED_RUN, World, build_world
@@ -300,3 +300,41 @@ def test_a_dataset_ddm_erased_before_prodsys_wrote_it_arrives_trashed(
             "NO EVENTS AVAILABLE",
         )
         assert check_derived(session=session) == []
+
+
+def test_derive_check_reports_task_edges_missing_and_extra_and_fix_repairs_them(
+    Session, world
+):
+    """An edge no task gives (a ttbar EVNT planted above the Zee AOD) and one
+    a task gives that is gone (the Zee DAOD's, from its AOD) are each
+    reported as the child's parents, stored and recomputed; committing the
+    check repairs both.
+    """
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+    hits = next(t.input_dataset for t in world.tasks if ZEE_AOD in t.outputs)
+    ttbar = next(
+        d.name for d in world.datasets if ".410470." in d.name and ".EVNT." in d.name
+    )
+    with Session.begin() as session:
+        ids = dict(session.execute(select(Dataset.name, Dataset.id)).all())
+        planted = ProvenanceEdge(parent_id=ids[ttbar], child_id=ids[ZEE_AOD], task_id=1)
+        session.add(planted)
+        gone = ProvenanceEdge.child_id == ids[ZEE_DAOD]
+        session.execute(delete(ProvenanceEdge).where(gone))
+
+    with Session() as session:
+        found = check_derived(session=session)
+        session.commit()
+        fixed = check_derived(session=session)
+        aod = get_dataset(ZEE_AOD, session=session)
+        edges = get_provenance(aod, session=session).edges
+
+    assert [(d.dataset, d.field, d.stored, d.recomputed) for d in found] == [
+        (ZEE_DAOD, "parents", [], [ZEE_AOD]),
+        (ZEE_AOD, "parents", [hits, ttbar], [hits]),
+    ]
+    assert fixed == []
+    around = sorted(edge for edge in edges if ZEE_AOD in edge)
+    assert around == sorted([(hits, ZEE_AOD), (ZEE_AOD, ZEE_DAOD)])
+    assert str(found[0]) == f"{ZEE_DAOD}: parents is [], recomputed [{ZEE_AOD!r}]"

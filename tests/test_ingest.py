@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 import migrations
 from catalog import derived
 from catalog.consistency import check_derived
+from catalog.datasets import get_dataset, get_provenance
 from catalog.db import create_catalog_engine, session_factory
 from catalog.fields import row_to_ami
 from catalog.models import (
@@ -354,6 +355,70 @@ def test_derive_check_finds_a_project_its_name_does_not_give_and_fixes_it(
     ]
     assert fixed == []
     assert stored.project_name == name.split(".")[0]
+
+
+def test_a_task_input_prodsys_corrects_is_the_only_parent_of_its_output(
+    Session, sources, world, ingest, tmp_path
+):
+    """ProdSys corrects the input of a simulation task after it was ingested:
+    the output loses its edge from the old input, gains one from the new,
+    and it and everything below it take the new chain's cross-section, as
+    if the corrected world had been ingested from the start.
+    """
+    task = next(t for t in world.tasks if t.step_name == "simul")
+    evgen = [t for t in world.tasks if t.step_name == "evgen"]
+    new_input = max(evgen, key=lambda t: t.outputs[0])
+    # The old EVNT sorts first by name: a stale edge would win the tie.
+    assert new_input.outputs[0] > task.input_dataset
+    publish(sources, world)
+    ingest()
+
+    corrected = {"inputdataset": new_input.outputs[0], "parent_tid": new_input.task_id}
+    table = schemas.t_production_task
+    with sources.prodsys.engine.begin() as connection:
+        connection.execute(
+            update(table)
+            .where(table.c.taskid == task.task_id)
+            .values(**corrected, timestamp=naive(dt.datetime.now(dt.UTC)))
+        )
+    ingest()
+
+    task.input_dataset, task.parent_task_id = new_input.outputs[0], new_input.task_id
+    with Session() as session:
+        output = get_dataset(task.outputs[0], session=session)
+        edges = get_provenance(output, session=session).edges
+        assert [p for p, c in edges if c == output.name] == [new_input.outputs[0]]
+        assert output.cross_section_source.name == new_input.outputs[0]
+    assert catalogue(Session) == seeded(world, tmp_path)
+
+
+def test_a_task_input_corrected_to_an_unknown_dataset_unlinks_its_output(
+    Session, sources, world, ingest, tmp_path
+):
+    """The corrected input is not catalogued (yet): the output has no parent
+    and no cross-section, nor has anything below it.
+    """
+    task = next(t for t in world.tasks if t.step_name == "simul")
+    unknown = "mc16_13TeV.999999.Unknown.evgen.EVNT.e9999"
+    publish(sources, world)
+    ingest()
+
+    table = schemas.t_production_task
+    with sources.prodsys.engine.begin() as connection:
+        connection.execute(
+            update(table)
+            .where(table.c.taskid == task.task_id)
+            .values(inputdataset=unknown, timestamp=naive(dt.datetime.now(dt.UTC)))
+        )
+    ingest()
+
+    task.input_dataset = unknown
+    with Session() as session:
+        output = get_dataset(task.outputs[0], session=session)
+        edges = get_provenance(output, session=session).edges
+        assert [p for p, c in edges if c == output.name] == []
+        assert output.cross_section is None
+    assert catalogue(Session) == seeded(world, tmp_path)
 
 
 def without_flag(rows) -> list[tuple]:
