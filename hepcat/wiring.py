@@ -13,9 +13,12 @@ from ingest.tier0 import Tier0Ingester
 from taskserver.base import Task
 
 
-def configured_ingesters(config: Config) -> list[Task]:
+def configured_ingesters(config: Config, *, once: bool = False) -> list[Task]:
     """One ingester per source the configuration names, in a stable order:
     COMA (runs and periods first), Tier-0, DDM, ProdSys.
+
+    :param once: for ``hepcat ingest --once``: a DDM broker that stays out of
+        reach fails the DDM ingester, where the task server keeps trying.
     """
     tasks: list[Task] = []
     if config.coma_url:
@@ -23,7 +26,11 @@ def configured_ingesters(config: Config) -> list[Task]:
     if config.tier0_url:
         tasks.append(Tier0Ingester(_source(config.tier0_url)))
     if config.ddm_broker:
-        tasks.append(DdmIngester(config.ddm_broker, config.ddm_destination))
+        tasks.append(
+            DdmIngester(
+                config.ddm_broker, config.ddm_destination, fail_unreachable=once
+            )
+        )
     if config.prodsys_url:
         tasks.append(
             ProdSysIngester(_source(config.prodsys_url), lag=config.prodsys_safety_lag)

@@ -1,9 +1,10 @@
 """The COMA ingester: runs, data periods and the runs of each period.
 
 COMA's tables are small (thousands of runs), so each run of the task
-compares the whole of them with the catalogue and writes only what changed.
-When a period gains or loses a run, the ``period`` of that run's datasets is
-refreshed.
+compares the whole of them with the catalogue and writes only what changed:
+its items are the runs and periods written, new or changed, and a period
+whose list of runs changed counts as changed. When a period gains or loses a
+run, the ``period`` of that run's datasets is refreshed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from catalog.derived import refresh_datasets
 from catalog.models import Dataset, Period, PeriodRun, Run
-from catalog.upsert import upsert
+from catalog.upsert import differing, upsert
 from ingest import schemas
 from ingest.base import usable_rows
 from ingest.values import Unusable, integer, moment, text
@@ -41,6 +42,10 @@ class ComaIngester(Task):
         # What COMA held at the last run: nothing is written while it stays.
         self._snapshot: tuple[Any, ...] | None = None
 
+    def close(self) -> None:
+        """Close the source's pooled connections (the engine stays usable)."""
+        self.source.dispose()
+
     def run(self, context: RunContext) -> RunOutcome:
         with self.source.connect() as connection:
             runs = [r._mapping for r in connection.execute(select(schemas.coma_run))]
@@ -54,10 +59,13 @@ class ComaIngester(Task):
         if self._snapshot == snapshot:
             return RunOutcome(0, 0, "unchanged")
         with context.Session.begin() as session:
-            changed = _write_runs(runs, session) + _write_periods(periods, session)
-            changed += _write_links(links, session)
+            changed = _write_runs(runs, session)
+            periods_changed = _write_periods(periods, session)
+            periods_changed |= _write_links(links, session)
         self._snapshot = snapshot
-        return RunOutcome(changed, 0, f"{len(runs)} runs, {len(periods)} periods")
+        changed += len(periods_changed)
+        read = f"{len(runs)} runs and {len(periods)} periods read"
+        return RunOutcome(changed, 0, f"{read}, {changed} written")
 
 
 def _snapshot(*tables: list[Any]) -> tuple[Any, ...]:
@@ -104,24 +112,48 @@ def _link_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _write_runs(rows: list[Any], session: Session) -> int:
+    """Write the runs that are new or differ from the catalogue's; return
+    how many.
+    """
     good = usable_rows(rows, _run_row, "runnumber", SOURCE, session=session)
-    upsert(session, Run.__table__, good, ["run_number"])  # type: ignore[arg-type]
-    return len(good)
+    table = Run.__table__
+    changed, known = differing(session, table, good, "run_number")  # type: ignore[arg-type]
+    upsert(session, table, changed, ["run_number"], known=known)  # type: ignore[arg-type]
+    return len(changed)
 
 
-def _write_periods(rows: list[Any], session: Session) -> int:
+def _write_periods(rows: list[Any], session: Session) -> set[tuple[str, str]]:
+    """Write the periods that are new or differ from the catalogue's; return
+    their (project, name).
+    """
     good = usable_rows(rows, _period_row, "period", SOURCE, session=session)
-    upsert(session, Period.__table__, good, ["project", "name"])  # type: ignore[arg-type]
-    return len(good)
+    # A period's natural key has two columns, and differing() compares rows
+    # on one: the id, for the periods the catalogue holds already.
+    ids = _period_ids(session)
+    held = [{"id": ids[_key(row)], **row} for row in good if _key(row) in ids]
+    changed = differing(session, Period.__table__, held, "id").rows  # type: ignore[arg-type]
+    written = [row for row in good if _key(row) not in ids]
+    written += [{k: v for k, v in row.items() if k != "id"} for row in changed]
+    upsert(session, Period.__table__, written, ["project", "name"])  # type: ignore[arg-type]
+    return {_key(row) for row in written}
 
 
-def _write_links(rows: list[Any], session: Session) -> int:
+def _key(row: Mapping[str, Any]) -> tuple[str, str]:
+    return row["project"], row["name"]
+
+
+def _period_ids(session: Session) -> dict[tuple[str, str], int]:
+    query = select(Period.project, Period.name, Period.id)
+    return {(project, name): id_ for project, name, id_ in session.execute(query)}
+
+
+def _write_links(rows: list[Any], session: Session) -> set[tuple[str, str]]:
     """Make the catalogue's period-run map equal COMA's; refresh the datasets
-    of every run that joined or left a period.
+    of every run that joined or left a period. Return the (project, name) of
+    the periods whose runs changed.
     """
     good = usable_rows(rows, _link_row, "runnumber", SOURCE, session=session)
-    query = select(Period.project, Period.name, Period.id)
-    ids = {(project, name): id_ for project, name, id_ in session.execute(query)}
+    ids = _period_ids(session)
     wanted = {
         (ids[(g["project"], g["period"])], g["run_number"])
         for g in good
@@ -141,4 +173,5 @@ def _write_links(rows: list[Any], session: Session) -> int:
     if runs:
         of_runs = select(Dataset.id).where(Dataset.run_number.in_(sorted(runs)))
         refresh_datasets(set(session.scalars(of_runs)), session=session)
-    return len(wanted ^ have)
+    moved = {period_id for period_id, _ in wanted ^ have}
+    return {key for key, period_id in ids.items() if period_id in moved}

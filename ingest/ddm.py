@@ -18,6 +18,11 @@ never slowed down (DESIGN.md, "Lessons"):
 A frame received on a connection that has since dropped is applied but not
 acknowledged: an ACK names a delivery of the old connection, and the broker
 redelivers the message on the new one anyway.
+
+A broker that stays out of reach is a state in the task server (the
+supervisor keeps trying; runs report an unknown backlog and why) and a
+failure for ``hepcat ingest --once`` (``fail_unreachable``: a run raises
+:class:`BrokerUnreachable`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import socket
 import threading
 import time
 from collections import Counter
@@ -48,7 +54,7 @@ from catalog.ddm import (
     record_unreadable,
 )
 from catalog.derived import refresh_changed
-from catalog.errors import ConfigError
+from catalog.errors import ConfigError, HepcatError
 from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)
@@ -58,6 +64,22 @@ DEFAULT_PORT = 61613
 
 # Database errors worth trying again: the frames are kept for the next run.
 TRANSIENT = (OperationalError, InterfaceError)
+
+#: Seconds without a subscription after which the broker counts as
+#: unreachable: the backlog is reported unknown, or, for ``hepcat ingest
+#: --once``, the run fails.
+PATIENCE = 30.0
+
+
+class BrokerUnreachable(HepcatError, ConnectionError):
+    """The DDM ingester has had no subscription on its broker for a while."""
+
+    def __init__(self, address: BrokerAddress, seconds: float, reason: str) -> None:
+        super().__init__(
+            f"cannot reach the DDM broker {address} (no subscription for "
+            f"{seconds:.0f} s): {reason}; check HEPCAT_DDM_BROKER and that the "
+            "broker is running"
+        )
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,7 @@ class Waiter(stomp.ConnectionListener):  # type: ignore[misc]
     def __init__(self) -> None:
         self.connected = threading.Event()
         self.lost = threading.Event()
+        self.error: str | None = None  # what the broker's ERROR frame said
         self._receipts: dict[str, threading.Event] = {}
 
     def expect(self, receipt: str) -> threading.Event:
@@ -116,6 +139,7 @@ class Waiter(stomp.ConnectionListener):  # type: ignore[misc]
         # this connection gives it up in every case.
         reason = frame.headers.get("message") or str(frame.body)[:200]
         logger.warning("STOMP broker error: %s", reason)
+        self.error = f"the broker said: {reason}"
         self.lost.set()
 
     def on_disconnected(self) -> None:
@@ -157,11 +181,26 @@ def connect(
         reconnect_attempts_max=1,
     )
     connection.set_listener("hepcat", listener)
-    connection.connect(address.login, address.passcode, headers=headers or {})
+    try:
+        connection.connect(address.login, address.passcode, headers=headers or {})
+    except ConnectFailedException:
+        raise ConnectFailedException(_socket_error(address)) from None
     if not listener.wait_for(listener.connected, timeout):
         disconnect(connection, listener, wait=0)
-        raise ConnectFailedException(f"no CONNECTED from {address}")
+        raise ConnectFailedException(listener.error or f"no CONNECTED from {address}")
     return connection
+
+
+def _socket_error(address: BrokerAddress) -> str:
+    """Why a connection to *address* fails. stomp.py logs the socket's error
+    and raises an exception without it; one plain connection finds it again.
+    """
+    try:
+        with socket.create_connection((address.host, address.port), timeout=5.0):
+            pass
+    except OSError as err:
+        return str(err) or type(err).__name__
+    return f"the connection to {address} failed"
 
 
 def disconnect(connection: Any, listener: Waiter, *, wait: float = 2.0) -> None:
@@ -243,8 +282,13 @@ class DdmIngester(Task):
     :param batch_size: frames applied per catalogue transaction (default 500).
     :param heartbeats: STOMP heart-beats (send, receive) in milliseconds
         (default 10 s both ways).
-    :param patience: seconds without a connection to the broker after which
-        the backlog is reported unknown rather than pending (default 30).
+    :param patience: seconds without a subscription on the broker after which
+        it counts as unreachable (default :data:`PATIENCE`, 30): the backlog is
+        reported unknown rather than pending, and the supervisor keeps trying.
+    :param fail_unreachable: whether a run then raises
+        :class:`BrokerUnreachable` instead (default False; ``hepcat ingest
+        --once`` sets it, so that it fails rather than report nothing
+        ingested).
     """
 
     name = "ddm"
@@ -263,7 +307,8 @@ class DdmIngester(Task):
         quiet_seconds: float = 2.0,
         batch_size: int = 500,
         heartbeats: tuple[int, int] = (10_000, 10_000),
-        patience: float = 30.0,
+        patience: float | None = None,
+        fail_unreachable: bool = False,
     ) -> None:
         self.address = broker_address(broker_url)
         self.destination = destination
@@ -272,7 +317,8 @@ class DdmIngester(Task):
         self.quiet_seconds = quiet_seconds
         self.batch_size = max(1, batch_size)
         self.heartbeats = heartbeats
-        self.patience = patience
+        self.patience = PATIENCE if patience is None else patience
+        self.fail_unreachable = fail_unreachable
         self.prefetch = max(1, min(1000, queue_size // 2))
         self.retry_first, self.retry_max = 0.2, 10.0
         self._frames: queue.Queue[Frame] = queue.Queue(maxsize=max(2, queue_size))
@@ -286,6 +332,7 @@ class DdmIngester(Task):
         self._connections = 0
         self._last_activity = time.monotonic()
         self._unconnected_since = time.monotonic()
+        self._problem = "not connected yet"  # why there is no subscription
 
     # --- the task --------------------------------------------------------
 
@@ -337,7 +384,10 @@ class DdmIngester(Task):
             if not frames:
                 break
             items += self._apply(frames, context.Session, counts)
-        return RunOutcome(items, self.backlog(), self._note(counts))
+        backlog = self.backlog()
+        if backlog is None and not items and self.fail_unreachable:
+            raise BrokerUnreachable(self.address, self._unconnected(), self._problem)
+        return RunOutcome(items, backlog, self._note(counts))
 
     def backlog(self) -> int | None:
         """Frames waiting; at least 1 while messages still flow (no quiet
@@ -348,9 +398,12 @@ class DdmIngester(Task):
         if waiting:
             return waiting
         if not self._subscribed.is_set():
-            unreachable = time.monotonic() - self._unconnected_since
-            return None if unreachable > self.patience else 1
+            return None if self._unconnected() > self.patience else 1
         return 1 if self._quiet_left() > 0 else 0
+
+    def _unconnected(self) -> float:
+        """Seconds since the subscription ended, or since :meth:`open`."""
+        return time.monotonic() - self._unconnected_since
 
     @property
     def connected(self) -> bool:
@@ -362,7 +415,7 @@ class DdmIngester(Task):
         words = [f"{counts[kind]} {kind}" for kind in kinds if counts[kind]]
         note = ", ".join(words) or "nothing new"
         if not self._subscribed.is_set():
-            note += f"; not connected to {self.address}"
+            note += f"; not connected to {self.address}: {self._problem}"
         return note
 
     def _quiet_left(self) -> float:
@@ -489,9 +542,9 @@ class DdmIngester(Task):
                 headers={"client-id": self.client_id},
             )
         except (StompException, OSError) as err:
-            reason = str(err) or type(err).__name__
+            self._problem = str(err) or type(err).__name__
             logger.warning(
-                "Cannot connect to the DDM broker %s: %s", self.address, reason
+                "Cannot connect to the DDM broker %s: %s", self.address, self._problem
             )
             return False
         try:
@@ -506,6 +559,7 @@ class DdmIngester(Task):
             )
             while not (self._stop.is_set() or listener.lost.is_set()):
                 self._stop.wait(0.1)
+            self._problem = listener.error or "the connection was lost"
             if not self._stop.is_set():
                 logger.warning("Lost the DDM broker %s; reconnecting", self.address)
             return True
@@ -532,10 +586,12 @@ class DdmIngester(Task):
                 headers=headers,
             )
         except (StompException, OSError) as err:
+            self._problem = f"cannot subscribe to {self.destination}: {err}"
             logger.warning("Cannot subscribe to %s: %s", self.destination, err)
             return False
         if listener.wait_for(listener.expect(receipt), 10.0):
             return True
+        self._problem = listener.error or f"no receipt for {self.destination}"
         logger.warning("No receipt for the subscription to %s", self.destination)
         return False
 

@@ -59,7 +59,8 @@ def run_until_drained(
     :param owner: the name in leases and run records (default: host, process
         id and a random tag).
     :returns: the records handled, per task name.
-    :raises DrainFailed: when some task failed, after the others drained.
+    :raises DrainFailed: when some task failed, after the others drained;
+        a note per failed task gives its error in one line.
     """
     check_tasks(tasks)
     leases = Leases(
@@ -70,7 +71,10 @@ def run_until_drained(
     with drain:
         drain.run(deadline)
     if drain.failed:
-        raise DrainFailed(drain.failed, drain.items)
+        error = DrainFailed(drain.failed, drain.items)
+        for name in drain.failed:
+            error.add_note(f"{name}: {drain.reasons[name]}")
+        raise error
     return drain.items
 
 
@@ -93,6 +97,7 @@ class _Drain:
         self.pending = list(tasks)
         self.items = {task.name: 0 for task in tasks}
         self.failed: list[str] = []
+        self.reasons: dict[str, str] = {}  # the failed tasks' errors, in a line
         self.opened: list[Task] = []
 
     def __enter__(self) -> _Drain:
@@ -142,6 +147,7 @@ class _Drain:
             self.progress(task.name, self.items[task.name], result.backlog)
         if result.outcome == FAILED:
             self.failed.append(task.name)
+            self.reasons[task.name] = result.reason or "see the log"
         if not result.again:
             self.pending.remove(task)
         return True

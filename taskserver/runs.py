@@ -49,6 +49,8 @@ class RunResult:
     :param seconds: the run's duration (monotonic clock), retries included.
     :param attempts: how many times the task was called; more than one after
         transient database errors.
+    :param reason: for a failed run, its error in one line (type and the
+        first line of the message), for a summary; ``error`` has it all.
     """
 
     task_name: str
@@ -62,6 +64,7 @@ class RunResult:
     note: str = ""
     error: str | None = None
     attempts: int = 1
+    reason: str | None = None
 
     @property
     def again(self) -> bool:
@@ -128,6 +131,12 @@ def _warn_transient(what: str, attempt: int, exc: BaseException) -> None:
     )
 
 
+def describe_reason(exc: BaseException) -> str:
+    """*exc* in one line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def describe_error(exc: BaseException) -> str:
     """The traceback of *exc* as text, its end kept when it is long."""
     text = "".join(traceback.format_exception(exc))
@@ -152,6 +161,7 @@ class _Clock:
         note: str = "",
         error: str | None = None,
         attempts: int = 1,
+        reason: str | None = None,
     ) -> RunResult:
         seconds = time.monotonic() - self._start
         return RunResult(
@@ -166,6 +176,7 @@ class _Clock:
             note=note,
             error=error,
             attempts=attempts,
+            reason=reason,
         )
 
 
@@ -224,8 +235,10 @@ def _failed(
 ) -> RunResult:
     """Log *exc* as the failure of *task* and return the failed result."""
     logger.exception("Task %s failed", task.name, exc_info=exc)
-    error = describe_error(exc)
-    return clock.result(task, owner, FAILED, error=error, attempts=attempts)
+    error, reason = describe_error(exc), describe_reason(exc)
+    return clock.result(
+        task, owner, FAILED, error=error, attempts=attempts, reason=reason
+    )
 
 
 def record(result: RunResult, *, Session: sessionmaker[Session]) -> None:  # noqa: N803

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 import migrations
 from catalog.db import create_catalog_engine
 from catalog.models import Dataset, File
 from hepcat.cli import main
+from ingest import schemas
 from ingest.ddm import remove_subscription
 from ingest.simulate_ddm import ddm_scenario
 from ingest.world import build_world
@@ -144,3 +151,116 @@ def test_the_task_server_builds_tags_only_with_a_file_store(env, tags, names):
 
     tasks = skim_tasks(load_config(env=env), tags=tags)
     assert [task.name for task in tasks] == names
+
+
+# -- hepcat ingest --once and hepcat taskserver ---------------------------------
+
+
+@pytest.fixture
+def coma_env(catalog_engine, sources):
+    """The environment of a hepcat whose only source is the simulated COMA,
+    holding the world's runs and periods, on the test's catalogue.
+    """
+    sources.coma.add_world(build_world())
+    return {
+        "HEPCAT_DATABASE_URL": catalog_engine.url.render_as_string(False),
+        "HEPCAT_COMA_URL": sources.coma.engine.url.render_as_string(False),
+    }
+
+
+def test_ingest_once_counts_the_coma_rows_it_wrote_not_those_it_read(
+    hepcat, coma_env, sources
+):
+    world = build_world()
+    run = schemas.coma_run.c
+    first = hepcat("ingest", "--once", env=coma_env)
+
+    again = hepcat("ingest", "--once", env=coma_env)
+    with sources.coma.engine.begin() as connection:
+        connection.execute(
+            update(schemas.coma_run)
+            .where(run.runnumber == world.runs[0].run_number)
+            .values(nlumiblocks=run.nlumiblocks + 1)
+        )
+    changed = hepcat("ingest", "--once", env=coma_env)
+
+    assert first.exit_code == 0, first.output
+    assert f"coma: {len(world.runs) + len(world.periods)} ingested" in first.output
+    assert again.exit_code == 0, again.output
+    assert "coma: 0 ingested" in again.output
+    assert "coma: 1 ingested" in changed.output
+
+
+def test_a_run_joining_a_period_counts_that_period_once(hepcat, coma_env, sources):
+    hepcat("ingest", "--once", env=coma_env)
+    with sources.coma.engine.begin() as connection:
+        connection.execute(
+            insert(schemas.coma_period_run).values(
+                project="data15_13TeV", period="A", runnumber=284500
+            )
+        )
+
+    result = hepcat("ingest", "--once", env=coma_env)
+
+    assert result.exit_code == 0, result.output
+    assert "coma: 1 ingested" in result.output
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_ingest_once_fails_when_the_ddm_broker_is_unreachable(hepcat, monkeypatch):
+    monkeypatch.setattr("ingest.ddm.PATIENCE", 1.0)
+    broker = f"stomp://127.0.0.1:{free_port()}"
+    hepcat("db", "upgrade")
+
+    result = hepcat("ingest", "--once", env={"HEPCAT_DDM_BROKER": broker})
+
+    assert result.exit_code == 1, result.output
+    assert "ddm: 0 ingested (failed)" in result.stdout
+    assert f"ddm: BrokerUnreachable: cannot reach the DDM broker {broker}" in (
+        result.stderr
+    )
+    assert "Connection refused" in result.stderr
+    assert "DrainFailed: task(s) 'ddm' failed" in result.stderr
+
+
+def test_the_task_server_runs_skims_without_any_source(hepcat, tmp_path):
+    hepcat("db", "upgrade")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEPCAT_")}
+    command = [sys.executable, "-m", "hepcat", "--data-dir", str(tmp_path)]
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        server = subprocess.Popen(
+            [*command, "taskserver"],
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=stdout,
+            stderr=stderr,
+        )
+        try:
+            started = _wait_for_text(out, "runs: skim", server)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            status = server.wait(timeout=60)
+
+    assert started, err.read_text()
+    assert status == 0, err.read_text()
+    assert "no source is configured: the task server runs no ingester" in (
+        err.read_text()
+    )
+    assert "Traceback" not in err.read_text()
+
+
+def _wait_for_text(path, text: str, process, timeout: float = 60.0) -> bool:
+    """Wait until the file at *path* holds *text*; False if *process* ends
+    or *timeout* seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if text in path.read_text():
+            return True
+        time.sleep(0.1)
+    return text in path.read_text()

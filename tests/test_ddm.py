@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import random
+import socket
 import subprocess
 import time
 import uuid
@@ -32,6 +33,7 @@ from catalog.db import create_catalog_engine, session_factory
 from catalog.ddm import DdmEvent, containers_of, ddm_statistics, open_reconciliations
 from catalog.fields import row_to_ami
 from catalog.models import Container, Dataset, File, Quarantine, Replica
+from catalog.models.operations import TaskRun
 from catalog.operations import quarantine_count
 from ingest.ddm import (
     DdmIngester,
@@ -44,7 +46,9 @@ from ingest.simulate_ddm import DdmPublisher, DdmScenario, ddm_scenario, messy
 from ingest.tier0 import Tier0Ingester
 from ingest.world import World, build_world
 from taskserver.base import RunContext
+from taskserver.errors import DrainFailed
 from taskserver.runner import run_until_drained
+from taskserver.server import TaskServer
 
 ACTIVEMQ_SCRIPT = Path(__file__).parents[1] / ".ci" / "activemq.sh"
 on_sqlite = pytest.mark.parametrize("catalog_engine", ["sqlite"], indirect=True)
@@ -545,3 +549,63 @@ def test_malformed_messages_go_to_quarantine_and_ingestion_carries_on(
         assert any("created_at = 42" in reason for reason in reasons)
         assert statistics.ignored == 1
         assert dataset.ami_status == "TRASHED"  # the message after the bad ones
+
+
+# --- a broker out of reach ----------------------------------------------------
+
+
+@pytest.fixture
+def unreachable() -> str:
+    """The URL of a STOMP broker that is not there: a free local port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"stomp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@on_sqlite
+def test_an_unreachable_broker_fails_the_drain_and_says_why(Session, unreachable):
+    ingester = DdmIngester(unreachable, patience=0.5, fail_unreachable=True)
+
+    with pytest.raises(DrainFailed, match="'ddm' failed") as raised:
+        run_until_drained([ingester], Session, max_seconds=60)
+
+    [note] = raised.value.__notes__
+    assert note.startswith(
+        f"ddm: BrokerUnreachable: cannot reach the DDM broker {unreachable}"
+    )
+    assert "Connection refused" in note
+    assert [run.outcome for run in task_runs(Session, "ddm")][-1] == "failed"
+
+
+@on_sqlite
+def test_the_task_server_keeps_trying_an_unreachable_broker(
+    Session, unreachable, caplog
+):
+    ingester = DdmIngester(unreachable, patience=0.5)
+    server = TaskServer([ingester], Session)
+
+    with server:
+        gave_up = server.wait(
+            lambda s: (
+                s.status["ddm"].runs > 1
+                and s.status["ddm"].last is not None
+                and s.status["ddm"].last.backlog is None
+            ),
+            30.0,
+        )
+        status = server.status["ddm"]
+
+    assert gave_up
+    assert status.failures == 0 and status.last is not None
+    assert status.last.outcome == "ok"
+    assert f"not connected to {unreachable}: [Errno 111] Connection refused" in (
+        status.last.note
+    )
+    attempts = [m for m in caplog.messages if m.startswith("Cannot connect to the DDM")]
+    assert len(attempts) > 1
+
+
+def task_runs(Session: sessionmaker[Any], name: str) -> list[TaskRun]:  # noqa: N803
+    with Session() as session:
+        query = select(TaskRun).where(TaskRun.task_name == name).order_by(TaskRun.id)
+        return list(session.scalars(query))

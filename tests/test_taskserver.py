@@ -678,3 +678,19 @@ def test_runs_are_recorded_after_the_connections_dropped(catalog_engine, Session
 
     assert run_until_drained([Again(1)], Session) == {"again": 1}
     assert len(runs_of(Session, "again")) == 2
+
+
+# -- the drain runner, again -------------------------------------------------
+
+
+def test_a_failed_drain_says_in_a_line_why_each_task_failed(Session):  # noqa: N803
+    class Broken(Task):
+        name = "broken"
+
+        def run(self, context):
+            raise ValueError("cannot parse the source\nrow 7 has text for a count")
+
+    with pytest.raises(DrainFailed) as raised:
+        run_until_drained([Broken()], Session)
+
+    assert raised.value.__notes__ == ["broken: ValueError: cannot parse the source"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Collection
 
 import click
 
@@ -12,8 +13,14 @@ import migrations
 from catalog.db import session_factory
 from hepcat.cli.base import Context, main, pass_context
 from hepcat.wiring import configured_ingesters, skim_tasks
+from taskserver.errors import DrainFailed
 from taskserver.runner import run_until_drained, serve_forever
 from taskserver.server import TaskServer
+
+#: The settings that turn an ingester on.
+SOURCE_SETTINGS = (
+    "HEPCAT_PRODSYS_URL, HEPCAT_TIER0_URL, HEPCAT_COMA_URL or HEPCAT_DDM_BROKER"
+)
 
 
 @main.command()
@@ -33,24 +40,38 @@ from taskserver.server import TaskServer
 @pass_context
 def ingest(context: Context, once: bool, max_seconds: float | None) -> None:
     """Ingest from the configured sources (HEPCAT_PRODSYS_URL, HEPCAT_TIER0_URL,
-    HEPCAT_COMA_URL, HEPCAT_DDM_BROKER) and print what each ingested.
+    HEPCAT_COMA_URL, HEPCAT_DDM_BROKER) and print what each ingested. Exit
+    status 1 when an ingester failed, as DDM does when its broker stays out
+    of reach for 30 s.
     """
     engine = context.engine()
     migrations.require_current(engine)
-    tasks = configured_ingesters(context.config)
+    tasks = configured_ingesters(context.config, once=True)
     if not tasks:
         _no_sources()
     progress = Progress()
-    items = run_until_drained(
-        tasks,
-        session_factory(engine),
-        max_seconds=max_seconds,
-        progress=progress,
-        lease_seconds=context.config.taskserver_lease_seconds,
-    )
+    try:
+        items = run_until_drained(
+            tasks,
+            session_factory(engine),
+            max_seconds=max_seconds,
+            progress=progress,
+            lease_seconds=context.config.taskserver_lease_seconds,
+        )
+    except DrainFailed as err:
+        progress.done()
+        _print_items(err.items, failed=err.failed)
+        for note in getattr(err, "__notes__", []):
+            click.echo(note, err=True)
+        raise
     progress.done()
+    _print_items(items)
+
+
+def _print_items(items: dict[str, int], failed: Collection[str] = ()) -> None:
     for name, count in items.items():
-        click.echo(f"{name}: {count} ingested")
+        ending = " (failed)" if name in failed else ""
+        click.echo(f"{name}: {count} ingested{ending}")
 
 
 class Progress:
@@ -112,16 +133,21 @@ def derive(context: Context, check: bool, fix: bool) -> None:
 def taskserver(context: Context, metrics_port: int | None) -> None:
     """Run the task server: every configured ingester and the skim task,
     time-shared, until SIGTERM or Ctrl-C; the TAG task too when the file
-    store is configured (storage_root or pool_file_catalogs). Several can
-    share one catalogue database.
+    store is configured (storage_root or pool_file_catalogs). Without any
+    source it runs skims only. Several can share one catalogue database.
     """
     engine = context.engine()
     migrations.require_current(engine)
     config = context.config
-    tasks = configured_ingesters(config)
-    if not tasks:
-        _no_sources()
-    tasks += skim_tasks(config)
+    ingesters = configured_ingesters(config)
+    if not ingesters:
+        click.echo(
+            "no source is configured: the task server runs no ingester; set "
+            f"{SOURCE_SETTINGS} to ingest",
+            err=True,
+        )
+    # The skim task is always there, so the server always has work to offer.
+    tasks = ingesters + skim_tasks(config)
     server = TaskServer(
         tasks,
         session_factory(engine),
@@ -140,9 +166,5 @@ def taskserver(context: Context, metrics_port: int | None) -> None:
 
 
 def _no_sources() -> None:
-    click.echo(
-        "no source is configured; set HEPCAT_PRODSYS_URL, HEPCAT_TIER0_URL, "
-        "HEPCAT_COMA_URL or HEPCAT_DDM_BROKER",
-        err=True,
-    )
+    click.echo(f"no source is configured; set {SOURCE_SETTINGS}", err=True)
     raise SystemExit(1)
