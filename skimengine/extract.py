@@ -566,7 +566,7 @@ def _publish(temporary: Path, final: Path) -> tuple[int, str] | None:
         )
         syncing.start()
         try:
-            summary = _adler32(temporary)
+            summary = file_adler32(temporary)
         finally:
             # No timeout: the file must be on disk before it is published.
             syncing.join()
@@ -598,11 +598,11 @@ def describe_output(
         with uproot.open(path) as output:
             events = int(output[plan.tree].num_entries)
     sources = tuple(dict.fromkeys(piece.source for piece in unit.pieces))
-    size, checksum = summary or _adler32(path)
+    size, checksum = summary or file_adler32(path)
     return OutputFile(unit.number, unit.name, path, events, size, checksum, sources)
 
 
-def _adler32(path: Path) -> tuple[int, str]:
+def file_adler32(path: Path) -> tuple[int, str]:
     """The size and the adler32 of the file *path*, read through a memory
     map (no copy of its bytes; the file was just written, so they are in
     memory already). zlib-ng's adler32 is vectorised: on this project's

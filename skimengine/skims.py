@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,23 +35,28 @@ from sqlalchemy.orm import Session
 from catalog.config import Config
 from catalog.datasets import Page, check_paging, get_dataset
 from catalog.db import utcnow
-from catalog.errors import InvalidInput, NotFound, PermissionDenied
-from catalog.models import SKIM_STATES, Dataset, Skim, TagDatabase, User
+from catalog.errors import HepcatError, InvalidInput, NotFound, PermissionDenied
+from catalog.models import SKIM_STATES, Dataset, File, Skim, TagDatabase, User
 from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
 from catalog.users import get_user, has_role
 from skimengine.collection import read_collection
-from skimengine.extract import output_dataset_name, parse_compression
+from skimengine.extract import file_adler32, output_dataset_name, parse_compression
 from skimengine.tags import check_collection, compile_for, get_tag, open_tag
 
 __all__ = [
     "ACTIVE_STATES",
     "FINISHED_STATES",
     "CollectionNotReady",
+    "OutputCorrupt",
+    "OutputNotReady",
     "SkimNotFound",
     "cancel_skim",
     "collection_path",
+    "copy_output",
     "get_skim",
     "list_skims",
+    "output_file",
+    "output_files",
     "output_name",
     "request_skim",
     "retry_skim",
@@ -81,6 +87,26 @@ class CollectionNotReady(NotFound):
             f"skim {skim.id} has no event collection yet: it is {skim.state}"
         )
         self.skim_id = skim.id
+
+
+class OutputNotReady(NotFound):
+    """A skim's output file is asked for before its output is registered,
+    or is not one of its files, or has gone from its directory.
+    """
+
+    def __init__(self, skim: Skim, lfn: str | None = None) -> None:
+        if lfn is None:
+            reason = f"has no output files yet: it is {skim.state}"
+        else:
+            reason = (
+                f"has no output file {lfn!r}; 'hepcat skim files {skim.id}' lists them"
+            )
+        super().__init__(f"skim {skim.id} {reason}")
+        self.skim_id = skim.id
+
+
+class OutputCorrupt(HepcatError):
+    """A copy of an output file is not the file the catalogue describes."""
 
 
 # -- requesting ----------------------------------------------------------------
@@ -362,6 +388,57 @@ def collection_path(skim: Skim) -> Path:
     if not skim.collection_path or not Path(skim.collection_path).is_file():
         raise CollectionNotReady(skim)
     return Path(skim.collection_path)
+
+
+def output_files(skim: Skim) -> list[tuple[File, Path]]:
+    """The files of *skim*'s output dataset, by LFN, each with the path of
+    its copy in the skim's output directory.
+
+    :raises OutputNotReady: before the output is registered.
+    """
+    if skim.output is None:
+        raise OutputNotReady(skim)
+    directory = Path(skim.output_dir or "")
+    files = sorted(skim.output.files, key=lambda f: f.lfn)
+    return [(file, directory / file.lfn) for file in files]
+
+
+def output_file(skim: Skim, lfn: str) -> tuple[File, Path]:
+    """The output file *lfn* of *skim* and its path.
+
+    :raises OutputNotReady: when it is not one of the output's files, or its
+        copy has gone.
+    """
+    for file, path in output_files(skim):
+        if file.lfn == lfn and path.is_file():
+            return file, path
+    raise OutputNotReady(skim, lfn)
+
+
+def copy_output(skim: Skim, directory: Path) -> list[Path]:
+    """Copy the output files of *skim* into *directory* (made if need be),
+    each checked against the catalogue's size and adler32; return the copies.
+
+    :raises OutputNotReady: before the output is registered, or when a
+        file has gone.
+    :raises OutputCorrupt: when a copy differs; it is removed.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for file, path in output_files(skim):
+        if not path.is_file():
+            raise OutputNotReady(skim, file.lfn)
+        copy = directory / file.lfn
+        shutil.copyfile(path, copy)
+        size, checksum = file_adler32(copy)
+        if (size, checksum) != (file.size, file.checksum):
+            copy.unlink()
+            raise OutputCorrupt(
+                f"the copy of {file.lfn} has {size} bytes and adler32 {checksum}, "
+                f"the catalogue says {file.size} and {file.checksum}; it was removed"
+            )
+        copies.append(copy)
+    return copies
 
 
 def skim_progress(skim: Skim) -> float:

@@ -8,11 +8,14 @@ API's one shape.
 from __future__ import annotations
 
 import base64
+import io
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import uproot
 from sqlalchemy import Engine
 from test_skim_pages import (
     DATASET,
@@ -314,3 +317,30 @@ def test_a_done_skim_gives_its_collection_and_output(surface):
         )
     assert as_csv.headers["Content-Type"].startswith("text/csv")
     assert_error(bad, 400, "ValidationError")
+
+
+def test_a_done_skim_lists_and_gives_its_output_files(surface):
+    skim_id = surface.request("phil", selection=DIMUON)
+    early = surface.app.test_client().get(f"{API}/skims/{skim_id}/files")
+    surface.run_skims(skim_id)
+    client = surface.app.test_client()
+    output = surface.skim(skim_id).output
+
+    listed = client.get(f"{API}/skims/{skim_id}/files").json
+    events = 0
+    for item in listed["items"]:
+        with client.get(item["url"]) as download:
+            assert download.status_code == 200
+            assert item["checksum"] == f"ad:{zlib.adler32(download.data):08x}"
+            assert item["fileSize"] == len(download.data)
+            with uproot.open(io.BytesIO(download.data)) as opened:
+                assert opened["CollectionTree"].num_entries == item["events"]
+                events += item["events"]
+
+    message = assert_error(early, 404, "OutputNotReady")["message"]
+    assert f"skim {skim_id} has no output files yet: it is defined" in message
+    assert listed["logicalDatasetName"] == output.name
+    assert sorted(i["LFN"] for i in listed["items"]) == sorted(
+        f.lfn for f in output.files
+    )
+    assert events == len(surface.tag.select(DIMUON))

@@ -78,6 +78,9 @@ def test_a_skim_from_the_command_line(data_dir: Path, tmp_path: Path) -> None:
     wrote_root = hepcat(
         data_dir, "skim", "collection", str(skim_id), "-o", str(as_root)
     )
+    fetched = hepcat(
+        data_dir, "skim", "files", str(skim_id), "-o", str(tmp_path / "out")
+    )
 
     assert created.exit_code == 0, created.output
     assert "state:     defined\n" in defined.stdout
@@ -91,6 +94,18 @@ def test_a_skim_from_the_command_line(data_dir: Path, tmp_path: Path) -> None:
     assert "output:    user.jdoe.mc16_13TeV.361107." in shown.stdout
     assert listed.stdout.split()[:3] == [str(skim_id), "done", "100.0%"]
     assert wrote_csv.exit_code == 0 and wrote_root.exit_code == 0
+    # The output's files are listed, and copied checked: the selected events.
+    assert fetched.exit_code == 0, fetched.output
+    made = output_files(skim)
+    assert len(made) > 1
+    for path in made:
+        assert f"{path.name}  " in fetched.stdout and f"  {path}\n" in fetched.stdout
+    copies = sorted((tmp_path / "out").iterdir())
+    assert [c.name for c in copies] == [p.name for p in made]
+    assert len(output_events(copies)) == skim.n_selected
+    total = sum(p.stat().st_size for p in made)
+    copied = f"copied {len(made)} file(s), {total:,} B, to {tmp_path / 'out'}\n"
+    assert fetched.stdout.endswith(copied)
     rows = list(csv.DictReader(io.StringIO(as_csv.read_text())))
     collection = read_collection(as_root)
     assert len(rows) == len(collection) == skim.n_selected
@@ -147,6 +162,11 @@ def test_errors_are_one_line_and_exit_1(data_dir: Path) -> None:
     )  # fmt: skip
     missing = hepcat(data_dir, "skim", "show", "42")
     early = hepcat(data_dir, "skim", "retry", "42")
+    defined = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "later", "--user", "jdoe",
+    )  # fmt: skip
+    no_files = hepcat(data_dir, "skim", "files", defined.stdout.strip())
 
     assert reader.exit_code == 1
     assert reader.stderr == (
@@ -160,6 +180,11 @@ def test_errors_are_one_line_and_exit_1(data_dir: Path) -> None:
         "SkimNotFound: no skim 42; 'hepcat skim list' shows the skims\n"
     )
     assert early.exit_code == 1 and early.stderr.startswith("SkimNotFound")
+    assert no_files.exit_code == 1
+    assert no_files.stderr == (
+        f"OutputNotReady: skim {defined.stdout.strip()} has no output files yet: "
+        "it is defined\n"
+    )
 
 
 def test_a_tag_is_exported_to_root_and_imported_back(

@@ -14,6 +14,7 @@ import html
 import io
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ class SurfaceWorld:
         with self.Session() as session:
             skim = get_skim(skim_id, session=session)
             _ = skim.owner, skim.parent, skim.output  # loaded while it is open
+            _ = skim.output.files if skim.output else None
             return skim
 
     def run_skims(self, skim_id: int, until: tuple[str, ...] = FINISHED_STATES) -> Skim:
@@ -493,6 +495,29 @@ def test_a_done_skim_shows_its_output_and_collection(surface):
     )
     with uproot.open(io.BytesIO(root_data)) as opened:
         assert opened["Collection"].num_entries == len(expected)
+
+
+def test_a_done_skim_page_downloads_its_output_files(surface):
+    skim_id = surface.request("phil", selection=DIMUON)
+    surface.run_skims(skim_id)
+    browser = surface.browser()
+    files = sorted(surface.skim(skim_id).output.files, key=lambda f: f.lfn)
+
+    page = browser.get(f"/skims/{skim_id}")
+    events = 0
+    for file in files:
+        link = f'href="/skims/{skim_id}/files/{file.lfn}"'
+        assert link in page.text
+        with browser.get(f"/skims/{skim_id}/files/{file.lfn}") as download:
+            assert download.status_code == 200
+            assert file.checksum == f"ad:{zlib.adler32(download.data):08x}"
+            with uproot.open(io.BytesIO(download.data)) as opened:
+                events += opened["CollectionTree"].num_entries
+    missing = browser.get(f"/skims/{skim_id}/files/other.root")
+
+    assert files and events == len(surface.tag.select(DIMUON))
+    assert missing.status_code == 404
+    assert f"skim {skim_id} has no output file 'other.root'" in shown(missing)
 
 
 def test_a_dataset_page_shows_its_tag_and_its_skims(surface):

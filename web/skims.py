@@ -1,7 +1,7 @@
 """The pages of skims: the list (by state and owner), the form that
 defines one (and runs it, if asked), and one skim with its state, progress,
 counts and error, the forms that run, cancel or retry it, and its event
-collection to download.
+collection and output files to download.
 
 Skims run on the task server (:class:`skimengine.task.SkimTask`), which
 takes a ``defined`` skim whose run was requested through its states; these
@@ -32,6 +32,8 @@ from skimengine.skims import (
     collection_path,
     get_skim,
     list_skims,
+    output_file,
+    output_files,
     output_name,
     request_skim,
     retry_skim,
@@ -159,6 +161,7 @@ def skim(skim_id: int) -> str:
             active=found.state in ACTIVE_STATES,
             waiting=waiting_for_run(found),
             has_collection=bool(found.collection_path),
+            files=output_files(found) if found.output is not None else [],
         )
 
 
@@ -194,6 +197,24 @@ def collection(skim_id: int, kind: str) -> Response:
     """The skim's event collection, as ROOT or CSV."""
     with catalog_session() as session:
         return collection_download(get_skim(skim_id, session=session), kind)
+
+
+@skims.get("/skims/<int:skim_id>/files/<lfn>")
+def output(skim_id: int, lfn: str) -> Response:
+    """A file of the skim's output dataset."""
+    with catalog_session() as session:
+        return output_download(get_skim(skim_id, session=session), lfn)
+
+
+def output_download(found: Skim, lfn: str) -> Response:
+    """The output file *lfn* of *found* as a download.
+
+    :raises OutputNotReady: when it is not one of its output's files.
+    """
+    _, path = output_file(found, lfn)
+    return send_file(
+        path, mimetype="application/octet-stream", as_attachment=True, download_name=lfn
+    )
 
 
 def acting_in(session: Session) -> User:

@@ -236,6 +236,35 @@ def _acting(skim_id: int, login: str | None, session: Any) -> Any:
     return get_skim(skim_id, session=session).owner
 
 
+@skim.command("files")
+@click.argument("skim_id", type=int)
+@click.option(
+    "-o", "--output", type=click.Path(file_okay=False),
+    help="Copy the files into this directory, each checked against its adler32.",
+)  # fmt: skip
+@pass_context
+def skim_files(context: Context, skim_id: int, output: str | None) -> None:
+    """List the files of a skim's output dataset, where each lies; with -o,
+    copy them.
+    """
+    from pathlib import Path
+
+    from skimengine.skims import copy_output, get_skim, output_files
+
+    with context.catalog()() as session:
+        found = get_skim(skim_id, session=session)
+        files = output_files(found)
+        for file, path in files:
+            click.echo(
+                f"{file.lfn}  {file.events or 0:>10,} events  {file.size or 0:>13,} B"
+                f"  {file.checksum}  {path}"
+            )
+        if output is not None:
+            copies = copy_output(found, Path(output))
+            total = sum(copy.stat().st_size for copy in copies)
+            click.echo(f"copied {len(copies)} file(s), {total:,} B, to {output}")
+
+
 @skim.command("collection")
 @click.argument("skim_id", type=int)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)

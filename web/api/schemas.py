@@ -499,6 +499,24 @@ class Skim(Schema):
 SkimPage = page_of("SkimPage", Skim)
 
 
+class SkimOutputFile(Schema):
+    """A file of a skim's output dataset, and where to download it."""
+
+    LFN = fields.String(attribute="file.lfn")
+    fileGUID = fields.String(attribute="file.guid")  # noqa: N815
+    events = fields.Integer(attribute="file.events", allow_none=True)
+    fileSize = fields.Integer(attribute="file.size", allow_none=True)  # noqa: N815
+    checksum = fields.String(attribute="file.checksum", allow_none=True)
+    url = fields.String(metadata={"description": "the file's download, ROOT"})
+
+
+class SkimOutputFiles(Schema):
+    """The files of a skim's output dataset."""
+
+    logicalDatasetName = fields.String()  # noqa: N815
+    items = fields.List(fields.Nested(SkimOutputFile))
+
+
 class PeriodList(Schema):
     items = fields.List(fields.Nested(Period))
 

@@ -1,6 +1,7 @@
 """Skims: requesting one (a physicist, with a token), running it, listing
 and reading them, cancelling and retrying them (their owner or an admin), and
-downloading their event collection as ROOT or CSV.
+downloading their event collection as ROOT or CSV, and their output
+files.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from flask import url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -18,6 +20,7 @@ from catalog.models.users import ROLE_PHYSICIST
 from skimengine.skims import (
     cancel_skim,
     get_skim,
+    output_files,
     request_skim,
     retry_skim,
     run_skim,
@@ -27,7 +30,7 @@ from web.api.openapi import documented
 from web.api.paging import dumped, load_args, load_body, page_body
 from web.app import catalog_session
 from web.auth import require_role
-from web.skims import acting_in, collection_download
+from web.skims import acting_in, collection_download, output_download
 
 # Newest first; the id alone is a total order.
 SKIM_KEYSET = Keyset(
@@ -151,3 +154,26 @@ def collection(number: int) -> ResponseReturnValue:
     wanted = load_args(schemas.CollectionArgs)["format"]
     with catalog_session() as session:
         return collection_download(get_skim(number, session=session), wanted)
+
+
+@api.get("/skims/<int:number>/files")
+@documented(schemas.SkimOutputFiles)
+def skim_files(number: int) -> ResponseReturnValue:
+    """The files of a done skim's output dataset, each with its download."""
+    with catalog_session() as session:
+        found = get_skim(number, session=session)
+        items = [
+            {"file": file, "url": url_for("api.skim_file", number=number, lfn=file.lfn)}
+            for file, _ in output_files(found)
+        ]
+        assert found.output is not None  # output_files raised otherwise
+        body = {"logicalDatasetName": found.output.name, "items": items}
+        return dumped(schemas.SkimOutputFiles, body)
+
+
+@api.get("/skims/<int:number>/files/<lfn>")
+@documented(None)
+def skim_file(number: int, lfn: str) -> ResponseReturnValue:
+    """One file of a done skim's output dataset (ROOT)."""
+    with catalog_session() as session:
+        return output_download(get_skim(number, session=session), lfn)
