@@ -26,6 +26,7 @@ from catalog.nomenclature import (
     name_columns,
     parse_dataset_name,
 )
+from catalog.reference import add_references
 from catalog.upsert import differing, upsert
 
 MAX_PAGE_SIZE = 1000
@@ -59,11 +60,15 @@ def _did_name(did: str) -> str:
 
 def add_dataset(name: str, source: str, *, session: Session, **fields: Any) -> Dataset:
     """Add the dataset *name* to the catalogue, its name parts filled in from
-    the nomenclature and *fields* (attribute names of :class:`Dataset`) set.
+    the nomenclature and *fields* (attribute names of :class:`Dataset`) set,
+    with the project, types and step its name implies
+    (:func:`~catalog.reference.add_references`).
 
     :raises InvalidName: when *name* does not follow the nomenclature.
     """
-    dataset = Dataset(**name_columns(name), source=source, **fields)
+    columns = name_columns(name)
+    add_references([name], session=session)
+    dataset = Dataset(**columns, source=source, **fields)
     session.add(dataset)
     return dataset
 
@@ -87,7 +92,8 @@ def upsert_datasets(
     """Insert or update datasets by name (rows of :func:`name_columns` plus
     other columns, all rows with the same keys). A catalogued dataset whose
     row holds the values it has already is not written again: its
-    ``lastModified`` stays.
+    ``lastModified`` stays. The new datasets' names add their references
+    (:func:`~catalog.reference.add_references`).
 
     :param known: the ids of the datasets in the catalogue among *rows*, when
         the caller has just looked them up (spares two lookups).
@@ -99,6 +105,9 @@ def upsert_datasets(
         known = dataset_ids(names, session=session)
     fresh = [row for row in rows if row["name"] not in known]
     catalogued = [row for row in rows if row["name"] in known]
+    # A catalogued dataset added its references when it was new (or, before
+    # hepcat did so, migration 0009 added them).
+    add_references([row["name"] for row in fresh], session=session)
     table = Dataset.__table__
     written = fresh + differing(session, table, catalogued, "name").rows  # type: ignore[arg-type]
     if written:

@@ -3,7 +3,9 @@ without the sources and the ingesters.
 
 It writes the rows the ingesters would write, then derives every quantity:
 the tests compare an ingested catalogue with one written this way, and use it
-where a populated catalogue is all they need.
+where a populated catalogue is all they need. The reference rows (projects,
+types, steps) come with the datasets, through
+:func:`~catalog.datasets.add_dataset`, as they do when ingesting.
 """
 
 from __future__ import annotations
@@ -18,14 +20,11 @@ from catalog.lumiblocks import parse_lumi_blocks, ranges
 from catalog.models import (
     AmiTag,
     Dataset,
-    DataType,
     File,
     FileLumiRange,
     Period,
     PeriodRun,
-    ProductionStep,
     ProductionTask,
-    Project,
     ProvenanceEdge,
     Run,
 )
@@ -35,7 +34,6 @@ from ingest.world import DatasetSpec, FileSpec, TaskSpec, World
 
 def seed_catalog(world: World, *, session: Session) -> int:
     """Write *world* into the catalogue; return the number of datasets."""
-    _reference(world, session=session)
     _tags(world, session=session)
     _runs(world, session=session)
     for task in world.tasks:
@@ -47,16 +45,6 @@ def seed_catalog(world: World, *, session: Session) -> int:
         _provenance(task, datasets, session=session)
     refresh_all(session=session)
     return len(datasets)
-
-
-def _reference(world: World, *, session: Session) -> None:
-    names = [spec.name.split(".") for spec in world.datasets]
-    for project in sorted({parts[0] for parts in names}):
-        session.add(Project(tag=project, description=f"{project} datasets"))
-    for data_type in sorted({parts[4] for parts in names}):
-        session.add(DataType(name=data_type))
-    for step in sorted({parts[3] for parts in names}):
-        session.add(ProductionStep(name=step, tag=step))
 
 
 def _tags(world: World, *, session: Session) -> None:
