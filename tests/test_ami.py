@@ -625,6 +625,22 @@ def test_closed_catalogue_needs_credentials(
             f"did you mean {ZEE_DAOD!r}",
         ),
         ("AMIGetDatasetInfo", "InvalidInput", "needs -logicalDatasetName"),
+        (  # a misspelt argument would otherwise be ignored: every run listed
+            'AMIListRuns -projectName="data15%" -peroid="A"',
+            "InvalidInput",
+            "AMIListRuns takes no argument -peroid; did you mean -period? "
+            "it takes -projectName, -period",
+        ),
+        (
+            'AMIListCommands -limit="1"',
+            "InvalidInput",
+            "AMIListCommands takes no argument -limit; it takes no argument",
+        ),
+        (
+            'AMIGetFileInfo -LFN="a.root" -GUID="0123"',
+            "InvalidInput",
+            'needs one of -LFN="..." and -GUID="..."',
+        ),
         ('AMIGetFileInfo -LFN="nothing.root"', "FileNotFound", "nothing.root"),
         ('AMIGetAMITagInfo -amiTag="r99999"', "AmiTagNotFound", "r99999"),
         (

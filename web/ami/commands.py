@@ -10,6 +10,7 @@ Bad or missing arguments raise :class:`InvalidInput`; nothing here builds SQL
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,23 +47,37 @@ class Answer:
     infos: tuple[str, ...] = ()
 
 
+#: An argument a command's description names: ``-logicalDatasetName``.
+ARGUMENT = re.compile(r"(?<![\w-])-([A-Za-z][A-Za-z0-9]*)")
+
+
 @dataclass(frozen=True)
 class Command:
-    """An AMI command: its function and what it does, in one line."""
+    """An AMI command: its function and what it does, in one line, which
+    names every argument it takes (and *ignored*, those it takes and does
+    not use, as pyAMI sends them).
+    """
 
     name: str
     run: Callable[[CommandLine, Session], Answer]
     description: str
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def arguments(self) -> tuple[str, ...]:
+        named = ARGUMENT.findall(self.description)
+        return tuple(dict.fromkeys([*named, *self.ignored]))
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(description: str) -> Callable[[Any], Any]:
+def command(description: str, *, ignored: tuple[str, ...] = ()) -> Callable[[Any], Any]:
     """Register the decorated function as the AMI command of its name."""
 
     def register(function: Callable[[CommandLine, Session], Answer]) -> Any:
-        COMMANDS[function.__name__] = Command(function.__name__, function, description)
+        name = function.__name__
+        COMMANDS[name] = Command(name, function, description, ignored)
         return function
 
     return register
@@ -71,11 +86,28 @@ def command(description: str) -> Callable[[Any], Any]:
 def run_command(line: CommandLine, *, session: Session) -> Answer:
     """Run the command of *line*.
 
-    :raises InvalidInput: for an unknown command (suggesting near names) and
-        for bad arguments; other errors of :mod:`catalog.errors` as they come.
+    :raises InvalidInput: for an unknown command (suggesting near names), an
+        argument it does not take (a misspelt one would be ignored, and the
+        answer not what was asked) and bad arguments; other errors of
+        :mod:`catalog.errors` as they come.
     """
     found = _find(line.name)
+    _check_arguments(found, line)
     return found.run(line, session)
+
+
+def _check_arguments(found: Command, line: CommandLine) -> None:
+    """Refuse an argument *found* does not take, suggesting the nearest."""
+    takes = {name.lower(): name for name in found.arguments}
+    for name, _ in line.arguments:
+        if name.lower() in takes:
+            continue
+        near = difflib.get_close_matches(name.lower(), list(takes), n=1, cutoff=0.6)
+        hint = f"did you mean -{takes[near[0]]}? " if near else ""
+        listed = ", ".join(f"-{a}" for a in found.arguments) or "no argument"
+        raise InvalidInput(
+            f"{found.name} takes no argument -{name}; {hint}it takes {listed}"
+        )
 
 
 def _find(name: str) -> Command:
@@ -131,7 +163,10 @@ def window(line: CommandLine, name: str = "limit") -> tuple[int, int]:
 # --- SearchQuery --------------------------------------------------------------
 
 
-@command("runs an MQL query on an entity: -entity, -mql, -showArchived")
+@command(
+    "runs an MQL query on an entity: -entity, -mql, -showArchived",
+    ignored=("catalog",),
+)
 def SearchQuery(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     search = compile_search(
         required(line, "entity"),
@@ -214,9 +249,9 @@ def _file_totals(dataset: Dataset) -> dict[str, Any]:
 @command("one file: -LFN or -GUID")
 def AMIGetFileInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     guid, lfn = line.get("GUID"), line.get("LFN")
-    if not guid and not lfn:
-        raise InvalidInput('AMIGetFileInfo needs -LFN="..." or -GUID="..."')
-    found = get_file(session=session, guid=guid or None, lfn=None if guid else lfn)
+    if bool(guid) == bool(lfn):
+        raise InvalidInput('AMIGetFileInfo needs one of -LFN="..." and -GUID="..."')
+    found = get_file(session=session, guid=guid or None, lfn=lfn or None)
     fields = row_to_ami(found)
     fields["logicalDatasetName"] = found.dataset.name
     return Answer([rowset("file", [fields])])
