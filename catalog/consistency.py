@@ -16,7 +16,7 @@ from catalog.errors import InvalidName
 from catalog.fields import row_to_ami
 from catalog.models import Dataset, Skim, inherit_columns
 from catalog.nomenclature import name_columns
-from catalog.provenance import link_datasets, task_parents
+from catalog.provenance import link_datasets, link_tier0, task_parents
 
 # Bookkeeping that a recomputation rewrites without it being a difference.
 NOT_DERIVED = frozenset({"lastModified", "created"})
@@ -66,13 +66,15 @@ def check_derived(*, session: Session) -> list[Difference]:
 
 def _relink(datasets: Sequence[Dataset], *, session: Session) -> list[Difference]:
     """Bring every task edge in line with the tasks (a task's input is the
-    parent of its outputs, :func:`~catalog.provenance.link_datasets`), and
-    return a ``parents`` difference for each dataset whose parents through
-    such edges changed: an edge missing or one too many. The task an edge
-    records is bookkeeping, rewritten without being a difference.
+    parent of its outputs, :func:`~catalog.provenance.link_datasets`) and
+    every Tier-0 edge with the runs (:func:`~catalog.provenance.link_tier0`),
+    and return a ``parents`` difference for each dataset whose parents
+    through such edges changed: an edge missing or one too many. The task an
+    edge records is bookkeeping, rewritten without being a difference.
     """
     before = task_parents(session=session)
     link_datasets(datasets, session=session)
+    link_tier0(datasets, session=session)
     after = task_parents(session=session)
     names = {d.id: d.name for d in datasets}
     differences = []

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ARRAY,
@@ -25,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    literal,
     literal_column,
     select,
     true,
@@ -36,10 +37,12 @@ from sqlalchemy.orm import Session
 from catalog.datasets import counted_files
 from catalog.db import among, chunked
 from catalog.ddm import refresh_ddm_batch, spoken_of
+from catalog.errors import InvalidName
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import (
     AMI_TRASHED,
     AMI_VALID,
+    AmiTag,
     Dataset,
     DatasetStale,
     File,
@@ -49,6 +52,7 @@ from catalog.models import (
     ProvenanceEdge,
 )
 from catalog.models.datasets import SOURCE_TIER0
+from catalog.nomenclature import parse_tag_chain
 from catalog.provenance import descendants
 from catalog.upsert import update_same, update_values
 
@@ -154,7 +158,7 @@ MAX_DEPTH = 30
 # Datasets refreshed together, with one query per quantity.
 BATCH = 1000
 # The columns of a producing task that derived quantities depend on.
-TASK_COLUMNS = ("task_id", "status", "total_events")
+TASK_COLUMNS = ("task_id", "status", "total_events", "username")
 # And of a task that trashed its datasets (aborted or obsolete): when.
 TRASH_TIME_COLUMNS = ("source_timestamp", "modified")
 # Datasets changed alike from which one statement writes them all.
@@ -178,6 +182,10 @@ DERIVED_COLUMNS = (
     "period",
     "n_lost_lumi_blocks",
     "lost_lumi_blocks",
+    "atlas_release",
+    "conditions_tag",
+    "geometry_version",
+    "requested_by",
 )
 # The tables of datasets and of their stale marks, for statements that
 # bypass the ORM's bookkeeping.
@@ -297,6 +305,109 @@ def _periods(
     return {key: ",".join(sorted(found)) for key, found in names.items()}
 
 
+@dataclass(frozen=True)
+class Configuration:
+    """What a dataset's tag chain says of how it was made: the release of
+    its last tag [``AtlasRelease``], and the conditions tag and geometry
+    version [``conditionsTag``, ``geometryVersion``] of the last tag whose
+    parameters give them.
+    """
+
+    release: str | None
+    conditions_tag: str | None
+    geometry_version: str | None
+
+
+NO_CONFIGURATION = Configuration(None, None, None)
+# The parameters of a tag that give the dataset's columns, by column.
+CONFIGURATION_PARAMETERS = {
+    "conditions_tag": "conditionsTag",
+    "geometry_version": "geometryVersion",
+}
+
+
+def _configurations(
+    datasets: Sequence[Dataset], *, session: Session
+) -> dict[str, Configuration]:
+    """The configuration of each version (tag chain) of *datasets*, from
+    the AMI tags of all their chains, read in one query.
+    """
+    chains = {v: _chain(v) for v in {d.version for d in datasets if d.version}}
+    chains = {version: chain for version, chain in chains.items() if chain}
+    if not chains:
+        return {}
+    tags = sorted(set().union(*chains.values()))
+    query = select(AmiTag.tag, AmiTag.release, AmiTag.parameters).where(
+        among(AmiTag.tag, tags)
+    )
+    held = {
+        tag: (release, _parameters(text))
+        for tag, release, text in session.execute(query)
+    }
+    return {version: _configuration(chain, held) for version, chain in chains.items()}
+
+
+def _chain(version: str) -> tuple[str, ...]:
+    """The tags of the chain *version*, as the catalogue keys them (none
+    when it does not parse: the dataset then has no configuration).
+    """
+    try:
+        return tuple(str(tag) for tag in parse_tag_chain(version))
+    except InvalidName:
+        return ()
+
+
+def _parameters(text: str | None) -> dict[str, Any]:
+    """A tag's parameters (a JSON object; anything else gives none)."""
+    try:
+        parameters = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    return parameters if isinstance(parameters, dict) else {}
+
+
+def _configuration(
+    chain: Sequence[str], held: dict[str, tuple[str | None, dict[str, Any]]]
+) -> Configuration:
+    """The configuration of a dataset made through *chain*, from the tags
+    *held* (tag to release and parameters; a tag missing gives nothing).
+    """
+    release = held.get(chain[-1], (None, {}))[0]
+    found: dict[str, str | None] = dict.fromkeys(CONFIGURATION_PARAMETERS)
+    for column, parameter in CONFIGURATION_PARAMETERS.items():
+        for tag in reversed(chain):
+            value = held.get(tag, (None, {}))[1].get(parameter)
+            if _fits(value, column):
+                found[column] = value
+                break
+    return Configuration(release, found["conditions_tag"], found["geometry_version"])
+
+
+def _fits(value: Any, column: str) -> bool:
+    """Whether *value* is text that the dataset's *column* can hold: a tag
+    whose parameter is anything else does not give it.
+    """
+    length = DATASET.c[column].type.length  # type: ignore[attr-defined]
+    return isinstance(value, str) and bool(value) and len(value) <= length
+
+
+def _set_configuration(
+    dataset: Dataset,
+    configurations: dict[str, Configuration],
+    task: ProductionTask | None,
+) -> None:
+    """Set the configuration the dataset's tag chain gives, and who asked
+    for it: its producing task's requester. A dataset without a task keeps
+    its requester (a skim's output is registered with the physicist's).
+    """
+    values = configurations.get(dataset.version or "", NO_CONFIGURATION)
+    dataset.atlas_release = values.release
+    dataset.conditions_tag = values.conditions_tag
+    dataset.geometry_version = values.geometry_version
+    if task is not None:
+        dataset.requested_by = task.username
+
+
 def file_lumi_blocks(dataset: Dataset, *, session: Session) -> set[int]:
     """The lumi blocks present in the counted files of *dataset*."""
     query = (
@@ -349,11 +460,13 @@ def _refresh_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
     sources = _evnt_sources(datasets, session=session)
     sections = _cross_sections(sorted(set(sources.values())), session=session)
     periods = _periods(datasets, session=session)
+    configurations = _configurations(datasets, session=session)
     _set_counts(datasets, counts, tasks)
     # After the counts (DDM's are compared with them) and before the status
     # (an erase DDM reported before the dataset arrived trashes it).
     refresh_ddm_batch(datasets, session=session)
-    _set_rest(datasets, tasks, sources, sections, periods, session=session)
+    found = Found(sources, sections, periods, configurations)
+    _set_rest(datasets, tasks, found, session=session)
 
 
 def _set_counts(
@@ -370,23 +483,37 @@ def _set_counts(
         _set_production(dataset, task)
 
 
+class Found(NamedTuple):
+    """What a batch's queries found: the EVNT source of each dataset (by
+    id) and their cross-sections, the periods of each (project, run), the
+    configuration of each version.
+    """
+
+    sources: dict[int, int]
+    sections: dict[int, CrossSection]
+    periods: dict[tuple[str, int], str]
+    configurations: dict[str, Configuration]
+
+
 def _set_rest(
     datasets: Sequence[Dataset],
     tasks: dict[int, Any],
-    sources: dict[int, int],
-    sections: dict[int, CrossSection],
-    periods: dict[tuple[str, int], str],
+    found: Found,
     *,
     session: Session,
 ) -> None:
-    """Set the status, cross-section, period and lost lumi blocks."""
+    """Set the status, cross-section, period, lost lumi blocks, and the
+    configuration and requester.
+    """
     for dataset in datasets:
         task = tasks.get(dataset.task_id) if dataset.task_id else None
         _set_status(dataset, task)
-        _set_cross_section(dataset, sources.get(dataset.id), sections)
-        key = (dataset.project_name, dataset.run_number or 0)
-        dataset.period = periods.get(key) if dataset.run_number is not None else None
+        _set_cross_section(dataset, found.sources.get(dataset.id), found.sections)
+        run = dataset.run_number
+        key = (dataset.project_name, run or 0)
+        dataset.period = found.periods.get(key) if run is not None else None
         refresh_lost_lumi_blocks(dataset, session=session)
+        _set_configuration(dataset, found.configurations, task)
 
 
 def derive_new(
@@ -401,9 +528,10 @@ def derive_new(
 
     A new dataset has no files yet, no parent and no descendant (linking
     comes after the insert and marks those that gain one), so its values
-    follow from its producing task, its run's periods and RAW dataset. DDM
-    may have spoken of it before it arrived: return the names DDM has
-    messages about, which the caller marks stale after the insert.
+    follow from its producing task, its run's periods and RAW dataset, and
+    the AMI tags of its version. DDM may have spoken of it before it
+    arrived: return the names DDM has messages about, which the caller
+    marks stale after the insert.
 
     :param tasks: their producing tasks, when the caller has just read them
         (:func:`producing_tasks`).
@@ -412,8 +540,10 @@ def derive_new(
     if tasks is None:
         tasks = _tasks(datasets, session=session)  # type: ignore[arg-type]
     periods = _periods(datasets, session=session)  # type: ignore[arg-type]
+    configurations = _configurations(datasets, session=session)  # type: ignore[arg-type]
     _set_counts(datasets, {}, tasks)  # type: ignore[arg-type]
-    _set_rest(datasets, tasks, {}, {}, periods, session=session)  # type: ignore[arg-type]
+    found = Found({}, {}, periods, configurations)
+    _set_rest(datasets, tasks, found, session=session)  # type: ignore[arg-type]
     return spoken_of([row["name"] for row in rows], session=session)
 
 
@@ -493,6 +623,32 @@ def mark_changed(
     gained = set(gained)
     ids = affected(set(changed) | gained, session=session)
     ids |= descendants(gained, session=session)
+    _raise_marks(sorted(ids), session=session)
+    return ids
+
+
+def mark_tagged(tags: Collection[str], *, session: Session) -> set[int]:
+    """Mark stale the datasets whose version (tag chain) holds one of the
+    AMI *tags*, which changed, in the caller's transaction; return their ids.
+
+    One query whatever the number of tags (nothing at all for none): it
+    compares each version with the tags' rows, ``_`` made a space so that
+    ``LIKE`` takes it literally, and a tag matches only whole. Only the
+    datasets themselves are marked: the configuration of a dataset comes
+    from its own chain alone.
+    """
+    if not tags:
+        return set()
+    spaced = func.replace(DATASET.c.version, "_", " ", type_=String())
+    chain = literal(" ", String()) + spaced + literal(" ", String())
+    holds = chain.like(literal("% ", String()) + AmiTag.tag + literal(" %", String()))
+    query = (
+        select(DATASET.c.id)
+        .join(AmiTag, holds)
+        .where(among(AmiTag.tag, sorted(tags)))
+        .distinct()
+    )
+    ids = set(session.scalars(query))
     _raise_marks(sorted(ids), session=session)
     return ids
 

@@ -5,6 +5,11 @@ Datasets arrive in any order (an output before its input, a Tier-0 input after
 the ProdSys output), so linking looks both ways: up through the dataset's
 producing task, and down through the tasks that read it.
 
+Tier-0 has no ProdSys task: it reconstructs and merges a run's RAW dataset,
+so the RAW dataset of a run and stream is the parent of each other Tier-0
+dataset of that run and stream (:func:`link_tier0`, edges of kind
+``tier0``), and a real-data chain reads RAW → merge.AOD → DAOD.
+
 Tasks change too: ProdSys may correct a task's input. So the task edges into a
 dataset linked are exactly those its producing task gives now, and the others
 are removed, as a replay of the sources from scratch would never make them.
@@ -15,18 +20,24 @@ are left alone.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session, aliased
 
 from catalog.db import among, chunked
 from catalog.models import Dataset, ProductionTask, ProvenanceEdge
+from catalog.models.datasets import SOURCE_TIER0
 from catalog.upsert import upsert
 
 # Datasets linked per pair of queries (each a join over their producing tasks).
 LINK_CHUNK = 5000
 # The kind of the edges a task's input and outputs give (the model's default).
 TASK_EDGE = "production"
+# The kind of the edges from a run's RAW dataset to the other Tier-0 datasets.
+TIER0_EDGE = "tier0"
+# The edges these rules make, which derive --check recomputes.
+LINKED_KINDS = (TASK_EDGE, TIER0_EDGE)
 
 Edge = tuple[int, int, int]  # parent id, child id, task id
 Pair = tuple[int, int]  # parent id, child id
@@ -77,24 +88,72 @@ def _held(
     return held
 
 
-def _unlink(pairs: set[Pair], *, session: Session) -> None:
-    """Remove the task edges *pairs* (parent id, child id)."""
+def _unlink(pairs: set[Pair], *, kind: str = TASK_EDGE, session: Session) -> None:
+    """Remove the edges *pairs* (parent id, child id) of *kind*."""
     if not pairs:
         return
     statement = delete(EDGE).where(
         EDGE.c.parent_id == bindparam("parent"),
         EDGE.c.child_id == bindparam("child"),
-        EDGE.c.kind == TASK_EDGE,
+        EDGE.c.kind == kind,
     )
     rows = [{"parent": p, "child": c} for p, c in sorted(pairs)]
     session.execute(statement, rows)
 
 
-def task_parents(*, session: Session) -> dict[int, set[int]]:
-    """The parents of every dataset through task edges (those
-    :func:`link_datasets` makes), by child id; a dataset without one is absent.
+def link_tier0(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
+    """Bring the Tier-0 edges around the Tier-0 *datasets* in line with
+    their runs: the RAW dataset of each run and stream is the parent of the
+    other Tier-0 datasets of that run and stream. Return the ids of the
+    datasets whose parents changed.
     """
-    query = select(EDGE.c.child_id, EDGE.c.parent_id).where(EDGE.c.kind == TASK_EDGE)
+    keys = {_run_key(d) for d in datasets if d.source == SOURCE_TIER0}
+    if not keys:
+        return set()
+    runs = sorted({run for _, run, _ in keys})
+    columns = (Dataset.project_name, Dataset.run_number, Dataset.stream_name)
+    raws: dict[tuple[Any, ...], int] = {}
+    others: list[tuple[tuple[Any, ...], int]] = []
+    found: list[Any] = []
+    for chunk in chunked(runs):
+        query = select(Dataset.id, *columns, Dataset.data_type).where(
+            Dataset.source == SOURCE_TIER0, among(Dataset.run_number, chunk)
+        )
+        found += session.execute(query).all()
+    for id_, project, run, stream, data_type in sorted(found):
+        key = (project, run, stream)
+        if key not in keys:
+            continue
+        if data_type == "RAW":
+            raws.setdefault(key, id_)
+        else:
+            others.append((key, id_))
+    given = {(raws[key], id_) for key, id_ in others if key in raws}
+    children = {id_ for _, id_ in others}
+    held = _held(children, session=session)
+    lost = {
+        pair
+        for pair, (_, kind) in held.items()
+        if kind == TIER0_EDGE and pair not in given
+    }
+    _unlink(lost, kind=TIER0_EDGE, session=session)
+    new = sorted(given - set(held))
+    rows = [{"parent_id": p, "child_id": c, "kind": TIER0_EDGE} for p, c in new]
+    upsert(session, EDGE, rows, ["parent_id", "child_id"])
+    return {child for _, child in new} | {child for _, child in lost}
+
+
+def _run_key(dataset: Dataset) -> tuple[Any, ...]:
+    return dataset.project_name, dataset.run_number, dataset.stream_name
+
+
+def task_parents(*, session: Session) -> dict[int, set[int]]:
+    """The parents of every dataset through the edges :func:`link_datasets`
+    and :func:`link_tier0` make, by child id; a dataset without one is absent.
+    """
+    query = select(EDGE.c.child_id, EDGE.c.parent_id).where(
+        EDGE.c.kind.in_(LINKED_KINDS)
+    )
     parents: dict[int, set[int]] = {}
     for child, parent in session.execute(query):
         parents.setdefault(child, set()).add(parent)

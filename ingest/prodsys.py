@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from catalog.datasets import dataset_ids, upsert_datasets
 from catalog.db import among, utcnow
-from catalog.derived import derive_new, mark_changed, producing_tasks
+from catalog.derived import derive_new, mark_changed, mark_tagged, producing_tasks
 from catalog.models import AmiTag, Dataset, ProductionTask
 from catalog.operations import quarantine
 from catalog.provenance import link_datasets
@@ -317,9 +317,14 @@ class ProdSysIngester(Task):
     # Config tags.
 
     def _apply_tags(self, mapped: list[dict[str, Any]], session: Session) -> int:
+        # A tag new or changed changes the configuration (release,
+        # conditions, geometry) of the datasets whose chain holds it.
         table = AmiTag.__table__
         changed, known = differing(session, table, mapped, "tag")  # type: ignore[arg-type]
+        if not changed:
+            return 0
         upsert(session, table, changed, ["tag"], known=known)  # type: ignore[arg-type]
+        mark_tagged({row["tag"] for row in changed}, session=session)
         return len(changed)
 
     # Tasks.

@@ -29,6 +29,7 @@ from catalog.models import (
     Run,
 )
 from catalog.nomenclature import parse_tag
+from catalog.provenance import link_tier0
 from ingest.world import DatasetSpec, FileSpec, TaskSpec, World
 
 
@@ -43,6 +44,7 @@ def seed_catalog(world: World, *, session: Session) -> int:
     session.flush()
     for task in world.tasks:
         _provenance(task, datasets, session=session)
+    link_tier0(datasets.values(), session=session)
     refresh_all(session=session)
     return len(datasets)
 
@@ -97,6 +99,7 @@ def _task(task: TaskSpec) -> ProductionTask:
         ctag=task.ctag,
         input_dataset=task.input_dataset,
         campaign=task.campaign,
+        username=task.username,
         total_events=task.total_events,
         submit_time=task.submit_time,
         source_timestamp=task.submit_time,

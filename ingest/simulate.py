@@ -202,7 +202,7 @@ def _task_row(task: TaskSpec, stamp: dt.datetime) -> dict[str, Any]:
         "inputdataset": task.input_dataset,
         "phys_group": "SOFT" if task.project.startswith("mc") else "DPD",
         "campaign": task.campaign,
-        "username": "prodsys",
+        "username": task.username,
         "total_events": task.total_events,
         "submit_time": naive(task.submit_time),
         "start_time": naive(task.submit_time + dt.timedelta(hours=1)),

@@ -28,7 +28,7 @@ from catalog.models import Dataset
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.nomenclature import name_columns
 from catalog.operations import quarantine
-from catalog.provenance import link_datasets
+from catalog.provenance import link_datasets, link_tier0
 from ingest import schemas
 from ingest.base import usable_rows
 from ingest.filerows import source_file
@@ -144,7 +144,10 @@ def write_dataset(
     if written:  # not a dataset READY again as the catalogue holds it
         touched.add(dataset_id)
     dataset = session.get(Dataset, dataset_id)
-    gained = link_datasets([dataset], session=session) if dataset else set()
+    gained = set()
+    if dataset is not None:
+        gained = link_datasets([dataset], session=session)
+        gained |= link_tier0([dataset], session=session)
     refresh_changed(touched, gained, session=session)
 
 

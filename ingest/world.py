@@ -130,6 +130,7 @@ class TaskSpec:
     total_events: int
     submit_time: dt.datetime
     outputs: list[str]
+    username: str | None = None  # who requested it (AMI's requestedBy)
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,13 @@ CONFIG_TAGS = (
 )
 
 _EVGEN_TAG = {361106: "e3601", 361107: "e3601", 345060: "e3668", 364156: "e5340"}
+# Who requests the tasks of each step: the production managers of each.
+REQUESTERS = {
+    "evgen": "mcgen",
+    "simul": "mcprod",
+    "recon": "mcprod",
+    "deriv": "dpdprod",
+}
 
 
 def build_world(seed: int = 2015, files_per_dataset: int = 4) -> World:
@@ -331,6 +339,7 @@ class _Builder:
             total_events=requested,
             submit_time=when,
             outputs=[output],
+            username=REQUESTERS[step_name],
         )
         self.world.tasks.append(task)
         return task

@@ -5,6 +5,7 @@ simulated world itself, independently of the catalogue's code.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from statistics import fmean
 
 import pytest
@@ -13,12 +14,13 @@ from sqlalchemy import delete, select, update
 from catalog.consistency import check_derived
 from catalog.datasets import add_dataset, get_dataset, get_provenance
 from catalog.ddm import DdmEvent, apply_messages
-from catalog.derived import prodsys_status, refresh_changed
+from catalog.derived import mark_tagged, prodsys_status, refresh_changed
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
-from catalog.models import Dataset, File, ProductionTask, ProvenanceEdge
+from catalog.models import Dataset, DatasetStale, File, ProductionTask, ProvenanceEdge
 from ingest import schemas
 from ingest.seed import seed_catalog
-from ingest.world import FAILED_RUN, World, build_world
+from ingest.simulate import now
+from ingest.world import FAILED_RUN, ConfigTag, World, build_world
 
 ZEE_DAOD = (
     "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.deriv.DAOD_PHYS."
@@ -175,6 +177,44 @@ def test_provenance_lists_ancestors_and_descendants_by_distance(seeded):
         distances = {n.dataset.data_type: n.distance for n in graph.nodes}
         assert distances == {"EVNT": 2, "HITS": 1, "AOD": 0, "DAOD_PHYS": -1}
         assert (aod.name, ZEE_DAOD) in graph.edges
+
+
+def test_a_real_data_derivation_descends_from_its_run_raw(seeded, world):
+    run = world.runs[0].run_number
+    prefix = f"data15_13TeV.{run:08d}.physics_Main"
+    daod = f"{prefix}.deriv.DAOD_PHYS.r11969_p4072"
+
+    with seeded() as session:
+        graph = get_provenance(get_dataset(daod, session=session), session=session)
+        distances = {n.dataset.name: n.distance for n in graph.nodes}
+
+    assert distances == {
+        f"{prefix}.daq.RAW": 2,
+        f"{prefix}.merge.AOD.f629_m1504": 1,
+        daod: 0,
+    }
+
+
+def test_derive_check_restores_a_tier0_edge(Session, world):
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+    run = world.runs[0].run_number
+    aod = f"data15_13TeV.{run:08d}.physics_Main.merge.AOD.f629_m1504"
+    raw = f"data15_13TeV.{run:08d}.physics_Main.daq.RAW"
+    with Session.begin() as session:
+        child = get_dataset(aod, session=session)
+        edge = ProvenanceEdge.child_id == child.id
+        session.execute(delete(ProvenanceEdge).where(edge))
+
+    with Session.begin() as session:
+        found = check_derived(session=session)
+    with Session() as session:
+        again = check_derived(session=session)
+
+    assert [(d.dataset, d.field, d.stored, d.recomputed) for d in found] == [
+        (aod, "parents", [], [raw])
+    ]
+    assert again == []
 
 
 def test_every_dataset_of_the_world_is_catalogued(seeded, world):
@@ -338,3 +378,109 @@ def test_derive_check_reports_task_edges_missing_and_extra_and_fix_repairs_them(
     around = sorted(edge for edge in edges if ZEE_AOD in edge)
     assert around == sorted([(hits, ZEE_AOD), (ZEE_AOD, ZEE_DAOD)])
     assert str(found[0]) == f"{ZEE_DAOD}: parents is [], recomputed [{ZEE_AOD!r}]"
+
+
+def config_tag(world: World, tag: str) -> ConfigTag:
+    return next(spec for spec in world.tags if spec.tag == tag)
+
+
+def tag_chain(name: str) -> list[str]:
+    """The tags of the version that ends the dataset name *name*."""
+    fields = name.split(".")
+    return fields[5].split("_") if len(fields) > 5 else []
+
+
+def test_a_derivation_shows_the_configuration_of_its_tag_chain(seeded, world):
+    """``AtlasRelease`` is the release of the tag that made the dataset (the
+    last of its chain); ``conditionsTag`` and ``geometryVersion`` come from
+    the last tags whose parameters give them; ``requestedBy`` from its task.
+    """
+    evgen, simulation, reconstruction, derivation = (
+        config_tag(world, tag) for tag in tag_chain(ZEE_DAOD)
+    )
+    task = next(t for t in world.tasks if ZEE_DAOD in t.outputs)
+
+    with seeded() as session:
+        daod = get_dataset(ZEE_DAOD, session=session)
+        evnt = get_dataset(ZEE_EVNT, session=session)
+
+        assert daod.atlas_release == derivation.release == "AthDerivation,21.2.94.0"
+        assert daod.conditions_tag == reconstruction.parameters["conditionsTag"]
+        assert daod.geometry_version == simulation.parameters["geometryVersion"]
+        assert daod.requested_by == task.username == "dpdprod"
+        assert (evnt.atlas_release, evnt.conditions_tag, evnt.geometry_version) == (
+            evgen.release,
+            None,
+            None,
+        )
+
+
+def test_a_tag_changed_in_prodsys_changes_the_conditions_of_its_datasets(
+    Session, sources, ingest, world
+):
+    sources.coma.add_world(world)
+    sources.tier0.add_world(world)
+    sources.prodsys.add_world(world)
+    ingest()
+    changed = {"conditionsTag": "OFLCOND-MC16-SDR-RR", "preExec": "all:x"}
+    table = schemas.t_config_tag
+    with sources.prodsys.engine.begin() as connection:
+        connection.execute(
+            update(table)
+            .where(table.c.tag == "r10724")
+            .values(parameters=json.dumps(changed), timestamp=now())
+        )
+
+    ingest()
+
+    given = {t.tag: t.parameters.get("conditionsTag") for t in world.tags}
+    given["r10724"] = changed["conditionsTag"]
+    with Session() as session:
+        shown = dict(
+            session.execute(select(Dataset.name, Dataset.conditions_tag)).all()
+        )
+        versions = dict(session.execute(select(Dataset.name, Dataset.version)).all())
+        assert check_derived(session=session) == []
+    expected = {
+        name: next((given[t] for t in reversed(chain) if given.get(t)), None)
+        for name, chain in ((n, (v or "").split("_")) for n, v in versions.items())
+    }
+    assert shown == expected
+    assert shown[ZEE_DAOD] == shown[ZEE_AOD] == "OFLCOND-MC16-SDR-RR"
+
+
+def test_a_changed_tag_marks_the_datasets_whose_chain_holds_it_whole(Session, world):
+    """``r1020`` is no tag of ``..._r10201_...``: only whole tags match."""
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+    tags = {"r1020", "e3668", "p4072"}
+    holding = {d.name for d in world.datasets if tags & set(tag_chain(d.name))}
+
+    with Session.begin() as session:
+        marked = mark_tagged(tags, session=session)
+
+    with Session() as session:
+        names = dict(session.execute(select(Dataset.id, Dataset.name)).all())
+        stale = set(session.scalars(select(DatasetStale.dataset_id)))
+    assert {names[i] for i in marked} == {names[i] for i in stale} == holding
+    assert any("r10201" in tag_chain(name) for name in names.values())
+    assert not any("r10201" in tag_chain(name) for name in holding)
+
+
+def test_a_version_that_is_no_tag_chain_gives_no_configuration(Session, world):
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+        daod = get_dataset(ZEE_DAOD, session=session)
+        assert daod.atlas_release is not None
+        daod.version = "e3601_s3126_r10724_p4164-fix"
+        session.flush()
+
+        refresh_changed([daod.id], session=session)
+
+    with Session() as session:
+        daod = get_dataset(ZEE_DAOD, session=session)
+        assert (daod.atlas_release, daod.conditions_tag, daod.geometry_version) == (
+            None,
+            None,
+            None,
+        )
