@@ -225,7 +225,10 @@ def _demo_event_files(config: Config) -> None:
 )
 @pass_context
 def serve(context: Context, host: str | None, port: int | None) -> None:
-    """Serve the web pages, the JSON API and the AMI endpoint for the catalogue."""
+    """Serve the web pages, the JSON API and the AMI endpoint for the catalogue,
+    on Flask's own server. In production, run web.wsgi:app under gunicorn
+    (pip install 'hepcat[serve]'; see the README).
+    """
     engine = context.engine()
     migrations.require_current(engine)
     _serve(context.config, engine, host, port)
