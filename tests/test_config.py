@@ -87,3 +87,7 @@ def test_config_show_says_where_each_value_came_from(tmp_path):
     assert result.exit_code == 0
     assert "HEPCAT_PORT" in result.output
     assert "5999    [environment (HEPCAT_*)]" in result.output
+    # Unset, these two are derived from the data directory: shown as such.
+    catalog = f"sqlite:///{tmp_path.resolve() / 'catalog.sqlite'}"
+    assert f" (none: {catalog})    [default]" in result.output
+    assert f" (none: {tmp_path.resolve()})    [default]" in result.output

@@ -18,11 +18,20 @@ def config_group() -> None:
 def config_show(context: Context) -> None:
     """Print every setting, its value and where the value came from."""
     config = context.config
-    for setting in declared():
+    # Settings whose absence means a value derived from another: that value.
+    derived = {
+        "database_url": config.catalog_url,
+        "storage_root": config.storage_path,
+    }
+    settings = declared()
+    width = max(len(setting.env) for setting in settings)
+    for setting in settings:
         value = config.values[setting.name]
         shown = "(none)" if value in (None, ()) else value
+        if value is None and setting.name in derived:
+            shown = f"(none: {derived[setting.name]})"
         source = config.sources[setting.name]
-        click.echo(f"{setting.env:28} {shown}    [{source}]")
+        click.echo(f"{setting.env:{width}} {shown}    [{source}]")
 
 
 @config_group.command("docs")
