@@ -42,6 +42,25 @@ SERVER_URLS = {
 }
 
 
+def written_apart(
+    path: Any,
+    write: Callable[[OrmSession], Any],
+    read: Callable[[sessionmaker[OrmSession]], Any],
+) -> Any:
+    """What *read* finds in a fresh SQLite catalogue at *path*, once *write*
+    has written into it in one transaction: a reference to compare the
+    catalogue of a test with.
+    """
+    engine = create_catalog_engine(f"sqlite:///{path}")
+    try:
+        migrations.upgrade(engine)
+        with session_factory(engine).begin() as session:
+            write(session)
+        return read(session_factory(engine))
+    finally:
+        engine.dispose()
+
+
 def services_required() -> bool:
     """Whether a missing service fails the test instead of skipping it."""
     return os.environ.get("HEPCAT_TEST_REQUIRE_SERVICES", "") not in ("", "0")

@@ -8,13 +8,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from conftest import written_apart
 from sqlalchemy import delete, func, select, update
 
-import migrations
 from catalog import derived
 from catalog.consistency import check_derived
 from catalog.datasets import get_dataset, get_provenance
-from catalog.db import create_catalog_engine, session_factory
 from catalog.fields import row_to_ami
 from catalog.models import (
     Dataset,
@@ -68,13 +67,11 @@ def test_an_ingested_world_equals_the_world_written_directly(
 
 def seeded(world, tmp_path) -> dict[str, dict]:
     """The catalogue of *world* written directly (:func:`seed_catalog`)."""
-    reference = create_catalog_engine(f"sqlite:///{tmp_path / 'reference.sqlite'}")
-    migrations.upgrade(reference)
-    with session_factory(reference).begin() as session:
-        seed_catalog(world, session=session)
-    expected = catalogue(session_factory(reference))
-    reference.dispose()
-    return expected
+    return written_apart(
+        tmp_path / "reference.sqlite",
+        lambda session: seed_catalog(world, session=session),
+        catalogue,
+    )
 
 
 def replay(Session, sources, ingest) -> dict[str, int]:

@@ -24,6 +24,7 @@ import pyAMI.object
 import pyAMI_atlas.api as atlas
 import pytest
 from alembic import command
+from conftest import written_apart
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.orm import Session as OrmSession
@@ -35,7 +36,7 @@ import migrations
 from catalog import reference
 from catalog.config import load_config
 from catalog.datasets import add_dataset, upsert_datasets
-from catalog.db import create_catalog_engine, session_factory
+from catalog.db import session_factory
 from catalog.errors import InvalidName
 from catalog.models import Dataset, Project
 from catalog.nomenclature import name_columns, parse_dataset_name
@@ -167,13 +168,11 @@ def test_an_ingested_catalogue_holds_the_reference_rows_of_a_seeded_one(
 
 def seeded_rows(world: World, tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """The reference rows of *world* written directly (:func:`seed_catalog`)."""
-    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'seeded.sqlite'}")
-    migrations.upgrade(engine)
-    with session_factory(engine).begin() as session:
-        seed_catalog(world, session=session)
-    rows = whole_rows(session_factory(engine))
-    engine.dispose()
-    return rows
+    return written_apart(
+        tmp_path / "seeded.sqlite",
+        lambda session: seed_catalog(world, session=session),
+        whole_rows,
+    )
 
 
 def test_pyami_lists_the_ingested_projects_types_and_steps(
@@ -367,13 +366,11 @@ def test_upgrading_adds_the_references_of_the_datasets_already_there(
 
 def added_rows(names: list[str], tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """The reference rows that hepcat adds when it writes *names*."""
-    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'added.sqlite'}")
-    migrations.upgrade(engine)
-    with session_factory(engine).begin() as session:
-        add_references(names, session=session)
-    rows = whole_rows(session_factory(engine))
-    engine.dispose()
-    return rows
+    return written_apart(
+        tmp_path / "added.sqlite",
+        lambda session: add_references(names, session=session),
+        whole_rows,
+    )
 
 
 def test_the_nomenclature_lists_a_template_for_every_kind_of_name(
