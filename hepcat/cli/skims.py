@@ -21,7 +21,11 @@ def skim() -> None:
 
 @skim.command("create")
 @click.option("--dataset", "dataset_name", required=True, help="The parent dataset.")
-@click.option("--select", "selection", help="The selection on the dataset's TAG.")
+@click.option(
+    "--select",
+    "selection",
+    help="The selection on the dataset's TAG (this or --collection is needed).",
+)
 @click.option(
     "--collection",
     type=click.Path(exists=True, dir_okay=False),
