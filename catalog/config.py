@@ -19,12 +19,16 @@ every part of hepcat takes a :class:`Config` explicitly.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from catalog.errors import ConfigError, UnknownSetting
 
@@ -61,6 +65,59 @@ def _paths(text: str) -> tuple[str, ...]:
     return tuple(p for p in str(text).split(os.pathsep) if p)
 
 
+def _url(text: str) -> str:
+    """A SQLAlchemy URL whose dialect and driver can be loaded (parsed
+    without connecting).
+    """
+    try:
+        url = make_url(str(text))
+        url.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        reason = f"SQLAlchemy knows no database dialect or driver {url.drivername!r}"
+        raise ValueError(reason) from None
+    except ArgumentError:
+        raise ValueError("not a SQLAlchemy URL (dialect+driver://...)") from None
+    except ImportError as err:
+        raise ValueError(f"its database driver cannot be loaded ({err})") from None
+    return str(text)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _level(text: str) -> str:
+    level = str(text).strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)} (any case)")
+    return level
+
+
+def _port(value: Any) -> int:
+    port = int(value)
+    if not 1 <= port <= 65535:
+        raise ValueError("a port is a number from 1 to 65535")
+    return port
+
+
+def _at_least(low: float, kind: Callable[[Any], Any] = float) -> Callable[[Any], Any]:
+    """A converter to *kind* that refuses values below *low*."""
+
+    def convert(value: Any) -> Any:
+        number = kind(value)
+        if not math.isfinite(number) or number < low:
+            raise ValueError(f"expected a number of at least {low}")
+        return number
+
+    return convert
+
+
+def _positive(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError("expected a number greater than 0")
+    return number
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "Where the embedded default keeps its files.", "./hepcat-data"),
     Setting(
@@ -68,19 +125,23 @@ SETTINGS: tuple[Setting, ...] = (
         "The catalogue database, as a SQLAlchemy URL "
         "(e.g. postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db, "
         "oracle+oracledb://user:pw@host/?service_name=S).",
+        type=_url,
         shown_default="sqlite:///<data_dir>/catalog.sqlite",
     ),
     Setting(
         "prodsys_url",
         "The ProdSys database (SQLAlchemy URL); unset: the ProdSys ingester is off.",
+        type=_url,
     ),
     Setting(
         "tier0_url",
         "The Tier-0 database (SQLAlchemy URL); unset: the Tier-0 ingester is off.",
+        type=_url,
     ),
     Setting(
         "coma_url",
         "The COMA database (SQLAlchemy URL); unset: the COMA ingester is off.",
+        type=_url,
     ),
     Setting(
         "ddm_broker",
@@ -118,23 +179,23 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a ProdSys row's timestamp may lag behind its commit; the "
         "ProdSys ingester re-reads this window so that late rows are caught.",
         120.0,
-        float,
+        _at_least(0),
     ),
     Setting(
         "taskserver_workers",
         "Worker threads of 'hepcat taskserver' (runs at the same time).",
         8,
-        int,
+        _at_least(1, int),
     ),
     Setting(
         "taskserver_lease_seconds",
         "Seconds a task-server instance holds a task's lease without renewing "
         "it; a dead instance's tasks are taken over after this.",
         30.0,
-        float,
+        _positive,
     ),
     Setting("host", "The address 'hepcat serve' listens on.", "127.0.0.1"),
-    Setting("port", "The port 'hepcat serve' listens on.", 5000, int),
+    Setting("port", "The port 'hepcat serve' listens on (1-65535).", 5000, _port),
     Setting(
         "ami_url",
         "The AMI endpoint 'hepcat ami' sends commands to; unset: the endpoint "
@@ -158,7 +219,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Hours a login on the pages lasts; 0: until the browser closes or the "
         "user logs out.",
         12.0,
-        float,
+        _at_least(0),
     ),
     Setting(
         "trusted_dn_header",
@@ -169,8 +230,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "log_level",
-        "The log level of hepcat's loggers (DEBUG, INFO, WARNING, ERROR).",
+        "The log level of hepcat's loggers (DEBUG, INFO, WARNING, ERROR, "
+        "CRITICAL; any case).",
         "INFO",
+        _level,
     ),
 )
 
@@ -220,12 +283,16 @@ class Config:
         root = self.values.get("storage_root")
         return Path(root).expanduser().resolve() if root else self.data_path
 
+    def origin(self, name: str) -> str:
+        """Where the value of setting *name* came from, for a message."""
+        return origin(_BY_NAME[name], self.sources.get(name, "default"))
+
     def replace(self, **changes: Any) -> Config:
         """Return a copy with *changes* applied (validated like any value)."""
         values = dict(self.values)
         sources = dict(self.sources)
         for name, value in changes.items():
-            values[name] = _convert(_setting(name, "Config.replace"), value)
+            values[name] = _convert(_setting(name, "Config.replace"), value, "code")
             sources[name] = "code"
         return Config(values, sources)
 
@@ -238,13 +305,25 @@ def _setting(name: str, where: str) -> Setting:
         raise UnknownSetting(name, where, near) from None
 
 
-def _convert(setting: Setting, value: Any) -> Any:
+def origin(setting: Setting, where: str) -> str:
+    """Where a value of *setting* read from *where* (a layer of
+    :func:`load_config`) was set, as a message says it.
+    """
+    if where.startswith("environment"):
+        return f"set in the environment as {setting.env}"
+    if where in ("default", "code", "command line"):
+        return f"set by the {where}" if where != "code" else "set in code"
+    return f"set in {where}"
+
+
+def _convert(setting: Setting, value: Any, where: str) -> Any:
     if value is None or (isinstance(value, str) and setting.type is str):
         return value
     try:
         return setting.type(value)
     except (TypeError, ValueError) as err:
-        raise ConfigError(setting.name, value, str(err)) from None
+        reason = f"{err}; {origin(setting, where)}"
+        raise ConfigError(setting.name, value, reason) from None
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -317,7 +396,7 @@ def load_config(
     )
     for where, layer in layers:
         for name, value in layer.items():
-            values[name] = _convert(_setting(name, where), value)
+            values[name] = _convert(_setting(name, where), value, where)
             sources[name] = where
     return Config(values, sources)
 

@@ -37,6 +37,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from catalog.config import Config
+from catalog.errors import ConfigError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -136,8 +137,40 @@ def _sqlite_engine(url: str, database: str | None, **options: Any) -> Engine:
 def open_catalog(config: Config, **options: Any) -> Engine:
     """Open the catalogue database named by *config*. The engine is created
     once per process and shared by every request and task.
+
+    A SQLite catalogue is created when its file does not exist yet, but of
+    the missing directories only the data directory is made: any other one
+    is more likely a mistyped path than a place meant for a new catalogue.
+
+    :raises ConfigError: the SQLite file's directory does not exist and is
+        not the data directory.
     """
-    return create_catalog_engine(config.catalog_url, **options)
+    url = config.catalog_url
+    path = sqlite_path(url)
+    if path is not None and not path.parent.is_dir():
+        if path.parent.resolve() != config.data_path:
+            where = config.origin("database_url")
+            raise ConfigError(
+                "database_url",
+                url,
+                f"the directory {path.parent} does not exist; hepcat creates "
+                f"a new SQLite catalogue in an existing directory, and creates "
+                f"only the data directory ({config.data_path}); {where}",
+            )
+    return create_catalog_engine(url, **options)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of the SQLite database at *url*; None for other databases
+    and in-memory SQLite.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

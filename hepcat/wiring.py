@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from catalog.config import Config
-from catalog.db import create_catalog_engine
+from catalog.db import create_catalog_engine, sqlite_path
+from catalog.errors import ConfigError
 from ingest.coma import ComaIngester
 from ingest.ddm import DdmIngester
 from ingest.prodsys import ProdSysIngester
@@ -22,9 +23,9 @@ def configured_ingesters(config: Config, *, once: bool = False) -> list[Task]:
     """
     tasks: list[Task] = []
     if config.coma_url:
-        tasks.append(ComaIngester(_source(config.coma_url)))
+        tasks.append(ComaIngester(_source(config, "coma_url")))
     if config.tier0_url:
-        tasks.append(Tier0Ingester(_source(config.tier0_url)))
+        tasks.append(Tier0Ingester(_source(config, "tier0_url")))
     if config.ddm_broker:
         tasks.append(
             DdmIngester(
@@ -33,7 +34,9 @@ def configured_ingesters(config: Config, *, once: bool = False) -> list[Task]:
         )
     if config.prodsys_url:
         tasks.append(
-            ProdSysIngester(_source(config.prodsys_url), lag=config.prodsys_safety_lag)
+            ProdSysIngester(
+                _source(config, "prodsys_url"), lag=config.prodsys_safety_lag
+            )
         )
     return tasks
 
@@ -52,5 +55,19 @@ def skim_tasks(config: Config, *, tags: bool | None = None) -> list[Task]:
     return [SkimTask(config), *([TagBuildTask(config)] if tags else [])]
 
 
-def _source(url: str) -> Engine:
+def _source(config: Config, setting: str) -> Engine:
+    """The engine of the source database named by *setting*.
+
+    :raises ConfigError: it is a SQLite file that does not exist: a source is
+        read, never created, so a missing file is a mistyped path.
+    """
+    url = config.values[setting]
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise ConfigError(
+            setting,
+            url,
+            f"there is no SQLite file {path}; a source database must exist "
+            f"(check the path); {config.origin(setting)}",
+        )
     return create_catalog_engine(url, pool_pre_ping=True)

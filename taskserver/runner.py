@@ -33,6 +33,17 @@ Progress = Callable[[str, int, int | None], None]
 BUSY_PAUSE = 0.2
 
 
+class Drained(dict[str, int]):
+    """The records handled per task name, as :func:`run_until_drained`
+    returns them, with the tasks it left before their source was drained.
+    """
+
+    def __init__(self, items: dict[str, int], undrained: Sequence[str] = ()) -> None:
+        super().__init__(items)
+        #: The tasks still pending when the time ran out or a stop came.
+        self.undrained = list(undrained)
+
+
 def run_until_drained(
     tasks: Sequence[Task],
     Session: sessionmaker[Session],  # noqa: N803
@@ -42,7 +53,7 @@ def run_until_drained(
     stop: threading.Event | None = None,
     owner: str | None = None,
     lease_seconds: float = 30.0,
-) -> dict[str, int]:
+) -> Drained:
     """Run each task again and again, round robin, until it reports backlog 0.
 
     Runs take the same leases and write the same ``task_run`` records as the
@@ -51,14 +62,16 @@ def run_until_drained(
     recorded and left out of later rounds.
 
     :param max_seconds: give up after about this many seconds (default: no
-        limit); the tasks not drained by then are logged.
+        limit); the tasks not drained by then are logged, and listed in the
+        result's ``undrained``.
     :param progress: called as ``progress(task_name, items_so_far, backlog)``
         after each run, for a progress display.
     :param stop: when set, the current run is asked to stop and no other
         starts.
     :param owner: the name in leases and run records (default: host, process
         id and a random tag).
-    :returns: the records handled, per task name.
+    :returns: the records handled, per task name; ``undrained`` names the
+        tasks left before they were drained.
     :raises DrainFailed: when some task failed, after the others drained;
         a note per failed task gives its error in one line.
     """
@@ -75,7 +88,7 @@ def run_until_drained(
         for name in drain.failed:
             error.add_note(f"{name}: {drain.reasons[name]}")
         raise error
-    return drain.items
+    return Drained(drain.items, [task.name for task in drain.pending])
 
 
 class _Drain:

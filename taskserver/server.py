@@ -454,13 +454,13 @@ class TaskServer:
             )
         log = logger.info if result.items else logger.debug
         log(
-            "Task %s: %s, %d item(s), backlog %s, %.3f s %s",
+            "Task %s: %s, %d item(s), backlog %s, %.3f s%s",
             task.name,
             result.outcome,
             result.items,
             result.backlog,
             result.seconds,
-            result.note,
+            f"; {result.note}" if result.note else "",
         )
 
     def _reschedule(self, task: Task, delay: float) -> None:

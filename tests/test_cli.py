@@ -264,3 +264,87 @@ def _wait_for_text(path, text: str, process, timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.1)
     return text in path.read_text()
+
+
+# -- errors an operator audit found: one line on stderr, exit status 1 ----------
+
+
+@pytest.mark.parametrize(
+    "command", [["serve"], ["ingest", "--once"], ["db", "upgrade"]]
+)
+def test_a_database_url_that_is_no_url_is_one_line_on_stderr(hepcat, command):
+    result = hepcat(*command, env={"HEPCAT_DATABASE_URL": "notaurl"})
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("ConfigError: setting database_url = 'notaurl'")
+    assert "HEPCAT_DATABASE_URL" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_missing_sqlite_source_is_refused_not_created(hepcat, tmp_path):
+    hepcat("db", "upgrade")
+    typo = tmp_path / "typo" / "prodsys.sqlite"
+
+    result = hepcat("ingest", "--once", env={"HEPCAT_PRODSYS_URL": f"sqlite:///{typo}"})
+
+    assert result.exit_code == 1
+    assert f"ConfigError: setting prodsys_url = 'sqlite:///{typo}'" in result.stderr
+    assert "a source database must exist" in result.stderr
+    assert not typo.parent.exists()
+
+
+def test_a_catalogue_in_a_missing_directory_is_refused(hepcat, tmp_path):
+    url = f"sqlite:///{tmp_path / 'typo' / 'catalog.sqlite'}"
+
+    result = hepcat("db", "upgrade", env={"HEPCAT_DATABASE_URL": url})
+
+    assert result.exit_code == 1
+    assert "ConfigError: setting database_url" in result.stderr
+    assert f"the directory {tmp_path / 'typo'} does not exist" in result.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.fixture
+def busy_port():
+    """A port on 127.0.0.1 that something listens on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "command", [["serve", "--port"], ["taskserver", "--metrics-port"]]
+)
+def test_a_busy_port_is_one_line_on_stderr(hepcat, busy_port, command):
+    hepcat("db", "upgrade")
+
+    result = hepcat(*command, str(busy_port))
+
+    assert result.exit_code == 1, result.output
+    assert f"AddressInUse: port {busy_port} on 127.0.0.1 is in use" in result.stderr
+    assert "serving at" not in result.stdout
+
+
+def test_ingest_once_out_of_time_says_so_and_fails(hepcat, coma_env):
+    result = hepcat("ingest", "--once", "--max-seconds", "0", env=coma_env)
+
+    assert result.exit_code == 1
+    assert "coma: 0 ingested (not drained)" in result.stdout
+    assert "NotDrained: the time ran out (--max-seconds 0) before 'coma'" in (
+        result.stderr
+    )
+
+
+def test_ingest_once_says_how_many_records_it_quarantined(hepcat, coma_env, sources):
+    with sources.coma.engine.begin() as connection:
+        connection.execute(
+            insert(schemas.coma_period).values(
+                project="data15_13TeV", period="Z9", level=7
+            )
+        )
+
+    result = hepcat("ingest", "--once", env=coma_env)
+
+    assert result.exit_code == 0, result.output
+    assert ", 1 quarantined" in result.stdout

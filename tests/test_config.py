@@ -91,3 +91,50 @@ def test_config_show_says_where_each_value_came_from(tmp_path):
     catalog = f"sqlite:///{tmp_path.resolve() / 'catalog.sqlite'}"
     assert f" (none: {catalog})    [default]" in result.output
     assert f" (none: {tmp_path.resolve()})    [default]" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("notaurl", "not a SQLAlchemy URL"),
+        ("foo://bar/x", "no database dialect or driver 'foo'"),
+    ],
+)
+def test_a_url_that_cannot_be_used_names_the_setting_and_its_variable(url, reason):
+    with pytest.raises(ConfigError, match=reason) as raised:
+        load_config(env={"HEPCAT_PRODSYS_URL": url})
+
+    assert "setting prodsys_url" in str(raised.value)
+    assert "set in the environment as HEPCAT_PRODSYS_URL" in str(raised.value)
+
+
+def test_a_bad_value_in_a_file_names_the_file(tmp_path):
+    path = tmp_path / "site.toml"
+    path.write_text('database_url = "notaurl"\n')
+
+    with pytest.raises(ConfigError, match=f"set in {path}"):
+        load_config(path, env={})
+
+
+def test_the_log_level_is_one_of_the_five_in_any_case():
+    with pytest.raises(ConfigError, match="expected one of DEBUG, INFO"):
+        load_config(env={"HEPCAT_LOG_LEVEL": "LOUD"})
+
+    assert load_config(env={"HEPCAT_LOG_LEVEL": "warning"}).log_level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HEPCAT_PORT", "-5"),
+        ("HEPCAT_PORT", "0"),
+        ("HEPCAT_PORT", "99999"),
+        ("HEPCAT_PRODSYS_SAFETY_LAG", "-100"),
+        ("HEPCAT_TASKSERVER_WORKERS", "0"),
+        ("HEPCAT_TASKSERVER_LEASE_SECONDS", "0"),
+        ("HEPCAT_SESSION_HOURS", "-1"),
+    ],
+)
+def test_a_number_out_of_its_range_is_refused(variable, value):
+    with pytest.raises(ConfigError, match=f"set in the environment as {variable}"):
+        load_config(env={variable: value})

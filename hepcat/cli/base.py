@@ -5,7 +5,9 @@ stderr and exit status 1), and the :class:`Context` the subcommands get.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from typing import Any
 
 import click
@@ -96,6 +98,45 @@ class Context:
         engine = self.engine()
         migrations.require_current(engine)
         return session_factory(engine)
+
+
+class AddressInUse(HepcatError, OSError):
+    """A server cannot listen where it was asked to."""
+
+    def __init__(self, host: str, port: int, reason: str | None = None) -> None:
+        message = reason or f"port {port} on {host} is in use"
+        super().__init__(f"{message}; stop what listens there or choose another port")
+        self.host = host
+        self.port = port
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def listen_error(host: str, port: int, err: OSError) -> AddressInUse:
+    """The error to report when listening on *host*:*port* failed with *err*."""
+    if err.errno == errno.EADDRINUSE:
+        return AddressInUse(host, port)
+    return AddressInUse(host, port, f"cannot listen on {host}:{port}: {err}")
+
+
+def check_free(host: str, port: int) -> None:
+    """Raise :class:`AddressInUse` unless a server can listen on *host*:*port*.
+
+    It binds the way Werkzeug's server does (address reuse on), so a port
+    left in TIME_WAIT counts as free and a listening one does not.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as err:
+        raise listen_error(host, port, err) from None
+
+
+#: The range of a TCP port, for the options that take one.
+PORT = click.IntRange(1, 65535)
 
 
 def safe_url(engine: Engine) -> str:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from typing import Any
 
 import click
+from sqlalchemy import func, select
 
 import migrations
-from catalog.db import session_factory
-from hepcat.cli.base import Context, main, pass_context
+from catalog.db import session_factory, utcnow
+from catalog.errors import HepcatError
+from catalog.models import Quarantine
+from hepcat.cli.base import PORT, Context, listen_error, main, pass_context
 from hepcat.wiring import configured_ingesters, skim_tasks
 from taskserver.errors import DrainFailed
 from taskserver.runner import run_until_drained, serve_forever
@@ -35,14 +40,16 @@ SOURCE_SETTINGS = (
     "--max-seconds",
     type=float,
     default=None,
-    help="Give up after this many seconds (default: no limit).",
+    help="Give up after this many seconds, with exit status 1 when a source "
+    "is not drained by then (default: no limit).",
 )
 @pass_context
 def ingest(context: Context, once: bool, max_seconds: float | None) -> None:
     """Ingest from the configured sources (HEPCAT_PRODSYS_URL, HEPCAT_TIER0_URL,
-    HEPCAT_COMA_URL, HEPCAT_DDM_BROKER) and print what each ingested. Exit
-    status 1 when an ingester failed, as DDM does when its broker stays out
-    of reach for 30 s.
+    HEPCAT_COMA_URL, HEPCAT_DDM_BROKER) and print what each ingested and
+    quarantined. Exit status 1 when an ingester failed, as DDM does when its
+    broker stays out of reach for 30 s, or when --max-seconds ran out before
+    every source was drained.
     """
     engine = context.engine()
     migrations.require_current(engine)
@@ -50,28 +57,63 @@ def ingest(context: Context, once: bool, max_seconds: float | None) -> None:
     if not tasks:
         _no_sources()
     progress = Progress()
+    Session = session_factory(engine)
+    started = utcnow()
     try:
         items = run_until_drained(
             tasks,
-            session_factory(engine),
+            Session,
             max_seconds=max_seconds,
             progress=progress,
             lease_seconds=context.config.taskserver_lease_seconds,
         )
     except DrainFailed as err:
         progress.done()
-        _print_items(err.items, failed=err.failed)
+        _print_items(err.items, _quarantined(Session, started), failed=err.failed)
         for note in getattr(err, "__notes__", []):
             click.echo(note, err=True)
         raise
     progress.done()
-    _print_items(items)
+    _print_items(items, _quarantined(Session, started), items.undrained)
+    if items.undrained:
+        raise NotDrained(items.undrained, max_seconds)
 
 
-def _print_items(items: dict[str, int], failed: Collection[str] = ()) -> None:
+class NotDrained(HepcatError, TimeoutError):
+    """``hepcat ingest --once`` ran out of time before every source was drained."""
+
+    def __init__(self, names: Sequence[str], seconds: float | None) -> None:
+        limit = f" (--max-seconds {seconds:g})" if seconds is not None else ""
+        super().__init__(
+            f"the time ran out{limit} before {', '.join(map(repr, names))} "
+            "drained their source; run again, or allow more time"
+        )
+        self.names = list(names)
+
+
+def _quarantined(Session: Any, since: dt.datetime) -> dict[str, int]:  # noqa: N803
+    """How many records each source put in quarantine since *since*."""
+    query = (
+        select(Quarantine.source, func.count())
+        .where(Quarantine.created >= since)
+        .group_by(Quarantine.source)
+    )
+    with Session() as session:
+        return {source: count for source, count in session.execute(query)}
+
+
+def _print_items(
+    items: dict[str, int],
+    quarantined: dict[str, int],
+    undrained: Collection[str] = (),
+    failed: Collection[str] = (),
+) -> None:
     for name, count in items.items():
+        held = quarantined.get(name, 0)
+        note = f", {held} quarantined" if held else ""
         ending = " (failed)" if name in failed else ""
-        click.echo(f"{name}: {count} ingested{ending}")
+        ending += " (not drained)" if name in undrained else ""
+        click.echo(f"{name}: {count} ingested{note}{ending}")
 
 
 class Progress:
@@ -125,7 +167,7 @@ def derive(context: Context, check: bool, fix: bool) -> None:
 @main.command()
 @click.option(
     "--metrics-port",
-    type=int,
+    type=PORT,
     default=None,
     help="Serve Prometheus metrics on this port (default: none).",
 )
@@ -157,9 +199,12 @@ def taskserver(context: Context, metrics_port: int | None) -> None:
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(
-            metrics_port, addr=config.host, registry=server.metrics.registry
-        )
+        try:
+            start_http_server(
+                metrics_port, addr=config.host, registry=server.metrics.registry
+            )
+        except OSError as err:
+            raise listen_error(config.host, metrics_port, err) from None
     names = ", ".join(task.name for task in tasks)
     click.echo(f"task server {server.owner} runs: {names}")
     serve_forever(server, threading.Event())

@@ -14,7 +14,7 @@ import migrations
 from catalog.config import Config
 from catalog.db import session_factory
 from catalog.errors import BrokerUnavailable
-from hepcat.cli.base import Context, main, pass_context
+from hepcat.cli.base import PORT, Context, check_free, main, pass_context
 from hepcat.wiring import configured_ingesters, skim_tasks
 from taskserver.runner import run_until_drained
 from taskserver.server import TaskServer
@@ -23,7 +23,7 @@ from taskserver.server import TaskServer
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option(
-    "--port", default=None, type=int, help="Port to listen on (default 5000)."
+    "--port", default=None, type=PORT, help="Port to listen on (default 5000)."
 )
 @click.option(
     "--no-serve",
@@ -221,7 +221,7 @@ def _demo_event_files(config: Config) -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option(
-    "--port", default=None, type=int, help="Port to listen on (default 5000)."
+    "--port", default=None, type=PORT, help="Port to listen on (default 5000)."
 )
 @pass_context
 def serve(context: Context, host: str | None, port: int | None) -> None:
@@ -241,5 +241,6 @@ def _serve(config: Config, engine: Engine, host: str | None, port: int | None) -
     settle()
     host = host or config.host
     port = port or config.port
+    check_free(host, port)
     click.echo(f"hepcat is serving at http://{host}:{port}/  (Ctrl-C stops it)")
     app.run(host=host, port=port, threaded=True, use_reloader=False)
