@@ -45,16 +45,41 @@ def set_stop_point(
 def quarantine(
     source: str, record_key: str | None, payload: Any, reason: str, *, session: Session
 ) -> Quarantine:
-    """Keep a source record that could not be understood, with the reason."""
+    """Keep a source record that could not be understood, with the reason,
+    and return it. A record already held (not released) for the same reason
+    is returned as it is: the overlap window, and rows without a timestamp,
+    are read again every pass.
+    """
+    key, why = (record_key or "")[:255] or None, _clip(reason, 4000)
+    held = _held(source, key, why, session=session)
+    if held is not None:
+        return held
     text = payload if isinstance(payload, str) else json.dumps(payload, default=str)
     entry = Quarantine(
-        source=source,
-        record_key=(record_key or "")[:255] or None,
-        payload=_clip(text, MAX_PAYLOAD),
-        reason=_clip(reason, 4000),
+        source=source, record_key=key, payload=_clip(text, MAX_PAYLOAD), reason=why
     )
     session.add(entry)
     return entry
+
+
+def _held(
+    source: str, record_key: str | None, reason: str, *, session: Session
+) -> Quarantine | None:
+    """The record of *source* held in quarantine, not released, as
+    *record_key* for *reason* (None: there is none).
+    """
+    key = (
+        Quarantine.record_key.is_(None)
+        if record_key is None
+        else Quarantine.record_key == record_key
+    )
+    query = select(Quarantine).where(
+        Quarantine.source == source,
+        key,
+        Quarantine.released.is_not(True),
+        Quarantine.reason == reason,
+    )
+    return session.scalars(query.limit(1)).first()
 
 
 def _clip(text: str, size: int) -> str:

@@ -87,8 +87,10 @@ def source_file(
         status=status,
         lumi_blocks=lumi_blocks,
         blocks=blocks,
-        cross_section=values.number(row, "cross_section") if with_physics else None,
-        gen_filt_eff=values.number(row, "gen_filt_eff") if with_physics else None,
+        cross_section=values.non_negative(row, "cross_section")
+        if with_physics
+        else None,
+        gen_filt_eff=values.fraction(row, "gen_filt_eff") if with_physics else None,
     )
 
 
@@ -109,14 +111,15 @@ def _plain_file(
         and _plain_text(lfn, 255)
         and _plain_text(checksum, 16)
         and guid.__class__ is str
-        and len(guid) == 36
-        and guid.count("-") == 4
+        and values.GUID.fullmatch(guid) is not None
         and size.__class__ is int
         and size >= 0
         and events.__class__ is int
         and events >= 0
         and _plain_number(section)
+        and (section is None or section >= 0)
         and _plain_number(efficiency)
+        and (efficiency is None or 0 < efficiency <= 1)
     )
     if not plain:
         return None

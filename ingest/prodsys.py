@@ -242,8 +242,23 @@ class ProdSysIngester(Task):
     def _begin_pass(self, stream: str, context: RunContext) -> tuple[int, int]:
         """Start a pass of *stream*: its backlog, and its rows that have no
         timestamp, which every pass reads; return the rows read and written.
+        All or nothing: if any of it fails, the stream is left out of pass,
+        and the next run starts the pass again.
         """
         keyset = self.streams[stream]
+        try:
+            return self._start_pass(stream, keyset, context)
+        except BaseException:
+            # A pass half started has no backlog known, and would fail every
+            # later run; the error (a source not reachable, or its tables
+            # not there yet) may well be transient.
+            keyset.end_pass()
+            self._remaining.pop(stream, None)
+            raise
+
+    def _start_pass(
+        self, stream: str, keyset: KeysetStream, context: RunContext
+    ) -> tuple[int, int]:
         with context.Session() as session:
             stored = load_cursor(f"{SOURCE}.{stream}", keyset, session=session)
         with self.source.connect() as connection:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -70,6 +71,22 @@ def number(row: Mapping[str, Any], column: str) -> float | None:
     return result
 
 
+def non_negative(row: Mapping[str, Any], column: str) -> float | None:
+    """The value of *column* as a finite float of at least 0, or None."""
+    result = number(row, column)
+    if result is not None and result < 0:
+        raise Unusable(f"{column} = {row.get(column)!r} is negative")
+    return result
+
+
+def fraction(row: Mapping[str, Any], column: str) -> float | None:
+    """The value of *column* as a float in (0, 1], or None (an efficiency)."""
+    result = number(row, column)
+    if result is not None and not 0 < result <= 1:
+        raise Unusable(f"{column} = {row.get(column)!r} is not in (0, 1]")
+    return result
+
+
 def text(
     row: Mapping[str, Any], column: str, *, required: bool = True, length: int = 255
 ) -> str | None:
@@ -89,12 +106,19 @@ def text(
     return result
 
 
+# A GUID: 8-4-4-4-12 hexadecimal digits.
+GUID = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+
+
 def guid(row: Mapping[str, Any], column: str = "guid") -> str:
     """The value of *column* as an upper-case GUID."""
-    value = (text(row, column, length=36) or "").upper()
-    if len(value) != 36 or value.count("-") != 4:
-        raise Unusable(f"{column} = {value!r} is not a GUID (36 characters, 4 dashes)")
-    return value
+    value = text(row, column, required=True, length=255) or ""
+    if not GUID.fullmatch(value):
+        raise Unusable(
+            f"{column} = {row.get(column)!r} is not a GUID "
+            "(8-4-4-4-12 hexadecimal digits)"
+        )
+    return value.upper()
 
 
 def moment(row: Mapping[str, Any], column: str) -> dt.datetime | None:

@@ -445,3 +445,78 @@ def _bad_file(fileid: int, spec: DatasetSpec, **changes) -> dict:
     }
     row.update(changes)
     return row
+
+
+def _evnt(world) -> DatasetSpec:
+    return next(d for d in world.datasets if ".evgen.EVNT." in d.name)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"guid": "XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX"},
+            "guid = 'XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX' is not a GUID",
+        ),
+        ({"guid": "not-a-guid"}, "guid = 'not-a-guid' is not a GUID"),
+        ({"cross_section": -1.5}, "cross_section = -1.5 is negative"),
+        ({"gen_filt_eff": 0.0}, "gen_filt_eff = 0.0 is not in (0, 1]"),
+        ({"gen_filt_eff": 1.5}, "gen_filt_eff = 1.5 is not in (0, 1]"),
+    ],
+)
+def test_a_file_with_a_bad_value_is_quarantined_and_changes_nothing(
+    Session, sources, world, ingest, tmp_path, changes, reason
+):
+    spec = _evnt(world)
+    publish(sources, world)
+    row = _bad_file(9200, spec, cross_section=1.0, gen_filt_eff=0.5)
+    sources.prodsys.insert(schemas.t_production_file, [{**row, **changes}])
+
+    ingest()
+
+    with Session() as session:
+        reasons = session.scalars(select(Quarantine.reason)).all()
+    assert len(reasons) == 1
+    assert reason in reasons[0]
+    assert catalogue(Session) == seeded(world, tmp_path)
+
+
+@pytest.mark.parametrize("timestamp", ["now", None])
+def test_a_bad_row_read_again_is_quarantined_once(
+    Session, sources, world, ingest, timestamp
+):
+    spec = world.datasets[0]
+    publish(sources, world)
+    when = naive(dt.datetime.now(dt.UTC)) if timestamp else None
+    sources.prodsys.insert(
+        schemas.t_production_file,
+        [_bad_file(9300, spec, guid="not-a-guid", timestamp=when)],
+    )
+
+    ingest()
+    ingest()  # the overlap window, read again
+    replay(Session, sources, ingest)
+    replay(Session, sources, ingest)
+
+    with Session() as session:
+        assert session.scalar(select(func.count()).select_from(Quarantine)) == 1
+
+
+def test_a_released_record_that_is_bad_again_is_quarantined_anew(
+    Session, sources, world, ingest
+):
+    spec = world.datasets[0]
+    publish(sources, world)
+    sources.prodsys.insert(
+        schemas.t_production_file, [_bad_file(9400, spec, events=-5)]
+    )
+    ingest()
+    with Session.begin() as session:
+        session.execute(update(Quarantine).values(released=True))
+
+    replay(Session, sources, ingest)
+    replay(Session, sources, ingest)
+
+    with Session() as session:
+        released = session.scalars(select(Quarantine.released)).all()
+    assert sorted(released) == [False, True]
