@@ -348,3 +348,24 @@ def test_ingest_once_says_how_many_records_it_quarantined(hepcat, coma_env, sour
 
     assert result.exit_code == 0, result.output
     assert ", 1 quarantined" in result.stdout
+
+
+def test_a_command_prints_what_it_found_and_nothing_else(hepcat, tmp_path):
+    hepcat("db", "upgrade")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEPCAT_")}
+    command = [sys.executable, "-m", "hepcat", "--data-dir", str(tmp_path)]
+
+    quiet = subprocess.run(
+        [*command, "derive", "--check"], env=env, capture_output=True, text=True
+    )
+    verbose = subprocess.run(
+        [*command, "--verbose", "derive", "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "0 differences found\n"
+    assert quiet.stderr == ""  # no word of Alembic's checking the schema
+    assert "alembic.runtime.migration" in verbose.stderr

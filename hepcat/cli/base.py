@@ -79,6 +79,8 @@ class Context:
             )
             # APScheduler logs every tick of the task server's clock.
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
+            if not self._verbose:  # two lines each time the schema is checked
+                logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
         return self._config
 
     def engine(self) -> Engine:
