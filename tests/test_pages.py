@@ -995,6 +995,28 @@ def test_task_server_page_shows_tasks_runs_and_backlogs(
     assert "host-1:4242 ok 1,500 300 2.50 s 1" in text
     assert "OperationalError: (sqlite3.OperationalError) database is locked" in text
     assert 'src="/plots/ingest-rate.png?hours=6"' in response.get_data(as_text=True)
+    assert "No task server seems to be running" not in text  # prodsys runs
+
+
+def test_task_server_page_says_when_no_task_server_runs(
+    client: FlaskClient, Session: Any
+) -> None:
+    with Session.begin() as session:
+        session.add(TaskLease(task_name="prodsys"))  # freed when it stopped
+        session.add(
+            TaskRun(
+                task_name="prodsys",
+                started=AN_HOUR_AGO,
+                ended=AN_HOUR_AGO + dt.timedelta(seconds=2),
+                outcome="ok",
+            )
+        )
+
+    text = visible_text(client.get("/taskserver"))
+
+    assert (
+        "No task server seems to be running: no task runs now, and the last run" in text
+    )
 
 
 def test_ingest_rates_sum_the_items_per_minute(Session: Any) -> None:

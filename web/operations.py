@@ -6,6 +6,7 @@ catalogue's) and the task server's status.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from flask import Blueprint, render_template, request
 
@@ -13,6 +14,7 @@ from catalog.db import utcnow
 from catalog.ddm import list_reconciliations
 from catalog.derived import stale_count
 from catalog.errors import InvalidInput
+from catalog.models import TaskLease
 from catalog.operations import (
     list_quarantine,
     quarantine_count,
@@ -28,6 +30,8 @@ ROWS_PER_PAGE = 50
 # Characters of a quarantined payload shown on the page.
 PAYLOAD_SHOWN = 300
 RUNS_PER_TASK = 5
+# No run ended for this long, and none running: no task server, it seems.
+IDLE_AFTER = dt.timedelta(minutes=2)
 # Characters of a run's error shown, and lines of it never shown.
 ERROR_SHOWN = 300
 HIDDEN_ERROR_LINES = ("[SQL:", "[parameters:", "(Background on this error")
@@ -78,14 +82,32 @@ def taskserver() -> str:
         tasks = task_statuses(session=session, runs_per_task=RUNS_PER_TASK)
         stale = stale_count(session=session)
         quarantined = quarantine_count(session=session)
+    now = utcnow()
+    last = max((r.ended for t in tasks for r in t.runs if r.ended), default=None)
     return render_template(
         "taskserver.html",
         tasks=tasks,
         stale=stale,
         quarantined=quarantined,
         hours=hours,
-        now=utcnow(),
+        now=now,
+        idle_since=None if _running(tasks, last, now) else last,
     )
+
+
+@operations.app_template_global("held")
+def held(lease: TaskLease | None, now: dt.datetime) -> bool:
+    """Whether a task-server instance holds *lease* now (during a run)."""
+    return bool(lease and lease.owner and lease.expires and lease.expires > now)
+
+
+def _running(tasks: list[Any], last: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether a task server seems to run: a task runs now, or a run ended
+    within :data:`IDLE_AFTER` (a task server runs each task every few seconds).
+    """
+    if any(held(task.lease, now) for task in tasks):
+        return True
+    return last is not None and now - last < IDLE_AFTER
 
 
 def plot_hours() -> int:
