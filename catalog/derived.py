@@ -330,21 +330,40 @@ def _configurations(
     datasets: Sequence[Dataset], *, session: Session
 ) -> dict[str, Configuration]:
     """The configuration of each version (tag chain) of *datasets*, from
-    the AMI tags of all their chains, read in one query.
+    the AMI tags of all their chains, read in one query. A version none of
+    whose tags is catalogued gives none, and is not parsed: a bite of new
+    datasets may hold thousands of versions.
     """
-    chains = {v: _chain(v) for v in {d.version for d in datasets if d.version}}
-    chains = {version: chain for version, chain in chains.items() if chain}
-    if not chains:
+    versions = {d.version for d in datasets if d.version}
+    parts = {version: version.split("_") for version in versions}
+    tags = sorted({tag for found in parts.values() for tag in found})
+    held = _tag_configurations(tags, session=session) if tags else {}
+    if not held:
         return {}
-    tags = sorted(set().union(*chains.values()))
+    known = held.keys()
+    chains = {v: _chain(v) for v, found in parts.items() if not known.isdisjoint(found)}
+    return {v: _configuration(chain, held) for v, chain in chains.items() if chain}
+
+
+def _tag_configurations(
+    tags: Sequence[str], *, session: Session
+) -> dict[str, tuple[str | None, dict[str, str]]]:
+    """The catalogued tags among *tags*: each one's release, and the values
+    of :data:`CONFIGURATION_PARAMETERS` its parameters give, by column.
+    """
     query = select(AmiTag.tag, AmiTag.release, AmiTag.parameters).where(
         among(AmiTag.tag, tags)
     )
-    held = {
-        tag: (release, _parameters(text))
-        for tag, release, text in session.execute(query)
-    }
-    return {version: _configuration(chain, held) for version, chain in chains.items()}
+    held = {}
+    for tag, release, text in session.execute(query):
+        parameters = _parameters(text)
+        given = {
+            column: parameters[name]
+            for column, name in CONFIGURATION_PARAMETERS.items()
+            if _fits(parameters.get(name), column)
+        }
+        held[tag] = (release, given)
+    return held
 
 
 def _chain(version: str) -> tuple[str, ...]:
@@ -367,19 +386,19 @@ def _parameters(text: str | None) -> dict[str, Any]:
 
 
 def _configuration(
-    chain: Sequence[str], held: dict[str, tuple[str | None, dict[str, Any]]]
+    chain: Sequence[str], held: dict[str, tuple[str | None, dict[str, str]]]
 ) -> Configuration:
     """The configuration of a dataset made through *chain*, from the tags
-    *held* (tag to release and parameters; a tag missing gives nothing).
+    *held* (tag to release and the values its parameters give; a tag
+    missing gives nothing).
     """
-    release = held.get(chain[-1], (None, {}))[0]
+    release = held[chain[-1]][0] if chain[-1] in held else None
     found: dict[str, str | None] = dict.fromkeys(CONFIGURATION_PARAMETERS)
-    for column, parameter in CONFIGURATION_PARAMETERS.items():
-        for tag in reversed(chain):
-            value = held.get(tag, (None, {}))[1].get(parameter)
-            if _fits(value, column):
+    for tag in reversed(chain):
+        given = held[tag][1] if tag in held else {}
+        for column, value in given.items():
+            if found[column] is None:
                 found[column] = value
-                break
     return Configuration(release, found["conditions_tag"], found["geometry_version"])
 
 
