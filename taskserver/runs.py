@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sqlalchemy import delete
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -241,20 +242,40 @@ def _failed(
     )
 
 
+#: How long the runs of a task are kept in ``task_run``: the task-server
+#: page shows the last few, and its ingest-rate plot two days at most.
+RUNS_KEPT = dt.timedelta(days=7)
+#: How often, per task and process, the runs older than that are removed.
+PRUNE_EVERY = 3600.0
+_pruned: dict[str, float] = {}  # task name: monotonic time of the last pruning
+
+
 def record(result: RunResult, *, Session: sessionmaker[Session]) -> None:  # noqa: N803
-    """Write *result* to ``task_run``, retrying transient database errors.
+    """Write *result* to ``task_run``, retrying transient database errors;
+    about once an hour per task, remove its runs older than
+    :data:`RUNS_KEPT` (a task server records a run of each task every few
+    seconds: hundreds of thousands a day).
 
     A record that cannot be written is logged; the task server carries on.
     """
+    now = time.monotonic()
+    prune = now - _pruned.get(result.task_name, -PRUNE_EVERY) >= PRUNE_EVERY
 
     def write() -> None:
         with Session.begin() as session:
             session.add(_row(result))
+            if prune:
+                old = TaskRun.started < result.started - RUNS_KEPT
+                named = TaskRun.task_name == result.task_name
+                session.execute(delete(TaskRun).where(named, old))
 
     try:
         retry_transient(write, what=f"the run record of {result.task_name}")
     except Exception:
         logger.exception("Could not record a run of task %s", result.task_name)
+    else:
+        if prune:
+            _pruned[result.task_name] = now
 
 
 def _row(result: RunResult) -> TaskRun:

@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator
 
 import pytest
@@ -694,3 +695,31 @@ def test_a_failed_drain_says_in_a_line_why_each_task_failed(Session):  # noqa: N
         run_until_drained([Broken()], Session)
 
     assert raised.value.__notes__ == ["broken: ValueError: cannot parse the source"]
+
+
+def test_recording_runs_removes_a_task_s_runs_older_than_a_week(Session):  # noqa: N803
+    from catalog.db import utcnow
+    from catalog.models import TaskRun
+    from taskserver.runs import RUNS_KEPT, record
+
+    now = utcnow()
+    name = f"pruned-{uuid.uuid4().hex[:6]}"  # its first record in this process
+    with Session.begin() as session:
+        for age in (RUNS_KEPT + dt.timedelta(hours=1), dt.timedelta(days=1)):
+            session.add(TaskRun(task_name=name, started=now - age, outcome="ok"))
+        session.add(TaskRun(task_name="other", started=now - 2 * RUNS_KEPT))
+
+    record(RunResult(name, "me", now, now, 0.0, "ok"), Session=Session)
+
+    with Session() as session:
+        kept = session.scalars(
+            select(TaskRun.started).where(TaskRun.task_name == name)
+        ).all()
+        others = session.scalars(
+            select(TaskRun.id).where(TaskRun.task_name == "other")
+        ).all()
+    assert sorted(now - started for started in kept) == [
+        dt.timedelta(0),
+        dt.timedelta(days=1),
+    ]
+    assert len(others) == 1  # another task's runs wait for its own records
