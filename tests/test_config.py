@@ -91,6 +91,8 @@ def test_config_show_says_where_each_value_came_from(tmp_path):
     catalog = f"sqlite:///{tmp_path.resolve() / 'catalog.sqlite'}"
     assert f" (none: {catalog})    [default]" in result.output
     assert f" (none: {tmp_path.resolve()})    [default]" in result.output
+    assert f" (none: {tmp_path.resolve() / 'skims'})    [default]" in result.output
+    assert " (none: http://127.0.0.1:5999/AMI/FrontEnd)    [default]" in result.output
 
 
 @pytest.mark.parametrize(

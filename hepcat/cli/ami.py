@@ -70,7 +70,7 @@ def ami(
     else:
         parsed = argv_arguments(arguments)
     password = _ami_password(user, password_stdin)
-    url = url or _ami_url(context.config)
+    url = url or ami_url(context.config)
     client = Client(url, token=token, user=user, password=password, timeout=timeout)
     click.echo(render(client.send(command, parsed), form), nl=False)
 
@@ -84,7 +84,7 @@ def _ami_password(user: str | None, from_stdin: bool) -> str | None:
     return password
 
 
-def _ami_url(config: Config) -> str:
+def ami_url(config: Config) -> str:
     """The AMI endpoint of the configuration: ``ami_url``, or that of
     ``hepcat serve`` on this machine.
     """

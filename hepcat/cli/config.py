@@ -17,11 +17,16 @@ def config_group() -> None:
 @pass_context
 def config_show(context: Context) -> None:
     """Print every setting, its value and where the value came from."""
+    from hepcat.cli.ami import ami_url
+    from skimengine.skims import skims_root
+
     config = context.config
     # Settings whose absence means a value derived from another: that value.
     derived = {
         "database_url": config.catalog_url,
         "storage_root": config.storage_path,
+        "skim_dir": skims_root(config),
+        "ami_url": ami_url(config),
     }
     settings = declared()
     width = max(len(setting.env) for setting in settings)
