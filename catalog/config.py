@@ -92,30 +92,27 @@ def _level(text: str) -> str:
     return level
 
 
-def _port(value: Any) -> int:
-    port = int(value)
-    if not 1 <= port <= 65535:
-        raise ValueError("a port is a number from 1 to 65535")
-    return port
-
-
-def _at_least(low: float, kind: Callable[[Any], Any] = float) -> Callable[[Any], Any]:
-    """A converter to *kind* that refuses values below *low*."""
+def _within(
+    low: float,
+    high: float = math.inf,
+    kind: Callable[[Any], Any] = float,
+    *,
+    above: bool = False,
+) -> Callable[[Any], Any]:
+    """A converter to *kind* that refuses a value out of [*low*, *high*]
+    (*low* itself too when *above*), and anything not finite.
+    """
+    lowest = f"greater than {low}" if above else f"at least {low}"
+    wanted = f"a number {lowest}" + (f" and at most {high}" if high < math.inf else "")
 
     def convert(value: Any) -> Any:
         number = kind(value)
-        if not math.isfinite(number) or number < low:
-            raise ValueError(f"expected a number of at least {low}")
+        out = number <= low if above else number < low
+        if not math.isfinite(number) or out or number > high:
+            raise ValueError(f"expected {wanted}")
         return number
 
     return convert
-
-
-def _positive(value: Any) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError("expected a number greater than 0")
-    return number
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -179,23 +176,28 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a ProdSys row's timestamp may lag behind its commit; the "
         "ProdSys ingester re-reads this window so that late rows are caught.",
         120.0,
-        _at_least(0),
+        _within(0),
     ),
     Setting(
         "taskserver_workers",
         "Worker threads of 'hepcat taskserver' (runs at the same time).",
         8,
-        _at_least(1, int),
+        _within(1, kind=int),
     ),
     Setting(
         "taskserver_lease_seconds",
         "Seconds a task-server instance holds a task's lease without renewing "
         "it; a dead instance's tasks are taken over after this.",
         30.0,
-        _positive,
+        _within(0, above=True),
     ),
     Setting("host", "The address 'hepcat serve' listens on.", "127.0.0.1"),
-    Setting("port", "The port 'hepcat serve' listens on (1-65535).", 5000, _port),
+    Setting(
+        "port",
+        "The port 'hepcat serve' listens on (1-65535).",
+        5000,
+        _within(1, 65535, int),
+    ),
     Setting(
         "ami_url",
         "The AMI endpoint 'hepcat ami' sends commands to; unset: the endpoint "
@@ -219,7 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Hours a login on the pages lasts; 0: until the browser closes or the "
         "user logs out.",
         12.0,
-        _at_least(0),
+        _within(0),
     ),
     Setting(
         "trusted_dn_header",
