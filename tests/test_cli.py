@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
+from live import free_port
 from sqlalchemy import insert, select, update
 
 import migrations
@@ -204,12 +205,6 @@ def test_a_run_joining_a_period_counts_that_period_once(hepcat, coma_env, source
 
     assert result.exit_code == 0, result.output
     assert "coma: 1 ingested" in result.output
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_ingest_once_fails_when_the_ddm_broker_is_unreachable(hepcat, monkeypatch):

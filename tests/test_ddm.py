@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import random
-import socket
 import subprocess
 import time
 import uuid
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import unavailable
+from live import free_port
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
@@ -557,9 +557,7 @@ def test_malformed_messages_go_to_quarantine_and_ingestion_carries_on(
 @pytest.fixture
 def unreachable() -> str:
     """The URL of a STOMP broker that is not there: a free local port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"stomp://127.0.0.1:{probe.getsockname()[1]}"
+    return f"stomp://127.0.0.1:{free_port()}"
 
 
 @on_sqlite
