@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -80,6 +81,67 @@ def _url(text: str) -> str:
     except ImportError as err:
         raise ValueError(f"its database driver cannot be loaded ({err})") from None
     return str(text)
+
+
+@dataclass(frozen=True)
+class Address:
+    """A server's address as a setting gives it."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class AddressForm:
+    """The addresses a setting takes: ``scheme://[user:password@]host:port``
+    with one of *schemes*, or ``host:port`` for the first. Checked without
+    contacting anything.
+
+    :param default_port: the port of an address without one (None: the port
+        is required).
+    :param shown: the form as a message states it.
+    """
+
+    schemes: tuple[str, ...]
+    default_port: int | None
+    shown: str
+
+    def parse(self, text: str) -> Address:
+        """Read *text*; :raises ValueError: it is not of this form."""
+        parts = urlsplit(text if "://" in text else f"{self.schemes[0]}://{text}")
+        try:
+            port = self.default_port if parts.port is None else parts.port
+        except ValueError:  # not a number, or out of 0-65535
+            port = None
+        host = parts.hostname if parts.scheme in self.schemes else None
+        extra = parts.path.strip("/") or parts.query or parts.fragment
+        if not host or not port or extra:
+            raise ValueError(f"expected {self.shown}")
+        user, password = _unquoted(parts.username), _unquoted(parts.password)
+        return Address(parts.scheme, host, port, user, password)
+
+    def __call__(self, value: Any) -> str | None:
+        """The converter of a setting: *value* checked; empty is unset."""
+        text = str(value).strip()
+        if text:
+            self.parse(text)
+        return text or None
+
+
+def _unquoted(text: str | None) -> str | None:
+    return unquote(text) if text else None
+
+
+#: The DDM broker: plain STOMP (the DDM ingester does not speak TLS), port
+#: 61613 by default.
+STOMP_BROKER = AddressForm(("stomp", "tcp"), 61613, "stomp://host:port")
+#: A Dask scheduler, as ``distributed.Client`` takes it: the port is needed.
+DASK_SCHEDULER = AddressForm(
+    ("tcp", "tls", "ws", "wss"), None, "tcp://host:port or host:port"
+)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -142,7 +204,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "ddm_broker",
-        "The DDM STOMP broker, as stomp://host:port; unset: the DDM ingester is off.",
+        "The DDM STOMP broker, as stomp://host:port (port 61613 when left out); "
+        "unset: the DDM ingester is off.",
+        type=STOMP_BROKER,
     ),
     Setting(
         "ddm_destination",
@@ -163,8 +227,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "dask_scheduler",
-        "The Dask distributed scheduler skims extract on (tcp://host:8786); "
+        "The Dask distributed scheduler skims extract on, as tcp://host:port "
+        "(or tls://, ws://, wss://; host:port is tcp), e.g. tcp://host:8786; "
         "unset: a pool of local processes.",
+        type=DASK_SCHEDULER,
     ),
     Setting(
         "skim_dir",
@@ -194,7 +260,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "The address 'hepcat serve' listens on.", "127.0.0.1"),
     Setting(
         "port",
-        "The port 'hepcat serve' listens on (1-65535).",
+        "The port 'hepcat serve' and 'hepcat demo' listen on (1-65535); their "
+        "--port overrides it (out of range there: a usage error, exit status 2).",
         5000,
         _within(1, 65535, int),
     ),

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import Page, check_paging
@@ -67,6 +67,10 @@ def _held(
 ) -> Quarantine | None:
     """The record of *source* held in quarantine, not released, as
     *record_key* for *reason* (None: there is none).
+
+    The database finds the candidates, and Python compares their key and
+    reason: MariaDB's collations take two texts that differ only in case or
+    in trailing spaces for one, and the sources do not.
     """
     key = (
         Quarantine.record_key.is_(None)
@@ -79,7 +83,9 @@ def _held(
         Quarantine.released.is_not(True),
         Quarantine.reason == reason,
     )
-    return session.scalars(query.limit(1)).first()
+    exact = (record_key, reason)
+    held = session.scalars(query)
+    return next((e for e in held if (e.record_key, e.reason) == exact), None)
 
 
 def _clip(text: str, size: int) -> str:
@@ -87,12 +93,33 @@ def _clip(text: str, size: int) -> str:
     return text.encode()[:size].decode(errors="ignore")
 
 
-def quarantine_count(*, session: Session, source: str | None = None) -> int:
-    """How many records are in quarantine (of *source*, when given)."""
+def quarantine_count(
+    *,
+    session: Session,
+    source: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> int:
+    """How many records are in quarantine (of *source*, when given; put
+    there from *since* and up to *until*, when given).
+    """
     query = select(func.count()).select_from(Quarantine)
+    query = query.where(*_kept_between(since, until))
     if source is not None:
         query = query.where(Quarantine.source == source)
     return session.scalar(query) or 0
+
+
+def _kept_between(
+    since: dt.datetime | None, until: dt.datetime | None
+) -> list[ColumnElement[bool]]:
+    """The conditions on when a quarantined record was kept."""
+    conditions: list[ColumnElement[bool]] = []
+    if since is not None:
+        conditions.append(Quarantine.created >= since)
+    if until is not None:
+        conditions.append(Quarantine.created <= until)
+    return conditions
 
 
 # --- reading: the quarantine and the task server's records ---------------------
@@ -143,9 +170,14 @@ def list_quarantine_keyset(
     )
 
 
-def quarantine_sources(*, session: Session) -> dict[str, int]:
-    """How many records each source has in quarantine, by source name."""
-    query = select(Quarantine.source, func.count()).group_by(Quarantine.source)
+def quarantine_sources(
+    *, session: Session, since: dt.datetime | None = None
+) -> dict[str, int]:
+    """How many records each source has in quarantine (put there from
+    *since*, when given), by source name.
+    """
+    query = select(Quarantine.source, func.count()).where(*_kept_between(since, None))
+    query = query.group_by(Quarantine.source)
     return {source: int(count) for source, count in sorted(session.execute(query))}
 
 

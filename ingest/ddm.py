@@ -37,13 +37,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import stomp
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from stomp.exception import ConnectFailedException, StompException
 
+from catalog.config import STOMP_BROKER
 from catalog.ddm import (
     APPLIED,
     DROPPED,
@@ -60,7 +60,6 @@ from taskserver.base import RunContext, RunOutcome, Task
 logger = logging.getLogger(__name__)
 
 DEFAULT_DESTINATION = "/topic/rucio.events"
-DEFAULT_PORT = 61613
 
 # Database errors worth trying again: the frames are kept for the next run.
 TRANSIENT = (OperationalError, InterfaceError)
@@ -96,20 +95,16 @@ class BrokerAddress:
 
 
 def broker_address(url: str) -> BrokerAddress:
-    """Read a broker URL, ``stomp://[user:password@]host[:port]``.
+    """Read a broker URL, ``stomp://[user:password@]host[:port]``, the way
+    the ``ddm_broker`` setting is checked when the configuration loads.
 
     :raises ConfigError: when *url* is not such a URL.
     """
-    parts = urlsplit(url if "://" in url else f"stomp://{url}")
     try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError:
-        port = -1
-    if parts.scheme not in ("stomp", "tcp") or not parts.hostname or port < 0:
-        raise ConfigError("ddm_broker", url, "expected stomp://host:port")
-    login = unquote(parts.username) if parts.username else None
-    passcode = unquote(parts.password) if parts.password else None
-    return BrokerAddress(parts.hostname, port, login, passcode)
+        address = STOMP_BROKER.parse(url)
+    except ValueError as err:
+        raise ConfigError("ddm_broker", url, str(err)) from None
+    return BrokerAddress(address.host, address.port, address.username, address.password)
 
 
 class Waiter(stomp.ConnectionListener):  # type: ignore[misc]

@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from sqlalchemy import delete
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.db import utcnow
 from catalog.models.operations import TaskRun
+from catalog.operations import quarantine_count
 from taskserver.base import RunContext, RunOutcome, Task
 from taskserver.leases import LeaseHeartbeat, Leases, lease_names
 
@@ -52,6 +53,9 @@ class RunResult:
         transient database errors.
     :param reason: for a failed run, its error in one line (type and the
         first line of the message), for a summary; ``error`` has it all.
+    :param quarantined: records put in quarantine under the task's name
+        while it ran (an ingester quarantines under its own name); a record
+        already held is not counted again.
     """
 
     task_name: str
@@ -66,6 +70,7 @@ class RunResult:
     error: str | None = None
     attempts: int = 1
     reason: str | None = None
+    quarantined: int = 0
 
     @property
     def again(self) -> bool:
@@ -314,6 +319,7 @@ def run_leased(
     heartbeat.hold(task.name, names, stop)
     try:
         result = _prepare_and_execute(task, Session, leases.owner, stop, prepare)
+        result = _count_quarantined(result, Session)
     finally:
         heartbeat.drop(task.name)
         _release(leases, names, task.name)
@@ -335,6 +341,32 @@ def _prepare_and_execute(
     except Exception as exc:
         return _failed(task, owner, clock, exc)
     return execute(task, Session=Session, owner=owner, stop=stop)
+
+
+def _count_quarantined(
+    result: RunResult,
+    Session: sessionmaker[Session],  # noqa: N803
+) -> RunResult:
+    """*result* with the records its run put in quarantine. It is counted
+    while the run's lease is held, so no other run of the task adds to it;
+    a count that cannot be read leaves 0, and the run stands.
+    """
+
+    def count() -> int:
+        with Session() as session:
+            return quarantine_count(
+                source=result.task_name,
+                since=result.started,
+                until=result.ended,
+                session=session,
+            )
+
+    what = f"the quarantine count of {result.task_name}"
+    try:
+        return replace(result, quarantined=retry_transient(count, what=what))
+    except Exception:
+        logger.exception("Could not count what task %s quarantined", result.task_name)
+        return result
 
 
 def _acquire(leases: Leases, names: tuple[str, ...], task_name: str) -> bool:

@@ -452,12 +452,14 @@ class TaskServer:
                 result.seconds,
                 task.budget,
             )
-        log = logger.info if result.items else logger.debug
+        held = result.quarantined
+        log = logger.info if result.items or held else logger.debug
         log(
-            "Task %s: %s, %d item(s), backlog %s, %.3f s%s",
+            "Task %s: %s, %d item(s)%s, backlog %s, %.3f s%s",
             task.name,
             result.outcome,
             result.items,
+            f", {held} quarantined" if held else "",
             result.backlog,
             result.seconds,
             f"; {result.note}" if result.note else "",

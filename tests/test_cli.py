@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -319,6 +320,61 @@ def test_a_busy_port_is_one_line_on_stderr(hepcat, busy_port, command):
     assert result.exit_code == 1, result.output
     assert f"AddressInUse: port {busy_port} on 127.0.0.1 is in use" in result.stderr
     assert "serving at" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["serve", "--port"], ["demo", "--port"], ["taskserver", "--metrics-port"]],
+)
+def test_a_port_out_of_range_on_the_command_line_is_a_usage_error(hepcat, command):
+    result = hepcat(*command, "99999")
+
+    # Like any option value click refuses: its usage message, exit status 2.
+    assert result.exit_code == 2
+    assert f"Error: Invalid value for '{command[1]}': 99999 is not in the range" in (
+        result.stderr
+    )
+
+
+def test_a_port_out_of_range_in_a_setting_is_a_config_error(hepcat):
+    result = hepcat("serve", env={"HEPCAT_PORT": "99999"})
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "ConfigError: setting port = '99999' is not usable: expected a number at "
+        "least 1 and at most 65535; set in the environment as HEPCAT_PORT\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_the_port_option_says_what_it_overrides(hepcat, command):
+    result = hepcat(command, "--help")
+
+    assert "1-65535 (default: the port setting, $HEPCAT_PORT, 5000)" in (
+        " ".join(result.output.split())
+    )
+
+
+def test_the_readme_says_which_errors_exit_2_and_which_1():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = " ".join(readme.split())
+
+    assert "`--port 99999`" in text
+    assert "exit status 2" in text
+
+
+@pytest.mark.parametrize("command", [["taskserver"], ["ingest", "--once"]])
+def test_a_ddm_broker_of_the_wrong_form_is_one_line_on_stderr(hepcat, command):
+    env = {"HEPCAT_DDM_BROKER": "stomp+ssl://mq.invalid:61614"}
+
+    result = hepcat(*command, env=env)
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "ConfigError: setting ddm_broker = 'stomp+ssl://mq.invalid:61614' is not "
+        "usable: expected stomp://host:port; set in the environment as "
+        "HEPCAT_DDM_BROKER\n"
+    )
 
 
 def test_ingest_once_out_of_time_says_so_and_fails(hepcat, coma_env):

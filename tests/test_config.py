@@ -140,3 +140,56 @@ def test_the_log_level_is_one_of_the_five_in_any_case():
 def test_a_number_out_of_its_range_is_refused(variable, value):
     with pytest.raises(ConfigError, match=f"set in the environment as {variable}"):
         load_config(env={variable: value})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("HEPCAT_DDM_BROKER", "http://127.0.0.1:61613", "expected stomp://host:port"),
+        ("HEPCAT_DDM_BROKER", "stomp+ssl://mq:61614", "expected stomp://host:port"),
+        ("HEPCAT_DDM_BROKER", "stomp://mq:notaport", "expected stomp://host:port"),
+        ("HEPCAT_DDM_BROKER", "stomp://mq:99999", "expected stomp://host:port"),
+        ("HEPCAT_DDM_BROKER", "stomp:///topic/x", "expected stomp://host:port"),
+        ("HEPCAT_DDM_BROKER", "stomp://mq:61613/topic/x", "expected stomp://host:port"),
+        ("HEPCAT_DASK_SCHEDULER", "tcp://scheduler", "expected tcp://host:port"),
+        ("HEPCAT_DASK_SCHEDULER", "scheduler", "expected tcp://host:port"),
+        ("HEPCAT_DASK_SCHEDULER", "inproc://x", "expected tcp://host:port"),
+        ("HEPCAT_DASK_SCHEDULER", "tcp://scheduler:0", "expected tcp://host:port"),
+    ],
+)
+def test_a_server_address_is_checked_when_the_configuration_loads(
+    variable, value, expected
+):
+    with pytest.raises(ConfigError, match=expected) as raised:
+        load_config(env={variable: value})
+
+    message = str(raised.value)
+    assert message.startswith(f"setting {variable[7:].lower()} = {value!r}")
+    assert message.endswith(f"set in the environment as {variable}")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HEPCAT_DDM_BROKER", "stomp://127.0.0.1:61613"),
+        ("HEPCAT_DDM_BROKER", "tcp://mq.cern.ch"),
+        ("HEPCAT_DDM_BROKER", "mq.cern.ch:61613"),
+        ("HEPCAT_DDM_BROKER", "stomp://atlas:s%40cret@mq.cern.ch:61613/"),
+        ("HEPCAT_DASK_SCHEDULER", "tcp://127.0.0.1:8786"),
+        ("HEPCAT_DASK_SCHEDULER", "scheduler.cern.ch:8786"),
+        ("HEPCAT_DASK_SCHEDULER", "tls://[::1]:8786"),
+    ],
+)
+def test_a_server_address_of_the_right_form_is_kept_unreached(variable, value):
+    # Nothing listens at most of these: loading must not try to connect.
+    config = load_config(env={variable: value})
+
+    assert config.values[variable[7:].lower()] == value
+
+
+def test_an_empty_server_address_is_unset():
+    config = load_config(env={"HEPCAT_DDM_BROKER": "", "HEPCAT_DASK_SCHEDULER": " "})
+
+    assert config.ddm_broker is None
+    assert config.dask_scheduler is None

@@ -23,7 +23,7 @@ from catalog.models import (
     Quarantine,
     StopPoint,
 )
-from catalog.operations import set_stop_point
+from catalog.operations import quarantine, set_stop_point
 from ingest import schemas
 from ingest.seed import seed_catalog
 from ingest.simulate import naive
@@ -520,3 +520,34 @@ def test_a_released_record_that_is_bad_again_is_quarantined_anew(
     with Session() as session:
         released = session.scalars(select(Quarantine.released)).all()
     assert sorted(released) == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            ("file 9500", "status 'Done' unknown"),
+            ("file 9500", "status 'DONE' unknown"),
+        ),
+        (("file 9500", "status 'x' unknown"), ("file 9500", "status 'x' unknown ")),
+        (("mc16.Zee", "not a valid name"), ("mc16.ZEE", "not a valid name")),
+    ],
+)
+def test_a_record_is_held_once_only_for_the_exact_key_and_reason(
+    Session,  # noqa: N803
+    first,
+    second,
+):
+    # MariaDB's default collation compares these pairs as equal; the sources
+    # (and hepcat) do not.
+    def hold(key: str, reason: str) -> None:
+        with Session.begin() as session:
+            quarantine("prodsys", key, {"key": key}, reason, session=session)
+
+    hold(*first)
+    hold(*second)
+    hold(*second)
+
+    with Session() as session:
+        held = session.execute(select(Quarantine.record_key, Quarantine.reason)).all()
+    assert sorted(held) == sorted([first, second])

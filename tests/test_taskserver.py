@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import logging
 import os
 import signal
 import threading
@@ -25,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from catalog.db import utcnow
 from catalog.models.operations import TaskLease, TaskRun
+from catalog.operations import quarantine
 from taskserver.base import RunContext, RunOutcome, Task
 from taskserver.dispatch import DueQueue
 from taskserver.errors import DrainFailed, TaskConfigError
@@ -300,6 +302,42 @@ def test_a_transient_database_error_is_retried(task_server, Session, caplog):  #
         m.startswith("Temporary database error in flaky (attempt 1)")
         for m in caplog.messages
     )
+
+
+class Quarantining(Countdown):
+    """Handles one item per run, and keeps the records *bad* in quarantine
+    each run: held once, so only the first run puts them there.
+    """
+
+    name, interval = "quarantining", 3600.0
+
+    def __init__(self, left: int, bad: Collection[str]) -> None:
+        super().__init__(left)
+        self.bad = bad
+
+    def run(self, context: RunContext) -> RunOutcome:
+        with context.Session.begin() as session:
+            for key in self.bad:
+                quarantine(self.name, key, {"key": key}, "unreadable", session=session)
+        return super().run(context)
+
+
+def test_the_log_line_of_a_run_says_how_many_records_it_quarantined(
+    task_server,
+    Session,  # noqa: N803
+    caplog,
+):
+    caplog.set_level(logging.INFO, logger="taskserver.server")
+    with Session.begin() as session:  # an earlier run's record: not this run's
+        quarantine("quarantining", "old", {}, "unreadable", session=session)
+
+    server = task_server(Quarantining(2, ["old", "a", "b"]))
+
+    assert server.wait(ran("quarantining", 2), WAIT)
+    server.stop(WAIT)
+    lines = [m for m in caplog.messages if m.startswith("Task quarantining: ")]
+    assert lines[0].startswith("Task quarantining: ok, 1 item(s), 2 quarantined,")
+    assert lines[1].startswith("Task quarantining: ok, 1 item(s), backlog 0,")
 
 
 # -- leases ------------------------------------------------------------------

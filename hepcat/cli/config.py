@@ -58,6 +58,12 @@ def settings_reference() -> str:
         "*key* column, at the top level or under `[hepcat]`), then environment",
         "variables.",
         "",
+        "Every value is checked when the settings load, without contacting any",
+        "server (URLs and addresses are only parsed): one that cannot be used",
+        "stops the command with one line, e.g. `ConfigError: setting ddm_broker",
+        "= 'stomp+ssl://mq:61614' is not usable: expected stomp://host:port; set",
+        "in the environment as HEPCAT_DDM_BROKER`, and exit status 1.",
+        "",
         "| environment | key | default | meaning |",
         "|---|---|---|---|",
     ]

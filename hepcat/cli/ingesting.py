@@ -10,12 +10,11 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import click
-from sqlalchemy import func, select
 
 import migrations
 from catalog.db import session_factory, utcnow
 from catalog.errors import HepcatError
-from catalog.models import Quarantine
+from catalog.operations import quarantine_sources
 from hepcat.cli.base import PORT, Context, listen_error, main, pass_context
 from hepcat.wiring import configured_ingesters, skim_tasks
 from taskserver.errors import DrainFailed
@@ -93,13 +92,8 @@ class NotDrained(HepcatError, TimeoutError):
 
 def _quarantined(Session: Any, since: dt.datetime) -> dict[str, int]:  # noqa: N803
     """How many records each source put in quarantine since *since*."""
-    query = (
-        select(Quarantine.source, func.count())
-        .where(Quarantine.created >= since)
-        .group_by(Quarantine.source)
-    )
     with Session() as session:
-        return {source: count for source, count in session.execute(query)}
+        return quarantine_sources(since=since, session=session)
 
 
 def _print_items(
@@ -169,7 +163,7 @@ def derive(context: Context, check: bool, fix: bool) -> None:
     "--metrics-port",
     type=PORT,
     default=None,
-    help="Serve Prometheus metrics on this port (default: none).",
+    help="Serve Prometheus metrics on this port, 1-65535 (default: none).",
 )
 @pass_context
 def taskserver(context: Context, metrics_port: int | None) -> None:

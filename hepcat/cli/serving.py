@@ -19,12 +19,15 @@ from hepcat.wiring import configured_ingesters, skim_tasks
 from taskserver.runner import run_until_drained
 from taskserver.server import TaskServer
 
+HOST_HELP = "Address to listen on (default: the host setting, $HEPCAT_HOST, 127.0.0.1)."
+PORT_HELP = (
+    "Port to listen on, 1-65535 (default: the port setting, $HEPCAT_PORT, 5000)."
+)
+
 
 @main.command()
-@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option(
-    "--port", default=None, type=PORT, help="Port to listen on (default 5000)."
-)
+@click.option("--host", default=None, help=HOST_HELP)
+@click.option("--port", default=None, type=PORT, help=PORT_HELP)
 @click.option(
     "--no-serve",
     is_flag=True,
@@ -219,10 +222,8 @@ def _demo_event_files(config: Config) -> None:
 
 
 @main.command()
-@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option(
-    "--port", default=None, type=PORT, help="Port to listen on (default 5000)."
-)
+@click.option("--host", default=None, help=HOST_HELP)
+@click.option("--port", default=None, type=PORT, help=PORT_HELP)
 @pass_context
 def serve(context: Context, host: str | None, port: int | None) -> None:
     """Serve the web pages, the JSON API and the AMI endpoint for the catalogue,
