@@ -35,7 +35,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from catalog.datasets import Page, check_paging
 from catalog.db import among, chunked, utcnow
 from catalog.models import (
     Container,
@@ -43,10 +42,10 @@ from catalog.models import (
     Dataset,
     DdmMessage,
     File,
-    Reconciliation,
     Replica,
 )
 from catalog.operations import quarantine
+from catalog.reconciliation import reconcile
 
 SOURCE = "ddm"
 
@@ -587,14 +586,14 @@ def refresh_ddm_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
             )
         )
         closed = {d.id for d in chunk if _kinds(facts.get(d.name), {"close"})}
-        open_rows = _open_reconciliations(sorted(closed), session=session)
+        differences: dict[int, dict[str, tuple[int, int]]] = {}
         for dataset in chunk:
             state = _kinds(facts.get(dataset.name), DATASET_EVENTS)
             if state:
                 _set_state(dataset, state)
             if dataset.id in closed:
-                differences = _consistency(dataset)
-                _reconcile(dataset, differences, open_rows.get(dataset.id, {}), session)
+                differences[dataset.id] = _consistency(dataset)
+        reconcile(SOURCE, differences, session=session)
         _refresh_replicas(facts, session=session)
 
 
@@ -684,40 +683,6 @@ def _consistency(dataset: Dataset) -> dict[str, tuple[int, int]]:
             differences[quantity] = (found, expected)
     dataset.ddm_consistent = not differences
     return differences
-
-
-def _open_reconciliations(
-    ids: Sequence[int], *, session: Session
-) -> dict[int, dict[str, Reconciliation]]:
-    found: dict[int, dict[str, Reconciliation]] = {}
-    if ids:
-        query = select(Reconciliation).where(
-            Reconciliation.dataset_id.in_(ids), Reconciliation.resolved.is_(None)
-        )
-        for row in session.scalars(query):
-            found.setdefault(row.dataset_id, {})[row.quantity] = row
-    return found
-
-
-def _reconcile(
-    dataset: Dataset,
-    differences: dict[str, tuple[int, int]],
-    open_rows: dict[str, Reconciliation],
-    session: Session,
-) -> None:
-    """An open reconciliation per quantity that differs; resolved once it
-    agrees again.
-    """
-    for quantity, row in open_rows.items():
-        if quantity not in differences:
-            row.resolved = utcnow()
-    for quantity, (found, expected) in differences.items():
-        row = open_rows.get(quantity) or Reconciliation(
-            dataset_id=dataset.id, quantity=quantity
-        )
-        row.catalog_value, row.ddm_value = found, expected
-        row.note = f"DDM counts {quantity} = {expected}, the catalogue {found}"
-        session.add(row)
 
 
 # --- replicas --------------------------------------------------------------
@@ -877,52 +842,10 @@ def containers_of(name: str, *, session: Session) -> list[str]:
     return list(session.scalars(query))
 
 
-def open_reconciliations(*, session: Session) -> list[Reconciliation]:
-    """The differences between DDM's counts and the catalogue's that still
-    stand, oldest first.
-    """
-    query = select(Reconciliation).where(Reconciliation.resolved.is_(None))
-    return list(session.scalars(query.order_by(Reconciliation.detected)))
-
-
 def replicas_of(name: str, *, session: Session) -> list[Replica]:
     """The replicas of dataset *name*, by storage element."""
     query = select(Replica).where(Replica.dataset_name == name)
     return list(session.scalars(query.order_by(Replica.rse)))
-
-
-def reconciliations_of(dataset: Dataset, *, session: Session) -> list[Reconciliation]:
-    """Every difference found between DDM's counts of *dataset* and the
-    catalogue's, the standing ones first, then the newest.
-    """
-    query = select(Reconciliation).where(Reconciliation.dataset_id == dataset.id)
-    order = (Reconciliation.resolved.is_not(None), Reconciliation.detected.desc())
-    return list(session.scalars(query.order_by(*order, Reconciliation.id)))
-
-
-def list_reconciliations(
-    *,
-    session: Session,
-    resolved: bool = False,
-    offset: int = 0,
-    limit: int = 50,
-) -> Page:
-    """Return a page of ``(Reconciliation, dataset name)``: the differences
-    that still stand (with *resolved*, every one), oldest first.
-
-    :raises InvalidInput: for an unusable page.
-    """
-    check_paging(offset, limit)
-    conditions = [] if resolved else [Reconciliation.resolved.is_(None)]
-    count = select(func.count()).select_from(Reconciliation).where(*conditions)
-    query = (
-        select(Reconciliation, Dataset.name)
-        .join(Dataset, Dataset.id == Reconciliation.dataset_id)
-        .where(*conditions)
-        .order_by(Reconciliation.detected, Reconciliation.id)
-    )
-    rows = [tuple(row) for row in session.execute(query.offset(offset).limit(limit))]
-    return Page(rows, session.scalar(count) or 0, offset, limit)
 
 
 @dataclass(frozen=True)

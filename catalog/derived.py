@@ -54,6 +54,7 @@ from catalog.models import (
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.nomenclature import parse_tag_chain
 from catalog.provenance import descendants
+from catalog.tier0 import DONE, refresh_tier0_batch
 from catalog.upsert import update_same, update_values
 
 DONE_TASK = {"done", "finished"}
@@ -131,8 +132,12 @@ def _set_production(dataset: Dataset, task: ProductionTask | None) -> None:
     number of events (NULL or 0).
     """
     if dataset.source == SOURCE_TIER0:
-        done = dataset.tier0_state == "DONE"
-        dataset.prodsys_status = ALL_EVENTS if done else None
+        # DONE: its files add up to Tier-0's counts (catalog.tier0); READY:
+        # some are missing yet, as from a task still running.
+        if dataset.tier0_state == DONE:
+            dataset.prodsys_status = ALL_EVENTS
+        else:
+            dataset.prodsys_status = SOME_EVENTS if dataset.n_files else NO_EVENTS
         return
     if task is None:
         return
@@ -163,7 +168,8 @@ TASK_COLUMNS = ("task_id", "status", "total_events", "username")
 TRASH_TIME_COLUMNS = ("source_timestamp", "modified")
 # Datasets changed alike from which one statement writes them all.
 SAME_CHANGE = 20
-# The columns derived quantities set, but for DDM's.
+# The columns derived quantities set, but for DDM's and Tier-0's (which only
+# Tier-0 datasets have: never a new dataset of ProdSys).
 DERIVED_COLUMNS = (
     "n_files",
     "total_events",
@@ -480,6 +486,9 @@ def _refresh_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
     sections = _cross_sections(sorted(set(sources.values())), session=session)
     periods = _periods(datasets, session=session)
     configurations = _configurations(datasets, session=session)
+    # Before the counts: the production status of a Tier-0 dataset follows
+    # from whether it holds every file Tier-0 counts.
+    refresh_tier0_batch(datasets, session=session)
     _set_counts(datasets, counts, tasks)
     # After the counts (DDM's are compared with them) and before the status
     # (an erase DDM reported before the dataset arrived trashes it).

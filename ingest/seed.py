@@ -109,7 +109,9 @@ def _task(task: TaskSpec) -> ProductionTask:
 def _dataset(spec: DatasetSpec, *, session: Session) -> Dataset:
     fields: dict[str, object] = {"created": spec.created, "task_id": spec.task_id}
     if spec.source == "tier0":
-        fields["tier0_state"] = "DONE"
+        fields["tier0_n_files"] = len(spec.files)
+        fields["tier0_total_events"] = sum(f.events for f in spec.files)
+        fields["tier0_total_size"] = sum(f.size for f in spec.files)
     dataset = add_dataset(spec.name, spec.source, session=session, **fields)
     session.flush()
     for file in spec.files:

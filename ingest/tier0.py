@@ -10,18 +10,29 @@ A dataset can be raised to READY again after more files were added, perhaps
 while hepcat is reading it. Setting DONE only where the flag is still READY
 *and* ``nfiles`` is still the count hepcat read keeps such a dataset READY,
 so the new files are read on the next run.
+
+A dataset whose files, once written, fall short of Tier-0's counts (a file
+row refused into quarantine, say: :mod:`catalog.tier0`) is not marked DONE
+either: it is held READY, so that Tier-0 sees it is not done and hepcat
+reads it again. Not at every run, which would read the same rows every few
+seconds and keep the backlog from ever draining: a held dataset is read
+again after :data:`HELD_RETRY` seconds, and at once when Tier-0 changes its
+counts or an operator releases a Tier-0 record from quarantine (having
+fixed the row in Tier-0). Once its files add up, it is marked DONE.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import ColumnElement, Engine, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog.datasets import upsert_datasets
+from catalog.db import chunked
 from catalog.derived import refresh_changed
 from catalog.errors import HepcatError
 from catalog.models import Dataset
@@ -29,6 +40,7 @@ from catalog.models.datasets import SOURCE_TIER0
 from catalog.nomenclature import name_columns
 from catalog.operations import quarantine
 from catalog.provenance import link_datasets, link_tier0
+from catalog.tier0 import DONE, held_ready, released_count
 from ingest import schemas
 from ingest.base import usable_rows
 from ingest.filerows import source_file
@@ -40,7 +52,16 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "tier0"
 READY = "READY"
-DONE = "DONE"
+# Seconds before a dataset held READY is read again (see above).
+HELD_RETRY = 300.0
+# Names per NOT IN list sent to Tier-0: Oracle takes at most 1000.
+NAMES_PER_LIST = 1000
+# Tier-0's counts of a dataset, and the catalogue's columns for them.
+COUNTS = (
+    ("nfiles", "tier0_n_files"),
+    ("nevents", "tier0_total_events"),
+    ("totalsize", "tier0_total_size"),
+)
 
 
 class Tier0Ingester(Task):
@@ -51,33 +72,88 @@ class Tier0Ingester(Task):
     interval = 2.0
     budget = 1.0
 
-    def __init__(self, source: Engine, *, bite: int = 20) -> None:
+    def __init__(
+        self, source: Engine, *, bite: int = 20, held_retry: float = HELD_RETRY
+    ) -> None:
         self.source = source
         self.bite = bite
+        self.held_retry = held_retry
+        # When the held datasets were all last read again (monotonic time),
+        # and how many Tier-0 records were released from quarantine then.
+        # Kept in memory: a new process reads them all again once.
+        self._retried: float | None = None
+        self._released: int | None = None
 
     def run(self, context: RunContext) -> RunOutcome:
+        waiting, retry = self._waiting(context)
+        items, drained = self._read_ready(waiting, context)
+        if retry is not None and drained:
+            # Every held dataset was read again: the next retry waits.
+            self._retried, self._released = retry
+        held = f", {len(waiting)} held READY" if waiting else ""
+        return RunOutcome(items, self.backlog(waiting), f"{items} datasets{held}")
+
+    def _read_ready(self, waiting: set[str], context: RunContext) -> tuple[int, bool]:
+        """Read the datasets READY but for those *waiting*, adding to them
+        those held; return how many were read, and whether none is left.
+        """
         items = 0
         while not context.should_stop():
-            ready = self._ready()
+            ready = self._ready(waiting)
             for row in ready:
-                items += self._ingest(row, context)
+                items += 1
+                if not self._ingest(row, context):
+                    waiting.add(str(row["name"]))
                 if context.should_stop():
                     break
             if len(ready) < self.bite:
-                break
-        return RunOutcome(items, self.backlog(), f"{items} datasets")
+                return items, True
+        return items, False
 
-    def backlog(self) -> int:
+    def backlog(self, waiting: Collection[str] = ()) -> int:
+        """The datasets READY in Tier-0, but for those *waiting*."""
         table = schemas.t0_dataset
-        query = select(func.count()).select_from(table).where(table.c.ami_flag == READY)
+        query = select(func.count()).select_from(table).where(_ready_but(waiting))
         with self.source.connect() as connection:
             return int(connection.scalar(query) or 0)
 
-    def _ready(self) -> list[Mapping[str, Any]]:
+    def _waiting(
+        self, context: RunContext
+    ) -> tuple[set[str], tuple[float, int] | None]:
+        """The datasets held READY that are not due to be read again: none
+        every :attr:`held_retry` seconds and once an operator released a
+        Tier-0 record (then also the retry's time and released count, to
+        keep once they are all read); otherwise all but those whose counts
+        Tier-0 changed.
+        """
+        with context.Session() as session:
+            held = held_ready(session=session)
+            released = released_count(session=session)
+        now = time.monotonic()
+        due = self._retried is None or now - self._retried >= self.held_retry
+        if due or released != self._released:
+            return set(), (now, released)
+        return set(held) - self._recounted(held), None
+
+    def _recounted(self, held: Mapping[str, tuple[int | None, ...]]) -> set[str]:
+        """The datasets among *held* whose counts Tier-0 changed since hepcat
+        read them (more files were added, say).
+        """
+        table = schemas.t0_dataset
+        counts = [table.c[key] for key, _ in COUNTS]
+        changed: set[str] = set()
+        with self.source.connect() as connection:
+            for names in chunked(sorted(held), NAMES_PER_LIST):
+                query = select(table.c.name, *counts).where(table.c.name.in_(names))
+                rows = connection.execute(query)
+                changed.update(name for name, *now in rows if tuple(now) != held[name])
+        return changed
+
+    def _ready(self, waiting: Collection[str]) -> list[Mapping[str, Any]]:
         table = schemas.t0_dataset
         query = (
             select(table)
-            .where(table.c.ami_flag == READY)
+            .where(_ready_but(waiting))
             .order_by(table.c.created, table.c.name)
             .limit(self.bite)
         )
@@ -90,18 +166,26 @@ class Tier0Ingester(Task):
         with self.source.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
-    def _ingest(self, row: Mapping[str, Any], context: RunContext) -> int:
+    def _ingest(self, row: Mapping[str, Any], context: RunContext) -> bool:
+        """Write the dataset *row* and its files, and mark it DONE in Tier-0
+        unless its files fall short of Tier-0's counts; return whether it
+        was marked (False: it is held READY).
+        """
         name = str(row["name"])
         files = self._files(name)
         with context.Session.begin() as session:
             try:
-                write_dataset(row, files, session=session)
+                state = write_dataset(row, files, session=session)
             except (Unusable, HepcatError) as err:
+                # The dataset row itself is held in quarantine.
                 quarantine(
                     SOURCE, name, _payload(row, files), str(err), session=session
                 )
+                state = DONE
+        if state != DONE:
+            return False
         self._mark_done(name, row.get("nfiles"))
-        return 1
+        return True
 
     def _mark_done(self, name: str, nfiles: Any) -> None:
         table = schemas.t0_dataset
@@ -119,23 +203,21 @@ class Tier0Ingester(Task):
 
 def write_dataset(
     row: Mapping[str, Any], files: list[Mapping[str, Any]], *, session: Session
-) -> None:
-    """Write a Tier-0 dataset and its files into the catalogue.
+) -> str | None:
+    """Write a Tier-0 dataset and its files into the catalogue; return its
+    ``tier0State``: ``DONE`` when the files it holds add up to Tier-0's
+    counts, ``READY`` when they fall short.
 
-    :raises Unusable: when the dataset row contradicts its own name.
+    :raises Unusable: when the dataset row contradicts its own name, or a
+        count is not a count.
     """
-    columns = name_columns(text(row, "name") or "")
-    run = integer(row, "runnumber", required=False)
-    if run is not None and run != columns["run_number"]:
-        raise Unusable(
-            f"runnumber {run} differs from the name's {columns['run_number']}"
-        )
-    dataset_row = {**columns, "source": SOURCE_TIER0, "tier0_state": DONE}
+    dataset_row = _dataset_row(row)
+    name = dataset_row["name"]
     ids, written = upsert_datasets([dataset_row], session=session)
-    dataset_id = ids[columns["name"]]
+    dataset_id = ids[name]
     good = usable_rows(
         files,
-        lambda f: source_file(f, dataset=columns["name"], status="finished"),
+        lambda f: source_file(f, dataset=name, status="finished"),
         "lfn",
         SOURCE,
         session=session,
@@ -149,6 +231,31 @@ def write_dataset(
         gained = link_datasets([dataset], session=session)
         gained |= link_tier0([dataset], session=session)
     refresh_changed(touched, gained, session=session)
+    return session.scalar(select(Dataset.tier0_state).where(Dataset.id == dataset_id))
+
+
+def _dataset_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The catalogue's row for the Tier-0 dataset *row*: the columns of its
+    name, and Tier-0's counts.
+
+    :raises Unusable: when the row contradicts its own name, or a count is
+        not a count.
+    """
+    columns = name_columns(text(row, "name") or "")
+    run = integer(row, "runnumber", required=False)
+    if run is not None and run != columns["run_number"]:
+        raise Unusable(
+            f"runnumber {run} differs from the name's {columns['run_number']}"
+        )
+    counts = {column: integer(row, key, required=False) for key, column in COUNTS}
+    return {**columns, **counts, "source": SOURCE_TIER0}
+
+
+def _ready_but(waiting: Collection[str]) -> ColumnElement[bool]:
+    """The Tier-0 datasets flagged READY, but for those among *waiting*."""
+    table = schemas.t0_dataset
+    lists = chunked(sorted(waiting), NAMES_PER_LIST)
+    return and_(table.c.ami_flag == READY, *(table.c.name.not_in(n) for n in lists))
 
 
 def _payload(row: Mapping[str, Any], files: list[Mapping[str, Any]]) -> dict[str, Any]:

@@ -30,11 +30,12 @@ import migrations
 from catalog.consistency import check_derived
 from catalog.datasets import get_dataset
 from catalog.db import create_catalog_engine, session_factory
-from catalog.ddm import DdmEvent, containers_of, ddm_statistics, open_reconciliations
+from catalog.ddm import DdmEvent, containers_of, ddm_statistics
 from catalog.fields import row_to_ami
 from catalog.models import Container, Dataset, File, Quarantine, Replica
 from catalog.models.operations import TaskRun
 from catalog.operations import quarantine_count
+from catalog.reconciliation import open_reconciliations
 from ingest.ddm import (
     DdmIngester,
     ingest_messages,
@@ -186,7 +187,7 @@ def snapshot(Session: sessionmaker[Any]) -> dict[str, Any]:
         }
         lost = sorted(session.scalars(select(File.lfn).where(File.lost.is_(True))))
         differences = sorted(
-            (r.quantity, r.catalog_value, r.ddm_value)
+            (r.quantity, r.catalog_value, r.source_value)
             for r in open_reconciliations(session=session)
         )
     return {
@@ -282,7 +283,7 @@ def test_a_wrong_close_count_is_reported_for_reconciliation(seeded, ingested):
         assert [(r.dataset_id, r.quantity) for r in differences] == [
             (wrong.id, "nFiles")
         ]
-        assert (differences[0].catalog_value, differences[0].ddm_value) == (4, 5)
+        assert (differences[0].catalog_value, differences[0].source_value) == (4, 5)
         assert consistent and all(consistent)
         assert (reopened.ddm_open, reopened.ddm_consistent) == (True, None)
 

@@ -734,7 +734,7 @@ def test_dataset_page_shows_ddm_replicas_and_consistency(
         )
         session.add(
             Reconciliation(
-                dataset_id=daod.id, quantity="nFiles", catalog_value=2, ddm_value=3
+                dataset_id=daod.id, quantity="nFiles", catalog_value=2, source_value=3
             )
         )
 
@@ -919,7 +919,7 @@ def test_reconciliation_page_shows_expected_and_catalogue_values(
     with Session.begin() as session:
         session.add(
             Reconciliation(
-                dataset_id=aod.id, quantity="nFiles", catalog_value=3, ddm_value=4
+                dataset_id=aod.id, quantity="nFiles", catalog_value=3, source_value=4
             )
         )
         session.add(
@@ -927,7 +927,7 @@ def test_reconciliation_page_shows_expected_and_catalogue_values(
                 dataset_id=aod.id,
                 quantity="totalEvents",
                 catalog_value=900,
-                ddm_value=1000,
+                source_value=1000,
                 resolved=NOW,
             )
         )

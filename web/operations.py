@@ -1,6 +1,6 @@
 """The operator's pages: the quarantine (source records that could not be
-understood), the reconciliation (DDM's counts that differ from the
-catalogue's) and the task server's status.
+understood), the reconciliation (DDM's and Tier-0's counts that differ from
+the catalogue's) and the task server's status.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 from flask import Blueprint, render_template, request
 
 from catalog.db import utcnow
-from catalog.ddm import list_reconciliations
 from catalog.derived import stale_count
 from catalog.errors import InvalidInput
 from catalog.models import TaskLease
@@ -21,6 +20,7 @@ from catalog.operations import (
     quarantine_sources,
     task_statuses,
 )
+from catalog.reconciliation import list_reconciliations, reconciliation_sources
 from web.app import catalog_session
 from web.pages import arg, int_arg
 
@@ -60,16 +60,29 @@ def quarantine() -> str:
 
 @operations.get("/reconciliation")
 def reconciliation() -> str:
-    """The differences between DDM's counts at a ``close`` and the
-    catalogue's; ``all=1`` shows the resolved ones too.
+    """The differences between a source's counts (DDM's at a ``close``,
+    Tier-0's) and the catalogue's; ``all=1`` shows the resolved ones too,
+    ``source`` filters by source.
     """
     everything = arg(request.args, "all") in ("1", "yes", "true")
+    source = arg(request.args, "source")
     offset = int_arg(request.args, "offset", 0)
     with catalog_session() as session:
+        sources = reconciliation_sources(session=session)
         page = list_reconciliations(
-            session=session, resolved=everything, offset=offset, limit=ROWS_PER_PAGE
+            session=session,
+            resolved=everything,
+            source=source,
+            offset=offset,
+            limit=ROWS_PER_PAGE,
         )
-    return render_template("reconciliation.html", page=page, everything=everything)
+    return render_template(
+        "reconciliation.html",
+        page=page,
+        everything=everything,
+        source=source,
+        sources=sources,
+    )
 
 
 @operations.get("/taskserver")

@@ -27,13 +27,7 @@ from catalog.datasets import (
     list_files,
     search_datasets,
 )
-from catalog.ddm import (
-    DdmSummary,
-    containers_of,
-    ddm_summaries,
-    reconciliations_of,
-    replicas_of,
-)
+from catalog.ddm import DdmSummary, containers_of, ddm_summaries, replicas_of
 from catalog.derived import (
     ALL_EVENTS,
     NO_EVENTS,
@@ -47,6 +41,8 @@ from catalog.errors import InvalidInput, RunNotFound
 from catalog.fields import ami_fields, field_column, row_to_ami
 from catalog.lumiblocks import format_lumi_blocks
 from catalog.models import AMI_TRASHED, AMI_VALID, Dataset, Reconciliation, Replica, Run
+from catalog.models.datasets import SOURCE_TIER0
+from catalog.reconciliation import reconciliations_of
 from catalog.runs import get_run
 from skimengine.skims import list_skims, skim_making, skim_progress
 from skimengine.tags import tag_of
@@ -104,13 +100,15 @@ SEARCH_COLUMNS = (
 )
 
 # How values are shown, by AMI field name; others by their Python type.
-SIZE_FIELDS = frozenset({"totalSize", "ddmTotalSize", "fileSize"})
+SIZE_FIELDS = frozenset({"totalSize", "ddmTotalSize", "tier0TotalSize", "fileSize"})
 COUNT_FIELDS = frozenset(
     {
         "nFiles",
         "totalEvents",
         "ddmNFiles",
         "ddmTotalEvents",
+        "tier0NFiles",
+        "tier0TotalEvents",
         "nLostLumiBlocks",
         "events",
         "totalEventsRequested",
@@ -170,9 +168,9 @@ def search() -> str | Response:
 
 @pages.get("/datasets/<path:name>")
 def dataset(name: str) -> str:
-    """Every AMI field of one dataset, its provenance graph, DDM state, lumi
-    blocks and files (``files_limit`` a page, 50 by default); its TAG and
-    skims, and the skim that made it.
+    """Every AMI field of one dataset, its provenance graph, DDM state, its
+    differences with Tier-0, lumi blocks and files (``files_limit`` a page,
+    50 by default); its TAG and skims, and the skim that made it.
     """
     files_offset = int_arg(request.args, "files_offset", 0)
     files_limit = int_arg(request.args, "files_limit", FILES_PER_PAGE)
@@ -186,6 +184,7 @@ def dataset(name: str) -> str:
             "provenance": provenance.nodes,
             "graph": layout(provenance),
             "ddm": ddm_details(found, session=session),
+            "tier0": tier0_differences(found, session=session),
             "lumi": lumi_details(found, session=session),
             "files": list_files(
                 found, session=session, offset=files_offset, limit=files_limit
@@ -408,9 +407,20 @@ def ddm_details(dataset: Dataset, *, session: Session) -> DdmDetails:
     return DdmDetails(
         ddm_summaries([dataset], session=session)[dataset.id],
         replicas_of(dataset.name, session=session),
-        reconciliations_of(dataset, session=session),
+        reconciliations_of(dataset, session=session, source="ddm"),
         containers_of(dataset.name, session=session),
     )
+
+
+def tier0_differences(
+    dataset: Dataset, *, session: Session
+) -> list[Reconciliation] | None:
+    """The differences found between Tier-0's counts of *dataset* and the
+    files it holds; None when it does not come from Tier-0.
+    """
+    if dataset.source != SOURCE_TIER0:
+        return None
+    return reconciliations_of(dataset, session=session, source=SOURCE_TIER0)
 
 
 @dataclass(frozen=True)

@@ -198,8 +198,19 @@ class Dataset(Base):
     lost_lumi_blocks: Mapped[str | None] = mapped_column(
         Text, info={"ami": "lostLumiBlocks"}
     )
+    # Tier-0: the flag hepcat leaves in Tier-0 (DONE when the files held add
+    # up to Tier-0's counts, READY while they fall short), and those counts.
     tier0_state: Mapped[str | None] = mapped_column(
         String(8), info={"ami": "tier0State"}
+    )
+    tier0_n_files: Mapped[int | None] = mapped_column(
+        BigInteger, info={"ami": "tier0NFiles"}
+    )
+    tier0_total_events: Mapped[int | None] = mapped_column(
+        BigInteger, info={"ami": "tier0TotalEvents"}
+    )
+    tier0_total_size: Mapped[int | None] = mapped_column(
+        BigInteger, info={"ami": "tier0TotalSize"}
     )
 
     # DDM.
@@ -247,6 +258,8 @@ class Dataset(Base):
         Index(None, "period"),
         Index(None, "ami_status"),
         Index(None, "prodsys_status"),
+        # The few Tier-0 datasets held READY (ingest.tier0), every run.
+        Index(None, "tier0_state"),
         Index(None, "last_modified"),
         Index(None, "task_id"),
         Index(None, "total_events"),

@@ -1,5 +1,6 @@
 """What DDM (Rucio) tells the catalogue: replicas, the messages already
-applied, and the differences between DDM's counts and the catalogue's.
+applied, and the differences between a source's counts (DDM's, Tier-0's)
+and the catalogue's.
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ class DdmMessage(Base):
 
 
 class Reconciliation(Base):
-    """A difference between DDM's counts of a dataset and the catalogue's."""
+    """A difference between a source's counts of a dataset and the
+    catalogue's: DDM's at a ``close`` (*source* ``ddm``), or Tier-0's for the
+    files it says a dataset has (``tier0``).
+    """
 
     __tablename__ = "reconciliation"
 
@@ -80,9 +84,10 @@ class Reconciliation(Base):
     dataset_id: Mapped[int] = mapped_column(
         ForeignKey("dataset.id", ondelete="CASCADE")
     )
+    source: Mapped[str] = mapped_column(String(16), default="ddm", server_default="ddm")
     quantity: Mapped[str] = mapped_column(String(32))
     catalog_value: Mapped[int | None] = mapped_column(BigInteger)
-    ddm_value: Mapped[int | None] = mapped_column(BigInteger)
+    source_value: Mapped[int | None] = mapped_column(BigInteger)
     note: Mapped[str | None] = mapped_column(Text)
     detected: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

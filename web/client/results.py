@@ -29,6 +29,9 @@ NUMERIC_FIELDS = frozenset(
         "ddmNFiles",
         "ddmTotalEvents",
         "ddmTotalSize",
+        "tier0NFiles",
+        "tier0TotalEvents",
+        "tier0TotalSize",
         "prodsysIdentifier",
         # production task
         "taskId",

@@ -1,0 +1,104 @@
+"""Whether a Tier-0 dataset holds every file Tier-0 counts.
+
+Tier-0 gives each dataset's ``nfiles``, ``nevents`` and ``totalsize``; the
+catalogue keeps them (``tier0NFiles``, ``tier0TotalEvents``,
+``tier0TotalSize``). A dataset whose files add up to them is ``DONE``: the
+ingester marks it so in Tier-0, and it has all its events. One whose files
+fall short — a file row refused into quarantine, say — is ``READY``: the
+ingester leaves it so in Tier-0 and reads it again later, and each count
+that differs stands on the reconciliation page until they agree.
+
+Every file held counts here, lost ones too: DDM losing a file later does
+not make what Tier-0 delivered incomplete (DDM's own counts say so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.db import among
+from catalog.models import Dataset, File, Quarantine
+from catalog.models.datasets import SOURCE_TIER0
+from catalog.reconciliation import Differences, reconcile
+
+READY = "READY"
+DONE = "DONE"
+
+# AMI name, the catalogue's count of the files held, Tier-0's count.
+QUANTITIES = (
+    ("nFiles", 0, "tier0_n_files"),
+    ("totalEvents", 1, "tier0_total_events"),
+    ("totalSize", 2, "tier0_total_size"),
+)
+
+
+def refresh_tier0_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
+    """Set ``tier0State`` of the Tier-0 datasets among *datasets*, and bring
+    their standing differences with Tier-0 in line.
+    """
+    tier0 = [d for d in datasets if d.source == SOURCE_TIER0]
+    if not tier0:
+        return
+    held = _held_counts([d.id for d in tier0], session=session)
+    differences = {}
+    for dataset in tier0:
+        differences[dataset.id] = _differences(dataset, held.get(dataset.id))
+        dataset.tier0_state = READY if differences[dataset.id] else DONE
+    reconcile(SOURCE_TIER0, differences, session=session)
+
+
+def _differences(dataset: Dataset, held: tuple[int, int, int] | None) -> Differences:
+    """Tier-0's counts of *dataset* that differ from those of the files
+    held (*held*), as {quantity: (held, Tier-0's)}; a count Tier-0 does not
+    give is not compared.
+    """
+    held = held or (0, 0, 0)
+    found = {}
+    for quantity, index, column in QUANTITIES:
+        expected = getattr(dataset, column)
+        if expected is not None and expected != held[index]:
+            found[quantity] = (held[index], expected)
+    return found
+
+
+def _held_counts(
+    ids: Sequence[int], *, session: Session
+) -> dict[int, tuple[int, int, int]]:
+    """The number, events and bytes of every file the datasets *ids* hold."""
+    query = (
+        select(
+            File.dataset_id,
+            func.count(File.id),
+            func.sum(File.events),
+            func.sum(File.size),
+        )
+        .where(among(File.dataset_id, ids))
+        .group_by(File.dataset_id)
+    )
+    return {
+        dataset_id: (int(n or 0), int(events or 0), int(size or 0))
+        for dataset_id, n, events, size in session.execute(query)
+    }
+
+
+def held_ready(*, session: Session) -> dict[str, tuple[int | None, ...]]:
+    """The Tier-0 datasets held ``READY``, by name, with the counts Tier-0
+    gave when the ingester last read them.
+    """
+    columns = [getattr(Dataset, column) for _, _, column in QUANTITIES]
+    query = select(Dataset.name, *columns).where(
+        Dataset.source == SOURCE_TIER0, Dataset.tier0_state == READY
+    )
+    return {name: tuple(counts) for name, *counts in session.execute(query)}
+
+
+def released_count(*, session: Session) -> int:
+    """How many Tier-0 records operators have released from quarantine."""
+    query = select(func.count()).select_from(Quarantine)
+    query = query.where(
+        Quarantine.source == SOURCE_TIER0, Quarantine.released.is_(True)
+    )
+    return int(session.scalar(query) or 0)

@@ -1,0 +1,256 @@
+"""A Tier-0 dataset whose files fall short of Tier-0's counts (a file row
+refused into quarantine) is held READY, without all its events, and the
+difference stands on the reconciliation page until the file is read: on
+SQLite, PostgreSQL and MariaDB.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from alembic import command
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+from test_pages import CheckedClient, visible_text
+
+import migrations
+from catalog.config import load_config
+from catalog.consistency import check_derived
+from catalog.derived import ALL_EVENTS, SOME_EVENTS, refresh_datasets
+from catalog.models import Dataset, File, Quarantine
+from catalog.reconciliation import open_reconciliations
+from ingest import schemas
+from ingest.tier0 import Tier0Ingester
+from ingest.world import build_world
+from taskserver.runner import run_until_drained
+from web.app import create_app
+
+BAD_GUID = "not-a-guid"
+
+
+@pytest.fixture
+def raw():
+    world = build_world(seed=11, files_per_dataset=3)
+    return next(d for d in world.datasets if d.name.endswith(".daq.RAW"))
+
+
+@pytest.fixture
+def client(catalog_engine, tmp_path) -> FlaskClient:
+    app: Flask = create_app(
+        load_config(env={}, data_dir=str(tmp_path)), engine=catalog_engine
+    )
+    app.test_client_class = CheckedClient
+    return app.test_client()
+
+
+def spoil_file(sources, lfn: str, guid: str) -> None:
+    """Give the Tier-0 file *lfn* the GUID *guid*."""
+    table = schemas.t0_file
+    with sources.tier0.engine.begin() as connection:
+        connection.execute(update(table).where(table.c.lfn == lfn).values(guid=guid))
+
+
+def flags(sources) -> set[str]:
+    with sources.tier0.engine.connect() as connection:
+        return set(connection.scalars(select(schemas.t0_dataset.c.ami_flag)))
+
+
+def stored(Session, name: str) -> Dataset:  # noqa: N803
+    with Session() as session:
+        return session.scalar(select(Dataset).where(Dataset.name == name))
+
+
+def standing(Session) -> list[tuple[str, str, int, int]]:  # noqa: N803
+    with Session() as session:
+        rows = open_reconciliations(session=session)
+        return sorted(
+            (r.source, r.quantity, r.catalog_value, r.source_value) for r in rows
+        )
+
+
+def ingest_with_a_bad_file(sources, ingest, raw):
+    """Publish *raw* with its first file's GUID spoilt, and ingest."""
+    sources.tier0.add_dataset(raw)
+    spoil_file(sources, raw.files[0].lfn, BAD_GUID)
+    return ingest()
+
+
+def test_a_dataset_with_a_quarantined_file_is_held_ready_without_all_events(
+    Session, sources, ingest, raw
+):
+    counts = ingest_with_a_bad_file(sources, ingest, raw)
+
+    dataset = stored(Session, raw.name)
+    assert dataset.n_files == len(raw.files) - 1
+    assert dataset.prodsys_status == SOME_EVENTS
+    assert dataset.tier0_state == "READY"
+    assert flags(sources) == {"READY"}
+    assert counts["tier0"] == 1  # drained: a held dataset is no backlog
+    events, size = (sum(getattr(f, k) for f in raw.files) for k in ("events", "size"))
+    first = raw.files[0]
+    assert standing(Session) == [
+        ("tier0", "nFiles", len(raw.files) - 1, len(raw.files)),
+        ("tier0", "totalEvents", events - first.events, events),
+        ("tier0", "totalSize", size - first.size, size),
+    ]
+
+
+def test_a_held_dataset_is_not_read_again_at_every_run(Session, sources, ingest, raw):
+    ingest_with_a_bad_file(sources, ingest, raw)
+
+    again = ingest()
+
+    assert again["tier0"] == 0
+    with Session() as session:
+        assert len(session.scalars(select(Quarantine)).all()) == 1
+
+
+def test_released_and_fixed_the_file_is_read_and_the_dataset_complete(
+    Session, sources, ingest, raw
+):
+    ingest_with_a_bad_file(sources, ingest, raw)
+    spoil_file(sources, raw.files[0].lfn, raw.files[0].guid)  # fixed in Tier-0
+    with Session.begin() as session:
+        session.execute(update(Quarantine).values(released=True))
+
+    counts = ingest()
+
+    dataset = stored(Session, raw.name)
+    assert counts["tier0"] == 1
+    assert dataset.n_files == len(raw.files)
+    assert dataset.prodsys_status == ALL_EVENTS
+    assert dataset.tier0_state == "DONE"
+    assert flags(sources) == {"DONE"}
+    assert standing(Session) == []
+    with Session() as session:
+        assert check_derived(session=session) == []
+        session.rollback()
+
+
+def test_fixed_in_tier0_without_a_release_the_file_is_read_at_the_next_retry(
+    Session, sources, raw
+):
+    tier0 = Tier0Ingester(sources.tier0.engine, held_retry=0.0)
+    sources.tier0.add_dataset(raw)
+    spoil_file(sources, raw.files[0].lfn, BAD_GUID)
+    run_until_drained([tier0], Session, max_seconds=20)
+    spoil_file(sources, raw.files[0].lfn, raw.files[0].guid)
+
+    run_until_drained([tier0], Session, max_seconds=20)
+
+    assert stored(Session, raw.name).prodsys_status == ALL_EVENTS
+    assert flags(sources) == {"DONE"}
+
+
+def test_held_datasets_read_first_leave_room_for_newer_ones(Session, sources):
+    world = build_world(seed=11, files_per_dataset=3)
+    older, newer = sorted(
+        (d for d in world.datasets if d.source == "tier0"), key=lambda d: d.created
+    )[:2]
+    tier0 = Tier0Ingester(sources.tier0.engine, bite=1)
+    sources.tier0.add_dataset(older)
+    spoil_file(sources, older.files[0].lfn, BAD_GUID)
+    run_until_drained([tier0], Session, max_seconds=20)
+
+    sources.tier0.add_dataset(newer)
+    counts = run_until_drained([tier0], Session, max_seconds=20)
+
+    assert (counts["tier0"], counts.undrained) == (1, [])
+    assert stored(Session, newer.name).prodsys_status == ALL_EVENTS
+    assert stored(Session, older.name).tier0_state == "READY"
+
+
+def test_tier0_adding_the_missing_file_completes_a_held_dataset_at_once(
+    Session, sources, ingest, raw
+):
+    sources.tier0.add_dataset(raw, raw.files[1:])
+    table = schemas.t0_dataset
+    with sources.tier0.engine.begin() as connection:  # Tier-0 counts one more
+        connection.execute(update(table).values(nfiles=table.c.nfiles + 1))
+    ingest()
+    assert stored(Session, raw.name).tier0_state == "READY"
+
+    sources.tier0.add_files(raw, raw.files[:1])  # READY again, with new counts
+    with sources.tier0.engine.begin() as connection:
+        connection.execute(update(table).values(nfiles=len(raw.files)))
+    ingest()
+
+    assert stored(Session, raw.name).prodsys_status == ALL_EVENTS
+    assert flags(sources) == {"DONE"}
+
+
+def test_the_reconciliation_and_dataset_pages_show_the_difference_with_tier0(
+    Session, sources, ingest, raw, client
+):
+    ingest_with_a_bad_file(sources, ingest, raw)
+
+    page = visible_text(client.get("/reconciliation"))
+    only_tier0 = visible_text(client.get("/reconciliation?source=tier0"))
+    only_ddm = visible_text(client.get("/reconciliation?source=ddm"))
+    dataset = visible_text(client.get(f"/datasets/{raw.name}"))
+
+    n = len(raw.files)
+    assert "3 differences standing" in page
+    assert f"tier0 {raw.name} nFiles {n} {n - 1} -1" in page
+    assert "tier0 (3)" in page
+    assert f"{raw.name} nFiles" in only_tier0
+    assert raw.name not in only_ddm
+    assert "READY Its files fall short of Tier-0's counts" in dataset
+    differences = dataset.split("Differences with Tier-0 ")[1]
+    assert differences.startswith("quantity catalogue Tier-0 detected resolved")
+    assert f"nFiles {n - 1} {n} " in differences
+
+
+def test_derive_check_finds_a_dataset_marked_done_with_a_file_short(
+    Session, sources, ingest, raw
+):
+    ingest_with_a_bad_file(sources, ingest, raw)
+    with Session() as session:
+        assert check_derived(session=session) == []
+        session.rollback()
+    with Session.begin() as session:
+        held = Dataset.name == raw.name
+        session.execute(
+            update(Dataset)
+            .where(held)
+            .values(tier0_state="DONE", prodsys_status=ALL_EVENTS)
+        )
+
+    with Session() as session:
+        found = {d.field: d.recomputed for d in check_derived(session=session)}
+        session.rollback()
+
+    assert found == {"tier0State": "READY", "prodsysStatus": SOME_EVENTS}
+
+
+def test_a_file_ddm_lost_leaves_a_tier0_dataset_done(Session, sources, ingest, raw):
+    sources.tier0.add_dataset(raw)
+    ingest()
+    with Session.begin() as session:
+        dataset = session.scalar(select(Dataset).where(Dataset.name == raw.name))
+        session.execute(
+            update(File).where(File.lfn == raw.files[0].lfn).values(lost=True)
+        )
+        refresh_datasets([dataset.id], session=session)
+
+    dataset = stored(Session, raw.name)
+    assert dataset.n_files == len(raw.files) - 1
+    assert (dataset.tier0_state, dataset.prodsys_status) == ("DONE", ALL_EVENTS)
+    assert standing(Session) == []
+
+
+def test_the_migration_compiles_for_oracle_both_ways() -> None:
+    script = io.StringIO()
+    config = migrations.alembic_config()
+    config.set_main_option("sqlalchemy.url", "oracle+oracledb://")
+    config.output_buffer = script
+
+    command.upgrade(config, "0009:0010", sql=True)
+    command.downgrade(config, "0010:0009", sql=True)
+
+    sql = script.getvalue()
+    assert "ADD tier0_n_files NUMBER(19)" in sql
+    assert "RENAME COLUMN ddm_value TO source_value" in sql
+    assert "RENAME COLUMN source_value TO ddm_value" in sql
