@@ -18,6 +18,7 @@ from catalog.models.datasets import (
     Hashtag,
     ProductionTask,
     ProvenanceEdge,
+    VersionTag,
 )
 from catalog.models.ddm import DdmMessage, Reconciliation, Replica
 from catalog.models.operations import Quarantine, StopPoint, TaskLease, TaskRun
@@ -80,5 +81,6 @@ __all__ = [
     "TaskRun",
     "User",
     "UserRole",
+    "VersionTag",
     "inherit_columns",
 ]
