@@ -316,6 +316,29 @@ def counted_files(ids: Sequence[int]) -> ColumnElement[bool]:
     return among(File.dataset_id, ids) & File.lost.is_(False) & finished
 
 
+def file_totals(
+    condition: ColumnElement[bool], *, session: Session
+) -> dict[int, tuple[int, int, int]]:
+    """The number, events and bytes of the files that *condition* selects
+    (in a query joined with ``dataset``), by dataset id.
+    """
+    query = (
+        select(
+            File.dataset_id,
+            func.count(File.id),
+            func.sum(File.events),
+            func.sum(File.size),
+        )
+        .join(Dataset, Dataset.id == File.dataset_id)
+        .where(condition)
+        .group_by(File.dataset_id)
+    )
+    return {
+        dataset_id: (int(n or 0), int(events or 0), int(size or 0))
+        for dataset_id, n, events, size in session.execute(query)
+    }
+
+
 def list_counted_files(
     dataset: Dataset, *, session: Session, offset: int = 0, limit: int = 50
 ) -> Page:

@@ -34,7 +34,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from catalog.chains import datasets_holding
-from catalog.datasets import counted_files
+from catalog.datasets import counted_files, file_totals
 from catalog.db import among, chunked
 from catalog.ddm import refresh_ddm_batch, spoken_of
 from catalog.errors import InvalidName
@@ -67,25 +67,6 @@ SOME_EVENTS = "EVENTS PARTIALLY AVAILABLE"
 NO_EVENTS = "NO EVENTS AVAILABLE"
 TASK_FAILED = "TASK FAILED"
 TASK_OBSOLETE = "TASK OBSOLETE"
-
-
-def _counts(ids: Sequence[int], *, session: Session) -> dict[int, tuple[int, int, int]]:
-    """``nFiles``, ``totalEvents`` and ``totalSize`` of the datasets *ids*."""
-    query = (
-        select(
-            File.dataset_id,
-            func.count(File.id),
-            func.sum(File.events),
-            func.sum(File.size),
-        )
-        .join(Dataset, Dataset.id == File.dataset_id)
-        .where(counted_files(ids))
-        .group_by(File.dataset_id)
-    )
-    return {
-        dataset_id: (int(n or 0), int(events or 0), int(size or 0))
-        for dataset_id, n, events, size in session.execute(query)
-    }
 
 
 def prodsys_status(task_status: str | None, n_files: int) -> str | None:
@@ -480,7 +461,7 @@ def _refresh_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
     the whole batch where the quantity allows it.
     """
     ids = [d.id for d in datasets]
-    counts = _counts(ids, session=session)
+    counts = file_totals(counted_files(ids), session=session)
     tasks = _tasks(datasets, session=session)
     sources = _evnt_sources(datasets, session=session)
     sections = _cross_sections(sorted(set(sources.values())), session=session)

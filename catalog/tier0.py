@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from catalog.datasets import file_totals
 from catalog.db import among
 from catalog.models import Dataset, File, Quarantine
 from catalog.models.datasets import SOURCE_TIER0
@@ -42,7 +43,8 @@ def refresh_tier0_batch(datasets: Sequence[Dataset], *, session: Session) -> Non
     tier0 = [d for d in datasets if d.source == SOURCE_TIER0]
     if not tier0:
         return
-    held = _held_counts([d.id for d in tier0], session=session)
+    # Every file held, lost ones too.
+    held = file_totals(among(File.dataset_id, [d.id for d in tier0]), session=session)
     differences = {}
     for dataset in tier0:
         differences[dataset.id] = _differences(dataset, held.get(dataset.id))
@@ -62,26 +64,6 @@ def _differences(dataset: Dataset, held: tuple[int, int, int] | None) -> Differe
         if expected is not None and expected != held[index]:
             found[quantity] = (held[index], expected)
     return found
-
-
-def _held_counts(
-    ids: Sequence[int], *, session: Session
-) -> dict[int, tuple[int, int, int]]:
-    """The number, events and bytes of every file the datasets *ids* hold."""
-    query = (
-        select(
-            File.dataset_id,
-            func.count(File.id),
-            func.sum(File.events),
-            func.sum(File.size),
-        )
-        .where(among(File.dataset_id, ids))
-        .group_by(File.dataset_id)
-    )
-    return {
-        dataset_id: (int(n or 0), int(events or 0), int(size or 0))
-        for dataset_id, n, events, size in session.execute(query)
-    }
 
 
 def held_ready(*, session: Session) -> dict[str, tuple[int | None, ...]]:
