@@ -117,7 +117,7 @@ def _number(value: Any) -> float | None:
         return None
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int past 1e308
         return None
     return number if math.isfinite(number) else None
 
@@ -142,8 +142,15 @@ def _moment(value: Any) -> dt.datetime | None:
 
 
 def _text(value: Any) -> str | None:
-    # PostgreSQL refuses NUL characters in text.
-    return value if isinstance(value, str) and "\x00" not in value else None
+    # PostgreSQL refuses NUL characters in text, and no database driver
+    # encodes a lone surrogate (JSON's "\ud800") to UTF-8.
+    if not isinstance(value, str) or "\x00" in value:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 _CONVERTERS = {

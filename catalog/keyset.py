@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, false, or_
 from sqlalchemy.orm import Session
 
 from catalog.errors import InvalidInput
-from catalog.fields import typed_value
+from catalog.fields import typed_value, value_type
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -95,8 +95,23 @@ def _beyond(key: SortKey, value: Any) -> ColumnElement[bool]:
     if value is None:
         # NULLs come last: nothing sorts after a NULL but its ties.
         return false()
-    later: ColumnElement[bool] = column < value if key.descending else column > value
+    later = _later(key, value)
     return or_(later, column.is_(None)) if column.nullable else later
+
+
+def _later(key: SortKey, value: Any) -> ColumnElement[bool]:
+    """The rows whose key sorts after the value *value* (not NULL)."""
+    column = key.column
+    if value_type(column) is bool:
+        # SQLAlchemy compares booleans only with = and !=. Of two values,
+        # the other one follows false (ascending) or true (descending), and
+        # nothing follows the last; = is the same on every database.
+        if value != key.descending:
+            return false()
+        other: ColumnElement[bool] = column == (not value)
+        return other
+    later: ColumnElement[bool] = column < value if key.descending else column > value
+    return later
 
 
 def _same(column: Any, value: Any) -> ColumnElement[bool]:
@@ -168,9 +183,19 @@ def decode_cursor(cursor: str, keyset: Keyset) -> list[Any]:
     if document.get("o") != keyset.name:
         raise _bad_cursor("it was made for another sort order")
     try:
-        return [typed_value(c, v) for c, v in zip(keyset.columns, values, strict=True)]
+        return [_key_value(c, v) for c, v in zip(keyset.columns, values, strict=True)]
     except InvalidInput as err:
         raise _bad_cursor(err.message) from None
+
+
+def _key_value(column: Any, value: Any) -> Any:
+    """*value* typed as *column*, which must hold it; NULL only where the
+    column has NULLs (on the id, no row would ever follow).
+    """
+    if value is None and not column.nullable:
+        name = column.info.get("ami", column.key)
+        raise InvalidInput(f"{name} cannot be null")
+    return typed_value(column, value)
 
 
 def _document(cursor: str) -> Any:

@@ -55,13 +55,15 @@ ARGUMENT = re.compile(r"(?<![\w-])-([A-Za-z][A-Za-z0-9]*)")
 class Command:
     """An AMI command: its function and what it does, in one line, which
     names every argument it takes (and *ignored*, those it takes and does
-    not use, as pyAMI sends them).
+    not use, as pyAMI sends them). Every argument needs a value but the
+    *flags*, which may stand alone (``-total``).
     """
 
     name: str
     run: Callable[[CommandLine, Session], Answer]
     description: str
     ignored: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
 
     @property
     def arguments(self) -> tuple[str, ...]:
@@ -72,12 +74,21 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(description: str, *, ignored: tuple[str, ...] = ()) -> Callable[[Any], Any]:
-    """Register the decorated function as the AMI command of its name."""
+def command(
+    description: str,
+    *,
+    ignored: tuple[str, ...] = (),
+    flags: tuple[str, ...] = (),
+) -> Callable[[Any], Any]:
+    """Register the decorated function as the AMI command of its name.
+
+    :param flags: the arguments that may come without a value (read with
+        :func:`flag`); any other needs one.
+    """
 
     def register(function: Callable[[CommandLine, Session], Answer]) -> Any:
         name = function.__name__
-        COMMANDS[name] = Command(name, function, description, ignored)
+        COMMANDS[name] = Command(name, function, description, ignored, flags)
         return function
 
     return register
@@ -88,7 +99,8 @@ def run_command(line: CommandLine, *, session: Session) -> Answer:
 
     :raises InvalidInput: for an unknown command (suggesting near names), an
         argument it does not take (a misspelt one would be ignored, and the
-        answer not what was asked) and bad arguments; other errors of
+        answer not what was asked), one without the value it needs (a bare
+        ``-projectName`` would list every run) and bad arguments; other errors of
         :mod:`catalog.errors` as they come.
     """
     found = _find(line.name)
@@ -97,17 +109,26 @@ def run_command(line: CommandLine, *, session: Session) -> Answer:
 
 
 def _check_arguments(found: Command, line: CommandLine) -> None:
-    """Refuse an argument *found* does not take, suggesting the nearest."""
+    """Refuse an argument *found* does not take, suggesting the nearest, and
+    one without a value that is not a flag.
+    """
     takes = {name.lower(): name for name in found.arguments}
-    for name, _ in line.arguments:
-        if name.lower() in takes:
-            continue
-        near = difflib.get_close_matches(name.lower(), list(takes), n=1, cutoff=0.6)
-        hint = f"did you mean -{takes[near[0]]}? " if near else ""
-        listed = ", ".join(f"-{a}" for a in found.arguments) or "no argument"
-        raise InvalidInput(
-            f"{found.name} takes no argument -{name}; {hint}it takes {listed}"
-        )
+    flags = {name.lower() for name in found.flags}
+    for name, value in line.arguments:
+        taken = takes.get(name.lower())
+        if taken is None:
+            raise _not_taken(found, name, takes)
+        if not value and taken.lower() not in flags:
+            raise InvalidInput(f'{found.name} -{taken} needs a value: -{taken}="..."')
+
+
+def _not_taken(found: Command, name: str, takes: dict[str, str]) -> InvalidInput:
+    near = difflib.get_close_matches(name.lower(), list(takes), n=1, cutoff=0.6)
+    hint = f"did you mean -{takes[near[0]]}? " if near else ""
+    listed = ", ".join(f"-{a}" for a in found.arguments) or "no argument"
+    return InvalidInput(
+        f"{found.name} takes no argument -{name}; {hint}it takes {listed}"
+    )
 
 
 def _find(name: str) -> Command:
@@ -166,6 +187,7 @@ def window(line: CommandLine, name: str = "limit") -> tuple[int, int]:
 @command(
     "runs an MQL query on an entity: -entity, -mql, -showArchived",
     ignored=("catalog",),
+    flags=("showArchived",),
 )
 def SearchQuery(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     search = compile_search(
@@ -206,7 +228,10 @@ def AMIGetDatasetInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N
     return Answer([rowset("dataset", [fields])])
 
 
-@command("the files of a dataset: -logicalDatasetName, -total=yes, -limit=o,n")
+@command(
+    "the files of a dataset: -logicalDatasetName, -total=yes, -limit=o,n",
+    flags=("total",),
+)
 def AMIListFiles(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     dataset = get_dataset(required(line, "logicalDatasetName"), session=session)
     offset, count = window(line)

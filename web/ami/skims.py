@@ -95,7 +95,8 @@ def AMICountTagEvents(line: CommandLine, session: Session) -> Answer:  # noqa: N
 
 @command(
     "requests a skim and runs it (physicist): -logicalDatasetName, -select, "
-    "-name, -branches, -compression, -noRun (only define it)"
+    "-name, -branches, -compression, -noRun (only define it)",
+    flags=("noRun",),
 )
 def AMICreateSkim(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     owner = check_role(ROLE_PHYSICIST, "requesting a skim")

@@ -73,6 +73,7 @@ from web.client.results import (
     NUMERIC_FIELDS,
     AmiResult,
     Rowset,
+    alias_types,
     parse_answer,
     typed_value,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "SchemaOutdated",
     "USER_AGENT",
     "UserNotFound",
+    "alias_types",
     "argv_arguments",
     "command_line",
     "dataset_search",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,35 @@ them as ``bool``.
 #: How AMI writes a missing value.
 NULL = "NULL"
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+# The select list of MQL, up to WHERE, ORDER BY or LIMIT; one item of it,
+# ``entity.field AS alias``. The list holds names only, never quoted text.
+_SELECT_LIST = re.compile(
+    r"\s*SELECT\s+(?P<items>.*?)(?:\s+(?:WHERE|ORDER\s+BY|LIMIT)\b.*)?",
+    re.IGNORECASE | re.DOTALL,
+)
+_ALIASED = re.compile(
+    r"\s*(?:\w+\s*\.\s*)?(?P<field>\w+)\s+AS\s+(?P<alias>\w+)\s*", re.IGNORECASE
+)
+_TYPED_FIELDS = {name.lower(): name for name in NUMERIC_FIELDS | BOOLEAN_FIELDS}
+
+
+def alias_types(mql: str) -> dict[str, str]:
+    """Map each ``AS`` alias of the select list of *mql* to the AMI field it
+    stands for, the argument *types* of :func:`parse_answer` takes:
+    ``SELECT dataset.nFiles AS nfiles`` gives ``{"nfiles": "nFiles"}``. The
+    server matches field names in any letter case, and so does this.
+    """
+    select = _SELECT_LIST.fullmatch(mql)
+    if select is None:
+        return {}
+    types = {}
+    for item in select["items"].split(","):
+        aliased = _ALIASED.fullmatch(item)
+        if aliased is not None:
+            field = aliased["field"]
+            types[aliased["alias"]] = _TYPED_FIELDS.get(field.lower(), field)
+    return types
 
 
 def typed_value(name: str, text: str | None) -> Any:

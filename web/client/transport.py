@@ -10,7 +10,7 @@ from typing import Any
 
 from web.client.commands import command_line
 from web.client.errors import AmiConnectionError, AmiProtocolError, InvalidInput
-from web.client.results import AmiResult, parse_answer
+from web.client.results import AmiResult, alias_types, parse_answer
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds to wait for the endpoint's answer, unless told otherwise."""
@@ -77,8 +77,11 @@ class Client:
         """Like :meth:`execute`, with the arguments as a mapping.
 
         :param types: maps ``AS`` aliases to the AMI fields they stand for, so
-            that their values are typed like those fields.
+            that their values are typed like those fields; a ``SearchQuery``
+            reads them from the select list of its ``-mql`` too.
         """
+        if command.lower() == "searchquery":
+            types = {**_mql_types(arguments), **(types or {})}
         if self.user is not None:
             arguments = {**arguments, "AMIUser": self.user, "AMIPass": self._password}
         line = command_line(command, arguments)
@@ -103,6 +106,14 @@ class Client:
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", None) or err
             raise AmiConnectionError(self.url, str(reason)) from None
+
+
+def _mql_types(arguments: Mapping[str, Any]) -> dict[str, str]:
+    """The AMI fields of the aliases of the ``-mql`` in *arguments*."""
+    for name, value in arguments.items():
+        if name.lower() == "mql" and isinstance(value, str):
+            return alias_types(value)
+    return {}
 
 
 def _error_body(err: urllib.error.HTTPError, url: str) -> bytes:

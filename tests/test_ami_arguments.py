@@ -1,0 +1,198 @@
+"""AMI command arguments at their edges: an argument given without the value
+it needs is refused by the endpoint (the flags excepted), and a field renamed
+with ``AS`` in a ``SearchQuery`` reaches our client typed as the field it
+names, in Python and through ``hepcat ami --format json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyAMI.object
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from live import ServedCatalog
+from sqlalchemy import Engine, select
+from test_ami import post
+
+from catalog.config import load_config
+from catalog.db import create_catalog_engine, session_factory
+from catalog.models import Dataset
+from web.ami.commands import COMMANDS
+from web.app import create_app
+from web.client import Client, alias_types
+
+ZEE_EVNT = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.evgen.EVNT.e3601"
+
+# --- the endpoint: arguments without a value ----------------------------------
+
+
+@pytest.fixture
+def client(catalog_engine: Engine, tmp_path: Path, dataset_factory: Any) -> FlaskClient:
+    dataset_factory(ZEE_EVNT, n_files=3, total_events=3000, total_size=123)
+    app: Flask = create_app(
+        load_config(env={}, data_dir=str(tmp_path)), engine=catalog_engine
+    )
+    return app.test_client()
+
+
+def error_of(body: str) -> tuple[str, str]:
+    match = re.search(r'<error type="(\w+)"><!\[CDATA\[(.*)\]\]></error>', body, re.S)
+    assert match is not None, body
+    return match.group(1), match.group(2)
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (
+            "AMIListRuns -projectName",
+            'AMIListRuns -projectName needs a value: -projectName="..."',
+        ),
+        (
+            'AMIListRuns -projectName="data15%" -period',
+            "AMIListRuns -period needs a value",
+        ),
+        ("AMIListRuns -PROJECTNAME=", "AMIListRuns -projectName needs a value"),
+        ("AMIGetDatasetInfo -logicalDatasetName", "-logicalDatasetName needs a value"),
+        (
+            f'AMIListFiles -logicalDatasetName="{ZEE_EVNT}" -limit',
+            "-limit needs a value",
+        ),
+        ('SearchQuery -entity="dataset" -mql', "SearchQuery -mql needs a value"),
+    ],
+)
+def test_an_argument_without_its_value_is_refused_by_name(
+    client: FlaskClient, command: str, said: str
+) -> None:
+    kind, message = error_of(post(client, command))
+
+    assert kind == "InvalidInput"
+    assert said in message
+
+
+def test_a_flag_may_stand_alone(client: FlaskClient) -> None:
+    files = f'AMIListFiles -logicalDatasetName="{ZEE_EVNT}" -total'
+    search = (
+        'SearchQuery -entity="dataset" '
+        '-mql="SELECT dataset.logicalDatasetName AS ldn" -showArchived'
+    )
+
+    total = pyAMI.object.DOMObject(post(client, files)).get_rows("total")
+    found = pyAMI.object.DOMObject(post(client, search)).get_rows()
+
+    assert [dict(row)["events"] for row in total] == ["3000"]
+    assert [dict(row)["ldn"] for row in found] == [ZEE_EVNT]
+
+
+def test_every_flag_is_an_argument_of_its_command() -> None:
+    flags = {c.name: set(c.flags) for c in COMMANDS.values() if c.flags}
+
+    assert flags == {
+        "SearchQuery": {"showArchived"},
+        "AMIListFiles": {"total"},
+        "AMICreateSkim": {"noRun"},
+    }
+    assert all(set(c.flags) <= set(c.arguments) for c in COMMANDS.values())
+
+
+# --- our client: fields renamed with AS -----------------------------------------
+
+RENAMED = (
+    "SELECT dataset.logicalDatasetName AS ldn, dataset.totalEvents AS events, "
+    "dataset.nFiles AS nfiles, dataset.crossSection AS cross_section, "
+    "dataset.dataType AS nFiles WHERE dataset.dataType = 'EVNT' "
+    "ORDER BY dataset.logicalDatasetName LIMIT 0,2"
+)
+
+
+def test_the_aliases_of_a_select_list_name_their_fields() -> None:
+    mql = (
+        "select files.LFN as lfn,files.events  AS  n, dataset.NFILES AS x, totalEvents"
+    )
+
+    assert alias_types(mql) == {"lfn": "LFN", "n": "events", "x": "nFiles"}
+    assert alias_types(RENAMED) == {
+        "ldn": "logicalDatasetName",
+        "events": "totalEvents",
+        "nfiles": "nFiles",
+        "cross_section": "crossSection",
+        "nFiles": "dataType",
+    }
+
+
+@pytest.fixture(scope="module")
+def ami_url(served_catalog: ServedCatalog) -> str:
+    return served_catalog.url + "/AMI/FrontEnd"
+
+
+@pytest.fixture(scope="module")
+def evnt(served_catalog: ServedCatalog) -> Iterator[list[dict[str, Any]]]:
+    """The first two EVNT datasets of the served catalogue, as ``RENAMED``
+    should read them.
+    """
+    engine = create_catalog_engine(served_catalog.database_url)
+    query = select(Dataset).where(Dataset.data_type == "EVNT").order_by(Dataset.name)
+    with session_factory(engine)() as session:
+        yield [_expected(d) for d in session.scalars(query.limit(2))]
+    engine.dispose()
+
+
+def _expected(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "ldn": dataset.name,
+        "events": dataset.total_events,
+        "nfiles": dataset.n_files,
+        "cross_section": pytest.approx(dataset.cross_section, rel=1e-12),
+        "nFiles": "EVNT",
+    }
+
+
+def test_execute_types_a_renamed_field_as_its_field(
+    ami_url: str, evnt: list[dict[str, Any]]
+) -> None:
+    rows = Client(ami_url).execute("SearchQuery", entity="dataset", mql=RENAMED).rows()
+
+    assert rows == evnt
+    assert all(isinstance(row["nfiles"], int) for row in rows)
+    assert all(isinstance(row["cross_section"], float) for row in rows)
+
+
+def hepcat_ami(served: ServedCatalog, ami_url: str, *args: str) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "hepcat", "ami", *args],
+        env={**served.env(), "HEPCAT_AMI_URL": ami_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_hepcat_ami_json_gives_renamed_numbers_as_numbers(
+    served_catalog: ServedCatalog, ami_url: str, evnt: list[dict[str, Any]]
+) -> None:
+    line = f'SearchQuery -entity="dataset" -mql="{RENAMED}"'
+
+    done = hepcat_ami(served_catalog, ami_url, line, "--format", "json")
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["dataset"] == evnt
+
+
+def test_hepcat_ami_names_the_argument_without_a_value(
+    served_catalog: ServedCatalog, ami_url: str
+) -> None:
+    done = hepcat_ami(served_catalog, ami_url, "AMIListRuns", "-projectName")
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        'InvalidInput: AMIListRuns -projectName needs a value: -projectName="..."\n'
+    )
+    assert done.stdout == ""
