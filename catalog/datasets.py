@@ -11,16 +11,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, extract, func, select
+from sqlalchemy import ColumnElement, and_, extract, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.chains import add_chains
 from catalog.db import among, chunked, utcnow
 from catalog.errors import DatasetNotFound, FileNotFound, InvalidInput
-from catalog.fields import field_column, typed_value, value_type
+from catalog.fields import ami_fields, field_column, typed_value
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import Dataset, File, ProvenanceEdge
 from catalog.models.datasets import SOURCE_TIER0
+from catalog.mql import entity_field, filter_condition
 from catalog.mql.narrowing import ProjectFinder
 from catalog.nomenclature import (
     is_valid_dataset_name,
@@ -163,8 +164,12 @@ class DatasetQuery:
 
     :param pattern: a name pattern; ``%`` matches any run of characters and
         ``_`` one character, as in AMI. Without ``%`` the name must contain it.
-    :param filters: AMI field name to value; a value containing ``%`` is a
-        pattern, otherwise it must be equal.
+        A Rucio DID pattern (``scope:name``) also asks for the scope, and a
+        trailing ``/`` (pyAMI's way) is dropped.
+    :param filters: AMI field name to value, each as MQL's ``field LIKE
+        'value'`` when the value holds ``%`` (text fields), else ``field =
+        'value'`` (:func:`catalog.mql.filter_condition`); an empty value
+        filters nothing.
     :param sort: AMI field names; a leading ``-`` sorts descending.
     :param offset: rows skipped (default 0).
     :param limit: rows per page (default 50, at most 1000).
@@ -201,16 +206,13 @@ def check_paging(offset: int, limit: int) -> None:
 
 
 def _conditions(query: DatasetQuery, *, session: Session) -> list[ColumnElement[bool]]:
+    """The conditions of *query*; empty values (blanks) ask for nothing."""
     conditions: list[ColumnElement[bool]] = []
-    if query.pattern:
-        conditions.append(_name_matches(query.pattern, session=session))
+    if query.pattern and query.pattern.strip():
+        conditions.append(_name_matches(query.pattern.strip(), session=session))
     for name, value in (query.filters or {}).items():
-        column = field_column(Dataset, name)
-        # Only text is matched by pattern; '%' in a number is an error.
-        if "%" in value and value_type(column) is str:
-            conditions.append(column.like(typed_value(column, value)))
-        else:
-            conditions.append(_same(column, typed_value(column, value)))
+        if value.strip():
+            conditions.append(filter_condition("dataset", name, value.strip()))
     return conditions
 
 
@@ -218,26 +220,28 @@ def _name_matches(pattern: str, *, session: Session) -> ColumnElement[bool]:
     """The names matching *pattern* (``%`` wildcards; without one, the names
     holding it), ignoring case as MQL's ``like`` does, written with the
     projects the pattern can reach (:mod:`catalog.mql.narrowing`) so that an
-    index finds them.
+    index finds them. A Rucio DID pattern (``scope:name``) also asks for
+    the scope; a trailing ``/`` is dropped, as pyAMI does.
     """
+    scope, colon, pattern = pattern.rstrip("/").rpartition(":")
     pattern = pattern if "%" in pattern else f"%{pattern}%"
     name_column = field_column(Dataset, "logicalDatasetName")
-    matches = Dataset.name.ilike(typed_value(name_column, pattern))
+    matches: ColumnElement[bool] = Dataset.name.ilike(typed_value(name_column, pattern))
     reach = ProjectFinder(session).reachable(pattern)
-    return matches if reach is None else reach.condition(matches)
-
-
-def _same(column: Any, value: Any) -> ColumnElement[bool]:
-    same: ColumnElement[bool] = column.is_(None) if value is None else column == value
-    return same
+    matches = matches if reach is None else reach.condition(matches)
+    if not colon:
+        return matches
+    return and_(filter_condition("dataset", "scope", scope), matches)
 
 
 def _ordering(sort: Sequence[str]) -> list[Any]:
+    """The ORDER BY of the AMI fields *sort* (a leading ``-``: descending), a
+    field as MQL orders it (``crossSectionSource`` by name).
+    """
     order = []
     for key in sort:
-        descending = key.startswith("-")
-        column = field_column(Dataset, key.lstrip("-+"))
-        order.append(column.desc() if descending else column.asc())
+        _, expression = entity_field("dataset", key.lstrip("-+"))
+        order.append(expression.desc() if key.startswith("-") else expression.asc())
     return order
 
 
@@ -262,14 +266,30 @@ def dataset_keyset(sort: Sequence[str]) -> Keyset:
     """The keyset order of datasets sorted by the AMI fields *sort* (a
     leading ``-`` sorts descending), ties broken by id.
 
-    :raises InvalidInput: for an unknown field.
+    A key is a column of the dataset: ``crossSectionSource`` sorts by the
+    source's id there (which groups the datasets of one source), not by its
+    name as a search page and MQL do.
+
+    :raises InvalidInput: for an unknown field, or one that is no column.
     """
-    keys = [
-        SortKey(field_column(Dataset, key.lstrip("-+")), key.startswith("-"))
-        for key in sort
-    ]
+    keys = [SortKey(_key_column(key.lstrip("-+")), key.startswith("-")) for key in sort]
     name = ",".join(f"{'-' if k.descending else ''}{k.column.key}" for k in keys)
     return Keyset(keys, Dataset.__table__.c.id, name)
+
+
+def _key_column(name: str) -> Any:
+    """The column of the AMI field *name* of a dataset, for a keyset.
+
+    :raises InvalidInput: for an unknown field, or one that is no column.
+    """
+    field, _ = entity_field("dataset", name)
+    column = ami_fields(Dataset).get(field)
+    if column is None:
+        raise InvalidInput(
+            f"{field} cannot sort pages that follow by cursor (it is no column "
+            "of a dataset); the search page and MQL sort by it"
+        )
+    return column
 
 
 @dataclass(frozen=True)

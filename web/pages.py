@@ -38,10 +38,11 @@ from catalog.derived import (
     raw_dataset_of,
 )
 from catalog.errors import InvalidInput, RunNotFound
-from catalog.fields import ami_fields, field_column, row_to_ami
+from catalog.fields import ami_fields, row_to_ami
 from catalog.lumiblocks import format_lumi_blocks
 from catalog.models import AMI_TRASHED, AMI_VALID, Dataset, Reconciliation, Replica, Run
 from catalog.models.datasets import SOURCE_TIER0
+from catalog.mql import entity_field, entity_fields
 from catalog.reconciliation import reconciliations_of
 from catalog.runs import get_run
 from skimengine.skims import list_skims, skim_making, skim_progress
@@ -160,6 +161,7 @@ def search() -> str | Response:
         columns=columns,
         default_columns=SEARCH_COLUMNS,
         fields=list(ami_fields(Dataset)),
+        filter_fields=list(entity_fields("dataset")),
         filters=SEARCH_FILTERS,
         extra_filters={k: v for k, v in filters.items() if k not in SEARCH_FILTERS},
         suggestions=SUGGESTIONS,
@@ -223,11 +225,12 @@ def dataset_query(args: Mapping[str, str]) -> DatasetQuery:
 
 
 def field_name(name: str) -> str:
-    """The AMI field of a dataset called *name*, spelt as AMI spells it.
+    """The AMI field of a dataset called *name*, spelt as AMI spells it: a
+    field MQL knows (``inContainer`` included).
 
     :raises InvalidInput: when there is none; the message suggests near names.
     """
-    return str(field_column(Dataset, name.strip()).info["ami"])
+    return entity_field("dataset", name.strip())[0]
 
 
 def chosen_columns(args: Mapping[str, str]) -> tuple[str, ...]:

@@ -27,12 +27,27 @@ MariaDB:
 - ``period`` holds a comma-separated list (``A,A1,AllYear``): ``=``, ``IN``
   and ``LIKE`` are true when one period of the list matches, ignoring case;
   ``!=``, ``NOT IN`` and ``NOT LIKE`` when none does.
+- ``inContainer`` is every container holding the dataset: a condition is
+  true when one of them meets it (selected, it is the first by name).
+- A floating-point number stands for the values printed as it is, with 15
+  significant digits (:func:`printed_range`).
+- ``crossSectionSource`` is the name of the source dataset, not its id.
+
+:func:`filter_condition` gives a field filter of the search pages and of the
+JSON API (``field=value``) its meaning by these same rules.
 """
 
 from __future__ import annotations
 
-from catalog.mql.compiler import Search, compile_search
-from catalog.mql.entities import ENTITIES, Entity, Link, entity_fields, get_entity
+from catalog.mql.compiler import Search, compile_search, filter_condition, printed_range
+from catalog.mql.entities import (
+    ENTITIES,
+    Entity,
+    Link,
+    entity_field,
+    entity_fields,
+    get_entity,
+)
 from catalog.mql.syntax import (
     MAX_DEPTH,
     MAX_IN_VALUES,
@@ -76,8 +91,11 @@ __all__ = [
     "Selected",
     "Token",
     "compile_search",
+    "entity_field",
     "entity_fields",
+    "filter_condition",
     "get_entity",
     "parse",
+    "printed_range",
     "tokenize",
 ]

@@ -5,9 +5,12 @@ parameters only.
 from __future__ import annotations
 
 import difflib
+import math
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -36,9 +39,11 @@ from catalog.models import (
 )
 from catalog.mql.entities import (
     LIST_FIELDS,
+    MANY_VALUED_FIELDS,
     UPPER_CASE_FIELDS,
     Entity,
     Link,
+    entity_field,
     entity_fields,
     get_entity,
 )
@@ -106,6 +111,23 @@ def compile_search(
     finder = ProjectFinder(session) if session is not None else None
     compiler = _Compiler(found, parse(mql), show_archived=show_archived, finder=finder)
     return compiler.search()
+
+
+def filter_condition(entity: str, name: str, value: str) -> ColumnElement[bool]:
+    """The condition of the search filter *name* = *value* on *entity* (the
+    filters of the search pages and of the JSON API): what MQL's ``name LIKE
+    'value'`` means when *value* holds ``%`` and the field is text, else
+    ``name = 'value'``, the field compared as MQL compares it.
+
+    :raises InvalidInput: for an unknown field, or a value that does not fit.
+    """
+    owner = get_entity(entity).name
+    field_name, expression = entity_field(owner, name)
+    found = _Field(expression, owner, field_name)
+    if "%" in value and found.python_type is str:
+        return _like(found, value)
+    typed = _converted(found, value)
+    return _each(found, lambda each: _membership(each, [typed]))
 
 
 @dataclass(frozen=True)
@@ -288,11 +310,7 @@ class _Compiler:
         if isinstance(operand, Literal):
             matches = _like_regex(pattern).fullmatch(str(operand.value)) is not None
             return true() if matches != node.negated else false()
-        if operand.name in LIST_FIELDS:
-            found = _list_like(operand.expression, pattern)
-        else:
-            found = _as_text(operand).ilike(_literal_backslashes(pattern), escape="\\")
-            found = self.by_project(operand, pattern, found)
+        found = self.by_project(operand, pattern, _like(operand, pattern))
         return not_(found) if node.negated else found
 
     def by_project(
@@ -314,8 +332,9 @@ class _Compiler:
             hits = [_fold("=", operand, value) for value in node.values]
             found: ColumnElement[bool] = or_(*hits)
         else:
-            values = [_typed(operand, value) for value in node.values]
-            found = _membership(operand, [v for v in values if v is not None])
+            typed = [_typed(operand, value) for value in node.values]
+            values = [value for value in typed if value is not None]
+            found = _each(operand, lambda each: _membership(each, values))
         return not_(found) if node.negated else found
 
     def is_null(self, node: IsNull) -> ColumnElement[bool]:
@@ -381,20 +400,27 @@ def _unknown_field(ref: FieldRef, entity: str, names: Sequence[str]) -> InvalidI
 
 
 def _typed(found: _Field, value: Literal) -> Any:
-    """*value* as the Python type of *found*; numbers stand for their text
-    on a text field.
+    """*value* as the Python type of *found* (:func:`_converted`).
 
     :raises InvalidInput: when it does not fit, naming the position.
     """
-    raw = value.value
+    try:
+        return _converted(found, value.value)
+    except InvalidInput as err:
+        raise InvalidInput(f"{err.message} (at position {value.position})") from None
+
+
+def _converted(found: _Field, raw: Any) -> Any:
+    """*raw* as the Python type of *found*; numbers stand for their text on a
+    text field, and a status field's text is upper case.
+
+    :raises InvalidInput: when it does not fit.
+    """
     if found.python_type is str and isinstance(raw, int | float):
         raw = str(raw)
     if found.python_type is str and isinstance(raw, str):
         raw = raw.upper() if found.name in UPPER_CASE_FIELDS else raw
-    try:
-        return typed_value(_Typed(found), raw)
-    except InvalidInput as err:
-        raise InvalidInput(f"{err.message} (at position {value.position})") from None
+    return typed_value(_Typed(found), raw)
 
 
 @dataclass(frozen=True)
@@ -426,30 +452,93 @@ def _compare(found: _Field, op: str, value: Literal) -> ColumnElement[bool]:
             )
         null = found.expression.is_(None)
         return null if op == "=" else found.expression.is_not(None)
-    if op in ("=", "!=") and (found.name in LIST_FIELDS or found.python_type is str):
-        equal = _membership(found, [typed])
+    if op in ("=", "!="):
+        equal = _each(found, lambda each: _membership(each, [typed]))
         return equal if op == "=" else not_(equal)
     if found.name in LIST_FIELDS:
         raise InvalidInput(
             f"{found.name} is a list of periods (at position {value.position}); "
             "compare it with =, !=, IN or LIKE"
         )
-    compared: ColumnElement[bool] = _OPERATORS[op](found.expression, typed)
-    return compared
+    bound = _bound(found, op, typed)
+    return _each(found, lambda each: _OPERATORS[op](each.expression, bound))
+
+
+def _each(
+    found: _Field, condition: Callable[[_Field], ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """*condition* on *found*; on a field of several values (``inContainer``),
+    true when one of its values meets it.
+    """
+    some = MANY_VALUED_FIELDS.get(found.name)
+    if some is None:
+        return condition(found)
+    return some(lambda value: condition(replace(found, expression=value)))
 
 
 def _membership(found: _Field, values: Sequence[Any]) -> ColumnElement[bool]:
-    """*found* equal to one of *values*."""
+    """*found* equal to one of *values*; a floating-point number as printed
+    (:func:`printed_range`).
+    """
     if not values:
         return false()
     if found.name in LIST_FIELDS:
         return or_(*(_list_has(found.expression, _escape_like(v)) for v in values))
     if found.python_type is str:
         return ExactText(found.expression, values)
+    if found.python_type is float:
+        return or_(*(found.expression.between(*printed_range(v)) for v in values))
     if len(values) == 1:
         equal: ColumnElement[bool] = found.expression == values[0]
         return equal
     return found.expression.in_(values)
+
+
+# The significant digits AMI prints of a floating-point number.
+PRINTED_DIGITS = 15
+
+
+def printed_range(value: float) -> tuple[float, float]:
+    """The lowest and highest numbers printed as *value* is, with
+    :data:`PRINTED_DIGITS` significant digits: ``1.90098670625`` stands for
+    ``1.9009867062499999`` too. Zero is itself only.
+    """
+    shown = Decimal(f"{value:.{PRINTED_DIGITS}g}")
+    if not shown:
+        return value, value
+    half = Decimal(5).scaleb(shown.adjusted() - PRINTED_DIGITS)
+    return _finite(float(shown - half)), _finite(float(shown + half))
+
+
+def _finite(number: float) -> float:
+    """*number*, the largest float instead of an infinity (which MariaDB
+    cannot take).
+    """
+    return math.copysign(min(abs(number), sys.float_info.max), number)
+
+
+def _bound(found: _Field, op: str, value: Any) -> Any:
+    """The value an order comparison *op* of *found* is made with: for a
+    floating-point number, the end of its :func:`printed_range` that keeps
+    the numbers printed as it is on the side ``=`` puts them.
+    """
+    if found.python_type is not float:
+        return value
+    low, high = printed_range(value)
+    return high if op in ("<=", ">") else low
+
+
+def _like(found: _Field, pattern: str) -> ColumnElement[bool]:
+    """*found* like the user's LIKE *pattern*, ignoring case: one period of a
+    list (:func:`_list_like`), one value of a field of several, the text form
+    of a field that is not text.
+    """
+    if found.name in LIST_FIELDS:
+        return _list_like(found.expression, pattern)
+    return _each(
+        found,
+        lambda each: _as_text(each).ilike(_literal_backslashes(pattern), escape="\\"),
+    )
 
 
 def _as_text(found: _Field) -> ColumnElement[Any]:

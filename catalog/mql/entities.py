@@ -4,6 +4,7 @@ reach and their AMI fields.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,10 +12,12 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     String,
+    exists,
     func,
     literal,
     select,
 )
+from sqlalchemy.orm import aliased
 
 from catalog.errors import InvalidInput
 from catalog.fields import ami_fields
@@ -68,6 +71,31 @@ def _in_container() -> ColumnElement[Any]:
     )
 
 
+# A condition on one value of a field: the value's expression to the condition.
+ValueCondition = Callable[[ColumnElement[Any]], ColumnElement[bool]]
+
+
+def _some_container(condition: ValueCondition) -> ColumnElement[bool]:
+    """A DDM container holding the dataset has a name that meets *condition*."""
+    return exists().where(
+        ContainerMember.container_id == Container.id,
+        ContainerMember.child_name == Dataset.name,
+        condition(Container.__table__.c.name),
+    )
+
+
+def _cross_section_source() -> ColumnElement[Any]:
+    """``crossSectionSource``: the name of the dataset the cross-section
+    comes from (the column holds its id).
+    """
+    source = aliased(Dataset)
+    return (
+        select(source.name)
+        .where(source.id == Dataset.cross_section_source_id)
+        .scalar_subquery()
+    )
+
+
 def _hashtag_fullname() -> ColumnElement[Any]:
     """``fullname`` of a hashtag: ``SCOPE:name``."""
     return Hashtag.scope + literal(":", String) + Hashtag.name
@@ -106,9 +134,13 @@ ENTITIES = {
 }
 """The entities of ``SearchQuery``, by lower-case name."""
 
-# Fields that are no column of their own, by lower-case entity name.
+# Fields that are no column of their own (or that show another value than
+# their column: a name for an id), by lower-case entity name.
 COMPUTED: dict[str, dict[str, Callable[[], ColumnElement[Any]]]] = {
-    "dataset": {"inContainer": _in_container},
+    "dataset": {
+        "crossSectionSource": _cross_section_source,
+        "inContainer": _in_container,
+    },
     "hashtags": {"fullname": _hashtag_fullname},
 }
 
@@ -116,6 +148,11 @@ COMPUTED: dict[str, dict[str, Callable[[], ColumnElement[Any]]]] = {
 UPPER_CASE_FIELDS = frozenset({"amiStatus", "readStatus", "writeStatus"})
 # Fields holding a comma-separated list, matched element by element.
 LIST_FIELDS = frozenset({"period"})
+# Fields with several values, shown by the first: a condition on one is true
+# when one of its values meets it (the condition on that value, given).
+MANY_VALUED_FIELDS: dict[str, Callable[[ValueCondition], ColumnElement[bool]]] = {
+    "inContainer": _some_container
+}
 
 
 def get_entity(name: str) -> Entity:
@@ -138,3 +175,20 @@ def entity_fields(name: str) -> dict[str, ColumnElement[Any]]:
     entity = get_entity(name)
     computed = {key: make() for key, make in COMPUTED.get(name.lower(), {}).items()}
     return {**ami_fields(entity.model), **computed}
+
+
+def entity_field(entity: str, name: str) -> tuple[str, ColumnElement[Any]]:
+    """The AMI name and the expression of the field *name* (in any letter
+    case) of the entity *entity*.
+
+    :raises InvalidInput: for an unknown entity or field; the message
+        suggests near names.
+    """
+    fields = entity_fields(entity)
+    lowered = {key.lower(): key for key in fields}
+    found = lowered.get(name.lower())
+    if found is None:
+        near = difflib.get_close_matches(name.lower(), list(lowered), n=3)
+        hint = f"; did you mean {', '.join(lowered[n] for n in near)}?" if near else ""
+        raise InvalidInput(f"unknown field {name!r} of {entity}{hint}")
+    return found, fields[found]

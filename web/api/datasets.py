@@ -30,9 +30,11 @@ SEARCH_ARGUMENTS = ("name", "sort", "limit", "cursor")
 def search() -> ResponseReturnValue:
     """Search datasets by name pattern and AMI fields, sorted, page by page.
 
-    Every AMI field of a dataset is a filter: equal to the value, or like it
-    when the value holds % (text fields). `sort` takes comma-separated AMI
-    fields, `-` before one sorts it descending; NULLs come last either way.
+    Every AMI field of a dataset is a filter, compared as MQL compares it:
+    equal to the value, or like it when the value holds % (text fields); an
+    empty value filters nothing. `name` may be a Rucio DID (`scope:name`).
+    `sort` takes comma-separated AMI fields, `-` before one sorts it
+    descending; NULLs come last either way.
     """
     args = load_args(schemas.DatasetSearchArgs)
     query = dataset_query(args)

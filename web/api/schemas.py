@@ -23,6 +23,7 @@ from catalog.annotations import DEFAULT_SCOPE
 from catalog.fields import ami_fields, value_type
 from catalog.keyset import DEFAULT_LIMIT, MAX_LIMIT
 from catalog.models.skims import SKIM_STATES
+from catalog.mql import entity_fields
 
 # marshmallow field classes by the Python type of a column.
 _FIELD_TYPES: dict[type, type[fields.Field[Any]]] = {
@@ -84,14 +85,17 @@ class PageArgs(Schema):
 
 
 def _filter_fields() -> dict[str, fields.Field[Any]]:
+    """A filter per AMI field of a dataset, as MQL knows them (``inContainer``
+    included), compared as MQL compares them (:func:`catalog.mql.filter_condition`).
+    """
     return {
         name: Text(
             metadata={
-                "description": f"{name} equal to this value, or like it when it "
-                "holds % (text fields)"
+                "description": f"{name} equal to this value as MQL's = compares "
+                "it, or like it when it holds % (text fields); empty: no filter"
             }
         )
-        for name in ami_fields(models.Dataset)
+        for name in entity_fields("dataset")
     }
 
 

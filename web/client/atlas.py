@@ -281,7 +281,7 @@ def search_mql(
     selected = list(dict.fromkeys(["ldn", *fields]))
     resolved = {name: _resolve(name) for name in selected}
     columns = ", ".join(f"{resolved[n]} AS {n.replace('.', '_')}" for n in selected)
-    where = f"{_any_of('ldn', patterns)} AND {_all_of(filters)}"
+    where = f"{_any_name(patterns)} AND {_all_of(filters)}"
     ordering = ", ".join(_resolve(name) for name in (order or selected))
     mql = f"SELECT {columns} WHERE {where} ORDER BY {ordering}{_mql_limit(limit)}"
     aliases = {n.replace(".", "_"): resolved[n].split(".", 1)[1] for n in selected}
@@ -302,6 +302,24 @@ def _resolve(name: str) -> str:
         hint = f"; did you mean {', '.join(near)}?" if near else ""
         raise InvalidInput(f"unknown field {name!r} of {table.entity}{hint}")
     return f"{table.entity}.{table.fields[short]}"
+
+
+def _any_name(patterns: Sequence[str]) -> str:
+    """The condition that the dataset name matches one of *patterns*; a Rucio
+    DID pattern (``scope:name``, no such name has a colon) also asks for the
+    scope, as the server's dataset pages and API do.
+    """
+    if not any(":" in pattern for pattern in patterns):
+        return _any_of("ldn", patterns)
+    return "(" + " OR ".join(_name_condition(p) for p in patterns) + ")"
+
+
+def _name_condition(pattern: str) -> str:
+    scope, colon, name = pattern.rpartition(":")
+    condition = _condition(_resolve("ldn"), name)
+    if not colon:
+        return condition
+    return f"({condition} AND {_DATASETS.entity}.scope = {mql_string(scope)})"
 
 
 def _any_of(name: str, values: Sequence[str]) -> str:
