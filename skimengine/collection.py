@@ -17,7 +17,8 @@ import csv
 import difflib
 import io
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +40,19 @@ BRANCHES = {
 CSV_COLUMNS = ("RunNumber", "EventNumber", "LumiBlock", "GUID", "LFN", "Entry")
 NUMBER_COLUMNS = ("RunNumber", "EventNumber", "LumiBlock", "Entry")
 BASKET_ROWS = 1 << 20  # rows per extend(): several MB per branch
+#: Bits of an entry number: a file of more than a trillion events is not a
+#: file, and a TAG looks events up by (file << ENTRY_BITS) | entry.
+ENTRY_BITS = 40
+#: The values each number of an uploaded collection may take.
+LIMITS = {
+    "RunNumber": (-(2**31), 2**31 - 1),
+    "EventNumber": (0, 2**63 - 1),
+    "LumiBlock": (-(2**31), 2**31 - 1),
+    "Entry": (0, 2**ENTRY_BITS - 1),
+}
+# What uproot says of a file object it reads from, which means nothing to
+# the person who uploaded it.
+_FILE_OBJECT = re.compile(r"\s*(?:for file path|in file) <_io\.BytesIO object at \w+>")
 
 
 class CollectionError(InvalidInput):
@@ -188,8 +202,10 @@ def read_root(source: Any, where: str) -> EventCollection:
             tree = _collection_tree(file, where)
             arrays = _root_numbers(tree, where)
             files = _root_files(file, where)
+    except CollectionError:
+        raise
     except (OSError, ValueError) as err:
-        raise CollectionError(where, f"cannot be read as ROOT: {err}") from None
+        raise CollectionError(where, _unreadable(err)) from None
     if len(arrays["FileIndex"]) and not (
         0 <= arrays["FileIndex"].min() and arrays["FileIndex"].max() < len(files)
     ):
@@ -200,9 +216,17 @@ def read_root(source: Any, where: str) -> EventCollection:
         file_index=arrays["FileIndex"],
         entry=arrays["Entry"],
         run_number=arrays["RunNumber"],
-        event_number=_event_numbers(arrays["EventNumber"], where),
+        event_number=arrays["EventNumber"].astype(np.int64),  # checked < 2**63
         lumi_block=arrays["LumiBlock"],
     )
+
+
+def _unreadable(err: Exception) -> str:
+    """Why uproot could not read an upload, without uproot's file object."""
+    text = " ".join(_FILE_OBJECT.sub("", str(err)).split())
+    if text.startswith("expected Chunk"):
+        return f"cannot be read as ROOT: it is truncated or damaged ({text})"
+    return f"cannot be read as ROOT: {text}"
 
 
 def _collection_tree(file: Any, where: str) -> Any:
@@ -229,7 +253,22 @@ def _root_numbers(tree: Any, where: str) -> dict[str, np.ndarray]:
         if not np.issubdtype(values.dtype, np.integer):
             reason = f"branch {branch!r} holds {values.dtype}, not whole numbers"
             raise CollectionError(where, reason)
+        _check_range(values, branch, where)
     return arrays
+
+
+def _check_range(values: np.ndarray, branch: str, where: str) -> None:
+    """:raises CollectionError: naming the first value of *branch* out of range."""
+    if branch not in LIMITS or not len(values):
+        return
+    low, high = LIMITS[branch]
+    # Compared as Python integers: uint64 and int64 limits do not mix in numpy.
+    ends = (int(values.min()), int(values.max()))
+    outside = [value for value in ends if not low <= value <= high]
+    if outside:
+        index = int(np.flatnonzero(values == outside[0])[0])
+        reason = f"{branch} {outside[0]} is out of range ({low} to {high})"
+        raise CollectionError(f"{where}, entry {index}", reason)
 
 
 def _root_files(file: Any, where: str) -> list[FileRef]:
@@ -303,18 +342,11 @@ def _integer(cell: str, where: str, row_number: int, column: str) -> int:
     except ValueError:
         reason = f"{column} must be a whole number, not {cell!r}"
         raise CollectionError(f"{where}, line {row_number}", reason) from None
-    low = 0 if column in ("EventNumber", "Entry") else -(2**31)
-    high = 2**63 - 1 if column in ("EventNumber", "Entry") else 2**31 - 1
+    low, high = LIMITS[column]
     if not low <= value <= high:
         reason = f"{column} {value} is out of range ({low} to {high})"
         raise CollectionError(f"{where}, line {row_number}", reason)
     return value
-
-
-def _event_numbers(values: np.ndarray, where: str) -> np.ndarray:
-    if len(values) and values.dtype == np.uint64 and values.max() >= 2**63:
-        raise CollectionError(where, "an EventNumber is 2**63 or more")
-    return values.astype(np.int64)
 
 
 # -- checking against a dataset -------------------------------------------
@@ -323,16 +355,15 @@ def _event_numbers(values: np.ndarray, where: str) -> np.ndarray:
 def resolve_files(
     collection: EventCollection, known: Sequence[FileRef], dataset: str
 ) -> EventCollection:
-    """The collection with each file matched, by GUID or LFN, to one of the
-    *known* files of *dataset*, both names filled in.
+    """The collection with each file matched, by GUID (in any case) or LFN,
+    to one of the *known* files of *dataset*, both names filled in.
 
-    :raises CollectionError: naming the files that are not in the dataset.
+    :raises CollectionError: naming the files that are not in the dataset,
+        or a file whose GUID and LFN are those of different files.
     """
-    by_guid = {ref.guid: ref for ref in known}
+    by_guid = {ref.guid.upper(): ref for ref in known}
     by_lfn = {ref.lfn: ref for ref in known}
-    resolved = [
-        by_guid.get(ref.guid) or by_lfn.get(ref.lfn) for ref in collection.files
-    ]
+    resolved = [_match(ref, by_guid, by_lfn, dataset) for ref in collection.files]
     unknown = [
         ref.name
         for ref, match in zip(collection.files, resolved, strict=True)
@@ -343,3 +374,25 @@ def resolve_files(
         reason = f"{len(unknown)} file(s) are not files of {dataset}: {shown}"
         raise CollectionError("collection", reason)
     return replace(collection, files=tuple(r for r in resolved if r is not None))
+
+
+def _match(
+    ref: FileRef,
+    by_guid: Mapping[str, FileRef],
+    by_lfn: Mapping[str, FileRef],
+    dataset: str,
+) -> FileRef | None:
+    """The known file *ref* names, or None.
+
+    :raises CollectionError: when its GUID and LFN name different files.
+    """
+    of_guid = by_guid.get(ref.guid.upper()) if ref.guid else None
+    of_lfn = by_lfn.get(ref.lfn) if ref.lfn else None
+    if ref.guid and ref.lfn and (of_guid or of_lfn) and of_guid != of_lfn:
+        guid_is = f"the GUID of {of_guid.lfn}" if of_guid else "no file's GUID"
+        reason = (
+            f"GUID {ref.guid} and LFN {ref.lfn} name different files: {ref.guid} "
+            f"is {guid_is} in {dataset}; give the GUID and LFN of one file"
+        )
+        raise CollectionError("collection", reason)
+    return of_guid or of_lfn

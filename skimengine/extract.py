@@ -38,6 +38,7 @@ import threading
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -47,7 +48,7 @@ import numpy as np
 import uproot
 from zlib_ng import zlib_ng
 
-from catalog.errors import InvalidInput
+from catalog.errors import InvalidInput, NotFound
 from catalog.nomenclature import build_dataset_name, parse_dataset_name
 from skimengine.baskets import (
     Column,
@@ -63,12 +64,14 @@ __all__ = [
     "DEFAULT_COMPRESSION",
     "DEFAULT_TARGET_SIZE",
     "CANCEL_MARKER",
+    "EventFileGone",
     "OutputFile",
     "Piece",
     "Plan",
     "Unit",
     "UnitCancelled",
     "cancel_units",
+    "check_branches",
     "clear_cancel",
     "cluster_ranges",
     "entries_by_file",
@@ -125,7 +128,9 @@ class Unit:
 @dataclass(frozen=True)
 class Plan:
     """What to extract: the output dataset, tree, branches, compression,
-    target size, and the units.
+    target size, the units, and the source files' metadata *objects*
+    (TObjStrings such as ``TriggerMenu``: name and text) that every output
+    file carries too.
     """
 
     dataset: str
@@ -134,6 +139,7 @@ class Plan:
     compression: str
     target_size: int
     units: tuple[Unit, ...] = field(default=())
+    objects: tuple[tuple[str, str], ...] = ()
 
     @property
     def events(self) -> int:
@@ -164,6 +170,8 @@ class Plan:
             for u in data.pop("units")
         )
         data["branches"] = tuple(data["branches"])
+        # A plan kept before objects were carried has none.
+        data["objects"] = tuple(tuple(pair) for pair in data.get("objects", ()))
         return cls(**data, units=units)
 
 
@@ -321,6 +329,7 @@ def plan_extraction(
     selected = entries_by_file(collection)
     found: list[_Source] = []
     chosen: tuple[str, ...] | None = None
+    objects: dict[str, str] | None = None
     for key, entries in selected.items():
         if not len(entries):
             continue
@@ -330,6 +339,7 @@ def plan_extraction(
             chosen = chosen or _chosen_branches(source_tree, branches)
             _check_entries(key, entries, source_tree.num_entries)
             found.append(_Source.of(key, str(path), entries, source_tree, chosen))
+            objects = _same_objects(objects, _metadata(opened.file), key)
     branches = chosen or tuple(branches or ())
     reading = sum(source.read_bytes for source in found)
     share = max(reading / parallel, MIN_SHARE) if parallel > 1 else float("inf")
@@ -337,7 +347,34 @@ def plan_extraction(
     packer = _Packer(dataset, target_size, overhead, share)
     for source in found:
         packer.add(source)
-    return Plan(dataset, tree, branches, compression, target_size, packer.units())
+    carried = tuple(sorted((objects or {}).items()))
+    units = packer.units()
+    return Plan(dataset, tree, branches, compression, target_size, units, carried)
+
+
+def _metadata(file: Any) -> dict[str, str]:
+    """The TObjStrings of a source *file* (its metadata, such as the
+    ``TriggerMenu``), by name. Objects of other classes are not carried.
+    """
+    names = file.keys(filter_classname="TObjString", cycle=False)
+    return {name: str(file[name]) for name in names}
+
+
+def _same_objects(
+    before: dict[str, str] | None, found: dict[str, str], key: str
+) -> dict[str, str]:
+    """The metadata *found* in source *key*, checked to be the same as
+    the other sources' (*before*; None before the first).
+
+    :raises InvalidInput: for a source whose metadata differs.
+    """
+    if before is not None and before != found:
+        differ = sorted(set(before.items()) ^ set(found.items()))
+        raise InvalidInput(
+            f"file {key!r} has another {differ[0][0]} than the files before it: "
+            "its events cannot share output files with theirs"
+        )
+    return found
 
 
 def _source_path(sources: Mapping[str, Path | str], key: str) -> Path:
@@ -365,6 +402,16 @@ def _chosen_branches(tree: Any, wanted: Sequence[str] | None) -> tuple[str, ...]
     names = list(tree.keys())
     if wanted is None:
         return tuple(names)
+    check_branches(wanted, names)
+    keep = set(wanted) | set(IDENTITY_BRANCHES)
+    counts = {tree[name].count for name in keep if name in names}
+    return tuple(name for name in names if name in keep | counts)
+
+
+def check_branches(wanted: Sequence[str], names: Sequence[str]) -> None:
+    """:raises InvalidInput: naming the *wanted* branches that are not among
+    the source tree's *names*, with the near misses.
+    """
     unknown = [name for name in wanted if name not in names]
     if unknown:
         hints = [
@@ -373,9 +420,6 @@ def _chosen_branches(tree: Any, wanted: Sequence[str] | None) -> tuple[str, ...]
             for near in [difflib.get_close_matches(name, names, n=1)]
         ]
         raise InvalidInput(f"no branch {', '.join(hints)} in the source tree")
-    keep = set(wanted) | set(IDENTITY_BRANCHES)
-    counts = {tree[name].count for name in keep if name in names}
-    return tuple(name for name in names if name in keep | counts)
 
 
 def _check_entries(key: str, entries: np.ndarray, n_entries: int) -> None:
@@ -508,6 +552,21 @@ class UnitCancelled(Exception):  # noqa: N818 (an outcome, not a mistake)
         )
 
 
+class EventFileGone(NotFound):
+    """A source file of a plan is no longer where planning found it."""
+
+    def __init__(self, lfn: str, path: str) -> None:
+        super().__init__(
+            f"event file {lfn} is missing from the file store: {path} is gone "
+            "since the skim was planned"
+        )
+        self.lfn, self.path = lfn, path
+
+    def __reduce__(self) -> Any:
+        # Rebuilt from its arguments when it crosses to the planning process.
+        return type(self), (self.lfn, self.path)
+
+
 def cancel_units(output_dir: Path | str) -> None:
     """Tell the units writing into *output_dir* to stop, wherever they run:
     each removes its temporary file and raises :class:`UnitCancelled`.
@@ -631,6 +690,8 @@ def _write_unit(plan: Plan, unit: Unit, path: Path) -> int:
             raise UnitCancelled(unit.name, writer.entries, unit.events)
 
     with uproot.recreate(path, compression=compression) as output:
+        for name, text in plan.objects:
+            output[name] = text
         writer = TreeWriter(output, plan.tree)
         for piece in unit.pieces:
             for chunk in read_piece(piece, plan.tree, plan.branches, check):
@@ -653,5 +714,9 @@ def read_piece(
     (:func:`skimengine.baskets.read_entries`); *check* is called between
     branches, and raises to stop.
     """
-    with SourceTree(piece.path, tree_name) as source:
+    with ExitStack() as stack:
+        try:
+            source = stack.enter_context(SourceTree(piece.path, tree_name))
+        except FileNotFoundError:
+            raise EventFileGone(piece.source, piece.path) from None
         yield from read_entries(source, branches, piece.entries, check)

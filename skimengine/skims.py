@@ -40,8 +40,19 @@ from catalog.models import SKIM_STATES, Dataset, File, Skim, TagDatabase, User
 from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
 from catalog.users import get_user, has_role
 from skimengine.collection import read_collection
-from skimengine.extract import file_adler32, output_dataset_name, parse_compression
-from skimengine.tags import check_collection, compile_for, get_tag, open_tag
+from skimengine.extract import (
+    check_branches,
+    file_adler32,
+    output_dataset_name,
+    parse_compression,
+)
+from skimengine.tags import (
+    check_collection,
+    compile_for,
+    get_tag,
+    open_tag,
+    tag_branches,
+)
 
 __all__ = [
     "ACTIVE_STATES",
@@ -49,6 +60,7 @@ __all__ = [
     "CollectionNotReady",
     "OutputCorrupt",
     "OutputNotReady",
+    "OutputTaken",
     "SkimNotFound",
     "cancel_skim",
     "collection_path",
@@ -75,7 +87,7 @@ SKIM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 class SkimNotFound(NotFound):
     def __init__(self, skim_id: object) -> None:
-        super().__init__(f"no skim {skim_id}; 'hepcat skim list' shows the skims")
+        super().__init__(f"no skim {skim_id}; the list of skims gives their numbers")
         self.skim_id = skim_id
 
 
@@ -98,15 +110,19 @@ class OutputNotReady(NotFound):
         if lfn is None:
             reason = f"has no output files yet: it is {skim.state}"
         else:
-            reason = (
-                f"has no output file {lfn!r}; 'hepcat skim files {skim.id}' lists them"
-            )
+            reason = f"has no output file {lfn!r}; the skim's file list names them"
         super().__init__(f"skim {skim.id} {reason}")
         self.skim_id = skim.id
 
 
 class OutputCorrupt(HepcatError):
     """A copy of an output file is not the file the catalogue describes."""
+
+
+class OutputTaken(InvalidInput):
+    """The output dataset of a skim is, or is to be, another's: a skim or a
+    dataset of that name.
+    """
 
 
 # -- requesting ----------------------------------------------------------------
@@ -143,8 +159,8 @@ def request_skim(
         at the mistake.
     :raises CollectionError: for an upload that cannot be read or does not
         fit the dataset.
-    :raises InvalidInput, InvalidName: for a bad name, option, or a name
-        already used.
+    :raises InvalidInput, InvalidName: for a bad name or option.
+    :raises OutputTaken: for a name already used.
     """
     if not has_role(owner, ROLE_PHYSICIST):
         login = owner.login if owner is not None else None
@@ -172,7 +188,7 @@ def request_skim(
         collection_name=(collection_name or "upload") if collection else None,
         upload=collection,
         run_requested=utcnow() if run else None,
-        **_options(branches, compression, target_size),
+        **_options(branches, compression, target_size, tag_branches(tag)),
     )
     session.add(skim)
     session.flush()
@@ -194,25 +210,35 @@ def output_name(skim: Skim) -> str:
     return output_dataset_name(skim.parent.name, login, skim.name)
 
 
-def _check_unused(parent: Dataset, owner: User, name: str, *, session: Session) -> None:
-    """:raises InvalidInput: when the output name is a dataset already, or
-    another skim of *owner* on *parent* with this name is not failed or
-    cancelled.
+def _check_unused(
+    parent: Dataset,
+    owner: User,
+    name: str,
+    *,
+    session: Session,
+    skim: Skim | None = None,
+) -> None:
+    """:raises OutputTaken: when the output name is a dataset already, or
+    another skim of *owner* on *parent* with this name (other than *skim*,
+    being retried) is not failed or cancelled.
     """
     wanted = output_dataset_name(parent.name, owner.login, name)
+    doing = f"skim {skim.id} cannot be retried: " if skim is not None else ""
+    again = "request it again under another name" if skim else "choose another name"
     if session.scalar(select(Dataset.id).where(Dataset.name == wanted)) is not None:
-        raise InvalidInput(f"there is already a dataset {wanted}; choose another name")
+        raise OutputTaken(f"{doing}there is already a dataset {wanted}; {again}")
     query = select(Skim.id).where(
         Skim.parent_id == parent.id,
         Skim.owner_id == owner.id,
         Skim.name == name,
         Skim.state.not_in(("failed", "cancelled")),
     )
+    if skim is not None:
+        query = query.where(Skim.id != skim.id)
     other = session.scalar(query)
     if other is not None:
-        raise InvalidInput(
-            f"skim {other} of {parent.name} is already called {name!r}; "
-            "choose another name"
+        raise OutputTaken(
+            f"{doing}skim {other} of {parent.name} is already called {name!r}; {again}"
         )
 
 
@@ -226,11 +252,19 @@ def _check_upload(
 
 
 def _options(
-    branches: Sequence[str] | None, compression: str | None, target_size: int | None
+    branches: Sequence[str] | None,
+    compression: str | None,
+    target_size: int | None,
+    known: Sequence[str] = (),
 ) -> dict[str, object]:
+    """The extraction options of a request, checked: the branches against
+    the source tree's *known* branches (when the TAG knows them).
+    """
     if isinstance(branches, str):
         branches = [b.strip() for b in branches.split(",")]
-    chosen = [b for b in branches or () if b]
+    chosen = [b.strip() for b in branches or () if b.strip()]
+    if chosen and known:
+        check_branches(chosen, known)
     if compression:
         parse_compression(compression)
     if target_size is not None and target_size <= 0:
@@ -354,12 +388,16 @@ def retry_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
 
     :raises PermissionDenied: when *by* is neither its owner nor an admin.
     :raises InvalidInput: when the skim has not failed.
+    :raises OutputTaken: when, since it failed, another skim took its name
+        or its output dataset's.
     """
     skim = _changeable(skim_id, by, "retrying a skim of another user", session)
     if skim.state != "failed":
         raise InvalidInput(
             f"skim {skim.id} is {skim.state}: only a failed skim can be retried"
         )
+    if skim.owner is not None:
+        _check_unused(skim.parent, skim.owner, skim.name, session=session, skim=skim)
     skim.state = "selected" if skim.collection_path else "defined"
     skim.error = None
     skim.ended = None

@@ -41,6 +41,7 @@ from catalog.datasets import get_dataset
 from catalog.errors import InvalidInput, NotFound
 from catalog.models import Dataset, File, TagDatabase, TagEvent
 from skimengine.collection import (
+    ENTRY_BITS,
     FILES_OBJECT,
     CollectionError,
     EventCollection,
@@ -65,6 +66,25 @@ class TagNotFound(NotFound):
     def __init__(self, dataset: str) -> None:
         super().__init__(
             f"dataset {dataset!r} has no TAG database; build one from its event files"
+        )
+        self.dataset = dataset
+
+
+class TagOutdated(InvalidInput):
+    """A TAG names event files that its dataset no longer has (lost, or
+    taken out of it).
+    """
+
+    def __init__(
+        self, dataset: str, missing: Sequence[str], lost: Sequence[str]
+    ) -> None:
+        first = missing[0]
+        why = "was reported lost" if first in lost else "is no longer one of its files"
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        super().__init__(
+            f"event file {first} of {dataset} {why}{more}, but its TAG still "
+            f"lists it: the TAG of {dataset} is out of date; request the skim "
+            "again once the TAG is built again from the dataset's files"
         )
         self.dataset = dataset
 
@@ -111,12 +131,15 @@ def vocabulary(triggers: Sequence[str] = ()) -> Vocabulary:
 class TagTable:
     """A TAG: its *files*, its *columns* (every schema attribute plus
     ``FileIndex`` into *files* and ``Entry``, by name; numpy arrays or
-    memory maps) and the trigger menu, *triggers* in bit order.
+    memory maps), the trigger menu, *triggers* in bit order, and the
+    *branches* of the event files' tree when built from them (a skim
+    request is checked against them).
     """
 
     files: tuple[FileRef, ...]
     columns: Mapping[str, np.ndarray]
     triggers: tuple[str, ...] = ()
+    branches: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.columns["Entry"])
@@ -179,9 +202,10 @@ def schema_json(table: TagTable) -> str:
         for a in SCHEMA
     ]
     files = [{"guid": ref.guid, "lfn": ref.lfn} for ref in table.files]
-    return json.dumps(
-        {"attributes": attributes, "triggers": list(table.triggers), "files": files}
-    )
+    schema = {"attributes": attributes, "triggers": list(table.triggers)}
+    if table.branches:
+        schema["branches"] = list(table.branches)
+    return json.dumps(schema | {"files": files})
 
 
 # -- building from event files ---------------------------------------------
@@ -210,17 +234,20 @@ def build_tag(
     """
     parts: list[dict[str, np.ndarray]] = []
     menus: set[tuple[str, ...]] = set()
+    branches: tuple[str, ...] = ()
     for index, event_file in enumerate(files):
         with uproot.open(event_file.path) as opened:
             events = _event_tree(opened, tree, event_file)
             menus.add(_trigger_menu(opened))
+            branches = branches or tuple(events.keys(recursive=False))
             steps = events.iterate(EVENT_BRANCHES, step_size=step_size, report=True)
             for arrays, report in steps:
                 parts.append(_attributes(arrays, index, report.tree_entry_start))
     if len(menus) > 1:
         raise InvalidInput("the event files have different trigger menus")
     refs = tuple(event_file.ref for event_file in files)
-    return TagTable(refs, _concatenate(parts), menus.pop() if menus else ())
+    menu = menus.pop() if menus else ()
+    return TagTable(refs, _concatenate(parts), menu, branches)
 
 
 def _event_tree(opened: Any, tree: str, event_file: EventFile) -> Any:
@@ -446,6 +473,14 @@ def compile_for(tag: TagDatabase, expression: str) -> Selection:
     return compile_expression(expression, vocabulary(triggers))
 
 
+def tag_branches(tag: TagDatabase) -> tuple[str, ...]:
+    """The branches of the event files the registered TAG *tag* was built
+    from; none are known for an imported TAG, or one registered before they
+    were kept.
+    """
+    return tuple(json.loads(tag.schema_json or "{}").get("branches", ()))
+
+
 # -- distributions and registration --------------------------------------------
 
 
@@ -610,6 +645,29 @@ def dataset_event_files(
     ]
 
 
+def check_sources(
+    collection: EventCollection,
+    sources: Mapping[str, Any],
+    dataset: Dataset,
+    *,
+    session: Session,
+) -> None:
+    """Check that every file *collection* has events in is one of *sources*
+    (the event files :func:`dataset_event_files` found, by LFN).
+
+    :raises TagOutdated: naming a file that is lost or no longer in *dataset*.
+    """
+    used = np.flatnonzero(np.bincount(collection.file_index, minlength=1))
+    names = [collection.files[i].name for i in used.tolist()]
+    missing = [name for name in names if name not in sources]
+    if not missing:
+        return
+    query = select(File.lfn).where(
+        File.dataset_id == dataset.id, File.lost.is_(True), File.lfn.in_(missing[:1])
+    )
+    raise TagOutdated(dataset.name, missing, list(session.scalars(query)))
+
+
 # -- checking uploaded collections -------------------------------------------
 
 
@@ -632,7 +690,24 @@ def check_collection(
         table.columns["EventNumber"][rows] != resolved.event_number
     )
     _first_problem(resolved, differs, "holds another run or event number in the TAG")
+    _check_repeated(resolved, rows)
     return resolved
+
+
+def _check_repeated(collection: EventCollection, rows: np.ndarray) -> None:
+    """:raises CollectionError: naming the first event listed a second time
+    (it would be extracted once, and counted twice).
+    """
+    order = np.argsort(rows, kind="stable")
+    again = np.flatnonzero(rows[order][1:] == rows[order][:-1])
+    if not len(again):
+        return
+    second = int(order[again + 1].min())
+    first = int(np.flatnonzero(rows == rows[second])[0])
+    bad = np.zeros(len(rows), bool)
+    bad[second] = True
+    what = f"is listed already as event {first + 1}; list each event once"
+    _first_problem(collection, bad, what)
 
 
 def _tag_rows(
@@ -646,12 +721,14 @@ def _tag_rows(
     order = np.argsort(have, kind="stable")
     found = np.searchsorted(have, wanted, sorter=order)
     rows = order[np.minimum(found, len(have) - 1)]
-    return rows, have[rows] == wanted
+    # An entry beyond ENTRY_BITS would spill into the file's bits of its key.
+    fits = (np.asarray(entry) >= 0) & (np.asarray(entry) < 2**ENTRY_BITS)
+    return rows, (have[rows] == wanted) & fits
 
 
 def _location_keys(file_index: np.ndarray, entry: np.ndarray) -> np.ndarray:
-    # Entries are below 2**40 (a file of a trillion events is not a file).
-    return (np.asarray(file_index, np.int64) << 40) | np.asarray(entry, np.int64)
+    files = np.asarray(file_index, np.int64) << ENTRY_BITS
+    return files | np.asarray(entry, np.int64)
 
 
 def _first_problem(collection: EventCollection, bad: np.ndarray, what: str) -> None:

@@ -68,6 +68,7 @@ from skimengine.skims import ACTIVE_STATES, output_name, skims_root
 from skimengine.tags import (
     build_tag,
     check_collection,
+    check_sources,
     dataset_event_files,
     get_tag,
     open_tag,
@@ -288,9 +289,11 @@ class SkimTask(Task):
     def _new_plan(self, skim: Skim, session: Session) -> Plan:
         events = read_collection(Path(skim.collection_path or ""), "the collection")
         files = dataset_event_files(skim.parent.name, self.store, session=session)
+        sources = {event_file.ref.lfn: event_file.path for event_file in files}
+        check_sources(events, sources, skim.parent, session=session)
         return plan_extraction(
             events,
-            {event_file.ref.lfn: event_file.path for event_file in files},
+            sources,
             dataset=output_name(skim),
             branches=json.loads(skim.branches) if skim.branches else None,
             compression=skim.compression or DEFAULT_COMPRESSION,
@@ -342,7 +345,10 @@ class SkimTask(Task):
             watcher.join()
             self._extracted(skim_id, outcome, Session)
         except Exception as err:  # the thread's failure goes to the row
-            _fail(Session, skim_id, ("extracting",), _message(err), unexpected=err)
+            # Registration follows extraction on this thread: a failure
+            # there finds the skim registering.
+            states = ("extracting", "registering")
+            _fail(Session, skim_id, states, _message(err), unexpected=err)
         finally:
             finished.set()
 

@@ -177,7 +177,7 @@ def test_errors_are_one_line_and_exit_1(data_dir: Path) -> None:
     assert wrong.stderr.startswith("SelectionError: column 6: ")
     assert "Traceback" not in wrong.output
     assert missing.stderr == (
-        "SkimNotFound: no skim 42; 'hepcat skim list' shows the skims\n"
+        "SkimNotFound: no skim 42; the list of skims gives their numbers\n"
     )
     assert early.exit_code == 1 and early.stderr.startswith("SkimNotFound")
     assert no_files.exit_code == 1

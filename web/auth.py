@@ -204,11 +204,18 @@ def check_role(role: str, action: str) -> User:
     if user is None:
         raise AuthenticationFailed(
             f"{action} needs a logged-in user with the role {role!r}; "
-            "log in, or send an API token (Authorization: Bearer ...)"
+            f"{_how_to_sign_in()}"
         )
     if not has_role(user, role):
         raise PermissionDenied(user.login, role, action)
     return user
+
+
+def _how_to_sign_in() -> str:
+    """How the client of the current request says who it is."""
+    if request.blueprint == "ami":
+        return "send -AMIUser and -AMIPass with the command"
+    return "log in, or send an API token (Authorization: Bearer ...)"
 
 
 def require_role(role: str, *, action: str | None = None) -> Callable[[View], View]:
@@ -262,8 +269,7 @@ def check_read() -> None:
         return
     if user is None:
         raise AuthenticationFailed(
-            "this catalogue is not open to anonymous readers; log in, or send "
-            "an API token (Authorization: Bearer ...)"
+            f"this catalogue is not open to anonymous readers; {_how_to_sign_in()}"
         )
     if not has_role(user, ROLE_READER):
         raise PermissionDenied(user.login, ROLE_READER, "reading the catalogue")

@@ -87,10 +87,11 @@ def skim_create(
 @pass_context
 def skim_run(context: Context, skim_id: int, wait: bool, login: str | None) -> None:
     """Request the run of skim SKIM_ID and run the skim task for it in this
-    process: one step, or with --wait until the skim is done, failed or
-    cancelled (exit status 1 unless done).
+    process: one step (selection, planning, or extraction with registration,
+    which this command waits for), or with --wait until the skim is done,
+    failed or cancelled (exit status 1 unless done).
     """
-    from skimengine.skims import FINISHED_STATES, get_skim, run_skim, skim_progress
+    from skimengine.skims import FINISHED_STATES, get_skim, run_skim
     from skimengine.task import SkimTask
     from taskserver.base import RunContext
 
@@ -104,10 +105,11 @@ def skim_run(context: Context, skim_id: int, wait: bool, login: str | None) -> N
     try:
         while True:
             task.run(RunContext(Session, time.monotonic() + task.budget))
-            with Session() as session:
-                found = get_skim(skim_id, session=session)
-                state, percent, error = found.state, skim_progress(found), found.error
-            bar(skim_id, state, percent, final=state in FINISHED_STATES)
+            # An extraction runs in the background of the task: a step is
+            # over once it is (closing the task would cancel it).
+            while not task.wait(skim_id, timeout=0.2):
+                _show(Session, skim_id, bar)
+            state, error = _show(Session, skim_id, bar)
             if not wait or state in FINISHED_STATES:
                 break
             time.sleep(0.2)
@@ -117,6 +119,17 @@ def skim_run(context: Context, skim_id: int, wait: bool, login: str | None) -> N
     click.echo(f"skim {skim_id}: {state}" + (f": {error}" if error else ""))
     if wait and state != "done":
         raise SystemExit(1)
+
+
+def _show(Session: Any, skim_id: int, bar: SkimProgress) -> tuple[str, str | None]:  # noqa: N803
+    """Show the progress of skim *skim_id*; return its state and error."""
+    from skimengine.skims import FINISHED_STATES, get_skim, skim_progress
+
+    with Session() as session:
+        found = get_skim(skim_id, session=session)
+        state, percent, error = found.state, skim_progress(found), found.error
+    bar(skim_id, state, percent, final=state in FINISHED_STATES)
+    return state, error
 
 
 class SkimProgress:

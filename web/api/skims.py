@@ -14,9 +14,11 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from catalog.datasets import get_dataset
 from catalog.keyset import Keyset, KeysetPage, SortKey, keyset_page
-from catalog.models import Dataset, Skim, User
+from catalog.models import Skim
 from catalog.models.users import ROLE_PHYSICIST
+from catalog.users import get_user
 from skimengine.skims import (
     cancel_skim,
     get_skim,
@@ -70,7 +72,7 @@ def create_skim() -> ResponseReturnValue:
 
 
 @api.get("/skims")
-@documented(schemas.SkimPage, query=schemas.SkimArgs, errors=(400,))
+@documented(schemas.SkimPage, query=schemas.SkimArgs)
 def skims() -> ResponseReturnValue:
     """Skims, newest first, of one ``owner``, in one ``state`` and of one
     ``dataset`` if asked.
@@ -82,18 +84,20 @@ def skims() -> ResponseReturnValue:
 
 
 def skim_page(args: dict[str, Any], *, session: Session) -> KeysetPage:
-    """The page of skims the loaded *args* ask for."""
+    """The page of skims the loaded *args* ask for.
+
+    :raises UserNotFound, DatasetNotFound: for an unknown owner or dataset,
+        as the other surfaces say.
+    """
     statement: Select[Any] = select(Skim)
     if args.get("owner"):
-        statement = statement.join(User, User.id == Skim.owner_id).where(
-            User.login == args["owner"]
-        )
+        owner = get_user(args["owner"], session=session)
+        statement = statement.where(Skim.owner_id == owner.id)
     if args.get("state"):
         statement = statement.where(Skim.state == args["state"])
     if args.get("dataset"):
-        statement = statement.join(Dataset, Dataset.id == Skim.parent_id).where(
-            Dataset.name == args["dataset"]
-        )
+        parent = get_dataset(args["dataset"], session=session)
+        statement = statement.where(Skim.parent_id == parent.id)
     return keyset_page(
         statement,
         SKIM_KEYSET,

@@ -1,0 +1,494 @@
+"""Faults an audit found in skims, each shown the way a user meets it: a
+retried skim whose name was taken meanwhile, outputs without the trigger
+menu, ``hepcat skim run`` without ``--wait``, repeated events in an upload,
+errors that said too much or the wrong thing, and surfaces that disagreed.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import uproot
+from click.testing import CliRunner
+from sqlalchemy import select, update
+from test_skim_pages import DATASET as SURFACE_DATASET
+from test_skim_pages import PASSWORD, SurfaceWorld, make_surface_world
+from test_skims import (
+    DATASET,
+    DIMUON,
+    SMALL_FILES,
+    SkimWorld,
+    make_world,
+    output_files,
+    root_entries,
+    source_paths,
+)
+
+import migrations
+from catalog.db import create_catalog_engine
+from catalog.errors import InvalidInput
+from catalog.models import File, Skim
+from catalog.users import get_user
+from hepcat.cli import main
+from skimengine.collection import CollectionError, FileRef, read_collection
+from skimengine.extract import OutputFile
+from skimengine.filestore import deterministic_path
+from skimengine.register import publish_files
+from skimengine.skims import OutputCorrupt, OutputTaken, retry_skim
+from skimengine.tags import EventFile, build_tag, get_tag, open_tag
+from skimengine.task import SkimTask
+
+MENU = "HLT_mu26_ivarmedium"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[SkimWorld]:
+    """The skim world of test_skims, on SQLite."""
+    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    migrations.upgrade(engine)
+    yield make_world(engine, tmp_path / "data")
+    engine.dispose()
+
+
+@pytest.fixture
+def task(world: SkimWorld) -> Iterator[SkimTask]:
+    made = SkimTask(world.config)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def surface(tmp_path: Path) -> Iterator[SurfaceWorld]:
+    """The application of test_skim_pages, on SQLite."""
+    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    migrations.upgrade(engine)
+    yield make_surface_world(engine, tmp_path / "data")
+    engine.dispose()
+
+
+def the_tag(world: SkimWorld) -> Any:
+    with world.Session() as session:
+        return open_tag(get_tag(DATASET, session=session))
+
+
+def retry(world: SkimWorld, skim_id: int) -> None:
+    with world.Session.begin() as session:
+        retry_skim(skim_id, by=get_user("jdoe", session=session), session=session)
+
+
+# -- 1. a name reused while a skim had failed --------------------------------------
+
+
+@pytest.fixture
+def reused(world: SkimWorld, task: SkimTask) -> tuple[Skim, Skim]:
+    """Skim "zee" failed for want of an event file; once the file was back,
+    another skim took the name "zee" and is done.
+    """
+    hidden = source_paths(world)[0]
+    hidden.rename(hidden.with_name("aside"))
+    failed = world.drive(task, world.request(name="zee"))
+    hidden.with_name("aside").rename(hidden)
+    done = world.drive(task, world.request("MET > 30", name="zee"))
+    assert (failed.state, done.state) == ("failed", "done")
+    return failed, done
+
+
+def test_a_retry_is_refused_once_another_skim_took_its_name(
+    world: SkimWorld, reused: tuple[Skim, Skim]
+) -> None:
+    failed, done = reused
+
+    with pytest.raises(OutputTaken) as raised:
+        retry(world, failed.id)
+
+    assert str(raised.value) == (
+        f"skim {failed.id} cannot be retried: there is already a dataset "
+        f"{done.output.name}; request it again under another name"
+    )
+    assert world.skim(failed.id).state == "failed"
+
+
+def test_a_skim_never_registers_into_another_skims_dataset(
+    world: SkimWorld, task: SkimTask, reused: tuple[Skim, Skim]
+) -> None:
+    failed, done = reused
+    published = {p: p.read_bytes() for p in published_files(world, done)}
+    with world.Session.begin() as session:
+        # What a retry did before it looked at the name: run it again.
+        session.execute(
+            update(Skim).where(Skim.id == failed.id).values(state="selected")
+        )
+
+    again = world.drive(task, failed.id)
+
+    assert again.state == "failed" and again.output_id is None
+    assert again.error == (
+        f"OutputTaken: skim {failed.id} cannot register its output: dataset "
+        f"{done.output.name} is the output of skim {done.id}; request the skim "
+        "again under another name"
+    )
+    with world.Session() as session:
+        rows = session.scalars(
+            select(File).where(File.dataset_id == done.output_id)
+        ).all()
+        assert sum(row.events for row in rows) == done.n_selected
+    assert {p: p.read_bytes() for p in published} == published
+
+
+def published_files(world: SkimWorld, skim: Skim) -> list[Path]:
+    scope = skim.output.scope
+    storage = world.config.storage_path
+    return [deterministic_path(storage, scope, p.name) for p in output_files(skim)]
+
+
+def test_publishing_keeps_the_same_file_and_refuses_another(tmp_path: Path) -> None:
+    written = tmp_path / "out.root"
+    written.write_bytes(b"the events of this skim")
+    output = OutputFile(1, "out.root", written, 3, 23, "ad:65c40811", ("in.root",))
+    storage = tmp_path / "storage"
+    target = deterministic_path(storage, "user.jdoe", "out.root")
+
+    publish_files([output], "user.jdoe", storage)
+    publish_files([output], "user.jdoe", storage)  # again: the same file
+    target.unlink()
+    target.write_bytes(b"the events of another one")
+    with pytest.raises(OutputCorrupt) as raised:
+        publish_files([output], "user.jdoe", storage)
+
+    assert f"the file store already holds another out.root at {target}" in str(
+        raised.value
+    )
+    assert target.read_bytes() == b"the events of another one"
+
+
+# -- 2. metadata objects travel with the events ------------------------------------
+
+
+def test_outputs_carry_the_trigger_menu_so_a_skim_of_a_skim_selects_triggers(
+    world: SkimWorld, task: SkimTask
+) -> None:
+    skim = world.drive(task, world.request(target_size=SMALL_FILES))
+
+    paths = output_files(skim)
+    with uproot.open(source_paths(world)[0]) as source:
+        menu = str(source["TriggerMenu"])
+    refs = [EventFile(FileRef("", p.name), p) for p in paths]
+    table = build_tag(refs)
+    assert skim.state == "done" and len(paths) > 1
+    for path in paths:
+        with uproot.open(path) as opened:
+            assert str(opened["TriggerMenu"]) == menu
+    assert table.triggers == the_tag(world).triggers
+    assert 0 < table.count(f'trigger("{MENU}")') < len(table)
+    assert root_menus(paths) == [menu] * len(paths)
+    assert root_entries(paths) == [
+        uproot.open(p)["CollectionTree"].num_entries for p in paths
+    ]
+
+
+def root_menus(paths: list[Path]) -> list[str]:
+    """The TriggerMenu of each file, as ROOT itself reads it."""
+    pytest.importorskip("ROOT")
+    script = (
+        "import sys, ROOT\n"
+        "for path in sys.argv[1:]:\n"
+        "    f = ROOT.TFile.Open(path)\n"
+        "    print(f.Get('TriggerMenu').GetString().Data())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+# -- 3. hepcat skim run, one step at a time ----------------------------------------
+
+
+def hepcat(data_dir: Path, *args: str) -> Any:
+    env = {k: "" for k in os.environ if k.startswith("HEPCAT_")}
+    return CliRunner().invoke(main, ["--data-dir", str(data_dir), *args], env=env)
+
+
+def test_skim_run_without_wait_takes_each_step_to_its_end(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    engine = create_catalog_engine(f"sqlite:///{data_dir / 'catalog.sqlite'}")
+    migrations.upgrade(engine)
+    make_world(engine, data_dir)
+    created = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "dimuon", "--user", "jdoe",
+    )  # fmt: skip
+    skim_id = created.stdout.strip()
+
+    steps = [hepcat(data_dir, "skim", "run", skim_id) for _ in range(3)]
+
+    assert [step.exit_code for step in steps] == [0, 0, 0]
+    assert [step.stdout for step in steps] == [
+        f"skim {skim_id}: {state}\n" for state in ("selected", "extracting", "done")
+    ]
+    with engine.connect() as connection:
+        output_dir = connection.scalar(
+            select(Skim.output_dir).where(Skim.id == int(skim_id))
+        )
+    engine.dispose()
+    assert not (Path(output_dir) / ".cancel").exists()
+
+
+# -- 4. an event listed twice --------------------------------------------------------
+
+
+def test_an_upload_listing_an_event_twice_is_refused(world: SkimWorld) -> None:
+    tag = the_tag(world)
+    chosen = tag.collection(tag.select(DIMUON)[:5])
+    lines = chosen.to_csv().splitlines()
+    upload = "\n".join([*lines, lines[2]]).encode()
+
+    with pytest.raises(CollectionError) as raised:
+        world.request(None, collection=upload, collection_name="mine.csv")
+
+    run, event = chosen.run_number[1], chosen.event_number[1]
+    lfn = chosen.files[chosen.file_index[1]].lfn
+    assert str(raised.value) == (
+        f"collection, event 6 of 6: run {run} event {event} (entry "
+        f"{chosen.entry[1]} of {lfn}) is listed already as event 2; list each "
+        "event once"
+    )
+
+
+# -- 5. errors that say what happened ---------------------------------------------
+
+
+def test_a_source_file_gone_during_extraction_is_named(
+    world: SkimWorld, task: SkimTask
+) -> None:
+    skim_id = world.request()
+    world.drive(task, skim_id, until=("extracting",))  # planned
+    gone = source_paths(world)[0]
+    gone.unlink()
+
+    failed = world.drive(task, skim_id)
+
+    assert failed.state == "failed"
+    said = (
+        f"EventFileGone: event file {gone.name} is missing from the file store: "
+        f"{gone} is gone since the skim was planned"
+    )
+    assert said in (failed.error or "")
+    assert "Files may be specified as" not in (failed.error or "")
+    assert len(failed.error or "") < 600
+
+
+def test_a_file_lost_since_the_tag_was_built_says_the_tag_is_out_of_date(
+    world: SkimWorld, task: SkimTask
+) -> None:
+    lost = source_paths(world)[0].name
+    with world.Session.begin() as session:
+        session.execute(update(File).where(File.lfn == lost).values(lost=True))
+
+    failed = world.drive(task, world.request())
+
+    assert failed.error == (
+        f"TagOutdated: event file {lost} of {DATASET} was reported lost, but its "
+        f"TAG still lists it: the TAG of {DATASET} is out of date; request the "
+        "skim again once the TAG is built again from the dataset's files"
+    )
+
+
+def test_unknown_branches_are_refused_when_the_skim_is_requested(
+    world: SkimWorld,
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        world.request(branches=["mu_pt", "MET_et"])
+
+    assert str(raised.value) == (
+        "no branch 'MET_et' (did you mean 'MET'?) in the source tree"
+    )
+
+
+def test_the_api_refuses_unknown_branches_at_once(surface: SurfaceWorld) -> None:
+    answer = surface.app.test_client().post(
+        "/api/v1/skims",
+        json={
+            "logicalDatasetName": SURFACE_DATASET,
+            "name": "dimuon",
+            "select": DIMUON,
+            "branches": ["nope"],
+        },
+        headers=surface.bearer("phil"),
+    )
+
+    assert answer.status_code == 400
+    assert answer.json["error"]["type"] == "InvalidInput"
+    assert answer.json["error"]["message"].startswith("no branch 'nope'")
+
+
+# -- 6. uploads --------------------------------------------------------------------
+
+
+def collection_root(path: Path, **changes: Any) -> bytes:
+    """A ROOT collection of three events, with *changes* to its branches
+    (None: left out) and ``Files`` unless ``Files=None``.
+    """
+    files = changes.pop("Files", "GUID-1 file1.root")
+    branches: dict[str, Any] = {
+        "RunNumber": np.array([1, 1, 1], np.int32),
+        "EventNumber": np.array([1, 2, 3], np.uint64),
+        "LumiBlock": np.array([1, 1, 1], np.int32),
+        "FileIndex": np.array([0, 0, 0], np.int32),
+        "Entry": np.array([0, 1, 2], np.int64),
+    }
+    branches |= changes
+    with uproot.recreate(path) as out:
+        if files is not None:
+            out["Files"] = files
+        tree = out.mktree("Collection", {k: v.dtype for k, v in branches.items()})
+        tree.extend(branches)
+    return path.read_bytes()
+
+
+def test_a_readable_root_upload_says_what_is_wrong_without_more(
+    tmp_path: Path,
+) -> None:
+    floats = collection_root(tmp_path / "a.root", Entry=np.array([0.0, 1.0, 2.0]))
+    no_files = collection_root(tmp_path / "b.root", Files=None)
+    whole = collection_root(tmp_path / "c.root")
+
+    errors = []
+    for data in (floats, no_files, whole[:3000]):
+        with pytest.raises(CollectionError) as raised:
+            read_collection(data, "mine.root")
+        errors.append(str(raised.value))
+
+    assert errors[0] == "mine.root: branch 'Entry' holds float64, not whole numbers"
+    assert errors[1] == (
+        "mine.root: has no 'Files' object listing the files (GUID LFN lines)"
+    )
+    assert errors[2].startswith(
+        "mine.root: cannot be read as ROOT: it is truncated or damaged ("
+    )
+    assert "BytesIO" not in errors[2] and "\n" not in errors[2]
+
+
+def test_an_entry_beyond_any_file_is_out_of_range(
+    world: SkimWorld, tmp_path: Path
+) -> None:
+    far = 2**40 + 5
+    tag = the_tag(world)
+    lines = tag.collection(tag.select(DIMUON)[:1]).to_csv().splitlines()
+    upload = "\n".join([lines[0], re.sub(r",\d+$", f",{far}", lines[1])]).encode()
+    as_root = collection_root(tmp_path / "far.root", Entry=np.array([0, far, 2]))
+
+    with pytest.raises(CollectionError) as from_csv:
+        world.request(None, collection=upload, collection_name="mine.csv")
+    with pytest.raises(CollectionError) as from_root:
+        read_collection(as_root, "far.root")
+
+    limit = f"is out of range (0 to {2**40 - 1})"
+    assert str(from_csv.value) == f"mine.csv, line 2: Entry {far} {limit}"
+    assert str(from_root.value) == f"far.root, entry 1: Entry {far} {limit}"
+
+
+def test_guids_match_in_any_case_and_must_agree_with_the_lfn(world: SkimWorld) -> None:
+    tag = the_tag(world)
+    chosen = tag.collection(tag.select(DIMUON)[:3])
+    text = chosen.to_csv()
+    lower = re.sub(r"[0-9A-F-]{36}", lambda m: m.group(0).lower(), text)
+    first, other = tag.files[0], tag.files[1]
+    crossed = text.replace(f"{first.guid},{first.lfn}", f"{first.guid},{other.lfn}")
+
+    accepted = world.request(None, collection=lower.encode(), name="lower")
+    with pytest.raises(CollectionError) as raised:
+        world.request(None, collection=crossed.encode(), name="crossed")
+
+    assert accepted > 0
+    assert str(raised.value) == (
+        f"collection: GUID {first.guid} and LFN {other.lfn} name different "
+        f"files: {first.guid} is the GUID of {first.lfn} in {DATASET}; give the "
+        "GUID and LFN of one file"
+    )
+
+
+# -- 7. every surface says the same ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "kind", "message"),
+    [
+        ("owner=nobody", "UserNotFound", "no user 'nobody'"),
+        ("dataset=nope", "DatasetNotFound", "no dataset named 'nope'"),
+    ],
+)
+def test_listing_skims_of_an_unknown_owner_or_dataset_is_a_404(
+    surface: SurfaceWorld, query: str, kind: str, message: str
+) -> None:
+    answer = surface.app.test_client().get(f"/api/v1/skims?{query}")
+
+    assert answer.status_code == 404
+    error = answer.json["error"]
+    assert set(error) == {"type", "message", "status", "details"}
+    assert (error["type"], error["status"]) == (kind, 404)
+    assert error["message"].startswith(message)
+
+
+def test_an_unknown_skim_hints_at_no_command_line(surface: SurfaceWorld) -> None:
+    answer = surface.app.test_client().get("/api/v1/skims/9999")
+
+    assert answer.status_code == 404
+    assert answer.json["error"]["message"] == (
+        "no skim 9999; the list of skims gives their numbers"
+    )
+
+
+def test_an_anonymous_ami_request_is_told_to_send_ami_credentials(
+    surface: SurfaceWorld,
+) -> None:
+    command = (
+        f'AMICreateSkim -logicalDatasetName="{SURFACE_DATASET}" -select="{DIMUON}" '
+        '-name="dimuon"'
+    )
+
+    answer = surface.app.test_client().post("/AMI/FrontEnd", data={"Command": command})
+    with_password = surface.app.test_client().post(
+        "/AMI/FrontEnd",
+        data={"Command": f'{command} -AMIUser="phil" -AMIPass="{PASSWORD}"'},
+    )
+
+    assert "send -AMIUser and -AMIPass with the command" in answer.text
+    assert "Bearer" not in answer.text
+    assert "<error" not in with_password.text
+
+
+def test_an_upload_in_base64_with_a_repeated_event_is_refused_by_the_api(
+    surface: SurfaceWorld,
+) -> None:
+    tag = surface.tag
+    lines = tag.collection(tag.select(DIMUON)[:2]).to_csv().splitlines()
+    upload = "\n".join([*lines, lines[1]]).encode()
+
+    answer = surface.app.test_client().post(
+        "/api/v1/skims",
+        json={
+            "logicalDatasetName": SURFACE_DATASET,
+            "name": "twice",
+            "collection": base64.b64encode(upload).decode(),
+            "collectionName": "twice.csv",
+        },
+        headers=surface.bearer("phil"),
+    )
+
+    assert answer.status_code == 400
+    assert "is listed already as event 1" in answer.json["error"]["message"]
