@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from test_skims import (
     make_world,
     output_files,
     root_entries,
+    root_prints,
     source_paths,
 )
 
@@ -198,20 +197,7 @@ def test_outputs_carry_the_trigger_menu_so_a_skim_of_a_skim_selects_triggers(
 def root_menus(paths: list[Path]) -> list[str]:
     """The TriggerMenu of each file, as ROOT itself reads it."""
     pytest.importorskip("ROOT")
-    script = (
-        "import sys, ROOT\n"
-        "for path in sys.argv[1:]:\n"
-        "    f = ROOT.TFile.Open(path)\n"
-        "    print(f.Get('TriggerMenu').GetString().Data())\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    return done.stdout.split()
+    return root_prints("f.Get('TriggerMenu').GetString().Data()", paths)
 
 
 # -- 3. hepcat skim run, one step at a time ----------------------------------------

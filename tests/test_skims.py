@@ -206,12 +206,20 @@ def output_events(paths: list[Path]) -> list[tuple[int, int]]:
 
 def root_entries(paths: list[Path]) -> list[int]:
     """The entries of each file's CollectionTree, as ROOT itself reads them."""
+    printed = root_prints("f.Get('CollectionTree').GetEntries()", paths)
+    return [int(line) for line in printed]
+
+
+def root_prints(expression: str, paths: list[Path]) -> list[str]:
+    """What ROOT itself prints of *expression* for each file (open as ``f``),
+    one line each, in a process of its own.
+    """
     script = (
         "import sys, ROOT\n"
         "for path in sys.argv[1:]:\n"
         "    f = ROOT.TFile.Open(path)\n"
         "    assert f and not f.IsZombie(), path\n"
-        "    print(f.Get('CollectionTree').GetEntries())\n"
+        f"    print({expression})\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, *map(str, paths)],
@@ -220,7 +228,7 @@ def root_entries(paths: list[Path]) -> list[int]:
         timeout=300,
         check=True,
     )
-    return [int(line) for line in done.stdout.split()]
+    return done.stdout.split()
 
 
 def output_files(skim: Skim) -> list[Path]:
