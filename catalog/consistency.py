@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from catalog.chains import add_chains, chain_tags, missing_chains
 from catalog.derived import refresh_all
 from catalog.errors import InvalidName
 from catalog.fields import row_to_ami
@@ -41,9 +40,8 @@ class Difference:
 
 def check_derived(*, session: Session) -> list[Difference]:
     """Recompute every derived quantity, the columns each dataset's name
-    determines (its project, number, data type...: searches rely on them),
-    the provenance edges the tasks give and the index of the tags each
-    version holds, and return the differences.
+    determines (its project, number, data type...: searches rely on them)
+    and the provenance edges the tasks give, and return the differences.
 
     The recomputed values are left in the session: the caller rolls back to
     only report, or commits to repair.
@@ -53,7 +51,6 @@ def check_derived(*, session: Session) -> list[Difference]:
     # Edges first: cross-sections are recomputed down the right chains.
     edges = _relink(datasets, session=session)
     _recompute_name_columns(datasets)
-    chains = _index_chains(datasets, session=session)
     _inherit_skim_columns(session)
     refresh_all(session=session)
     session.flush()
@@ -64,7 +61,7 @@ def check_derived(*, session: Session) -> list[Difference]:
         for field, value in fields.items()
         if field not in NOT_DERIVED and not _same(value, after[name][field])
     ]
-    return sorted(columns + edges + chains, key=lambda d: d.dataset)
+    return sorted(columns + edges, key=lambda d: d.dataset)
 
 
 def _relink(datasets: Sequence[Dataset], *, session: Session) -> list[Difference]:
@@ -102,26 +99,6 @@ def _recompute_name_columns(datasets: Sequence[Dataset]) -> None:
         for name, value in columns.items():
             if getattr(dataset, name) != value:
                 setattr(dataset, name, value)
-
-
-def _index_chains(datasets: Sequence[Dataset], *, session: Session) -> list[Difference]:
-    """Add the rows of ``version_tag`` that the datasets' versions lack
-    (:mod:`catalog.chains`: new tags are looked up there), and return a
-    ``versionTags`` difference for the first dataset of each such version.
-    """
-    session.flush()  # the versions just recomputed from the names
-    missing = missing_chains(session=session)
-    if not missing:
-        return []
-    add_chains(missing, session=session)
-    first: dict[str | None, str] = {}
-    for dataset in datasets:
-        first.setdefault(dataset.version, dataset.name)
-    return [
-        Difference(first[version], "versionTags", held, chain_tags(version))
-        for version, lacking in missing.items()
-        for held in [[t for t in chain_tags(version) if t not in lacking]]
-    ]
 
 
 def _inherit_skim_columns(session: Session) -> None:

@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, and_, extract, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from catalog.chains import add_chains
 from catalog.db import among, chunked, utcnow
 from catalog.errors import DatasetNotFound, FileNotFound, InvalidInput
 from catalog.fields import ami_fields, field_column, typed_value
@@ -70,7 +69,6 @@ def add_dataset(name: str, source: str, *, session: Session, **fields: Any) -> D
     """
     columns = name_columns(name)
     add_references([name], session=session)
-    add_chains([columns.get("version")], session=session)
     dataset = Dataset(**columns, source=source, **fields)
     session.add(dataset)
     return dataset
@@ -111,7 +109,6 @@ def upsert_datasets(
     # A catalogued dataset added its references when it was new (or, before
     # hepcat did so, migration 0009 added them).
     add_references([row["name"] for row in fresh], session=session)
-    add_chains([row.get("version") for row in fresh], session=session)
     table = Dataset.__table__
     written = fresh + differing(session, table, catalogued, "name").rows  # type: ignore[arg-type]
     if written:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    literal,
     literal_column,
     select,
     true,
@@ -33,7 +34,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from catalog.chains import datasets_holding
 from catalog.datasets import counted_files, file_totals
 from catalog.db import among, chunked
 from catalog.ddm import refresh_ddm_batch, spoken_of
@@ -640,14 +640,24 @@ def mark_tagged(tags: Collection[str], *, session: Session) -> set[int]:
     """Mark stale the datasets whose version (tag chain) holds one of the
     AMI *tags*, which changed, in the caller's transaction; return their ids.
 
-    One query whatever the number of tags (nothing at all for none), through
-    the chains' index (:func:`catalog.chains.datasets_holding`). Only the
+    One query whatever the number of tags (nothing at all for none): it
+    compares each version with the tags' rows, ``_`` made a space so that
+    ``LIKE`` takes it literally, and a tag matches only whole. Only the
     datasets themselves are marked: the configuration of a dataset comes
     from its own chain alone.
     """
     if not tags:
         return set()
-    ids = set(session.scalars(datasets_holding(tags)))
+    spaced = func.replace(DATASET.c.version, "_", " ", type_=String())
+    chain = literal(" ", String()) + spaced + literal(" ", String())
+    holds = chain.like(literal("% ", String()) + AmiTag.tag + literal(" %", String()))
+    query = (
+        select(DATASET.c.id)
+        .join(AmiTag, holds)
+        .where(among(AmiTag.tag, sorted(tags)))
+        .distinct()
+    )
+    ids = set(session.scalars(query))
     _raise_marks(sorted(ids), session=session)
     return ids
 

@@ -61,7 +61,7 @@ def add_references(names: Iterable[str], *, session: Session) -> None:
     """
     for table, rows in implied_references(names).items():
         if rows:
-            add_absent(table, rows, session=session)
+            _add_absent(table, rows, session=session)
 
 
 def implied_references(names: Iterable[str]) -> dict[Table, dict[Key, Row]]:
@@ -116,7 +116,7 @@ def _implied_rows(name: DatasetName) -> Iterator[tuple[Table, Row]]:
         yield PRODUCTION_STEP, {"name": name.prod_step, "tag": name.prod_step}
 
 
-def add_absent(table: Table, rows: dict[Key, Row], *, session: Session) -> None:
+def _add_absent(table: Table, rows: dict[Key, Row], *, session: Session) -> None:
     """Insert into *table* those of *rows* (by primary key) it does not hold."""
     absent = set(rows) - _present(table, set(rows), session=session)
     if not absent:

@@ -18,7 +18,6 @@ from catalog.models.datasets import (
     Hashtag,
     ProductionTask,
     ProvenanceEdge,
-    VersionTag,
 )
 from catalog.models.ddm import DdmMessage, Reconciliation, Replica
 from catalog.models.operations import Quarantine, StopPoint, TaskLease, TaskRun
@@ -81,6 +80,5 @@ __all__ = [
     "TaskRun",
     "User",
     "UserRole",
-    "VersionTag",
     "inherit_columns",
 ]

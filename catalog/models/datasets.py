@@ -260,8 +260,6 @@ class Dataset(Base):
         Index(None, "prodsys_status"),
         # The few Tier-0 datasets held READY (ingest.tier0), every run.
         Index(None, "tier0_state"),
-        # The datasets of a tag chain (catalog.chains).
-        Index(None, "version"),
         Index(None, "last_modified"),
         Index(None, "task_id"),
         Index(None, "total_events"),
@@ -364,20 +362,6 @@ class AmiTag(Base):
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index(None, "tag_type", "tag_number"),)
-
-
-class VersionTag(Base):
-    """An AMI tag that a tag chain (a dataset's ``version``) holds: how the
-    datasets a tag configures are found without reading every version
-    (:mod:`catalog.chains`). Rows are added as datasets are written.
-    """
-
-    __tablename__ = "version_tag"
-
-    version: Mapped[str] = mapped_column(String(200), primary_key=True)
-    tag: Mapped[str] = mapped_column(String(16), primary_key=True)
-
-    __table_args__ = (Index(None, "tag"),)
 
 
 class ProvenanceEdge(Base):
