@@ -100,7 +100,7 @@ class RunNotFound(NotFound):
 
 class UserNotFound(NotFound):
     def __init__(self, login: str) -> None:
-        super().__init__(f"no user {login!r}; 'hepcat user list' shows the users")
+        super().__init__(f"no user {login!r}; the list of users gives their logins")
         self.login = login
 
 

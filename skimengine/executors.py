@@ -386,5 +386,5 @@ def executor_for(config: Any, *, workers: int | None = None) -> Executor:
             f"the Dask executor needs dask.distributed ({err}): "
             "pip install 'hepcat[dask]'"
         )
-        raise ConfigError("HEPCAT_DASK_SCHEDULER", address, reason) from err
+        raise ConfigError("dask_scheduler", address, reason) from err
     return DaskExecutor(address)

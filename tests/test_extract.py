@@ -557,8 +557,9 @@ def test_dask_asked_for_and_not_installed_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
     config = load_config(env={"HEPCAT_DASK_SCHEDULER": "tcp://h:8786"})
 
-    with pytest.raises(ConfigError, match=r"pip install 'hepcat\[dask\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'hepcat\[dask\]'") as error:
         executor_for(config)
+    assert str(error.value).startswith("setting dask_scheduler = 'tcp://h:8786'")
 
 
 def test_dask_gives_the_same_outputs_as_the_local_pool(

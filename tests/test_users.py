@@ -373,7 +373,7 @@ def test_command_errors_are_one_line_with_their_type(hepcat, alice):
 
     assert unknown.exit_code == 1
     assert (
-        "UserNotFound: no user 'carol'; 'hepcat user list' shows the users"
+        "UserNotFound: no user 'carol'; the list of users gives their logins"
         in unknown.stderr.splitlines()
     )
     assert taken.exit_code == 1

@@ -24,6 +24,7 @@ from catalog.fields import ami_fields, value_type
 from catalog.keyset import DEFAULT_LIMIT, MAX_LIMIT
 from catalog.models.skims import SKIM_STATES
 from catalog.mql import entity_fields
+from skimengine.selection import FLOAT, INTEGER
 
 # marshmallow field classes by the Python type of a column.
 _FIELD_TYPES: dict[type, type[fields.Field[Any]]] = {
@@ -408,7 +409,10 @@ class TagAttribute(Schema):
 
     name = fields.String()
     type = fields.String(metadata={"description": "its numpy type, e.g. float32"})
-    kind = fields.String(metadata={"description": "integer or float"})
+    kind = fields.String(
+        validate=validate.OneOf([INTEGER, FLOAT]),
+        metadata={"description": "int (an integer) or float"},
+    )
     doc = fields.String(metadata={"description": "what it means"})
 
 
