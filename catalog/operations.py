@@ -99,14 +99,18 @@ def quarantine_count(
     source: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    released: bool | None = None,
 ) -> int:
     """How many records are in quarantine (of *source*, when given; put
-    there from *since* and up to *until*, when given).
+    there from *since* and up to *until*, when given; released by an
+    operator or not, when *released* is given).
     """
     query = select(func.count()).select_from(Quarantine)
     query = query.where(*_kept_between(since, until))
     if source is not None:
         query = query.where(Quarantine.source == source)
+    if released is not None:
+        query = query.where(Quarantine.released.is_(released))
     return session.scalar(query) or 0
 
 

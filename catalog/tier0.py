@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import file_totals
 from catalog.db import among
-from catalog.models import Dataset, File, Quarantine
+from catalog.models import Dataset, File
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.reconciliation import Differences, reconcile
 
@@ -75,12 +75,3 @@ def held_ready(*, session: Session) -> dict[str, tuple[int | None, ...]]:
         Dataset.source == SOURCE_TIER0, Dataset.tier0_state == READY
     )
     return {name: tuple(counts) for name, *counts in session.execute(query)}
-
-
-def released_count(*, session: Session) -> int:
-    """How many Tier-0 records operators have released from quarantine."""
-    query = select(func.count()).select_from(Quarantine)
-    query = query.where(
-        Quarantine.source == SOURCE_TIER0, Quarantine.released.is_(True)
-    )
-    return int(session.scalar(query) or 0)

@@ -38,9 +38,9 @@ from catalog.errors import HepcatError
 from catalog.models import Dataset
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.nomenclature import name_columns
-from catalog.operations import quarantine
+from catalog.operations import quarantine, quarantine_count
 from catalog.provenance import link_datasets, link_tier0
-from catalog.tier0 import DONE, held_ready, released_count
+from catalog.tier0 import DONE, READY, held_ready
 from ingest import schemas
 from ingest.base import usable_rows
 from ingest.filerows import source_file
@@ -51,7 +51,6 @@ from taskserver.base import RunContext, RunOutcome, Task
 logger = logging.getLogger(__name__)
 
 SOURCE = "tier0"
-READY = "READY"
 # Seconds before a dataset held READY is read again (see above).
 HELD_RETRY = 300.0
 # Names per NOT IN list sent to Tier-0: Oracle takes at most 1000.
@@ -128,7 +127,9 @@ class Tier0Ingester(Task):
         """
         with context.Session() as session:
             held = held_ready(session=session)
-            released = released_count(session=session)
+            released = quarantine_count(
+                source=SOURCE_TIER0, released=True, session=session
+            )
         now = time.monotonic()
         due = self._retried is None or now - self._retried >= self.held_retry
         if due or released != self._released:
