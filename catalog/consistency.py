@@ -47,7 +47,7 @@ def check_derived(*, session: Session) -> list[Difference]:
     only report, or commits to repair.
     """
     datasets = session.scalars(select(Dataset)).all()
-    before = {d.name: row_to_ami(d) for d in datasets}
+    before = {d.name: _derived_fields(d) for d in datasets}
     # Edges first: cross-sections are recomputed down the right chains.
     edges = _relink(datasets, session=session)
     _recompute_name_columns(datasets)
@@ -117,7 +117,15 @@ def _inherit_skim_columns(session: Session) -> None:
 
 
 def _snapshot(session: Session) -> dict[str, dict[str, Any]]:
-    return {d.name: row_to_ami(d) for d in session.scalars(select(Dataset))}
+    return {d.name: _derived_fields(d) for d in session.scalars(select(Dataset))}
+
+
+def _derived_fields(dataset: Dataset) -> dict[str, Any]:
+    """The AMI fields of *dataset*, and the flag that says a tag of its
+    version is not catalogued (no AMI field, but a wrong one would leave
+    its configuration stale when the tag arrives).
+    """
+    return {**row_to_ami(dataset), "tagsPending": dataset.tags_pending}
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -173,6 +173,7 @@ DERIVED_COLUMNS = (
     "conditions_tag",
     "geometry_version",
     "requested_by",
+    "tags_pending",
 )
 # The tables of datasets and of their stale marks, for statements that
 # bypass the ORM's bookkeeping.
@@ -297,15 +298,19 @@ class Configuration:
     """What a dataset's tag chain says of how it was made: the release of
     its last tag [``AtlasRelease``], and the conditions tag and geometry
     version [``conditionsTag``, ``geometryVersion``] of the last tag whose
-    parameters give them.
+    parameters give them; and whether a tag of the chain is not catalogued
+    yet (*pending*: it may change when the tag arrives).
     """
 
     release: str | None
     conditions_tag: str | None
     geometry_version: str | None
+    pending: bool = False
 
 
 NO_CONFIGURATION = Configuration(None, None, None)
+# A version none of whose tags is catalogued (none of them parsed).
+WAITING = Configuration(None, None, None, pending=True)
 # The parameters of a tag that give the dataset's columns, by column.
 CONFIGURATION_PARAMETERS = {
     "conditions_tag": "conditionsTag",
@@ -319,7 +324,8 @@ def _configurations(
     """The configuration of each version (tag chain) of *datasets*, from
     the AMI tags of all their chains, read in one query. A version none of
     whose tags is catalogued gives none, and is not parsed: a bite of new
-    datasets may hold thousands of versions.
+    datasets may hold thousands of versions (:func:`_set_configuration`
+    takes such a version as waiting for its tags).
     """
     versions = {d.version for d in datasets if d.version}
     parts = {version: version.split("_") for version in versions}
@@ -329,7 +335,11 @@ def _configurations(
         return {}
     known = held.keys()
     chains = {v: _chain(v) for v, found in parts.items() if not known.isdisjoint(found)}
-    return {v: _configuration(chain, held) for v, chain in chains.items() if chain}
+    return {
+        v: _configuration(chain, held, pending=not known >= set(chain))
+        for v, chain in chains.items()
+        if chain
+    }
 
 
 def _tag_configurations(
@@ -373,11 +383,14 @@ def _parameters(text: str | None) -> dict[str, Any]:
 
 
 def _configuration(
-    chain: Sequence[str], held: dict[str, tuple[str | None, dict[str, str]]]
+    chain: Sequence[str],
+    held: dict[str, tuple[str | None, dict[str, str]]],
+    *,
+    pending: bool,
 ) -> Configuration:
     """The configuration of a dataset made through *chain*, from the tags
     *held* (tag to release and the values its parameters give; a tag
-    missing gives nothing).
+    missing gives nothing, and the configuration is then *pending*).
     """
     release = held[chain[-1]][0] if chain[-1] in held else None
     found: dict[str, str | None] = dict.fromkeys(CONFIGURATION_PARAMETERS)
@@ -386,7 +399,8 @@ def _configuration(
         for column, value in given.items():
             if found[column] is None:
                 found[column] = value
-    return Configuration(release, found["conditions_tag"], found["geometry_version"])
+    conditions, geometry = found["conditions_tag"], found["geometry_version"]
+    return Configuration(release, conditions, geometry, pending)
 
 
 def _fits(value: Any, column: str) -> bool:
@@ -402,11 +416,16 @@ def _set_configuration(
     configurations: dict[str, Configuration],
     task: ProductionTask | None,
 ) -> None:
-    """Set the configuration the dataset's tag chain gives, and who asked
-    for it: its producing task's requester. A dataset without a task keeps
-    its requester (a skim's output is registered with the physicist's).
+    """Set the configuration the dataset's tag chain gives, whether it
+    waits for a tag, and who asked for it: its producing task's requester.
+    A dataset without a task keeps its requester (a skim's output is
+    registered with the physicist's). A version :func:`_configurations`
+    found no tag of waits for them all (one that does not parse as a chain
+    too: it is only looked at in vain when a tag arrives).
     """
-    values = configurations.get(dataset.version or "", NO_CONFIGURATION)
+    version = dataset.version
+    values = configurations.get(version or "", WAITING if version else NO_CONFIGURATION)
+    dataset.tags_pending = values.pending
     dataset.atlas_release = values.release
     dataset.conditions_tag = values.conditions_tag
     dataset.geometry_version = values.geometry_version
@@ -636,15 +655,33 @@ def mark_changed(
     return ids
 
 
-def mark_tagged(tags: Collection[str], *, session: Session) -> set[int]:
+def mark_tagged(
+    changed: Collection[str], added: Collection[str] = (), *, session: Session
+) -> set[int]:
     """Mark stale the datasets whose version (tag chain) holds one of the
-    AMI *tags*, which changed, in the caller's transaction; return their ids.
+    AMI tags *changed* (catalogued before, with other values now) or *added*
+    (new to the catalogue), in the caller's transaction; return their ids.
 
-    One query whatever the number of tags (nothing at all for none): it
-    compares each version with the tags' rows, ``_`` made a space so that
-    ``LIKE`` takes it literally, and a tag matches only whole. Only the
-    datasets themselves are marked: the configuration of a dataset comes
-    from its own chain alone.
+    A dataset whose chain holds an added tag was derived without it, so it
+    is flagged ``tags_pending``: an added tag is looked for among the
+    flagged datasets only (an index holds them), a changed one among all.
+    Only the datasets themselves are marked: the configuration of a dataset
+    comes from its own chain alone.
+    """
+    ids = _holding(changed, session=session)
+    ids |= _holding(added, session=session, pending=True)
+    _raise_marks(sorted(ids), session=session)
+    return ids
+
+
+def _holding(
+    tags: Collection[str], *, session: Session, pending: bool = False
+) -> set[int]:
+    """The datasets whose version holds one of the AMI *tags* (with
+    *pending*, among those flagged ``tags_pending``). One query whatever
+    the number of tags (nothing at all for none): it compares each version
+    with the tags' rows, ``_`` made a space so that ``LIKE`` takes it
+    literally, and a tag matches only whole.
     """
     if not tags:
         return set()
@@ -657,9 +694,9 @@ def mark_tagged(tags: Collection[str], *, session: Session) -> set[int]:
         .where(among(AmiTag.tag, sorted(tags)))
         .distinct()
     )
-    ids = set(session.scalars(query))
-    _raise_marks(sorted(ids), session=session)
-    return ids
+    if pending:
+        query = query.where(DATASET.c.tags_pending)
+    return set(session.scalars(query))
 
 
 def _raise_marks(ids: Sequence[int], *, session: Session) -> None:

@@ -339,7 +339,8 @@ class ProdSysIngester(Task):
         if not changed:
             return 0
         upsert(session, table, changed, ["tag"], known=known)  # type: ignore[arg-type]
-        mark_tagged({row["tag"] for row in changed}, session=session)
+        tags = {row["tag"] for row in changed}
+        mark_tagged(tags & known, tags - known, session=session)
         return len(changed)
 
     # Tasks.

@@ -14,9 +14,16 @@ from sqlalchemy import delete, select, update
 from catalog.consistency import check_derived
 from catalog.datasets import add_dataset, get_dataset, get_provenance
 from catalog.ddm import DdmEvent, apply_messages
-from catalog.derived import mark_tagged, prodsys_status, refresh_changed
+from catalog.derived import mark_tagged, prodsys_status, refresh_all, refresh_changed
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
-from catalog.models import Dataset, DatasetStale, File, ProductionTask, ProvenanceEdge
+from catalog.models import (
+    AmiTag,
+    Dataset,
+    DatasetStale,
+    File,
+    ProductionTask,
+    ProvenanceEdge,
+)
 from ingest import schemas
 from ingest.seed import seed_catalog
 from ingest.simulate import now
@@ -465,6 +472,69 @@ def test_a_changed_tag_marks_the_datasets_whose_chain_holds_it_whole(Session, wo
     assert {names[i] for i in marked} == {names[i] for i in stale} == holding
     assert any("r10201" in tag_chain(name) for name in names.values())
     assert not any("r10201" in tag_chain(name) for name in holding)
+
+
+def test_a_tag_that_arrives_after_its_datasets_gives_them_their_configuration(
+    Session, sources, ingest, world
+):
+    """ProdSys may give a dataset before the tag that made it: the dataset
+    waits for the tag (``tags_pending``), and takes its configuration when
+    the tag arrives, among a million datasets as among these.
+    """
+    sources.coma.add_world(world)
+    sources.tier0.add_world(world)
+    sources.prodsys.add_world(world)
+    table = schemas.t_config_tag
+    with sources.prodsys.engine.begin() as connection:
+        late = connection.execute(select(table).where(table.c.tag == "r10724")).one()
+        connection.execute(delete(table).where(table.c.tag == "r10724"))
+    ingest()
+
+    with Session() as session:
+        rows = session.execute(
+            select(Dataset.name, Dataset.tags_pending, Dataset.conditions_tag)
+        ).all()
+    waiting = {name for name, pending, _ in rows if pending}
+    assert waiting == {name for name, *_ in rows if "r10724" in tag_chain(name)}
+    assert ZEE_DAOD in waiting
+    assert dict((n, c) for n, _, c in rows)[ZEE_DAOD] is None
+
+    with sources.prodsys.engine.begin() as connection:
+        connection.execute(
+            table.insert().values(**{**late._asdict(), "timestamp": now()})
+        )
+    ingest()
+
+    conditions = config_tag(world, "r10724").parameters["conditionsTag"]
+    with Session() as session:
+        daod = get_dataset(ZEE_DAOD, session=session)
+        assert (daod.conditions_tag, daod.tags_pending) == (conditions, False)
+        assert not session.scalars(
+            select(Dataset.name).where(Dataset.tags_pending)
+        ).all()
+        assert check_derived(session=session) == []
+
+
+def test_derive_check_finds_a_dataset_that_would_miss_its_tag(Session, world):
+    """A dataset not flagged while a tag of its chain is missing would keep
+    its configuration when the tag arrives: the check reports it.
+    """
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+        session.execute(delete(AmiTag).where(AmiTag.tag == "p4164"))
+        refresh_all(session=session)
+    with Session.begin() as session:
+        assert get_dataset(ZEE_DAOD, session=session).tags_pending is True
+        session.execute(
+            update(Dataset).where(Dataset.name == ZEE_DAOD).values(tags_pending=False)
+        )
+
+    with Session() as session:
+        differences = check_derived(session=session)
+
+    assert [(d.dataset, d.field, d.stored, d.recomputed) for d in differences] == [
+        (ZEE_DAOD, "tagsPending", False, True)
+    ]
 
 
 def test_a_version_that_is_no_tag_chain_gives_no_configuration(Session, world):

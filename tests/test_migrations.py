@@ -4,6 +4,8 @@ models and the migrations describe the same schema.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
@@ -56,3 +58,58 @@ def test_an_outdated_schema_is_reported_with_the_command_to_run(empty_engine):
 
     with pytest.raises(SchemaOutdated, match="run 'hepcat db upgrade'"):
         migrations.require_current(empty_engine)
+
+
+def test_the_datasets_catalogued_before_wait_for_the_tags_they_miss(empty_engine):
+    """Revision 0011 flags the datasets a tag of whose version is not
+    catalogued, so that the tag finds them when it arrives.
+    """
+    from sqlalchemy import column, insert, select, table
+
+    migrations.upgrade(empty_engine, "0010")
+    now = dt.datetime(2026, 12, 6)
+    names = {"whole": "e1_s2", "short": "e1_s3", "none": None, "odd": "e1-x"}
+    dataset = table(
+        "dataset",
+        *(column(c) for c in ("name", "scope", "source", "project_name", "version")),
+        *(column(c) for c in ("ami_status", "n_files", "total_events", "total_size")),
+        *(column(c) for c in ("ddm_incomplete", "created", "last_modified")),
+    )
+    tag = table(
+        "ami_tag", *(column(c) for c in ("tag", "tag_type", "tag_number", "created"))
+    )
+    common = {"scope": "mc16_13TeV", "source": "prodsys", "project_name": "mc16_13TeV"}
+    counts = {"ami_status": "VALID", "n_files": 0, "total_events": 0, "total_size": 0}
+    times = {"ddm_incomplete": False, "created": now, "last_modified": now}
+    with empty_engine.begin() as connection:
+        connection.execute(
+            insert(tag),
+            [
+                {"tag": t, "tag_type": t[0], "tag_number": int(t[1:]), "created": now}
+                for t in ("e1", "s2")
+            ],
+        )
+        connection.execute(
+            insert(dataset),
+            [
+                {"name": n, "version": v, **common, **counts, **times}
+                for n, v in names.items()
+            ],
+        )
+
+    migrations.upgrade(empty_engine)
+
+    with empty_engine.connect() as connection:
+        flags = dict(
+            connection.execute(
+                select(column("name"), column("tags_pending")).select_from(
+                    table("dataset")
+                )
+            ).all()
+        )
+    assert {name: bool(flag) for name, flag in flags.items()} == {
+        "whole": False,
+        "short": True,
+        "none": False,
+        "odd": True,
+    }

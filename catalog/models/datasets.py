@@ -19,6 +19,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -189,6 +191,12 @@ class Dataset(Base):
     trigger_config: Mapped[str | None] = mapped_column(
         Short, info={"ami": "triggerConfig"}
     )
+    # Whether the configuration was derived with a tag of the version not
+    # catalogued yet: a new AMI tag is looked for in these datasets' versions
+    # only (catalog.derived.mark_tagged). Not a field of AMI's.
+    tags_pending: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     # Real data.
     period: Mapped[str | None] = mapped_column(String(255), info={"ami": "period"})
@@ -263,6 +271,14 @@ class Dataset(Base):
         Index(None, "last_modified"),
         Index(None, "task_id"),
         Index(None, "total_events"),
+        # Few datasets wait for a tag: only they are indexed where the
+        # database can index a part of a table.
+        Index(
+            None,
+            "tags_pending",
+            postgresql_where=text("tags_pending"),
+            sqlite_where=text("tags_pending = 1"),
+        ),
     )
 
     def __repr__(self) -> str:
