@@ -83,6 +83,9 @@ ACTIVE_STATES = ("defined", "selecting", "selected", "extracting", "registering"
 #: States a skim ends in.
 FINISHED_STATES = ("done", "failed", "cancelled")
 SKIM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+#: The largest target size of an output file, in bytes: the JSON API's bound,
+#: well within the 64-bit column that keeps it.
+MAX_TARGET_SIZE = 2**62
 
 
 class SkimNotFound(NotFound):
@@ -150,7 +153,8 @@ def request_skim(
     :param branches: the branches to keep (default all of them).
     :param compression: ``zstd``, ``lz4`` or ``zlib`` with ``:level``
         (default ``zstd:1``).
-    :param target_size: bytes of an output file, about (default 2 GB).
+    :param target_size: bytes of an output file, about (default 2 GB; at most
+        :data:`MAX_TARGET_SIZE`).
     :param run: request its run at once (default: the skim is only
         defined, and :func:`run_skim` runs it).
     :raises PermissionDenied: when *owner* is not an active physicist.
@@ -269,6 +273,11 @@ def _options(
         parse_compression(compression)
     if target_size is not None and target_size <= 0:
         raise InvalidInput(f"the target file size must be positive, not {target_size}")
+    if target_size is not None and target_size > MAX_TARGET_SIZE:
+        raise InvalidInput(
+            f"the target file size must be at most {MAX_TARGET_SIZE} bytes, "
+            f"not {target_size}"
+        )
     return {
         "branches": json.dumps(chosen) if chosen else None,
         "compression": compression or None,

@@ -1,15 +1,21 @@
 """The AMI commands of TAG databases and skims.
 
-Reading needs what any command needs; requesting, running and cancelling a
-skim need the ``-AMIUser``/``-AMIPass`` of a physicist
-(:func:`web.auth.check_role`), and only a skim's owner or an admin may run
-or cancel it. The commands are
+Reading needs what any command needs; requesting, running, cancelling and
+retrying a skim need the ``-AMIUser``/``-AMIPass`` of a physicist
+(:func:`web.auth.check_role`), and only a skim's owner or an admin may run,
+cancel or retry it. A request takes the options of the JSON API and of
+``hepcat skim create``, checked by :func:`skimengine.skims.request_skim` as
+theirs are; an event collection comes as CSV text in ``-collection`` (the
+protocol carries text, not a ROOT file). The commands are
 registered with :func:`web.ami.commands.command`, so ``AMIListCommands``
 lists them.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -25,6 +31,7 @@ from skimengine.skims import (
     get_skim,
     list_skims,
     request_skim,
+    retry_skim,
     run_skim,
     skim_progress,
 )
@@ -34,6 +41,9 @@ from web.ami.commands import Answer, command, flag, required, window
 from web.ami.reply import rowset
 from web.auth import check_role
 from web.tags import TagInfo, count_events, list_tag_databases
+
+#: A whole number as an argument gives it: digits, perhaps signed.
+WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 @command("the TAG databases: dataset, events, files, store")
@@ -94,20 +104,26 @@ def AMICountTagEvents(line: CommandLine, session: Session) -> Answer:  # noqa: N
 
 
 @command(
-    "requests a skim and runs it (physicist): -logicalDatasetName, -select, "
-    "-name, -branches, -compression, -noRun (only define it)",
+    "requests a skim and runs it (physicist): -logicalDatasetName, -select or "
+    "-collection (an event collection as CSV text) with -collectionName, -name, "
+    "-branches, -compression, -targetSize (bytes per output file), -noRun (only "
+    "define it)",
     flags=("noRun",),
 )
 def AMICreateSkim(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     owner = check_role(ROLE_PHYSICIST, "requesting a skim")
+    collection = line.get("collection")
     skim = request_skim(
         required(line, "logicalDatasetName"),
-        required(line, "select"),
+        line.get("select"),
         required(line, "name"),
         owner=get_user(owner.login, session=session),
         session=session,
         branches=[b.strip() for b in (line.get("branches") or "").split(",")],
         compression=line.get("compression") or None,
+        target_size=_target_size(line),
+        collection=collection.encode() if collection is not None else None,
+        collection_name=line.get("collectionName") or None,
         run=not flag(line, "noRun"),
     )
     return Answer([rowset("skim", [skim_row(skim)])])
@@ -115,10 +131,7 @@ def AMICreateSkim(line: CommandLine, session: Session) -> Answer:  # noqa: N802
 
 @command("runs a defined skim (its owner or an admin): -skimId")
 def AMIRunSkim(line: CommandLine, session: Session) -> Answer:  # noqa: N802
-    user = check_role(ROLE_PHYSICIST, "running a skim")
-    by = get_user(user.login, session=session)
-    skim = run_skim(_skim_id(line), by=by, session=session)
-    return Answer([rowset("skim", [skim_row(skim)])])
+    return _change(line, session, "running a skim", run_skim)
 
 
 @command("one skim, its state and progress: -skimId")
@@ -149,16 +162,54 @@ def AMIListSkims(line: CommandLine, session: Session) -> Answer:  # noqa: N802
 
 @command("cancels a skim in progress (its owner or an admin): -skimId")
 def AMICancelSkim(line: CommandLine, session: Session) -> Answer:  # noqa: N802
-    user = check_role(ROLE_PHYSICIST, "cancelling a skim")
+    return _change(line, session, "cancelling a skim", cancel_skim)
+
+
+@command(
+    "runs a failed skim again, writing only its missing output files (its owner "
+    "or an admin): -skimId"
+)
+def AMIRetrySkim(line: CommandLine, session: Session) -> Answer:  # noqa: N802
+    return _change(line, session, "retrying a skim", retry_skim)
+
+
+def _change(
+    line: CommandLine,
+    session: Session,
+    action: str,
+    change: Callable[..., Skim],
+) -> Answer:
+    """Make *change* (run, cancel or retry) to the skim of ``-skimId`` as the
+    physicist of the command's credentials; the skim module lets only its
+    owner or an admin do it.
+    """
+    user = check_role(ROLE_PHYSICIST, action)
     by = get_user(user.login, session=session)
-    skim = cancel_skim(_skim_id(line), by=by, session=session)
+    skim = change(_skim_id(line), by=by, session=session)
     return Answer([rowset("skim", [skim_row(skim)])])
 
 
 def _skim_id(line: CommandLine) -> int:
-    value = required(line, "skimId")
-    if not value.strip().isdigit():
-        raise InvalidInput(f"-skimId must be a whole number, got {value!r}")
+    return _whole_number(required(line, "skimId"), "skimId", "a whole number")
+
+
+def _target_size(line: CommandLine) -> int | None:
+    """``-targetSize``, in bytes, when given; its range is checked by
+    :func:`request_skim`, as for the other surfaces.
+    """
+    value = line.get("targetSize")
+    if value is None:
+        return None
+    return _whole_number(value, "targetSize", "a whole number of bytes")
+
+
+def _whole_number(value: str, name: str, what: str) -> int:
+    """*value*, of the argument *name*, as a whole number.
+
+    :raises InvalidInput: naming the argument, for anything else.
+    """
+    if not WHOLE_NUMBER.fullmatch(value):
+        raise InvalidInput(f"-{name} must be {what}, got {value!r}")
     return int(value)
 
 
@@ -176,6 +227,12 @@ def skim_row(skim: Skim) -> dict[str, Any]:
         "nSelected": skim.n_selected,
         "outputDatasetName": skim.output.name if skim.output else None,
         "error": skim.error,
+        "collectionName": skim.collection_name,
+        "branches": ",".join(json.loads(skim.branches)) if skim.branches else None,
+        "compression": skim.compression,
+        "targetSize": skim.target_size,
         "runRequested": skim.run_requested,
         "created": skim.created,
+        "started": skim.started,
+        "ended": skim.ended,
     }
