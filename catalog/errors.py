@@ -70,6 +70,19 @@ class DatasetNotFound(NotFound):
         self.suggestions = list(suggestions)
 
 
+class ContainerNotFound(NotFound):
+    """No DDM container has the name the user gave."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        hint = _suggest(suggestions) or (
+            "; the catalogue knows a container once DDM announces it "
+            "(create_cnt or register_cnt)"
+        )
+        super().__init__(f"no DDM container named {name!r}{hint}")
+        self.name = name
+        self.suggestions = list(suggestions)
+
+
 class FileNotFound(NotFound):
     def __init__(self, key: str, by: str = "LFN") -> None:
         super().__init__(f"no file with {by} {key!r} in the catalogue")

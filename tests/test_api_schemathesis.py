@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from test_containers import put_in_container
 
 from catalog.config import load_config
 from catalog.users import add_user, create_token
@@ -40,6 +41,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+CONTAINER = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.DAOD_PHYS"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,8 @@ def seeded_app(
     tmp_path_factory: pytest.TempPathFactory, world: World
 ) -> Iterator[Flask]:
     """The application on a SQLite catalogue seeded with the world, with a
-    physicist ``phil`` whose token is ``app.config["TEST_TOKEN"]``.
+    physicist ``phil`` whose token is ``app.config["TEST_TOKEN"]``, and a
+    DDM container of the world's DAOD_PHYS datasets.
     """
     data_dir: Path = tmp_path_factory.mktemp("schemathesis") / "hepcat-data"
     populate(data_dir, world)
@@ -61,6 +64,8 @@ def seeded_app(
     with state.Session.begin() as session:
         add_user("phil", roles=["physicist"], session=session)
         app.config["TEST_TOKEN"] = create_token("phil", "schemathesis", session=session)
+    daods = [d.name for d in world.datasets if ".DAOD_PHYS." in d.name]
+    put_in_container(state.Session, CONTAINER, daods, scope="mc16_13TeV")
     yield app
     state.engine.dispose()
 
@@ -71,6 +76,7 @@ def examples(world: World) -> dict[str, Any]:
     file = daod.files[0]
     return {
         "name": daod.name,
+        "container": CONTAINER,
         "guid": file.guid,
         "lfn": file.lfn,
         "number": world.runs[0].run_number,

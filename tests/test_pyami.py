@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,12 @@ import pytest
 from live import ServedCatalog
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from test_containers import served_container_of
 
-from catalog.db import create_catalog_engine
+from catalog.db import create_catalog_engine, utcnow
 from catalog.fields import row_to_ami
-from catalog.models import AmiTag, Dataset, File, Period, ProvenanceEdge
+from catalog.models import AmiTag, Dataset, File, Period, ProvenanceEdge, Skim
+from catalog.users import add_user, get_user
 from web.ami.reply import text_of
 
 ENDPOINT = "hepcat"
@@ -181,6 +184,22 @@ def test_get_dataset_info(client: pyAMI.client.Client, session: Session) -> None
     assert found["crossSectionSource"] == (source.name if source else "NULL")
 
 
+def test_get_dataset_info_of_a_ddm_container(
+    client: pyAMI.client.Client, served_catalog: ServedCatalog
+) -> None:
+    name, members = served_container_of(served_catalog)
+
+    (found,) = atlas.get_dataset_info(client, name)
+    listed = atlas.list_datasets(client, in_container=name)
+
+    assert (found["logicalDatasetName"], found["dataType"]) == (name, "CONTAINER")
+    assert [row["ldn"] for row in listed] == [d.name for d in members]
+    assert found["nDatasets"] == "2"
+    assert found["nFiles"] == shown(sum(d.n_files for d in members))
+    assert found["totalEvents"] == shown(sum(d.total_events for d in members))
+    assert found["totalSize"] == shown(sum(d.total_size for d in members))
+
+
 def test_list_files_with_a_total(client: pyAMI.client.Client, session: Session) -> None:
     dataset = a_derivation(session)
 
@@ -289,6 +308,56 @@ def test_an_error_is_raised_by_pyami_with_hepcats_message(
         client.execute(
             'SearchQuery -entity="dataset" -mql="SELECT nofield"', format="dom_object"
         )
+
+
+# --- skims through pyAMI's generic command execution ---------------------------
+
+
+@pytest.fixture
+def failed_skim(catalog: Engine) -> Iterator[tuple[int, str, str]]:
+    """A skim that failed, as the skim task leaves one whose selection never
+    ran, of a physicist of the served catalogue: its id, the physicist's
+    login and password. Both are removed afterwards.
+    """
+    login, password = f"pyami{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with Session(catalog) as session, session.begin():
+        owner = add_user(login, password=password, roles=["physicist"], session=session)
+        skim = Skim(
+            name="dimuon",
+            owner=owner,
+            parent=a_derivation(session),
+            selection="nMuons >= 2",
+            state="failed",
+            error="EventFileNotFound: no event file of the dataset was found",
+            run_requested=utcnow(),
+            ended=utcnow(),
+        )
+        session.add(skim)
+        session.flush()
+        skim_id = skim.id
+    yield skim_id, login, password
+    with Session(catalog) as session, session.begin():
+        session.delete(session.get(Skim, skim_id))
+        session.delete(get_user(login, session=session))
+
+
+def test_a_failed_skim_is_retried_through_execute(
+    client: pyAMI.client.Client, session: Session, failed_skim: tuple[int, str, str]
+) -> None:
+    skim_id, login, password = failed_skim
+
+    found = client.execute(
+        ["AMIRetrySkim", f'-skimId="{skim_id}"'],
+        format="dom_object",
+        AMIUser=login,
+        AMIPass=password,
+    )
+
+    [row] = [dict(row) for row in found.get_rows("skim")]
+    assert (row["skimId"], row["owner"], row["error"]) == (str(skim_id), login, "NULL")
+    assert row["state"] == "defined"  # its selection never ran: it starts again
+    retried = session.get(Skim, skim_id)
+    assert retried is not None and (retried.state, retried.error) == ("defined", None)
 
 
 # --- the ami_atlas command ---------------------------------------------------------

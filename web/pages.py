@@ -1,4 +1,5 @@
-"""The web pages: home, dataset search and the dataset page.
+"""The web pages: home, dataset search and the dataset page (which shows a
+DDM container, given a container's name).
 
 A view parses its query arguments, calls :mod:`catalog` inside
 :func:`web.app.catalog_session`, and renders a template. Bad input raises
@@ -19,10 +20,10 @@ from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
+from catalog.containers import ContainerInfo, dataset_or_container
 from catalog.datasets import (
     DatasetQuery,
     catalog_totals,
-    get_dataset,
     get_provenance,
     list_files,
     search_datasets,
@@ -96,6 +97,16 @@ SEARCH_COLUMNS = (
     "totalEvents",
     "totalSize",
     "crossSection",
+    "prodsysStatus",
+    "amiStatus",
+)
+# The columns of the datasets of a container, on its page.
+CONTAINER_COLUMNS = (
+    "logicalDatasetName",
+    "dataType",
+    "nFiles",
+    "totalEvents",
+    "totalSize",
     "prodsysStatus",
     "amiStatus",
 )
@@ -173,11 +184,16 @@ def dataset(name: str) -> str:
     """Every AMI field of one dataset, its provenance graph, DDM state, its
     differences with Tier-0, lumi blocks and files (``files_limit`` a page,
     50 by default); its TAG and skims, and the skim that made it.
+
+    A DDM container's name (which no dataset has) shows the container: its
+    totals and its datasets.
     """
     files_offset = int_arg(request.args, "files_offset", 0)
     files_limit = int_arg(request.args, "files_limit", FILES_PER_PAGE)
     with catalog_session() as session:
-        found = get_dataset(name, session=session)
+        found = dataset_or_container(name, session=session)
+        if isinstance(found, ContainerInfo):
+            return container_page(found)
         provenance = get_provenance(found, session=session)
         context = {
             "dataset": found,
@@ -196,6 +212,16 @@ def dataset(name: str) -> str:
             "made_by": skim_making(found, session=session),
         }
         return render_template("dataset.html", **context, progress=skim_progress)
+
+
+def container_page(container: ContainerInfo) -> str:
+    """The page of a DDM container: its totals, the statuses of its datasets
+    and the datasets, each linked to its page (call within the session).
+    """
+    rows = ami_rows(container.catalogued)
+    return render_template(
+        "container.html", container=container, rows=rows, columns=CONTAINER_COLUMNS
+    )
 
 
 # --- query arguments ------------------------------------------------------------

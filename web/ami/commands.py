@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from catalog.amitags import get_ami_tag, tag_parameters
 from catalog.annotations import list_annotations
+from catalog.containers import CONTAINER, ContainerInfo, dataset_or_container
 from catalog.datasets import (
     MAX_PAGE_SIZE,
     get_dataset,
@@ -215,9 +216,14 @@ def SearchQuery(line: CommandLine, session: Session) -> Answer:  # noqa: N802
 # --- datasets and files ---------------------------------------------------------
 
 
-@command("every field of a dataset: -logicalDatasetName")
+@command(
+    "every field of a dataset, or the totals of a DDM container: -logicalDatasetName"
+)
 def AMIGetDatasetInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
-    dataset = get_dataset(required(line, "logicalDatasetName"), session=session)
+    name = required(line, "logicalDatasetName")
+    dataset = dataset_or_container(name, session=session)
+    if isinstance(dataset, ContainerInfo):
+        return Answer([rowset("dataset", [_container_fields(dataset)])])
     fields = row_to_ami(dataset)
     source = dataset.cross_section_source
     fields["crossSectionSource"] = source.name if source is not None else None
@@ -226,6 +232,26 @@ def AMIGetDatasetInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N
         select(in_container).where(Dataset.id == dataset.id)
     )
     return Answer([rowset("dataset", [fields])])
+
+
+def _container_fields(container: ContainerInfo) -> dict[str, Any]:
+    """The ``dataset`` row of a DDM container: its name, scope and times,
+    the sums of its datasets' counts under the datasets' AMI names, and
+    their distinct statuses, comma-separated as ``period`` is.
+    """
+    return {
+        "logicalDatasetName": container.name,
+        "scope": container.scope,
+        "dataType": CONTAINER,
+        "nDatasets": container.n_datasets,
+        "nFiles": container.n_files,
+        "totalEvents": container.total_events,
+        "totalSize": container.total_size,
+        "prodsysStatus": ",".join(container.prodsys_statuses) or None,
+        "amiStatus": ",".join(container.ami_statuses) or None,
+        "created": container.created,
+        "ddmErased": container.erased,
+    }
 
 
 @command(

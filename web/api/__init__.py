@@ -1,6 +1,6 @@
-"""The JSON API under ``/api/v1``: the catalogue's datasets, files, runs,
-periods, AMI tags, quarantine, annotations, TAG databases and skims,
-described by an OpenAPI document at ``/api/v1/openapi.json``.
+"""The JSON API under ``/api/v1``: the catalogue's datasets, DDM containers,
+files, runs, periods, AMI tags, quarantine, annotations, TAG databases and
+skims, described by an OpenAPI document at ``/api/v1/openapi.json``.
 
 Each module holds the routes of one entity (``datasets``, ``files``,
 ``runs``, ...). A view parses its input with a marshmallow schema
@@ -38,6 +38,7 @@ def _check_path() -> None:
 # __future__ feature of that name instead of the module.)
 import web.api.amitags  # noqa: E402
 import web.api.annotations  # noqa: E402
+import web.api.containers  # noqa: E402
 import web.api.datasets  # noqa: E402
 import web.api.files  # noqa: E402
 import web.api.openapi  # noqa: E402

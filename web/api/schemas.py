@@ -20,6 +20,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from catalog import models
 from catalog.amitags import tag_parameters
 from catalog.annotations import DEFAULT_SCOPE
+from catalog.containers import CONTAINER
 from catalog.fields import ami_fields, value_type
 from catalog.keyset import DEFAULT_LIMIT, MAX_LIMIT
 from catalog.models.skims import SKIM_STATES
@@ -274,6 +275,66 @@ DatasetDetail = _schema(
         ),
     },
 )
+
+
+class Container(Schema):
+    """A DDM container: the datasets in it and the sums of their counts."""
+
+    logicalDatasetName = fields.String(attribute="name")  # noqa: N815
+    scope = fields.String(allow_none=True)
+    dataType = fields.Constant(  # noqa: N815
+        CONTAINER,
+        metadata={
+            "type": "string",
+            "enum": [CONTAINER],
+            "description": "always CONTAINER",
+        },
+    )
+    created = fields.DateTime(
+        allow_none=True, metadata={"description": "when DDM first announced it"}
+    )
+    ddmErased = fields.DateTime(  # noqa: N815
+        attribute="erased",
+        allow_none=True,
+        metadata={"description": "when DDM erased it; null: it is not"},
+    )
+    nDatasets = fields.Integer(  # noqa: N815
+        attribute="n_datasets",
+        metadata={"description": "its datasets, catalogued or not"},
+    )
+    nFiles = fields.Integer(  # noqa: N815
+        attribute="n_files",
+        metadata={"description": "the sum over its catalogued datasets"},
+    )
+    totalEvents = fields.Integer(  # noqa: N815
+        attribute="total_events",
+        metadata={"description": "the sum over its catalogued datasets"},
+    )
+    totalSize = fields.Integer(  # noqa: N815
+        attribute="total_size",
+        metadata={"description": "bytes, the sum over its catalogued datasets"},
+    )
+    prodsysStatuses = fields.List(  # noqa: N815
+        fields.String(),
+        attribute="prodsys_statuses",
+        metadata={"description": "the distinct prodsysStatus of its datasets"},
+    )
+    amiStatuses = fields.List(  # noqa: N815
+        fields.String(),
+        attribute="ami_statuses",
+        metadata={"description": "the distinct amiStatus of its datasets"},
+    )
+    datasets = fields.List(
+        fields.String(),
+        attribute="members",
+        metadata={"description": "the names of its datasets, by name"},
+    )
+    notCatalogued = fields.List(  # noqa: N815
+        fields.String(),
+        attribute="not_catalogued",
+        metadata={"description": "those of its datasets the catalogue lacks yet"},
+    )
+
 
 File = _schema(
     "File",

@@ -20,8 +20,11 @@ from web.client.transport import Client
 def get_dataset_info(client: Client, dataset: str) -> list[dict[str, Any]]:
     """Every field of *dataset*, derived quantities included: a list of one
     dict keyed by AMI field names (``logicalDatasetName``, ``nFiles``, ...).
+    For a DDM container (hepcat's endpoint), the dict has ``dataType``
+    ``CONTAINER``, ``nDatasets``, and the sums of its datasets' ``nFiles``,
+    ``totalEvents`` and ``totalSize``.
 
-    :raises DatasetNotFound: when there is no such dataset.
+    :raises DatasetNotFound: when there is no such dataset nor container.
     """
     return client.execute("AMIGetDatasetInfo", logicalDatasetName=dataset).rows()
 

@@ -58,6 +58,10 @@ class DatasetNotFound(NotFound):
     """No dataset has the name the command gave."""
 
 
+class ContainerNotFound(NotFound):
+    """No DDM container has the name the request gave."""
+
+
 class FileNotFound(NotFound):
     """No file has the LFN or GUID the command gave."""
 
@@ -109,6 +113,7 @@ _ERRORS: dict[str, type[AmiError]] = {
     for cls in (
         NotFound,
         DatasetNotFound,
+        ContainerNotFound,
         FileNotFound,
         AmiTagNotFound,
         RunNotFound,

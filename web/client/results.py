@@ -34,6 +34,8 @@ NUMERIC_FIELDS = frozenset(
         "tier0TotalEvents",
         "tier0TotalSize",
         "prodsysIdentifier",
+        # DDM container
+        "nDatasets",
         # production task
         "taskId",
         "parentTaskId",
