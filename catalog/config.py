@@ -32,19 +32,25 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from catalog.errors import ConfigError, UnknownSetting
+from catalog.urls import HIDDEN, hide_password
 
 ENV_PREFIX = "HEPCAT_"
 
 
 @dataclass(frozen=True)
 class Setting:
-    """The declaration of one setting."""
+    """The declaration of one setting.
+
+    :param secret: whether its whole value is a secret, never shown (the
+        password in a URL is hidden in any setting).
+    """
 
     name: str
     help: str
     default: Any = None
     type: Callable[[Any], Any] = str
     shown_default: str | None = None
+    secret: bool = False
 
     @property
     def env(self) -> str:
@@ -78,6 +84,8 @@ def _url(text: str) -> str:
         raise ValueError(reason) from None
     except ArgumentError:
         raise ValueError("not a SQLAlchemy URL (dialect+driver://...)") from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        raise ValueError("its port is not a number") from None
     except ImportError as err:
         raise ValueError(f"its database driver cannot be loaded ({err})") from None
     return str(text)
@@ -275,6 +283,7 @@ SETTINGS: tuple[Setting, ...] = (
         "secret_key",
         "Key signing web sessions and CSRF tokens; unset: a random key is made "
         "and kept in the data directory.",
+        secret=True,
     ),
     Setting(
         "anonymous_read",
@@ -312,6 +321,15 @@ _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 def declared() -> tuple[Setting, ...]:
     """Return every declared setting, in declaration order."""
     return SETTINGS
+
+
+def shown_value(setting: Setting, value: Any) -> Any:
+    """*value* of *setting* as output may show it: a secret setting's value
+    as ``***``, and the password of a URL hidden.
+    """
+    if setting.secret and value:
+        return HIDDEN
+    return hide_password(value) if isinstance(value, str) else value
 
 
 def documented_default(setting: Setting) -> str:

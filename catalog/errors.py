@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from catalog.urls import hide_password
+
 
 class HepcatError(Exception):
     """Base class of every error hepcat reports to a user."""
@@ -32,12 +34,15 @@ def _suggest(suggestions: Sequence[str]) -> str:
 
 
 class ConfigError(HepcatError, ValueError):
-    """A setting has a value that cannot be used."""
+    """A setting has a value that cannot be used. The message quotes the
+    value with any password in it hidden.
+    """
 
     status = 500
 
     def __init__(self, name: str, value: object, reason: str) -> None:
-        super().__init__(f"setting {name} = {value!r} is not usable: {reason}")
+        shown = hide_password(value) if isinstance(value, str) else value
+        super().__init__(f"setting {name} = {shown!r} is not usable: {reason}")
         self.name = name
 
 
@@ -145,7 +150,7 @@ class DatabaseUnavailable(HepcatError, ConnectionError):
 
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(
-            f"cannot reach the catalogue database {url}: {reason}; "
+            f"cannot reach the catalogue database {hide_password(url)}: {reason}; "
             "check HEPCAT_DATABASE_URL and that the server is running"
         )
 
@@ -159,7 +164,7 @@ class BrokerUnavailable(HepcatError, ConnectionError):
 
     def __init__(self, address: str, reason: str) -> None:
         super().__init__(
-            f"cannot subscribe at the DDM broker {address}: {reason}; "
+            f"cannot subscribe at the DDM broker {hide_password(address)}: {reason}; "
             "check HEPCAT_DDM_BROKER and that the broker is running"
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import Page, check_paging
+from catalog.db import among, chunked, utcnow
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import Quarantine, StopPoint, TaskLease, TaskRun
 
@@ -60,6 +62,41 @@ def quarantine(
     )
     session.add(entry)
     return entry
+
+
+def release_read(source: str, record_keys: Iterable[str], *, session: Session) -> int:
+    """Release the records of *source* held in quarantine under any of
+    *record_keys*: the source has since given each of those records again,
+    and it was read and written without error (corrected at the source, say).
+    Each is released as an operator would release it, and its reason ends
+    with when and why (``...; released automatically on 2026-12-06 10:00 UTC:
+    read again without error``). Return how many were released.
+
+    The caller names only the records it has just written, and none it
+    refused in the same pass: a source may name two kinds of record by one
+    key (COMA's runs and period-run links by their run number), and one
+    refused keeps the key's records held.
+    """
+    wanted = {key[:255] for key in record_keys if key}
+    if not wanted:
+        return 0
+    when = f"{utcnow():%Y-%m-%d %H:%M} UTC"
+    note = f"; released automatically on {when}: read again without error"
+    released = 0
+    for keys in chunked(sorted(wanted)):
+        query = select(Quarantine).where(
+            Quarantine.source == source,
+            Quarantine.released.is_not(True),
+            among(Quarantine.record_key, keys),
+        )
+        # Compared again in Python: MariaDB's collation takes keys that
+        # differ in case or trailing spaces for one (see _held).
+        for entry in session.scalars(query):
+            if entry.record_key in wanted:
+                entry.released = True
+                entry.reason += note
+                released += 1
+    return released
 
 
 def _held(

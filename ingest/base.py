@@ -1,6 +1,7 @@
 """What every ingester shares with the catalogue: quarantine for the rows a
-mapper refuses, a keyset stream's stop point, and the recomputation of
-stale derived quantities. Reading the source's values is ``ingest.values``.
+mapper refuses, and the release of those read again without error; a keyset
+stream's stop point; and the recomputation of stale derived quantities.
+Reading the source's values is ``ingest.values``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from catalog.derived import refresh_stale, stale_count
-from catalog.operations import get_stop_point, quarantine, set_stop_point
+from catalog.operations import (
+    get_stop_point,
+    quarantine,
+    release_read,
+    set_stop_point,
+)
 from ingest.keyset import Cursor, KeysetStream
 from ingest.values import Mapped, map_rows
 from taskserver.base import RunContext
@@ -46,6 +52,46 @@ def usable_rows(
     the row's *key* column.
     """
     return quarantine_refused(map_rows(rows, mapper, key), source, session=session)
+
+
+class RecordsRead:
+    """The records of *source* one pass of an ingester refused into
+    quarantine and those it wrote, by key. At the end of the pass,
+    :meth:`release` releases the records held in quarantine under a key it
+    wrote and did not refuse: the source has corrected them
+    (:func:`~catalog.operations.release_read`).
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.written: set[str] = set()
+        self.refused: set[str] = set()
+
+    def usable(
+        self,
+        rows: Iterable[Any],
+        mapper: Callable[[Mapping[str, Any]], T],
+        key: str,
+        *,
+        session: Session,
+    ) -> list[T]:
+        """:func:`usable_rows` of *rows*, noting the keys of those refused."""
+        mapped = map_rows(rows, mapper, key)
+        self.refused.update(record for record, _, _ in mapped.refused)
+        return quarantine_refused(mapped, self.source, session=session)
+
+    def wrote(self, keys: Iterable[object]) -> None:
+        """Note the keys of records the catalogue now holds as the source
+        gives them (written, or found as written).
+        """
+        self.written.update(str(key) for key in keys if key is not None)
+
+    def release(self, *, session: Session) -> int:
+        """Release the records held under a key written and not refused in
+        this pass; return how many.
+        """
+        keys = self.written - self.refused
+        return release_read(self.source, keys, session=session)
 
 
 def load_cursor(

@@ -5,6 +5,12 @@ compares the whole of them with the catalogue and writes only what changed:
 its items are the runs and periods written, new or changed, and a period
 whose list of runs changed counts as changed. When a period gains or loses a
 run, the ``period`` of that run's datasets is refreshed.
+
+A COMA record held in quarantine that a later run reads and writes without
+error (COMA corrected it) is released (:class:`ingest.base.RecordsRead`).
+Runs and period-run links are both named by their run number, and periods by
+their name alone, so a record stays held while any row under its key is
+refused.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from catalog.derived import refresh_datasets
 from catalog.models import Dataset, Period, PeriodRun, Run
 from catalog.upsert import differing, upsert
 from ingest import schemas
-from ingest.base import usable_rows
+from ingest.base import RecordsRead
 from ingest.values import Unusable, integer, moment, text
 from taskserver.base import RunContext, RunOutcome, Task
 
@@ -58,10 +64,12 @@ class ComaIngester(Task):
         snapshot = _snapshot(runs, periods, links)
         if self._snapshot == snapshot:
             return RunOutcome(0, 0, "unchanged")
+        records = RecordsRead(SOURCE)
         with context.Session.begin() as session:
-            changed = _write_runs(runs, session)
-            periods_changed = _write_periods(periods, session)
-            periods_changed |= _write_links(links, session)
+            changed = _write_runs(runs, records, session)
+            periods_changed = _write_periods(periods, records, session)
+            periods_changed |= _write_links(links, records, session)
+            records.release(session=session)
         self._snapshot = snapshot
         changed += len(periods_changed)
         read = f"{len(runs)} runs and {len(periods)} periods read"
@@ -111,22 +119,26 @@ def _link_row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_runs(rows: list[Any], session: Session) -> int:
+def _write_runs(rows: list[Any], records: RecordsRead, session: Session) -> int:
     """Write the runs that are new or differ from the catalogue's; return
     how many.
     """
-    good = usable_rows(rows, _run_row, "runnumber", SOURCE, session=session)
+    good = records.usable(rows, _run_row, "runnumber", session=session)
+    records.wrote(row["run_number"] for row in good)
     table = Run.__table__
     changed, known = differing(session, table, good, "run_number")  # type: ignore[arg-type]
     upsert(session, table, changed, ["run_number"], known=known)  # type: ignore[arg-type]
     return len(changed)
 
 
-def _write_periods(rows: list[Any], session: Session) -> set[tuple[str, str]]:
+def _write_periods(
+    rows: list[Any], records: RecordsRead, session: Session
+) -> set[tuple[str, str]]:
     """Write the periods that are new or differ from the catalogue's; return
     their (project, name).
     """
-    good = usable_rows(rows, _period_row, "period", SOURCE, session=session)
+    good = records.usable(rows, _period_row, "period", session=session)
+    records.wrote(row["name"] for row in good)
     # A period's natural key has two columns, and differing() compares rows
     # on one: the id, for the periods the catalogue holds already.
     ids = _period_ids(session)
@@ -147,18 +159,21 @@ def _period_ids(session: Session) -> dict[tuple[str, str], int]:
     return {(project, name): id_ for project, name, id_ in session.execute(query)}
 
 
-def _write_links(rows: list[Any], session: Session) -> set[tuple[str, str]]:
+def _write_links(
+    rows: list[Any], records: RecordsRead, session: Session
+) -> set[tuple[str, str]]:
     """Make the catalogue's period-run map equal COMA's; refresh the datasets
     of every run that joined or left a period. Return the (project, name) of
     the periods whose runs changed.
     """
-    good = usable_rows(rows, _link_row, "runnumber", SOURCE, session=session)
+    good = records.usable(rows, _link_row, "runnumber", session=session)
     ids = _period_ids(session)
     wanted = {
         (ids[(g["project"], g["period"])], g["run_number"])
         for g in good
         if (g["project"], g["period"]) in ids
     }
+    records.wrote(run for _, run in wanted)  # a link to no period is not written
     links = select(PeriodRun.period_id, PeriodRun.run_number)
     have = {(period_id, run) for period_id, run in session.execute(links)}
     for period_id, run in have - wanted:

@@ -33,11 +33,12 @@ def write_files(
 ) -> FilesWritten:
     """Upsert *rows* (FileRows or their plain tuples; their datasets' ids in
     *dataset_ids*); return the ids of every dataset whose files changed,
-    including datasets a file left, and how many files were written.
+    including datasets a file left, how many files were written, and the
+    rows the catalogue now holds as given.
     """
     latest = list({row[GUID]: row for row in rows}.values())
     existing, held = _existing(latest, session=session)
-    usable = _consistent_rows(latest, existing, source, session)
+    usable = kept = _consistent_rows(latest, existing, source, session)
     # A file read again as the catalogue holds it (a source's overlap window
     # reads rows again) is left alone: its modified time stays, and its
     # dataset needs no recomputing.
@@ -47,7 +48,7 @@ def write_files(
         if held.get(row[GUID]) != values:
             changed.append((row, values))
     if not changed:
-        return FilesWritten(set(), 0)
+        return FilesWritten(set(), 0, kept)
     usable = [row for row, _ in changed]
     now = utcnow()
     written = [(*values, now) for _, values in changed]
@@ -57,16 +58,19 @@ def write_files(
     _write_lumi_ranges(usable, session=session)
     moved_from = {existing[r[GUID]][1] for r in usable if r[GUID] in existing}
     touched = {dataset_ids[r[DATASET]] for r in usable} | moved_from
-    return FilesWritten(touched, len(usable))
+    return FilesWritten(touched, len(usable), kept)
 
 
 class FilesWritten(NamedTuple):
-    """What :func:`write_files` did: the datasets whose files changed, and
-    the number of files written (new, or holding a value that changed).
+    """What :func:`write_files` did: the datasets whose files changed, the
+    number of files written (new, or holding a value that changed), and the
+    rows the catalogue holds as given, written or found as written (the
+    last of each GUID, less those refused into quarantine).
     """
 
     datasets: set[int]
     files: int
+    kept: Sequence[AnyFileRow]
 
 
 def _existing(

@@ -19,6 +19,11 @@ seconds and keep the backlog from ever draining: a held dataset is read
 again after :data:`HELD_RETRY` seconds, and at once when Tier-0 changes its
 counts or an operator releases a Tier-0 record from quarantine (having
 fixed the row in Tier-0). Once its files add up, it is marked DONE.
+
+A Tier-0 record held in quarantine (a file row, or a dataset row) that is
+read again and written without error -- Tier-0 corrected the row -- is
+released, as an operator would release it, with a note saying so at the end
+of its reason (:func:`catalog.operations.release_read`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Engine, and_, func, select, update
 from sqlalchemy.orm import Session
@@ -42,8 +47,8 @@ from catalog.operations import quarantine, quarantine_count
 from catalog.provenance import link_datasets, link_tier0
 from catalog.tier0 import DONE, READY, held_ready
 from ingest import schemas
-from ingest.base import usable_rows
-from ingest.filerows import source_file
+from ingest.base import RecordsRead
+from ingest.filerows import GUID, LFN, source_file
 from ingest.files import write_files
 from ingest.values import Unusable, integer, text
 from taskserver.base import RunContext, RunOutcome, Task
@@ -78,17 +83,24 @@ class Tier0Ingester(Task):
         self.bite = bite
         self.held_retry = held_retry
         # When the held datasets were all last read again (monotonic time),
-        # and how many Tier-0 records were released from quarantine then.
-        # Kept in memory: a new process reads them all again once.
+        # and how many Tier-0 records were released from quarantine then,
+        # with those this ingester released itself since. Kept in memory: a
+        # new process reads them all again once.
         self._retried: float | None = None
         self._released: int | None = None
+        self._released_here = 0  # records the current run released
 
     def run(self, context: RunContext) -> RunOutcome:
         waiting, retry = self._waiting(context)
+        self._released_here = 0
         items, drained = self._read_ready(waiting, context)
         if retry is not None and drained:
             # Every held dataset was read again: the next retry waits.
             self._retried, self._released = retry
+        if self._released is not None:
+            # A record released on reading its corrected row is no news of an
+            # operator's: it calls for no retry of the held datasets.
+            self._released += self._released_here
         held = f", {len(waiting)} held READY" if waiting else ""
         return RunOutcome(items, self.backlog(waiting), f"{items} datasets{held}")
 
@@ -176,13 +188,14 @@ class Tier0Ingester(Task):
         files = self._files(name)
         with context.Session.begin() as session:
             try:
-                state = write_dataset(row, files, session=session)
+                state, released = write_dataset(row, files, session=session)
             except (Unusable, HepcatError) as err:
                 # The dataset row itself is held in quarantine.
                 quarantine(
                     SOURCE, name, _payload(row, files), str(err), session=session
                 )
-                state = DONE
+                state, released = DONE, 0
+        self._released_here += released
         if state != DONE:
             return False
         self._mark_done(name, row.get("nfiles"))
@@ -202,12 +215,21 @@ class Tier0Ingester(Task):
             connection.execute(statement)
 
 
+class DatasetWritten(NamedTuple):
+    """What :func:`write_dataset` did."""
+
+    state: str | None  # the dataset's tier0State
+    released: int  # records of it released from quarantine, read again
+
+
 def write_dataset(
     row: Mapping[str, Any], files: list[Mapping[str, Any]], *, session: Session
-) -> str | None:
-    """Write a Tier-0 dataset and its files into the catalogue; return its
-    ``tier0State``: ``DONE`` when the files it holds add up to Tier-0's
-    counts, ``READY`` when they fall short.
+) -> DatasetWritten:
+    """Write a Tier-0 dataset and its files into the catalogue, and release
+    the records of them held in quarantine that are now written (the dataset
+    row by its name, a file row by its LFN and its GUID). Return its
+    ``tier0State`` -- ``DONE`` when the files it holds add up to Tier-0's
+    counts, ``READY`` when they fall short -- and how many were released.
 
     :raises Unusable: when the dataset row contradicts its own name, or a
         count is not a count.
@@ -216,14 +238,17 @@ def write_dataset(
     name = dataset_row["name"]
     ids, written = upsert_datasets([dataset_row], session=session)
     dataset_id = ids[name]
-    good = usable_rows(
+    records = RecordsRead(SOURCE)
+    good = records.usable(
         files,
         lambda f: source_file(f, dataset=name, status="finished"),
         "lfn",
-        SOURCE,
         session=session,
     )
-    touched = write_files(good, ids, SOURCE, session=session).datasets
+    files_written = write_files(good, ids, SOURCE, session=session)
+    kept = files_written.kept
+    records.wrote([name, *(f[LFN] for f in kept), *(f[GUID] for f in kept)])
+    touched = files_written.datasets
     if written:  # not a dataset READY again as the catalogue holds it
         touched.add(dataset_id)
     dataset = session.get(Dataset, dataset_id)
@@ -232,7 +257,8 @@ def write_dataset(
         gained = link_datasets([dataset], session=session)
         gained |= link_tier0([dataset], session=session)
     refresh_changed(touched, gained, session=session)
-    return session.scalar(select(Dataset.tier0_state).where(Dataset.id == dataset_id))
+    state = session.scalar(select(Dataset.tier0_state).where(Dataset.id == dataset_id))
+    return DatasetWritten(state, records.release(session=session))
 
 
 def _dataset_row(row: Mapping[str, Any]) -> dict[str, Any]:

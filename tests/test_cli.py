@@ -17,9 +17,13 @@ from live import free_port
 from sqlalchemy import insert, select, update
 
 import migrations
+from catalog.config import load_config
 from catalog.db import create_catalog_engine
+from catalog.errors import BrokerUnavailable
 from catalog.models import Dataset, File
 from hepcat.cli import main
+from hepcat.cli.serving import DemoDdm
+from hepcat.wiring import configured_ingesters
 from ingest import schemas
 from ingest.ddm import remove_subscription
 from ingest.simulate_ddm import ddm_scenario
@@ -59,6 +63,19 @@ def test_an_unreachable_database_is_one_line_on_stderr(hepcat):
     assert result.stderr.startswith("DatabaseUnavailable: cannot reach the catalogue")
     assert "secret" not in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_database_password_given_as_a_query_parameter_is_hidden_too(hepcat):
+    url = "postgresql+psycopg://nobody@127.0.0.1:9/x?password=secret"
+
+    result = hepcat("db", "current", env={"HEPCAT_DATABASE_URL": url})
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "DatabaseUnavailable: cannot reach the catalogue database "
+        "postgresql+psycopg://nobody@127.0.0.1:9/x?password=***: "
+    )
+    assert "secret" not in result.output
 
 
 def test_serving_an_unmigrated_catalogue_says_what_to_run(hepcat):
@@ -374,6 +391,55 @@ def test_a_ddm_broker_of_the_wrong_form_is_one_line_on_stderr(hepcat, command):
         "ConfigError: setting ddm_broker = 'stomp+ssl://mq.invalid:61614' is not "
         "usable: expected stomp://host:port; set in the environment as "
         "HEPCAT_DDM_BROKER\n"
+    )
+
+
+@pytest.mark.parametrize("command", [["taskserver"], ["ingest", "--once"]])
+def test_a_ddm_broker_of_the_wrong_form_hides_its_password(hepcat, command):
+    env = {"HEPCAT_DDM_BROKER": "stomp+ssl://atlas:s3cret@mq.invalid:61614"}
+
+    result = hepcat(*command, env=env)
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "ConfigError: setting ddm_broker = 'stomp+ssl://atlas:***@mq.invalid:61614' "
+        "is not usable: expected stomp://host:port; set in the environment as "
+        "HEPCAT_DDM_BROKER\n"
+    )
+
+
+def test_an_unreachable_ddm_broker_never_shows_its_password(
+    hepcat, monkeypatch, caplog
+):
+    monkeypatch.setattr("ingest.ddm.PATIENCE", 1.0)
+    port = free_port()
+    hepcat("db", "upgrade")
+    env = {"HEPCAT_DDM_BROKER": f"stomp://atlas:s3cret@127.0.0.1:{port}"}
+
+    result = hepcat("ingest", "--once", env=env)
+
+    assert result.exit_code == 1, result.output
+    assert f"cannot reach the DDM broker stomp://127.0.0.1:{port}" in result.stderr
+    assert f"Cannot connect to the DDM broker stomp://127.0.0.1:{port}" in caplog.text
+    assert "s3cret" not in result.output + caplog.text
+
+
+def test_the_demo_hides_the_broker_password_when_it_cannot_subscribe(monkeypatch):
+    monkeypatch.setattr(DemoDdm, "PATIENCE", 0.2)
+    port = free_port()
+    config = load_config(
+        env={"HEPCAT_DDM_BROKER": f"stomp://atlas:s3cret@127.0.0.1:{port}"}
+    )
+    ddm = DemoDdm.of(config, configured_ingesters(config))
+    assert ddm is not None
+    subscribed = ddm.steps()[0]
+
+    with pytest.raises(BrokerUnavailable) as raised:
+        subscribed()
+
+    assert str(raised.value).startswith(
+        f"cannot subscribe at the DDM broker stomp://atlas:***@127.0.0.1:{port}: "
+        "no subscription after 0 s"
     )
 
 

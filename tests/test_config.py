@@ -193,3 +193,104 @@ def test_an_empty_server_address_is_unset():
 
     assert config.ddm_broker is None
     assert config.dask_scheduler is None
+
+
+# -- passwords: hidden wherever a setting's value is shown ---------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "shown", "reason"),
+    [
+        (
+            "HEPCAT_DDM_BROKER",
+            "stomp+ssl://atlas:s3cret@mq.cern.ch:61614",
+            "stomp+ssl://atlas:***@mq.cern.ch:61614",
+            "expected stomp://host:port",
+        ),
+        (
+            "HEPCAT_DDM_BROKER",
+            "atlas:s3cret@mq.cern.ch:notaport",
+            "atlas:***@mq.cern.ch:notaport",
+            "expected stomp://host:port",
+        ),
+        (
+            "HEPCAT_DDM_BROKER",
+            "stomp://atlas:s3cret@with@at@mq.cern.ch:61613/topic",
+            "stomp://atlas:***@mq.cern.ch:61613/topic",
+            "expected stomp://host:port",
+        ),
+        (
+            "HEPCAT_DATABASE_URL",
+            "postgresql+nosuchdriver://ami:s3cret@db.cern.ch/ami",
+            "postgresql+nosuchdriver://ami:***@db.cern.ch/ami",
+            "SQLAlchemy knows no database dialect or driver 'postgresql+nosuchdriver'",
+        ),
+        (
+            "HEPCAT_PRODSYS_URL",
+            "oracle+oracledb://atlas:s3cret@db.cern.ch:port/?service_name=P",
+            "oracle+oracledb://atlas:***@db.cern.ch:port/?service_name=P",
+            "its port is not a number",
+        ),
+        (
+            "HEPCAT_TIER0_URL",
+            "nosuchdb://t0:s3cret@db.cern.ch/t0",
+            "nosuchdb://t0:***@db.cern.ch/t0",
+            "SQLAlchemy knows no database dialect or driver 'nosuchdb'",
+        ),
+        (
+            "HEPCAT_COMA_URL",
+            "nosuchdb://db.cern.ch/coma?user=coma&password=s3cret",
+            "nosuchdb://db.cern.ch/coma?user=coma&password=***",
+            "SQLAlchemy knows no database dialect or driver 'nosuchdb'",
+        ),
+    ],
+)
+def test_a_setting_error_hides_the_password(variable, value, shown, reason):
+    with pytest.raises(ConfigError) as raised:
+        load_config(env={variable: value})
+
+    assert str(raised.value) == (
+        f"setting {variable[7:].lower()} = {shown!r} is not usable: {reason}; "
+        f"set in the environment as {variable}"
+    )
+    assert "s3cret" not in str(raised.value)
+
+
+def test_a_setting_error_from_a_file_hides_the_password(tmp_path):
+    path = tmp_path / "site.toml"
+    path.write_text('ddm_broker = "stomp://atlas:s3cret@mq.cern.ch:61613/x"\n')
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+
+    assert "'stomp://atlas:***@mq.cern.ch:61613/x'" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+
+
+def test_config_show_hides_passwords_and_the_secret_key(tmp_path):
+    env = {
+        "HEPCAT_DATABASE_URL": "postgresql+psycopg://ami:s3cret@db.cern.ch/ami",
+        "HEPCAT_DDM_BROKER": "stomp://atlas:s3cret@mq.cern.ch:61613",
+        "HEPCAT_SECRET_KEY": "s3cret-key",
+    }
+
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(tmp_path), "config", "show"], env=env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert " postgresql+psycopg://ami:***@db.cern.ch/ami    [environment" in (
+        result.output
+    )
+    assert " stomp://atlas:***@mq.cern.ch:61613    [environment" in result.output
+    assert "HEPCAT_SECRET_KEY" in result.output
+    assert " ***    [environment" in result.output
+
+
+def test_the_configuration_keeps_the_password_it_hides():
+    url = "stomp://atlas:s%40cret@mq.cern.ch:61613"
+
+    config = load_config(env={"HEPCAT_DDM_BROKER": url})
+
+    assert config.ddm_broker == url

@@ -31,6 +31,7 @@ from catalog.consistency import check_derived
 from catalog.datasets import get_dataset
 from catalog.db import create_catalog_engine, session_factory
 from catalog.ddm import DdmEvent, containers_of, ddm_statistics
+from catalog.errors import ConfigError
 from catalog.fields import row_to_ami
 from catalog.models import Container, Dataset, File, Quarantine, Replica
 from catalog.models.operations import TaskRun
@@ -602,6 +603,32 @@ def test_the_task_server_keeps_trying_an_unreachable_broker(
     )
     attempts = [m for m in caplog.messages if m.startswith("Cannot connect to the DDM")]
     assert len(attempts) > 1
+
+
+def test_a_broker_url_of_the_wrong_form_hides_its_password():
+    with pytest.raises(ConfigError) as raised:
+        DdmIngester("stomp://atlas:s3cret@mq.cern.ch:61613/topic/x")
+
+    assert str(raised.value) == (
+        "setting ddm_broker = 'stomp://atlas:***@mq.cern.ch:61613/topic/x' is not "
+        "usable: expected stomp://host:port"
+    )
+
+
+@on_sqlite
+def test_the_broker_password_is_in_no_run_note_or_log(Session, caplog):
+    port = free_port()
+    ingester = DdmIngester(f"stomp://atlas:s3cret@127.0.0.1:{port}", patience=0.5)
+    server = TaskServer([ingester], Session)
+
+    with server:
+        server.wait(lambda s: s.status["ddm"].runs > 1, 30.0)
+        status = server.status["ddm"]
+
+    assert status.last is not None
+    assert f"not connected to stomp://127.0.0.1:{port}" in status.last.note
+    assert f"Cannot connect to the DDM broker stomp://127.0.0.1:{port}" in caplog.text
+    assert "s3cret" not in status.last.note + caplog.text
 
 
 def task_runs(Session: sessionmaker[Any], name: str) -> list[TaskRun]:  # noqa: N803

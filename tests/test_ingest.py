@@ -18,6 +18,7 @@ from catalog.fields import row_to_ami
 from catalog.models import (
     Dataset,
     File,
+    Period,
     ProductionTask,
     ProvenanceEdge,
     Quarantine,
@@ -551,3 +552,56 @@ def test_a_record_is_held_once_only_for_the_exact_key_and_reason(
     with Session() as session:
         held = session.execute(select(Quarantine.record_key, Quarantine.reason)).all()
     assert sorted(held) == sorted([first, second])
+
+
+# -- COMA: a record corrected in the source is released on reading -------------
+
+
+def coma_records(Session) -> list[Quarantine]:  # noqa: N803
+    with Session() as session:
+        query = select(Quarantine).where(Quarantine.source == "coma")
+        return list(session.scalars(query))
+
+
+def test_a_coma_row_corrected_releases_its_quarantine_record(
+    Session, sources, world, ingest
+):
+    sources.coma.add_world(world)
+    period = schemas.coma_period
+    bad = {"project": "data15_13TeV", "period": "Z9", "level": 7}
+    sources.coma.insert(period, [bad])
+    ingest()
+    with sources.coma.engine.begin() as connection:  # COMA corrects it
+        connection.execute(
+            update(period).where(period.c.period == "Z9").values(level=2)
+        )
+
+    ingest()
+
+    [record] = coma_records(Session)
+    assert (record.record_key, record.released) == ("Z9", True)
+    assert record.reason.startswith("level = 7 is not 1, 2 or 3; released ")
+    assert record.reason.endswith(" UTC: read again without error")
+    with Session() as session:
+        assert session.scalar(select(Period.level).where(Period.name == "Z9")) == 2
+
+
+def test_a_coma_record_stays_held_while_a_row_under_its_key_is_refused(
+    Session, sources, world, ingest
+):
+    # Runs and period-run links are both named by their run number: the run
+    # read without error does not release the link refused under its number.
+    sources.coma.add_world(world)
+    run = world.runs[0].run_number
+    link = {"project": None, "period": "A", "runnumber": run}
+    sources.coma.insert(schemas.coma_period_run, [link])
+    ingest()
+    sources.coma.insert(
+        schemas.coma_period, [{"project": "data15_13TeV", "period": "Z9", "level": 2}]
+    )
+
+    ingest()
+
+    [record] = coma_records(Session)
+    assert (record.record_key, record.released) == (str(run), False)
+    assert record.reason == "project is missing"

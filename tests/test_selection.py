@@ -239,6 +239,54 @@ def test_a_mistake_is_explained_at_its_position(expression, position, words):
     assert str(err).splitlines()[2].index("^") == position + 2
 
 
+@pytest.mark.parametrize(
+    ("expression", "summary", "caret"),
+    [
+        (
+            "MET > 20 AND and nJets > 1",
+            "column 14: expected an attribute, a number or '(' but found 'and'",
+            "               ^^^",
+        ),
+        (
+            "MET > 20 Not nJets > 1",
+            "column 10: unexpected 'Not' after a complete selection; "
+            "join conditions with 'and' or 'or'",
+            "           ^^^",
+        ),
+        (
+            "MET > or 3",
+            "column 7: expected an attribute, a number or '(' but found 'or'",
+            "        ^^",
+        ),
+        (
+            "MET in [1 AND 2]",
+            "column 11: expected ',' between the ends of the interval but found 'AND'",
+            "            ^^^",
+        ),
+        (
+            "MET in [1, 2 AND nJets > 1",
+            "column 14: expected ']' or ')' to end the interval but found 'AND'",
+            "               ^^^",
+        ),
+        (
+            "(MET > 1 OR nJets > 2 NOT",
+            "column 23: expected ')' to close the '(' at column 1 but found 'NOT'",
+            "                        ^^^",
+        ),
+        (
+            "MET > 20 || || nJets > 1",
+            "column 13: expected an attribute, a number or '(' but found '||'",
+            "              ^^",
+        ),
+    ],
+)
+def test_a_mistake_quotes_the_keyword_as_it_was_typed(expression, summary, caret):
+    err = error(expression)
+
+    assert str(err).splitlines() == [summary, f"  {expression}", caret]
+    assert err.errors == [summary]
+
+
 def test_a_selection_with_trigger_names_needs_a_menu():
     with pytest.raises(SelectionError, match="no trigger menu"):
         compile_selection('trigger("HLT_j420")', Vocabulary({"triggerBits": "int"}))

@@ -2,6 +2,7 @@
 retried skim whose name was taken meanwhile, outputs without the trigger
 menu, ``hepcat skim run`` without ``--wait``, repeated events in an upload,
 errors that said too much or the wrong thing, and surfaces that disagreed.
+The tests that use a catalogue run on SQLite, PostgreSQL and MariaDB.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 import uproot
 from click.testing import CliRunner
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from test_skim_pages import DATASET as SURFACE_DATASET
 from test_skim_pages import PASSWORD, SurfaceWorld, make_surface_world
 from test_skims import (
@@ -32,8 +33,6 @@ from test_skims import (
     source_paths,
 )
 
-import migrations
-from catalog.db import create_catalog_engine
 from catalog.errors import InvalidInput
 from catalog.models import File, Skim
 from catalog.users import get_user
@@ -50,12 +49,9 @@ MENU = "HLT_mu26_ivarmedium"
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[SkimWorld]:
-    """The skim world of test_skims, on SQLite."""
-    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
-    migrations.upgrade(engine)
-    yield make_world(engine, tmp_path / "data")
-    engine.dispose()
+def world(catalog_engine: Engine, tmp_path: Path) -> SkimWorld:
+    """The skim world of test_skims, on SQLite, PostgreSQL and MariaDB."""
+    return make_world(catalog_engine, tmp_path / "data")
 
 
 @pytest.fixture
@@ -66,12 +62,9 @@ def task(world: SkimWorld) -> Iterator[SkimTask]:
 
 
 @pytest.fixture
-def surface(tmp_path: Path) -> Iterator[SurfaceWorld]:
-    """The application of test_skim_pages, on SQLite."""
-    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
-    migrations.upgrade(engine)
-    yield make_surface_world(engine, tmp_path / "data")
-    engine.dispose()
+def surface(catalog_engine: Engine, tmp_path: Path) -> SurfaceWorld:
+    """The application of test_skim_pages, on SQLite, PostgreSQL and MariaDB."""
+    return make_surface_world(catalog_engine, tmp_path / "data")
 
 
 def the_tag(world: SkimWorld) -> Any:
@@ -203,34 +196,30 @@ def root_menus(paths: list[Path]) -> list[str]:
 # -- 3. hepcat skim run, one step at a time ----------------------------------------
 
 
-def hepcat(data_dir: Path, *args: str) -> Any:
+def hepcat(engine: Engine, data_dir: Path, *args: str) -> Any:
+    """Run ``hepcat ARGS...`` on the catalogue of *engine*."""
     env = {k: "" for k in os.environ if k.startswith("HEPCAT_")}
+    env["HEPCAT_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
     return CliRunner().invoke(main, ["--data-dir", str(data_dir), *args], env=env)
 
 
-def test_skim_run_without_wait_takes_each_step_to_its_end(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    engine = create_catalog_engine(f"sqlite:///{data_dir / 'catalog.sqlite'}")
-    migrations.upgrade(engine)
-    make_world(engine, data_dir)
+def test_skim_run_without_wait_takes_each_step_to_its_end(
+    world: SkimWorld, catalog_engine: Engine
+) -> None:
+    data_dir = world.config.data_path
     created = hepcat(
-        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
-        "--name", "dimuon", "--user", "jdoe",
+        catalog_engine, data_dir, "skim", "create", "--dataset", DATASET,
+        "--select", DIMUON, "--name", "dimuon", "--user", "jdoe",
     )  # fmt: skip
     skim_id = created.stdout.strip()
 
-    steps = [hepcat(data_dir, "skim", "run", skim_id) for _ in range(3)]
+    steps = [hepcat(catalog_engine, data_dir, "skim", "run", skim_id) for _ in range(3)]
 
     assert [step.exit_code for step in steps] == [0, 0, 0]
     assert [step.stdout for step in steps] == [
         f"skim {skim_id}: {state}\n" for state in ("selected", "extracting", "done")
     ]
-    with engine.connect() as connection:
-        output_dir = connection.scalar(
-            select(Skim.output_dir).where(Skim.id == int(skim_id))
-        )
-    engine.dispose()
+    output_dir = world.skim(int(skim_id)).output_dir
     assert not (Path(output_dir) / ".cancel").exists()
 
 

@@ -7,6 +7,7 @@ SQLite, PostgreSQL and MariaDB.
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from alembic import command
@@ -20,6 +21,7 @@ from catalog.config import load_config
 from catalog.consistency import check_derived
 from catalog.derived import ALL_EVENTS, SOME_EVENTS, refresh_datasets
 from catalog.models import Dataset, File, Quarantine
+from catalog.operations import quarantine_count
 from catalog.reconciliation import open_reconciliations
 from ingest import schemas
 from ingest.tier0 import Tier0Ingester
@@ -142,6 +144,105 @@ def test_fixed_in_tier0_without_a_release_the_file_is_read_at_the_next_retry(
 
     assert stored(Session, raw.name).prodsys_status == ALL_EVENTS
     assert flags(sources) == {"DONE"}
+
+
+# -- corrected in Tier-0 without a release: the record is released on reading --
+
+RELEASED = re.compile(
+    r"; released automatically on \d{4}-\d\d-\d\d \d\d:\d\d UTC: "
+    r"read again without error$"
+)
+
+
+def held_records(Session) -> list[Quarantine]:  # noqa: N803
+    with Session() as session:
+        return list(session.scalars(select(Quarantine).order_by(Quarantine.id)))
+
+
+def test_a_file_corrected_in_tier0_releases_its_quarantine_record(
+    Session, sources, raw
+):
+    tier0 = Tier0Ingester(sources.tier0.engine, held_retry=0.0)
+    sources.tier0.add_dataset(raw)
+    spoil_file(sources, raw.files[0].lfn, BAD_GUID)
+    run_until_drained([tier0], Session, max_seconds=20)
+    [held] = held_records(Session)
+    spoil_file(sources, raw.files[0].lfn, raw.files[0].guid)
+
+    run_until_drained([tier0], Session, max_seconds=20)
+
+    [record] = held_records(Session)
+    assert record.released is True
+    assert record.reason.startswith(held.reason)
+    assert RELEASED.search(record.reason), record.reason
+    assert stored(Session, raw.name).tier0_state == "DONE"
+    with Session() as session:
+        assert quarantine_count(source="tier0", released=False, session=session) == 0
+
+
+def test_a_file_still_wrong_keeps_its_record_held(Session, sources, raw):
+    tier0 = Tier0Ingester(sources.tier0.engine, held_retry=0.0)
+    sources.tier0.add_dataset(raw)
+    spoil_file(sources, raw.files[0].lfn, BAD_GUID)
+    spoil_file(sources, raw.files[1].lfn, "also-not-a-guid")
+    run_until_drained([tier0], Session, max_seconds=20)
+    spoil_file(sources, raw.files[0].lfn, raw.files[0].guid)
+
+    run_until_drained([tier0], Session, max_seconds=20)
+
+    records = {r.record_key: r for r in held_records(Session)}
+    assert records[raw.files[0].lfn].released is True
+    assert records[raw.files[1].lfn].released is False
+    assert records[raw.files[1].lfn].reason == (
+        "guid = 'also-not-a-guid' is not a GUID (8-4-4-4-12 hexadecimal digits)"
+    )
+    assert stored(Session, raw.name).tier0_state == "READY"
+
+
+def test_a_dataset_row_corrected_in_tier0_releases_its_quarantine_record(
+    Session, sources, ingest, raw
+):
+    sources.tier0.add_dataset(raw)
+    table = schemas.t0_dataset
+    with sources.tier0.engine.begin() as connection:
+        connection.execute(update(table).values(runnumber=1))
+    ingest()
+    [held] = held_records(Session)
+    assert (held.record_key, held.released) == (raw.name, False)
+    run = int(raw.name.split(".")[1])
+    with sources.tier0.engine.begin() as connection:  # corrected, READY again
+        connection.execute(update(table).values(runnumber=run, ami_flag="READY"))
+
+    ingest()
+
+    [record] = held_records(Session)
+    assert record.released is True
+    assert RELEASED.search(record.reason), record.reason
+    assert stored(Session, raw.name).prodsys_status == ALL_EVENTS
+
+
+def test_a_record_released_on_reading_starts_no_retry_of_the_held_datasets(
+    Session, sources
+):
+    world = build_world(seed=11, files_per_dataset=3)
+    first, second = sorted(
+        (d for d in world.datasets if d.source == "tier0"), key=lambda d: d.created
+    )[:2]
+    tier0 = Tier0Ingester(sources.tier0.engine)
+    for spec in (first, second):
+        sources.tier0.add_dataset(spec)
+        spoil_file(sources, spec.files[0].lfn, BAD_GUID)
+    run_until_drained([tier0], Session, max_seconds=20)
+    spoil_file(sources, first.files[0].lfn, first.files[0].guid)
+    tier0.held_retry = 0.0  # the held datasets are due to be read again
+    retried = run_until_drained([tier0], Session, max_seconds=20)
+    tier0.held_retry = 3600.0
+
+    again = run_until_drained([tier0], Session, max_seconds=20)
+
+    assert retried["tier0"] == 2
+    assert stored(Session, first.name).tier0_state == "DONE"
+    assert again["tier0"] == 0  # not the second read again for that release
 
 
 def test_held_datasets_read_first_leave_room_for_newer_ones(Session, sources):

@@ -18,6 +18,7 @@ import migrations
 from catalog.config import Config, load_config
 from catalog.db import open_catalog, session_factory
 from catalog.errors import DatabaseUnavailable, HepcatError
+from catalog.urls import hide_password
 from web.client import AmiError
 
 
@@ -142,7 +143,10 @@ PORT = click.IntRange(1, 65535)
 
 
 def safe_url(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+    """The URL of *engine* as output shows it: without its password, also
+    one given as a query parameter.
+    """
+    return hide_password(engine.url.render_as_string(hide_password=True))
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from catalog.config import declared, documented_default
+from catalog.config import declared, documented_default, shown_value
 from hepcat.cli.base import Context, main, pass_context
 
 
@@ -16,7 +16,9 @@ def config_group() -> None:
 @config_group.command("show")
 @pass_context
 def config_show(context: Context) -> None:
-    """Print every setting, its value and where the value came from."""
+    """Print every setting, its value and where the value came from; a
+    password in a URL, and the secret key, are shown as ***.
+    """
     from hepcat.cli.ami import ami_url
     from skimengine.skims import skims_root
 
@@ -32,9 +34,9 @@ def config_show(context: Context) -> None:
     width = max(len(setting.env) for setting in settings)
     for setting in settings:
         value = config.values[setting.name]
-        shown = "(none)" if value in (None, ()) else value
+        shown = "(none)" if value in (None, ()) else shown_value(setting, value)
         if value is None and setting.name in derived:
-            shown = f"(none: {derived[setting.name]})"
+            shown = f"(none: {shown_value(setting, str(derived[setting.name]))})"
         source = config.sources[setting.name]
         click.echo(f"{setting.env:{width}} {shown}    [{source}]")
 
@@ -63,6 +65,10 @@ def settings_reference() -> str:
         "stops the command with one line, e.g. `ConfigError: setting ddm_broker",
         "= 'stomp+ssl://mq:61614' is not usable: expected stomp://host:port; set",
         "in the environment as HEPCAT_DDM_BROKER`, and exit status 1.",
+        "",
+        "Messages, logs and `hepcat config show` hide the password of a URL",
+        "(`stomp://atlas:***@mq:61613`, also a `password=` query parameter) and",
+        "the value of `secret_key`.",
         "",
         "| environment | key | default | meaning |",
         "|---|---|---|---|",

@@ -86,9 +86,15 @@ MISTAKES = {
 
 @dataclass(frozen=True)
 class Token:
+    """A token: its *text* as the user typed it (what messages quote and
+    carets underline) and, for an operator, the operator *op* the parser
+    reads, the same for a keyword and its symbol (``AND`` and ``&&``).
+    """
+
     kind: str  # number, name, string, op or end
     text: str
     position: int
+    op: str = ""
 
     @property
     def shown(self) -> str:
@@ -96,8 +102,8 @@ class Token:
 
 
 def tokenize(expression: str) -> Iterator[Token]:
-    """The tokens of *expression*, keywords given as their operator, ending
-    with an ``end`` token.
+    """The tokens of *expression*, ending with an ``end`` token; a keyword
+    is an ``op`` token whose *op* is its operator.
 
     :raises SelectionError: for a character that starts no token.
     """
@@ -109,10 +115,11 @@ def tokenize(expression: str) -> Iterator[Token]:
             reason = MISTAKES.get(char, "this character has no meaning here")
             raise SelectionError(expression, position, f"unexpected {char!r}: {reason}")
         kind, text = match.lastgroup or "", match.group()
+        op = text if kind == "op" else ""
         if kind == "name" and text.lower() in KEYWORDS:
-            kind, text = "op", KEYWORDS[text.lower()]
+            kind, op = "op", KEYWORDS[text.lower()]
         if kind != "space":
-            yield Token(kind, text, position)
+            yield Token(kind, text, position, op)
         position = match.end()
     yield Token("end", "", len(expression))
 
@@ -259,16 +266,24 @@ class Parser:
         return token
 
     def accept(self, *texts: str) -> Token | None:
-        if self.token.kind == "op" and self.token.text in texts:
+        """The next token, taken, when it is one of the operators *texts*."""
+        if self.token.kind == "op" and self.token.op in texts:
             return self.advance()
         return None
 
     def expect(self, text: str, what: str) -> Token:
         token = self.accept(text)
         if token is None:
-            found = self.token
-            raise self.error(f"expected {what} but found {found.shown}", found.position)
+            raise self.unexpected(f"expected {what}")
         return token
+
+    def unexpected(self, reason: str) -> SelectionError:
+        """The error at the next token: *reason*, then that token, quoted
+        and underlined whole as the user typed it.
+        """
+        found = self.token
+        end = found.position + max(1, len(found.text))
+        return self.error(f"{reason} but found {found.shown}", found.position, end)
 
     def span(self, start: int) -> int:
         previous = self.tokens[self.index - 1]
@@ -335,8 +350,8 @@ class Parser:
         if self.accept("in"):
             return self.interval(start, self.number(left))
         comparisons: list[Node] = []
-        while self.token.kind == "op" and self.token.text in COMPARISONS:
-            op = self.advance().text
+        while self.token.kind == "op" and self.token.op in COMPARISONS:
+            op = self.advance().op
             right = self.number(self.sum())
             comparisons.append(
                 Compare(start, self.span(start), op, self.number(left), right)
@@ -351,21 +366,15 @@ class Parser:
     def interval(self, start: int, value: Node) -> Node:
         opening = self.accept("[", "(")
         if opening is None:
-            found = self.token
-            raise self.error(
-                f"expected an interval such as [20, 50) but found {found.shown}",
-                found.position,
-            )
+            raise self.unexpected("expected an interval such as [20, 50)")
         low = self.number(self.sum())
         self.expect(",", "',' between the ends of the interval")
         high = self.number(self.sum())
         closing = self.accept("]", ")")
         if closing is None:
-            raise self.error(
-                "expected ']' or ')' to end the interval", self.token.position
-            )
-        low_op = ">=" if opening.text == "[" else ">"
-        high_op = "<=" if closing.text == "]" else "<"
+            raise self.unexpected("expected ']' or ')' to end the interval")
+        low_op = ">=" if opening.op == "[" else ">"
+        high_op = "<=" if closing.op == "]" else "<"
         length = self.span(start)
         return Logical(
             start,
@@ -389,7 +398,7 @@ class Parser:
         while token := self.accept(*ops):
             right = self.number(operand())
             left = Arithmetic(
-                start, self.span(start), token.text, self.number(left), right
+                start, self.span(start), token.op, self.number(left), right
             )
         return left
 
@@ -420,11 +429,7 @@ class Parser:
             self.nesting -= 1
             self.expect(")", f"')' to close the '(' at column {token.position + 1}")
             return inner
-        raise self.error(
-            f"expected an attribute, a number or '(' but found {token.shown}",
-            token.position,
-            token.position + max(1, len(token.text)),
-        )
+        raise self.unexpected("expected an attribute, a number or '('")
 
     def literal(self, token: Token) -> int | float:
         text = token.text
