@@ -152,6 +152,21 @@ DASK_SCHEDULER = AddressForm(
 )
 
 
+_NAME_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:@"
+)
+
+
+def _stomp_name(value: Any) -> str | None:
+    """A client id or subscription name for the STOMP broker: letters,
+    digits and ``. _ - : @``, at most 200; empty is unset.
+    """
+    text = str(value).strip()
+    if len(text) > 200 or not set(text) <= _NAME_CHARACTERS:
+        raise ValueError("expected letters, digits and . _ - : @ (at most 200)")
+    return text or None
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -220,6 +235,26 @@ SETTINGS: tuple[Setting, ...] = (
         "ddm_destination",
         "The STOMP destination DDM publishes its events to.",
         "/topic/rucio.events",
+    ),
+    Setting(
+        "ddm_client_id",
+        "The client id the DDM ingester connects to the broker with; the "
+        "broker keeps its durable subscription, and the messages published "
+        "while hepcat is stopped, under this id and ddm_subscription. Every "
+        "task server of one catalogue must use the same one, and no other "
+        "catalogue (or demo, or test) may. Unset: derived from the catalogue "
+        "database (its backend, host, port and database, or SQLite file). A "
+        "deployment subscribed before this setting existed used 'hepcat': set "
+        "that to keep its subscription (docs/ddm.md).",
+        type=_stomp_name,
+        shown_default="hepcat-<12 hex digits naming the catalogue database>",
+    ),
+    Setting(
+        "ddm_subscription",
+        "The name of the DDM ingester's durable subscription on the broker, "
+        "under ddm_client_id.",
+        "hepcat-ddm",
+        _stomp_name,
     ),
     Setting(
         "storage_root",

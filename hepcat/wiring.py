@@ -8,7 +8,7 @@ from catalog.config import Config
 from catalog.db import create_catalog_engine, sqlite_path
 from catalog.errors import ConfigError
 from ingest.coma import ComaIngester
-from ingest.ddm import DdmIngester
+from ingest.ddm import DEFAULT_SUBSCRIPTION, DdmIngester, default_client_id
 from ingest.prodsys import ProdSysIngester
 from ingest.tier0 import Tier0Ingester
 from taskserver.base import Task
@@ -19,7 +19,8 @@ def configured_ingesters(config: Config, *, once: bool = False) -> list[Task]:
     COMA (runs and periods first), Tier-0, DDM, ProdSys.
 
     :param once: for ``hepcat ingest --once``: a DDM broker that stays out of
-        reach fails the DDM ingester, where the task server keeps trying.
+        reach fails the DDM ingester, where the task server keeps trying; a
+        client id another process holds (a task server) skips DDM.
     """
     tasks: list[Task] = []
     if config.coma_url:
@@ -29,7 +30,11 @@ def configured_ingesters(config: Config, *, once: bool = False) -> list[Task]:
     if config.ddm_broker:
         tasks.append(
             DdmIngester(
-                config.ddm_broker, config.ddm_destination, fail_unreachable=once
+                config.ddm_broker,
+                config.ddm_destination,
+                client_id=ddm_client_id(config),
+                subscription=config.ddm_subscription or DEFAULT_SUBSCRIPTION,
+                fail_unreachable=once,
             )
         )
     if config.prodsys_url:
@@ -39,6 +44,14 @@ def configured_ingesters(config: Config, *, once: bool = False) -> list[Task]:
             )
         )
     return tasks
+
+
+def ddm_client_id(config: Config) -> str:
+    """The DDM ingester's client id: the ``ddm_client_id`` setting, or one
+    derived from the catalogue database, so that two catalogues never share
+    a durable subscription.
+    """
+    return config.ddm_client_id or default_client_id(config.catalog_url)
 
 
 def skim_tasks(config: Config, *, tags: bool | None = None) -> list[Task]:

@@ -23,6 +23,16 @@ A broker that stays out of reach is a state in the task server (the
 supervisor keeps trying; runs report an unknown backlog and why) and a
 failure for ``hepcat ingest --once`` (``fail_unreachable``: a run raises
 :class:`BrokerUnreachable`).
+
+The durable subscription is the pair (client id, subscription name): the
+broker keeps one connection per client id, and drops a subscription (and the
+messages it kept) when the same pair subscribes to another destination. So
+each catalogue has an identity of its own (settings ``ddm_client_id`` and
+``ddm_subscription``; by default :func:`default_client_id`, derived from the
+catalogue database). When another connection holds the client id (a task
+server of the same catalogue), the broker refuses with "already connected":
+that is :class:`ClientIdInUse`, and a ``--once`` run skips DDM rather than
+fail, since that other process ingests the messages.
 """
 
 from __future__ import annotations
@@ -36,9 +46,11 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import stomp
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from stomp.exception import ConnectFailedException, StompException
@@ -60,6 +72,10 @@ from taskserver.base import RunContext, RunOutcome, Task
 logger = logging.getLogger(__name__)
 
 DEFAULT_DESTINATION = "/topic/rucio.events"
+#: The durable subscription's name when the ``ddm_subscription`` setting is
+#: not set (and hepcat's client id before there was a setting: ``hepcat``).
+DEFAULT_SUBSCRIPTION = "hepcat-ddm"
+LEGACY_CLIENT_ID = "hepcat"
 
 # Database errors worth trying again: the frames are kept for the next run.
 TRANSIENT = (OperationalError, InterfaceError)
@@ -79,6 +95,62 @@ class BrokerUnreachable(HepcatError, ConnectionError):
             f"{seconds:.0f} s): {reason}; check HEPCAT_DDM_BROKER and that the "
             "broker is running"
         )
+
+
+class ClientIdInUse(HepcatError, ConnectionError):
+    """The broker refused the connection: another one holds the client id."""
+
+    def __init__(self, address: BrokerAddress, client_id: str) -> None:
+        super().__init__(
+            f"the DDM broker {address} has another connection with client id "
+            f"{client_id!r}: another hepcat process (a task server of this "
+            "catalogue) holds it and ingests DDM; stop that process first, or "
+            "give this catalogue a client id of its own (HEPCAT_DDM_CLIENT_ID)"
+        )
+        self.client_id = client_id
+
+
+def _client_id_taken(reason: str | None) -> bool:
+    """Whether the broker's *reason* for refusing a CONNECT is that the
+    client id is in use (ActiveMQ: ``Client: X already connected from ...``,
+    raised as ``InvalidClientIDException``).
+    """
+    text = (reason or "").lower()
+    return "already connected" in text or "invalidclientid" in text
+
+
+def catalogue_identity(catalog_url: str) -> str:
+    """Twelve hex digits that name the catalogue database of *catalog_url*:
+    a digest of its backend, host, port and database (of a SQLite file, its
+    absolute path). The user, the password and the driver are left out, so
+    task servers of one catalogue agree as long as they spell its host, port
+    and database the same way.
+    """
+    url = make_url(catalog_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            database = str(Path(database).expanduser().resolve())
+        parts = [backend, database]
+    else:
+        service = url.query.get("service_name") or ""
+        parts = [
+            backend,
+            (url.host or "").lower(),
+            str(url.port or ""),
+            url.database or "",
+            service if isinstance(service, str) else ",".join(service),
+        ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def default_client_id(catalog_url: str) -> str:
+    """The DDM client id of the catalogue at *catalog_url* when the
+    ``ddm_client_id`` setting is not set: ``hepcat-`` and its
+    :func:`catalogue_identity`.
+    """
+    return f"hepcat-{catalogue_identity(catalog_url)}"
 
 
 @dataclass(frozen=True)
@@ -167,6 +239,8 @@ def connect(
     """A new STOMP 1.1 connection to *address*, once the broker has answered
     CONNECTED. stomp.py tries once; retrying is the caller's business.
 
+    :raises ClientIdInUse: when the broker refuses because another
+        connection has the ``client-id`` of *headers*.
     :raises StompException: when the broker cannot be reached, refuses, or
         does not answer within *timeout* seconds.
     """
@@ -182,6 +256,9 @@ def connect(
         raise ConnectFailedException(_socket_error(address)) from None
     if not listener.wait_for(listener.connected, timeout):
         disconnect(connection, listener, wait=0)
+        client_id = (headers or {}).get("client-id")
+        if client_id and _client_id_taken(listener.error):
+            raise ClientIdInUse(address, client_id)
         raise ConnectFailedException(listener.error or f"no CONNECTED from {address}")
     return connection
 
@@ -219,6 +296,7 @@ def remove_subscription(
     *destination*: the broker stops keeping messages for it. Nothing else may
     be connected as *client_id* meanwhile.
 
+    :raises ClientIdInUse: another connection has *client_id*.
     :raises StompException: when the broker does not confirm it.
     """
     listener = Waiter()
@@ -283,7 +361,9 @@ class DdmIngester(Task):
     :param fail_unreachable: whether a run then raises
         :class:`BrokerUnreachable` instead (default False; ``hepcat ingest
         --once`` sets it, so that it fails rather than report nothing
-        ingested).
+        ingested). A client id held by another connection is not a failure
+        then: the run reports backlog 0, says so in its note and in
+        :attr:`skipped`, and leaves DDM to the holder (a task server).
     """
 
     name = "ddm"
@@ -296,8 +376,8 @@ class DdmIngester(Task):
         broker_url: str,
         destination: str = DEFAULT_DESTINATION,
         *,
-        client_id: str = "hepcat",
-        subscription: str = "hepcat-ddm",
+        client_id: str = LEGACY_CLIENT_ID,
+        subscription: str = DEFAULT_SUBSCRIPTION,
         queue_size: int = 10000,
         quiet_seconds: float = 2.0,
         batch_size: int = 500,
@@ -321,6 +401,9 @@ class DdmIngester(Task):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
+        self._held = threading.Event()  # the last connect: client id in use
+        #: Why a ``fail_unreachable`` run left DDM to another process, if it did.
+        self.skipped: str | None = None
         self._thread: threading.Thread | None = None
         self._connection: Any = None
         self._generation = 0  # the connection whose frames can be acked
@@ -371,7 +454,10 @@ class DdmIngester(Task):
         if not (self._subscribed.is_set() or self._pending or self._frames.qsize()):
             # Not connected (yet): wait for the subscription rather than
             # return at once and be called again in a tight loop.
-            self._subscribed.wait(max(0.0, context.time_left()))
+            self._wait_subscribed(context)
+        if self._left_to_holder():
+            self.skipped = self._problem
+            return RunOutcome(0, 0, f"skipped: {self._problem}")
         counts: Counter[str] = Counter()
         items = 0
         while not context.should_stop():
@@ -383,6 +469,23 @@ class DdmIngester(Task):
         if backlog is None and not items and self.fail_unreachable:
             raise BrokerUnreachable(self.address, self._unconnected(), self._problem)
         return RunOutcome(items, backlog, self._note(counts))
+
+    def _wait_subscribed(self, context: RunContext) -> None:
+        """Wait for the subscription within the run's time; for ``--once``,
+        not beyond the broker's answer that another connection holds the
+        client id.
+        """
+        while not self._subscribed.is_set() and context.time_left() > 0:
+            if self.fail_unreachable and self._held.is_set():
+                return
+            self._subscribed.wait(min(0.05, max(0.0, context.time_left())))
+
+    def _left_to_holder(self) -> bool:
+        """Whether this ``--once`` run leaves DDM to the process holding the
+        client id: nothing is queued, and the broker said it is in use.
+        """
+        idle = not (self._subscribed.is_set() or self._pending or self._frames.qsize())
+        return self.fail_unreachable and idle and self._held.is_set()
 
     def backlog(self) -> int | None:
         """Frames waiting; at least 1 while messages still flow (no quiet
@@ -536,12 +639,19 @@ class DdmIngester(Task):
                 heartbeats=self.heartbeats,
                 headers={"client-id": self.client_id},
             )
+        except ClientIdInUse as err:
+            self._problem = err.message
+            self._held.set()
+            logger.warning("Cannot subscribe to DDM: %s", self._problem)
+            return False
         except (StompException, OSError) as err:
             self._problem = str(err) or type(err).__name__
+            self._held.clear()
             logger.warning(
                 "Cannot connect to the DDM broker %s: %s", self.address, self._problem
             )
             return False
+        self._held.clear()
         try:
             if not self._subscribe(connection, listener):
                 return False

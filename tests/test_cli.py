@@ -122,15 +122,24 @@ def test_the_demo_says_how_to_turn_ddm_on(hepcat):
 def test_the_demo_publishes_and_ingests_ddm_events_with_a_broker(
     hepcat, tmp_path, broker
 ):
-    destination = f"/topic/hepcat.demo.{uuid.uuid4().hex}"
+    from catalog.config import load_config
+    from hepcat.cli.serving import demo_config
+    from hepcat.wiring import ddm_client_id
+
     scenario = ddm_scenario(build_world())
-    env = {"HEPCAT_DDM_BROKER": broker, "HEPCAT_DDM_DESTINATION": destination}
+    env = {"HEPCAT_DDM_BROKER": broker}
+    # The demo's own destination and subscription (hepcat.cli.serving).
+    given = load_config(env={"HEPCAT_DATA_DIR": str(tmp_path), **env})
+    own, _ = demo_config(given)
 
     try:
         result = hepcat("demo", "--no-serve", env=env)
     finally:
         remove_subscription(
-            broker, destination, client_id="hepcat", subscription="hepcat-ddm"
+            broker,
+            own.ddm_destination,
+            client_id=ddm_client_id(own),
+            subscription=own.ddm_subscription,
         )
 
     assert result.exit_code == 0, result.output

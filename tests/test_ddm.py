@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import migrations
+from catalog.config import load_config
 from catalog.consistency import check_derived
 from catalog.datasets import get_dataset
 from catalog.db import create_catalog_engine, session_factory
@@ -37,8 +38,16 @@ from catalog.models import Container, Dataset, File, Quarantine, Replica
 from catalog.models.operations import TaskRun
 from catalog.operations import quarantine_count
 from catalog.reconciliation import open_reconciliations
+from hepcat.cli import main
+from hepcat.wiring import configured_ingesters
 from ingest.ddm import (
+    ClientIdInUse,
     DdmIngester,
+    Waiter,
+    broker_address,
+    catalogue_identity,
+    connect,
+    default_client_id,
     ingest_messages,
     remove_subscription,
 )
@@ -96,11 +105,13 @@ def ddm_ingester(broker: str, destination: str) -> Iterator[Callable[..., Any]]:
         _remove_subscription(broker, destination, client_id)
 
 
-def _remove_subscription(broker: str, destination: str, client_id: str) -> None:
+def _remove_subscription(
+    broker: str, destination: str, client_id: str, subscription: str = "ddm"
+) -> None:
     for attempt in range(5):
         try:
             remove_subscription(
-                broker, destination, client_id=client_id, subscription="ddm"
+                broker, destination, client_id=client_id, subscription=subscription
             )
             return
         except Exception:
@@ -635,3 +646,185 @@ def task_runs(Session: sessionmaker[Any], name: str) -> list[TaskRun]:  # noqa: 
     with Session() as session:
         query = select(TaskRun).where(TaskRun.task_name == name).order_by(TaskRun.id)
         return list(session.scalars(query))
+
+
+# --- the durable subscription's identity -----------------------------------------
+
+
+def test_each_catalogue_has_a_client_id_of_its_own(tmp_path):
+    here = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    there = f"sqlite:///{tmp_path / 'staging' / 'catalog.sqlite'}"
+    server = "postgresql+psycopg://hepcat:pw@db.cern.ch:5432/ami"
+
+    assert default_client_id(here) != default_client_id(there)
+    assert default_client_id(here).startswith("hepcat-")
+    assert len(catalogue_identity(here)) == 12
+    # The same database whoever logs in, with whichever driver.
+    assert catalogue_identity(server) == catalogue_identity(
+        "postgresql+psycopg2://reader:other@DB.cern.ch:5432/ami"
+    )
+    assert catalogue_identity(server) != catalogue_identity(
+        "postgresql+psycopg://hepcat:pw@db.cern.ch:5432/ami_staging"
+    )
+    assert catalogue_identity(here) == catalogue_identity(
+        f"sqlite+pysqlite:///{tmp_path / 'staging' / '..' / 'catalog.sqlite'}"
+    )
+
+
+def test_the_settings_name_the_subscription(tmp_path):
+    env = {
+        "HEPCAT_DATA_DIR": str(tmp_path),
+        "HEPCAT_DDM_BROKER": "stomp://mq.cern.ch:61613",
+    }
+    derived = configured_ingesters(load_config(env=env))[0]
+    legacy = configured_ingesters(
+        load_config(env={**env, "HEPCAT_DDM_CLIENT_ID": "hepcat"})
+    )[0]
+
+    assert isinstance(derived, DdmIngester) and isinstance(legacy, DdmIngester)
+    assert derived.client_id == default_client_id(
+        f"sqlite:///{tmp_path}/catalog.sqlite"
+    )
+    assert (legacy.client_id, legacy.subscription) == ("hepcat", "hepcat-ddm")
+    with pytest.raises(ConfigError, match="expected letters, digits"):
+        load_config(env={"HEPCAT_DDM_SUBSCRIPTION": "hepcat ddm"})
+
+
+def _catalogue_config(tmp_path: Path, name: str, broker: str, destination: str) -> Any:
+    folder = tmp_path / name
+    folder.mkdir()
+    return load_config(
+        env={
+            "HEPCAT_DATA_DIR": str(folder),
+            "HEPCAT_DDM_BROKER": broker,
+            "HEPCAT_DDM_DESTINATION": destination,
+        }
+    )
+
+
+@pytest.mark.external_service
+def test_two_catalogues_on_one_broker_each_receive_every_message(
+    tmp_path, broker, destination, world
+):
+    events = ddm_scenario(world).events
+    half = len(events) // 2
+    configs = [
+        _catalogue_config(tmp_path, name, broker, destination)
+        for name in ("production", "staging")
+    ]
+    engines = [create_catalog_engine(config.catalog_url) for config in configs]
+    catalogues = []
+    for engine in engines:
+        migrations.upgrade(engine)
+        catalogues.append(session_factory(engine))
+    made: list[DdmIngester] = []
+
+    def ingester(index: int) -> DdmIngester:
+        [task] = configured_ingesters(configs[index], once=True)
+        assert isinstance(task, DdmIngester)
+        made.append(task)
+        task.open(catalogues[index])
+        _wait_connected(task)
+        return task
+
+    try:
+        production, staging = ingester(0), ingester(1)
+        publish(broker, destination, events[:half])
+        drain(staging, catalogues[1])
+        drain(production, catalogues[0])
+        production.close()  # production stops; staging goes on
+        publish(broker, destination, events[half:])
+        drain(staging, catalogues[1])
+        restarted = ingester(0)
+        drain(restarted, catalogues[0])
+    finally:
+        for task in made:
+            task.close()
+        for task in made[:2]:
+            _remove_subscription(broker, destination, task.client_id, "hepcat-ddm")
+        for engine in engines:
+            engine.dispose()
+
+    assert production.client_id != staging.client_id
+    for Session in catalogues:  # noqa: N806
+        with Session() as session:
+            assert ddm_statistics(session=session).messages == len(events)
+
+
+@pytest.fixture
+def holder(broker: str, destination: str) -> Iterator[DdmIngester]:
+    """A DDM ingester subscribed, as a running task server's is."""
+    client_id = f"hepcat-test-{uuid.uuid4().hex[:12]}"
+    ingester = DdmIngester(broker, destination, client_id=client_id)
+    ingester.open()
+    try:
+        _wait_connected(ingester)
+        yield ingester
+    finally:
+        ingester.close()
+        _remove_subscription(broker, destination, client_id, "hepcat-ddm")
+
+
+@pytest.mark.external_service
+def test_a_client_id_in_use_is_said_to_be_held_by_another_process(broker, holder):
+    headers = {"client-id": holder.client_id}
+    with pytest.raises(ClientIdInUse) as raised:
+        connect(broker_address(broker), Waiter(), headers=headers)
+
+    assert str(raised.value) == (
+        f"the DDM broker {broker} has another connection with client id "
+        f"'{holder.client_id}': another hepcat process (a task server of this "
+        "catalogue) holds it and ingests DDM; stop that process first, or give "
+        "this catalogue a client id of its own (HEPCAT_DDM_CLIENT_ID)"
+    )
+
+
+@through_broker
+def test_ingest_once_beside_the_holder_skips_ddm_with_a_note(
+    Session, broker, destination, holder
+):
+    ingester = DdmIngester(
+        broker, destination, client_id=holder.client_id, fail_unreachable=True
+    )
+    started = time.monotonic()
+
+    items = run_until_drained([ingester], Session, max_seconds=60)
+
+    assert items == {"ddm": 0} and items.undrained == []
+    assert time.monotonic() - started < 10
+    assert ingester.skipped is not None
+    assert ingester.skipped.startswith(
+        f"the DDM broker {broker} has another connection with client id "
+        f"'{holder.client_id}': another hepcat process"
+    )
+    [run] = task_runs(Session, "ddm")
+    assert (run.outcome, run.backlog) == ("ok", 0)
+    assert holder.connected  # the holder was left alone
+
+
+@pytest.mark.external_service
+def test_the_ingest_command_beside_a_task_server_says_ddm_is_skipped(
+    tmp_path, broker, destination, holder
+):
+    from click.testing import CliRunner
+
+    env = {
+        "HEPCAT_DDM_BROKER": broker,
+        "HEPCAT_DDM_DESTINATION": destination,
+        "HEPCAT_DDM_CLIENT_ID": holder.client_id,
+    }
+    runner = CliRunner()
+    upgraded = runner.invoke(main, ["--data-dir", str(tmp_path), "db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+
+    result = runner.invoke(
+        main, ["--data-dir", str(tmp_path), "ingest", "--once"], env=env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"ddm: 0 ingested (skipped: the DDM broker {broker} has another connection "
+        f"with client id '{holder.client_id}': another hepcat process (a task "
+        "server of this catalogue) holds it and ingests DDM;"
+    ) in result.stdout
+    assert "BrokerUnreachable" not in result.output

@@ -72,3 +72,104 @@ def wait_for(url: str, text: str, timeout: float = 120.0) -> str:
         if text in page or time.monotonic() > deadline:
             return page
         time.sleep(0.5)
+
+
+# --- the demo keeps to itself ----------------------------------------------------
+
+PRODUCTION = {
+    "HEPCAT_DATABASE_URL": "mysql+pymysql://root@127.0.0.1:3306/x",
+    "HEPCAT_PRODSYS_URL": "oracle+oracledb://atlas:pw@prodsys/?service_name=P",
+    "HEPCAT_DDM_BROKER": "stomp://mq.cern.ch:61613",
+    "HEPCAT_DDM_DESTINATION": "/topic/rucio.events",
+    "HEPCAT_DDM_CLIENT_ID": "hepcat",
+}
+
+
+def test_the_demo_ignores_the_catalogue_and_ddm_destination_it_is_given(tmp_path):
+    from catalog.config import load_config
+    from hepcat.cli.serving import demo_config, ignored_note
+    from hepcat.wiring import ddm_client_id
+
+    given = load_config(env={**PRODUCTION, "HEPCAT_DATA_DIR": str(tmp_path)})
+
+    config, ignored = demo_config(given)
+
+    assert config.catalog_url == f"sqlite:///{tmp_path.resolve()}/catalog.sqlite"
+    assert config.ddm_broker == "stomp://mq.cern.ch:61613"  # how DDM is asked for
+    assert config.ddm_destination.startswith("/topic/hepcat.demo.")
+    assert ddm_client_id(config).startswith("hepcat-demo-")
+    assert config.ddm_subscription == "hepcat-demo-ddm"
+    assert ignored == [
+        "HEPCAT_DATABASE_URL",
+        "HEPCAT_PRODSYS_URL",
+        "HEPCAT_DDM_DESTINATION",
+        "HEPCAT_DDM_CLIENT_ID",
+    ]
+    assert ignored_note(config, ignored) == (
+        "note: the demo ignores HEPCAT_DATABASE_URL, HEPCAT_PRODSYS_URL, "
+        "HEPCAT_DDM_DESTINATION, HEPCAT_DDM_CLIENT_ID: it keeps to its own "
+        "catalogue, sources, files, DDM destination and subscription in "
+        f"{tmp_path.resolve()}"
+    )
+
+
+def test_the_demo_writes_into_its_own_catalogue_only(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from hepcat.cli import main
+
+    elsewhere = tmp_path / "production.sqlite"
+    used: list[str] = []
+
+    def instead(config, Session, *args):  # noqa: N803
+        used.append(str(Session.kw["bind"].url))
+
+    monkeypatch.setattr("hepcat.cli.serving._demo_once", instead)
+    data = tmp_path / "demo"
+    env = {"HEPCAT_DATABASE_URL": f"sqlite:///{elsewhere}"}
+
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(data), "demo", "--no-serve"], env=env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert used == [f"sqlite:///{data.resolve()}/catalog.sqlite"]
+    assert not elsewhere.exists()
+    assert result.stderr.startswith(
+        "note: the demo ignores HEPCAT_DATABASE_URL: it keeps to its own catalogue"
+    )
+
+
+@pytest.mark.external_service
+def test_the_demo_publishes_ddm_events_to_a_destination_of_its_own(tmp_path, broker):
+    """The demo's own destination and subscription (removed at the end, which
+    fails unless the demo subscribed under them), never the configured ones.
+    """
+    from click.testing import CliRunner
+
+    from catalog.config import load_config
+    from hepcat.cli import main
+    from hepcat.cli.serving import demo_config
+    from hepcat.wiring import ddm_client_id
+    from ingest.ddm import remove_subscription
+    from ingest.simulate_ddm import ddm_scenario
+
+    given = load_config(env={"HEPCAT_DATA_DIR": str(tmp_path)})
+    own, _ = demo_config(given.replace(ddm_broker=broker))
+    env = {"HEPCAT_DDM_BROKER": broker, "HEPCAT_DDM_DESTINATION": "/topic/rucio.events"}
+    scenario = ddm_scenario(build_world())
+    try:
+        result = CliRunner().invoke(
+            main, ["--data-dir", str(tmp_path), "demo", "--no-serve"], env=env
+        )
+    finally:
+        remove_subscription(
+            broker,
+            own.ddm_destination,
+            client_id=ddm_client_id(own),
+            subscription=own.ddm_subscription,
+        )
+
+    assert result.exit_code == 0, result.output
+    assert f"ddm: {len(scenario.events)} ingested" in result.output
+    assert "note: the demo ignores HEPCAT_DDM_DESTINATION" in result.stderr

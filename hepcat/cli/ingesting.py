@@ -48,7 +48,8 @@ def ingest(context: Context, once: bool, max_seconds: float | None) -> None:
     HEPCAT_COMA_URL, HEPCAT_DDM_BROKER) and print what each ingested and
     quarantined. Exit status 1 when an ingester failed, as DDM does when its
     broker stays out of reach for 30 s, or when --max-seconds ran out before
-    every source was drained.
+    every source was drained. DDM is skipped, with a note, while another
+    hepcat process (a running task server) holds its client id.
     """
     engine = context.engine()
     migrations.require_current(engine)
@@ -68,12 +69,19 @@ def ingest(context: Context, once: bool, max_seconds: float | None) -> None:
         )
     except DrainFailed as err:
         progress.done()
-        _print_items(err.items, _quarantined(Session, started), failed=err.failed)
+        _print_items(
+            err.items,
+            _quarantined(Session, started),
+            failed=err.failed,
+            skipped=_skipped(tasks),
+        )
         for note in getattr(err, "__notes__", []):
             click.echo(note, err=True)
         raise
     progress.done()
-    _print_items(items, _quarantined(Session, started), items.undrained)
+    _print_items(
+        items, _quarantined(Session, started), items.undrained, skipped=_skipped(tasks)
+    )
     if items.undrained:
         raise NotDrained(items.undrained, max_seconds)
 
@@ -96,17 +104,27 @@ def _quarantined(Session: Any, since: dt.datetime) -> dict[str, int]:  # noqa: N
         return quarantine_sources(since=since, session=session)
 
 
+def _skipped(tasks: Sequence[Any]) -> dict[str, str]:
+    """Why tasks left their source to another process (DDM, when a task
+    server holds its client id), per task name.
+    """
+    return {task.name: task.skipped for task in tasks if getattr(task, "skipped", None)}
+
+
 def _print_items(
     items: dict[str, int],
     quarantined: dict[str, int],
     undrained: Collection[str] = (),
     failed: Collection[str] = (),
+    skipped: dict[str, str] | None = None,
 ) -> None:
     for name, count in items.items():
         held = quarantined.get(name, 0)
         note = f", {held} quarantined" if held else ""
         ending = " (failed)" if name in failed else ""
         ending += " (not drained)" if name in undrained else ""
+        if skipped and name in skipped:
+            ending += f" (skipped: {skipped[name]})"
         click.echo(f"{name}: {count} ingested{note}{ending}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from functools import partial
@@ -11,8 +12,8 @@ import click
 from sqlalchemy import Engine
 
 import migrations
-from catalog.config import Config
-from catalog.db import session_factory
+from catalog.config import ENV_PREFIX, Config
+from catalog.db import open_catalog, session_factory
 from catalog.errors import BrokerUnavailable
 from hepcat.cli.base import PORT, Context, check_free, main, pass_context
 from hepcat.wiring import configured_ingesters, skim_tasks
@@ -47,15 +48,21 @@ def demo(
     """Run hepcat on the embedded default with a simulated world.
 
     Creates the data directory with its SQLite catalogue and simulated ProdSys,
-    Tier-0 and COMA databases. The simulators write a small realistic world
-    into the sources (Monte Carlo chains and real-data runs, with files) while
-    the task server ingests it, and the pages are served at
-    http://127.0.0.1:5000 so that data arrives while one watches. With
+    Tier-0 and COMA databases; settings naming another catalogue, sources,
+    file store or DDM destination are ignored, with a note. The simulators
+    write a small realistic world into the sources (Monte Carlo chains and
+    real-data runs, with files) while the task server ingests it, and the
+    pages are served at http://127.0.0.1:5000 so that data arrives while one
+    watches. With
     HEPCAT_DDM_BROKER set (a STOMP broker such as ActiveMQ), DDM's events
-    about the world are published there too, and ingested.
+    about the world are published there too, to a destination of the demo's
+    own, and ingested.
     """
-    config, fresh, steps = _demo_sources(context.config)
-    engine = context.engine()
+    config, ignored = demo_config(context.config)
+    if ignored:
+        click.echo(ignored_note(config, ignored), err=True)
+    config, fresh, steps = _demo_sources(config)
+    engine = _demo_engine(config)
     migrations.upgrade(engine)
     Session = session_factory(engine)
     tasks = configured_ingesters(config)
@@ -74,10 +81,81 @@ def demo(
             ddm.close()
 
 
+#: The settings the demo replaces with its own: it writes a simulated world
+#: with realistic names, and publishes DDM erasures, so it never touches the
+#: catalogue, sources, file store or DDM destination the environment names.
+DEMO_OWN = (
+    "database_url",
+    "prodsys_url",
+    "tier0_url",
+    "coma_url",
+    "storage_root",
+    "skim_dir",
+    "ddm_destination",
+    "ddm_client_id",
+    "ddm_subscription",
+)
+
+
+def demo_config(config: Config) -> tuple[Config, list[str]]:
+    """The demo's settings: *config* with its own SQLite catalogue, file
+    store and skims in the data directory, and a DDM destination and durable
+    subscription named after the data directory; and the settings of
+    :data:`DEMO_OWN` that were set, and are ignored, as a note names them.
+    The broker (``ddm_broker``) is kept: it is how DDM is asked for. The
+    sources are the data directory's (:func:`_demo_sources`).
+    """
+    ignored = [
+        _where_set(config, name)
+        for name in DEMO_OWN
+        if config.sources[name] != "default"
+    ]
+    tag = hashlib.sha256(str(config.data_path).encode()).hexdigest()[:12]
+    own = config.replace(
+        database_url=None,
+        prodsys_url=None,
+        tier0_url=None,
+        coma_url=None,
+        storage_root=None,
+        skim_dir=None,
+        ddm_destination=f"/topic/hepcat.demo.{tag}",
+        ddm_client_id=f"hepcat-demo-{tag}",
+        ddm_subscription="hepcat-demo-ddm",
+    )
+    return own, ignored
+
+
+def _where_set(config: Config, name: str) -> str:
+    """Setting *name* as a note names it: its variable when the environment
+    set it, else its key and where it was set.
+    """
+    if config.sources[name].startswith("environment"):
+        return f"{ENV_PREFIX}{name.upper()}"
+    return f"{name} ({config.origin(name)})"
+
+
+def ignored_note(config: Config, ignored: list[str]) -> str:
+    """The one line saying which settings the demo ignores."""
+    ddm = ", DDM destination and subscription" if config.ddm_broker else ""
+    return (
+        f"note: the demo ignores {', '.join(ignored)}: it keeps to its own "
+        f"catalogue, sources, files{ddm} in {config.data_path}"
+    )
+
+
 DDM_OFF = (
     "DDM is off: set HEPCAT_DDM_BROKER=stomp://host:61613 (ActiveMQ) for the "
     "demo to publish DDM's events there and ingest them"
 )
+
+
+def _demo_engine(config: Config) -> Engine:
+    """The engine of the demo's own SQLite catalogue, disposed of when the
+    command ends.
+    """
+    engine = open_catalog(config)
+    click.get_current_context().call_on_close(engine.dispose)
+    return engine
 
 
 def _demo_once(
