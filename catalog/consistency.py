@@ -4,22 +4,27 @@ recomputation from scratch (``hepcat derive --check``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from catalog.db import among
 from catalog.derived import refresh_all
 from catalog.errors import InvalidName
-from catalog.fields import row_to_ami
-from catalog.models import Dataset, Skim, inherit_columns
+from catalog.fields import ami_fields, row_to_ami
+from catalog.models import OUTPUT_INHERITS, Dataset, Skim
 from catalog.nomenclature import name_columns
 from catalog.provenance import link_datasets, link_tier0, task_parents
 
 # Bookkeeping that a recomputation rewrites without it being a difference.
 NOT_DERIVED = frozenset({"lastModified", "created"})
+# Datasets read at once.
+BATCH = 2000
+# The AMI name of each dataset column that has one.
+AMI_NAMES = {str(column.key): name for name, column in ami_fields(Dataset).items()}
 
 
 @dataclass(frozen=True)
@@ -38,33 +43,57 @@ class Difference:
         )
 
 
-def check_derived(*, session: Session) -> list[Difference]:
+def check_derived(*, session: Session, batch: int = BATCH) -> list[Difference]:
     """Recompute every derived quantity, the columns each dataset's name
     determines (its project, number, data type...: searches rely on them)
     and the provenance edges the tasks give, and return the differences.
 
+    Datasets are read *batch* at a time, and only the differences are
+    kept, so memory does not grow with the catalogue: first the edges, then
+    the name columns (with what skim outputs take from their parents), then
+    the derived quantities, which may read the name columns of any dataset.
+
     The recomputed values are left in the session: the caller rolls back to
     only report, or commits to repair.
     """
-    datasets = session.scalars(select(Dataset)).all()
-    before = {d.name: _derived_fields(d) for d in datasets}
-    # Edges first: cross-sections are recomputed down the right chains.
-    edges = _relink(datasets, session=session)
-    _recompute_name_columns(datasets)
-    _inherit_skim_columns(session)
-    refresh_all(session=session)
-    session.flush()
-    after = _snapshot(session)
-    columns = [
-        Difference(name, field, value, after[name][field])
-        for name, fields in sorted(before.items())
-        for field, value in fields.items()
-        if field not in NOT_DERIVED and not _same(value, after[name][field])
-    ]
-    return sorted(columns + edges, key=lambda d: d.dataset)
+    differences = _relink(session=session, batch=batch)
+    differences += _recompute_name_columns(session=session, batch=batch)
+    differences += _inherit_skim_columns(session)
+    for datasets in _batches(session, batch):
+        before = {d.id: (d.name, _derived_fields(d)) for d in datasets}
+        refresh_all(session=session, ids=before)
+        session.flush()
+        for after in _reloaded(before, session):
+            name, fields = before[after.id]
+            recomputed = _derived_fields(after)
+            differences += [
+                Difference(name, field, value, recomputed[field])
+                for field, value in fields.items()
+                if field not in NOT_DERIVED and not _same(value, recomputed[field])
+            ]
+    return sorted(differences, key=lambda d: d.dataset)
 
 
-def _relink(datasets: Sequence[Dataset], *, session: Session) -> list[Difference]:
+def _batches(session: Session, size: int) -> Iterator[list[Dataset]]:
+    """The datasets, *size* at a time in the order of their ids; each batch
+    is let go (the session keeps only what is changed and not flushed) when
+    the next is read.
+    """
+    ids = list(session.scalars(select(Dataset.id).order_by(Dataset.id)))
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        query = select(Dataset).where(among(Dataset.id, chunk))
+        # As the database holds them, whatever the session held before.
+        yield list(session.scalars(query.execution_options(populate_existing=True)))
+
+
+def _reloaded(ids: Collection[int], session: Session) -> list[Dataset]:
+    """The datasets *ids* as the database now holds them (one query)."""
+    query = select(Dataset).where(among(Dataset.id, sorted(ids)))
+    return list(session.scalars(query.execution_options(populate_existing=True)))
+
+
+def _relink(*, session: Session, batch: int) -> list[Difference]:
     """Bring every task edge in line with the tasks (a task's input is the
     parent of its outputs, :func:`~catalog.provenance.link_datasets`) and
     every Tier-0 edge with the runs (:func:`~catalog.provenance.link_tier0`),
@@ -73,10 +102,13 @@ def _relink(datasets: Sequence[Dataset], *, session: Session) -> list[Difference
     edge records is bookkeeping, rewritten without being a difference.
     """
     before = task_parents(session=session)
-    link_datasets(datasets, session=session)
-    link_tier0(datasets, session=session)
+    names: dict[int, str] = {}
+    for datasets in _batches(session, batch):
+        link_datasets(datasets, session=session)
+        link_tier0(datasets, session=session)
+        session.flush()
+        names.update((d.id, d.name) for d in datasets)
     after = task_parents(session=session)
-    names = {d.id: d.name for d in datasets}
     differences = []
     for child in before.keys() | after.keys():
         held, given = before.get(child, set()), after.get(child, set())
@@ -86,38 +118,56 @@ def _relink(datasets: Sequence[Dataset], *, session: Session) -> list[Difference
     return differences
 
 
-def _recompute_name_columns(datasets: Sequence[Dataset]) -> None:
-    """Set the columns that each of *datasets* has from its name
-    (:func:`~catalog.datasets.name_columns`). A name that does not follow the
-    nomenclature (hepcat writes none) is left as it is.
+def _recompute_name_columns(*, session: Session, batch: int) -> list[Difference]:
+    """Set the columns that each dataset has from its name
+    (:func:`~catalog.datasets.name_columns`), and return those that differed.
+    A name that does not follow the nomenclature (hepcat writes none) is
+    left as it is.
     """
-    for dataset in datasets:
-        try:
-            columns = name_columns(dataset.name)
-        except InvalidName:
-            continue
-        for name, value in columns.items():
-            if getattr(dataset, name) != value:
-                setattr(dataset, name, value)
+    differences: list[Difference] = []
+    for datasets in _batches(session, batch):
+        for dataset in datasets:
+            try:
+                columns = name_columns(dataset.name)
+            except InvalidName:
+                continue
+            differences += _set_columns(dataset, columns)
+        session.flush()
+    return differences
 
 
-def _inherit_skim_columns(session: Session) -> None:
+def _set_columns(dataset: Dataset, values: dict[str, Any]) -> list[Difference]:
+    """Set the *values* of *dataset*'s columns (by column name); return a
+    difference, by AMI field, for each that was not so.
+    """
+    differences = []
+    for column, value in values.items():
+        held = getattr(dataset, column)
+        if held != value:
+            differences.append(Difference(dataset.name, AMI_NAMES[column], held, value))
+            setattr(dataset, column, value)
+    return differences
+
+
+def _inherit_skim_columns(session: Session) -> list[Difference]:
     """Set the columns each skim's output takes from its parent
     (:data:`~catalog.models.OUTPUT_INHERITS`), the parent's own recomputed
-    first.
+    first (a skim of a skim's output comes after it: in the order of the
+    outputs' ids); return those that differed.
     """
     parent = aliased(Dataset)
     query = (
         select(Dataset, parent)
         .join(Skim, Skim.output_id == Dataset.id)
         .join(parent, parent.id == Skim.parent_id)
+        .order_by(Dataset.id)
     )
+    differences: list[Difference] = []
     for output, source in session.execute(query):
-        inherit_columns(output, source)
-
-
-def _snapshot(session: Session) -> dict[str, dict[str, Any]]:
-    return {d.name: _derived_fields(d) for d in session.scalars(select(Dataset))}
+        inherited = {column: getattr(source, column) for column in OUTPUT_INHERITS}
+        differences += _set_columns(output, inherited)
+    session.flush()
+    return differences
 
 
 def _derived_fields(dataset: Dataset) -> dict[str, Any]:

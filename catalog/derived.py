@@ -932,10 +932,13 @@ def _write_each(
     update_values(session, DATASET, "id", columns, rows)
 
 
-def refresh_all(*, session: Session) -> int:
-    """Recompute every derived quantity of every dataset; return how many.
+def refresh_all(*, session: Session, ids: Collection[int] | None = None) -> int:
+    """Recompute every derived quantity of every dataset (or of the datasets
+    *ids*), clearing their stale marks; return how many.
 
     No order is needed: each quantity is computed from source rows (files,
     tasks, runs), never from another dataset's derived values.
     """
-    return _refresh_marked(set(session.scalars(select(Dataset.id))), session)
+    if ids is None:
+        ids = set(session.scalars(select(Dataset.id)))
+    return _refresh_marked(set(ids), session)

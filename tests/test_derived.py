@@ -515,6 +515,37 @@ def test_a_tag_that_arrives_after_its_datasets_gives_them_their_configuration(
         assert check_derived(session=session) == []
 
 
+def test_derive_check_reads_the_catalogue_in_batches_and_finds_the_same(Session, world):
+    """``derive --check`` reads a few datasets at a time (memory stays flat
+    on a large catalogue) and finds what one batch of all of them finds:
+    a wrong count, a wrong name column and a missing edge.
+    """
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+        daod = get_dataset(ZEE_DAOD, session=session)
+        evnt = get_dataset(ZEE_EVNT, session=session)
+        daod.n_files += 1
+        evnt.data_type = "EVGEN"
+        aod = get_dataset(ZEE_AOD, session=session)
+        session.execute(delete(ProvenanceEdge).where(ProvenanceEdge.child_id == aod.id))
+
+    found = []
+    for batch in (3, 10_000):
+        with Session() as session:
+            found.append(
+                [
+                    (d.dataset, d.field)
+                    for d in check_derived(session=session, batch=batch)
+                ]
+            )
+            session.rollback()
+
+    assert found[0] == found[1]
+    assert {(ZEE_DAOD, "nFiles"), (ZEE_EVNT, "dataType"), (ZEE_AOD, "parents")} <= set(
+        found[0]
+    )
+
+
 def test_derive_check_finds_a_dataset_that_would_miss_its_tag(Session, world):
     """A dataset not flagged while a tag of its chain is missing would keep
     its configuration when the tag arrives: the check reports it.
