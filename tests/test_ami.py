@@ -13,7 +13,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import pyAMI.client
 import pyAMI.exception
+import pyAMI.httpclient
 import pyAMI.object
 import pytest
 from flask import Flask
@@ -684,6 +686,57 @@ def test_errors_in_every_converter(client: FlaskClient) -> None:
     assert error == {"@type": "DatasetNotFound", "$": "no dataset named 'none'"}
     assert "Error: no dataset named 'none'" in as_text
     assert as_csv == "#ERROR DatasetNotFound: no dataset named 'none'\n"
+
+
+def as_pyami_posts(client: FlaskClient, command: str, converter: str = "") -> Any:
+    """Post *command* as pyAMI's ``Client.execute`` does: its own URL
+    encoding (``Converter`` first) and headers.
+    """
+    data = pyAMI.client.urllib_parse_urlencode(
+        {"Converter": converter, "Command": command}
+    )
+    headers = {k: v for k, v in pyAMI.httpclient.headers.items() if k != "Cookie"}
+    return client.post("/AMI/FrontEnd", data=data, headers=headers)
+
+
+def too_long(sent: int) -> str:
+    """What the endpoint answers to a form of *sent* bytes, over its limit."""
+    return (
+        f"the command is too long: {sent:,} bytes as sent, over the AMI "
+        "endpoint's limit of 500,000 bytes; send a large event collection "
+        "(AMICreateSkim -collection) through the JSON API instead, POST "
+        "/api/v1/skims with the collection in base64, or upload it on the page "
+        "/skims/new"
+    )
+
+
+def test_a_command_over_the_form_limit_is_an_error_pyami_raises(app: Flask) -> None:
+    events = "".join(
+        f"284500,{n},1,,DAOD_PHYS.12345._000001.pool.root.1,{n}\n"
+        for n in range(10_000)
+    )
+    collection = f"RunNumber,EventNumber,LumiBlock,GUID,LFN,Entry\n{events}"
+    command = (
+        f'AMICreateSkim -logicalDatasetName="{ZEE_DAOD}" -name="big" '
+        f'-collection="{collection}" -AMIUser="jdoe" -AMIPass="secret"'
+    )
+    client = app.test_client()
+
+    as_xml = as_pyami_posts(client, command)
+    as_text = as_pyami_posts(client, command, "AMIXmlToText.xsl")
+
+    sent = as_xml.request.content_length
+    assert sent > 500_000
+    assert as_xml.status_code == as_text.status_code == 200
+    assert as_xml.mimetype == "text/xml" and as_text.mimetype == "text/plain"
+    with pytest.raises(pyAMI.exception.Error) as raised:
+        pyAMI.object.DOMObject(as_xml.text)
+    assert str(raised.value) == f"pyAMI exception: {too_long(sent)}"
+    assert '<error type="CommandTooLong">' in as_xml.text
+    assert "<command>AMICreateSkim</command>" in as_xml.text
+    assert "secret" not in as_xml.text
+    text_sent = as_text.request.content_length
+    assert as_text.text == f"#AMI Result\n\nError: {too_long(text_sent)}\n#\n"
 
 
 @pytest.mark.parametrize(

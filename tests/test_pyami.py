@@ -360,6 +360,28 @@ def test_a_failed_skim_is_retried_through_execute(
     assert retried is not None and (retried.state, retried.error) == ("defined", None)
 
 
+def test_a_command_over_the_form_limit_is_an_ami_error(
+    client: pyAMI.client.Client,
+) -> None:
+    events = "".join(
+        f"284500,{n},1,,DAOD_PHYS.x._000001.pool.root.1,{n}\n" for n in range(9000)
+    )
+    command = [
+        "AMICreateSkim",
+        '-logicalDatasetName="mc16_13TeV.x"',
+        '-name="big"',
+        f'-collection="RunNumber,EventNumber,LumiBlock,GUID,LFN,Entry\n{events}"',
+    ]
+
+    as_text = client.execute(command, format="text")
+    with pytest.raises(pyAMI.exception.Error) as raised:
+        client.execute(command, format="dom_object")
+
+    assert as_text.startswith("#AMI Result\n\nError: the command is too long: ")
+    assert "over the AMI endpoint's limit of 500,000 bytes" in str(raised.value)
+    assert "POST /api/v1/skims" in str(raised.value)
+
+
 # --- the ami_atlas command ---------------------------------------------------------
 
 

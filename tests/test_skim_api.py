@@ -219,6 +219,47 @@ def test_an_uploaded_collection_is_checked_against_the_tag(surface):
     )
 
 
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        (0, "the target file size must be positive, not 0"),
+        (-5, "the target file size must be positive, not -5"),
+        (
+            2**62 + 1,
+            f"the target file size must be at most {2**62} bytes, not {2**62 + 1}",
+        ),
+    ],
+    ids=["zero", "negative", "too large"],
+)
+def test_a_target_size_out_of_range_is_refused_as_by_the_command_line(
+    surface, size, message
+):
+    answer = post_skim(surface, "phil", select=DIMUON, targetSize=size)
+
+    error = assert_error(answer, 400, "InvalidInput")
+    assert (error["message"], error["details"]) == (message, [message])
+
+
+@pytest.mark.parametrize("size", ["60000", 60000.0, 1.5, True])
+def test_a_target_size_must_be_a_json_integer(surface, size):
+    answer = post_skim(surface, "phil", select=DIMUON, targetSize=size)
+
+    details = assert_error(answer, 400, "ValidationError")["details"]
+    assert details == ["targetSize: Not a valid integer."]
+
+
+def test_the_largest_target_size_is_taken_and_documented(surface):
+    answer = post_skim(surface, "phil", select=DIMUON, targetSize=2**62)
+    document = surface.app.test_client().get(f"{API}/openapi.json").json
+
+    assert answer.status_code == 201, answer.text
+    assert answer.json["targetSize"] == 2**62
+    schema = document["components"]["schemas"]["SkimInput"]
+    declared = schema["properties"]["targetSize"]
+    assert (declared["minimum"], declared["maximum"]) == (1, 2**62)
+    assert "400" in document["paths"][f"{API}/skims"]["post"]["responses"]
+
+
 # --- reading skims ------------------------------------------------------------------
 
 

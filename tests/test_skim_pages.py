@@ -447,6 +447,94 @@ def test_a_bad_upload_shows_the_form_again_with_the_error(surface):
     assert 'name="name" required value="mine"' in answer.text
 
 
+def test_the_form_takes_a_target_size_and_a_compression(surface):
+    browser = surface.browser("phil")
+    form = browser.get("/skims/new")
+
+    answer = browser.post(
+        "/skims/new",
+        data={
+            "dataset": DATASET,
+            "select": DIMUON,
+            "name": "small",
+            "compression": "lz4:4",
+            "target_size": "60000",
+            "csrf_token": csrf(browser),
+        },
+    )
+    skim = surface.skim(int(answer.headers["Location"].rsplit("/", 1)[1]))
+
+    assert "Target size of an output file, in bytes (empty: 2,000,000,000)" in (
+        shown(form)
+    )
+    assert answer.status_code == 302
+    assert (skim.target_size, skim.compression) == (60000, "lz4:4")
+
+
+@pytest.mark.parametrize(
+    ("target_size", "message"),
+    [
+        ("0", "the target file size must be positive, not 0"),
+        (
+            "9" * 30,
+            f"the target file size must be at most {2**62} bytes, not {'9' * 30}",
+        ),
+        ("2 GB", "the target size must be a whole number of bytes, got '2 GB'"),
+    ],
+    ids=["zero", "too large", "words"],
+)
+def test_a_wrong_target_size_shows_the_form_again_with_the_error(
+    surface, target_size, message
+):
+    browser = surface.browser("phil")
+
+    answer = browser.post(
+        "/skims/new",
+        data={
+            "dataset": DATASET,
+            "select": DIMUON,
+            "name": "small",
+            "target_size": target_size,
+            "csrf_token": csrf(browser),
+        },
+    )
+
+    assert answer.status_code == 400
+    assert f"400 InvalidInput {message}" in shown(answer)
+    assert f'name="target_size" inputmode="numeric" value="{target_size}"' in (
+        answer.text
+    )
+    assert "No skim yet" in shown(browser.get("/skims"))
+
+
+@pytest.mark.parametrize(
+    ("on_the_form", "in_the_api"),
+    [
+        ({"compression": "brotli"}, {"compression": "brotli"}),
+        ({"branches": "MET, mu_ptt"}, {"branches": ["MET", "mu_ptt"]}),
+        ({"target_size": "-5"}, {"targetSize": -5}),
+    ],
+    ids=["compression", "branches", "target size"],
+)
+def test_a_wrong_option_on_the_form_is_the_apis_error(surface, on_the_form, in_the_api):
+    browser = surface.browser("phil")
+    request = {"dataset": DATASET, "select": DIMUON, "name": "mine"}
+    by_api = surface.app.test_client().post(
+        "/api/v1/skims",
+        json={"logicalDatasetName": DATASET, "name": "mine", "select": DIMUON}
+        | in_the_api,
+        headers=surface.bearer("phil"),
+    )
+
+    answer = browser.post(
+        "/skims/new", data=request | on_the_form | {"csrf_token": csrf(browser)}
+    )
+
+    error = by_api.json["error"]
+    assert answer.status_code == by_api.status_code == 400
+    assert f"400 {error['type']} {error['message']}" in shown(answer)
+
+
 # --- one skim ---------------------------------------------------------------------
 
 

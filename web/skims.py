@@ -14,6 +14,8 @@ physicists (:func:`web.auth.require_role`);
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Blueprint, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
@@ -25,7 +27,7 @@ from catalog.models import SKIM_STATES, Skim, User
 from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
 from catalog.users import get_user, has_role
 from skimengine.collection import read_collection
-from skimengine.extract import DEFAULT_COMPRESSION
+from skimengine.extract import DEFAULT_COMPRESSION, DEFAULT_TARGET_SIZE
 from skimengine.skims import (
     ACTIVE_STATES,
     cancel_skim,
@@ -111,6 +113,7 @@ def skim_form(
             values=values,
             datasets=datasets,
             default_compression=DEFAULT_COMPRESSION,
+            default_target_size=DEFAULT_TARGET_SIZE,
             error=error,
         )
     return page, error.status if error is not None else 200
@@ -137,6 +140,7 @@ def create_skim() -> ResponseReturnValue:
                 session=session,
                 branches=[b.strip() for b in arg(form, "branches").split(",")],
                 compression=arg(form, "compression") or None,
+                target_size=target_size_in(form),
                 collection=data,
                 collection_name=name if data is not None else None,
                 run=arg(form, "run") == "1",
@@ -146,6 +150,23 @@ def create_skim() -> ResponseReturnValue:
         # The transaction has been rolled back: nothing was saved.
         return skim_form(form, err)
     return redirect(url_for("skims.skim", skim_id=skim_id))
+
+
+def target_size_in(form: Mapping[str, str]) -> int | None:
+    """The form's target size of an output file, in bytes, when given; its
+    range is checked by :func:`request_skim`, as for the other surfaces.
+
+    :raises InvalidInput: when it is not a whole number.
+    """
+    text = arg(form, "target_size")
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInput(
+            f"the target size must be a whole number of bytes, got {text!r}"
+        ) from None
 
 
 @skims.get("/skims/<int:skim_id>")

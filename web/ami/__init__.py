@@ -10,18 +10,23 @@ before reading is checked (:func:`web.auth.check_read`).
 Every answer, an error included, has HTTP status 200: AMI's errors travel
 in the message, and pyAMI reads the message whatever the status. An error is
 rendered in one place, :func:`failed`: ``<error type="DatasetNotFound">``
-with the message, never SQL and never a traceback.
+with the message, never SQL and never a traceback. That includes a request
+whose form is over the endpoint's limit (:data:`MAX_COMMAND_BYTES`), which
+Werkzeug refuses before the ``Command`` is read: it answers
+:class:`CommandTooLong` in the converter the request asks for.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from catalog.errors import AuthenticationFailed, HepcatError
+from catalog.errors import AuthenticationFailed, HepcatError, InvalidInput
 from web import auth
 from web.ami.commandline import CommandLine, parse_command_line
 from web.ami.commands import run_command
@@ -39,14 +44,45 @@ PATHS = (
 )
 
 UNEXPECTED = "hepcat met an unexpected error, logged on the server; try again"
+#: The most bytes a request's form may have, URL-encoded (in a multipart
+#: body: a field): Flask's default, kept on purpose. The credentials are in
+#: the command, so any client makes the endpoint read and parse this much
+#: before it knows who asks, and the reply echoes the arguments back; a
+#: command takes about ten times its size in memory while it is answered.
+#: Larger event collections go through the API or the page (docs/ami.md).
+MAX_COMMAND_BYTES = 500_000
+#: Bytes read from the start of a body too long to read, for its fields.
+PEEK = 512
+
+
+class CommandTooLong(InvalidInput):
+    """The form of an AMI request is over the endpoint's *limit*, so its
+    command is not read; *size* is the bytes of the request's body as sent
+    (URL-encoded), when the request says.
+    """
+
+    status = 413
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        sent = f"{size:,} bytes as sent, " if size is not None else ""
+        super().__init__(
+            f"the command is too long: {sent}over the AMI endpoint's limit of "
+            f"{limit:,} bytes; send a large event collection (AMICreateSkim "
+            "-collection) through the JSON API instead, POST /api/v1/skims with "
+            "the collection in base64, or upload it on the page /skims/new"
+        )
 
 
 def frontend() -> Response:
     """Answer the AMI command of the request."""
     started = time.perf_counter()
-    name = request.values.get("Converter", "")
+    request.max_form_memory_size = MAX_COMMAND_BYTES
+    try:
+        name = request.values.get("Converter", "")
+        reply = answer(request.values.get("Command", ""), name, started)
+    except RequestEntityTooLarge:
+        name, reply = refused(started)
     converter = CONVERTERS.get(name, CONVERTERS[""])
-    reply = answer(request.values.get("Command", ""), name, started)
     body = converter.render(reply)
     return Response(body, status=200, mimetype=converter.mimetype)
 
@@ -68,6 +104,26 @@ def answer(text: str, converter: str, started: float) -> Reply:
         return failed(line, error, started)
     seconds = time.perf_counter() - started
     return Reply(line.name, line.arguments, found.rowsets, found.infos, None, seconds)
+
+
+def refused(started: float) -> tuple[str, Reply]:
+    """The converter asked for and the reply to a request whose form is too
+    long to read (:class:`CommandTooLong`).
+
+    Only the start of a URL-encoded body is read, where pyAMI puts the
+    ``Converter`` before the ``Command``: the answer then comes in the format
+    the client reads, and names the command when the start shows it.
+    """
+    ahead: dict[str, str] = {}
+    if request.mimetype == "application/x-www-form-urlencoded":
+        head = request.stream.read(PEEK).decode("utf-8", "replace")
+        ahead = dict(parse_qsl(head, keep_blank_values=True))
+    converter = request.args.get("Converter", ahead.get("Converter", ""))
+    # A name is whole only when something follows it in what was read.
+    words = ahead.get("Command", "").split(maxsplit=1)
+    line = CommandLine(words[0] if len(words) == 2 else "")
+    error = CommandTooLong(request.content_length, MAX_COMMAND_BYTES)
+    return converter, failed(line, error, started)
 
 
 def _log_in(line: CommandLine) -> None:

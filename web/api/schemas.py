@@ -26,6 +26,7 @@ from catalog.keyset import DEFAULT_LIMIT, MAX_LIMIT
 from catalog.models.skims import SKIM_STATES
 from catalog.mql import entity_fields
 from skimengine.selection import FLOAT, INTEGER
+from skimengine.skims import MAX_TARGET_SIZE
 
 # marshmallow field classes by the Python type of a column.
 _FIELD_TYPES: dict[type, type[fields.Field[Any]]] = {
@@ -200,11 +201,18 @@ class SkimInput(Schema):
         allow_none=True,
         metadata={"description": "zstd, lz4 or zlib, with :level (default zstd:1)"},
     )
+    # The range is declared for the document but checked by request_skim,
+    # so that a value out of it is the InvalidInput the CLI and AMI answer.
     targetSize = fields.Integer(  # noqa: N815
         load_default=None,
         allow_none=True,
-        validate=validate.Range(min=1, max=2**62),
-        metadata={"description": "bytes of an output file, about (default 2 GB)"},
+        strict=True,
+        metadata={
+            "description": "bytes of an output file, about (default 2 GB); "
+            "out of range: 400 InvalidInput",
+            "minimum": 1,
+            "maximum": MAX_TARGET_SIZE,
+        },
     )
     run = fields.Boolean(
         load_default=True,
