@@ -321,6 +321,7 @@ def test_a_bad_target_size_is_refused_as_the_command_line_refuses_it(surface):
     zero = error(surface, create + "0", login="phil")
     negative = error(surface, create + "-5", login="phil")
     huge = error(surface, create + "9" * 30, login="phil")
+    endless = error(surface, create + "9" * 5000, login="phil")
 
     assert words == (
         "InvalidInput",
@@ -332,6 +333,10 @@ def test_a_bad_target_size_is_refused_as_the_command_line_refuses_it(surface):
     assert huge == cli_error(surface, "phil", target_size=int("9" * 30))
     assert huge[1] == (
         f"the target file size must be at most {2**62} bytes, not {'9' * 30}"
+    )
+    assert endless[0] == "InvalidInput"
+    assert endless[1].startswith(
+        "-targetSize must be a whole number of bytes, got '999"
     )
 
 

@@ -42,8 +42,11 @@ from web.ami.reply import rowset
 from web.auth import check_role
 from web.tags import TagInfo, count_events, list_tag_databases
 
-#: A whole number as an argument gives it: digits, perhaps signed.
-WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
+#: A whole number as an argument gives it: digits, perhaps signed, up to a
+#: hundred (longer is refused as not a number here, before Python's int()
+#: would refuse it with an error of its own; shorter ones out of range are
+#: refused by the checks of what the number is for).
+WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]{1,100}\s*")
 
 
 @command("the TAG databases: dataset, events, files, store")
