@@ -10,17 +10,21 @@ that differs stands on the reconciliation page until they agree.
 
 Every file held counts here, lost ones too: DDM losing a file later does
 not make what Tier-0 delivered incomplete (DDM's own counts say so).
+
+Tier-0 is the authority for the files of its datasets: when it gives a
+dataset again, the catalogue's files of it that Tier-0 no longer lists leave
+the catalogue (:func:`drop_unlisted_files`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import file_totals
-from catalog.db import among
+from catalog.db import among, chunked
 from catalog.models import Dataset, File
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.reconciliation import Differences, reconcile
@@ -75,3 +79,30 @@ def held_ready(*, session: Session) -> dict[str, tuple[int | None, ...]]:
         Dataset.source == SOURCE_TIER0, Dataset.tier0_state == READY
     )
     return {name: tuple(counts) for name, *counts in session.execute(query)}
+
+
+def drop_unlisted_files(
+    dataset_id: int,
+    lfns: Collection[str],
+    guids: Collection[str],
+    *,
+    session: Session,
+) -> list[str]:
+    """Delete the files of the Tier-0 dataset *dataset_id* that Tier-0 no
+    longer lists: those neither of whose LFN and GUID is among *lfns* and
+    *guids* (every file row Tier-0 gives, quarantined ones too); return
+    their LFNs. Their lumi-block ranges go with them (``ON DELETE CASCADE``).
+
+    Deleted rather than marked ``lost``: a lost file is one DDM lost, it
+    still counts as delivered by Tier-0, and a file written again keeps its
+    mark; a file Tier-0 withdrew was never delivered.
+    """
+    query = select(File.id, File.lfn, File.guid).where(File.dataset_id == dataset_id)
+    gone = {
+        id_: lfn
+        for id_, lfn, guid in session.execute(query)
+        if lfn not in lfns and guid not in guids
+    }
+    for chunk in chunked(sorted(gone)):
+        session.execute(delete(File).where(among(File.id, chunk)))
+    return sorted(gone.values())

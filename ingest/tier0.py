@@ -20,10 +20,24 @@ again after :data:`HELD_RETRY` seconds, and at once when Tier-0 changes its
 counts or an operator releases a Tier-0 record from quarantine (having
 fixed the row in Tier-0). Once its files add up, it is marked DONE.
 
+A dataset whose row cannot be understood (its ``runnumber`` contradicts
+its name, say) is refused into quarantine and held READY the same way: not
+marked DONE, which would tell Tier-0 the catalogue has it, and read again
+after :data:`HELD_RETRY` seconds, at once when Tier-0 changes its row or an
+operator releases a Tier-0 record from quarantine.
+
 A Tier-0 record held in quarantine (a file row, or a dataset row) that is
 read again and written without error -- Tier-0 corrected the row -- is
 released, as an operator would release it, with a note saying so at the end
 of its reason (:func:`catalog.operations.release_read`).
+
+Tier-0 is the authority for the files of its datasets: a dataset read again
+loses the catalogue's files of it that Tier-0 no longer lists
+(:func:`catalog.tier0.drop_unlisted_files`).
+
+A run counts as its items the datasets it catalogued (marked DONE); its note
+says apart how many it read and held READY, and how many it refused into
+quarantine.
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Engine, and_, func, select, update
@@ -45,7 +60,7 @@ from catalog.models.datasets import SOURCE_TIER0
 from catalog.nomenclature import name_columns
 from catalog.operations import quarantine, quarantine_count
 from catalog.provenance import link_datasets, link_tier0
-from catalog.tier0 import DONE, READY, held_ready
+from catalog.tier0 import DONE, READY, drop_unlisted_files, held_ready
 from ingest import schemas
 from ingest.base import RecordsRead
 from ingest.filerows import GUID, LFN, source_file
@@ -66,6 +81,32 @@ COUNTS = (
     ("nevents", "tier0_total_events"),
     ("totalsize", "tier0_total_size"),
 )
+# What reading a READY dataset came to (:meth:`Tier0Ingester._ingest`).
+CATALOGUED = "catalogued"  # written, and marked DONE in Tier-0
+HELD = "held"  # written, its files short of Tier-0's counts: left READY
+REFUSED = "refused"  # its row refused into quarantine: left READY
+
+
+@dataclass
+class Read:
+    """What one run did with the READY datasets it read."""
+
+    catalogued: int = 0
+    held: int = 0
+    refused: int = 0
+    drained: bool = False
+
+    def note(self, waiting: int) -> str:
+        """The run's note, *waiting* datasets being held READY in all."""
+        plural = "" if self.catalogued == 1 else "s"
+        parts = [f"{self.catalogued} dataset{plural} catalogued"]
+        if self.held:
+            parts.append(f"{self.held} held READY")
+        if self.refused:
+            parts.append(f"{self.refused} refused into quarantine")
+        if waiting:
+            parts.append(f"{waiting} waiting READY for a retry")
+        return ", ".join(parts)
 
 
 class Tier0Ingester(Task):
@@ -89,37 +130,47 @@ class Tier0Ingester(Task):
         self._retried: float | None = None
         self._released: int | None = None
         self._released_here = 0  # records the current run released
+        # The datasets whose row was refused into quarantine, by name, with
+        # the row as read: held READY until Tier-0 changes it (in memory, as
+        # above: a new process reads them again once).
+        self._refused: dict[str, dict[str, Any]] = {}
 
     def run(self, context: RunContext) -> RunOutcome:
         waiting, retry = self._waiting(context)
         self._released_here = 0
-        items, drained = self._read_ready(waiting, context)
-        if retry is not None and drained:
+        read = self._read_ready(waiting, context)
+        if retry is not None and read.drained:
             # Every held dataset was read again: the next retry waits.
             self._retried, self._released = retry
         if self._released is not None:
             # A record released on reading its corrected row is no news of an
             # operator's: it calls for no retry of the held datasets.
             self._released += self._released_here
-        held = f", {len(waiting)} held READY" if waiting else ""
-        return RunOutcome(items, self.backlog(waiting), f"{items} datasets{held}")
+        note = read.note(len(waiting))
+        return RunOutcome(read.catalogued, self.backlog(waiting), note)
 
-    def _read_ready(self, waiting: set[str], context: RunContext) -> tuple[int, bool]:
+    def _read_ready(self, waiting: set[str], context: RunContext) -> Read:
         """Read the datasets READY but for those *waiting*, adding to them
-        those held; return how many were read, and whether none is left.
+        those held or refused; say what came of them, and whether none is
+        left.
         """
-        items = 0
+        read = Read()
         while not context.should_stop():
             ready = self._ready(waiting)
             for row in ready:
-                items += 1
-                if not self._ingest(row, context):
+                came_to = self._ingest(row, context)
+                if came_to == CATALOGUED:
+                    read.catalogued += 1
+                else:
                     waiting.add(str(row["name"]))
+                    read.held += came_to == HELD
+                    read.refused += came_to == REFUSED
                 if context.should_stop():
                     break
             if len(ready) < self.bite:
-                return items, True
-        return items, False
+                read.drained = True
+                break
+        return read
 
     def backlog(self, waiting: Collection[str] = ()) -> int:
         """The datasets READY in Tier-0, but for those *waiting*."""
@@ -135,7 +186,7 @@ class Tier0Ingester(Task):
         every :attr:`held_retry` seconds and once an operator released a
         Tier-0 record (then also the retry's time and released count, to
         keep once they are all read); otherwise all but those whose counts
-        Tier-0 changed.
+        Tier-0 changed, with the datasets refused whose row it left as it was.
         """
         with context.Session() as session:
             held = held_ready(session=session)
@@ -146,7 +197,7 @@ class Tier0Ingester(Task):
         due = self._retried is None or now - self._retried >= self.held_retry
         if due or released != self._released:
             return set(), (now, released)
-        return set(held) - self._recounted(held), None
+        return (set(held) - self._recounted(held)) | self._still_refused(), None
 
     def _recounted(self, held: Mapping[str, tuple[int | None, ...]]) -> set[str]:
         """The datasets among *held* whose counts Tier-0 changed since hepcat
@@ -161,6 +212,22 @@ class Tier0Ingester(Task):
                 rows = connection.execute(query)
                 changed.update(name for name, *now in rows if tuple(now) != held[name])
         return changed
+
+    def _still_refused(self) -> set[str]:
+        """The datasets whose row was refused that Tier-0 has left as it
+        was; those it changed (or removed) are forgotten, to be read again.
+        """
+        table = schemas.t0_dataset
+        rows: dict[str, dict[str, Any]] = {}
+        with self.source.connect() as connection:
+            for names in chunked(sorted(self._refused), NAMES_PER_LIST):
+                query = select(table).where(table.c.name.in_(names))
+                for found in connection.execute(query):
+                    rows[found.name] = dict(found._mapping)
+        for name, row in list(self._refused.items()):
+            if rows.get(name) != row:
+                del self._refused[name]
+        return set(self._refused)
 
     def _ready(self, waiting: Collection[str]) -> list[Mapping[str, Any]]:
         table = schemas.t0_dataset
@@ -179,27 +246,34 @@ class Tier0Ingester(Task):
         with self.source.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
-    def _ingest(self, row: Mapping[str, Any], context: RunContext) -> bool:
+    def _ingest(self, row: Mapping[str, Any], context: RunContext) -> str:
         """Write the dataset *row* and its files, and mark it DONE in Tier-0
-        unless its files fall short of Tier-0's counts; return whether it
-        was marked (False: it is held READY).
+        unless its row is refused into quarantine or its files fall short of
+        Tier-0's counts; return which (:data:`CATALOGUED`, :data:`REFUSED`,
+        :data:`HELD`).
         """
         name = str(row["name"])
         files = self._files(name)
+        refused = False
         with context.Session.begin() as session:
             try:
                 state, released = write_dataset(row, files, session=session)
             except (Unusable, HepcatError) as err:
-                # The dataset row itself is held in quarantine.
+                # The dataset row itself is held in quarantine, and the
+                # dataset READY: DONE would tell Tier-0 the catalogue has it.
                 quarantine(
                     SOURCE, name, _payload(row, files), str(err), session=session
                 )
-                state, released = DONE, 0
+                refused = True
+        if refused:
+            self._refused[name] = dict(row)
+            return REFUSED
+        self._refused.pop(name, None)
         self._released_here += released
         if state != DONE:
-            return False
+            return HELD
         self._mark_done(name, row.get("nfiles"))
-        return True
+        return CATALOGUED
 
     def _mark_done(self, name: str, nfiles: Any) -> None:
         table = schemas.t0_dataset
@@ -249,6 +323,15 @@ def write_dataset(
     kept = files_written.kept
     records.wrote([name, *(f[LFN] for f in kept), *(f[GUID] for f in kept)])
     touched = files_written.datasets
+    dropped = drop_unlisted_files(dataset_id, *_listed(files), session=session)
+    if dropped:
+        logger.info(
+            "Tier-0 no longer lists %d file(s) of %s, removed: %s",
+            len(dropped),
+            name,
+            ", ".join(dropped),
+        )
+        touched.add(dataset_id)
     if written:  # not a dataset READY again as the catalogue holds it
         touched.add(dataset_id)
     dataset = session.get(Dataset, dataset_id)
@@ -283,6 +366,15 @@ def _ready_but(waiting: Collection[str]) -> ColumnElement[bool]:
     table = schemas.t0_dataset
     lists = chunked(sorted(waiting), NAMES_PER_LIST)
     return and_(table.c.ami_flag == READY, *(table.c.name.not_in(n) for n in lists))
+
+
+def _listed(files: list[Mapping[str, Any]]) -> tuple[set[str], set[str]]:
+    """The LFNs and the GUIDs (upper case, as the catalogue holds them) of
+    every file row Tier-0 gives, those that cannot be written too.
+    """
+    lfns = {str(f["lfn"]).strip() for f in files if f.get("lfn") is not None}
+    guids = {str(f["guid"]).strip().upper() for f in files if f.get("guid")}
+    return lfns, guids
 
 
 def _payload(row: Mapping[str, Any], files: list[Mapping[str, Any]]) -> dict[str, Any]:

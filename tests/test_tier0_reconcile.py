@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import pytest
 from alembic import command
@@ -20,12 +21,14 @@ import migrations
 from catalog.config import load_config
 from catalog.consistency import check_derived
 from catalog.derived import ALL_EVENTS, SOME_EVENTS, refresh_datasets
+from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import Dataset, File, Quarantine
 from catalog.operations import quarantine_count
 from catalog.reconciliation import open_reconciliations
 from ingest import schemas
 from ingest.tier0 import Tier0Ingester
 from ingest.world import build_world
+from taskserver.base import RunContext, RunOutcome
 from taskserver.runner import run_until_drained
 from web.app import create_app
 
@@ -89,7 +92,7 @@ def test_a_dataset_with_a_quarantined_file_is_held_ready_without_all_events(
     assert dataset.prodsys_status == SOME_EVENTS
     assert dataset.tier0_state == "READY"
     assert flags(sources) == {"READY"}
-    assert counts["tier0"] == 1  # drained: a held dataset is no backlog
+    assert counts["tier0"] == 0  # nothing catalogued; drained: held is no backlog
     events, size = (sum(getattr(f, k) for f in raw.files) for k in ("events", "size"))
     first = raw.files[0]
     assert standing(Session) == [
@@ -152,6 +155,11 @@ RELEASED = re.compile(
     r"; released automatically on \d{4}-\d\d-\d\d \d\d:\d\d UTC: "
     r"read again without error$"
 )
+
+
+def run_once(tier0: Tier0Ingester, Session) -> RunOutcome:  # noqa: N803
+    """One run of *tier0*, as the task server makes it."""
+    return tier0.run(RunContext(Session, time.monotonic() + 20))
 
 
 def held_records(Session) -> list[Quarantine]:  # noqa: N803
@@ -235,14 +243,19 @@ def test_a_record_released_on_reading_starts_no_retry_of_the_held_datasets(
     run_until_drained([tier0], Session, max_seconds=20)
     spoil_file(sources, first.files[0].lfn, first.files[0].guid)
     tier0.held_retry = 0.0  # the held datasets are due to be read again
-    retried = run_until_drained([tier0], Session, max_seconds=20)
+    retried = run_once(tier0, Session)
     tier0.held_retry = 3600.0
 
-    again = run_until_drained([tier0], Session, max_seconds=20)
+    again = run_once(tier0, Session)
 
-    assert retried["tier0"] == 2
+    assert retried.items == 1  # the first catalogued, the second held again
+    assert (
+        retried.note
+        == "1 dataset catalogued, 1 held READY, 1 waiting READY for a retry"
+    )
     assert stored(Session, first.name).tier0_state == "DONE"
-    assert again["tier0"] == 0  # not the second read again for that release
+    # The second is not read again for that release.
+    assert again.note == "0 datasets catalogued, 1 waiting READY for a retry"
 
 
 def test_held_datasets_read_first_leave_room_for_newer_ones(Session, sources):
@@ -355,3 +368,151 @@ def test_the_migration_compiles_for_oracle_both_ways() -> None:
     assert "ADD tier0_n_files NUMBER(19)" in sql
     assert "RENAME COLUMN ddm_value TO source_value" in sql
     assert "RENAME COLUMN source_value TO ddm_value" in sql
+
+
+# -- a dataset row that cannot be understood stays READY -----------------------
+
+
+def set_dataset_row(sources, name: str, **values) -> None:
+    """Change the Tier-0 row of the dataset *name*, as Tier-0 would."""
+    table = schemas.t0_dataset
+    with sources.tier0.engine.begin() as connection:
+        connection.execute(update(table).where(table.c.name == name).values(**values))
+
+
+def release_all(Session) -> None:  # noqa: N803
+    """Release every record held in quarantine, as an operator does."""
+    with Session.begin() as session:
+        session.execute(update(Quarantine).values(released=True))
+
+
+def test_a_refused_dataset_row_is_left_ready_and_read_once_fixed_and_released(
+    Session, sources, ingest, raw
+):
+    run = int(raw.name.split(".")[1])
+    sources.tier0.add_dataset(raw)
+    set_dataset_row(sources, raw.name, runnumber=run + 1)  # contradicts its name
+    refused = ingest()
+    [held] = held_records(Session)
+    assert (held.record_key, held.released) == (raw.name, False)
+    assert held.reason == f"runnumber {run + 1} differs from the name's {run}"
+    assert (refused["tier0"], flags(sources)) == (0, {"READY"})
+    assert stored(Session, raw.name) is None
+    set_dataset_row(sources, raw.name, runnumber=run)  # fixed in Tier-0
+    release_all(Session)
+
+    counts = ingest()
+
+    dataset = stored(Session, raw.name)
+    assert counts["tier0"] == 1
+    assert flags(sources) == {"DONE"}
+    assert dataset.n_files == len(raw.files)
+    assert (dataset.tier0_state, dataset.prodsys_status) == ("DONE", ALL_EVENTS)
+    with Session() as session:
+        assert check_derived(session=session) == []
+        session.rollback()
+
+
+def test_a_refused_dataset_row_is_not_read_again_at_every_run(Session, sources, raw):
+    run = int(raw.name.split(".")[1])
+    tier0 = Tier0Ingester(sources.tier0.engine)
+    sources.tier0.add_dataset(raw)
+    set_dataset_row(sources, raw.name, runnumber=run + 1)
+    first = run_once(tier0, Session)
+
+    again = run_once(tier0, Session)
+
+    assert (first.items, first.backlog) == (0, 0)
+    assert first.note == (
+        "0 datasets catalogued, 1 refused into quarantine, 1 waiting READY for a retry"
+    )
+    assert (again.items, again.backlog) == (0, 0)
+    assert again.note == "0 datasets catalogued, 1 waiting READY for a retry"
+    assert flags(sources) == {"READY"}
+
+
+def test_a_refused_dataset_row_fixed_in_tier0_is_read_at_once(
+    Session, sources, ingest, raw
+):
+    run = int(raw.name.split(".")[1])
+    sources.tier0.add_dataset(raw)
+    set_dataset_row(sources, raw.name, runnumber=run + 1)
+    ingest()
+    set_dataset_row(sources, raw.name, runnumber=run)  # no release, no retry due
+
+    counts = ingest()
+
+    [record] = held_records(Session)
+    assert counts["tier0"] == 1
+    assert RELEASED.search(record.reason), record.reason
+    assert flags(sources) == {"DONE"}
+
+
+def test_the_run_note_says_apart_what_was_held_and_refused(Session, sources, raw):
+    world = build_world(seed=11, files_per_dataset=3)
+    good, short, bad = sorted(
+        (d for d in world.datasets if d.source == "tier0"), key=lambda d: d.created
+    )[:3]
+    for spec in (good, short, bad):
+        sources.tier0.add_dataset(spec)
+    spoil_file(sources, short.files[0].lfn, BAD_GUID)
+    set_dataset_row(sources, bad.name, runnumber=1)
+    tier0 = Tier0Ingester(sources.tier0.engine)
+
+    outcome = run_once(tier0, Session)
+
+    assert (outcome.items, outcome.backlog) == (1, 0)
+    assert outcome.note == (
+        "1 dataset catalogued, 1 held READY, 1 refused into quarantine, "
+        "2 waiting READY for a retry"
+    )
+
+
+# -- files Tier-0 no longer lists leave the catalogue ---------------------------
+
+
+def test_a_file_removed_from_tier0_leaves_the_dataset(Session, sources, ingest):
+    world = build_world(seed=11, files_per_dataset=3)
+    aod = next(d for d in world.datasets if ".merge.AOD." in d.name)
+    raw = next(
+        d
+        for d in world.datasets
+        if d.name.split(".")[:3] == aod.name.split(".")[:3] and d.name.endswith("RAW")
+    )
+    sources.tier0.add_dataset(raw)
+    sources.tier0.add_dataset(aod)
+    ingest()
+    gone, *kept = aod.files
+    table = schemas.t0_file
+    with sources.tier0.engine.begin() as connection:
+        connection.execute(table.delete().where(table.c.lfn == gone.lfn))
+    set_dataset_row(
+        sources,
+        aod.name,
+        nfiles=len(kept),
+        nevents=sum(f.events for f in kept),
+        totalsize=sum(f.size for f in kept),
+        ami_flag="READY",
+    )
+
+    counts = ingest()
+
+    dataset = stored(Session, aod.name)
+    assert counts["tier0"] == 1
+    assert (dataset.n_files, dataset.total_events) == (
+        len(kept),
+        sum(f.events for f in kept),
+    )
+    blocks = parse_lumi_blocks(gone.lumi_blocks) - set().union(
+        *(parse_lumi_blocks(f.lumi_blocks) for f in kept)
+    )
+    assert blocks, "the file removed should hold lumi blocks of its own"
+    assert dataset.lost_lumi_blocks == format_lumi_blocks(blocks)
+    assert dataset.n_lost_lumi_blocks == len(blocks)
+    assert (dataset.tier0_state, dataset.prodsys_status) == ("DONE", ALL_EVENTS)
+    assert flags(sources) == {"DONE"}
+    assert standing(Session) == []
+    with Session() as session:
+        assert session.scalar(select(File).where(File.lfn == gone.lfn)) is None
+        assert check_derived(session=session) == []
+        session.rollback()
