@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from catalog.datasets import Page, check_paging
 from catalog.db import among, chunked, utcnow
+from catalog.errors import InvalidInput, NotFound
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import Quarantine, StopPoint, TaskLease, TaskRun
 
@@ -80,8 +81,7 @@ def release_read(source: str, record_keys: Iterable[str], *, session: Session) -
     wanted = {key[:255] for key in record_keys if key}
     if not wanted:
         return 0
-    when = f"{utcnow():%Y-%m-%d %H:%M} UTC"
-    note = f"; released automatically on {when}: read again without error"
+    note = _release_note("automatically", "read again without error")
     released = 0
     for keys in chunked(sorted(wanted)):
         query = select(Quarantine).where(
@@ -93,10 +93,83 @@ def release_read(source: str, record_keys: Iterable[str], *, session: Session) -
         # differ in case or trailing spaces for one (see _held).
         for entry in session.scalars(query):
             if entry.record_key in wanted:
-                entry.released = True
-                entry.reason += note
+                _release(entry, note)
                 released += 1
     return released
+
+
+class QuarantineNotFound(NotFound):
+    """No quarantined record has the id an operator gave."""
+
+    def __init__(self, record_id: int) -> None:
+        super().__init__(
+            f"no quarantined record with id {record_id}; the ids are in the "
+            "first column of 'hepcat quarantine list' and of the quarantine page"
+        )
+        self.record_id = record_id
+
+
+class AlreadyReleased(InvalidInput):
+    """An operator asked to release a record that is released already."""
+
+    def __init__(self, record_id: int, key: str | None) -> None:
+        named = f" ({key})" if key else ""
+        super().__init__(
+            f"quarantined record {record_id}{named} is released already; "
+            "nothing to do (a record found bad again is quarantined anew, "
+            "with an id of its own)"
+        )
+        self.record_id = record_id
+
+
+# Characters of an operator's reason kept in a released record's reason.
+MAX_RELEASE_REASON = 1000
+
+
+def release_quarantined(
+    record_ids: Sequence[int],
+    *,
+    by: str,
+    reason: str | None = None,
+    session: Session,
+) -> list[Quarantine]:
+    """Release the quarantined records *record_ids*, as an operator does
+    once the source (or hepcat) is fixed; return them, in the order given.
+    Each record's reason ends with who released it, when and why (``...;
+    released by ada on 2026-12-06 10:00 UTC: GUID fixed in Tier-0``).
+
+    A released record is what the ingesters watch for: Tier-0 reads its held
+    datasets again at its next run (``quarantine_count(released=True)``).
+    Either every record is released or none.
+
+    :raises QuarantineNotFound: for an id no record has.
+    :raises AlreadyReleased: for a record released already.
+    """
+    entries = []
+    for record_id in dict.fromkeys(record_ids):
+        # An id past the column's 64 bits is no record's, and no query's.
+        entry = session.get(Quarantine, record_id) if 0 < record_id < 2**63 else None
+        if entry is None:
+            raise QuarantineNotFound(record_id)
+        if entry.released:
+            raise AlreadyReleased(record_id, entry.record_key)
+        entries.append(entry)
+    why = " ".join((reason or "").split())[:MAX_RELEASE_REASON] or None
+    note = _release_note(f"by {by}", why)
+    for entry in entries:
+        _release(entry, note)
+    return entries
+
+
+def _release_note(how: str, why: str | None) -> str:
+    """The end of a released record's reason: how, when and why."""
+    when = f"{utcnow():%Y-%m-%d %H:%M} UTC"
+    return f"; released {how} on {when}" + (f": {why}" if why else "")
+
+
+def _release(entry: Quarantine, note: str) -> None:
+    entry.released = True
+    entry.reason += note
 
 
 def _held(
@@ -167,15 +240,22 @@ def _kept_between(
 
 
 def list_quarantine(
-    *, session: Session, source: str | None = None, offset: int = 0, limit: int = 50
+    *,
+    session: Session,
+    source: str | None = None,
+    released: bool | None = None,
+    offset: int = 0,
+    limit: int = 50,
 ) -> Page:
-    """Return a page of quarantined records (of *source*, when given),
-    newest first.
+    """Return a page of quarantined records (of *source*, when given;
+    released or still held, when *released* is given), newest first.
 
     :raises InvalidInput: for an unusable page.
     """
     check_paging(offset, limit)
     conditions = [Quarantine.source == source] if source else []
+    if released is not None:
+        conditions.append(Quarantine.released.is_(released))
     total = session.scalar(
         select(func.count()).select_from(Quarantine).where(*conditions)
     )
@@ -196,15 +276,19 @@ def list_quarantine_keyset(
     *,
     session: Session,
     source: str | None = None,
+    released: bool | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> KeysetPage:
-    """Return the page of quarantined records (of *source*, when given),
-    newest first, that follows *cursor* (the first page without one).
+    """Return the page of quarantined records (of *source*, when given;
+    released or still held, when *released* is given), newest first, that
+    follows *cursor* (the first page without one).
 
     :raises InvalidInput: for a bad cursor or page size.
     """
     conditions = [Quarantine.source == source] if source else []
+    if released is not None:
+        conditions.append(Quarantine.released.is_(released))
     statement = select(Quarantine).where(*conditions)
     return keyset_page(
         statement, QUARANTINE_KEYSET, session=session, cursor=cursor, limit=limit

@@ -2,12 +2,23 @@
 
 COMA's tables are small (thousands of runs), so each run of the task
 compares the whole of them with the catalogue and writes only what changed:
-its items are the runs and periods written, new or changed, and a period
-whose list of runs changed counts as changed. When a period gains or loses a
-run, the ``period`` of that run's datasets is refreshed.
+its items are the runs and periods written, new or changed, and the
+periods deleted; a period whose list of runs changed counts as changed.
+When a period gains or loses a run, the ``period`` of that run's datasets
+is refreshed.
+
+COMA has no timestamps and says nothing of what it deleted, so each run
+reads it whole and the catalogue follows it: a period COMA no longer has
+(deleted, or renamed: the new name is a new period) leaves the catalogue
+with its runs, and the ``period`` of those runs' datasets is refreshed. A
+period whose row is still there but refused into quarantine stays as the
+catalogue last had it. A period-run link to a period COMA does not define
+(for that project) is refused into quarantine, and the datasets of its run
+do not get that period.
 
 A COMA record held in quarantine that a later run reads and writes without
-error (COMA corrected it) is released (:class:`ingest.base.RecordsRead`).
+error (COMA corrected it, or defined the missing period) is released
+(:class:`ingest.base.RecordsRead`).
 Runs and period-run links are both named by their run number, and periods by
 their name alone, so a record stays held while any row under its key is
 refused.
@@ -24,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from catalog.derived import refresh_datasets
 from catalog.models import Dataset, Period, PeriodRun, Run
+from catalog.operations import quarantine
 from catalog.upsert import differing, upsert
 from ingest import schemas
 from ingest.base import RecordsRead
@@ -68,7 +80,7 @@ class ComaIngester(Task):
         with context.Session.begin() as session:
             changed = _write_runs(runs, records, session)
             periods_changed = _write_periods(periods, records, session)
-            periods_changed |= _write_links(links, records, session)
+            periods_changed |= _write_links(links, periods, records, session)
             records.release(session=session)
         self._snapshot = snapshot
         changed += len(periods_changed)
@@ -139,6 +151,7 @@ def _write_periods(
     """
     good = records.usable(rows, _period_row, "period", session=session)
     records.wrote(row["name"] for row in good)
+    dropped = _drop_periods(rows, session)
     # A period's natural key has two columns, and differing() compares rows
     # on one: the id, for the periods the catalogue holds already.
     ids = _period_ids(session)
@@ -147,7 +160,44 @@ def _write_periods(
     written = [row for row in good if _key(row) not in ids]
     written += [{k: v for k, v in row.items() if k != "id"} for row in changed]
     upsert(session, Period.__table__, written, ["project", "name"])  # type: ignore[arg-type]
-    return {_key(row) for row in written}
+    return {_key(row) for row in written} | dropped
+
+
+def _drop_periods(rows: list[Any], session: Session) -> set[tuple[str, str]]:
+    """Delete the periods of the catalogue that COMA no longer has among
+    its *rows* (read or refused), with their runs, and refresh the datasets
+    of those runs; return their (project, name).
+    """
+    in_coma = _period_keys(rows)
+    gone = {key: id_ for key, id_ in _period_ids(session).items() if key not in in_coma}
+    if not gone:
+        return set()
+    ids = sorted(gone.values())
+    of_periods = select(PeriodRun.run_number).where(PeriodRun.period_id.in_(ids))
+    runs = set(session.scalars(of_periods))
+    session.execute(delete(PeriodRun).where(PeriodRun.period_id.in_(ids)))
+    session.execute(delete(Period).where(Period.id.in_(ids)))
+    logger.info("Periods no longer in COMA deleted: %s", sorted(gone))
+    _refresh_runs(runs, session)
+    return set(gone)
+
+
+def _period_keys(rows: list[Any]) -> set[tuple[str | None, str | None]]:
+    """The (project, name) of the COMA period *rows*, read or refused."""
+    return {(_stripped(row, "project"), _stripped(row, "period")) for row in rows}
+
+
+def _stripped(row: Mapping[str, Any], column: str) -> str | None:
+    """The value of *column* as the catalogue keeps it (stripped text)."""
+    value = row.get(column)
+    return None if value is None else str(value).strip()
+
+
+def _refresh_runs(runs: set[int], session: Session) -> None:
+    """Refresh the derived quantities (``period``) of the datasets of *runs*."""
+    if runs:
+        of_runs = select(Dataset.id).where(Dataset.run_number.in_(sorted(runs)))
+        refresh_datasets(set(session.scalars(of_runs)), session=session)
 
 
 def _key(row: Mapping[str, Any]) -> tuple[str, str]:
@@ -160,19 +210,21 @@ def _period_ids(session: Session) -> dict[tuple[str, str], int]:
 
 
 def _write_links(
-    rows: list[Any], records: RecordsRead, session: Session
+    rows: list[Any], periods: list[Any], records: RecordsRead, session: Session
 ) -> set[tuple[str, str]]:
-    """Make the catalogue's period-run map equal COMA's; refresh the datasets
-    of every run that joined or left a period. Return the (project, name) of
-    the periods whose runs changed.
+    """Make the catalogue's period-run map equal COMA's, but for the links to
+    a period the catalogue does not hold (refused into quarantine: see
+    :func:`_refuse_undefined`); refresh the datasets of every run that joined
+    or left a period. Return the (project, name) of the periods whose runs
+    changed.
     """
     good = records.usable(rows, _link_row, "runnumber", session=session)
     ids = _period_ids(session)
-    wanted = {
-        (ids[(g["project"], g["period"])], g["run_number"])
-        for g in good
-        if (g["project"], g["period"]) in ids
-    }
+    in_coma = _period_keys(periods)
+    for link in good:
+        if _link_key(link) not in ids:
+            _refuse_undefined(link, _link_key(link) in in_coma, records, session)
+    wanted = {(ids[_link_key(g)], g["run_number"]) for g in good if _link_key(g) in ids}
     records.wrote(run for _, run in wanted)  # a link to no period is not written
     links = select(PeriodRun.period_id, PeriodRun.run_number)
     have = {(period_id, run) for period_id, run in session.execute(links)}
@@ -184,9 +236,33 @@ def _write_links(
         )
     rows_to_add = [{"period_id": p, "run_number": r} for p, r in sorted(wanted - have)]
     upsert(session, PeriodRun.__table__, rows_to_add, ["period_id", "run_number"])  # type: ignore[arg-type]
-    runs = {run for _, run in wanted ^ have}
-    if runs:
-        of_runs = select(Dataset.id).where(Dataset.run_number.in_(sorted(runs)))
-        refresh_datasets(set(session.scalars(of_runs)), session=session)
+    _refresh_runs({run for _, run in wanted ^ have}, session)
     moved = {period_id for period_id, _ in wanted ^ have}
     return {key for key, period_id in ids.items() if period_id in moved}
+
+
+def _link_key(link: Mapping[str, Any]) -> tuple[str, str]:
+    return link["project"], link["period"]
+
+
+def _refuse_undefined(
+    link: Mapping[str, Any], refused: bool, records: RecordsRead, session: Session
+) -> None:
+    """Put a period-run *link* to a period the catalogue does not hold in
+    quarantine, under its run number: a period COMA does not define, or
+    whose row was *refused* into quarantine. It stays held until the period
+    is written; the link is then written too, and released.
+    """
+    project, period, run = link["project"], link["period"], link["run_number"]
+    why = (
+        "its coma_period row is held in quarantine"
+        if refused
+        else "it is not in coma_period"
+    )
+    reason = (
+        f"period {period!r} of project {project!r} is unknown ({why}): "
+        f"run {run} is not put in it"
+    )
+    payload = {"project": project, "period": period, "runnumber": run}
+    quarantine(SOURCE, str(run), payload, reason, session=session)
+    records.refused.add(str(run))

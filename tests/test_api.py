@@ -425,6 +425,72 @@ def test_quarantine_pages_newest_first(
     assert json.loads(items[0]["payload"]) == {"n": 3}
 
 
+@pytest.fixture
+def held(Session: sessionmaker[OrmSession]) -> int:  # noqa: N803
+    """The id of a Tier-0 record held in quarantine."""
+    with Session.begin() as session:
+        entry = quarantine("tier0", "lfn 1", {"guid": "x"}, "bad GUID", session=session)
+        session.flush()
+        return entry.id
+
+
+def test_an_admin_releases_a_quarantined_record(
+    client: FlaskClient,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+    tokens: dict[str, str],
+    held: int,
+) -> None:
+    url = f"{API}/quarantine/{held}/release"
+
+    answer = client.post(
+        url, json={"reason": "GUID fixed in Tier-0"}, headers=bearer(tokens["ada"])
+    )
+
+    assert answer.status_code == 200, answer.json
+    assert answer.json["id"] == held
+    assert answer.json["released"] is True
+    assert answer.json["reason"].startswith("bad GUID; released by ada on ")
+    assert answer.json["reason"].endswith(" UTC: GUID fixed in Tier-0")
+    held_now = client.get(f"{API}/quarantine?released=false").json["items"]
+    released = client.get(f"{API}/quarantine?released=true").json["items"]
+    assert held_now == []
+    assert [item["id"] for item in released] == [held]
+    with Session() as session:
+        assert session.get(Quarantine, held).released  # type: ignore[union-attr]
+
+
+def test_releasing_from_quarantine_needs_an_admin_and_a_held_record(
+    client: FlaskClient, tokens: dict[str, str], held: int
+) -> None:
+    url = f"{API}/quarantine/{held}/release"
+    admin = bearer(tokens["ada"])
+
+    anonymous = client.post(url, json={})
+    physicist = client.post(url, json={}, headers=bearer(tokens["phil"]))
+    client.post(url, json={}, headers=admin)
+    again = client.post(url, json={}, headers=admin)
+    unknown = client.post(
+        f"{API}/quarantine/{held + 1000}/release", json={}, headers=admin
+    )
+    not_a_number = client.post(f"{API}/quarantine/x1/release", json={}, headers=admin)
+    no_body = client.post(url, headers=admin)
+
+    assert_error(anonymous, 401, "AuthenticationFailed")
+    message = assert_error(physicist, 403, "PermissionDenied")
+    assert message.startswith("releasing a record from quarantine needs the role")
+    assert assert_error(again, 400, "AlreadyReleased") == (
+        f"quarantined record {held} (lfn 1) is released already; nothing to do "
+        "(a record found bad again is quarantined anew, with an id of its own)"
+    )
+    assert assert_error(unknown, 404, "QuarantineNotFound").startswith(
+        f"no quarantined record with id {held + 1000}; "
+    )
+    assert assert_error(not_a_number, 400, "InvalidInput") == (
+        "id must be a whole number, got 'x1'"
+    )
+    assert_error(no_body, 400, "ValidationError")
+
+
 # --- annotations ---------------------------------------------------------------
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,8 @@ import migrations
 from catalog.config import load_config
 from catalog.db import create_catalog_engine
 from catalog.errors import BrokerUnavailable
-from catalog.models import Dataset, File
+from catalog.models import Dataset, File, Quarantine
+from catalog.operations import quarantine, quarantine_count
 from hepcat.cli import main
 from hepcat.cli.serving import DemoDdm
 from hepcat.wiring import configured_ingesters
@@ -495,3 +496,103 @@ def test_a_command_prints_what_it_found_and_nothing_else(hepcat, tmp_path):
     assert quiet.stdout == "0 differences found\n"
     assert quiet.stderr == ""  # no word of Alembic's checking the schema
     assert "alembic.runtime.migration" in verbose.stderr
+
+
+# -- hepcat quarantine ------------------------------------------------------------
+
+
+@pytest.fixture
+def held_records(Session):
+    """Two records held in quarantine (a Tier-0 file, a COMA period); their ids."""
+    with Session.begin() as session:
+        file = quarantine(
+            "tier0",
+            "data15_13TeV.00284500.physics_Main.daq.RAW._lb0001._0001.data",
+            {"guid": "not-a-guid"},
+            "guid = 'not-a-guid' is not a GUID",
+            session=session,
+        )
+        period = quarantine(
+            "coma", "Z9", {"period": "Z9", "level": 7}, "level = 7", session=session
+        )
+        session.flush()
+        return file.id, period.id
+
+
+def test_quarantine_release_releases_a_record_with_the_reason(
+    hepcat, catalog_engine, Session, held_records
+):
+    env = {"HEPCAT_DATABASE_URL": catalog_engine.url.render_as_string(False)}
+    file_id, period_id = held_records
+    before = hepcat("quarantine", "list", env=env)
+
+    released = hepcat(
+        "quarantine", "release", str(file_id), "--reason", "GUID fixed", env=env
+    )
+
+    after = hepcat("quarantine", "list", env=env)
+    everything = hepcat("quarantine", "list", "--all", env=env)
+    assert before.exit_code == 0, before.output
+    assert "2 held records in quarantine" in before.stdout
+    assert released.exit_code == 0, released.output
+    assert released.stdout == (
+        f"released {file_id} (tier0 "
+        "data15_13TeV.00284500.physics_Main.daq.RAW._lb0001._0001.data)\n"
+    )
+    assert "1 held record in quarantine" in after.stdout
+    assert [line.split()[0] for line in after.stdout.splitlines()[:-1]] == [
+        str(period_id)
+    ]
+    assert "2 records in quarantine" in everything.stdout
+    with Session() as session:
+        record = session.get(Quarantine, file_id)
+        assert record.released
+        assert re.search(
+            r"; released by .+ on \d{4}-\d\d-\d\d \d\d:\d\d UTC: GUID fixed$",
+            record.reason,
+        )
+        assert record.reason.startswith("guid = 'not-a-guid' is not a GUID; ")
+        assert quarantine_count(released=False, session=session) == 1
+
+
+def test_quarantine_release_of_an_unknown_or_released_record_says_so(
+    hepcat, catalog_engine, Session, held_records
+):
+    env = {"HEPCAT_DATABASE_URL": catalog_engine.url.render_as_string(False)}
+    file_id, period_id = held_records
+    hepcat("quarantine", "release", str(file_id), env=env)
+
+    unknown = hepcat("quarantine", "release", str(period_id), "999999", env=env)
+    again = hepcat("quarantine", "release", str(file_id), env=env)
+    no_id = hepcat("quarantine", "release", env=env)
+    huge = hepcat("quarantine", "release", "9" * 20, env=env)
+
+    assert unknown.exit_code == 1
+    assert unknown.stderr.startswith(
+        "QuarantineNotFound: no quarantined record with id 999999; "
+    )
+    assert "hepcat quarantine list" in unknown.stderr
+    assert again.exit_code == 1
+    assert again.stderr.startswith(
+        f"AlreadyReleased: quarantined record {file_id} "
+        "(data15_13TeV.00284500.physics_Main.daq.RAW._lb0001._0001.data) "
+        "is released already"
+    )
+    assert "Traceback" not in unknown.output + again.output
+    assert no_id.exit_code == 2  # a usage error
+    assert huge.stderr.startswith(
+        f"QuarantineNotFound: no quarantined record with id {'9' * 20};"
+    )
+    with Session() as session:
+        # Either all or none: the known record stays held.
+        assert not session.get(Quarantine, period_id).released
+
+
+def test_the_quarantine_commands_are_in_the_readme_and_the_help(hepcat):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+
+    result = hepcat("--help")
+
+    assert "quarantine" in result.stdout
+    assert "`hepcat quarantine release ID... [--reason TEXT]`" in readme
+    assert "`hepcat quarantine list" in readme

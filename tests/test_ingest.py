@@ -25,6 +25,7 @@ from catalog.models import (
     StopPoint,
 )
 from catalog.operations import quarantine, set_stop_point
+from catalog.runs import list_periods
 from ingest import schemas
 from ingest.seed import seed_catalog
 from ingest.simulate import naive
@@ -605,3 +606,134 @@ def test_a_coma_record_stays_held_while_a_row_under_its_key_is_refused(
     [record] = coma_records(Session)
     assert (record.record_key, record.released) == (str(run), False)
     assert record.reason == "project is missing"
+
+
+# -- COMA: periods redefined, and links to an undefined period -----------------
+
+
+def periods_of(Session, project: str = "data15_13TeV") -> dict[str, int]:  # noqa: N803
+    """The periods of *project* as /periods and AMIListDataPeriods list them,
+    with their number of runs.
+    """
+    with Session() as session:
+        found = list_periods(project=project, session=session)
+        return {summary.period.name: summary.n_runs for summary in found}
+
+
+def dataset_periods(Session, run: int) -> set[str | None]:  # noqa: N803
+    with Session() as session:
+        query = select(Dataset.period).where(Dataset.run_number == run)
+        return set(session.scalars(query))
+
+
+def test_periods_coma_renamed_or_deleted_leave_the_catalogue(
+    Session, sources, world, ingest
+):
+    publish(sources, world)
+    ingest()
+    before = dataset_periods(Session, 267073)
+    period, link = schemas.coma_period, schemas.coma_period_run
+    with sources.coma.engine.begin() as connection:
+        for table in (period, link):
+            connection.execute(
+                update(table).where(table.c.period == "A1").values(period="A1a")
+            )
+            connection.execute(delete(table).where(table.c.period == "J6"))
+
+    counts = ingest()
+
+    listed = periods_of(Session)
+    assert "A1" not in listed and "J6" not in listed
+    assert listed["A1a"] == 1
+    assert counts["coma"] == 2 + 1  # A1 and J6 gone, A1a new
+    assert before and all("A1" in p.split(",") for p in before)
+    assert dataset_periods(Session, 267073) == {
+        ",".join(sorted("A1a" if x == "A1" else x for x in p.split(",")))
+        for p in before
+    }
+    assert all("J6" not in (p or "") for p in dataset_periods(Session, 284500))
+    with Session() as session:
+        assert check_derived(session=session) == []
+        session.rollback()
+
+
+def test_a_coma_link_to_an_undefined_period_is_quarantined_until_it_comes(
+    Session, sources, world, ingest
+):
+    publish(sources, world)
+    ingest()
+    before = dataset_periods(Session, 267639)
+    sources.coma.insert(
+        schemas.coma_period_run,
+        [{"project": "data15_13TeV", "period": "Z9", "runnumber": 267639}],
+    )
+    ingest()
+    held = coma_records(Session)
+    with Session() as session:
+        in_between = check_derived(session=session)
+        session.rollback()
+    sources.coma.insert(
+        schemas.coma_period, [{"project": "data15_13TeV", "period": "Z9", "level": 2}]
+    )
+
+    ingest()
+
+    assert before and all(p and "Z9" not in p for p in before)
+    assert [(r.record_key, r.released, r.reason) for r in held] == [
+        (
+            "267639",
+            False,
+            "period 'Z9' of project 'data15_13TeV' is unknown (it is not in "
+            "coma_period): run 267639 is not put in it",
+        )
+    ]
+    assert in_between == []
+    assert periods_of(Session)["Z9"] == 1
+    assert dataset_periods(Session, 267639) == {
+        ",".join(sorted([*p.split(","), "Z9"])) for p in before
+    }
+    [record] = coma_records(Session)
+    assert record.released
+    assert record.reason.endswith(" UTC: read again without error")
+    with Session() as session:
+        assert check_derived(session=session) == []
+        session.rollback()
+
+
+def test_a_coma_link_to_a_period_whose_row_is_refused_says_so(
+    Session, sources, world, ingest
+):
+    sources.coma.add_world(world)
+    sources.coma.insert(
+        schemas.coma_period, [{"project": "data15_13TeV", "period": "Z9", "level": 7}]
+    )
+    sources.coma.insert(
+        schemas.coma_period_run,
+        [{"project": "data15_13TeV", "period": "Z9", "runnumber": 267639}],
+    )
+
+    ingest()
+
+    reasons = {r.record_key: r.reason for r in coma_records(Session)}
+    assert reasons == {
+        "Z9": "level = 7 is not 1, 2 or 3",
+        "267639": "period 'Z9' of project 'data15_13TeV' is unknown (its "
+        "coma_period row is held in quarantine): run 267639 is not put in it",
+    }
+
+
+def test_a_refused_coma_period_row_keeps_the_period_it_was(
+    Session, sources, world, ingest
+):
+    sources.coma.add_world(world)
+    ingest()
+    period = schemas.coma_period
+    with sources.coma.engine.begin() as connection:
+        connection.execute(
+            update(period).where(period.c.period == "A1").values(level=7)
+        )
+
+    ingest()
+
+    assert periods_of(Session)["A1"] == 1
+    assert [r.record_key for r in coma_records(Session)] == ["A1"]

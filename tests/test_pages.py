@@ -33,7 +33,13 @@ from catalog.models import (
     TaskLease,
     TaskRun,
 )
-from catalog.operations import ingest_rates, quarantine
+from catalog.operations import (
+    ingest_rates,
+    quarantine,
+    quarantine_count,
+    release_read,
+)
+from catalog.users import add_user
 from ingest.seed import seed_catalog
 from ingest.world import World, build_world
 from web.app import create_app
@@ -910,6 +916,100 @@ def test_quarantine_page_lists_records_and_filters_by_source(
     assert "ddm (1)" in text and "prodsys (1)" in text
     assert "message-7" in visible_text(only_ddm)
     assert "task 10000017" not in visible_text(only_ddm)
+
+
+@pytest.fixture
+def admin_browser(app: Flask, Session: Any) -> FlaskClient:  # noqa: N803
+    """A browser logged in as the admin ada; a reader rita exists too."""
+    from test_access import PASSWORD, log_in
+
+    with Session.begin() as session:
+        add_user("ada", password=PASSWORD, roles=["admin"], session=session)
+        add_user("rita", password=PASSWORD, roles=["reader"], session=session)
+    app.test_client_class = CheckedClient
+    return log_in(app, "ada")
+
+
+def test_an_admin_releases_a_quarantined_record_from_the_page(
+    app: Flask, client: FlaskClient, admin_browser: FlaskClient, Session: Any
+) -> None:
+    from test_access import csrf_token, log_in
+
+    with Session.begin() as session:
+        kept = quarantine("tier0", "lfn-1", {"guid": "x"}, "bad GUID", session=session)
+        quarantine("coma", "Z9", {"period": "Z9"}, "level = 7", session=session)
+        session.flush()
+        record = kept.id
+    form = {"csrf_token": csrf_token(admin_browser), "reason": "fixed in Tier-0"}
+    release_form = f'action="/quarantine/{record}/release"'
+    before = admin_browser.get("/quarantine").get_data(as_text=True)
+    as_reader = log_in(app, "rita").get("/quarantine").get_data(as_text=True)
+    anonymous = client.get("/quarantine").get_data(as_text=True)
+
+    answer = admin_browser.post(
+        f"/quarantine/{record}/release", data={**form, "source": "tier0"}
+    )
+
+    after = admin_browser.get("/quarantine", query_string={"source": "tier0"})
+    held_only = visible_text(admin_browser.get("/quarantine?held=1"))
+    again = admin_browser.post(f"/quarantine/{record}/release", data=form)
+    forged = admin_browser.post(f"/quarantine/{record}/release", data={})
+    assert release_form in before and 'name="csrf_token"' in before
+    assert release_form not in as_reader and release_form not in anonymous
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == f"/quarantine?source=tier0#q{record}"
+    text = visible_text(after)
+    assert f"{record} " in text and "lfn-1 bad GUID; released by ada on" in text
+    assert re.search(r'UTC: fixed in Tier-0 \{"guid": "x"\} released', text)
+    assert release_form not in after.get_data(as_text=True)
+    assert (
+        "lfn-1" not in held_only and 'Z9 level = 7 {"period": "Z9"} held' in held_only
+    )
+    assert again.status_code == 400
+    assert f"quarantined record {record} (lfn-1) is released already" in (
+        visible_text(again)
+    )
+    assert forged.status_code == 400  # no CSRF token
+
+
+def test_releasing_from_the_page_needs_an_admin(
+    app: Flask, admin_browser: FlaskClient, Session: Any
+) -> None:
+    from test_access import csrf_token, log_in
+
+    with Session.begin() as session:
+        kept = quarantine("tier0", "lfn-1", {"guid": "x"}, "bad GUID", session=session)
+        session.flush()
+        record = kept.id
+    reader = log_in(app, "rita")
+
+    answer = reader.post(
+        f"/quarantine/{record}/release", data={"csrf_token": csrf_token(reader)}
+    )
+
+    assert answer.status_code == 403
+    assert "releasing a record from quarantine needs the role 'admin'" in (
+        visible_text(answer)
+    )
+    with Session() as session:
+        assert quarantine_count(released=False, session=session) == 1
+
+
+def test_task_server_page_counts_only_the_records_still_held(
+    client: FlaskClient, Session: Any
+) -> None:
+    with Session.begin() as session:
+        for key in ("a", "b", "c"):
+            quarantine("tier0", key, {}, "bad", session=session)
+        session.flush()
+        release_read("tier0", ["a"], session=session)
+
+    text = visible_text(client.get("/taskserver"))
+
+    assert "2 records held in quarantine" in text
+    assert 'href="/quarantine?held=1"' in client.get("/taskserver").get_data(
+        as_text=True
+    )
 
 
 def test_reconciliation_page_shows_expected_and_catalogue_values(

@@ -8,20 +8,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from catalog.db import utcnow
 from catalog.derived import stale_count
 from catalog.errors import InvalidInput
 from catalog.models import TaskLease
+from catalog.models.users import ROLE_ADMIN
 from catalog.operations import (
     list_quarantine,
     quarantine_count,
     quarantine_sources,
+    release_quarantined,
     task_statuses,
 )
 from catalog.reconciliation import list_reconciliations, reconciliation_sources
 from web.app import catalog_session
+from web.auth import acting_user, require_role
 from web.pages import arg, int_arg
 
 operations = Blueprint("operations", __name__)
@@ -41,21 +45,47 @@ MAX_HOURS = 48
 
 @operations.get("/quarantine")
 def quarantine() -> str:
-    """The quarantined records, newest first; ``source`` filters by source."""
+    """The quarantined records, newest first; ``source`` filters by source,
+    ``held=1`` shows only the records not released.
+    """
     source = arg(request.args, "source")
+    held_only = arg(request.args, "held") in ("1", "yes", "true")
     offset = int_arg(request.args, "offset", 0)
     with catalog_session() as session:
         sources = quarantine_sources(session=session)
         page = list_quarantine(
-            session=session, source=source, offset=offset, limit=ROWS_PER_PAGE
+            session=session,
+            source=source,
+            released=False if held_only else None,
+            offset=offset,
+            limit=ROWS_PER_PAGE,
         )
     return render_template(
         "quarantine.html",
         page=page,
         source=source,
+        held_only=held_only,
         sources=sources,
         shown=PAYLOAD_SHOWN,
     )
+
+
+@operations.post("/quarantine/<int:record_id>/release")
+@require_role(ROLE_ADMIN, action="releasing a record from quarantine")
+def release(record_id: int) -> Response:
+    """Release a quarantined record from the form on the quarantine page,
+    and go back to where the form was.
+    """
+    reason = request.form.get("reason")
+    with catalog_session() as session:
+        release_quarantined(
+            [record_id], by=acting_user().login, reason=reason, session=session
+        )
+    back: dict[str, Any] = {
+        key: value for key in ("source", "held") if (value := arg(request.form, key))
+    }
+    back["_anchor"] = f"q{record_id}"
+    return redirect(url_for("operations.quarantine", **back))
 
 
 @operations.get("/reconciliation")
@@ -94,7 +124,7 @@ def taskserver() -> str:
     with catalog_session() as session:
         tasks = task_statuses(session=session, runs_per_task=RUNS_PER_TASK)
         stale = stale_count(session=session)
-        quarantined = quarantine_count(session=session)
+        quarantined = quarantine_count(released=False, session=session)
     now = utcnow()
     last = max((r.ended for t in tasks for r in t.runs if r.ended), default=None)
     return render_template(

@@ -9,7 +9,16 @@ subcommands share; each other module holds a family of subcommands.
 from __future__ import annotations
 
 # Each module registers its subcommands on main when it is imported.
-from hepcat.cli import ami, config, db, ingesting, serving, skims, users  # noqa: F401
+from hepcat.cli import (  # noqa: F401
+    ami,
+    config,
+    db,
+    ingesting,
+    quarantine,
+    serving,
+    skims,
+    users,
+)
 from hepcat.cli.base import main
 from hepcat.cli.config import settings_reference
 

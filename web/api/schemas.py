@@ -149,6 +149,19 @@ class AmiTagArgs(PageArgs):
 
 class QuarantineArgs(PageArgs):
     source = Text(metadata={"description": "only records of this source"})
+    released = fields.Boolean(
+        metadata={"description": "only released records (true) or held ones (false)"}
+    )
+
+
+class QuarantineReleaseInput(Schema):
+    """The body of a release from quarantine."""
+
+    reason = Text(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "why, e.g. 'GUID fixed in Tier-0'"},
+    )
 
 
 class AnnotationInput(Schema):
