@@ -60,6 +60,28 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 Name = String(255)
 Short = String(64)
 
+# The collation MariaDB compares exact text with: byte for byte, letter case
+# included, as SQLite and PostgreSQL compare every text.
+EXACT_COLLATION = "utf8mb4_bin"
+
+
+def exact_text(length: int) -> TypeEngine[str]:
+    """A VARCHAR of *length* compared exactly on every database: names that
+    ATLAS and Rucio tell apart by letter case (dataset names, LFNs, scopes,
+    container names, AMI tags). MariaDB's default collation
+    (``utf8mb4_general_ci``) ignores case: there, ``..._Zee...`` and
+    ``..._ZEE...`` would be one key of a unique index, and an upsert of one
+    would overwrite the other. MQL's ``LIKE`` still ignores case on such a
+    column (it compares ``lower()`` of both sides; docs/decisions.md).
+    """
+    exact = mysql.VARCHAR(length, collation=EXACT_COLLATION)
+    return String(length).with_variant(exact, "mysql", "mariadb")
+
+
+# Names compared exactly (see :func:`exact_text`).
+ExactName = exact_text(255)
+ExactShort = exact_text(64)
+
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """A point in time: stored as naive UTC, returned timezone-aware."""

@@ -1,8 +1,10 @@
 """Writing files into the catalogue, in bulk and idempotently (by GUID).
 
 Shared by the ProdSys and Tier-0 ingesters. A file whose LFN already belongs
-to another GUID is a contradiction between sources: it goes to quarantine
-rather than overwrite the other file. Reading file rows from a source is
+to another GUID, or whose GUID already belongs to another file (another LFN,
+or a dataset it may not move from: :func:`_claim_refused`), is a
+contradiction between or within sources: it goes to quarantine rather than
+overwrite the other file. Reading file rows from a source is
 ``ingest.filerows``.
 """
 
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 from catalog.db import among, chunked, utcnow
 from catalog.ddm import mark_lost_files
 from catalog.lumiblocks import ranges
-from catalog.models import File, FileLumiRange
+from catalog.models import Dataset, File, FileLumiRange
 from catalog.operations import quarantine
 from catalog.upsert import upsert_values
 from ingest.filerows import BLOCKS, DATASET, GUID, LFN, AnyFileRow, FileRow, payload
@@ -37,8 +39,15 @@ def write_files(
     rows the catalogue now holds as given.
     """
     latest = list({row[GUID]: row for row in rows}.values())
-    existing, held = _existing(latest, session=session)
-    usable = kept = _consistent_rows(latest, existing, source, session)
+    # Rows of one GUID in one bite are checked in order, each against those
+    # before it: a second row claiming a GUID for another file is refused,
+    # not taken as the last word.
+    checked = rows if len(latest) < len(rows) else latest
+    existing, held = _existing(checked, session=session)
+    consistent = _consistent_rows(checked, existing, dataset_ids, source, session)
+    if consistent is not checked:
+        consistent = list({row[GUID]: row for row in consistent}.values())
+    usable = kept = consistent
     # A file read again as the catalogue holds it (a source's overlap window
     # reads rows again) is left alone: its modified time stays, and its
     # dataset needs no recomputing.
@@ -73,57 +82,145 @@ class FilesWritten(NamedTuple):
     kept: Sequence[AnyFileRow]
 
 
+class Claim(NamedTuple):
+    """The file that holds a GUID: its LFN, its dataset (id and name), the
+    source of that dataset and the ProdSys task that made it.
+    """
+
+    lfn: str
+    dataset_id: int
+    dataset: str
+    source: str
+    task_id: int | None
+
+
 def _existing(
     rows: Sequence[AnyFileRow], *, session: Session
-) -> tuple[dict[str, tuple[str, int]], dict[str, tuple[Any, ...]]]:
-    """The catalogue's (LFN, dataset id) of these GUIDs and of these LFNs,
-    keyed by GUID; and the values of :data:`COLUMNS` (but the time) that it
-    holds for each.
+) -> tuple[dict[str, Claim], dict[str, tuple[Any, ...]]]:
+    """The catalogue's files of these GUIDs and of these LFNs, keyed by
+    GUID; and the values of :data:`COLUMNS` (but the time) that it holds for
+    each. One query per chunk of rows, joined to the files' datasets.
     """
-    found: dict[str, tuple[str, int]] = {}
+    found: dict[str, Claim] = {}
     held: dict[str, tuple[Any, ...]] = {}
     columns = [File.__table__.c[name] for name in COLUMNS[:-1]]
+    width = len(columns)
+    owners = (Dataset.name, Dataset.source, Dataset.task_id)
     for chunk in chunked(rows):
         guids = [r[GUID] for r in chunk]
         lfns = [r[LFN] for r in chunk]
-        query = select(*columns).where(
-            or_(among(File.guid, guids), among(File.lfn, lfns))
+        query = (
+            select(*columns, *owners)
+            .join(Dataset, Dataset.id == File.dataset_id)
+            .where(or_(among(File.guid, guids), among(File.lfn, lfns)))
         )
         for stored in session.execute(query):
-            found[stored.guid] = (stored.lfn, stored.dataset_id)
-            held[stored.guid] = tuple(stored)
+            name, owner_source, task_id = stored[width:]
+            found[stored.guid] = Claim(
+                stored.lfn, stored.dataset_id, name, owner_source, task_id
+            )
+            held[stored.guid] = tuple(stored[:width])
     return found, held
 
 
 def _consistent_rows(
-    rows: list[AnyFileRow],
-    existing: Mapping[str, tuple[str, int]],
+    rows: Sequence[AnyFileRow],
+    existing: Mapping[str, Claim],
+    dataset_ids: Mapping[str, int],
     source: str,
     session: Session,
-) -> list[AnyFileRow]:
-    """The rows of *rows* (one per GUID) that can be written, the others put
-    in quarantine; *existing* as :func:`_existing` gives it.
+) -> Sequence[AnyFileRow]:
+    """The rows of *rows* that can be written, in order, the others put in
+    quarantine; *existing* as :func:`_existing` gives it. *rows* itself
+    when every row can be written and no GUID or LFN is known or given twice.
     """
-    if not existing and len({row[LFN] for row in rows}) == len(rows):
-        return rows  # no LFN is known yet, nor twice in the bite
-    owner = {lfn: guid for guid, (lfn, _) in existing.items()}
-    return [row for row in rows if _consistent(row, owner, source, session)]
+    guids = {row[GUID] for row in rows}
+    if not existing and len({row[LFN] for row in rows}) == len(guids) == len(rows):
+        return rows  # nothing known yet, nothing twice in the bite
+    owner = {claim.lfn: guid for guid, claim in existing.items()}
+    claims = dict(existing)
+    tasks = _tasks_moved_to(rows, existing, dataset_ids, session)
+    kept = []
+    for row in rows:
+        dataset_id = dataset_ids[row[DATASET]]
+        target = Claim(
+            row[LFN], dataset_id, row[DATASET], source, tasks.get(dataset_id)
+        )
+        reason = _refused(row, target, owner, claims)
+        if reason is not None:
+            quarantine(source, row[GUID], payload(row), reason, session=session)
+            continue
+        owner[target.lfn] = row[GUID]
+        claims[row[GUID]] = target
+        kept.append(row)
+    return kept
 
 
-def _consistent(
-    row: AnyFileRow, owner: dict[str, str], source: str, session: Session
-) -> bool:
-    """Whether *row* can be written; *owner* maps LFNs to the GUID holding
+def _tasks_moved_to(
+    rows: Sequence[AnyFileRow],
+    existing: Mapping[str, Claim],
+    dataset_ids: Mapping[str, int],
+    session: Session,
+) -> dict[int, int | None]:
+    """The ProdSys tasks of the datasets that rows would move a GUID into:
+    rows naming another dataset than the catalogue's file of their GUID, or
+    than an earlier row of the bite. One query, and only when there is such
+    a row (a rare thing: a bite read again finds its files where they are).
+    """
+    first: dict[str, int] = {guid: claim.dataset_id for guid, claim in existing.items()}
+    moving: set[int] = set()
+    for row in rows:
+        dataset_id = dataset_ids[row[DATASET]]
+        was = first.setdefault(row[GUID], dataset_id)
+        if was != dataset_id:
+            moving.update((was, dataset_id))
+    if not moving:
+        return {}
+    query = select(Dataset.id, Dataset.task_id).where(among(Dataset.id, moving))
+    return {id_: task_id for id_, task_id in session.execute(query)}
+
+
+def _refused(
+    row: AnyFileRow, target: Claim, owner: dict[str, str], claims: dict[str, Claim]
+) -> str | None:
+    """Why *row* (the file *target*) cannot be written, or None; *owner*
+    maps LFNs to the GUID holding them and *claims* GUIDs to the file holding
     them, in the catalogue and earlier in this bite.
     """
     lfn, guid = row[LFN], row[GUID]
     other = owner.get(lfn)
     if other is not None and other != guid:
-        reason = f"LFN {lfn!r} already belongs to the file with GUID {other}"
-        quarantine(source, guid, payload(row), reason, session=session)
-        return False
-    owner[lfn] = guid
-    return True
+        return f"LFN {lfn!r} already belongs to the file with GUID {other}"
+    claim = claims.get(guid)
+    if claim is None:
+        return None
+    return _claim_refused(guid, claim, target)
+
+
+def _claim_refused(guid: str, claim: Claim, target: Claim) -> str | None:
+    """Why the file *target* may not take the GUID that *claim* holds, or
+    None. A GUID names one file: its LFN never changes, and it moves to
+    another dataset only within one ProdSys task (ProdSys correcting which
+    of a task's output datasets a file went to), never from a dataset of
+    another source or another task: two sources, or two tasks, giving one
+    GUID is a contradiction, not a move (docs/ingest.md).
+    """
+    held = f"GUID {guid} already belongs to {claim.lfn!r} in {claim.dataset!r}"
+    if claim.lfn != target.lfn:
+        return f"{held}; this row gives it to {target.lfn!r}"
+    if claim.dataset_id == target.dataset_id:
+        return None
+    if claim.source != target.source:
+        return (
+            f"{held} (source {claim.source}); {target.source} gives it to "
+            f"{target.dataset!r}: a file never moves between sources"
+        )
+    if claim.task_id is None or claim.task_id != target.task_id:
+        return (
+            f"{held}; this row moves it to {target.dataset!r}, of another task: "
+            "a file moves only between datasets of one ProdSys task"
+        )
+    return None
 
 
 # The columns a file is written with: its dataset's id, the fields of a

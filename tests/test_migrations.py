@@ -8,10 +8,10 @@ import datetime as dt
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 import migrations
-from catalog.db import MAX_IDENTIFIER, Base
+from catalog.db import EXACT_COLLATION, MAX_IDENTIFIER, Base
 
 
 def tables(engine: Engine) -> set[str]:
@@ -38,6 +38,31 @@ def test_models_and_migrations_agree(catalog_engine):
         differences = compare_metadata(context, Base.metadata)
 
     assert differences == []
+
+
+def test_names_compared_exactly_have_the_binary_collation_on_mariadb(catalog_engine):
+    # Alembic's comparison above leaves collations out: on MariaDB, the
+    # columns the models compare exactly (catalog.db.exact_text) are checked
+    # here against the database, and no other column has the collation.
+    if catalog_engine.dialect.name not in ("mysql", "mariadb"):
+        return  # SQLite and PostgreSQL compare every text exactly
+    dialect = catalog_engine.dialect
+    wanted = {
+        (table.name, column.name)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if getattr(column.type.dialect_impl(dialect), "collation", None)
+        == EXACT_COLLATION
+    }
+    query = text(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = DATABASE() AND collation_name = :collation"
+    )
+    with catalog_engine.connect() as connection:
+        found = set(connection.execute(query, {"collation": EXACT_COLLATION}))
+
+    assert ("dataset", "name") in wanted and ("file", "lfn") in wanted
+    assert {tuple(row) for row in found} == wanted
 
 
 def test_every_constraint_and_index_has_a_short_name():

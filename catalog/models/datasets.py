@@ -24,7 +24,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from catalog.db import Base, BigId, Name, Short, UTCDateTime, utcnow
+from catalog.db import (
+    Base,
+    BigId,
+    ExactName,
+    ExactShort,
+    Short,
+    UTCDateTime,
+    exact_text,
+    utcnow,
+)
 
 # Where a dataset came from.
 SOURCE_PRODSYS = "prodsys"
@@ -48,13 +57,13 @@ class ProductionTask(Base):
     parent_task_id: Mapped[int | None] = mapped_column(
         BigInteger, info={"ami": "parentTaskId"}
     )
-    name: Mapped[str] = mapped_column(Name, info={"ami": "taskName"})
+    name: Mapped[str] = mapped_column(ExactName, info={"ami": "taskName"})
     project: Mapped[str | None] = mapped_column(Short, info={"ami": "projectName"})
     step_name: Mapped[str | None] = mapped_column(String(32), info={"ami": "stepName"})
     status: Mapped[str] = mapped_column(String(16), info={"ami": "taskStatus"})
     ctag: Mapped[str | None] = mapped_column(String(16), info={"ami": "amiTag"})
     input_dataset: Mapped[str | None] = mapped_column(
-        Name, info={"ami": "inputDataset"}
+        ExactName, info={"ami": "inputDataset"}
     )
     phys_group: Mapped[str | None] = mapped_column(
         String(16), info={"ami": "physicsGroup"}
@@ -86,8 +95,8 @@ class Dataset(Base):
     __tablename__ = "dataset"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(Name, info={"ami": "logicalDatasetName"})
-    scope: Mapped[str] = mapped_column(Short, info={"ami": "scope"})
+    name: Mapped[str] = mapped_column(ExactName, info={"ami": "logicalDatasetName"})
+    scope: Mapped[str] = mapped_column(ExactShort, info={"ami": "scope"})
     source: Mapped[str] = mapped_column(String(16), info={"ami": "source"})
 
     # The parts of the name (nomenclature).
@@ -313,7 +322,7 @@ class File(Base):
     dataset_id: Mapped[int] = mapped_column(
         ForeignKey("dataset.id", ondelete="CASCADE")
     )
-    lfn: Mapped[str] = mapped_column(Name, info={"ami": "LFN"})
+    lfn: Mapped[str] = mapped_column(ExactName, info={"ami": "LFN"})
     guid: Mapped[str] = mapped_column(String(36), info={"ami": "fileGUID"})
     size: Mapped[int | None] = mapped_column(BigInteger, info={"ami": "fileSize"})
     checksum: Mapped[str | None] = mapped_column(String(16), info={"ami": "checksum"})
@@ -327,7 +336,7 @@ class File(Base):
     gen_filt_eff: Mapped[float | None] = mapped_column(
         Double, info={"ami": "genFiltEff"}
     )
-    input_file: Mapped[str | None] = mapped_column(Name, info={"ami": "inputFile"})
+    input_file: Mapped[str | None] = mapped_column(ExactName, info={"ami": "inputFile"})
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow
@@ -364,7 +373,7 @@ class AmiTag(Base):
 
     __tablename__ = "ami_tag"
 
-    tag: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tag: Mapped[str] = mapped_column(exact_text(16), primary_key=True)
     tag_type: Mapped[str] = mapped_column(String(8), info={"ami": "tagType"})
     tag_number: Mapped[int] = mapped_column(Integer, info={"ami": "tagNumber"})
     transformation: Mapped[str | None] = mapped_column(
@@ -406,8 +415,8 @@ class Container(Base):
     __tablename__ = "container"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(Name)
-    scope: Mapped[str] = mapped_column(Short)
+    name: Mapped[str] = mapped_column(ExactName)
+    scope: Mapped[str] = mapped_column(ExactShort)
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     erased: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -430,7 +439,7 @@ class ContainerMember(Base):
     container_id: Mapped[int] = mapped_column(
         ForeignKey("container.id", ondelete="CASCADE"), primary_key=True
     )
-    child_name: Mapped[str] = mapped_column(Name, primary_key=True)
+    child_name: Mapped[str] = mapped_column(ExactName, primary_key=True)
     child_type: Mapped[str] = mapped_column(String(16), default="DATASET")
     added: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.db import Base, BigId, Name, Short, UTCDateTime, utcnow
+from catalog.db import Base, BigId, ExactName, Short, UTCDateTime, utcnow
 
 
 class Replica(Base):
@@ -27,7 +27,7 @@ class Replica(Base):
     __tablename__ = "replica"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    dataset_name: Mapped[str] = mapped_column(Name)
+    dataset_name: Mapped[str] = mapped_column(ExactName)
     rse: Mapped[str] = mapped_column(Short)
     complete: Mapped[bool] = mapped_column(Boolean, default=False)
     rule_id: Mapped[str | None] = mapped_column(String(64))
@@ -57,8 +57,8 @@ class DdmMessage(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[str] = mapped_column(String(255))
     event_type: Mapped[str] = mapped_column(String(32))
-    name: Mapped[str | None] = mapped_column(Name)
-    child_name: Mapped[str | None] = mapped_column(Name)
+    name: Mapped[str | None] = mapped_column(ExactName)
+    child_name: Mapped[str | None] = mapped_column(ExactName)
     created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     received: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ignored: Mapped[bool] = mapped_column(Boolean, default=False)
