@@ -44,6 +44,11 @@ from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)
 
+NO_PERIOD = (
+    "COMA gives no period at all: nothing written, the catalogue's periods are "
+    "left as they are until COMA gives them again"
+)
+
 SOURCE = "coma"
 
 
@@ -76,6 +81,11 @@ class ComaIngester(Task):
         snapshot = _snapshot(runs, periods, links)
         if self._snapshot == snapshot:
             return RunOutcome(0, 0, "unchanged")
+        if not periods:
+            # An empty period table (COMA being reloaded, say) would delete
+            # every period of the catalogue: it is read again at the next run.
+            logger.warning(NO_PERIOD)
+            return RunOutcome(0, 0, NO_PERIOD)
         records = RecordsRead(SOURCE)
         with context.Session.begin() as session:
             changed = _write_runs(runs, records, session)

@@ -657,6 +657,24 @@ def test_periods_coma_renamed_or_deleted_leave_the_catalogue(
         session.rollback()
 
 
+def test_an_empty_coma_period_table_deletes_no_period(Session, sources, world, ingest):
+    """COMA being reloaded may give no period for a moment: the catalogue
+    keeps its periods rather than deleting them all.
+    """
+    publish(sources, world)
+    ingest()
+    listed, before = periods_of(Session), dataset_periods(Session, 267073)
+    with sources.coma.engine.begin() as connection:
+        connection.execute(delete(schemas.coma_period))
+
+    counts = ingest()
+
+    assert counts["coma"] == 0
+    assert periods_of(Session) == listed
+    assert dataset_periods(Session, 267073) == before
+    assert before and None not in before
+
+
 def test_a_coma_link_to_an_undefined_period_is_quarantined_until_it_comes(
     Session, sources, world, ingest
 ):
