@@ -4,7 +4,7 @@ recomputation from scratch (``hepcat derive --check``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +58,6 @@ def check_derived(*, session: Session, batch: int = BATCH) -> list[Difference]:
     """
     differences = _relink(session=session, batch=batch)
     differences += _recompute_name_columns(session=session, batch=batch)
-    differences += _inherit_skim_columns(session)
     for datasets in _batches(session, batch):
         before = {d.id: (d.name, _derived_fields(d)) for d in datasets}
         refresh_all(session=session, ids=before)
@@ -120,20 +119,50 @@ def _relink(*, session: Session, batch: int) -> list[Difference]:
 
 def _recompute_name_columns(*, session: Session, batch: int) -> list[Difference]:
     """Set the columns that each dataset has from its name
-    (:func:`~catalog.datasets.name_columns`), and return those that differed.
-    A name that does not follow the nomenclature (hepcat writes none) is
-    left as it is.
+    (:func:`~catalog.datasets.name_columns`), and those a skim's output
+    takes from its parent instead (:data:`~catalog.models.OUTPUT_INHERITS`);
+    return those that differed. A name that does not follow the
+    nomenclature (a user's) gives none.
     """
     differences: list[Difference] = []
     for datasets in _batches(session, batch):
+        parents = _skim_parents([d.id for d in datasets], session=session)
         for dataset in datasets:
-            try:
-                columns = name_columns(dataset.name)
-            except InvalidName:
-                continue
-            differences += _set_columns(dataset, columns)
+            expected = _expected_columns(dataset, parents, session=session)
+            differences += _set_columns(dataset, expected)
         session.flush()
     return differences
+
+
+def _expected_columns(
+    dataset: Dataset, parents: dict[int, Dataset], *, session: Session
+) -> dict[str, Any]:
+    """The name columns *dataset* should hold: its name's, and for a skim's
+    output (its parent in *parents*) the parent's own expected ones, however
+    many skims deep; never the columns a parent holds, which may be wrong.
+    """
+    try:
+        columns = name_columns(dataset.name)
+    except InvalidName:
+        columns = {}
+    parent = parents.get(dataset.id)
+    if parent is not None:
+        above = _skim_parents([parent.id], session=session)
+        expected = _expected_columns(parent, above, session=session)
+        columns |= {c: expected.get(c, getattr(parent, c)) for c in OUTPUT_INHERITS}
+    return columns
+
+
+def _skim_parents(ids: Sequence[int], *, session: Session) -> dict[int, Dataset]:
+    """The parent datasets of those of *ids* that are a skim's output."""
+    parent = aliased(Dataset)
+    query = (
+        select(Skim.output_id, parent)
+        .join(parent, parent.id == Skim.parent_id)
+        .where(among(Skim.output_id, sorted(ids)))
+    )
+    found = session.execute(query)
+    return {output: source for output, source in found if output is not None}
 
 
 def _set_columns(dataset: Dataset, values: dict[str, Any]) -> list[Difference]:
@@ -146,27 +175,6 @@ def _set_columns(dataset: Dataset, values: dict[str, Any]) -> list[Difference]:
         if held != value:
             differences.append(Difference(dataset.name, AMI_NAMES[column], held, value))
             setattr(dataset, column, value)
-    return differences
-
-
-def _inherit_skim_columns(session: Session) -> list[Difference]:
-    """Set the columns each skim's output takes from its parent
-    (:data:`~catalog.models.OUTPUT_INHERITS`), the parent's own recomputed
-    first (a skim of a skim's output comes after it: in the order of the
-    outputs' ids); return those that differed.
-    """
-    parent = aliased(Dataset)
-    query = (
-        select(Dataset, parent)
-        .join(Skim, Skim.output_id == Dataset.id)
-        .join(parent, parent.id == Skim.parent_id)
-        .order_by(Dataset.id)
-    )
-    differences: list[Difference] = []
-    for output, source in session.execute(query):
-        inherited = {column: getattr(source, column) for column in OUTPUT_INHERITS}
-        differences += _set_columns(output, inherited)
-    session.flush()
     return differences
 
 

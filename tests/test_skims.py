@@ -274,6 +274,13 @@ def test_a_skim_runs_to_a_registered_dataset_of_exactly_the_selected_events(
         assert (edge.parent_id, edge.kind) == (skim.parent_id, "skim")
         assert output.n_files == len(files) == skim.n_units > 1
         assert output.total_events == len(expected)
+    with skim_world.Session() as session:  # and finds an output's column gone wrong
+        output = session.get(Dataset, skim.output_id)
+        output.version = "e3601"
+        session.flush()
+        found = [(d.dataset, d.field, d.stored) for d in check_derived(session=session)]
+        assert found == [(output.name, "version", "e3601")]
+        session.rollback()
     by_name = {path.name: path for path in output_files(skim)}
     assert sorted(by_name) == sorted(f.lfn for f in files)
     for file in files:
