@@ -44,10 +44,9 @@ from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)
 
-NO_PERIOD = (
-    "COMA gives no period at all: nothing written, the catalogue's periods are "
-    "left as they are until COMA gives them again"
-)
+# An empty table of COMA's (being reloaded, say) deletes nothing: it would
+# delete every period, or every period's runs, of the catalogue.
+EMPTY = "COMA gives no row of %s: the catalogue's %s are left as they are"
 
 SOURCE = "coma"
 
@@ -81,11 +80,6 @@ class ComaIngester(Task):
         snapshot = _snapshot(runs, periods, links)
         if self._snapshot == snapshot:
             return RunOutcome(0, 0, "unchanged")
-        if not periods:
-            # An empty period table (COMA being reloaded, say) would delete
-            # every period of the catalogue: it is read again at the next run.
-            logger.warning(NO_PERIOD)
-            return RunOutcome(0, 0, NO_PERIOD)
         records = RecordsRead(SOURCE)
         with context.Session.begin() as session:
             changed = _write_runs(runs, records, session)
@@ -161,7 +155,11 @@ def _write_periods(
     """
     good = records.usable(rows, _period_row, "period", session=session)
     records.wrote(row["name"] for row in good)
-    dropped = _drop_periods(rows, session)
+    dropped = set()
+    if rows:
+        dropped = _drop_periods(rows, session)
+    else:
+        _keep("coma_period", "periods")
     # A period's natural key has two columns, and differing() compares rows
     # on one: the id, for the periods the catalogue holds already.
     ids = _period_ids(session)
@@ -190,6 +188,13 @@ def _drop_periods(rows: list[Any], session: Session) -> set[tuple[str, str]]:
     logger.info("Periods no longer in COMA deleted: %s", sorted(gone))
     _refresh_runs(runs, session)
     return set(gone)
+
+
+def _keep(table: str, what: str) -> None:
+    """Say that COMA's *table* is empty and the catalogue's *what* are kept
+    (once: an unchanged COMA is not read twice).
+    """
+    logger.warning(EMPTY, table, what)
 
 
 def _period_keys(rows: list[Any]) -> set[tuple[str | None, str | None]]:
@@ -228,6 +233,9 @@ def _write_links(
     or left a period. Return the (project, name) of the periods whose runs
     changed.
     """
+    if not rows:
+        _keep("coma_period_run", "periods' runs")
+        return set()
     good = records.usable(rows, _link_row, "runnumber", session=session)
     ids = _period_ids(session)
     in_coma = _period_keys(periods)

@@ -22,6 +22,7 @@ from catalog.models import (
     ProductionTask,
     ProvenanceEdge,
     Quarantine,
+    Run,
     StopPoint,
 )
 from catalog.operations import quarantine, set_stop_point
@@ -657,15 +658,18 @@ def test_periods_coma_renamed_or_deleted_leave_the_catalogue(
         session.rollback()
 
 
-def test_an_empty_coma_period_table_deletes_no_period(Session, sources, world, ingest):
-    """COMA being reloaded may give no period for a moment: the catalogue
-    keeps its periods rather than deleting them all.
+@pytest.mark.parametrize("emptied", ["coma_period", "coma_period_run"])
+def test_an_empty_coma_table_deletes_no_period_nor_its_runs(
+    Session, sources, world, ingest, emptied
+):
+    """COMA being reloaded may give an empty table for a moment: the
+    catalogue keeps its periods and their runs rather than deleting them all.
     """
     publish(sources, world)
     ingest()
     listed, before = periods_of(Session), dataset_periods(Session, 267073)
     with sources.coma.engine.begin() as connection:
-        connection.execute(delete(schemas.coma_period))
+        connection.execute(delete(getattr(schemas, emptied)))
 
     counts = ingest()
 
@@ -673,6 +677,21 @@ def test_an_empty_coma_period_table_deletes_no_period(Session, sources, world, i
     assert periods_of(Session) == listed
     assert dataset_periods(Session, 267073) == before
     assert before and None not in before
+
+
+def test_runs_come_while_coma_defines_no_period_yet(Session, sources, world, ingest):
+    """A new deployment (or year) may have runs in COMA before any period."""
+    sources.coma.add_world(world)
+    with sources.coma.engine.begin() as connection:
+        connection.execute(delete(schemas.coma_period_run))
+        connection.execute(delete(schemas.coma_period))
+
+    ingest()
+
+    with Session() as session:
+        runs = set(session.scalars(select(Run.run_number)))
+    assert runs == {run.run_number for run in world.runs}
+    assert periods_of(Session) == {}
 
 
 def test_a_coma_link_to_an_undefined_period_is_quarantined_until_it_comes(
