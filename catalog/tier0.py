@@ -95,8 +95,12 @@ def drop_unlisted_files(
 
     Deleted rather than marked ``lost``: a lost file is one DDM lost, it
     still counts as delivered by Tier-0, and a file written again keeps its
-    mark; a file Tier-0 withdrew was never delivered.
+    mark; a file Tier-0 withdrew was never delivered. A dataset for which
+    Tier-0 lists no file at all (being rewritten, say) keeps its files: its
+    counts then fall short of what it holds, and it stays held.
     """
+    if not lfns and not guids:
+        return []
     query = select(File.id, File.lfn, File.guid).where(File.dataset_id == dataset_id)
     gone = {
         id_: lfn

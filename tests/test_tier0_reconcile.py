@@ -516,3 +516,107 @@ def test_a_file_removed_from_tier0_leaves_the_dataset(Session, sources, ingest):
         assert session.scalar(select(File).where(File.lfn == gone.lfn)) is None
         assert check_derived(session=session) == []
         session.rollback()
+
+
+# -- two file rows giving one GUID: held, not released in the same breath -------
+
+
+def held_in_list(Session) -> list[Quarantine]:  # noqa: N803
+    """The Tier-0 records 'hepcat quarantine list' shows as held."""
+    with Session() as session:
+        page = list_quarantine(session=session, source="tier0", released=False)
+        return list(page.rows)
+
+
+def test_a_guid_given_to_two_files_of_a_dataset_is_held_until_fixed(
+    Session, sources, raw
+):
+    tier0 = Tier0Ingester(sources.tier0.engine, held_retry=0.0)
+    winner, loser = sorted(raw.files[:2], key=lambda f: f.lfn)  # read by LFN
+    sources.tier0.add_dataset(raw)
+    spoil_file(sources, loser.lfn, winner.guid)
+
+    run_until_drained([tier0], Session, max_seconds=20)
+
+    [record] = held_records(Session)
+    assert (record.record_key, record.released) == (winner.guid.upper(), False)
+    assert record.reason == (
+        f"GUID {winner.guid.upper()} already belongs to {winner.lfn!r} in "
+        f"{raw.name!r}; this row gives it to {loser.lfn!r}"
+    )
+    assert [r.id for r in held_in_list(Session)] == [record.id]
+    assert stored(Session, raw.name).tier0_state == "READY"
+    assert flags(sources) == {"READY"}
+
+    run_once(tier0, Session)  # the retry reads it again, as it was
+
+    [again] = held_records(Session)
+    assert (again.id, again.released, again.reason) == (
+        record.id,
+        False,
+        record.reason,
+    )
+    assert stored(Session, raw.name).tier0_state == "READY"
+
+    spoil_file(sources, loser.lfn, loser.guid)  # fixed in Tier-0
+    run_until_drained([tier0], Session, max_seconds=20)
+
+    [fixed] = held_records(Session)
+    assert fixed.released is True
+    assert RELEASED.search(fixed.reason), fixed.reason
+    assert held_in_list(Session) == []
+    assert stored(Session, raw.name).tier0_state == "DONE"
+    assert flags(sources) == {"DONE"}
+
+
+def test_reading_a_guid_s_owner_again_leaves_the_refused_row_s_record_held(
+    Session, sources
+):
+    world = build_world(seed=11, files_per_dataset=3)
+    owner, other = sorted(
+        (d for d in world.datasets if d.source == "tier0"), key=lambda d: d.created
+    )[:2]
+    tier0 = Tier0Ingester(sources.tier0.engine, held_retry=0.0)
+    sources.tier0.add_dataset(owner)
+    run_until_drained([tier0], Session, max_seconds=20)
+    sources.tier0.add_dataset(other)
+    spoil_file(sources, other.files[0].lfn, owner.files[0].guid)
+    run_until_drained([tier0], Session, max_seconds=20)
+    [record] = held_records(Session)
+    assert record.record_key == owner.files[0].guid.upper()
+
+    set_dataset_row(sources, owner.name, ami_flag="READY")  # the owner read again
+    run_until_drained([tier0], Session, max_seconds=20)
+
+    [still] = held_records(Session)
+    assert (still.id, still.released, still.reason) == (
+        record.id,
+        False,
+        record.reason,
+    )
+    assert stored(Session, owner.name).tier0_state == "DONE"
+    assert stored(Session, other.name).tier0_state == "READY"
+
+
+def test_a_dataset_tier0_lists_no_file_of_keeps_its_files(Session, sources, ingest):
+    """Tier-0 rewriting a dataset's files may list none for a moment: the
+    catalogue keeps them rather than dropping every one.
+    """
+    world = build_world(seed=11, files_per_dataset=3)
+    aod = next(d for d in world.datasets if ".merge.AOD." in d.name)
+    sources.tier0.add_dataset(aod)
+    ingest()
+    table = schemas.t0_file
+    with sources.tier0.engine.begin() as connection:
+        connection.execute(table.delete().where(table.c.dataset == aod.name))
+    set_dataset_row(sources, aod.name, ami_flag="READY")
+
+    ingest()
+
+    dataset = stored(Session, aod.name)
+    assert dataset.n_files == len(aod.files)
+    with Session() as session:
+        lfns = set(
+            session.scalars(select(File.lfn).where(File.dataset_id == dataset.id))
+        )
+    assert lfns == {f.lfn for f in aod.files}
