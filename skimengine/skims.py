@@ -297,6 +297,8 @@ def get_skim(skim_id: int | str, *, session: Session) -> Skim:
         number = int(skim_id)
     except (TypeError, ValueError):
         raise SkimNotFound(repr(skim_id)) from None
+    if not 0 < number < 2**63:  # no id is; SQLite cannot even be asked
+        raise SkimNotFound(number)
     skim = session.get(Skim, number)
     if skim is None:
         raise SkimNotFound(number)

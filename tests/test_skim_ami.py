@@ -469,3 +469,10 @@ def test_only_a_failed_skim_is_retried(surface):
         "InvalidInput",
         f"skim {skim_id} is defined: only a failed skim can be retried",
     )
+
+
+def test_a_skim_id_out_of_every_range_is_not_found(surface):
+    for command in ("AMIGetSkimInfo", "AMICancelSkim", "AMIRetrySkim"):
+        found = error(surface, f'{command} -skimId="{"9" * 30}"', login="phil")
+        assert found[0] == "SkimNotFound", found
+        assert found[1].startswith(f"no skim {'9' * 30};")
