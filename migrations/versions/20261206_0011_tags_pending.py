@@ -11,7 +11,7 @@ is indexed where true only, on the databases that can (PostgreSQL, SQLite).
 
 The datasets catalogued before get the flag their version and the tags
 catalogued now give: a version is read as its parts between ``_`` (a tag
-chain's tags), each distinct version once.
+chain's tags).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ branch_labels = None
 depends_on = None
 
 INDEX = "ix_dataset_tags_pending"
-# Versions set in one statement.
-CHUNK = 500
+# Datasets flagged in one statement.
+CHUNK = 5000
 
 
 def upgrade() -> None:
@@ -48,18 +48,28 @@ def upgrade() -> None:
 
 
 def _flag_existing() -> None:
+    """Flag the datasets waiting for a tag, by id: ``version`` has no index,
+    so a statement by versions would read the whole table each time.
+    """
     connection = op.get_bind()
-    dataset = sa.table("dataset", sa.column("version"), sa.column("tags_pending"))
+    dataset = sa.table(
+        "dataset", sa.column("id"), sa.column("version"), sa.column("tags_pending")
+    )
     tag = sa.table("ami_tag", sa.column("tag"))
     known = set(connection.scalars(sa.select(tag.c.tag)))
-    query = sa.select(dataset.c.version).where(dataset.c.version.is_not(None))
-    versions = connection.scalars(query.distinct()).all()
-    waiting = sorted(v for v in versions if v and not known.issuperset(v.split("_")))
+    query = sa.select(dataset.c.id, dataset.c.version).where(
+        dataset.c.version.is_not(None)
+    )
+    waiting = [
+        id_
+        for id_, version in connection.execute(query)
+        if version and not known.issuperset(version.split("_"))
+    ]
     for start in range(0, len(waiting), CHUNK):
         chunk = waiting[start : start + CHUNK]
         connection.execute(
             dataset.update()
-            .where(dataset.c.version.in_(chunk))
+            .where(dataset.c.id.in_(chunk))
             .values(tags_pending=sa.true())
         )
 
