@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
@@ -45,7 +46,7 @@ def test_names_compared_exactly_have_the_binary_collation_on_mariadb(catalog_eng
     # columns the models compare exactly (catalog.db.exact_text) are checked
     # here against the database, and no other column has the collation.
     if catalog_engine.dialect.name not in ("mysql", "mariadb"):
-        return  # SQLite and PostgreSQL compare every text exactly
+        pytest.skip("SQLite and PostgreSQL compare every text exactly")
     dialect = catalog_engine.dialect
     wanted = {
         (table.name, column.name)
@@ -138,3 +139,36 @@ def test_the_datasets_catalogued_before_wait_for_the_tags_they_miss(empty_engine
         "none": False,
         "odd": True,
     }
+
+
+def test_names_differing_only_in_case_keep_the_downgrade_from_starting(empty_engine):
+    """MariaDB cannot tell them apart again, and alters tables one by one
+    without a transaction: the downgrade of 0012 refuses before any change.
+    """
+    from sqlalchemy import insert
+
+    from catalog.models import AmiTag
+
+    if empty_engine.dialect.name not in ("mysql", "mariadb"):
+        pytest.skip("0012 changes nothing on SQLite and PostgreSQL")
+    migrations.upgrade(empty_engine)
+    now = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
+    with empty_engine.begin() as connection:
+        connection.execute(
+            insert(AmiTag.__table__),
+            [
+                {"tag": t, "tag_type": "p", "tag_number": 1, "created": now}
+                for t in ("p1", "P1")
+            ],
+        )
+
+    with pytest.raises(RuntimeError, match=r"differ only in case .*ami_tag \(tag\)"):
+        migrations.downgrade(empty_engine, "0011")
+
+    assert migrations.current(empty_engine) == "0012"
+    collations = text(
+        "SELECT collation_name FROM information_schema.columns WHERE "
+        "table_schema = DATABASE() AND table_name = 'dataset' AND column_name = 'name'"
+    )
+    with empty_engine.connect() as connection:
+        assert connection.scalar(collations) == EXACT_COLLATION

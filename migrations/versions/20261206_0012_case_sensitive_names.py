@@ -14,13 +14,14 @@ name-like columns (``catalog.db.exact_text``) get the binary collation
 already: there this migration does nothing.
 
 The downgrade gives the columns back their table's default collation. It
-fails, with MariaDB's "Duplicate entry" error, on a catalogue that holds two
-names differing only in case under a unique key: such names cannot be told
-apart again without removing one.
+refuses, before altering any table (MariaDB's DDL is not transactional), a
+catalogue that holds two names differing only in case under a unique key:
+such names cannot be told apart again without removing one.
 """
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
@@ -48,8 +49,47 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name in ("mysql", "mariadb"):
+        twins = _case_twins(op.get_bind())
+        if twins:
+            raise RuntimeError(
+                "cannot give names back a collation blind to case: these differ "
+                f"only in case under a unique key: {'; '.join(twins)}; remove "
+                "one of each first"
+            )
     # Without a collation, a column takes its table's default again.
     _alter("")
+
+
+def _case_twins(connection: sa.Connection) -> list[str]:
+    """The first names differing only in case under each unique key (primary
+    key, unique constraint or index) holding a column of :data:`COLUMNS`.
+    """
+    inspector = sa.inspect(connection)
+    found = []
+    for table, columns in COLUMNS.items():
+        exact = {name for name, _, _ in columns}
+        keys: list[list[str]] = [
+            c["column_names"] for c in inspector.get_unique_constraints(table)
+        ]
+        for index in inspector.get_indexes(table):
+            if index["unique"]:
+                keys.append([str(c) for c in index["column_names"]])
+        keys.append(inspector.get_pk_constraint(table)["constrained_columns"])
+        for key in keys:
+            if exact.isdisjoint(key):
+                continue
+            grouped = ", ".join(
+                f"LOWER(`{c}`)" if c in exact else f"`{c}`" for c in key
+            )
+            statement = (
+                f"SELECT {grouped} FROM `{table}` GROUP BY {grouped} "
+                "HAVING COUNT(*) > 1 LIMIT 1"
+            )
+            twin = connection.execute(sa.text(statement)).first()
+            if twin is not None:
+                found.append(f"{table} ({', '.join(key)}) {tuple(twin)!r}")
+    return found
 
 
 def _alter(collate: str) -> None:
