@@ -6,7 +6,9 @@ own, so reading, mapping and writing overlap. A bite read ahead that is not
 written (the run's time is up, or the write failed) is given back: the
 stream's cursor returns to where the bite started, and the next read reads
 it again. Each bite carries the stop point to store with it, taken when it
-was read, so a bite read ahead never moves the stored stop point.
+was read, so a bite read ahead never moves the stored stop point; and how
+many of its rows the stream had not reached before, and how far it goes,
+which the writer notes once the bite is written (``KeysetStream.reached``).
 
 The helper that reads ahead is a thread (:class:`ReadThread`) or, while a
 large backlog drains, a process of its own (``ingest.readprocess``).
@@ -22,7 +24,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from ingest.keyset import Cursor, KeysetStream
+from ingest.keyset import Cursor, KeysetStream, Position, Reached
 from ingest.values import Mapped, map_rows
 
 
@@ -30,12 +32,14 @@ from ingest.values import Mapped, map_rows
 class Bite:
     """Rows read from a stream, mapped, with where the stream stood."""
 
-    before: Cursor | None  # the cursor before the bite (to give it back)
+    before: Position | None  # the cursor before the bite (to give it back)
     stop_point: Cursor  # to store in the transaction that writes the bite
     rows: int
     limit: int
     mapped: Mapped[Any]
     seconds: float = 0.0  # to read and map it
+    new: int = 0  # rows past how far the stream had been read and written
+    reached: Reached = Reached()  # how far the bite goes
 
     @property
     def pace(self) -> float | None:
@@ -106,14 +110,17 @@ class BiteReader:
         before, started = self.keyset.cursor, time.monotonic()
         try:
             with self.source.connect() as connection:
-                rows = self.keyset.read(connection, limit)
+                batch = self.keyset.read(connection, limit)
             stop_point = self.keyset.stop_point()
-            mapped = map_rows(rows, self.mapper, self.key)
+            mapped = map_rows(batch.rows, self.mapper, self.key)
         except BaseException:
             self.keyset.cursor = before
             raise
         seconds = time.monotonic() - started
-        return Bite(before, stop_point, len(rows), limit, mapped, seconds)
+        rows = len(batch.rows)
+        return Bite(
+            before, stop_point, rows, limit, mapped, seconds, batch.new, batch.reached
+        )
 
     def read_ahead(self, limit: int) -> Ahead:
         """:meth:`read` by the helper that reads ahead. Nothing else may read

@@ -15,6 +15,17 @@ and corrections can rewrite a row with an older timestamp. Asking only for
   it. Rows between that point and the cursor are read again (the overlap
   window), and idempotent writes make the re-read harmless.
 
+Rows without a timestamp can never be reached in that order: each pass reads
+them first, all of them, in key order and in bites like the others
+(:class:`Untimed` is the cursor among them).
+
+The stream remembers how far it has been read and written (:class:`Reached`,
+kept in memory): the rows a pass reads again up to there, the overlap window
+and the rows without a timestamp, are not counted as left to ingest
+(:meth:`KeysetStream.left`), only as left to read. Keys that are text are
+never put in order in Python: the database orders them by its collation,
+which may not be Python's, so it counts what only their order decides.
+
 The stop point is committed by the caller in the same transaction as the
 rows it covers.
 """
@@ -22,9 +33,10 @@ rows it covers.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Table, and_, func, or_, select, text
 
@@ -68,6 +80,57 @@ class Cursor:
         return or_(ts > self.timestamp, and_(ts == self.timestamp, key > self.key))
 
 
+@dataclass(frozen=True)
+class Untimed:
+    """A position among the rows without a timestamp, which a pass reads
+    first, in key order: those after *key*.
+    """
+
+    key: Any
+
+
+# Where a stream stands in its pass.
+Position = Cursor | Untimed
+
+
+@dataclass(frozen=True)
+class Reached:
+    """How far a stream's rows have been read and written: the rows without
+    a timestamp up to the key *untimed*, the others up to the cursor *timed*
+    (None: none yet, or, for a batch, not past how far the stream had been).
+    """
+
+    untimed: Any = None
+    timed: Cursor | None = None
+
+    def joined(self, batch: Reached) -> Reached:
+        """How far the stream has been once a *batch* that it had not
+        reached before is written: a batch that holds rows the stream had not
+        reached ends past them, so past where the stream had been.
+        """
+        untimed = self.untimed if batch.untimed is None else batch.untimed
+        return Reached(untimed, batch.timed or self.timed)
+
+
+class Batch(NamedTuple):
+    """Rows read from a stream: how many of them it had not reached before
+    (they are new to the catalogue, or changed since), and how far they go.
+    """
+
+    rows: Sequence[Any]
+    new: int
+    reached: Reached
+
+
+class Left(NamedTuple):
+    """What a pass has left: rows to read, and of those the rows to ingest
+    (past how far the stream had been read and written).
+    """
+
+    rows: int
+    new: int
+
+
 class KeysetStream:
     """One source table read in ``(timestamp, key)`` order."""
 
@@ -82,46 +145,123 @@ class KeysetStream:
         self.ts_column = ts_column
         self.key_column = key_column or next(iter(table.primary_key.columns)).name
         self.lag = dt.timedelta(seconds=lag)
-        self.cursor: Cursor | None = None  # None: a new pass starts
+        self.cursor: Position | None = None  # None: a new pass starts
+        self.reached = Reached()
+        names = list(table.c.keys())
+        self._ts_index = names.index(self.ts_column)
+        self._key_index = names.index(self.key_column)
+        self._lowest = _lowest(table.c[self.key_column])
+        # Whether Python orders the keys as the database does: numbers.
+        self._numbers = table.c[self.key_column].type.python_type is int
+        self._start = Cursor(EPOCH, self._lowest)  # where the pass's timed rows begin
         self._safe_point: dt.datetime = EPOCH
 
     def begin_pass(self, connection: Connection, stored: Cursor | None) -> None:
-        """Start a pass from the stored stop point."""
+        """Start a pass from the stored stop point; the rows without a
+        timestamp come first.
+        """
         self._safe_point = source_clock(connection) - self.lag
-        self.cursor = stored or Cursor(EPOCH, _lowest(self.table.c[self.key_column]))
+        self._start = stored or Cursor(EPOCH, self._lowest)
+        self.cursor = Untimed(None)
 
     @property
     def in_pass(self) -> bool:
         return self.cursor is not None
 
-    def read(self, connection: Connection, limit: int) -> Sequence[Any]:
+    def read(self, connection: Connection, limit: int) -> Batch:
         """The next *limit* rows after the cursor; the cursor moves past them.
         Fewer rows than *limit* end the pass.
         """
         assert self.cursor is not None, "begin_pass() first"
+        untimed: Sequence[Any] = ()
+        if isinstance(self.cursor, Untimed):
+            untimed = connection.execute(self._untimed(self.cursor, limit)).all()
+            if len(untimed) == limit:
+                self.cursor = Untimed(untimed[-1][self._key_index])
+                return self._batch(connection, untimed, ())
+            # The rows without a timestamp are all read: the bite goes on
+            # with the others, from the stop point.
+            self.cursor, limit = self._start, limit - len(untimed)
         query = (
             select(self.table)
             .where(self.cursor.after(self.table, self.ts_column, self.key_column))
             .order_by(self.table.c[self.ts_column], self.table.c[self.key_column])
             .limit(limit)
         )
-        rows = connection.execute(query).all()
-        if rows:
-            last = rows[-1]._mapping
-            self.cursor = Cursor(last[self.ts_column], last[self.key_column])
-        return rows
+        timed = connection.execute(query).all()
+        if timed:
+            last = timed[-1]
+            self.cursor = Cursor(last[self._ts_index], last[self._key_index])
+        return self._batch(connection, untimed, timed)
 
-    def read_untimed(self, connection: Connection, limit: int) -> Sequence[Any]:
-        """Rows without a timestamp, which keyset order can never reach: a
-        pass reads them again each time (writes are idempotent).
+    def _untimed(self, after: Untimed, limit: int) -> Any:
+        """The query of the next *limit* rows without a timestamp."""
+        key = self.table.c[self.key_column]
+        query = select(self.table).where(self.table.c[self.ts_column].is_(None))
+        if after.key is not None:
+            query = query.where(key > after.key)
+        return query.order_by(key).limit(limit)
+
+    def _batch(
+        self, connection: Connection, untimed: Sequence[Any], timed: Sequence[Any]
+    ) -> Batch:
+        """The rows read, *untimed* then *timed*, each in its keyset order,
+        with how many the stream had not reached, and how far those go.
         """
-        query = (
-            select(self.table)
-            .where(self.table.c[self.ts_column].is_(None))
-            .order_by(self.table.c[self.key_column])
-            .limit(limit)
+        new_untimed = self._new_untimed(connection, untimed)
+        new_timed = self._new_timed(connection, timed)
+        went = Reached(
+            untimed[-1][self._key_index] if new_untimed else None,
+            Cursor(timed[-1][self._ts_index], timed[-1][self._key_index])
+            if new_timed
+            else None,
         )
-        return connection.execute(query).all()
+        rows = [*untimed, *timed] if untimed and timed else (untimed or timed)
+        return Batch(rows, new_untimed + new_timed, went)
+
+    def _new_untimed(self, connection: Connection, rows: Sequence[Any]) -> int:
+        """How many of *rows*, without a timestamp, lie past the key the
+        stream had reached among such rows.
+        """
+        mark = self.reached.untimed
+        if mark is None or not rows:
+            return len(rows)
+        if self._numbers:
+            return len(rows) - bisect_right(rows, mark, key=self._key_of)
+        key = self.table.c[self.key_column]
+        first, last = rows[0][self._key_index], rows[-1][self._key_index]
+        untimed = self.table.c[self.ts_column].is_(None)
+        return self._count(connection, untimed, key >= first, key <= last, key > mark)
+
+    def _new_timed(self, connection: Connection, rows: Sequence[Any]) -> int:
+        """How many of *rows* lie past the cursor the stream had reached:
+        a binary search by time (and by key, for numbers), not a look at
+        each row; the database counts those that share the cursor's time
+        when only the order of their text keys decides.
+        """
+        mark = self.reached.timed
+        if mark is None or not rows:
+            return len(rows)
+        stamp = self._stamp_of
+        low = bisect_left(rows, mark.timestamp, key=stamp)
+        high = bisect_right(rows, mark.timestamp, low, key=stamp)
+        new = len(rows) - high
+        if low == high:
+            return new
+        if self._numbers:
+            return (
+                new + high - bisect_right(rows, mark.key, low, high, key=self._key_of)
+            )
+        key, ts = self.table.c[self.key_column], self.table.c[self.ts_column]
+        first, last = rows[low][self._key_index], rows[high - 1][self._key_index]
+        conditions = (ts == mark.timestamp, key >= first, key <= last, key > mark.key)
+        return new + self._count(connection, *conditions)
+
+    def _key_of(self, row: Any) -> Any:
+        return row[self._key_index]
+
+    def _stamp_of(self, row: Any) -> Any:
+        return row[self._ts_index]
 
     def end_pass(self) -> None:
         self.cursor = None
@@ -131,17 +271,59 @@ class KeysetStream:
         the source clock at the start of this pass less the safety lag.
         """
         assert self.cursor is not None
-        if self.cursor.timestamp <= self._safe_point:
-            return self.cursor
-        return Cursor(self._safe_point, _lowest_value(self.cursor.key))
+        cursor = self._start if isinstance(self.cursor, Untimed) else self.cursor
+        if cursor.timestamp <= self._safe_point:
+            return cursor
+        return Cursor(self._safe_point, _lowest_value(cursor.key))
 
-    def backlog(self, connection: Connection) -> int:
-        """Rows after the cursor (or the whole table before a pass)."""
-        query = select(func.count()).select_from(self.table)
-        if self.cursor is not None:
-            query = query.where(
-                self.cursor.after(self.table, self.ts_column, self.key_column)
-            )
+    def left(self, connection: Connection) -> Left:
+        """What the pass has left from where its cursor stands (all of it
+        just after :meth:`begin_pass`): rows to read, and of those the rows
+        past how far the stream has been read and written, to ingest.
+        """
+        rows = self._left(connection, Reached())
+        new = self.new_left(connection) if rows and self.reached != Reached() else rows
+        return Left(rows, new)
+
+    def new_left(self, connection: Connection) -> int:
+        """The rows the pass has left that lie past how far the stream has
+        been read and written.
+        """
+        return self._left(connection, self.reached)
+
+    def _left(self, connection: Connection, marks: Reached) -> int:
+        """How many rows lie after the cursor and past *marks*."""
+        assert self.cursor is not None, "begin_pass() first"
+        position, count = self.cursor, 0
+        if isinstance(position, Untimed):
+            key = self.table.c[self.key_column]
+            conditions = [self.table.c[self.ts_column].is_(None)]
+            conditions += [
+                key > k for k in (position.key, marks.untimed) if k is not None
+            ]
+            count, position = self._count(connection, *conditions), self._start
+        bounds = self._bounds(position, marks.timed)
+        return count + self._count(connection, *map(self._after, bounds))
+
+    def _bounds(self, position: Cursor, mark: Cursor | None) -> list[Cursor]:
+        """The cursors a row must lie after to lie after both *position* and
+        *mark*: the later of the two when Python can tell (their times
+        differ, or their keys are numbers), else both, for the database to
+        compare.
+        """
+        if mark is None:
+            return [position]
+        if position.timestamp != mark.timestamp:
+            return [max(position, mark, key=lambda cursor: cursor.timestamp)]
+        if self._numbers:
+            return [max(position, mark, key=lambda cursor: cursor.key)]
+        return [position, mark]
+
+    def _after(self, cursor: Cursor) -> Any:
+        return cursor.after(self.table, self.ts_column, self.key_column)
+
+    def _count(self, connection: Connection, *conditions: Any) -> int:
+        query = select(func.count()).select_from(self.table).where(*conditions)
         return int(connection.scalar(query) or 0)
 
 

@@ -7,28 +7,33 @@ a change of gear to much larger bites (and larger transactions) until it is
 drained; bites of a large backlog of files or tasks are then read ahead in
 a process of its own (``ingest.readprocess``). Every write is an upsert on a
 natural key (tag, task id, dataset name, file GUID), so re-reading the
-overlap window or replaying the source gives the same catalogue. A row that
-cannot be understood goes to quarantine, and the stream moves past it.
+overlap window or replaying the source gives the same catalogue; the rows a
+pass reads again are not counted as backlog (``KeysetStream.left``). A row
+that cannot be understood goes to quarantine, and the stream moves past it.
+A dataset or a file held in quarantine for want of its task or its dataset
+is read again once the catalogue holds that (:meth:`ProdSysIngester.run`).
 The rows are mapped by ``ingest.prodsysrows``, which the reading process
 imports.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, Row, Table, select
+from sqlalchemy import Engine, Row, Table, or_, select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import dataset_ids, upsert_datasets
-from catalog.db import among, utcnow
+from catalog.db import among, chunked, utcnow
 from catalog.derived import derive_new, mark_changed, mark_tagged, producing_tasks
-from catalog.models import AmiTag, Dataset, ProductionTask
-from catalog.operations import quarantine
+from catalog.models import AmiTag, Dataset, File, ProductionTask, Quarantine
+from catalog.operations import quarantine, release_read
 from catalog.provenance import link_datasets
 from catalog.upsert import differing, upsert
 from ingest import prodsysrows, schemas
@@ -43,16 +48,20 @@ from ingest.filerows import DATASET, GUID, AnyFileRow, payload
 from ingest.files import write_files
 from ingest.gcpause import collector_paused
 from ingest.keyset import KeysetStream
-from ingest.prodsysrows import SOURCE, dataset_row, file_row, tag_row, task_row
+from ingest.prodsysrows import (
+    SOURCE,
+    dataset_row,
+    file_row,
+    is_log,
+    tag_row,
+    task_row,
+)
 from ingest.readprocess import ReadProcess, can_read
-from ingest.values import map_rows
+from ingest.values import map_rows, text
 from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)
 
-# Rows without a timestamp read per pass of a stream (a source should have
-# none; a few are read again at every pass).
-UNTIMED_LIMIT = 10_000
 # Files, or rows of tasks and datasets, left to read from which bites are
 # read ahead in a process of their own, which takes about a third of a
 # second of another core to start. Reading and mapping a file is about half
@@ -60,6 +69,12 @@ UNTIMED_LIMIT = 10_000
 # writing them, derived quantities included: on a thread, that work holds
 # the interpreter's lock the writer needs.
 PROCESS_BACKLOG = 20_000
+# Seconds after which the records held in quarantine for want of their task
+# or dataset are looked at again, when nothing this process wrote called for
+# it sooner (another task server may have written the task, an operator
+# released a record); and such records read again per transaction.
+ORPHANS_RETRY = 60.0
+ORPHANS_BITE = 1000
 
 
 @dataclass(frozen=True)
@@ -124,8 +139,21 @@ class ProdSysIngester(Task):
                 schemas.t_production_file, key_column="fileid", lag=lag
             ),
         }
+        # Per stream in pass: rows left to read, and of those the rows not
+        # yet ingested (the backlog), which leaves out the rows a pass reads
+        # again: the overlap window, and the rows without a timestamp.
         self._remaining: dict[str, int] = {}
+        self._new: dict[str, int] = {}
         self._rate: dict[str, float] = {}
+        self._skipped = 0  # files of log datasets, in the current run
+        # Rows held in quarantine for want of their task or dataset: when
+        # they were last looked at (monotonic time; None: never), how many
+        # were still waiting then, and whether a parent was written or a
+        # row held for want of one since.
+        self._orphans_seen: float | None = None
+        self._orphans_waiting = 0
+        self._parents_written = False
+        self._orphaned = False
         # What reads bites ahead, started when first needed.
         self._thread: ReadThread | None = None
         self._process: ReadProcess | None = None
@@ -152,24 +180,31 @@ class ProdSysIngester(Task):
     def run(self, context: RunContext) -> RunOutcome:
         # Every stream starts its pass first, so that the backlog reported
         # counts the streams this run has no time left for.
-        read = written = 0
+        read = written = self._skipped = 0
         for stream, keyset in self.streams.items():
             if not keyset.in_pass:
-                rows, changed = self._begin_pass(stream, context)
-                read, written = read + rows, written + changed
+                self._begin_pass(stream, context)
         self._start_process()
         for stream in self.streams:
             rows, changed = self._drain(stream, context)
             read, written = read + rows, written + changed
             if context.should_stop():
                 break
-        if self.backlog() == 0:
+        if not any(self._remaining.values()):
             self._stop_process()
+        self._count_arrivals()
+        written += self._adopt_orphans(context)
         stale = refresh_stale_datasets(context)
+        # Rows read again (the overlap window) are no backlog: a run that
+        # only read them again does not make the task due again at once.
         backlog = self.backlog() + stale
         # The items are the rows written: the overlap window's rows, read
         # again every pass, would count many times over in the ingest rate.
-        return RunOutcome(written, backlog, f"{read} rows read, {written} written")
+        note = f"{read} rows read, {written} written"
+        if self._skipped:
+            files = "file" if self._skipped == 1 else "files"
+            note += f", {self._skipped} {files} of log datasets skipped"
+        return RunOutcome(written, backlog, note)
 
     # Streams.
 
@@ -189,10 +224,12 @@ class ProdSysIngester(Task):
             changed += self._write(stream, bite, ahead, context)
             took = time.monotonic() - started
             items += bite.rows
+            keyset.reached = keyset.reached.joined(bite.reached)
             self._remaining[stream] = max(0, self._remaining[stream] - bite.rows)
+            self._new[stream] = max(0, self._new[stream] - bite.new)
             if ahead is None:
                 keyset.end_pass()
-                self._remaining[stream] = 0
+                self._remaining[stream] = self._new[stream] = 0
                 return items, changed
             with collector_paused():  # thousands of rows unpickled
                 following = ahead.result()
@@ -239,47 +276,52 @@ class ProdSysIngester(Task):
         rate = self._rate.get(stream)
         return self.bites.size(stream, self._remaining[stream], rate, self.budget)
 
-    def _begin_pass(self, stream: str, context: RunContext) -> tuple[int, int]:
-        """Start a pass of *stream*: its backlog, and its rows that have no
-        timestamp, which every pass reads; return the rows read and written.
-        All or nothing: if any of it fails, the stream is left out of pass,
-        and the next run starts the pass again.
+    def _begin_pass(self, stream: str, context: RunContext) -> None:
+        """Start a pass of *stream* (its rows without a timestamp first,
+        read in bites like the others), and count what it has left. All or
+        nothing: if any of it fails, the stream is left out of pass, and the
+        next run starts the pass again.
         """
         keyset = self.streams[stream]
         try:
-            return self._start_pass(stream, keyset, context)
+            with context.Session() as session:
+                stored = load_cursor(f"{SOURCE}.{stream}", keyset, session=session)
+            with self.source.connect() as connection:
+                keyset.begin_pass(connection, stored)
+                self._remaining[stream], self._new[stream] = keyset.left(connection)
         except BaseException:
             # A pass half started has no backlog known, and would fail every
             # later run; the error (a source not reachable, or its tables
             # not there yet) may well be transient.
             keyset.end_pass()
             self._remaining.pop(stream, None)
+            self._new.pop(stream, None)
             raise
 
-    def _start_pass(
-        self, stream: str, keyset: KeysetStream, context: RunContext
-    ) -> tuple[int, int]:
-        with context.Session() as session:
-            stored = load_cursor(f"{SOURCE}.{stream}", keyset, session=session)
-        with self.source.connect() as connection:
-            keyset.begin_pass(connection, stored)
-            self._remaining[stream] = keyset.backlog(connection)
-            untimed = keyset.read_untimed(connection, UNTIMED_LIMIT)
-        if not untimed:
-            return 0, 0
-        with context.Session.begin() as session:
-            return len(untimed), self._apply_rows(stream, untimed, session)
+    def _count_arrivals(self) -> None:
+        """Count again the rows to ingest of each stream still in pass that
+        has none left of those counted when its pass began: rows may have
+        come since, past how far it has read (a small range to count).
+        """
+        for stream, keyset in self.streams.items():
+            if keyset.in_pass and not self._new.get(stream):
+                with self.source.connect() as connection:
+                    self._new[stream] = keyset.new_left(connection)
 
     def _apply_rows(
         self, stream: str, rows: Sequence[Row[Any]], session: Session
     ) -> int:
-        """Map source *rows* of *stream* (quarantining those refused), write
-        them, and return the rows written.
+        """Map source *rows* of *stream* (quarantining those refused, which
+        :func:`_refused` then names), write them, and return the rows
+        written.
         """
         reader = self.readers[stream]
         mapped = map_rows(rows, reader.mapper, reader.key)
-        good = quarantine_refused(mapped, SOURCE, session=session)
-        return self._apply[stream](good, session)
+        refused = _refused(session)
+        for record, values, reason in mapped.refused:
+            entry = quarantine(SOURCE, record, values, reason, session=session)
+            refused[(stream, record)] = entry
+        return self._apply[stream](mapped.good, session)
 
     def _reader(self) -> ReadAhead:
         """What reads the next bite ahead: the process once it is ready,
@@ -326,8 +368,10 @@ class ProdSysIngester(Task):
         self._stop_process()
 
     def backlog(self) -> int:
-        """Rows known to be left, over all streams."""
-        return sum(self._remaining.values())
+        """Rows known to be left to ingest, over all streams: not the rows
+        a pass reads again as far as this process has read and written them.
+        """
+        return sum(self._new.values())
 
     # Config tags.
 
@@ -358,6 +402,7 @@ class ProdSysIngester(Task):
         datasets = _linkable(among(Dataset.task_id, ids), session=session)
         gained = link_datasets(datasets, session=session)
         mark_changed({d.id for d in datasets} | gained, gained, session=session)
+        self._parents_written = True
         return len(changed)
 
     def _ensure_tasks(
@@ -393,11 +438,14 @@ class ProdSysIngester(Task):
             if row["task_id"] in tasks:
                 usable.append(row)
             else:
-                reason = (
-                    f"task {row['task_id']} is in neither ProdSys nor the catalogue"
-                )
-                quarantine(SOURCE, row["name"], row, reason, session=session)
+                task = row["task_id"]
+                reason = _wanting("tasks", str(task), f"task {task}", session)
+                entry = quarantine(SOURCE, row["name"], row, reason, session=session)
+                _refused(session)[("datasets", row["name"])] = entry
+                self._orphaned = True
         ids, written, changed = _write_datasets(usable, tasks, session=session)
+        if written:
+            self._parents_written = True
         # Only the datasets written can have an edge missing: one read again
         # unchanged was linked when it was written.
         datasets: list[Any] = [
@@ -411,36 +459,238 @@ class ProdSysIngester(Task):
 
     def _ensure_datasets(
         self, names: set[str], session: Session
-    ) -> tuple[dict[str, int], int]:
+    ) -> tuple[dict[str, int], int, set[str]]:
         """Catalogue ids of *names*, reading unknown datasets from the
-        source; and the rows that reading wrote (their tasks' included).
+        source; the rows that reading wrote (their tasks' included); and
+        the names of log datasets among them, which are not catalogued.
         """
         ids = dataset_ids(sorted(names), session=session)
         missing = names - set(ids)
-        written = 0
+        written, logs = 0, set()
         if missing:
             rows = self._read(schemas.t_production_dataset, "name", missing)
             written = self._apply_rows("datasets", rows, session)
             ids.update(dataset_ids(sorted(missing), session=session))
-        return ids, written
+            logs = _log_names(rows)
+        return ids, written, logs
 
     # Files.
 
     def _apply_files(self, mapped: list[AnyFileRow], session: Session) -> int:
-        """Write files: FileRows, or plain tuples from the reading process."""
-        ids, ensured = self._ensure_datasets({f[DATASET] for f in mapped}, session)
+        """Write files: FileRows, or plain tuples from the reading process.
+        Files of log datasets are skipped, as their datasets are.
+        """
+        names = {f[DATASET] for f in mapped}
+        ids, ensured, logs = self._ensure_datasets(names, session)
         usable = []
         for row in mapped:
             if row[DATASET] in ids:
                 usable.append(row)
+            elif row[DATASET] in logs:
+                self._skipped += 1
             else:
-                reason = (
-                    f"dataset {row[DATASET]!r} is in neither ProdSys nor the catalogue"
-                )
+                name = row[DATASET]
+                reason = _wanting("datasets", name, f"dataset {name!r}", session)
                 quarantine(SOURCE, row[GUID], payload(row), reason, session=session)
+                self._orphaned = True
         written = write_files(usable, ids, SOURCE, session=session)
         mark_changed(written.datasets, set(), session=session)
         return ensured + written.files
+
+    # Rows held for want of their task or dataset.
+
+    def _adopt_orphans(self, context: RunContext) -> int:
+        """Read again from ProdSys the datasets and the files held in
+        quarantine for want of their task or dataset (absent, or refused),
+        now that the catalogue holds it, and release the records of those
+        the catalogue now holds; return the rows written. Their stop points
+        have moved past them, so nothing else would read them again.
+
+        Done when a task or a dataset was written and such records wait (or
+        were added), at a process's first run, and every
+        :data:`ORPHANS_RETRY` seconds. Records released by an operator are
+        read again too, unless the catalogue holds their row.
+        """
+        now = time.monotonic()
+        seen = self._orphans_seen
+        waiting = self._orphans_waiting or self._orphaned
+        due = seen is None or now - seen >= ORPHANS_RETRY
+        if context.stop.is_set() or not (due or (self._parents_written and waiting)):
+            return 0
+        written = left = 0
+        for stream in ("datasets", "files"):  # a dataset written frees its files
+            with context.Session() as session:
+                orphans = _orphans(stream, session=session)
+            for chunk in chunked(orphans, ORPHANS_BITE):
+                with context.Session.begin() as session:
+                    rows, still = self._adopt(stream, chunk, session)
+                written, left = written + rows, left + still
+        # What the look itself wrote or held again is accounted for in *left*.
+        self._orphans_seen, self._orphans_waiting = now, left
+        self._parents_written = self._orphaned = False
+        return written
+
+    def _adopt(
+        self, stream: str, orphans: Sequence[Orphan], session: Session
+    ) -> tuple[int, int]:
+        """Read again the *orphans* of *stream* whose parent the catalogue
+        holds and whose row it does not, and release the records of those it
+        holds then (and of files of log datasets, which are skipped); return
+        the rows written, and the orphans still waiting.
+        """
+        done = _catalogued(stream, orphans, session=session)
+        waiting = [o for o in orphans if o.record not in done]
+        parents = _parents(stream, {o.parent for o in waiting}, session=session)
+        if stream == "files":
+            # Held, with a false reason, before files of log datasets were
+            # skipped: there is nothing to read again.
+            logs = self._logs({o.parent for o in waiting} - parents)
+            done |= {o.record for o in waiting if o.parent in logs}
+        again = {o.child for o in waiting if o.parent in parents}
+        written = 0
+        if again:
+            table, column = _CHILDREN[stream]
+            rows = self._read(table, column, again)
+            written = self._apply_rows(stream, rows, session)
+            done |= _catalogued(stream, waiting, session=session)
+        release_read(SOURCE, done, session=session)
+        return written, sum(o.record not in done for o in orphans)
+
+    def _logs(self, names: set[str]) -> set[str]:
+        """The names among *names* of log datasets in ProdSys."""
+        if not names:
+            return set()
+        return _log_names(self._read(schemas.t_production_dataset, "name", names))
+
+
+class Orphan(NamedTuple):
+    """A ProdSys row held in quarantine for want of its parent."""
+
+    record: str  # its key in quarantine: a dataset's name, a file's GUID
+    child: str  # what finds its row in ProdSys: the dataset's name, the file's LFN
+    parent: Any  # what it wants: the task id, the dataset's name
+
+
+# Where ProdSys holds the rows of datasets and of files, and the column an
+# orphan's ``child`` is found in.
+_CHILDREN = {
+    "datasets": (schemas.t_production_dataset, "name"),
+    "files": (schemas.t_production_file, "lfn"),
+}
+# The reasons a row wants its parent, as :func:`_wanting` gives them (a
+# release adds to the end of a reason).
+_WANTING = re.compile(
+    r"(task|dataset) \S+ (?:is in neither ProdSys nor the catalogue"
+    r"|was refused \(quarantine record \d+\))"
+)
+_WANTS = {"task": "datasets", "dataset": "files"}
+# What ends the reason of a record the ingesters released (release_read).
+_RELEASED_READ = "; released automatically on "
+
+
+def _orphans(stream: str, *, session: Session) -> list[Orphan]:
+    """The rows of *stream* (datasets or files) held in quarantine for want
+    of their parent, or released by an operator since: not those released
+    once read again.
+    """
+    query = select(Quarantine.record_key, Quarantine.payload, Quarantine.reason)
+    query = query.where(
+        Quarantine.source == SOURCE,
+        or_(
+            Quarantine.reason.startswith("task "),
+            Quarantine.reason.startswith("dataset "),
+        ),
+        or_(
+            Quarantine.released.is_not(True),
+            Quarantine.reason.not_like(f"%{_RELEASED_READ}%"),
+        ),
+    )
+    orphans = []
+    for key, held, reason in session.execute(query.order_by(Quarantine.id)):
+        wants = _WANTING.match(reason)
+        if key is None or wants is None or _WANTS[wants[1]] != stream:
+            continue
+        orphan = _orphan(stream, key, held)
+        if orphan is not None:
+            orphans.append(orphan)
+    return orphans
+
+
+def _orphan(stream: str, key: str, held: str) -> Orphan | None:
+    """The orphan of *stream* held under *key*, with its payload *held*
+    (None if the payload does not say what it wants).
+    """
+    try:
+        values = json.loads(held)
+    except ValueError:
+        return None
+    if not isinstance(values, dict):
+        return None
+    if stream == "datasets":
+        child, parent = values.get("name"), values.get("task_id")
+        wanted = isinstance(parent, int)
+    else:
+        child, parent = values.get("lfn"), values.get("dataset")
+        wanted = isinstance(parent, str)
+    return Orphan(key, child, parent) if isinstance(child, str) and wanted else None
+
+
+def _catalogued(
+    stream: str, orphans: Sequence[Orphan], *, session: Session
+) -> set[str]:
+    """The records of *orphans* whose row the catalogue holds: a dataset of
+    that name, a file of that GUID in the dataset its row names.
+    """
+    if stream == "datasets":
+        return set(dataset_ids(sorted({o.child for o in orphans}), session=session))
+    wanted = {(o.record, o.parent) for o in orphans}
+    query = select(File.guid, Dataset.name).join(Dataset, File.dataset_id == Dataset.id)
+    query = query.where(among(File.guid, sorted({o.record for o in orphans})))
+    return {guid for guid, name in session.execute(query) if (guid, name) in wanted}
+
+
+def _parents(stream: str, keys: set[Any], *, session: Session) -> set[Any]:
+    """Those of *keys* that the catalogue holds: task ids for the datasets,
+    dataset names for the files.
+    """
+    if stream == "datasets":
+        query = select(ProductionTask.task_id).where(
+            among(ProductionTask.task_id, sorted(keys))
+        )
+        return set(session.scalars(query))
+    return set(dataset_ids(sorted(keys), session=session))
+
+
+def _log_names(rows: Sequence[Row[Any]]) -> set[str]:
+    """The names of the log datasets among ProdSys dataset *rows*."""
+    found = [dict(row._mapping) for row in rows]
+    return {text(row, "name") or "" for row in found if is_log(row)}
+
+
+# Where a transaction's session keeps the quarantine records of the tasks
+# and datasets it refused, by stream and key: a row wanting one of them
+# names the record in its own reason.
+_REFUSED = "prodsys.refused"
+
+
+def _refused(session: Session) -> dict[tuple[str, str], Quarantine]:
+    """The records of the rows refused in *session*'s transaction."""
+    refused: dict[tuple[str, str], Quarantine] = session.info.setdefault(_REFUSED, {})
+    return refused
+
+
+def _wanting(stream: str, key: str, shown: str, session: Session) -> str:
+    """Why a row is held for want of its parent, the row of *stream* under
+    *key* (*shown* as the reason names it): refused into quarantine, read
+    from ProdSys in this transaction; or in neither ProdSys nor the
+    catalogue.
+    """
+    entry = _refused(session).get((stream, key))
+    if entry is None:
+        return f"{shown} is in neither ProdSys nor the catalogue"
+    if entry.id is None:
+        session.flush()  # the record's number
+    return f"{shown} was refused (quarantine record {entry.id})"
 
 
 def _write_datasets(

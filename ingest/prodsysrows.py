@@ -68,9 +68,16 @@ def task_row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def is_log(row: Mapping[str, Any]) -> bool:
+    """Whether a ProdSys dataset row is a log dataset's (not catalogued, and
+    nor are its files).
+    """
+    return (row.get("type") or "output") == "log"
+
+
 def dataset_row(row: Mapping[str, Any]) -> dict[str, Any] | None:
     """An output dataset's row (None for a log dataset: not catalogued)."""
-    if (row.get("type") or "output") == "log":
+    if is_log(row):
         return None
     name = text(row, "name") or ""
     return {
