@@ -335,6 +335,14 @@ SETTINGS: tuple[Setting, ...] = (
         _within(0),
     ),
     Setting(
+        "secure_cookies",
+        "Whether the login cookie is marked Secure, so that browsers send it "
+        "over HTTPS only; set it when hepcat is served over HTTPS (as behind a "
+        "TLS proxy), where a login over plain HTTP would then not hold.",
+        False,
+        _bool,
+    ),
+    Setting(
         "trusted_dn_header",
         "The request header in which a reverse proxy hands over the verified "
         "X.509 client-certificate DN (e.g. X-SSL-Client-S-DN), mapped to the "

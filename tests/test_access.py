@@ -749,3 +749,258 @@ def test_a_live_server_takes_a_token_made_on_the_command_line(served_catalog):
 
     assert "live_reader" in page
     assert anonymous.value.code == 401
+
+
+# --- writes with ambient credentials (cookie, certificate) ------------------
+
+PHIL_DN = "/DC=ch/DC=cern/OU=Users/CN=phil"
+SKIM_WRITES = {
+    "AMICreateSkim": '-logicalDatasetName="{zee}" -name="again" -select="nMuons > 1"',
+    "AMIRunSkim": "-skimId={skim}",
+    "AMICancelSkim": "-skimId={skim}",
+    "AMIRetrySkim": "-skimId={skim}",
+}
+
+
+@pytest.fixture
+def skim(tokens, zee, Session) -> int:  # noqa: N803
+    """A skim phil defined on the Zee dataset, not run yet; phil has a DN."""
+    from catalog.datasets import get_dataset
+    from catalog.models import Skim
+
+    with Session.begin() as session:
+        phil = get_user("phil", session=session)
+        phil.dn = PHIL_DN
+        defined = Skim(
+            name="dimuon",
+            owner=phil,
+            parent=get_dataset(zee, session=session),
+            selection="nMuons >= 2",
+        )
+        session.add(defined)
+        session.flush()
+        return defined.id
+
+
+def skim_state(Session: Any, skim_id: int) -> tuple[str, Any]:  # noqa: N803
+    from catalog.models import Skim
+
+    with Session() as session:
+        found = session.get(Skim, skim_id)
+        return found.state, found.run_requested
+
+
+def ami_error(answer: TestResponse) -> tuple[str, str] | None:
+    found = re.search(r'<error type="(\w+)"><!\[CDATA\[(.*?)\]\]>', answer.text, re.S)
+    return (found.group(1), found.group(2)) if found else None
+
+
+@pytest.mark.parametrize("command", sorted(SKIM_WRITES))
+def test_a_login_cookie_never_writes_through_the_ami_endpoint_even_by_get(
+    app,
+    tokens,
+    zee,
+    skim,
+    Session,  # noqa: N803
+    command,
+):
+    browser = log_in(app, "phil")
+    line = f"{command} " + SKIM_WRITES[command].format(zee=zee, skim=skim)
+
+    answer = browser.get("/AMI/FrontEnd", query_string={"Command": line})
+
+    kind, message = ami_error(answer)
+    assert kind == "AuthenticationFailed"
+    assert "a login cookie never writes through the AMI endpoint" in message
+    assert "send -AMIUser and -AMIPass" in message
+    assert skim_state(Session, skim) == ("defined", None)
+    reading = browser.get("/AMI/FrontEnd", query_string={"Command": "AMIListSkims"})
+    assert ami_error(reading) is None  # reading with the cookie still works
+
+
+CROSS_SITE = [
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+    {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    {"Sec-Fetch-Site": "same-site"},
+]
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE)
+def test_a_certificate_does_not_write_through_the_ami_endpoint_from_another_site(
+    make_app,
+    skim,
+    Session,  # noqa: N803
+    headers,
+):
+    app = make_app(trusted_dn_header=DN_HEADER)
+    form = {"Command": f"AMICancelSkim -skimId={skim}"}
+
+    answer = app.test_client().post(
+        "/AMI/FrontEnd", data=form, headers={DN_HEADER: PHIL_DN, **headers}
+    )
+
+    kind, message = ami_error(answer)
+    assert kind == "CrossSiteWrite"
+    assert "comes from a page of another site" in message
+    assert skim_state(Session, skim) == ("defined", None)
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE)
+def test_a_certificate_does_not_write_through_the_api_from_another_site(
+    make_app,
+    skim,
+    Session,  # noqa: N803
+    headers,
+):
+    app = make_app(trusted_dn_header=DN_HEADER)
+
+    answer = app.test_client().post(
+        f"/api/v1/skims/{skim}/cancel", headers={DN_HEADER: PHIL_DN, **headers}
+    )
+
+    assert answer.status_code == 403
+    assert answer.json["error"]["type"] == "CrossSiteWrite"
+    assert skim_state(Session, skim) == ("defined", None)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Origin": "http://localhost"}, {"Sec-Fetch-Site": "same-origin"}],
+    ids=["pyami", "same-origin", "fetch-same-origin"],
+)
+def test_a_certificate_writes_from_a_client_or_this_site(
+    make_app,
+    skim,
+    Session,  # noqa: N803
+    headers,
+):
+    app = make_app(trusted_dn_header=DN_HEADER)
+    form = {"Command": f"AMICancelSkim -skimId={skim}"}
+
+    answer = app.test_client().post(
+        "/AMI/FrontEnd", data=form, headers={DN_HEADER: PHIL_DN, **headers}
+    )
+
+    assert ami_error(answer) is None
+    assert skim_state(Session, skim)[0] == "cancelled"
+
+
+def test_tokens_and_ami_passwords_write_from_anywhere(app, tokens, skim, Session):  # noqa: N803
+    evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    client = app.test_client()
+    line = f'AMIRunSkim -skimId={skim} -AMIUser="phil" -AMIPass="{PASSWORD}"'
+
+    by_password = client.post("/AMI/FrontEnd", data={"Command": line}, headers=evil)
+    by_token = client.post(
+        f"/api/v1/skims/{skim}/cancel", headers={**evil, **bearer(tokens["phil"])}
+    )
+
+    assert ami_error(by_password) is None
+    assert by_token.status_code == 200, by_token.text
+    assert skim_state(Session, skim)[0] == "cancelled"
+
+
+def test_a_page_form_from_another_site_is_refused_even_with_its_csrf_token(
+    app, tokens, zee
+):
+    browser = log_in(app, "phil")
+    form = {"name": "ZeeCandidate", "csrf_token": csrf_token(browser)}
+
+    answer = browser.post(
+        f"/datasets/{zee}/annotations", data=form, headers={"Origin": "https://x.org"}
+    )
+
+    assert answer.status_code == 403
+    assert "comes from a page of another site (https://x.org)" in shown(answer)
+
+
+# --- the login cookie and the response headers ------------------------------
+
+
+def login_cookie(app: Flask) -> str:
+    client = app.test_client()
+    answer = client.post(
+        "/login",
+        data={"login": "phil", "password": PASSWORD, "csrf_token": csrf_token(client)},
+    )
+    [cookie] = [c for c in answer.headers.getlist("Set-Cookie") if "session=" in c]
+    return cookie
+
+
+def test_the_login_cookie_is_same_site_lax_and_secure_when_asked(make_app, tokens):
+    plain = login_cookie(make_app())
+    secure = login_cookie(make_app(secure_cookies="true"))
+
+    assert "SameSite=Lax" in plain and "HttpOnly" in plain
+    assert "Secure" not in plain
+    assert "SameSite=Lax" in secure and "; Secure" in secure
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/login", "/no/such/page", "/api/v1/datasets", "/AMI/FrontEnd"]
+)
+def test_every_response_forbids_framing_and_sniffing(app, path):
+    answer = app.test_client().get(path)
+
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_logging_out_ends_a_copied_cookie_and_the_other_logins(app, tokens):
+    browser, desktop = log_in(app, "phil"), log_in(app, "phil")
+    copied = app.test_client()
+    copied.set_cookie("session", browser.get_cookie("session").value)
+
+    answer = browser.post("/logout", data={"csrf_token": csrf_token(browser)})
+
+    assert answer.status_code == 302
+    assert "every other one where you were logged in" in shown(
+        browser.get(answer.headers["Location"])
+    )
+    assert copied.get("/account").status_code == 401
+    assert desktop.get("/account").status_code == 401
+    assert log_in(app, "phil").get("/account").status_code == 200
+
+
+# --- password guessing --------------------------------------------------------
+
+
+def test_five_wrong_passwords_make_the_login_wait(app, tokens):
+    browser = app.test_client()
+    token = csrf_token(browser)
+
+    def try_login(password: str, login: str = "phil") -> TestResponse:
+        form = {"login": login, "password": password, "csrf_token": token}
+        return browser.post("/login", data=form)
+
+    wrong = [try_login(f"guess {n}") for n in range(5)]
+    refused = try_login(PASSWORD)  # the right one: not even checked
+
+    assert [answer.status_code for answer in wrong] == [401] * 5
+    assert refused.status_code == 429
+    assert "too many wrong passwords" in shown(refused)
+    assert re.search(r"try again in \d+ s, after \d\d:\d\d:\d\d UTC", shown(refused))
+    assert browser.get("/account").status_code == 401
+    assert try_login(PASSWORD, "ada").status_code == 429  # the same address
+
+
+def test_wrong_ami_passwords_make_the_login_wait(app, tokens):
+    client = app.test_client()
+
+    def command(password: str) -> str:
+        line = f'AMIListCommands -AMIUser="phil" -AMIPass="{password}"'
+        return client.post("/AMI/FrontEnd", data={"Command": line}).text
+
+    wrong = [command(f"guess {n}") for n in range(5)]
+
+    assert all('<error type="AuthenticationFailed">' in answer for answer in wrong)
+    assert '<error type="LoginThrottled">' in command(PASSWORD)
+    other = app.test_client().post(
+        "/AMI/FrontEnd",
+        data={"Command": "AMIListCommands"},
+        headers=bearer(tokens["phil"]),
+    )
+    assert "<error" not in other.text  # a token is not a password: not held up

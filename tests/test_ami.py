@@ -753,3 +753,77 @@ def test_every_path_answers(client: FlaskClient, path: str) -> None:
     assert response.status_code == 200
     assert response.mimetype == "text/xml"
     assert '<rowset type="commands">' in response.get_data(as_text=True)
+
+
+# --- credentials are never shown or logged --------------------------------------
+
+
+def test_an_error_in_a_pyami_command_never_shows_its_credentials(app: Flask) -> None:
+    # What pyAMI sends for execute('AMIGetDatasetInfo -logicalDatasetName="mc16_13T
+    # eV.foo', AMIUser='rdr', AMIPass='readpass11'): a quote left open.
+    command = (
+        'AMIGetDatasetInfo -logicalDatasetName="mc16_13TeV.foo'
+        ' -AMIUser="rdr" -AMIPass="readpass11"'
+    )
+
+    answer = as_pyami_posts(app.test_client(), command, "AMIXmlToText.xsl")
+
+    assert "Error: the value of -logicalDatasetName opens a quote" in answer.text
+    assert "rdr" not in answer.text and "readp" not in answer.text
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        'AMIListCommands stray -AMIPass=readpass11 -AMIUser="rdr"',
+        'AMIListCommands -x="a -AMIUser="rdr" -AMIPass="readpass11" -y=1',
+        "AMIListCommands stray -AMIUser=rdr -AMIPass=readpass11",
+    ],
+)
+def test_a_command_quoted_in_an_error_has_its_credentials_starred(
+    app: Flask, command: str
+) -> None:
+    body = post(app.test_client(), command)
+
+    assert "expected an argument -name=value" in body
+    assert "rdr" not in body and "readp" not in body
+    assert "*" in body
+
+
+def test_credentials_pyami_appends_are_read_with_their_escapes(
+    app: Flask,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+) -> None:
+    with Session.begin() as session:
+        add_user("jdoe", password='quote" and \\', roles=["reader"], session=session)
+    # pyAMI escapes " and \ in the password it appends.
+    appended = '-AMIUser="jdoe" -AMIPass="quote\\" and \\\\"'
+    command = f'GetUserInfo -amiLogin="jdoe" {appended}'
+
+    found = pyAMI.object.DOMObject(post(app.test_client(), command))
+
+    assert [dict(row)["AMIUser"] for row in found.get_rows("User_Info")] == ["jdoe"]
+
+
+@pytest.mark.parametrize("password", ["-AMIPass", "-amipass", "-AmiPass"])
+def test_a_password_in_a_url_is_refused_unread(
+    app: Flask,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+    password: str,
+) -> None:
+    with Session.begin() as session:
+        add_user("adm", password="correct horse", roles=["admin"], session=session)
+    command = f'AMIListCommands -AMIUser=adm {password}="correct horse"'
+
+    by_get = app.test_client().get("/AMI/FrontEnd", query_string={"Command": command})
+    in_post_url = app.test_client().post(
+        "/AMI/FrontEnd", query_string={"Command": command}
+    )
+
+    for answer in (by_get, in_post_url):
+        assert '<error type="PasswordInUrl">' in answer.text
+        assert "send -AMIPass in a POST body, never in a URL: URLs are logged" in (
+            answer.text
+        )
+        assert '<rowset type="commands">' not in answer.text
+    assert "<error" not in post(app.test_client(), command)  # in a POST body: fine

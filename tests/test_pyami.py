@@ -310,6 +310,20 @@ def test_an_error_is_raised_by_pyami_with_hepcats_message(
         )
 
 
+def test_an_error_never_shows_the_credentials_pyami_appends(
+    client: pyAMI.client.Client,
+) -> None:
+    answer = client.execute(
+        'AMIGetDatasetInfo -logicalDatasetName="mc16_13TeV.foo',
+        AMIUser="rdr",
+        AMIPass="readpass11",
+        format="text",
+    )
+
+    assert "Error: the value of -logicalDatasetName opens a quote" in answer
+    assert "rdr" not in answer and "readp" not in answer
+
+
 # --- skims through pyAMI's generic command execution ---------------------------
 
 

@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
+from catalog.config import load_config
 from catalog.db import utcnow
 from catalog.errors import AuthenticationFailed, InvalidInput, NotFound, UserNotFound
 from catalog.models import ApiToken, Role, User
@@ -30,6 +33,7 @@ from catalog.users import (
     user_by_dn,
 )
 from hepcat.cli import main
+from web.app import create_app
 
 PASSWORD = "correct horse battery"
 ROLES = ("reader", "physicist", "admin")
@@ -251,6 +255,37 @@ def test_token_names_tell_live_tokens_apart(Session, alice):  # noqa: N803
         create_token("alice", "laptop", session=session)  # the name is free again
         with pytest.raises(NotFound, match="no live token named 'desktop'"):
             revoke_token("alice", "desktop", session=session)
+
+
+def csrf_token(client):
+    """The CSRF token of the client's session, as the forms carry it."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert found
+    return found.group(1)
+
+
+@pytest.fixture
+def alice_browser(alice, catalog_engine, tmp_path):
+    """A browser logged in as alice through the login form."""
+    app = create_app(load_config(env={}, data_dir=str(tmp_path)), engine=catalog_engine)
+    client = app.test_client()
+    form = {"login": "alice", "password": PASSWORD, "csrf_token": csrf_token(client)}
+    assert client.post("/login", data=form).status_code == 302
+    return client
+
+
+@pytest.mark.parametrize("days", ["\u00b2", "\u0663", "0", "36501", "9" * 5000])
+def test_a_token_lifetime_not_in_days_is_refused(Session, alice_browser, days):  # noqa: N803
+    form = {"name": "job", "expires_days": days}
+
+    answer = alice_browser.post(
+        "/account/tokens", data=form | {"csrf_token": csrf_token(alice_browser)}
+    )
+
+    assert answer.status_code == 400
+    assert "is not a number of days (1 to 36500)" in html.unescape(answer.text)
+    with Session() as session:
+        assert session.scalars(select(ApiToken)).all() == []
 
 
 # --- certificate DNs ----------------------------------------------------------

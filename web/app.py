@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, Response, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -53,13 +53,36 @@ def create_app(config: Config | None = None, *, engine: Engine | None = None) ->
     engine = engine if engine is not None else open_catalog(config)
     app = Flask(__name__)
     app.config["SECRET_KEY"] = config.secret_key or _stored_secret_key(config)
+    # Flask's defaults already hold these keys (None, False): set, not setdefault.
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = config.secure_cookies
     app.extensions["hepcat"] = WebCatalog(config, engine, session_factory(engine))
     app.register_error_handler(HepcatError, render_error)
     app.register_error_handler(HTTPException, render_http_error)
+    app.after_request(add_security_headers)
 
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
     return app
+
+
+#: Sent with every response: no site may frame hepcat's pages (clickjacking),
+#: a browser takes each response for the type it is sent as, and a link
+#: followed to another site does not carry the URL it was on. There is no
+#: ``script-src``: the pages keep their inline scripts.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def add_security_headers(response: Response) -> Response:
+    """Add :data:`SECURITY_HEADERS` to *response*, keeping any a view set."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def settle() -> None:

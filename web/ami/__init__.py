@@ -14,6 +14,10 @@ with the message, never SQL and never a traceback. That includes a request
 whose form is over the endpoint's limit (:data:`MAX_COMMAND_BYTES`), which
 Werkzeug refuses before the ``Command`` is read: it answers
 :class:`CommandTooLong` in the converter the request asks for.
+
+A command in the URL (``GET``, or a query string on a ``POST``) must not
+carry ``-AMIPass``: servers and proxies log URLs. It is refused with
+:class:`PasswordInUrl` before the password is looked at.
 """
 
 from __future__ import annotations
@@ -73,6 +77,15 @@ class CommandTooLong(InvalidInput):
         )
 
 
+class PasswordInUrl(InvalidInput):
+    """A command sent in the URL carries ``-AMIPass``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "send -AMIPass in a POST body, never in a URL: URLs are logged"
+        )
+
+
 def frontend() -> Response:
     """Answer the AMI command of the request."""
     started = time.perf_counter()
@@ -95,6 +108,8 @@ def answer(text: str, converter: str, started: float) -> Reply:
     """The reply to the command line *text*, an error included."""
     line = CommandLine(text.split(maxsplit=1)[0] if text.strip() else "")
     try:
+        if "-amipass" in request.args.get("Command", "").lower():
+            raise PasswordInUrl()
         get_converter(converter)
         line = parse_command_line(text)
         _log_in(line)

@@ -4,7 +4,11 @@
 A command is a name followed by arguments ``-name="value"`` (a backslash
 escapes ``"`` and ``\\``), ``-name=value`` (up to the next blank) or a bare
 ``-flag``. The credentials ``-AMIUser``/``-AMIPass`` are taken out of the
-arguments, so that they are never echoed back.
+arguments, so that they are never echoed back: first the pair pyAMI appends
+at the end (``-AMIUser="..." -AMIPass="..."``, ``"`` and ``\\`` escaped),
+before the rest is read, so that a mistake in the rest (a quote left open)
+cannot make them part of an error message; and an error that quotes the
+command stars out any credential value it would show.
 """
 
 from __future__ import annotations
@@ -18,6 +22,18 @@ CREDENTIALS = ("AMIUser", "AMIPass")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _ARGUMENT = re.compile(r"-(?P<name>[A-Za-z_][A-Za-z0-9_.]*)(?P<equals>=?)")
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+# The credentials pyAMI appends to every command it sends with a login.
+_APPENDED = re.compile(
+    rf"\s-AMIUser=(?P<user>{_QUOTED})\s+-AMIPass=(?P<password>{_QUOTED})\s*\Z",
+    re.IGNORECASE,
+)
+# A credential anywhere, its value quoted (perhaps never closed) or bare.
+_CREDENTIAL = re.compile(
+    rf'-AMI(?:User|Pass)=(?P<value>{_QUOTED[:-1]}"?|\S*)', re.IGNORECASE
+)
+#: Characters of the command an error message quotes.
+SNIPPET = 20
 
 
 @dataclass(frozen=True)
@@ -45,7 +61,7 @@ def parse_command_line(text: str) -> CommandLine:
     :raises InvalidInput: for an empty command, an argument that does not
         start with ``-``, or a quote left open.
     """
-    text = text.strip()
+    text, appended = _appended_credentials(text.strip())
     name_match = _NAME.match(text)
     if name_match is None:
         raise InvalidInput(
@@ -59,7 +75,34 @@ def parse_command_line(text: str) -> CommandLine:
             break
         name, value, position = _argument(text, position)
         arguments.append((name, value))
-    return _with_credentials_apart(name_match.group(), arguments)
+    return _with_credentials_apart(name_match.group(), arguments, appended)
+
+
+def _appended_credentials(text: str) -> tuple[str, dict[str, str]]:
+    """Take the credentials pyAMI appends off the end of *text*: return the
+    rest and the credentials (none when *text* does not end with them).
+    """
+    match = _APPENDED.search(text)
+    if match is None:
+        return text, {}
+    found = {"AMIUser": match.group("user"), "AMIPass": match.group("password")}
+    unquoted = {key: _unescaped(value[1:-1]) for key, value in found.items()}
+    return text[: match.start()].rstrip(), unquoted
+
+
+def _unescaped(value: str) -> str:
+    return re.sub(r'\\(["\\])', r"\1", value)
+
+
+def _snippet(text: str, position: int) -> str:
+    """The characters of *text* from *position* that an error message
+    quotes, with the value of any credential in them starred out.
+    """
+    chars = list(text)
+    for match in _CREDENTIAL.finditer(text):
+        start, end = match.span("value")
+        chars[start:end] = "*" * (end - start)
+    return "".join(chars[position : position + SNIPPET])
 
 
 def _skip_blanks(text: str, position: int) -> int:
@@ -72,7 +115,7 @@ def _argument(text: str, position: int) -> tuple[str, str, int]:
     """Read the argument at *position*: its name, value and end."""
     match = _ARGUMENT.match(text, position)
     if match is None:
-        found = text[position : position + 20]
+        found = _snippet(text, position)
         raise InvalidInput(
             f"expected an argument -name=value at character {position + 1}, "
             f"found {found!r}"
@@ -110,7 +153,12 @@ def _quoted(text: str, position: int, name: str) -> tuple[str, int]:
     raise InvalidInput(f'the value of -{name} opens a quote (") and never closes it')
 
 
-def _with_credentials_apart(name: str, arguments: list[tuple[str, str]]) -> CommandLine:
+def _with_credentials_apart(
+    name: str, arguments: list[tuple[str, str]], appended: dict[str, str]
+) -> CommandLine:
+    """The command *name* with its *arguments*, the credentials among them
+    taken out and joined to those *appended* at its end (which win).
+    """
     credentials = {}
     kept = []
     for key, value in arguments:
@@ -119,4 +167,4 @@ def _with_credentials_apart(name: str, arguments: list[tuple[str, str]]) -> Comm
             credentials[canonical] = value
         else:
             kept.append((key, value))
-    return CommandLine(name, tuple(kept), credentials)
+    return CommandLine(name, tuple(kept), {**credentials, **appended})
