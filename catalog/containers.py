@@ -7,20 +7,23 @@ this module reads them. Datasets and containers share Rucio's one namespace
 of names, so wherever a dataset's name is taken a container's may be given
 too (:func:`dataset_or_container`); a dataset of the same name wins.
 
+A period container may hold tens of thousands of datasets: their names are
+read, but their totals and statuses are added up in SQL, and the datasets
+themselves are read a page at a time (:func:`member_page`).
+
 Functions here take the session keyword-only and never commit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.datasets import get_dataset
+from catalog.datasets import Page, check_paging, get_dataset, similar_names, split_did
 from catalog.db import among, chunked
 from catalog.errors import ContainerNotFound, DatasetNotFound
 from catalog.models import Container, ContainerMember, Dataset
@@ -29,6 +32,10 @@ CONTAINER = "CONTAINER"
 """A container's type in Rucio (``childtype``), and its ``dataType`` on the
 AMI endpoint and in the JSON API.
 """
+
+#: The dataset names an answer lists at most (the JSON API's ``datasets`` and
+#: ``notCatalogued``); ``nDatasets`` counts them all.
+LISTED = 1000
 
 
 @dataclass(frozen=True)
@@ -40,8 +47,12 @@ class ContainerInfo:
     :param erased: when DDM erased it; None while it is not.
     :param members: the names of the datasets in it, and in the containers
         it holds, by name: all that DDM put there, catalogued or not.
-    :param catalogued: those of *members* the catalogue has, by name; the
-        totals add up theirs.
+    :param catalogued: the names of those of *members* the catalogue has.
+    :param n_files: the sum of its catalogued datasets' ``nFiles``.
+    :param total_events: the sum of their ``totalEvents``.
+    :param total_size: the sum of their ``totalSize``, in bytes.
+    :param prodsys_statuses: their distinct ``prodsysStatus``, sorted.
+    :param ami_statuses: their distinct ``amiStatus``, sorted.
     """
 
     name: str
@@ -49,7 +60,12 @@ class ContainerInfo:
     created: dt.datetime | None
     erased: dt.datetime | None
     members: list[str]
-    catalogued: list[Dataset]
+    catalogued: frozenset[str]
+    n_files: int
+    total_events: int
+    total_size: int
+    prodsys_statuses: list[str]
+    ami_statuses: list[str]
 
     @property
     def n_datasets(self) -> int:
@@ -57,35 +73,19 @@ class ContainerInfo:
         return len(self.members)
 
     @property
-    def n_files(self) -> int:
-        """The sum of its catalogued datasets' ``nFiles``."""
-        return sum(dataset.n_files or 0 for dataset in self.catalogued)
-
-    @property
-    def total_events(self) -> int:
-        """The sum of its catalogued datasets' ``totalEvents``."""
-        return sum(dataset.total_events or 0 for dataset in self.catalogued)
-
-    @property
-    def total_size(self) -> int:
-        """The sum of its catalogued datasets' ``totalSize``, in bytes."""
-        return sum(dataset.total_size or 0 for dataset in self.catalogued)
-
-    @property
-    def prodsys_statuses(self) -> list[str]:
-        """The distinct ``prodsysStatus`` of its catalogued datasets, sorted."""
-        return sorted({d.prodsys_status for d in self.catalogued if d.prodsys_status})
-
-    @property
-    def ami_statuses(self) -> list[str]:
-        """The distinct ``amiStatus`` of its catalogued datasets, sorted."""
-        return sorted({d.ami_status for d in self.catalogued if d.ami_status})
-
-    @property
     def not_catalogued(self) -> list[str]:
         """The datasets DDM put in it that the catalogue does not have yet."""
-        known = {dataset.name for dataset in self.catalogued}
-        return [name for name in self.members if name not in known]
+        return [name for name in self.members if name not in self.catalogued]
+
+    @property
+    def listed(self) -> list[str]:
+        """The first :data:`LISTED` of :attr:`members`."""
+        return self.members[:LISTED]
+
+    @property
+    def listed_not_catalogued(self) -> list[str]:
+        """The first :data:`LISTED` of :attr:`not_catalogued`."""
+        return self.not_catalogued[:LISTED]
 
 
 def dataset_or_container(name: str, *, session: Session) -> Dataset | ContainerInfo:
@@ -111,7 +111,8 @@ def get_container(name: str, *, session: Session) -> ContainerInfo:
     """
     found = find_container(name, session=session)
     if found is None:
-        close = similar_container_names(name, session=session)
+        bare = split_did(name)[1].rstrip("/")
+        close = similar_names(bare, session=session, column=Container.name)
         raise ContainerNotFound(name, suggestions=close)
     return found
 
@@ -119,39 +120,95 @@ def get_container(name: str, *, session: Session) -> ContainerInfo:
 def find_container(name: str, *, session: Session) -> ContainerInfo | None:
     """Return the DDM container called *name*, or None.
 
-    As for a dataset, *name* may be a Rucio DID (``scope:name``), which also
-    asks for the scope. A trailing ``/`` (the container mark of ATLAS names)
-    may be given or left out, whichever way DDM spelt the name: the name as
-    given wins when DDM knows both.
+    As for a dataset, *name* may be a Rucio DID (``scope:name``, read by
+    :func:`~catalog.datasets.split_did`), which also asks for the scope. A
+    trailing ``/`` (the container mark of ATLAS names) may be given or left
+    out, whichever way DDM spelt the name: the name as given wins when DDM
+    knows both.
     """
     container = _container(name, session=session)
     if container is None:
         return None
     members = _member_names(container, session=session)
+    totals = _Totals()
+    for chunk in chunked(members):
+        totals.add(chunk, session=session)
     return ContainerInfo(
         container.name,
         container.scope,
         container.created,
         container.erased,
         members,
-        _datasets(members, session=session),
+        frozenset(totals.catalogued),
+        totals.n_files,
+        totals.total_events,
+        totals.total_size,
+        sorted(totals.prodsys_statuses),
+        sorted(totals.ami_statuses),
     )
 
 
+def member_page(
+    container: ContainerInfo, *, session: Session, offset: int = 0, limit: int = 50
+) -> tuple[Page, list[Dataset]]:
+    """A page of *container*'s members (their names, by name), and the
+    catalogued datasets among them, by name.
+
+    :raises InvalidInput: for a negative *offset* or a *limit* out of range.
+    """
+    check_paging(offset, limit)
+    names = container.members[offset : offset + limit]
+    page = Page(names, container.n_datasets, offset, limit)
+    if not names:
+        return page, []
+    query = select(Dataset).where(among(Dataset.name, names)).order_by(Dataset.name)
+    return page, list(session.scalars(query))
+
+
 def _container(name: str, *, session: Session) -> Container | None:
-    scope, colon, rest = name.partition(":")
-    if not colon:
-        rest = name
+    scope, rest = split_did(name)
     bare = rest.rstrip("/")
     if not bare:
         return None
     spellings = list(dict.fromkeys([rest, bare, bare + "/"]))
     query = select(Container).where(Container.name.in_(spellings))
-    if colon:
+    if scope is not None:
         query = query.where(Container.scope == scope)
-    # MariaDB compares names blind to case: keep the exact spellings only.
     found = {container.name: container for container in session.scalars(query)}
     return next((found[s] for s in spellings if s in found), None)
+
+
+class _Totals:
+    """The sums and statuses of a container's catalogued datasets, added up
+    in SQL a chunk of member names at a time.
+    """
+
+    def __init__(self) -> None:
+        self.catalogued: set[str] = set()
+        self.n_files = self.total_events = self.total_size = 0
+        self.prodsys_statuses: set[str] = set()
+        self.ami_statuses: set[str] = set()
+
+    def add(self, names: Sequence[str], *, session: Session) -> None:
+        """Add the catalogued datasets among *names*."""
+        members = among(Dataset.name, names)
+        self.catalogued.update(session.scalars(select(Dataset.name).where(members)))
+        statuses = (Dataset.prodsys_status, Dataset.ami_status)
+        query = select(
+            *statuses,
+            func.sum(func.coalesce(Dataset.n_files, 0)),
+            func.sum(func.coalesce(Dataset.total_events, 0)),
+            func.sum(func.coalesce(Dataset.total_size, 0)),
+        ).where(members)
+        for prodsys, ami, files, events, size in session.execute(
+            query.group_by(*statuses)
+        ):
+            # SUM is numeric on PostgreSQL and MariaDB (a Decimal).
+            self.n_files += int(files or 0)
+            self.total_events += int(events or 0)
+            self.total_size += int(size or 0)
+            self.prodsys_statuses.update([prodsys] if prodsys else [])
+            self.ami_statuses.update([ami] if ami else [])
 
 
 def _member_names(container: Container, *, session: Session) -> list[str]:
@@ -180,33 +237,7 @@ def _unseen_containers(
     """
     if not names:
         return []
-    query = select(Container.id, Container.name).where(
-        among(Container.name, sorted(names))
-    )
-    found = [id_ for id_, name in session.execute(query) if name in names]
-    fresh = sorted(set(found) - seen)
+    query = select(Container.id).where(among(Container.name, sorted(names)))
+    fresh = sorted(set(session.scalars(query)) - seen)
     seen.update(fresh)
     return fresh
-
-
-def _datasets(names: Sequence[str], *, session: Session) -> list[Dataset]:
-    """The catalogued datasets among *names*, by name."""
-    wanted = set(names)
-    found: list[Dataset] = []
-    for chunk in chunked(names):
-        query = select(Dataset).where(among(Dataset.name, chunk))
-        found.extend(d for d in session.scalars(query) if d.name in wanted)
-    return sorted(found, key=lambda dataset: dataset.name)
-
-
-def similar_container_names(name: str, *, session: Session, n: int = 3) -> list[str]:
-    """Return up to *n* container names close to *name* (its scope and
-    trailing ``/`` aside); candidates share its first two fields.
-    """
-    bare = name.rpartition(":")[2].rstrip("/")
-    prefix = ".".join(bare.split(".")[:2])
-    query = select(Container.name).where(
-        Container.name.startswith(prefix, autoescape=True)
-    )
-    candidates = session.scalars(query.limit(2000)).all()
-    return difflib.get_close_matches(bare, candidates, n=n, cutoff=0.8)

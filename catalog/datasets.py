@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, extract, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from catalog.db import among, chunked, utcnow
 from catalog.errors import DatasetNotFound, FileNotFound, InvalidInput
@@ -23,9 +23,7 @@ from catalog.models.datasets import SOURCE_TIER0
 from catalog.mql import entity_field, filter_condition
 from catalog.mql.narrowing import ProjectFinder
 from catalog.nomenclature import (
-    is_valid_dataset_name,
     name_columns,
-    parse_dataset_name,
 )
 from catalog.reference import add_references
 from catalog.upsert import differing, upsert
@@ -40,7 +38,7 @@ def get_dataset(name: str, *, session: Session) -> Dataset:
     :raises DatasetNotFound: if there is none; the error suggests close names.
     """
     _, colon, bare = name.partition(":")
-    found = _did_name(name) if colon else name
+    found = split_did(name)[1]
     dataset = session.scalar(select(Dataset).where(Dataset.name == found))
     if dataset is None:
         close = similar_names(bare if colon else name, session=session)
@@ -48,15 +46,25 @@ def get_dataset(name: str, *, session: Session) -> Dataset:
     return dataset
 
 
-def _did_name(did: str) -> str:
-    """The dataset name of the Rucio DID *did* (``mc16_13TeV:mc16_13TeV.361106...``,
-    ``user.jdoe:user.jdoe.my.skim``), or *did* itself when its scope is not
-    the name's.
+def split_did(did: str) -> tuple[str | None, str]:
+    """The scope and name of the Rucio DID *did* (``mc16_13TeV:mc16_13TeV.361106...``,
+    ``user.jdoe:user.jdoe.my.skim``, a container's with its trailing ``/``),
+    or (None, *did*) when *did* has no scope or one that is not the name's
+    own (:func:`did_scope`). Datasets and containers are looked up by it.
     """
-    scope, _, name = did.partition(":")
-    if is_valid_dataset_name(name) and parse_dataset_name(name).scope == scope:
-        return name
-    return did
+    scope, colon, name = did.partition(":")
+    if colon and did_scope(name.rstrip("/")) == scope:
+        return scope, name
+    return None, did
+
+
+def did_scope(name: str) -> str:
+    """The Rucio scope that ATLAS names imply: the first field, or the first
+    two of user and group names (``user.jdoe``), as the nomenclature reads
+    them (valid names or not).
+    """
+    fields = name.split(".")
+    return ".".join(fields[:2]) if fields[0] in ("user", "group") else fields[0]
 
 
 def add_dataset(name: str, source: str, *, session: Session, **fields: Any) -> Dataset:
@@ -129,14 +137,21 @@ def dataset_ids(names: Sequence[str], *, session: Session) -> dict[str, int]:
     return found
 
 
-def similar_names(name: str, *, session: Session, n: int = 3) -> list[str]:
-    """Return up to *n* dataset names close to *name*.
+def similar_names(
+    name: str,
+    *,
+    session: Session,
+    n: int = 3,
+    column: InstrumentedAttribute[str] = Dataset.name,
+) -> list[str]:
+    """Return up to *n* dataset names close to *name*; or, with *column*
+    ``Container.name``, container names.
 
     Candidates share the name's first two fields (project and dataset or run
     number), which keeps the comparison small in a large catalogue.
     """
     prefix = ".".join(name.split(".")[:2])
-    query = select(Dataset.name).where(Dataset.name.startswith(prefix, autoescape=True))
+    query = select(column).where(column.startswith(prefix, autoescape=True))
     candidates = session.scalars(query.limit(2000)).all()
     return difflib.get_close_matches(name, candidates, n=n, cutoff=0.8)
 

@@ -43,6 +43,7 @@ from catalog.models import (
     DdmMessage,
     File,
     Replica,
+    TaskRun,
 )
 from catalog.operations import quarantine
 from catalog.reconciliation import reconcile
@@ -237,8 +238,11 @@ def _count(
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise UnreadableMessage(f"payload field {key} = {value!r} is not a count")
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and
+    # no more than MAX_COUNT has.
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_COUNT)):
+        value = int(text)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
@@ -935,3 +939,17 @@ def ddm_statistics(*, session: Session) -> DdmStatistics:
         status = IGNORED if ignored else QUARANTINED if unreadable else APPLIED
         counts[status] += int(count)
     return DdmStatistics(counts[APPLIED], counts[IGNORED], counts[QUARANTINED])
+
+
+def ingested_before(*, session: Session) -> bool:
+    """Whether the catalogue has DDM state from before its DDM client id was
+    stored: a ``ddm_message`` row, or a run of the DDM task that did not
+    fail (a subscription on a quiet destination leaves no message). Versions
+    of hepcat before the ``ddm_client_id`` setting subscribed as ``hepcat``.
+    """
+    # The task server records the DDM ingester's runs under this source's name.
+    messages = select(DdmMessage.message_id).limit(1)
+    runs = select(TaskRun.id).where(
+        TaskRun.task_name == SOURCE, TaskRun.outcome == "ok"
+    )
+    return any(session.scalar(query) is not None for query in (messages, runs.limit(1)))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.config import Config
 from catalog.db import create_catalog_engine, sqlite_path
 from catalog.errors import ConfigError
 from ingest.coma import ComaIngester
-from ingest.ddm import DEFAULT_SUBSCRIPTION, DdmIngester, default_client_id
+from ingest.ddm import DEFAULT_SUBSCRIPTION, DdmIngester, settle_client_id
 from ingest.prodsys import ProdSysIngester
 from ingest.tier0 import Tier0Ingester
 from taskserver.base import Task
@@ -32,7 +33,8 @@ def configured_ingesters(config: Config, *, once: bool = False) -> list[Task]:
             DdmIngester(
                 config.ddm_broker,
                 config.ddm_destination,
-                client_id=ddm_client_id(config),
+                client_id=config.ddm_client_id,
+                catalog_url=config.catalog_url,
                 subscription=config.ddm_subscription or DEFAULT_SUBSCRIPTION,
                 fail_unreachable=once,
             )
@@ -46,12 +48,27 @@ def configured_ingesters(config: Config, *, once: bool = False) -> list[Task]:
     return tasks
 
 
-def ddm_client_id(config: Config) -> str:
-    """The DDM ingester's client id: the ``ddm_client_id`` setting, or one
-    derived from the catalogue database, so that two catalogues never share
-    a durable subscription.
+def ddm_client_id(
+    config: Config,
+    Session: sessionmaker[Session] | None = None,  # noqa: N803
+) -> str:
+    """The DDM ingester's client id: the one chosen once for the catalogue
+    of *Session* and stored in it (:func:`ingest.ddm.settle_client_id`), or
+    the ``ddm_client_id`` setting, which always wins.
+
+    :raises ConfigError: the setting is unset and there is no *Session* to
+        read the catalogue's id from.
     """
-    return config.ddm_client_id or default_client_id(config.catalog_url)
+    if Session is not None:
+        return settle_client_id(Session, config.catalog_url, config.ddm_client_id)
+    if config.ddm_client_id:
+        return str(config.ddm_client_id)
+    raise ConfigError(
+        "ddm_client_id",
+        None,
+        "unset, the DDM client id is the one stored in the catalogue; "
+        "open the catalogue to read it",
+    )
 
 
 def skim_tasks(config: Config, *, tags: bool | None = None) -> list[Task]:

@@ -28,8 +28,9 @@ The durable subscription is the pair (client id, subscription name): the
 broker keeps one connection per client id, and drops a subscription (and the
 messages it kept) when the same pair subscribes to another destination. So
 each catalogue has an identity of its own (settings ``ddm_client_id`` and
-``ddm_subscription``; by default :func:`default_client_id`, derived from the
-catalogue database). When another connection holds the client id (a task
+``ddm_subscription``). The client id is chosen once per catalogue and stored
+in it (:func:`settle_client_id`), so that all its processes agree however
+they spell its URL. When another connection holds the client id (a task
 server of the same catalogue), the broker refuses with "already connected":
 that is :class:`ClientIdInUse`, and a ``--once`` run skips DDM rather than
 fail, since that other process ingests the messages.
@@ -51,11 +52,12 @@ from typing import Any
 
 import stomp
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from stomp.exception import ConnectFailedException, StompException
 
 from catalog.config import STOMP_BROKER
+from catalog.db import utcnow
 from catalog.ddm import (
     APPLIED,
     DROPPED,
@@ -63,10 +65,12 @@ from catalog.ddm import (
     IGNORED,
     QUARANTINED,
     apply_messages,
+    ingested_before,
     record_unreadable,
 )
 from catalog.derived import refresh_changed
 from catalog.errors import ConfigError, HepcatError
+from catalog.operations import get_stop_point, set_stop_point
 from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)
@@ -151,6 +155,59 @@ def default_client_id(catalog_url: str) -> str:
     :func:`catalogue_identity`.
     """
     return f"hepcat-{catalogue_identity(catalog_url)}"
+
+
+#: The stop point whose key holds the catalogue's DDM client id, and whose
+#: timestamp says when it was chosen.
+CLIENT_ID_POINT = "ddm.client_id"
+
+
+def settle_client_id(
+    Session: sessionmaker[Session],  # noqa: N803
+    catalog_url: str,
+    setting: str | None = None,
+) -> str:
+    """The DDM client id of the catalogue of *Session*: the one stored in it,
+    chosen (and committed) by the first process that asks. The choice is the
+    ``ddm_client_id`` *setting* when set; else :data:`LEGACY_CLIENT_ID` when
+    the catalogue ingested DDM before ids were stored
+    (:func:`~catalog.ddm.ingested_before`), as its subscription is there;
+    else :func:`default_client_id` of *catalog_url*. A *setting* always
+    wins; when it differs from the stored id, a warning says so.
+    """
+    try:
+        return _settle_client_id(Session, catalog_url, setting)
+    except IntegrityError:
+        # Another process of this catalogue stored its choice first: that
+        # one is the catalogue's.
+        return _settle_client_id(Session, catalog_url, setting)
+
+
+def _settle_client_id(
+    Session: sessionmaker[Session],  # noqa: N803
+    catalog_url: str,
+    setting: str | None,
+) -> str:
+    with Session.begin() as session:
+        stored = get_stop_point(CLIENT_ID_POINT, session=session).key
+        if stored is None:
+            stored = setting or (
+                LEGACY_CLIENT_ID
+                if ingested_before(session=session)
+                else default_client_id(catalog_url)
+            )
+            set_stop_point(CLIENT_ID_POINT, utcnow(), stored, session=session)
+            logger.info("This catalogue's DDM client id is now %r", stored)
+    if setting and setting != stored:
+        logger.warning(
+            "The DDM client id is %r (setting ddm_client_id), not the %r stored "
+            "in the catalogue: the broker keeps messages for %r until its "
+            "subscription is removed (docs/ddm.md)",
+            setting,
+            stored,
+            stored,
+        )
+    return setting or stored
 
 
 @dataclass(frozen=True)
@@ -344,7 +401,11 @@ class DdmIngester(Task):
     :param destination: the destination DDM publishes to
         (``HEPCAT_DDM_DESTINATION``, default ``/topic/rucio.events``).
     :param client_id: the durable subscriber's client id; one connection at
-        a time may use it.
+        a time may use it. With *catalog_url*, it is the ``ddm_client_id``
+        setting (None: unset), and :meth:`open` settles the id with the
+        catalogue (:func:`settle_client_id`).
+    :param catalog_url: the catalogue's URL, for an id stored in the
+        catalogue (default None: *client_id* is used as it is).
     :param subscription: the durable subscription's name: the broker keeps
         the messages published while hepcat is stopped under it.
     :param queue_size: frames held between the listener and :meth:`run`
@@ -376,7 +437,8 @@ class DdmIngester(Task):
         broker_url: str,
         destination: str = DEFAULT_DESTINATION,
         *,
-        client_id: str = LEGACY_CLIENT_ID,
+        client_id: str | None = LEGACY_CLIENT_ID,
+        catalog_url: str | None = None,
         subscription: str = DEFAULT_SUBSCRIPTION,
         queue_size: int = 10000,
         quiet_seconds: float = 2.0,
@@ -388,6 +450,8 @@ class DdmIngester(Task):
         self.address = broker_address(broker_url)
         self.destination = destination
         self.client_id = client_id
+        self.catalog_url = catalog_url
+        self._settled = catalog_url is None
         self.subscription = subscription
         self.quiet_seconds = quiet_seconds
         self.batch_size = max(1, batch_size)
@@ -415,9 +479,18 @@ class DdmIngester(Task):
     # --- the task --------------------------------------------------------
 
     def open(self, Session: sessionmaker[Session] | None = None) -> None:  # noqa: N803
-        """Start the supervisor thread (the catalogue is only used by runs)."""
+        """Start the supervisor thread, once the client id is settled with
+        the catalogue (the catalogue is otherwise only used by runs).
+
+        :raises ValueError: the id is to be settled, and *Session* is None.
+        """
         if self._thread is not None:
             return
+        if not self._settled:
+            if Session is None or self.catalog_url is None:
+                raise ValueError("the DDM client id is settled with the catalogue")
+            self.client_id = settle_client_id(Session, self.catalog_url, self.client_id)
+            self._settled = True
         self._stop.clear()
         self._unconnected_since = time.monotonic()
         self._thread = threading.Thread(
@@ -637,7 +710,7 @@ class DdmIngester(Task):
                 self.address,
                 listener,
                 heartbeats=self.heartbeats,
-                headers={"client-id": self.client_id},
+                headers={"client-id": self._client_id()},
             )
         except ClientIdInUse as err:
             self._problem = err.message
@@ -699,6 +772,11 @@ class DdmIngester(Task):
         self._problem = listener.error or f"no receipt for {self.destination}"
         logger.warning("No receipt for the subscription to %s", self.destination)
         return False
+
+    def _client_id(self) -> str:
+        if self.client_id is None or not self._settled:
+            raise ValueError("the DDM client id is not settled: open() first")
+        return self.client_id
 
     def __str__(self) -> str:
         return f"client {self.client_id!r}, subscription {self.subscription!r}"

@@ -355,3 +355,95 @@ def test_hepcat_ami_prints_a_container(
     assert "dataType CONTAINER" in lines
     assert "nDatasets 2" in lines
     assert f"totalEvents {sum(d.total_events for d in members)}" in lines
+
+
+# --- large containers: totals in SQL, datasets a page at a time ------------------
+
+
+def test_the_totals_are_added_up_without_loading_the_datasets(
+    Session: sessionmaker[OrmSession],  # noqa: N803
+    period_container: str,
+) -> None:
+    from catalog.containers import find_container
+
+    with Session() as session:
+        found = find_container(period_container, session=session)
+        loaded = [obj for obj in session.identity_map.values()]
+
+    assert found is not None
+    assert (found.n_files, found.total_events, found.total_size) == (
+        5,
+        4500,
+        4_500_000_000,
+    )
+    assert (found.prodsys_statuses, found.ami_statuses) == (
+        [ALL_EVENTS, SOME_EVENTS],
+        ["VALID"],
+    )
+    assert not any(isinstance(obj, Dataset) for obj in loaded)
+
+
+def test_the_container_page_shows_its_datasets_a_page_at_a_time(
+    client: FlaskClient, period_container: str
+) -> None:
+    first = client.get(f"/datasets/{period_container}?limit=2")
+    second = client.get(f"/datasets/{period_container}?limit=2&offset=2")
+
+    html = first.get_data(as_text=True)
+    linked = re.findall(r'<td class="name"><a href="/datasets/([^"]+)"', html)
+    assert linked == [RUN_1, RUN_2]
+    assert "Not in the catalogue yet" not in visible_text(first)
+    assert "datasets 1–2 of 3" in visible_text(first)
+    assert 'rel="next"' in html and "offset=2" in html
+    later = visible_text(second)
+    assert "Not in the catalogue yet" in later and LATE in later
+    assert RUN_1 not in re.sub(r"<h1.*?</h1>", "", second.get_data(as_text=True))
+    assert "nFiles 5" in later  # the totals are the whole container's
+
+
+def test_a_bad_page_of_a_container_is_refused(
+    client: FlaskClient, period_container: str
+) -> None:
+    response = client.get(f"/datasets/{period_container}?limit=0")
+
+    assert response.status_code == 400
+
+
+def test_the_api_lists_at_most_a_thousand_names_and_counts_them_all(
+    client: FlaskClient,
+    period_container: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("catalog.containers.LISTED", 2)
+
+    found = client.get(f"/api/v1/containers/{period_container}").json
+
+    assert found["datasets"] == [RUN_1, RUN_2]
+    assert found["nDatasets"] == 3
+    assert found["notCatalogued"] == [LATE]
+    assert (found["nFiles"], found["totalSize"]) == (5, 4_500_000_000)
+
+
+def test_a_container_did_is_read_as_a_datasets_is(
+    client: FlaskClient,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+) -> None:
+    group = "group.phys-higgs.hepcat.containers.v1/"
+    put_in_container(Session, group, [RUN_1], scope="group.phys-higgs")
+
+    bare = group.rstrip("/")  # as DDM spelt it, with its trailing /, or not
+    as_did = client.get(f"/api/v1/containers/group.phys-higgs:{bare}")
+    other = client.get(f"/api/v1/containers/group.phys-susy:{bare}")
+
+    assert as_did.status_code == 200, as_did.json
+    assert as_did.json["datasets"] == [RUN_1]
+    assert other.status_code == 404
+
+
+def test_an_unknown_container_suggests_names_as_datasets_do(
+    client: FlaskClient, period_container: str
+) -> None:
+    response = client.get(f"/api/v1/containers/{SCOPE}:{period_container}x")
+
+    assert response.status_code == 404
+    assert f"did you mean {period_container!r}" in response.json["error"]["message"]

@@ -39,7 +39,7 @@ from catalog.models.operations import TaskRun
 from catalog.operations import quarantine_count
 from catalog.reconciliation import open_reconciliations
 from hepcat.cli import main
-from hepcat.wiring import configured_ingesters
+from hepcat.wiring import configured_ingesters, ddm_client_id
 from ingest.ddm import (
     ClientIdInUse,
     DdmIngester,
@@ -50,6 +50,7 @@ from ingest.ddm import (
     default_client_id,
     ingest_messages,
     remove_subscription,
+    settle_client_id,
 )
 from ingest.seed import seed_catalog
 from ingest.simulate import Tier0Source
@@ -682,12 +683,141 @@ def test_the_settings_name_the_subscription(tmp_path):
     )[0]
 
     assert isinstance(derived, DdmIngester) and isinstance(legacy, DdmIngester)
-    assert derived.client_id == default_client_id(
-        f"sqlite:///{tmp_path}/catalog.sqlite"
-    )
+    # Unset, the id is settled with the catalogue when the ingester opens.
+    assert derived.client_id is None
+    assert derived.catalog_url == f"sqlite:///{tmp_path}/catalog.sqlite"
     assert (legacy.client_id, legacy.subscription) == ("hepcat", "hepcat-ddm")
     with pytest.raises(ConfigError, match="expected letters, digits"):
         load_config(env={"HEPCAT_DDM_SUBSCRIPTION": "hepcat ddm"})
+
+
+def _url(engine: Any) -> str:
+    return str(engine.url.render_as_string(hide_password=False))
+
+
+def test_a_catalogue_that_ingested_ddm_before_keeps_the_old_client_id(
+    Session, catalog_engine, world
+):
+    """An upgraded deployment keeps the subscription the broker holds."""
+    with Session.begin() as session:
+        seed_catalog(world, session=session)
+    ingest_messages(with_ids(ddm_scenario(world).events[:3]), Session)
+    config = load_config(env={"HEPCAT_DATABASE_URL": _url(catalog_engine)})
+
+    chosen = ddm_client_id(config, Session)
+
+    assert chosen == "hepcat"
+    # Stored: messages arriving later change nothing, nor does a new spelling.
+    assert settle_client_id(Session, "sqlite:///elsewhere.sqlite") == "hepcat"
+
+
+def test_a_subscribed_catalogue_without_messages_keeps_the_old_client_id(
+    Session, catalog_engine
+):
+    with Session.begin() as session:
+        session.add(TaskRun(task_name="ddm", outcome="ok"))
+
+    assert settle_client_id(Session, _url(catalog_engine)) == "hepcat"
+
+
+def test_a_new_catalogue_gets_a_derived_client_id(Session, catalog_engine):
+    url = _url(catalog_engine)
+    with Session.begin() as session:
+        session.add(TaskRun(task_name="ddm", outcome="failed"))
+
+    assert settle_client_id(Session, url) == default_client_id(url)
+
+
+@on_sqlite
+def test_two_spellings_of_one_sqlite_catalogue_agree_on_the_client_id(
+    catalog_engine,
+):
+    """The same file as a path and as an SQLite URI, which the derived id
+    tells apart: the id stored by the first process is the second's.
+    """
+    here = _url(catalog_engine)
+    there = f"sqlite:///file:{catalog_engine.url.database}?mode=rw&uri=true"
+    engine = create_catalog_engine(there)
+    try:
+        first = ddm_client_id(
+            load_config(env={"HEPCAT_DATABASE_URL": here}),
+            session_factory(catalog_engine),
+        )
+        second = ddm_client_id(
+            load_config(env={"HEPCAT_DATABASE_URL": there}), session_factory(engine)
+        )
+    finally:
+        engine.dispose()
+
+    assert default_client_id(here) != default_client_id(there)
+    assert first == second == default_client_id(here)
+
+
+@pytest.mark.parametrize(
+    "catalog_engine",
+    [pytest.param("mariadb", marks=pytest.mark.external_service)],
+    indirect=True,
+)
+def test_mysql_and_mariadb_spellings_of_one_catalogue_agree_on_the_client_id(
+    catalog_engine,
+):
+    mysql = _url(catalog_engine)
+    mariadb = catalog_engine.url.set(drivername="mariadb+pymysql")
+    engine = create_catalog_engine(mariadb.render_as_string(hide_password=False))
+    try:
+        first = settle_client_id(session_factory(engine), _url(engine))
+        second = settle_client_id(session_factory(catalog_engine), mysql)
+    finally:
+        engine.dispose()
+
+    assert default_client_id(mysql) != default_client_id(_url(engine))
+    assert first == second == default_client_id(_url(engine))
+
+
+def test_the_client_id_setting_wins_and_a_difference_is_logged_once(
+    Session, catalog_engine, caplog
+):
+    url = _url(catalog_engine)
+    stored = settle_client_id(Session, url)
+    config = load_config(
+        env={"HEPCAT_DATABASE_URL": url, "HEPCAT_DDM_CLIENT_ID": "atlas-hepcat"}
+    )
+
+    with caplog.at_level("WARNING", logger="ingest.ddm"):
+        chosen = ddm_client_id(config, Session)
+
+    assert chosen == "atlas-hepcat"
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(
+        f"The DDM client id is 'atlas-hepcat' (setting ddm_client_id), not the "
+        f"{stored!r} stored in the catalogue"
+    )
+    assert settle_client_id(Session, url) == stored  # the stored id stays
+
+
+def test_a_client_id_setting_on_a_new_catalogue_is_stored(Session, catalog_engine):
+    url = _url(catalog_engine)
+
+    settle_client_id(Session, url, "atlas-hepcat")
+
+    assert settle_client_id(Session, url) == "atlas-hepcat"
+
+
+@on_sqlite
+def test_an_ingester_settles_its_client_id_when_it_opens(tmp_path, Session):
+    env = {
+        "HEPCAT_DATA_DIR": str(tmp_path),
+        "HEPCAT_DDM_BROKER": "stomp://127.0.0.1:9",
+    }
+    [ingester] = configured_ingesters(load_config(env=env))
+    assert isinstance(ingester, DdmIngester)
+    try:
+        ingester.open(Session)
+    finally:
+        ingester.close(timeout=1.0)
+
+    assert ingester.client_id == settle_client_id(Session, ingester.catalog_url or "")
+    assert ingester.client_id.startswith("hepcat-")
 
 
 def _catalogue_config(tmp_path: Path, name: str, broker: str, destination: str) -> Any:

@@ -11,6 +11,7 @@ plots) are blueprints of their own and use the helpers and filters here.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from catalog.containers import ContainerInfo, dataset_or_container
+from catalog.containers import ContainerInfo, dataset_or_container, member_page
 from catalog.datasets import (
     DatasetQuery,
     catalog_totals,
@@ -55,6 +56,7 @@ pages = Blueprint("pages", __name__)
 
 RECENT_DATASETS = 20
 FILES_PER_PAGE = 50
+MEMBERS_PER_PAGE = 50  # a container's datasets on its page
 # Skims of a dataset listed on its page (newest first; the rest on /skims).
 SKIMS_SHOWN = 10
 DEFAULT_LIMIT = 50
@@ -193,7 +195,7 @@ def dataset(name: str) -> str:
     with catalog_session() as session:
         found = dataset_or_container(name, session=session)
         if isinstance(found, ContainerInfo):
-            return container_page(found)
+            return container_page(found, session=session)
         provenance = get_provenance(found, session=session)
         context = {
             "dataset": found,
@@ -214,14 +216,25 @@ def dataset(name: str) -> str:
         return render_template("dataset.html", **context, progress=skim_progress)
 
 
-def container_page(container: ContainerInfo) -> str:
+def container_page(container: ContainerInfo, *, session: Session) -> str:
     """The page of a DDM container: its totals, the statuses of its datasets
-    and the datasets, each linked to its page (call within the session).
+    and its datasets a page at a time (``offset``, and ``limit``, 50 by
+    default), each catalogued one linked to its page.
     """
-    rows = ami_rows(container.catalogued)
-    return render_template(
-        "container.html", container=container, rows=rows, columns=CONTAINER_COLUMNS
+    offset = int_arg(request.args, "offset", 0)
+    limit = int_arg(request.args, "limit", MEMBERS_PER_PAGE)
+    members, datasets = member_page(
+        container, session=session, offset=offset, limit=limit
     )
+    held = {dataset.name for dataset in datasets}
+    context = {
+        "container": container,
+        "members": members,
+        "rows": ami_rows(datasets),
+        "missing": [name for name in members.rows if name not in held],
+        "columns": CONTAINER_COLUMNS,
+    }
+    return render_template("container.html", **context)
 
 
 # --- query arguments ------------------------------------------------------------
@@ -307,10 +320,11 @@ def int_arg(args: Mapping[str, str], name: str, default: int) -> int:
     text = arg(args, name)
     if not text:
         return default
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer, got {text!r}") from None
+    # ASCII digits (int() takes other scripts' too), and at most 18 of them,
+    # so that the number fits the database's 64-bit integers.
+    if re.fullmatch(r"-?[0-9]{1,18}", text) is None:
+        raise InvalidInput(f"{name} must be an integer, got {text[:20]!r}")
+    return int(text)
 
 
 @pages.app_template_global()

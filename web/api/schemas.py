@@ -20,7 +20,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from catalog import models
 from catalog.amitags import tag_parameters
 from catalog.annotations import DEFAULT_SCOPE
-from catalog.containers import CONTAINER
+from catalog.containers import CONTAINER, LISTED
 from catalog.fields import ami_fields, value_type
 from catalog.keyset import DEFAULT_LIMIT, MAX_LIMIT
 from catalog.models.skims import SKIM_STATES
@@ -347,13 +347,22 @@ class Container(Schema):
     )
     datasets = fields.List(
         fields.String(),
-        attribute="members",
-        metadata={"description": "the names of its datasets, by name"},
+        attribute="listed",
+        metadata={
+            "description": f"the names of its datasets, by name: the first "
+            f"{LISTED} (nDatasets counts them all; its catalogued datasets, "
+            "a page at a time: GET /api/v1/datasets?inContainer=<name>)",
+            "maxItems": LISTED,
+        },
     )
     notCatalogued = fields.List(  # noqa: N815
         fields.String(),
-        attribute="not_catalogued",
-        metadata={"description": "those of its datasets the catalogue lacks yet"},
+        attribute="listed_not_catalogued",
+        metadata={
+            "description": f"those of its datasets the catalogue lacks yet, by "
+            f"name: the first {LISTED}",
+            "maxItems": LISTED,
+        },
     )
 
 
