@@ -6,10 +6,15 @@ or a dataset it may not move from: :func:`_claim_refused`), is a
 contradiction between or within sources: it goes to quarantine rather than
 overwrite the other file. Reading file rows from a source is
 ``ingest.filerows``.
+
+Such a record is about the row it refused, though held under the GUID that
+other rows give too: :func:`held_for_other_rows` says which GUIDs an
+ingester may not release on writing a row of that GUID.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -20,7 +25,7 @@ from sqlalchemy.orm import Session
 from catalog.db import among, chunked, utcnow
 from catalog.ddm import mark_lost_files
 from catalog.lumiblocks import ranges
-from catalog.models import Dataset, File, FileLumiRange
+from catalog.models import Dataset, File, FileLumiRange, Quarantine
 from catalog.operations import quarantine
 from catalog.upsert import upsert_values
 from ingest.filerows import BLOCKS, DATASET, GUID, LFN, AnyFileRow, FileRow, payload
@@ -35,8 +40,9 @@ def write_files(
 ) -> FilesWritten:
     """Upsert *rows* (FileRows or their plain tuples; their datasets' ids in
     *dataset_ids*); return the ids of every dataset whose files changed,
-    including datasets a file left, how many files were written, and the
-    rows the catalogue now holds as given.
+    including datasets a file left, how many files were written, the rows
+    the catalogue now holds as given, and the GUIDs of the rows refused
+    into quarantine.
     """
     latest = list({row[GUID]: row for row in rows}.values())
     # Rows of one GUID in one bite are checked in order, each against those
@@ -44,7 +50,9 @@ def write_files(
     # not taken as the last word.
     checked = rows if len(latest) < len(rows) else latest
     existing, held = _existing(checked, session=session)
-    consistent = _consistent_rows(checked, existing, dataset_ids, source, session)
+    consistent, refused = _consistent_rows(
+        checked, existing, dataset_ids, source, session
+    )
     if consistent is not checked:
         consistent = list({row[GUID]: row for row in consistent}.values())
     usable = kept = consistent
@@ -57,7 +65,7 @@ def write_files(
         if held.get(row[GUID]) != values:
             changed.append((row, values))
     if not changed:
-        return FilesWritten(set(), 0, kept)
+        return FilesWritten(set(), 0, kept, refused)
     usable = [row for row, _ in changed]
     now = utcnow()
     written = [(*values, now) for _, values in changed]
@@ -67,19 +75,22 @@ def write_files(
     _write_lumi_ranges(usable, session=session)
     moved_from = {existing[r[GUID]][1] for r in usable if r[GUID] in existing}
     touched = {dataset_ids[r[DATASET]] for r in usable} | moved_from
-    return FilesWritten(touched, len(usable), kept)
+    return FilesWritten(touched, len(usable), kept, refused)
 
 
 class FilesWritten(NamedTuple):
     """What :func:`write_files` did: the datasets whose files changed, the
     number of files written (new, or holding a value that changed), and the
     rows the catalogue holds as given, written or found as written (the
-    last of each GUID, less those refused into quarantine).
+    last of each GUID, less those refused into quarantine), and the GUIDs
+    those refused are held under. A GUID can be in both: another row of it
+    was kept.
     """
 
     datasets: set[int]
     files: int
     kept: Sequence[AnyFileRow]
+    refused: set[str]
 
 
 class Claim(NamedTuple):
@@ -129,18 +140,19 @@ def _consistent_rows(
     dataset_ids: Mapping[str, int],
     source: str,
     session: Session,
-) -> Sequence[AnyFileRow]:
+) -> tuple[Sequence[AnyFileRow], set[str]]:
     """The rows of *rows* that can be written, in order, the others put in
-    quarantine; *existing* as :func:`_existing` gives it. *rows* itself
-    when every row can be written and no GUID or LFN is known or given twice.
+    quarantine, and the GUIDs of those; *existing* as :func:`_existing`
+    gives it. *rows* itself when every row can be written and no GUID or
+    LFN is known or given twice.
     """
     guids = {row[GUID] for row in rows}
     if not existing and len({row[LFN] for row in rows}) == len(guids) == len(rows):
-        return rows  # nothing known yet, nothing twice in the bite
+        return rows, set()  # nothing known yet, nothing twice in the bite
     owner = {claim.lfn: guid for guid, claim in existing.items()}
     claims = dict(existing)
     tasks = _tasks_moved_to(rows, existing, dataset_ids, session)
-    kept = []
+    kept, refused = [], set()
     for row in rows:
         dataset_id = dataset_ids[row[DATASET]]
         target = Claim(
@@ -149,11 +161,48 @@ def _consistent_rows(
         reason = _refused(row, target, owner, claims)
         if reason is not None:
             quarantine(source, row[GUID], payload(row), reason, session=session)
+            refused.add(row[GUID])
             continue
         owner[target.lfn] = row[GUID]
         claims[row[GUID]] = target
         kept.append(row)
-    return kept
+    return kept, refused
+
+
+def held_for_other_rows(
+    rows: Sequence[AnyFileRow], source: str, *, session: Session
+) -> set[str]:
+    """The GUIDs of *rows* under which quarantine holds a record of *source*
+    about a file row not among *rows*: a row refused for giving that GUID to
+    another LFN, say. Writing *rows* does not correct such a row, so its
+    record must not be released with theirs (``ingest.base.RecordsRead``).
+    A record is about the row of the LFN its payload names (:func:`payload`).
+    """
+    lfns = {row[LFN] for row in rows}
+    guids = {row[GUID] for row in rows}
+    others: set[str] = set()
+    for chunk in chunked(sorted(guids)):
+        query = select(Quarantine.record_key, Quarantine.payload).where(
+            Quarantine.source == source,
+            Quarantine.released.is_not(True),
+            among(Quarantine.record_key, chunk),
+        )
+        for key, held in session.execute(query):
+            # Compared again in Python: MariaDB's collation takes keys that
+            # differ in case for one.
+            if key is not None and key in guids and _payload_lfn(held) not in lfns:
+                others.add(key)
+    return others
+
+
+def _payload_lfn(held: str) -> str | None:
+    """The LFN a quarantined file row's payload names (None: none)."""
+    try:
+        values = json.loads(held)
+    except ValueError:
+        return None  # clipped, or not a file row's: about no row written
+    lfn = values.get("lfn") if isinstance(values, dict) else None
+    return lfn if isinstance(lfn, str) else None
 
 
 def _tasks_moved_to(

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -64,8 +64,8 @@ from catalog.tier0 import DONE, READY, drop_unlisted_files, held_ready
 from ingest import schemas
 from ingest.base import RecordsRead
 from ingest.filerows import GUID, LFN, source_file
-from ingest.files import write_files
-from ingest.values import Unusable, integer, text
+from ingest.files import held_for_other_rows, write_files
+from ingest.values import Unusable, guid, integer, text
 from taskserver.base import RunContext, RunOutcome, Task
 
 logger = logging.getLogger(__name__)
@@ -321,6 +321,12 @@ def write_dataset(
     )
     files_written = write_files(good, ids, SOURCE, session=session)
     kept = files_written.kept
+    # A row refused under the GUID of a row kept (two rows giving one GUID)
+    # keeps that GUID's records held, and so does a record of another row
+    # of that GUID (refused in another dataset, say): only reading that row
+    # again without error releases it.
+    records.refused |= files_written.refused
+    records.refused |= held_for_other_rows(kept, SOURCE, session=session)
     records.wrote([name, *(f[LFN] for f in kept), *(f[GUID] for f in kept)])
     touched = files_written.datasets
     dropped = drop_unlisted_files(dataset_id, *_listed(files), session=session)
@@ -369,12 +375,31 @@ def _ready_but(waiting: Collection[str]) -> ColumnElement[bool]:
 
 
 def _listed(files: list[Mapping[str, Any]]) -> tuple[set[str], set[str]]:
-    """The LFNs and the GUIDs (upper case, as the catalogue holds them) of
-    every file row Tier-0 gives, those that cannot be written too.
+    """The LFNs and the GUIDs, read as for a file (``ingest.filerows``), of
+    every file row Tier-0 gives, those that cannot be written too. A value
+    that cannot be used is left out: the catalogue holds no file of it.
     """
-    lfns = {str(f["lfn"]).strip() for f in files if f.get("lfn") is not None}
-    guids = {str(f["guid"]).strip().upper() for f in files if f.get("guid")}
+    lfns: set[str] = set()
+    guids: set[str] = set()
+    for row in files:
+        lfns.update(_usable(text, row, "lfn"))
+        guids.update(_usable(guid, row, "guid"))
     return lfns, guids
+
+
+def _usable(
+    read: Callable[[Mapping[str, Any], str], str | None],
+    row: Mapping[str, Any],
+    column: str,
+) -> list[str]:
+    """The value of *column* as *read* gives it, in a list; none when it is
+    missing or cannot be used.
+    """
+    try:
+        value = read(row, column)
+    except Unusable:
+        return []
+    return [value] if value else []
 
 
 def _payload(row: Mapping[str, Any], files: list[Mapping[str, Any]]) -> dict[str, Any]:

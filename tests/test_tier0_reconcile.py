@@ -23,7 +23,7 @@ from catalog.consistency import check_derived
 from catalog.derived import ALL_EVENTS, SOME_EVENTS, refresh_datasets
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import Dataset, File, Quarantine
-from catalog.operations import quarantine_count
+from catalog.operations import list_quarantine, quarantine_count
 from catalog.reconciliation import open_reconciliations
 from ingest import schemas
 from ingest.tier0 import Tier0Ingester
