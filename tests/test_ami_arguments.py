@@ -78,6 +78,73 @@ def test_an_argument_without_its_value_is_refused_by_name(
     assert said in message
 
 
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (
+            f'AMIListFiles -logicalDatasetName="{ZEE_EVNT}" -limit=\u00b2',
+            '-limit must be "offset,count" or "count"',
+        ),
+        (
+            f'AMIListFiles -logicalDatasetName="{ZEE_EVNT}" -limit=1,\u0663',
+            '-limit must be "offset,count" or "count"',
+        ),
+        (
+            f'AMIListFiles -logicalDatasetName="{ZEE_EVNT}" -limit={"9" * 5000},1',
+            '-limit must be "offset,count" or "count"',
+        ),
+        (
+            'SearchQuery -entity="dataset" -mql="SELECT logicalDatasetName '
+            f'WHERE totalEvents > {"9" * 5000}"',
+            "is longer than 100 characters",
+        ),
+    ],
+)
+def test_an_unusual_number_is_refused_by_name(
+    client: FlaskClient, command: str, said: str
+) -> None:
+    kind, message = error_of(post(client, command))
+
+    assert kind == "InvalidInput"
+    assert said in message
+
+
+DATA_RUN = "data16_13TeV.00300800.physics_Main.merge.AOD.f705_m1606"
+
+
+def test_an_in_list_of_a_thousand_periods_is_answered(
+    client: FlaskClient, dataset_factory: Any
+) -> None:
+    # SQLite once refused the chain of 1000 ORs this compiles to ("Expression
+    # tree is too large"), and the reply called it an outage.
+    dataset_factory(DATA_RUN, period="AllYear,P999")
+    periods = ",".join(f"'P{number}'" for number in range(1000))
+    command = (
+        'SearchQuery -entity="dataset" -mql="SELECT logicalDatasetName '
+        f'WHERE period IN ({periods})"'
+    )
+
+    found = pyAMI.object.DOMObject(post(client, command)).get_rows()
+
+    assert [dict(row)["logicalDatasetName"] for row in found] == [DATA_RUN]
+
+
+def test_a_query_of_too_many_conditions_is_refused_naming_the_limit(
+    client: FlaskClient,
+) -> None:
+    periods = ",".join(f"'P{number}'" for number in range(1000))
+    command = (
+        'SearchQuery -entity="dataset" -mql="SELECT logicalDatasetName '
+        f'WHERE period IN ({periods}) OR nFiles = 3"'
+    )
+
+    kind, message = error_of(post(client, command))
+
+    assert kind == "InvalidInput"
+    assert "more than 1000 conditions" in message
+    assert "database" not in message
+
+
 def test_a_flag_may_stand_alone(client: FlaskClient) -> None:
     files = f'AMIListFiles -logicalDatasetName="{ZEE_EVNT}" -total'
     search = (

@@ -224,6 +224,9 @@ def test_case_differences_are_suggested_too():
         ("MET in [1 2]", 10, "','"),
         ("MET in 1, 2", 7, "an interval"),
         ("MET > 1e999", 6, "too large"),
+        ("nJets > " + "9" * 5000, 8, "at most 100 characters"),
+        ("nJets > \u0663", 8, "no meaning"),  # ARABIC-INDIC DIGIT THREE
+        ("nJets > 2\u00b2", 9, "no meaning"),  # SUPERSCRIPT TWO
         ('trigger("HLT_j420', 8, "end with a quote"),
         ("MET > 20 # comment", 9, "no meaning"),
         ("   ", 0, "empty"),
@@ -237,6 +240,23 @@ def test_a_mistake_is_explained_at_its_position(expression, position, words):
     assert err.position == position
     assert words in str(err)
     assert str(err).splitlines()[2].index("^") == position + 2
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("9223372036854775807", 2**63 - 1),
+        ("0000000000000000000000042", 42),
+        ("9223372036854775808", 9223372036854775808.0),
+        ("9" * 100, float("9" * 100)),
+    ],
+)
+def test_a_whole_number_is_exact_up_to_64_bits_then_a_double(text, value):
+    tree = parse(f"nJets > {text}")
+
+    assert isinstance(tree, Compare)
+    assert tree.right.value == value
+    assert type(tree.right.value) is type(value)
 
 
 @pytest.mark.parametrize(

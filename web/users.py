@@ -115,8 +115,11 @@ def _confirmed_password() -> str:
 
 def _new_token(login: str) -> str:
     days = request.form.get("expires_days", "").strip()
-    if days and (not days.isdigit() or int(days) < 1):
-        raise InvalidInput(f"{days!r} is not a number of days (1 or more)")
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses. A
+    # century at most, so that the expiry is a date the database holds.
+    whole = days.isascii() and days.isdigit() and len(days) <= 6
+    if days and not (whole and 1 <= int(days) <= 36_500):
+        raise InvalidInput(f"{days[:20]!r} is not a number of days (1 to 36500)")
     expires = expiry_in_days(int(days) if days else None)
     with catalog_session() as db:
         return create_token(

@@ -269,7 +269,7 @@ class _Compiler:
     def condition(self, node: Condition) -> ColumnElement[bool]:
         if isinstance(node, BoolOp):
             parts = [self.condition(part) for part in node.conditions]
-            return and_(*parts) if node.op == "AND" else or_(*parts)
+            return _joined(and_ if node.op == "AND" else or_, parts)
         if isinstance(node, Not):
             return not_(self.condition(node.condition))
         if isinstance(node, Comparison):
@@ -308,7 +308,7 @@ class _Compiler:
         operand = self.operand(node.operand)
         pattern = str(node.pattern.value)
         if isinstance(operand, Literal):
-            matches = _like_regex(pattern).fullmatch(str(operand.value)) is not None
+            matches = like_matches(str(operand.value), pattern)
             return true() if matches != node.negated else false()
         found = self.by_project(operand, pattern, _like(operand, pattern))
         return not_(found) if node.negated else found
@@ -330,7 +330,7 @@ class _Compiler:
         operand = self.operand(node.operand)
         if isinstance(operand, Literal):
             hits = [_fold("=", operand, value) for value in node.values]
-            found: ColumnElement[bool] = or_(*hits)
+            found: ColumnElement[bool] = _joined(or_, hits)
         else:
             typed = [_typed(operand, value) for value in node.values]
             values = [value for value in typed if value is not None]
@@ -483,11 +483,13 @@ def _membership(found: _Field, values: Sequence[Any]) -> ColumnElement[bool]:
     if not values:
         return false()
     if found.name in LIST_FIELDS:
-        return or_(*(_list_has(found.expression, _escape_like(v)) for v in values))
+        has = [_list_has(found.expression, _escape_like(v)) for v in values]
+        return _joined(or_, has)
     if found.python_type is str:
         return ExactText(found.expression, values)
     if found.python_type is float:
-        return or_(*(found.expression.between(*printed_range(v)) for v in values))
+        ranges = [found.expression.between(*printed_range(v)) for v in values]
+        return _joined(or_, ranges)
     if len(values) == 1:
         equal: ColumnElement[bool] = found.expression == values[0]
         return equal
@@ -581,10 +583,51 @@ def _literal_backslashes(pattern: str) -> str:
     return pattern.replace("\\", "\\\\")
 
 
-def _like_regex(pattern: str) -> re.Pattern[str]:
-    """The regular expression of a LIKE *pattern*, ignoring case."""
-    parts = [".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern]
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+def like_matches(text: str, pattern: str) -> bool:
+    """Whether *text* matches the user's LIKE *pattern* as the database's
+    LIKE does (:func:`_like`): ``%`` any run of characters, ``_`` any one, a
+    backslash an ordinary character, letter case ignored character by
+    character (``lower(text) LIKE lower(pattern)``).
+
+    A regular expression of the whole pattern would backtrack exponentially
+    on one such as ``%a%a...%b``. Here the parts between the ``%`` are
+    placed left to right, each at the first place it fits; a part is a
+    fixed-length expression (characters and ``.``, no repetition), so each
+    place is tried once, and the whole takes at most ``len(text) *
+    len(pattern)`` steps.
+    """
+    chars = _lowered_chars(text)
+    first, *rest = _lowered_chars(pattern).split("%")
+    if not rest:
+        return _fixed(first).fullmatch(chars) is not None
+    *middle, last = rest
+    end = len(chars) - len(last)
+    if end < len(first) or _fixed(first).match(chars) is None:
+        return False
+    if _fixed(last).fullmatch(chars, end) is None:
+        return False
+    position = len(first)
+    for part in middle:
+        found = _fixed(part).search(chars, position, end)
+        if found is None:
+            return False
+        position = found.end()
+    return True
+
+
+def _lowered_chars(text: str) -> str:
+    """*text* in lower case, one character for one: a character whose lower
+    case is longer (``İ``) stays as it is, so that ``_`` still counts one.
+    """
+    return "".join(low if len(low := c.lower()) == 1 else c for c in text)
+
+
+def _fixed(part: str) -> re.Pattern[str]:
+    """The expression of *part*, a piece of a LIKE pattern without ``%``:
+    as many characters as *part* has, ``_`` any of them.
+    """
+    escaped = ("." if c == "_" else re.escape(c) for c in part)
+    return re.compile("".join(escaped), re.DOTALL)
 
 
 def _fold(op: str, left: Literal, right: Literal) -> ColumnElement[bool]:
@@ -595,6 +638,49 @@ def _fold(op: str, left: Literal, right: Literal) -> ColumnElement[bool]:
     if isinstance(a, str) != isinstance(b, str):
         a, b = str(a), str(b)
     return true() if _OPERATORS[op](a, b) else false()
+
+
+# The most conditions one AND or OR joins in the SQL; more are joined in
+# parenthesised blocks of this many. A database parses "a OR b OR c ..." into
+# a chain as deep as it is long, and SQLite refuses one deeper than 1000.
+JOINED_BLOCK = 32
+
+
+def _joined(
+    join: Callable[..., ColumnElement[bool]], conditions: Sequence[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """*conditions* joined by *join* (``and_`` or ``or_``), in blocks of at
+    most :data:`JOINED_BLOCK`, so that the SQL nests a few levels deep
+    rather than one level for each condition. A short list is joined as it is.
+    """
+    parts = list(conditions)
+    while len(parts) > JOINED_BLOCK:
+        parts = [
+            Parenthesised(join(*parts[start : start + JOINED_BLOCK]))
+            for start in range(0, len(parts), JOINED_BLOCK)
+        ]
+    return join(*parts)
+
+
+class Parenthesised(ColumnElement[bool]):
+    """*inner* in parentheses of its own, which SQLAlchemy keeps: it merges a
+    grouped ``OR`` into the ``OR`` around it.
+    """
+
+    # No Boolean type, and its own parentheses, as ExactText below.
+    inherit_cache = True
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, inner: ColumnElement[bool]) -> None:
+        self.inner = inner
+
+    def self_group(self, against: Any = None) -> Parenthesised:
+        return self
+
+
+@compiles(Parenthesised)
+def _parenthesised(element: Parenthesised, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.inner, **kw)})"
 
 
 class ExactText(ColumnElement[bool]):

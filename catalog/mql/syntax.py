@@ -21,6 +21,18 @@ MAX_ROWS = 10_000
 """The most rows one query returns; a query without ``LIMIT`` stops there."""
 
 MAX_IN_VALUES = 1000
+"""The most values of one ``IN`` list."""
+
+MAX_TERMS = 1000
+"""The most conditions of one query, an ``IN`` list counting one per value:
+what the query compiles to grows with them.
+"""
+
+MAX_NUMBER_LENGTH = 100
+"""The longest number accepted, in characters."""
+
+MAX_OFFSET = 2**63 - 1
+"""The largest number after ``LIMIT`` or ``OFFSET``: a 64-bit integer."""
 
 
 # ---------------------------------------------------------------------------
@@ -33,7 +45,7 @@ KEYWORDS = frozenset(
 _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
-    | (?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
+    | (?P<number>-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<string>'(?:[^']|'')*')
     | (?P<op><>|!=|<=|>=|=|<|>)
@@ -87,9 +99,22 @@ def _token(kind: str, text: str, position: int) -> Token:
     if kind == "string":
         return Token(kind, text[1:-1].replace("''", "'"), position)
     if kind == "number":
-        is_int = re.fullmatch(r"-?\d+", text) is not None
-        return Token(kind, int(text) if is_int else float(text), position)
+        return Token(kind, _number(text, position), position)
     return Token(kind, text, position)
+
+
+def _number(text: str, position: int) -> int | float:
+    """The value of the number token *text*, which starts at *position*.
+
+    :raises InvalidInput: when it is longer than :data:`MAX_NUMBER_LENGTH`.
+    """
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise InvalidInput(
+            f"the number at position {position} is longer than "
+            f"{MAX_NUMBER_LENGTH} characters"
+        )
+    is_int = re.fullmatch(r"-?[0-9]+", text) is not None
+    return int(text) if is_int else float(text)
 
 
 def _bad_character(text: str, position: int) -> InvalidInput:
@@ -224,6 +249,7 @@ class _Parser:
         self.tokens = tokens
         self.index = 0
         self.depth = 0
+        self.terms = 0
 
     # --- token helpers
 
@@ -316,6 +342,18 @@ class _Parser:
         return _Nesting(self)
 
     def predicate(self) -> Condition:
+        start = self.current.position
+        found = self.comparison()
+        self.terms += len(found.values) if isinstance(found, InList) else 1
+        if self.terms > MAX_TERMS:
+            raise InvalidInput(
+                f"the query has more than {MAX_TERMS} conditions (each value of "
+                f"an IN list counts as one); the condition at position {start} "
+                "is past that"
+            )
+        return found
+
+    def comparison(self) -> Condition:
         left = self.operand()
         negated = self.accept("keyword", "NOT") is not None
         if self.accept("keyword", "LIKE"):
@@ -388,8 +426,10 @@ class _Parser:
         token = self.current
         if token.kind != "number" or not isinstance(token.value, int):
             raise self.error("a whole number")
-        if token.value < 0:
-            raise InvalidInput(f"LIMIT needs numbers of 0 or more, at {token.position}")
+        if not 0 <= token.value <= MAX_OFFSET:
+            raise InvalidInput(
+                f"LIMIT needs numbers from 0 to {MAX_OFFSET}, at {token.position}"
+            )
         self.advance()
         return int(token.value)
 

@@ -17,6 +17,7 @@ from catalog.errors import InvalidInput
 MAX_LENGTH = 10_000
 MAX_DEPTH = 64  # levels of the tree
 MAX_NESTING = 24  # parentheses, 'not' and '-' inside each other
+MAX_NUMBER_LENGTH = 100  # characters of one number
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # What the operators do: the same functions serve numpy arrays (the numpy
@@ -66,7 +67,7 @@ class SelectionError(InvalidInput):
 TOKEN = re.compile(
     r"""
     (?P<space>\s+)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<string>"[^"\n]*"|'[^'\n]*')
   | (?P<op><=|>=|==|!=|&&|\|\||[<>!+\-*/(),\[\]])
@@ -434,8 +435,13 @@ class Parser:
     def literal(self, token: Token) -> int | float:
         text = token.text
         value: int | float
-        if re.fullmatch(r"\d+", text) and int(text) <= INT64_MAX:
-            return int(text)
+        if len(text) > MAX_NUMBER_LENGTH:
+            reason = f"a number has at most {MAX_NUMBER_LENGTH} characters"
+            raise self.error(reason, token.position, token.position + len(text))
+        # INT64_MAX has 19 digits: more, leading zeros aside, are past it.
+        digits = text.lstrip("0") or "0"
+        if re.fullmatch(r"[0-9]{1,19}", digits) and int(digits) <= INT64_MAX:
+            return int(digits)
         # Beyond 64 bits a whole number is taken as a double, as in SQL.
         value = float(text)
         if not math.isfinite(value):

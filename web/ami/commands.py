@@ -166,6 +166,9 @@ def flag(line: CommandLine, name: str) -> bool:
     return value.strip().lower() in ("", "yes", "true", "1", "y")
 
 
+_COUNT = re.compile(r"[0-9]{1,18}")
+
+
 def window(line: CommandLine, name: str = "limit") -> tuple[int, int]:
     """The rows asked for by ``-limit=o,n`` (from *o*, *n* rows) or
     ``-limit=n``; every row up to :data:`MAX_ROWS` without one.
@@ -176,7 +179,9 @@ def window(line: CommandLine, name: str = "limit") -> tuple[int, int]:
     if not value:
         return 0, MAX_ROWS
     parts = [part.strip() for part in value.split(",")]
-    if len(parts) > 2 or not all(part.isdigit() for part in parts):
+    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and
+    # at most 18 of them, so that the offset fits a 64-bit integer.
+    if len(parts) > 2 or not all(_COUNT.fullmatch(part) for part in parts):
         raise InvalidInput(f'-{name} must be "offset,count" or "count", got {value!r}')
     offset, count = (0, int(parts[0])) if len(parts) == 1 else map(int, parts)
     return offset, min(count, MAX_ROWS)
