@@ -242,12 +242,13 @@ SETTINGS: tuple[Setting, ...] = (
         "broker keeps its durable subscription, and the messages published "
         "while hepcat is stopped, under this id and ddm_subscription. Every "
         "task server of one catalogue must use the same one, and no other "
-        "catalogue (or demo, or test) may. Unset: derived from the catalogue "
-        "database (its backend, host, port and database, or SQLite file). A "
-        "deployment subscribed before this setting existed used 'hepcat': set "
-        "that to keep its subscription (docs/ddm.md).",
+        "catalogue (or demo, or test) may. Unset: chosen once and stored in "
+        "the catalogue: 'hepcat' for a catalogue that ingested DDM before "
+        "this setting existed (its subscription carries on), else derived "
+        "from the catalogue database (docs/ddm.md). Set, it wins over the "
+        "stored one.",
         type=_stomp_name,
-        shown_default="hepcat-<12 hex digits naming the catalogue database>",
+        shown_default="chosen once per catalogue and stored in it",
     ),
     Setting(
         "ddm_subscription",
