@@ -739,6 +739,36 @@ def test_a_command_over_the_form_limit_is_an_error_pyami_raises(app: Flask) -> N
     assert as_text.text == f"#AMI Result\n\nError: {too_long(text_sent)}\n#\n"
 
 
+def post_chunked(app: Flask, command: str) -> str:
+    """Post *command* as a body sent in chunks: no Content-Length."""
+    import io
+    from urllib.parse import urlencode
+
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Response
+
+    body = urlencode({"Converter": "AMIXmlToText.xsl", "Command": command}).encode()
+    environ = EnvironBuilder(
+        path="/AMI/FrontEnd",
+        method="POST",
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+    ).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    environ["wsgi.input_terminated"] = True
+    environ["wsgi.input"] = io.BytesIO(body)
+    return Response.from_app(app.wsgi_app, environ).get_data(as_text=True)
+
+
+def test_a_command_sent_in_chunks_is_held_to_the_limit_too(app: Flask) -> None:
+    long = post_chunked(app, f'AMIListCommands -x="{"a" * 600_000}"')
+    short = post_chunked(app, "AMIListCommands")
+
+    assert long.startswith("#AMI Result\n\nError: the command is too long: over the")
+    assert "AMICreateSkim" in short and "Error" not in short
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -22,6 +22,7 @@ carry ``-AMIPass``: servers and proxies log URLs. It is refused with
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from urllib.parse import parse_qsl
@@ -55,6 +56,8 @@ UNEXPECTED = "hepcat met an unexpected error, logged on the server; try again"
 #: command takes about ten times its size in memory while it is answered.
 #: Larger event collections go through the API or the page (docs/ami.md).
 MAX_COMMAND_BYTES = 500_000
+#: Marks a request whose body came in chunks and went past the limit.
+CHUNKED_OVER = "hepcat.chunked_over"
 #: Bytes read from the start of a body too long to read, for its fields.
 PEEK = 512
 
@@ -91,6 +94,8 @@ def frontend() -> Response:
     started = time.perf_counter()
     request.max_form_memory_size = MAX_COMMAND_BYTES
     try:
+        if _chunked_body_over_limit():
+            raise RequestEntityTooLarge()
         name = request.values.get("Converter", "")
         reply = answer(request.values.get("Command", ""), name, started)
     except RequestEntityTooLarge:
@@ -121,6 +126,22 @@ def answer(text: str, converter: str, started: float) -> Reply:
     return Reply(line.name, line.arguments, found.rowsets, found.infos, None, seconds)
 
 
+def _chunked_body_over_limit() -> bool:
+    """Whether a body sent in chunks (no ``Content-Length``, which the
+    form's limit looks at) goes past the limit. Such a body is read up to
+    one byte past it, and that much is handed on (its size is unknown).
+    """
+    environ = request.environ  # not the request's fields: they are cached
+    if environ.get("REQUEST_METHOD") != "POST" or environ.get("CONTENT_LENGTH"):
+        return False
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return False
+    data = environ["wsgi.input"].read(MAX_COMMAND_BYTES + 1)
+    environ["wsgi.input"] = io.BytesIO(data)
+    environ[CHUNKED_OVER] = len(data) > MAX_COMMAND_BYTES
+    return bool(environ[CHUNKED_OVER])
+
+
 def refused(started: float) -> tuple[str, Reply]:
     """The converter asked for and the reply to a request whose form is too
     long to read (:class:`CommandTooLong`).
@@ -137,7 +158,8 @@ def refused(started: float) -> tuple[str, Reply]:
     # A name is whole only when something follows it in what was read.
     words = ahead.get("Command", "").split(maxsplit=1)
     line = CommandLine(words[0] if len(words) == 2 else "")
-    error = CommandTooLong(request.content_length, MAX_COMMAND_BYTES)
+    size = None if request.environ.get(CHUNKED_OVER) else request.content_length
+    error = CommandTooLong(size, MAX_COMMAND_BYTES)
     return converter, failed(line, error, started)
 
 
