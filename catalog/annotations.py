@@ -3,7 +3,8 @@
 A physicist tags a dataset with a short name in a scope (``PHYS`` unless
 told otherwise), and may add a comment; AMI clients find them as the
 ``HASHTAGS`` entity. A tag is unique per dataset, scope and name: annotating
-again with the same tag changes its comment.
+again with the same tag changes its comment. A tag keeps its author, and only
+its author or an admin may change or remove it (:func:`check_author`).
 
 Functions here take the session keyword-only and never commit.
 """
@@ -17,8 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import get_dataset
-from catalog.errors import InvalidInput, NotFound
-from catalog.models import Dataset, Hashtag
+from catalog.errors import InvalidInput, NotFound, PermissionDenied
+from catalog.models import Dataset, Hashtag, User
+from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
+from catalog.users import has_role
 
 DEFAULT_SCOPE = "PHYS"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
@@ -32,21 +35,28 @@ def annotate(
     *,
     scope: str = DEFAULT_SCOPE,
     comment: str | None = None,
-    author: str,
+    user: User,
     session: Session,
 ) -> Hashtag:
     """Tag the dataset *dataset_name* with *name* (a leading ``#`` is
-    dropped) in *scope*; tagging it again changes only the comment.
+    dropped) in *scope*, as *user*, its author; tagging it again changes only
+    the comment, and only its author or an admin may do that.
 
     :raises DatasetNotFound: if there is no such dataset.
     :raises InvalidInput: for a bad name, scope or comment.
+    :raises PermissionDenied: if the tag is another physicist's and *user*
+        is not an admin.
     """
     name, scope, comment = _checked(name, scope, comment)
     dataset = get_dataset(dataset_name, session=session)
     hashtag = session.get(Hashtag, (dataset.id, scope, name))
     if hashtag is None:
-        hashtag = Hashtag(dataset_id=dataset.id, scope=scope, name=name, author=author)
+        hashtag = Hashtag(
+            dataset_id=dataset.id, scope=scope, name=name, author=user.login
+        )
         session.add(hashtag)
+    else:
+        check_author(hashtag, user, "changing")
     hashtag.comment = comment
     session.flush()
     return hashtag
@@ -71,6 +81,30 @@ def _checked(name: str, scope: str, comment: str | None) -> tuple[str, str, str 
     return name, scope, comment
 
 
+def may_change(hashtag: Hashtag, user: User | None) -> bool:
+    """Whether *user* may change or remove *hashtag*: a physicist who is its
+    author, or an admin.
+    """
+    if user is None or not has_role(user, ROLE_PHYSICIST):
+        return False
+    return hashtag.author == user.login or has_role(user, ROLE_ADMIN)
+
+
+def check_author(hashtag: Hashtag, user: User, action: str) -> None:
+    """Refuse *action* (``"changing"``, ``"removing"``) on *hashtag* to
+    anyone but its author and admins. The caller has checked that *user* is
+    a physicist.
+
+    :raises PermissionDenied: for another physicist.
+    """
+    if hashtag.author != user.login and not has_role(user, ROLE_ADMIN):
+        what = (
+            f"{action} another physicist's annotation "
+            f"{hashtag.scope}:{hashtag.name} (by {hashtag.author!r})"
+        )
+        raise PermissionDenied(user.login, ROLE_ADMIN, what)
+
+
 def get_annotation(
     dataset_name: str, scope: str, name: str, *, session: Session
 ) -> Hashtag:
@@ -90,14 +124,19 @@ def get_annotation(
 
 
 def remove_annotation(
-    dataset_name: str, scope: str, name: str, *, session: Session
+    dataset_name: str, scope: str, name: str, *, user: User, session: Session
 ) -> None:
-    """Remove the tag *scope*:*name* from the dataset *dataset_name*.
+    """Remove the tag *scope*:*name* from the dataset *dataset_name*, as
+    *user*: its author or an admin.
 
     :raises DatasetNotFound: if there is no such dataset.
     :raises NotFound: if the dataset has no such tag.
+    :raises PermissionDenied: if the tag is another physicist's and *user*
+        is not an admin.
     """
-    session.delete(get_annotation(dataset_name, scope, name, session=session))
+    hashtag = get_annotation(dataset_name, scope, name, session=session)
+    check_author(hashtag, user, "removing")
+    session.delete(hashtag)
     session.flush()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -125,8 +126,10 @@ class Base(DeclarativeBase):
 def create_catalog_engine(url: str, **options: Any) -> Engine:
     """Create an engine for the catalogue at *url*.
 
-    SQLite files get their directory created, foreign keys enforced and WAL
-    journaling, so that the web server and the task server can share one file.
+    SQLite files get their directory created, are created readable by their
+    owner only (0600: they hold the password hashes), get foreign keys
+    enforced and WAL journaling, so that the web server and the task server
+    can share one file.
     Commits do not wait for the disk (``synchronous=NORMAL``, SQLite's advice
     for WAL): a crash of the process loses nothing, and a power cut can lose
     only the last transactions whole, never leave the file inconsistent; an
@@ -140,8 +143,10 @@ def create_catalog_engine(url: str, **options: Any) -> Engine:
 
 
 def _sqlite_engine(url: str, database: str | None, **options: Any) -> Engine:
-    if database and database != ":memory:":
+    # A "file:" URI (with uri=true) names its file in its own way: left to SQLite.
+    if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(database))
     engine = create_engine(url, **options)
 
     @event.listens_for(engine, "connect")
@@ -154,6 +159,21 @@ def _sqlite_engine(url: str, database: str | None, **options: Any) -> Engine:
         cursor.close()
 
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the empty SQLite file *path* readable and writable by its owner
+    only (0600), unless it exists: an existing file keeps the permissions its
+    operator gave it. SQLite takes an empty file for a new database, and gives
+    its journal, WAL and shared-memory files the permissions of this one.
+    """
+    try:
+        # O_EXCL: a file made meanwhile by another process (or a symlink
+        # the operator put there) is left as it is.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
 
 
 def open_catalog(config: Config, **options: Any) -> Engine:

@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from catalog.config import Config
@@ -38,7 +38,7 @@ from catalog.db import utcnow
 from catalog.errors import HepcatError, InvalidInput, NotFound, PermissionDenied
 from catalog.models import SKIM_STATES, Dataset, File, Skim, TagDatabase, User
 from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
-from catalog.users import get_user, has_role
+from catalog.users import has_role
 from skimengine.collection import read_collection
 from skimengine.extract import (
     check_branches,
@@ -317,8 +317,10 @@ def list_skims(
     """A page of skims, newest first, of *owner* (a user or a login), in
     *state* and of the dataset *parent* (a dataset or its name), when given.
 
+    An unknown login finds no skims, as a user without skims does: the
+    answer must not tell which logins exist (docs/access.md).
+
     :raises InvalidInput: for an unknown state or a bad page.
-    :raises UserNotFound: for an unknown login.
     :raises DatasetNotFound: for an unknown dataset name.
     """
     check_paging(offset, limit)
@@ -328,8 +330,7 @@ def list_skims(
             parent = get_dataset(parent, session=session)
         conditions.append(Skim.parent_id == parent.id)
     if owner is not None:
-        user = get_user(owner, session=session) if isinstance(owner, str) else owner
-        conditions.append(Skim.owner_id == user.id)
+        conditions.append(owned_by(owner))
     if state:
         if state not in SKIM_STATES:
             raise InvalidInput(
@@ -340,6 +341,16 @@ def list_skims(
     query = select(Skim).where(*conditions).order_by(Skim.id.desc())
     rows = session.scalars(query.offset(offset).limit(limit)).all()
     return Page(rows, total or 0, offset, limit)
+
+
+def owned_by(owner: User | str) -> ColumnElement[bool]:
+    """The condition that a skim's owner is *owner* (a user or a login). An
+    unknown login matches no skim, without an error: a filter must not tell
+    which logins exist.
+    """
+    if isinstance(owner, User):
+        return Skim.owner_id == owner.id
+    return Skim.owner_id.in_(select(User.id).where(User.login == owner))
 
 
 def skim_making(dataset: Dataset, *, session: Session) -> Skim | None:

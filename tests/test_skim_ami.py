@@ -179,6 +179,16 @@ def test_skims_are_listed_newest_first(surface):
     assert [int(row["skimId"]) for row in one] == [first]
 
 
+def test_an_unknown_owner_lists_no_skims_as_a_known_one_without_skims(surface):
+    # The answer must not tell which logins exist (docs/access.md).
+    surface.request("phil", "first")
+
+    of_ada = rows(surface, 'AMIListSkims -owner="ada"', "skims")
+    of_nobody = rows(surface, 'AMIListSkims -owner="nosuchuser"', "skims")
+
+    assert of_ada == of_nobody == []
+
+
 def test_skims_are_listed_by_dataset(surface):
     skim_id = surface.request("phil", "first")
 

@@ -23,6 +23,7 @@ from test_skim_pages import (
     UNTAGGED,
     SurfaceWorld,
     make_surface_world,
+    shown,
 )
 
 from skimengine.collection import read_collection
@@ -284,6 +285,24 @@ def test_skims_are_paged_newest_first_and_filtered(surface):
     assert [item["id"] for item in of_dataset.json["items"]] == [pauls]
     assert of_other.json["items"] == []
     assert_error(bad_state, 400, "ValidationError")
+
+
+def test_an_unknown_owner_lists_no_skims_as_a_known_one_without_skims(surface):
+    # The answer must not tell which logins exist (docs/access.md): "ada"
+    # exists and has no skims, "nosuchuser" does not exist.
+    surface.request("phil", "dimuon")
+    client = surface.browser("phil")
+
+    of_ada = client.get(f"{API}/skims?owner=ada")
+    of_nobody = client.get(f"{API}/skims?owner=nosuchuser")
+    page_of_ada = client.get("/skims?owner=ada")
+    page_of_nobody = client.get("/skims?owner=nosuchuser")
+
+    assert (of_ada.status_code, of_ada.json["items"]) == (200, [])
+    assert (of_nobody.status_code, of_nobody.json) == (200, of_ada.json)
+    for page in page_of_ada, page_of_nobody:
+        assert page.status_code == 200
+        assert "No skim matches these filters" in shown(page)
 
 
 def test_an_unknown_skim_is_a_404(surface):

@@ -2,8 +2,8 @@
 forms with which physicists add them and remove them.
 
 The page template includes ``_annotations.html``, which reads the tags
-through :func:`annotations_of`; a tag is removed by its author or by an admin
-(:func:`web.auth.check_removal`).
+through :func:`annotations_of`; a tag is changed or removed by its author or
+by an admin (:func:`catalog.annotations.check_author`).
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from werkzeug.wrappers import Response
 
 from catalog.annotations import (
     annotate,
-    get_annotation,
     list_annotations,
+    may_change,
     remove_annotation,
 )
 from catalog.models import Hashtag
-from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
-from catalog.users import has_role
+from catalog.models.users import ROLE_PHYSICIST
 from web.app import catalog_session
-from web.auth import acting_user, check_removal, require_role, shown_user
+from web.auth import acting_user, require_role, shown_user
 
 annotation_pages = Blueprint("annotations", __name__)
 
@@ -36,16 +35,15 @@ def annotations_of(dataset_name: str) -> list[Hashtag]:
 @annotation_pages.app_template_global()
 def may_remove(hashtag: Hashtag) -> bool:
     """Whether the current user may remove *hashtag*: its author, or an admin."""
-    user = shown_user()
-    if user is None or not has_role(user, ROLE_PHYSICIST):
-        return False
-    return hashtag.author == user.login or has_role(user, ROLE_ADMIN)
+    return may_change(hashtag, shown_user())
 
 
 @annotation_pages.post("/datasets/<name>/annotations")
 @require_role(ROLE_PHYSICIST, action="annotating a dataset")
 def add_annotation(name: str) -> Response:
-    """Tag the dataset from the form on its page."""
+    """Tag the dataset from the form on its page; a tag already there is
+    changed only by its author or an admin.
+    """
     user = acting_user()
     form = request.form
     with catalog_session() as db:
@@ -54,7 +52,7 @@ def add_annotation(name: str) -> Response:
             form.get("name", ""),
             scope=form.get("scope", "") or "PHYS",
             comment=form.get("comment"),
-            author=user.login,
+            user=user,
             session=db,
         )
     return redirect(url_for("pages.dataset", name=name, _anchor="annotations"))
@@ -65,6 +63,5 @@ def add_annotation(name: str) -> Response:
 def delete_annotation(name: str, scope: str, tag: str) -> Response:
     """Remove a tag: its author may, and an admin may remove any."""
     with catalog_session() as db:
-        check_removal(get_annotation(name, scope, tag, session=db))
-        remove_annotation(name, scope, tag, session=db)
+        remove_annotation(name, scope, tag, user=acting_user(), session=db)
     return redirect(url_for("pages.dataset", name=name, _anchor="annotations"))

@@ -14,7 +14,6 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, render_template, request
@@ -27,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from catalog.config import Config, load_config
 from catalog.db import open_catalog, session_factory
 from catalog.errors import AuthenticationFailed, DatabaseUnavailable, HepcatError
+from web.secretkey import stored_secret_key
 
 logger = logging.getLogger(__name__)
 
@@ -135,22 +135,12 @@ def _stored_secret_key(config: Config) -> str:
     """
     path = config.data_path / SECRET_KEY_FILE
     try:
-        if path.is_file():
-            return path.read_text().strip()
-        return _write_secret_key(path)
+        return stored_secret_key(path)
     except OSError as err:
         logger.warning(
             "Cannot keep a secret key in %s (%s); using one per process", path, err
         )
         return secrets.token_hex(32)
-
-
-def _write_secret_key(path: Path) -> str:
-    key = secrets.token_hex(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(key + "\n")
-    return key
 
 
 def web_catalog() -> WebCatalog:

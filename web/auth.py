@@ -62,8 +62,8 @@ from sqlalchemy.orm import Session as OrmSession
 from werkzeug.wrappers import Response
 
 from catalog.errors import AuthenticationFailed, HepcatError, PermissionDenied
-from catalog.models import Hashtag, User
-from catalog.models.users import ROLE_ADMIN, ROLE_READER
+from catalog.models import User
+from catalog.models.users import ROLE_READER
 from catalog.users import (
     TOKEN_PREFIX,
     WRONG_CREDENTIALS,
@@ -418,17 +418,6 @@ def acting_user() -> User:
     if user is None:
         raise AuthenticationFailed("this needs a logged-in user; log in first")
     return user
-
-
-def check_removal(hashtag: Hashtag) -> None:
-    """Refuse to remove *hashtag* for anyone but its author and admins.
-
-    :raises PermissionDenied: for another physicist.
-    """
-    user = acting_user()
-    if hashtag.author != user.login and not has_role(user, ROLE_ADMIN):
-        action = "removing another physicist's annotation"
-        raise PermissionDenied(user.login, ROLE_ADMIN, action)
 
 
 def check_read() -> None:

@@ -1,6 +1,7 @@
 """Annotations of datasets (AMI hashtags): anyone who may read sees them; a
-physicist adds them; their author or an admin removes them (the rule of
-:func:`web.auth.check_removal`, shared with the dataset page).
+physicist adds them; their author or an admin changes or removes them (the
+rule of :func:`catalog.annotations.check_author`, shared with the dataset
+page).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from flask.typing import ResponseReturnValue
 
 from catalog.annotations import (
     annotate,
-    get_annotation,
     list_annotations,
     remove_annotation,
 )
@@ -18,7 +18,7 @@ from web.api import api, schemas
 from web.api.openapi import documented
 from web.api.paging import dumped, load_body
 from web.app import catalog_session
-from web.auth import acting_user, check_removal, require_role
+from web.auth import acting_user, require_role
 
 
 @api.get("/datasets/<name>/annotations")
@@ -35,17 +35,18 @@ def dataset_annotations(name: str) -> ResponseReturnValue:
 @require_role(ROLE_PHYSICIST, action="annotating a dataset")
 def add_annotation(name: str) -> ResponseReturnValue:
     """Annotate a dataset; annotating again with the same scope and name
-    changes the comment. Needs the role physicist.
+    changes the comment. Needs the role physicist, and to change another
+    physicist's annotation, admin.
     """
     body = load_body(schemas.AnnotationInput)
-    author = acting_user().login
+    user = acting_user()
     with catalog_session() as session:
         hashtag = annotate(
             name,
             body["name"],
             scope=body["scope"],
             comment=body["comment"],
-            author=author,
+            user=user,
             session=session,
         )
         return dumped(schemas.Annotation, hashtag), 201
@@ -59,6 +60,5 @@ def delete_annotation(name: str, scope: str, tag: str) -> ResponseReturnValue:
     an admin may remove any.
     """
     with catalog_session() as session:
-        check_removal(get_annotation(name, scope, tag, session=session))
-        remove_annotation(name, scope, tag, session=session)
+        remove_annotation(name, scope, tag, user=acting_user(), session=session)
     return "", 204
