@@ -128,8 +128,9 @@ def test_the_demo_publishes_and_ingests_ddm_events_with_a_broker(
     from hepcat.wiring import ddm_client_id
 
     scenario = ddm_scenario(build_world())
-    env = {"HEPCAT_DDM_BROKER": broker}
-    # The demo's own destination and subscription (hepcat.cli.serving).
+    env = {"HEPCAT_DDM_BROKER": broker, "HEPCAT_DDM_DESTINATION": "/topic/rucio.events"}
+    # The demo's own destination and subscription (hepcat.cli.serving), never
+    # the one configured.
     given = load_config(env={"HEPCAT_DATA_DIR": str(tmp_path), **env})
     own, _ = demo_config(given)
 
@@ -145,6 +146,7 @@ def test_the_demo_publishes_and_ingests_ddm_events_with_a_broker(
 
     assert result.exit_code == 0, result.output
     assert f"ddm: {len(scenario.events)} ingested" in result.output
+    assert "note: the demo ignores HEPCAT_DDM_DESTINATION" in result.stderr
     engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
     with engine.connect() as connection:
         lost = set(connection.scalars(select(File.lfn).where(File.lost.is_(True))))

@@ -138,38 +138,3 @@ def test_the_demo_writes_into_its_own_catalogue_only(tmp_path, monkeypatch):
     assert result.stderr.startswith(
         "note: the demo ignores HEPCAT_DATABASE_URL: it keeps to its own catalogue"
     )
-
-
-@pytest.mark.external_service
-def test_the_demo_publishes_ddm_events_to_a_destination_of_its_own(tmp_path, broker):
-    """The demo's own destination and subscription (removed at the end, which
-    fails unless the demo subscribed under them), never the configured ones.
-    """
-    from click.testing import CliRunner
-
-    from catalog.config import load_config
-    from hepcat.cli import main
-    from hepcat.cli.serving import demo_config
-    from hepcat.wiring import ddm_client_id
-    from ingest.ddm import remove_subscription
-    from ingest.simulate_ddm import ddm_scenario
-
-    given = load_config(env={"HEPCAT_DATA_DIR": str(tmp_path)})
-    own, _ = demo_config(given.replace(ddm_broker=broker))
-    env = {"HEPCAT_DDM_BROKER": broker, "HEPCAT_DDM_DESTINATION": "/topic/rucio.events"}
-    scenario = ddm_scenario(build_world())
-    try:
-        result = CliRunner().invoke(
-            main, ["--data-dir", str(tmp_path), "demo", "--no-serve"], env=env
-        )
-    finally:
-        remove_subscription(
-            broker,
-            own.ddm_destination,
-            client_id=ddm_client_id(own),
-            subscription=own.ddm_subscription,
-        )
-
-    assert result.exit_code == 0, result.output
-    assert f"ddm: {len(scenario.events)} ingested" in result.output
-    assert "note: the demo ignores HEPCAT_DDM_DESTINATION" in result.stderr
