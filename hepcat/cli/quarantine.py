@@ -19,7 +19,8 @@ REASON_SHOWN = 120
 @main.group()
 def quarantine() -> None:
     """List the source records held in quarantine, and release them once
-    the source is fixed (the ingesters then read them again).
+    the source is fixed (the Tier-0 and ProdSys ingesters then read them
+    again; COMA is read whole at its next change).
     """
 
 
