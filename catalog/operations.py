@@ -89,6 +89,9 @@ def release_read(source: str, record_keys: Iterable[str], *, session: Session) -
             Quarantine.released.is_not(True),
             among(Quarantine.record_key, keys),
         )
+        # Locked, as an operator's release locks them: of two releases at
+        # once, the second waits and then finds the record released.
+        query = query.with_for_update().execution_options(populate_existing=True)
         # Compared again in Python: MariaDB's collation takes keys that
         # differ in case or trailing spaces for one (see _held).
         for entry in session.scalars(query):
@@ -148,7 +151,15 @@ def release_quarantined(
     entries = []
     for record_id in dict.fromkeys(record_ids):
         # An id past the column's 64 bits is no record's, and no query's.
-        entry = session.get(Quarantine, record_id) if 0 < record_id < 2**63 else None
+        # Locked and read afresh: a release at the same time (an ingester's,
+        # another operator's) waits, or has released it already.
+        entry = (
+            session.get(
+                Quarantine, record_id, with_for_update=True, populate_existing=True
+            )
+            if 0 < record_id < 2**63
+            else None
+        )
         if entry is None:
             raise QuarantineNotFound(record_id)
         if entry.released:

@@ -95,3 +95,46 @@ def test_released_but_not_fixed_the_dataset_stays_held_and_quarantined_anew(
             (True, True),
             (False, True),
         ]
+
+
+def test_an_operator_and_an_ingester_releasing_at_once_release_once(
+    Session,  # noqa: N803
+    catalog_engine,
+):
+    """The ingester's release waits for the operator's, then finds the
+    record released: one note in its reason, not two.
+    """
+    import threading
+
+    import pytest
+
+    from catalog.operations import quarantine, release_quarantined, release_read
+
+    if catalog_engine.dialect.name == "sqlite":
+        pytest.skip("SQLite lets one writer at a time: no two releases meet")
+    with Session.begin() as session:
+        record = quarantine(
+            "tier0", "AOD.1._000001.pool.root.1", {}, "bad", session=session
+        )
+        session.flush()
+        record_id = record.id
+    released = []
+
+    def ingester() -> None:
+        with Session.begin() as session:
+            released.append(
+                release_read("tier0", ["AOD.1._000001.pool.root.1"], session=session)
+            )
+
+    with Session.begin() as operator:
+        release_quarantined([record_id], by="ada", reason="fixed", session=operator)
+        operator.flush()
+        other = threading.Thread(target=ingester)
+        other.start()
+        other.join(timeout=1)  # a moment to meet the operator's lock
+    other.join()
+
+    with Session() as session:
+        reason = session.get(Quarantine, record_id).reason
+    assert released == [0]
+    assert reason.count("; released") == 1 and "released by ada" in reason
