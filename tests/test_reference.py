@@ -26,7 +26,7 @@ import pytest
 from alembic import command
 from conftest import written_apart
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, MetaData, Table, event, insert, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from test_ami import post
@@ -356,12 +356,23 @@ def test_upgrading_adds_the_references_of_the_datasets_already_there(
     migrations.upgrade(empty_engine, "0008")
     with empty_engine.begin() as connection:
         rows = [{**name_columns(name), "source": "prodsys"} for name in names]
-        connection.execute(insert(Dataset), rows)
+        connection.execute(insert(dataset_table_at_0008()), rows)
 
     migrations.upgrade(empty_engine)
 
     assert held(session_factory(empty_engine)) == expected(names)
     assert whole_rows(session_factory(empty_engine)) == added_rows(names, tmp_path)
+
+
+def dataset_table_at_0008() -> Table:
+    """The dataset table as revision 0008 has it (the model's columns but
+    those later revisions added), with the model's types and defaults."""
+    later = {"tier0_n_files", "tier0_total_events", "tier0_total_size", "tags_pending"}
+    table = Table("dataset", MetaData())
+    for column in Dataset.__table__.columns:
+        if column.name not in later:
+            table.append_column(column._copy())
+    return table
 
 
 def added_rows(names: list[str], tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
