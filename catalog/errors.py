@@ -200,3 +200,27 @@ class PermissionDenied(HepcatError, PermissionError):
         super().__init__(f"{action} needs the role {role!r}; {who} does not have it")
         self.login = login
         self.role = role
+
+
+class QuarantineNotFound(NotFound):
+    """No quarantined record has the id an operator gave."""
+
+    def __init__(self, record_id: int) -> None:
+        super().__init__(
+            f"no quarantined record with id {record_id}; the ids are in the "
+            "first column of 'hepcat quarantine list' and of the quarantine page"
+        )
+        self.record_id = record_id
+
+
+class AlreadyReleased(InvalidInput):
+    """An operator asked to release a record that is released already."""
+
+    def __init__(self, record_id: int, key: str | None) -> None:
+        named = f" ({key})" if key else ""
+        super().__init__(
+            f"quarantined record {record_id}{named} is released already; "
+            "nothing to do (a record found bad again is quarantined anew, "
+            "with an id of its own)"
+        )
+        self.record_id = record_id

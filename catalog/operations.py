@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from catalog.datasets import Page, check_paging
 from catalog.db import among, chunked, utcnow
-from catalog.errors import InvalidInput, NotFound
+from catalog.errors import AlreadyReleased, QuarantineNotFound
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import Quarantine, StopPoint, TaskLease, TaskRun
 
@@ -99,30 +99,6 @@ def release_read(source: str, record_keys: Iterable[str], *, session: Session) -
                 _release(entry, note)
                 released += 1
     return released
-
-
-class QuarantineNotFound(NotFound):
-    """No quarantined record has the id an operator gave."""
-
-    def __init__(self, record_id: int) -> None:
-        super().__init__(
-            f"no quarantined record with id {record_id}; the ids are in the "
-            "first column of 'hepcat quarantine list' and of the quarantine page"
-        )
-        self.record_id = record_id
-
-
-class AlreadyReleased(InvalidInput):
-    """An operator asked to release a record that is released already."""
-
-    def __init__(self, record_id: int, key: str | None) -> None:
-        named = f" ({key})" if key else ""
-        super().__init__(
-            f"quarantined record {record_id}{named} is released already; "
-            "nothing to do (a record found bad again is quarantined anew, "
-            "with an id of its own)"
-        )
-        self.record_id = record_id
 
 
 # Characters of an operator's reason kept in a released record's reason.

@@ -639,14 +639,18 @@ def _catalogued(
     stream: str, orphans: Sequence[Orphan], *, session: Session
 ) -> set[str]:
     """The records of *orphans* whose row the catalogue holds: a dataset of
-    that name, a file of that GUID in the dataset its row names.
+    that name, a file of that GUID and LFN in the dataset its row names (a
+    file of that GUID under another LFN is another row's, and the orphan's
+    row, read again, is refused for it).
     """
     if stream == "datasets":
         return set(dataset_ids(sorted({o.child for o in orphans}), session=session))
-    wanted = {(o.record, o.parent) for o in orphans}
-    query = select(File.guid, Dataset.name).join(Dataset, File.dataset_id == Dataset.id)
+    wanted = {(o.record, o.child, o.parent) for o in orphans}
+    query = select(File.guid, File.lfn, Dataset.name).join(
+        Dataset, File.dataset_id == Dataset.id
+    )
     query = query.where(among(File.guid, sorted({o.record for o in orphans})))
-    return {guid for guid, name in session.execute(query) if (guid, name) in wanted}
+    return {guid for guid, *row in session.execute(query) if (guid, *row) in wanted}
 
 
 def _parents(stream: str, keys: set[Any], *, session: Session) -> set[Any]:

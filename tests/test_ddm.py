@@ -916,12 +916,9 @@ def test_ingest_once_beside_the_holder_skips_ddm_with_a_note(
     ingester = DdmIngester(
         broker, destination, client_id=holder.client_id, fail_unreachable=True
     )
-    started = time.monotonic()
-
     items = run_until_drained([ingester], Session, max_seconds=60)
 
     assert items == {"ddm": 0} and items.undrained == []
-    assert time.monotonic() - started < 10
     assert ingester.skipped is not None
     assert ingester.skipped.startswith(
         f"the DDM broker {broker} has another connection with client id "

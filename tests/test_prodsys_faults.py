@@ -178,6 +178,35 @@ def test_a_file_read_before_its_dataset_exists_is_ingested_when_it_comes(
     assert _records(Session)[record.record_key].released
 
 
+def test_a_file_waiting_for_its_dataset_stays_held_when_another_takes_its_guid(
+    Session,  # noqa: N803
+    sources,
+    ingest,
+):
+    """Its dataset comes with another file of the same GUID: the waiting
+    file is no longer taken for catalogued, and stays held for the clash."""
+    sources.prodsys.insert(schemas.t_production_task, [_task("running", _ago(10))])
+    waiting = _file(7003, NAME, _ago(10))
+    sources.prodsys.insert(schemas.t_production_file, [waiting])
+    ingest()
+    other = {**_file(7004, NAME, _ago(0)), "guid": waiting["guid"]}
+    sources.prodsys.insert(schemas.t_production_dataset, [_dataset(NAME, _ago(0))])
+    sources.prodsys.insert(schemas.t_production_file, [other])
+
+    ingest()
+
+    with Session() as session:
+        held = session.scalars(
+            select(Quarantine).where(
+                Quarantine.record_key == waiting["guid"],
+                Quarantine.released.is_not(True),
+            )
+        ).all()
+        lfn = session.scalar(select(File.lfn).where(File.guid == waiting["guid"]))
+    assert lfn == other["lfn"]
+    assert held, "the file that lost its GUID is held, not released"
+
+
 # --- 2. rows without a timestamp ----------------------------------------------
 
 

@@ -68,8 +68,6 @@ class CommandTooLong(InvalidInput):
     (URL-encoded), when the request says.
     """
 
-    status = 413
-
     def __init__(self, size: int | None, limit: int) -> None:
         sent = f"{size:,} bytes as sent, " if size is not None else ""
         super().__init__(
