@@ -46,6 +46,7 @@ from web.client.commands import (
     quote,
 )
 from web.client.errors import (
+    AlreadyReleased,
     AmiConnectionError,
     AmiError,
     AmiProtocolError,
@@ -60,6 +61,7 @@ from web.client.errors import (
     InvalidName,
     NotFound,
     PermissionDenied,
+    QuarantineNotFound,
     RunNotFound,
     SchemaOutdated,
     UserNotFound,
@@ -85,6 +87,7 @@ from web.client.transport import (
 )
 
 __all__ = [
+    "AlreadyReleased",
     "AmiConnectionError",
     "AmiError",
     "AmiProtocolError",
@@ -106,6 +109,7 @@ __all__ = [
     "NUMERIC_FIELDS",
     "NotFound",
     "PermissionDenied",
+    "QuarantineNotFound",
     "Rowset",
     "RunNotFound",
     "SchemaOutdated",

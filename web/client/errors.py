@@ -82,6 +82,10 @@ class EventFileNotFound(NotFound):
     """An event data file of a dataset is in no file catalogue nor storage."""
 
 
+class QuarantineNotFound(NotFound):
+    """No quarantined record has the id the request gave."""
+
+
 class InvalidInput(AmiError, ValueError):
     """The command carries a value that cannot be used (a malformed MQL query,
     an unknown field, a missing argument).
@@ -90,6 +94,10 @@ class InvalidInput(AmiError, ValueError):
 
 class InvalidName(AmiError, ValueError):
     """A dataset name or AMI tag does not follow the nomenclature."""
+
+
+class AlreadyReleased(InvalidInput):
+    """The quarantined record the request would release is released already."""
 
 
 class AuthenticationFailed(AmiError, PermissionError):
@@ -119,8 +127,10 @@ _ERRORS: dict[str, type[AmiError]] = {
         RunNotFound,
         UserNotFound,
         EventFileNotFound,
+        QuarantineNotFound,
         InvalidInput,
         InvalidName,
+        AlreadyReleased,
         AuthenticationFailed,
         PermissionDenied,
         DatabaseUnavailable,
