@@ -36,6 +36,7 @@ from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from catalog.db import among, chunked, utcnow
+from catalog.fields import parse_whole
 from catalog.models import (
     Container,
     ContainerMember,
@@ -238,16 +239,12 @@ def _count(
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise UnreadableMessage(f"payload field {key} = {value!r} is not a count")
-    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and
-    # no more than MAX_COUNT has.
-    text = value.strip() if isinstance(value, str) else ""
-    if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_COUNT)):
-        value = int(text)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+    number = parse_whole(value) if isinstance(value, str) else value
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if not isinstance(number, int) or not 0 <= number <= MAX_COUNT:
         raise UnreadableMessage(f"payload field {key} = {value!r} is not a count")
-    return value
+    return number
 
 
 # --- applying messages ---------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import math
+import re
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, TypeDecorator
@@ -54,6 +55,50 @@ def row_to_ami(obj: Any, model: type[Any] | None = None) -> dict[str, Any]:
     """Return every AMI field of the model instance *obj*, by AMI name."""
     fields = ami_fields(model if model is not None else type(obj))
     return {name: getattr(obj, str(column.key)) for name, column in fields.items()}
+
+
+#: The largest whole number the databases hold (BIGINT).
+INT64_MAX = 2**63 - 1
+#: A whole number as a user types it: ASCII digits (Python's int() also takes
+#: other scripts' digits and underscores), at most a hundred of them, so that
+#: a number too long is refused here and not by an error of int()'s own.
+_WHOLE = {
+    True: re.compile(r"[+-]?[0-9]{1,100}"),
+    False: re.compile(r"\+?[0-9]{1,100}"),
+}
+
+
+def parse_whole(text: str, *, signed: bool = False) -> int | None:
+    """*text*, spaces around it allowed, as a whole number (with *signed*,
+    perhaps negative); None when it is not one.
+    """
+    text = text.strip()
+    return int(text) if _WHOLE[signed].fullmatch(text) else None
+
+
+def whole_number(
+    text: str,
+    what: str,
+    *,
+    kind: str = "a whole number",
+    signed: bool = False,
+    maximum: int | None = INT64_MAX,
+) -> int:
+    """*text* as a whole number, the value of *what* (a request's argument or
+    field): the one way every surface reads the numbers users type.
+
+    :param kind: what *what* must be, as the error says it.
+    :param maximum: the largest value (in magnitude) taken, or None when the
+        caller checks the range itself.
+    :raises InvalidInput: naming *what*, for anything but a whole number in
+        range.
+    """
+    number = parse_whole(text, signed=signed)
+    if number is None:
+        raise InvalidInput(f"{what} must be {kind}, got {text[:20]!r}")
+    if maximum is not None and abs(number) > maximum:
+        raise InvalidInput(f"{what} is too large: at most {maximum:,}")
+    return number
 
 
 # The integers a column holds: BIGINT is 64 bits, INTEGER 32 on every database.
@@ -106,10 +151,7 @@ def _fits(number: int, column: Any) -> bool:
 def _integer(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | str):
         return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
+    return value if isinstance(value, int) else parse_whole(value, signed=True)
 
 
 def _number(value: Any) -> float | None:

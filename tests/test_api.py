@@ -565,6 +565,9 @@ def test_a_bad_annotation_is_a_400(
         ("/datasets?sort=totalEvent", 400, "InvalidInput", "did you mean"),
         ("/datasets?nFiles=many", 400, "InvalidInput", "nFiles must be an integer"),
         ("/datasets?nFiles=%25", 400, "InvalidInput", "nFiles must be an integer"),
+        # Python's int() would take these: underscores, other scripts' digits.
+        ("/datasets?nFiles=1_000", 400, "InvalidInput", "nFiles must be an integer"),
+        ("/datasets?nFiles=%D9%A3", 400, "InvalidInput", "nFiles must be an integer"),
         ("/datasets?datasetNumber=99999999999", 400, "InvalidInput", "out of range"),
         ("/datasets?created=soon", 400, "InvalidInput", "ISO 8601"),
         ("/datasets?colour=red", 400, "ValidationError", "colour: Unknown field"),

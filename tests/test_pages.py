@@ -304,6 +304,8 @@ def test_pagination_keeps_the_search_and_reaches_the_last_dataset(
         ({"limit": "0"}, "limit must be between 1 and 1000, got 0"),
         ({"offset": "-1"}, "offset must be 0 or more, got -1"),
         ({"offset": "two"}, "offset must be an integer, got 'two'"),
+        ({"offset": "1_0"}, "offset must be an integer, got '1_0'"),
+        ({"offset": "9" * 19}, "offset is too large: at most 9,223,372,036,854,775,807"),
         ({"runNumber": "run276262"}, "runNumber must be an integer"),
     ],
 )

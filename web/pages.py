@@ -11,7 +11,6 @@ plots) are blueprints of their own and use the helpers and filters here.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,8 +38,8 @@ from catalog.derived import (
     file_lumi_blocks,
     raw_dataset_of,
 )
-from catalog.errors import InvalidInput, RunNotFound
-from catalog.fields import ami_fields, row_to_ami
+from catalog.errors import RunNotFound
+from catalog.fields import ami_fields, row_to_ami, whole_number
 from catalog.lumiblocks import format_lumi_blocks
 from catalog.models import AMI_TRASHED, AMI_VALID, Dataset, Reconciliation, Replica, Run
 from catalog.models.datasets import SOURCE_TIER0
@@ -315,16 +314,12 @@ def arg(args: Mapping[str, str], name: str) -> str:
 def int_arg(args: Mapping[str, str], name: str, default: int) -> int:
     """Return the integer query argument *name*, or *default* when absent.
 
-    :raises InvalidInput: when it is not an integer.
+    :raises InvalidInput: when it is not an integer that fits 64 bits.
     """
     text = arg(args, name)
     if not text:
         return default
-    # ASCII digits (int() takes other scripts' too), and at most 18 of them,
-    # so that the number fits the database's 64-bit integers.
-    if re.fullmatch(r"-?[0-9]{1,18}", text) is None:
-        raise InvalidInput(f"{name} must be an integer, got {text[:20]!r}")
-    return int(text)
+    return whole_number(text, name, kind="an integer", signed=True)
 
 
 @pages.app_template_global()

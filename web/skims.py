@@ -23,6 +23,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from catalog.errors import InvalidInput, NotFound
+from catalog.fields import whole_number
 from catalog.models import SKIM_STATES, Skim, User
 from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
 from catalog.users import get_user, has_role
@@ -161,12 +162,13 @@ def target_size_in(form: Mapping[str, str]) -> int | None:
     text = arg(form, "target_size")
     if not text:
         return None
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidInput(
-            f"the target size must be a whole number of bytes, got {text!r}"
-        ) from None
+    return whole_number(
+        text,
+        "the target size",
+        kind="a whole number of bytes",
+        signed=True,
+        maximum=None,
+    )
 
 
 @skims.get("/skims/<int:skim_id>")

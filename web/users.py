@@ -13,6 +13,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from catalog.errors import AuthenticationFailed, InvalidInput
+from catalog.fields import parse_whole
 from catalog.models.users import ROLE_ADMIN, ROLE_READER, ROLES
 from catalog.users import (
     add_user,
@@ -115,12 +116,10 @@ def _confirmed_password() -> str:
 
 def _new_token(login: str) -> str:
     days = request.form.get("expires_days", "").strip()
-    # ASCII digits only: str.isdigit() takes "²", which int() refuses. A
-    # century at most, so that the expiry is a date the database holds.
-    whole = days.isascii() and days.isdigit() and len(days) <= 6
-    if days and not (whole and 1 <= int(days) <= 36_500):
+    number = parse_whole(days)
+    if days and not (number is not None and 1 <= number <= 36_500):
         raise InvalidInput(f"{days[:20]!r} is not a number of days (1 to 36500)")
-    expires = expiry_in_days(int(days) if days else None)
+    expires = expiry_in_days(number)
     with catalog_session() as db:
         return create_token(
             login, request.form.get("name", ""), expires=expires, session=db

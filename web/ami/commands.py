@@ -29,7 +29,7 @@ from catalog.datasets import (
     list_counted_files,
 )
 from catalog.errors import InvalidInput, PermissionDenied
-from catalog.fields import row_to_ami, typed_value
+from catalog.fields import INT64_MAX, parse_whole, row_to_ami, typed_value
 from catalog.models import Dataset, Period
 from catalog.models.users import ROLE_ADMIN
 from catalog.mql import MAX_ROWS, compile_search, entity_fields
@@ -166,9 +166,6 @@ def flag(line: CommandLine, name: str) -> bool:
     return value.strip().lower() in ("", "yes", "true", "1", "y")
 
 
-_COUNT = re.compile(r"[0-9]{1,18}")
-
-
 def window(line: CommandLine, name: str = "limit") -> tuple[int, int]:
     """The rows asked for by ``-limit=o,n`` (from *o*, *n* rows) or
     ``-limit=n``; every row up to :data:`MAX_ROWS` without one.
@@ -178,12 +175,11 @@ def window(line: CommandLine, name: str = "limit") -> tuple[int, int]:
     value = line.get(name)
     if not value:
         return 0, MAX_ROWS
-    parts = [part.strip() for part in value.split(",")]
-    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and
-    # at most 18 of them, so that the offset fits a 64-bit integer.
-    if len(parts) > 2 or not all(_COUNT.fullmatch(part) for part in parts):
+    parts = value.split(",")
+    numbers = [n for n in map(parse_whole, parts) if n is not None and n <= INT64_MAX]
+    if len(parts) > 2 or len(numbers) < len(parts):
         raise InvalidInput(f'-{name} must be "offset,count" or "count", got {value!r}')
-    offset, count = (0, int(parts[0])) if len(parts) == 1 else map(int, parts)
+    offset, count = (0, numbers[0]) if len(numbers) == 1 else numbers
     return offset, min(count, MAX_ROWS)
 
 

@@ -14,14 +14,13 @@ lists them.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from catalog.datasets import MAX_PAGE_SIZE
-from catalog.errors import InvalidInput
+from catalog.fields import whole_number
 from catalog.models import Skim
 from catalog.models.users import ROLE_PHYSICIST
 from catalog.mql import MAX_ROWS
@@ -41,12 +40,6 @@ from web.ami.commands import Answer, command, flag, required, window
 from web.ami.reply import rowset
 from web.auth import check_role
 from web.tags import TagInfo, count_events, list_tag_databases
-
-#: A whole number as an argument gives it: digits, perhaps signed, up to a
-#: hundred (longer is refused as not a number here, before Python's int()
-#: would refuse it with an error of its own; shorter ones out of range are
-#: refused by the checks of what the number is for).
-WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]{1,100}\s*")
 
 
 @command("the TAG databases: dataset, events, files, store")
@@ -193,7 +186,7 @@ def _change(
 
 
 def _skim_id(line: CommandLine) -> int:
-    return _whole_number(required(line, "skimId"), "skimId", "a whole number")
+    return whole_number(required(line, "skimId"), "-skimId", signed=True, maximum=None)
 
 
 def _target_size(line: CommandLine) -> int | None:
@@ -203,17 +196,9 @@ def _target_size(line: CommandLine) -> int | None:
     value = line.get("targetSize")
     if value is None:
         return None
-    return _whole_number(value, "targetSize", "a whole number of bytes")
-
-
-def _whole_number(value: str, name: str, what: str) -> int:
-    """*value*, of the argument *name*, as a whole number.
-
-    :raises InvalidInput: naming the argument, for anything else.
-    """
-    if not WHOLE_NUMBER.fullmatch(value):
-        raise InvalidInput(f"-{name} must be {what}, got {value!r}")
-    return int(value)
+    return whole_number(
+        value, "-targetSize", kind="a whole number of bytes", signed=True, maximum=None
+    )
 
 
 def skim_row(skim: Skim) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask.typing import ResponseReturnValue
 
-from catalog.errors import InvalidInput
+from catalog.fields import whole_number
 from catalog.models.users import ROLE_ADMIN
 from catalog.operations import list_quarantine_keyset, release_quarantined
 from web.api import api, schemas
@@ -57,6 +57,4 @@ def record_number(text: str) -> int:
 
     :raises InvalidInput: unless it is a whole number.
     """
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise InvalidInput(f"id must be a whole number, got {text!r}")
-    return int(text)
+    return whole_number(text, "id")
