@@ -344,6 +344,15 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting(
+        "max_upload_mb",
+        "The largest request body the pages and the JSON API take, in MB "
+        "(event collections uploaded for skims); a larger one is refused with "
+        "HTTP 413 and a message giving the limit, before it is read. The AMI "
+        "endpoint keeps its own limit of 500 kB.",
+        256.0,
+        _within(0, above=True),
+    ),
+    Setting(
         "trusted_dn_header",
         "The request header in which a reverse proxy hands over the verified "
         "X.509 client-certificate DN (e.g. X-SSL-Client-S-DN), mapped to the "

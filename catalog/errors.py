@@ -143,6 +143,21 @@ class InvalidInput(HepcatError, ValueError):
         self.errors = list(errors) or [message]
 
 
+class RequestTooLarge(HepcatError):
+    """A request's body is over the web server's *limit* (the setting
+    ``max_upload_mb``), so it is not read.
+    """
+
+    status = 413
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the request is too large: {size:,} bytes, over the server's limit of "
+            f"{limit:,} bytes (setting max_upload_mb); an event collection that "
+            "large is better selected on the server from its TAG database"
+        )
+
+
 class DatabaseUnavailable(HepcatError, ConnectionError):
     """The catalogue database cannot be reached."""
 

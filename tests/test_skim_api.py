@@ -26,7 +26,9 @@ from test_skim_pages import (
     shown,
 )
 
+from catalog.config import load_config
 from skimengine.collection import read_collection
+from web.app import create_app
 
 API = "/api/v1"
 
@@ -218,6 +220,35 @@ def test_an_uploaded_collection_is_checked_against_the_tag(surface):
         "no column 'EventNumber'"
         in assert_error(bad, 400, "CollectionError")["message"]
     )
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(surface, tmp_path):
+    config = load_config(env={"HEPCAT_MAX_UPLOAD_MB": "0.002"}, data_dir=tmp_path)
+    engine = surface.app.extensions["hepcat"].engine
+    client = create_app(config, engine=engine).test_client()
+    csv = surface.tag.collection(surface.tag.select("nJets >= 1")).to_csv()
+    body = {"logicalDatasetName": DATASET, "name": "big", "collectionName": "a.csv"}
+    body["collection"] = base64.b64encode(csv.encode()).decode()
+    headers = surface.bearer("phil")
+
+    big = client.post(f"{API}/skims", json=body, headers=headers)
+    small = client.post(
+        f"{API}/skims", json={**body, "collection": "AA=="}, headers=headers
+    )
+    # The AMI endpoint keeps its own limit (500 kB).
+    ami = client.post(
+        "/AMI/FrontEnd", data={"Command": "AMIListCommands " + "x" * 3000}
+    )
+    listed = client.get(f"{API}/skims")
+
+    message = assert_error(big, 413, "RequestTooLarge")["message"]
+    assert message.startswith(
+        f"the request is too large: {big.request.content_length:,}"
+    )
+    assert "over the server's limit of 2,000 bytes (setting max_upload_mb)" in message
+    assert_error(small, 400, "CollectionError")  # read, since under the limit
+    assert ami.status_code == 200 and "RequestTooLarge" not in ami.text
+    assert listed.json["items"] == []
 
 
 @pytest.mark.parametrize(

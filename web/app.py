@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,12 @@ from werkzeug.exceptions import HTTPException
 
 from catalog.config import Config, load_config
 from catalog.db import open_catalog, session_factory
-from catalog.errors import AuthenticationFailed, DatabaseUnavailable, HepcatError
+from catalog.errors import (
+    AuthenticationFailed,
+    DatabaseUnavailable,
+    HepcatError,
+    RequestTooLarge,
+)
 from web.secretkey import stored_secret_key
 
 logger = logging.getLogger(__name__)
@@ -56,14 +62,41 @@ def create_app(config: Config | None = None, *, engine: Engine | None = None) ->
     # Flask's defaults already hold these keys (None, False): set, not setdefault.
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = config.secure_cookies
+    # Bodies sent in chunks are cut at the limit as they are read; the others
+    # are refused up front (refuse_large_bodies).
+    app.config["MAX_CONTENT_LENGTH"] = upload_limit(config)
     app.extensions["hepcat"] = WebCatalog(config, engine, session_factory(engine))
     app.register_error_handler(HepcatError, render_error)
     app.register_error_handler(HTTPException, render_http_error)
+    app.before_request(refuse_large_bodies)
     app.after_request(add_security_headers)
 
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
     return app
+
+
+def upload_limit(config: Config) -> int:
+    """The bytes of the largest request body the pages and the API take."""
+    return int(config.max_upload_mb * 1_000_000)
+
+
+def refuse_large_bodies() -> None:
+    """Refuse a request whose body says it is over the upload limit, before
+    it is read, with an error each surface renders its own way. The AMI
+    endpoint has a lower limit of its own, and answers in AMI's formats.
+
+    :raises RequestTooLarge: when the body is over the limit.
+    """
+    if request.blueprint == "ami":
+        # It reads no more than the start of a body over its own limit.
+        # (None would mean the application's limit, not none.)
+        request.max_content_length = sys.maxsize
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    size = request.content_length
+    if size is not None and size > limit:
+        raise RequestTooLarge(size, limit)
 
 
 #: Sent with every response: no site may frame hepcat's pages (clickjacking),

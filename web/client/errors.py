@@ -116,6 +116,13 @@ class SchemaOutdated(AmiError, RuntimeError):
     """The server's catalogue schema needs ``hepcat db upgrade``."""
 
 
+class RequestTooLarge(AmiError, ValueError):
+    """A request's body is over the server's upload limit. The AMI endpoint
+    says so with ``CommandTooLong`` (an :class:`InvalidInput`); the JSON API
+    and the pages with this error's name.
+    """
+
+
 _ERRORS: dict[str, type[AmiError]] = {
     cls.__name__: cls
     for cls in (
@@ -135,6 +142,7 @@ _ERRORS: dict[str, type[AmiError]] = {
         PermissionDenied,
         DatabaseUnavailable,
         SchemaOutdated,
+        RequestTooLarge,
     )
 }
 
