@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +65,13 @@ def quarantine(
     return entry
 
 
-def release_read(source: str, record_keys: Iterable[str], *, session: Session) -> int:
+def release_read(
+    source: str,
+    record_keys: Iterable[str],
+    *,
+    session: Session,
+    about: Callable[[Quarantine], bool] | None = None,
+) -> int:
     """Release the records of *source* held in quarantine under any of
     *record_keys*: the source has since given each of those records again,
     and it was read and written without error (corrected at the source, say).
@@ -77,6 +83,10 @@ def release_read(source: str, record_keys: Iterable[str], *, session: Session) -
     refused in the same pass: a source may name two kinds of record by one
     key (COMA's runs and period-run links by their run number), and one
     refused keeps the key's records held.
+
+    :param about: when given, only the records under those keys for which
+        it is true are released: those about the rows read (a key may hold
+        records of other rows, which reading these did not correct).
     """
     wanted = {key[:255] for key in record_keys if key}
     if not wanted:
@@ -95,7 +105,7 @@ def release_read(source: str, record_keys: Iterable[str], *, session: Session) -
         # Compared again in Python: MariaDB's collation takes keys that
         # differ in case or trailing spaces for one (see _held).
         for entry in session.scalars(query):
-            if entry.record_key in wanted:
+            if entry.record_key in wanted and (about is None or about(entry)):
                 _release(entry, note)
                 released += 1
     return released

@@ -553,7 +553,13 @@ class ProdSysIngester(Task):
             rows = self._read(table, column, again)
             written = self._apply_rows(stream, rows, session)
             done |= _catalogued(stream, waiting, session=session)
-        release_read(SOURCE, done, session=session)
+        read = {(o.record, o.child) for o in orphans if o.record in done}
+        # Only the records about the rows read: a GUID's key may also hold
+        # a record of another row (another LFN), which reading these did
+        # not correct.
+        release_read(
+            SOURCE, done, session=session, about=lambda e: _row_of(stream, e) in read
+        )
         return written, sum(o.record not in done for o in orphans)
 
     def _logs(self, names: set[str]) -> set[str]:
@@ -633,6 +639,14 @@ def _orphan(stream: str, key: str, held: str) -> Orphan | None:
         child, parent = values.get("lfn"), values.get("dataset")
         wanted = isinstance(parent, str)
     return Orphan(key, child, parent) if isinstance(child, str) and wanted else None
+
+
+def _row_of(stream: str, entry: Quarantine) -> tuple[str, Any] | None:
+    """The key and the row (a dataset's name, a file's LFN) a quarantined
+    record of *stream* is about, as its payload says (None: it does not).
+    """
+    orphan = _orphan(stream, entry.record_key or "", entry.payload or "")
+    return (orphan.record, orphan.child) if orphan is not None else None
 
 
 def _catalogued(

@@ -207,6 +207,43 @@ def test_a_file_waiting_for_its_dataset_stays_held_when_another_takes_its_guid(
     assert held, "the file that lost its GUID is held, not released"
 
 
+def test_adopting_a_file_leaves_held_another_rows_record_under_its_guid(
+    Session,  # noqa: N803
+    sources,
+    ingest,
+):
+    """A file waiting for its dataset is read once the dataset comes; a row
+    of another LFN refused under the same GUID (its LFN is another file's)
+    is not corrected by that, and its record stays held."""
+    other_dataset = NAME.replace("e3601", "e3602")
+    sources.prodsys.insert(schemas.t_production_task, [_task("running", _ago(10))])
+    sources.prodsys.insert(
+        schemas.t_production_dataset, [_dataset(other_dataset, _ago(10))]
+    )
+    owner = _file(7007, other_dataset, _ago(10))
+    sources.prodsys.insert(schemas.t_production_file, [owner])
+    ingest()
+    waiting = _file(7005, NAME, _ago(5))
+    taken = {**_file(7006, other_dataset, _ago(5)), "guid": waiting["guid"]}
+    taken["lfn"] = owner["lfn"]
+    sources.prodsys.insert(schemas.t_production_file, [waiting, taken])
+    ingest()
+    sources.prodsys.insert(schemas.t_production_dataset, [_dataset(NAME, _ago(0))])
+
+    ingest()
+
+    with Session() as session:
+        held = session.scalars(
+            select(Quarantine.payload).where(
+                Quarantine.record_key == waiting["guid"],
+                Quarantine.released.is_not(True),
+            )
+        ).all()
+        lfn = session.scalar(select(File.lfn).where(File.guid == waiting["guid"]))
+    assert lfn == waiting["lfn"], "the waiting file is read"
+    assert len(held) == 1 and owner["lfn"] in held[0], "the other row stays held"
+
+
 # --- 2. rows without a timestamp ----------------------------------------------
 
 
