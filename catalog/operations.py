@@ -293,12 +293,18 @@ def list_quarantine_keyset(
 
 
 def quarantine_sources(
-    *, session: Session, since: dt.datetime | None = None
+    *,
+    session: Session,
+    since: dt.datetime | None = None,
+    released: bool | None = None,
 ) -> dict[str, int]:
     """How many records each source has in quarantine (put there from
-    *since*, when given), by source name.
+    *since*, when given; released or still held, when *released* is given),
+    by source name.
     """
     query = select(Quarantine.source, func.count()).where(*_kept_between(since, None))
+    if released is not None:
+        query = query.where(Quarantine.released.is_(released))
     query = query.group_by(Quarantine.source)
     return {source: int(count) for source, count in sorted(session.execute(query))}
 

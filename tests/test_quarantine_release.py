@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 from sqlalchemy import select
+from test_pages import visible_text
 from test_tier0_reconcile import (  # noqa: F401 - raw is a fixture
     BAD_GUID,
     flags,
@@ -18,10 +19,13 @@ from test_tier0_reconcile import (  # noqa: F401 - raw is a fixture
     stored,
 )
 
+from catalog.config import load_config
 from catalog.consistency import check_derived
 from catalog.derived import ALL_EVENTS, SOME_EVENTS
 from catalog.models import Quarantine
+from catalog.operations import quarantine
 from hepcat.cli import main
+from web.app import create_app
 
 
 def hepcat(tmp_path, catalog_engine, *args: str):
@@ -138,3 +142,22 @@ def test_an_operator_and_an_ingester_releasing_at_once_release_once(
         reason = session.get(Quarantine, record_id).reason
     assert released == [0]
     assert reason.count("; released") == 1 and "released by ada" in reason
+
+
+def test_the_page_counts_each_source_as_it_lists_its_records(
+    Session,  # noqa: N803
+    catalog_engine,
+    tmp_path,
+):
+    with Session.begin() as session:
+        quarantine("tier0", "a", {}, "bad GUID", session=session)
+        quarantine("tier0", "b", {}, "bad GUID", session=session).released = True
+        quarantine("coma", "c", {}, "bad run", session=session).released = True
+    config = load_config(env={}, data_dir=str(tmp_path))
+    client = create_app(config, engine=catalog_engine).test_client()
+
+    every = visible_text(client.get("/quarantine"))
+    held = visible_text(client.get("/quarantine?held=1"))
+
+    assert "tier0 (2)" in every and "coma (1)" in every
+    assert "tier0 (1)" in held and "coma" not in held.split("held and released")[0]

@@ -52,7 +52,10 @@ def quarantine() -> str:
     held_only = arg(request.args, "held") in ("1", "yes", "true")
     offset = int_arg(request.args, "offset", 0)
     with catalog_session() as session:
-        sources = quarantine_sources(session=session)
+        # Counted as the list below: held only, or held and released.
+        sources = quarantine_sources(
+            released=False if held_only else None, session=session
+        )
         page = list_quarantine(
             session=session,
             source=source,
