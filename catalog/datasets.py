@@ -17,7 +17,14 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 from catalog.db import among, chunked, utcnow
 from catalog.errors import DatasetNotFound, FileNotFound, InvalidInput
 from catalog.fields import ami_fields, field_column, typed_value
-from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
+from catalog.keyset import (
+    DEFAULT_LIMIT,
+    Keyset,
+    KeysetPage,
+    SortKey,
+    keyset_page,
+    nulls_last,
+)
 from catalog.models import Dataset, File, ProvenanceEdge
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.mql import entity_field, filter_condition
@@ -182,7 +189,8 @@ class DatasetQuery:
         'value'`` when the value holds ``%`` (text fields), else ``field =
         'value'`` (:func:`catalog.mql.filter_condition`); an empty value
         filters nothing.
-    :param sort: AMI field names; a leading ``-`` sorts descending.
+    :param sort: AMI field names; a leading ``-`` sorts descending. NULLs
+        come last in either direction, on every database.
     :param offset: rows skipped (default 0).
     :param limit: rows per page (default 50, at most 1000).
     """
@@ -248,12 +256,13 @@ def _name_matches(pattern: str, *, session: Session) -> ColumnElement[bool]:
 
 def _ordering(sort: Sequence[str]) -> list[Any]:
     """The ORDER BY of the AMI fields *sort* (a leading ``-``: descending), a
-    field as MQL orders it (``crossSectionSource`` by name).
+    field as MQL orders it (``crossSectionSource`` by name), NULLs last in
+    either direction as on the JSON API (:func:`~catalog.keyset.nulls_last`).
     """
     order = []
     for key in sort:
         _, expression = entity_field("dataset", key.lstrip("-+"))
-        order.append(expression.desc() if key.startswith("-") else expression.asc())
+        order.extend(nulls_last(expression, descending=key.startswith("-")))
     return order
 
 

@@ -67,9 +67,7 @@ class Keyset:
         """The ORDER BY clauses, NULLs last."""
         clauses: list[Any] = []
         for key in self.keys:
-            if key.column.nullable:
-                clauses.append(case((key.column.is_(None), 1), else_=0))
-            clauses.append(key.column.desc() if key.descending else key.column.asc())
+            clauses.extend(nulls_last(key.column, descending=key.descending))
         return [*clauses, self.id.asc()]
 
     def after(self, values: Sequence[Any]) -> ColumnElement[bool]:
@@ -88,6 +86,17 @@ class Keyset:
     def key_of(self, row: Any) -> tuple[Any, ...]:
         """The key values of the ORM object *row*."""
         return tuple(getattr(row, column.key) for column in self.columns)
+
+
+def nulls_last(expression: Any, *, descending: bool = False) -> list[Any]:
+    """The ORDER BY clauses of *expression* (a column, or a computed field's
+    subquery), NULLs last in either direction on every database: an ``IS
+    NULL`` key leads, unless *expression* is a column without NULLs.
+    """
+    ordered = expression.desc() if descending else expression.asc()
+    if not getattr(expression, "nullable", True):
+        return [ordered]
+    return [case((expression.is_(None), 1), else_=0), ordered]
 
 
 def _beyond(key: SortKey, value: Any) -> ColumnElement[bool]:

@@ -124,6 +124,21 @@ def test_add_a_filter_and_choose_columns_with_the_form(
     assert tab.errors == []
 
 
+def test_unticking_every_column_leaves_the_name_column_alone(tab: Tab) -> None:
+    page = tab.page
+    page.goto("/datasets?q=data15_13TeV.%&columns=nFiles,totalEvents,period")
+    page.locator("details.columns summary").click()
+    for name in ("nFiles", "totalEvents", "period"):
+        page.get_by_role("checkbox", name=name, exact=True).uncheck()
+    page.get_by_role("button", name="Search", exact=True).last.click()
+
+    page.wait_for_url("**/datasets?*columns=logicalDatasetName*")
+    headers = page.locator("table.datasets th").all_inner_texts()
+    assert [h.strip().rstrip("▲▼") for h in headers] == ["logicalDatasetName"]
+    assert table_names(page)
+    assert tab.errors == []
+
+
 def test_runs_and_run_pages_load_without_console_errors(
     tab: Tab, served_catalog: ServedCatalog
 ) -> None:

@@ -30,6 +30,7 @@ from catalog.errors import (
     AuthenticationFailed,
     DatabaseUnavailable,
     HepcatError,
+    InvalidInput,
     RequestTooLarge,
 )
 from web.secretkey import stored_secret_key
@@ -69,6 +70,7 @@ def create_app(config: Config | None = None, *, engine: Engine | None = None) ->
     app.register_error_handler(HepcatError, render_error)
     app.register_error_handler(HTTPException, render_http_error)
     app.before_request(refuse_large_bodies)
+    app.before_request(refuse_nul_characters)
     app.after_request(add_security_headers)
 
     for blueprint in _blueprints():
@@ -97,6 +99,23 @@ def refuse_large_bodies() -> None:
     size = request.content_length
     if size is not None and size > limit:
         raise RequestTooLarge(size, limit)
+
+
+def refuse_nul_characters() -> None:
+    """Refuse a NUL character in a page's path segment, query argument or
+    form field: no catalogue text holds one, and PostgreSQL cannot even
+    compare with it. The JSON API and the AMI endpoint answer such input in
+    their own formats; an unknown URL stays a 404.
+
+    :raises InvalidInput: naming the argument.
+    """
+    if request.url_rule is None or request.blueprint == "ami" or _in_api():
+        return
+    path = (request.view_args or {}).items()
+    arguments = [*request.args.items(multi=True), *request.form.items(multi=True)]
+    for name, value in [*path, *arguments]:
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"{name} must not contain NUL characters")
 
 
 #: Sent with every response: no site may frame hepcat's pages (clickjacking),

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
+from sqlalchemy import Column, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -28,6 +29,7 @@ from catalog.datasets import (
     list_files,
     search_datasets,
 )
+from catalog.db import among
 from catalog.ddm import DdmSummary, containers_of, ddm_summaries, replicas_of
 from catalog.derived import (
     ALL_EVENTS,
@@ -44,6 +46,7 @@ from catalog.lumiblocks import format_lumi_blocks
 from catalog.models import AMI_TRASHED, AMI_VALID, Dataset, Reconciliation, Replica, Run
 from catalog.models.datasets import SOURCE_TIER0
 from catalog.mql import entity_field, entity_fields
+from catalog.mql.compiler import PRINTED_DIGITS
 from catalog.reconciliation import reconciliations_of
 from catalog.runs import get_run
 from skimengine.skims import list_skims, skim_making, skim_progress
@@ -72,9 +75,22 @@ SEARCH_FILTERS = (
     "runNumber",
     "datasetNumber",
 )
+# Sent by the search form with its column checkboxes: the checked ones are
+# the columns, even when there is none.
+COLUMNS_FORM = "columns_form"
 # Query arguments of the search page that are not filters.
 SEARCH_CONTROLS = frozenset(
-    {"q", "sort", "offset", "limit", "columns", "column", "add_field", "add_value"}
+    {
+        "q",
+        "sort",
+        "offset",
+        "limit",
+        "columns",
+        "column",
+        COLUMNS_FORM,
+        "add_field",
+        "add_value",
+    }
 )
 # Values offered as suggestions (a <datalist>) for some filters.
 SUGGESTIONS = {
@@ -127,8 +143,13 @@ COUNT_FIELDS = frozenset(
         "totalEventsRequested",
     }
 )
-UNITS = {"crossSection": "nb", "crossSectionMin": "nb", "crossSectionMax": "nb"}
-NUMERIC_FIELDS = SIZE_FIELDS | COUNT_FIELDS | frozenset(UNITS) | {"completion"}
+UNITS = {
+    "crossSection": "nb",
+    "crossSectionMin": "nb",
+    "crossSectionMax": "nb",
+    "completion": "%",
+}
+NUMERIC_FIELDS = SIZE_FIELDS | COUNT_FIELDS | frozenset(UNITS)
 
 # prodsysStatus values that make the summary status a warning or an alarm.
 WARNING_STATUSES = frozenset({SOME_EVENTS, NO_EVENTS})
@@ -163,7 +184,7 @@ def search() -> str | Response:
     columns = chosen_columns(request.args)
     with catalog_session() as session:
         page = search_datasets(query, session=session)
-        rows = ami_rows(page.rows, columns)
+        rows = ami_rows(page.rows, columns, session=session)
     filters = query.filters or {}
     return render_template(
         "datasets.html",
@@ -171,9 +192,8 @@ def search() -> str | Response:
         page=page,
         rows=rows,
         columns=columns,
-        default_columns=SEARCH_COLUMNS,
-        fields=list(ami_fields(Dataset)),
-        filter_fields=list(entity_fields("dataset")),
+        fields=list(entity_fields("dataset")),
+        columns_form=COLUMNS_FORM,
         filters=SEARCH_FILTERS,
         extra_filters={k: v for k, v in filters.items() if k not in SEARCH_FILTERS},
         suggestions=SUGGESTIONS,
@@ -229,7 +249,7 @@ def container_page(container: ContainerInfo, *, session: Session) -> str:
     context = {
         "container": container,
         "members": members,
-        "rows": ami_rows(datasets),
+        "rows": ami_rows(datasets, CONTAINER_COLUMNS, session=session),
         "missing": [name for name in members.rows if name not in held],
         "columns": CONTAINER_COLUMNS,
     }
@@ -277,27 +297,38 @@ def chosen_columns(args: Mapping[str, str]) -> tuple[str, ...]:
 
     :raises InvalidInput: for a name that is no AMI field of a dataset.
     """
-    names = [field_name(n) for n in arg(args, "columns").split(",") if n.strip()]
-    if not names:
-        return SEARCH_COLUMNS
-    rest = [name for name in dict.fromkeys(names) if name != "logicalDatasetName"]
+    names = [name for name in arg(args, "columns").split(",") if name.strip()]
+    return named_columns(names) if names else SEARCH_COLUMNS
+
+
+def named_columns(names: Iterable[str]) -> tuple[str, ...]:
+    """The columns *names* (AMI fields of a dataset, blanks skipped), led by
+    the dataset name; that alone when *names* has no other.
+
+    :raises InvalidInput: for a name that is no AMI field of a dataset.
+    """
+    fields = [field_name(name) for name in names if name.strip()]
+    rest = [name for name in dict.fromkeys(fields) if name != "logicalDatasetName"]
     return ("logicalDatasetName", *rest)
 
 
 def canonical_search_args(args: Any) -> dict[str, str] | None:
-    """The search form sends column checkboxes (``column``, repeated) and an
-    "add a filter" pair (``add_field``, ``add_value``); return the arguments
-    of the same search in its short form (``columns=a,b``, ``field=value``),
-    or None when *args* are in that form already.
+    """The search form sends column checkboxes (``column``, repeated, with
+    :data:`COLUMNS_FORM` so that none ticked still says so) and an "add a
+    filter" pair (``add_field``, ``add_value``); return the arguments of the
+    same search in its short form (``columns=a,b``, ``field=value``), or None
+    when *args* are in that form already.
 
     :raises InvalidInput: for a name that is no AMI field of a dataset.
     """
-    if "column" not in args and not arg(args, "add_field"):
+    from_form = COLUMNS_FORM in args or "column" in args
+    if not from_form and not arg(args, "add_field"):
         return None
-    drop = {"column", "add_field", "add_value", "offset", "columns"}
+    drop = {"column", COLUMNS_FORM, "add_field", "add_value", "offset", "columns"}
     values = {k: v for k, v in args.items() if k not in drop and v.strip()}
-    columns = chosen_columns({"columns": ",".join(args.getlist("column"))})
-    if "column" not in args:
+    if from_form:
+        columns = named_columns(args.getlist("column"))
+    else:
         columns = chosen_columns(args)
     if columns != SEARCH_COLUMNS:
         values["columns"] = ",".join(columns)
@@ -361,18 +392,33 @@ def sort_url(field: str, sort: Sequence[str]) -> str:
 
 
 def ami_rows(
-    datasets: Iterable[Dataset], columns: Sequence[str] = ()
+    datasets: Sequence[Dataset], columns: Sequence[str], *, session: Session
 ) -> list[dict[str, Any]]:
-    """Return each dataset's AMI fields, by AMI name; ``crossSectionSource``
-    as the source's name when it is among *columns* (call within the session).
+    """Return each dataset's AMI fields, by AMI name, with the computed
+    fields among *columns* as ``SearchQuery`` shows them (``inContainer``,
+    ``crossSectionSource`` by name).
     """
-    rows = []
-    for dataset in datasets:
-        row = row_to_ami(dataset, Dataset)
-        if "crossSectionSource" in columns and dataset.cross_section_source:
-            row["crossSectionSource"] = dataset.cross_section_source.name
-        rows.append(row)
-    return rows
+    computed = computed_fields(datasets, columns, session=session)
+    return [row_to_ami(d, Dataset) | computed.get(d.id, {}) for d in datasets]
+
+
+def computed_fields(
+    datasets: Sequence[Dataset], columns: Sequence[str], *, session: Session
+) -> dict[int, dict[str, Any]]:
+    """The values of the fields among *columns* that MQL computes (no column
+    of their own, or a name for an id), by dataset id: one query.
+    """
+    fields = entity_fields("dataset")
+    names = [n for n in columns if n in fields and not isinstance(fields[n], Column)]
+    if not names or not datasets:
+        return {}
+    values = [fields[name].label(name) for name in names]
+    ids = [dataset.id for dataset in datasets]
+    query = select(Dataset.id, *values).where(among(Dataset.id, ids))
+    return {
+        id_: dict(zip(names, found, strict=True))
+        for id_, *found in session.execute(query)
+    }
 
 
 @dataclass(frozen=True)
@@ -425,7 +471,7 @@ def summary_rows(
 ) -> list[dict[str, Any]]:
     """The AMI fields of *datasets* plus their summary status (``status``)."""
     ddm = ddm_summaries(datasets, session=session)
-    rows = ami_rows(datasets)
+    rows = ami_rows(datasets, HOME_COLUMNS, session=session)
     for row, dataset in zip(rows, datasets, strict=True):
         row["status"] = summary_status(dataset, ddm[dataset.id])
     return rows
@@ -499,26 +545,31 @@ def empty(value: Any) -> bool:
 
 
 @pages.app_template_filter("ami")
-def format_field(value: Any, field: str) -> str:
-    """Show the value of the AMI field *field* as a physicist reads it."""
+def format_field(value: Any, field: str, units: bool = True) -> str:
+    """Show the value of the AMI field *field* as a physicist reads it,
+    followed by its unit unless *units* is false (a table's header says it).
+    """
     if empty(value):
         return ""
     if field in SIZE_FIELDS:
         return human_size(value)
     if field in COUNT_FIELDS:
         return thousands(value)
-    if field == "completion":
-        return f"{value:.1f} %"
-    return format_value(value) + (f" {UNITS[field]}" if field in UNITS else "")
+    shown = format_value(value)
+    return f"{shown} {UNITS[field]}" if units and field in UNITS else shown
 
 
 def format_value(value: Any) -> str:
+    """*value* as text; a floating-point number as AMI prints it and as the
+    filters compare it (15 significant digits), so that it can be copied
+    into a filter.
+    """
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dt.datetime):
         return utc(value)
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.{PRINTED_DIGITS}g}"
     return str(value)
 
 
