@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 from catalog.datasets import Page, check_paging
 from catalog.derived import FAILED_TASK
 from catalog.errors import InvalidInput, RunNotFound
+from catalog.fields import typed_value
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import Dataset, Period, PeriodRun, ProductionTask, Run
+from catalog.mql.compiler import ExactText
 
 PERIOD_LEVELS = (1, 2, 3)
 
@@ -45,11 +47,16 @@ class PeriodSummary:
 
 
 def _matching(column: Any, pattern: str) -> ColumnElement[bool]:
-    """*column* equal to *pattern*, or like it when it holds ``%``."""
-    condition: ColumnElement[bool] = (
-        column.like(pattern) if "%" in pattern else column == pattern
-    )
-    return condition
+    """*column* like *pattern* when it holds ``%``, else equal to it, as MQL
+    compares text (:func:`catalog.mql.filter_condition`), on every database:
+    ``LIKE`` ignores letter case (a backslash is an ordinary character) and
+    ``=`` does not.
+    """
+    if "%" in pattern:
+        literal_backslashes = pattern.replace("\\", "\\\\")
+        like: ColumnElement[bool] = column.ilike(literal_backslashes, escape="\\")
+        return like
+    return ExactText(column, [pattern])
 
 
 def list_runs(
@@ -62,7 +69,8 @@ def list_runs(
 ) -> Page:
     """Return a page of :class:`RunSummary`, newest run first.
 
-    :param project: a project name; ``%`` matches any run of characters.
+    :param project: a project name, letter case included; or a pattern, in
+        which ``%`` matches any run of characters, that ignores letter case.
     :param period: a period name of any level (``A``, ``A1``), in any letter
         case: only its runs.
     :raises InvalidInput: for an unusable page.
@@ -144,9 +152,11 @@ def periods_of_runs(runs: Iterable[Run], *, session: Session) -> dict[int, list[
 def get_run(run_number: int, *, session: Session) -> Run:
     """Return the run *run_number*.
 
+    :raises InvalidInput: for a number past what a run number can be (the
+        database could not even be asked).
     :raises RunNotFound: if the catalogue does not know it.
     """
-    run = session.get(Run, run_number)
+    run = session.get(Run, typed_value(Run.run_number, run_number))
     if run is None:
         raise RunNotFound(run_number)
     return run
@@ -170,7 +180,8 @@ def list_periods(
     """Return the periods, by project, level and name, with their counts.
 
     :param level: only periods of this level (1, 2 or 3).
-    :param project: a project name; ``%`` matches any run of characters.
+    :param project: a project name, letter case included; or a pattern, in
+        which ``%`` matches any run of characters, that ignores letter case.
     :param created_since: only periods the catalogue learnt of since then.
     :raises InvalidInput: for a level other than 1, 2 or 3.
     """

@@ -109,6 +109,37 @@ def test_an_unusual_number_is_refused_by_name(
     assert said in message
 
 
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        ('AMIGetDatasetInfo -logicalDatasetName="a\x00"', "-logicalDatasetName"),
+        ('AMIListRuns -projectName="data15\x00%"', "-projectName"),
+        ("AMIGetFileInfo -LFN=a\x00b", "-LFN"),
+        ('SearchQuery -entity="dataset" -mql="\x00"', "-mql"),
+        # An argument the command does not take, and a credential: refused
+        # before either is looked at, and the value never shown.
+        ('AMIListRuns -nosuch="\x00"', "-nosuch"),
+        ('AMIListCommands -AMIUser="ada\x00" -AMIPass="secret"', "-AMIUser"),
+    ],
+)
+def test_a_nul_character_in_an_argument_is_refused_by_name(
+    client: FlaskClient, command: str, said: str
+) -> None:
+    kind, message = error_of(post(client, command))
+
+    assert kind == "InvalidInput"
+    assert message == f"{said} must not contain NUL characters"
+
+
+def test_the_hashtags_command_asks_for_the_argument_it_takes(
+    client: FlaskClient,
+) -> None:
+    kind, message = error_of(post(client, "DatasetWBListHashtags"))
+
+    assert kind == "InvalidInput"
+    assert message == 'DatasetWBListHashtags needs -ldn="..."'
+
+
 DATA_RUN = "data16_13TeV.00300800.physics_Main.merge.AOD.f705_m1606"
 
 

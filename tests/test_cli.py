@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from live import free_port
@@ -381,6 +382,55 @@ def test_the_port_option_says_what_it_overrides(hepcat, command):
 
     assert "1-65535 (default: the port setting, $HEPCAT_PORT, 5000)" in (
         " ".join(result.output.split())
+    )
+
+
+def number_options(command=main, path=()):
+    """The options of every hepcat command that take a number: (the words
+    that name the command, the command, the option's name, whether it takes
+    integers).
+    """
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from number_options(sub, (*path, name))
+    for param in command.params:
+        if isinstance(param, click.Option) and isinstance(
+            param.type, click.types.IntParamType | click.types.FloatParamType
+        ):
+            whole = isinstance(param.type, click.types.IntParamType)
+            yield path, command, param.opts[0], whole
+
+
+NUMBER_OPTIONS = list(number_options())
+
+
+@pytest.mark.parametrize(
+    ("path", "command", "option", "whole"),
+    NUMBER_OPTIONS,
+    ids=[f"{' '.join(p)} {o}" for p, _, o, _ in NUMBER_OPTIONS],
+)
+def test_every_number_option_refuses_a_value_out_of_range_as_a_usage_error(
+    hepcat, monkeypatch, path, command, option, whole
+):
+    # Only the command line is read: a value that passes runs nothing.
+    monkeypatch.setattr(command, "callback", lambda **kwargs: None)
+    bad = ["-1", "9" * 30] if whole else ["-1", "nan", "inf"]
+
+    for value in bad:
+        result = hepcat(*path, f"{option}={value}")
+
+        # README: "an option's value out of its range ... is a usage error
+        # ... with exit status 2, as for every option of every command".
+        assert result.exit_code == 2, (value, result.output)
+        assert f"Error: Invalid value for '{option}'" in result.stderr
+
+
+def test_the_number_options_are_those_known():
+    # Guards the test above against finding nothing to check.
+    found = {(" ".join(path), option) for path, _, option, _ in NUMBER_OPTIONS}
+
+    assert {("skim list", "--limit"), ("ami", "--timeout"), ("demo", "--pace")} <= (
+        found
     )
 
 

@@ -24,8 +24,9 @@ import migrations
 from catalog.db import create_catalog_engine
 from catalog.models import Dataset, File, Skim, TagDatabase
 from hepcat.cli import main
+from hepcat.cli import skims as skims_cli
 from skimengine.collection import read_collection
-from skimengine.skims import get_skim
+from skimengine.skims import MAX_TARGET_SIZE, get_skim
 
 
 @pytest.fixture
@@ -187,6 +188,35 @@ def test_errors_are_one_line_and_exit_1(data_dir: Path) -> None:
     )
 
 
+def test_an_option_out_of_its_range_is_a_usage_error(data_dir: Path) -> None:
+    no_rows = hepcat(data_dir, "skim", "list", "--limit", "0")
+    no_state = hepcat(data_dir, "skim", "list", "--state", "finished")
+    no_bytes = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "x", "--user", "jdoe", "--target-size", "0",
+    )  # fmt: skip
+
+    # README: like --port 99999, click's usage message and exit status 2.
+    assert no_rows.exit_code == 2
+    assert "Error: Invalid value for '--limit': 0 is not in the range 1<=x<=1000" in (
+        no_rows.stderr
+    )
+    assert no_state.exit_code == 2
+    assert "Error: Invalid value for '--state': 'finished' is not one of" in (
+        no_state.stderr
+    )
+    assert no_bytes.exit_code == 2
+    assert "Error: Invalid value for '--target-size': 0 is not in the range" in (
+        no_bytes.stderr
+    )
+    assert skim_list_names(data_dir) == []
+
+
+def skim_list_names(data_dir: Path) -> list[str]:
+    listed = hepcat(data_dir, "skim", "list")
+    return [line.split()[4] for line in listed.stdout.splitlines()]
+
+
 def test_a_tag_is_exported_to_root_and_imported_back(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -326,3 +356,8 @@ def test_the_demo_builds_the_tags_of_the_derivations(tmp_path: Path) -> None:
     assert f"TAGs built: {len(tagged)}" in result.stdout
     assert set(tagged) == {d for d in derivations if totals.get(d)}
     assert tagged == totals
+
+
+def test_the_target_size_option_allows_what_a_skim_allows() -> None:
+    # The command does not import skimengine for it (uproot comes with it).
+    assert skims_cli.MAX_TARGET_SIZE == MAX_TARGET_SIZE

@@ -7,7 +7,7 @@ import sys
 import click
 
 from catalog.config import Config
-from hepcat.cli.base import Context, main, pass_context
+from hepcat.cli.base import Context, Seconds, main, pass_context
 from web.client import FORMATS
 
 
@@ -38,7 +38,7 @@ from web.client import FORMATS
 )
 @click.option(
     "--timeout",
-    type=float,
+    type=Seconds(min=0, min_open=True),
     default=60.0,
     show_default=True,
     help="Seconds to wait for the answer.",

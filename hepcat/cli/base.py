@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import socket
 from typing import Any
 
@@ -140,6 +141,21 @@ def check_free(host: str, port: int) -> None:
 
 #: The range of a TCP port, for the options that take one.
 PORT = click.IntRange(1, 65535)
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds in a range, and finite: click's
+    :class:`~click.FloatRange` lets ``nan`` through (no comparison refuses
+    it) and, without a maximum, ``inf``.
+    """
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
+        return number
 
 
 def safe_url(engine: Engine) -> str:

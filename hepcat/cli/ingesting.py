@@ -15,7 +15,14 @@ import migrations
 from catalog.db import session_factory, utcnow
 from catalog.errors import HepcatError
 from catalog.operations import quarantine_sources
-from hepcat.cli.base import PORT, Context, listen_error, main, pass_context
+from hepcat.cli.base import (
+    PORT,
+    Context,
+    Seconds,
+    listen_error,
+    main,
+    pass_context,
+)
 from hepcat.wiring import configured_ingesters, skim_tasks
 from taskserver.errors import DrainFailed
 from taskserver.runner import run_until_drained, serve_forever
@@ -37,7 +44,7 @@ SOURCE_SETTINGS = (
 )
 @click.option(
     "--max-seconds",
-    type=float,
+    type=Seconds(min=0),
     default=None,
     help="Give up after this many seconds, with exit status 1 when a source "
     "is not drained by then (default: no limit).",

@@ -15,7 +15,14 @@ import migrations
 from catalog.config import ENV_PREFIX, Config
 from catalog.db import open_catalog, session_factory
 from catalog.errors import BrokerUnavailable
-from hepcat.cli.base import PORT, Context, check_free, main, pass_context
+from hepcat.cli.base import (
+    PORT,
+    Context,
+    Seconds,
+    check_free,
+    main,
+    pass_context,
+)
 from hepcat.wiring import configured_ingesters, skim_tasks
 from taskserver.runner import run_until_drained
 from taskserver.server import TaskServer
@@ -37,7 +44,7 @@ PORT_HELP = (
 @click.option(
     "--pace",
     default=0.3,
-    type=float,
+    type=Seconds(min=0),
     show_default=True,
     help="Seconds between two writes of the simulated sources.",
 )

@@ -9,7 +9,13 @@ from typing import Any
 import click
 
 from catalog import users
+from catalog.datasets import MAX_PAGE_SIZE
+from catalog.models import SKIM_STATES
 from hepcat.cli.base import Context, main, pass_context
+
+#: The largest --target-size: skimengine.skims.MAX_TARGET_SIZE, which is not
+#: imported for it (it would load uproot for every hepcat command).
+MAX_TARGET_SIZE = 2**62
 
 
 @main.group()
@@ -35,7 +41,11 @@ def skim() -> None:
 @click.option("--user", "login", required=True, help="The physicist asking for it.")
 @click.option("--branches", help="Branches to keep, comma-separated (default all).")
 @click.option("--compression", help="zstd, lz4 or zlib, with :level (default zstd:1).")
-@click.option("--target-size", type=int, help="Bytes of an output file, about.")
+@click.option(
+    "--target-size",
+    type=click.IntRange(1, MAX_TARGET_SIZE),
+    help="Bytes of an output file, about (default 2 GB).",
+)
 @click.option(
     "--run",
     is_flag=True,
@@ -190,9 +200,17 @@ def skim_show(context: Context, skim_id: int) -> None:
 
 @skim.command("list")
 @click.option("--user", "login", help="Only the skims of this user.")
-@click.option("--state", help="Only the skims in this state.")
+@click.option(
+    "--state", type=click.Choice(SKIM_STATES), help="Only the skims in this state."
+)
 @click.option("--dataset", help="Only the skims of this dataset (LDN).")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_PAGE_SIZE),
+    default=50,
+    show_default=True,
+    help="The most skims printed, newest first.",
+)
 @pass_context
 def skim_list(
     context: Context,

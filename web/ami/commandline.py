@@ -8,7 +8,8 @@ arguments, so that they are never echoed back: first the pair pyAMI appends
 at the end (``-AMIUser="..." -AMIPass="..."``, ``"`` and ``\\`` escaped),
 before the rest is read, so that a mistake in the rest (a quote left open)
 cannot make them part of an error message; and an error that quotes the
-command stars out any credential value it would show.
+command stars out any credential value it would show. No value may hold a
+NUL character.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def parse_command_line(text: str) -> CommandLine:
     """Parse the ``Command`` field of an AMI request.
 
     :raises InvalidInput: for an empty command, an argument that does not
-        start with ``-``, or a quote left open.
+        start with ``-``, a quote left open, or a value (a credential's too)
+        with a NUL character.
     """
     text, appended = _appended_credentials(text.strip())
     name_match = _NAME.match(text)
@@ -75,7 +77,18 @@ def parse_command_line(text: str) -> CommandLine:
             break
         name, value, position = _argument(text, position)
         arguments.append((name, value))
+    _refuse_nul([*arguments, *appended.items()])
     return _with_credentials_apart(name_match.group(), arguments, appended)
+
+
+def _refuse_nul(arguments: list[tuple[str, str]]) -> None:
+    """Refuse a value with a NUL character, naming its argument but not
+    showing the value (it may be a password): no name in the catalogue has
+    one, and PostgreSQL cannot even compare text with it.
+    """
+    for name, value in arguments:
+        if "\x00" in value:
+            raise InvalidInput(f"-{name} must not contain NUL characters")
 
 
 def _appended_credentials(text: str) -> tuple[str, dict[str, str]]:

@@ -327,7 +327,7 @@ def AMIGetDatasetProv(line: CommandLine, session: Session) -> Answer:  # noqa: N
 
 @command("the hashtags of a dataset: -ldn")
 def DatasetWBListHashtags(line: CommandLine, session: Session) -> Answer:  # noqa: N802
-    name = line.get("ldn") or required(line, "logicalDatasetName")
+    name = required(line, "ldn")
     rows = [
         {"scope": tag.scope, "name": tag.name, "comment": tag.comment}
         for tag in list_annotations(name, session=session)
