@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from flask.typing import ResponseReturnValue
 
-from catalog.fields import typed_value
-from catalog.models import Run
 from catalog.runs import (
     RunSummary,
     get_run,
@@ -40,9 +38,8 @@ def runs() -> ResponseReturnValue:
 @documented(schemas.RunDetail)
 def run(number: int) -> ResponseReturnValue:
     """One run, the periods that hold it and its datasets."""
-    checked = typed_value(Run.__table__.c.run_number, number)
     with catalog_session() as session:
-        found = get_run(checked, session=session)
+        found = get_run(number, session=session)
         periods = periods_of_runs([found], session=session).get(number, [])
         shown = dumped(schemas.RunDetail, RunSummary(found, periods))
         shown["datasets"] = [d.name for d in run_datasets(found, session=session)]
