@@ -113,7 +113,8 @@ class Executor(ABC):
         """Write the outputs of *plan* that are not in *output_dir* yet.
 
         :param cancel: set it to stop the run between units.
-        :param progress: called with (units done, units in the plan).
+        :param progress: called with (output files written, units in the plan);
+            a unit that failed or was cancelled is not counted.
         """
         cancel = cancel or threading.Event()
         output_dir = Path(output_dir)
@@ -171,8 +172,8 @@ class Executor(ABC):
                     again.add_done_callback(lambda _: woken.set())
                     futures[again] = unit
                     continue
-                self._settle(future, unit, outcome)
-                advance()
+                if self._settle(future, unit, outcome):
+                    advance()
             if cancel.is_set():
                 for future in futures:
                     future.cancel()
@@ -181,14 +182,19 @@ class Executor(ABC):
                 woken.wait(POLL_SECONDS)
 
     @staticmethod
-    def _settle(future: Any, unit: Unit, outcome: RunOutcome) -> None:
+    def _settle(future: Any, unit: Unit, outcome: RunOutcome) -> bool:
+        """Put the finished *unit* in *outcome*; return whether its output
+        file is written (a failed or cancelled unit is not progress).
+        """
         try:
             outcome.outputs.append(future.result())
         except UnitCancelled:
-            pass  # the run is being cancelled: the unit is simply not done
+            return False  # the run is being cancelled: the unit is not done
         except Exception as err:  # a unit's failure is recorded, not raised
             logger.warning("Extraction of %s failed: %s", unit.name, err)
             outcome.failed[unit.number] = f"{type(err).__name__}: {err}"
+            return False
+        return True
 
 
 def _send(submit: Callable[..., Any], header: Plan, directory: Path, unit: Unit) -> Any:

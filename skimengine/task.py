@@ -48,15 +48,17 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from catalog.datasets import counted_files
 from catalog.db import utcnow
 from catalog.errors import EventFileNotFound, HepcatError, InvalidInput
-from catalog.models import Dataset, Skim, TagDatabase
-from skimengine.collection import read_collection
+from catalog.models import Dataset, File, Skim, TagDatabase
+from skimengine.collection import EventCollection, read_collection
 from skimengine.executors import Executor, executor_for
 from skimengine.executors import RunOutcome as Extracted
 from skimengine.extract import (
     DEFAULT_COMPRESSION,
     DEFAULT_TARGET_SIZE,
+    IDENTITY_BRANCHES,
     Plan,
     extract_unit,
     pending_units,
@@ -66,6 +68,7 @@ from skimengine.filestore import FileStore
 from skimengine.register import register_output
 from skimengine.skims import ACTIVE_STATES, output_name, skims_root
 from skimengine.tags import (
+    EVENT_BRANCHES,
     build_tag,
     check_collection,
     check_sources,
@@ -288,18 +291,36 @@ class SkimTask(Task):
 
     def _new_plan(self, skim: Skim, session: Session) -> Plan:
         events = read_collection(Path(skim.collection_path or ""), "the collection")
-        files = dataset_event_files(skim.parent.name, self.store, session=session)
-        sources = {event_file.ref.lfn: event_file.path for event_file in files}
-        check_sources(events, sources, skim.parent, session=session)
         return plan_extraction(
             events,
-            sources,
+            self._sources(events, skim.parent, session=session),
             dataset=output_name(skim),
             branches=json.loads(skim.branches) if skim.branches else None,
             compression=skim.compression or DEFAULT_COMPRESSION,
             target_size=skim.target_size or DEFAULT_TARGET_SIZE,
             parallel=self.executor.workers,
         )
+
+    def _sources(
+        self, events: EventCollection, parent: Dataset, *, session: Session
+    ) -> dict[str, Path]:
+        """The paths of the event files of *parent* that *events* has events
+        in, by LFN. Only those are looked for: a file of the dataset that the
+        skim does not read may well be missing from the file store. The
+        files are those a TAG is built from: the files that count.
+
+        :raises TagOutdated: for a file that is lost or left the dataset.
+        :raises EventFileNotFound: for a file the file store does not have.
+        """
+        used = events.entries_by_file()
+        query = (
+            select(File.lfn, File.guid)
+            .join(Dataset, Dataset.id == File.dataset_id)
+            .where(counted_files([parent.id]))
+        )
+        guids = {lfn: guid for lfn, guid in session.execute(query) if lfn in used}
+        check_sources(events, guids, parent, session=session)
+        return self.store.paths(guids, scope=parent.scope, guids=guids)
 
     # Extracting, in the background.
 
@@ -393,7 +414,16 @@ class SkimTask(Task):
             )
             message = f"{len(outcome.failed)} of {total} output files failed: {shown}"
             failed = json.dumps({str(k): v for k, v in outcome.failed.items()})
-            _fail(Session, skim_id, ("extracting",), message, failed_units=failed)
+            written = len(outcome.outputs)
+            _fail(
+                Session,
+                skim_id,
+                ("extracting",),
+                message,
+                failed_units=failed,
+                units_done=written,
+                progress=_percent(written, total),
+            )
             return
         with Session.begin() as session:
             moved = _move(
@@ -484,10 +514,18 @@ def _claim(
 
 
 def _progress(Session: Any, skim_id: int, done: int, total: int) -> None:  # noqa: N803
-    share = done / total if total else 1.0
-    percent = SELECTED_PERCENT + (EXTRACTED_PERCENT - SELECTED_PERCENT) * share
+    """Record that *done* output files of *total* are written."""
+    percent = _percent(done, total)
     with Session.begin() as session:
         _move(session, skim_id, ("extracting",), units_done=done, progress=percent)
+
+
+def _percent(written: int, total: int) -> float:
+    """The progress of a skim whose *written* output files of *total* are
+    written (those that failed are not).
+    """
+    share = written / total if total else 1.0
+    return SELECTED_PERCENT + (EXTRACTED_PERCENT - SELECTED_PERCENT) * share
 
 
 def _fail(
@@ -547,37 +585,81 @@ class TagBuildTask(Task):
             waiting = self._waiting(session)
         now = time.monotonic()
         waiting = [n for n in waiting if self.missing.get(n, (0, 0.0))[1] <= now]
-        built, missing = 0, 0
+        counts = {"built": 0, "wait": 0, "failed": 0}
         for name in waiting:
             if context.should_stop():
                 break
-            try:
-                with context.Session.begin() as session:
-                    files = dataset_event_files(name, self.store, session=session)
-                    table = build_tag(files)
-                    data_dir = self.config.data_path
-                    register_tag(name, table, data_dir=data_dir, session=session)
-                built += 1
-                self.missing.pop(name, None)
-            except EventFileNotFound as err:
-                logger.debug("TAG of %s waits for its files: %s", name, err)
-                missing += 1
-                misses = self.missing.get(name, (0, 0.0))[0] + 1
-                wait = min(RETRY_MAX, self.interval * (2 ** (misses - 1) - 1))
-                self.missing[name] = (misses, time.monotonic() + wait)
-        backlog = len(waiting) - built - missing
-        return RunOutcome(built, backlog, f"{built} TAGs built, {missing} wait")
+            counts[self._build(name, context)] += 1
+        backlog = len(waiting) - sum(counts.values())
+        note = f"{counts['built']} TAGs built, {counts['wait']} wait"
+        if counts["failed"]:
+            note += f", {counts['failed']} failed"
+        return RunOutcome(counts["built"], backlog, note)
+
+    def _build(self, name: str, context: RunContext) -> str:
+        """Build the TAG of dataset *name*; return ``built``, ``wait`` (its
+        files are not all in the file store) or ``failed`` (they cannot
+        make a TAG, or something unexpected happened). A dataset that waits
+        or failed is looked at again later, and the run goes on without it.
+        """
+        try:
+            with context.Session.begin() as session:
+                files = dataset_event_files(name, self.store, session=session)
+                table = build_tag(files)
+                data_dir = self.config.data_path
+                register_tag(name, table, data_dir=data_dir, session=session)
+        except EventFileNotFound as err:
+            logger.debug("The TAG of %s waits for its files: %s", name, err)
+            self._back_off(name)
+            return "wait"
+        except HepcatError as err:
+            logger.warning("The TAG of %s cannot be built: %s", name, _message(err))
+            self._back_off(name)
+            return "failed"
+        except Exception:  # one dataset's failure must not stop the others
+            logger.exception("The TAG of %s cannot be built", name)
+            self._back_off(name)
+            return "failed"
+        self.missing.pop(name, None)
+        return "built"
+
+    def _back_off(self, name: str) -> None:
+        """Look at dataset *name* again at the next run, then after waits
+        that grow with each miss in a row, up to RETRY_MAX.
+        """
+        misses = self.missing.get(name, (0, 0.0))[0] + 1
+        wait = min(RETRY_MAX, self.interval * (2 ** (misses - 1) - 1))
+        self.missing[name] = (misses, time.monotonic() + wait)
 
     def _waiting(self, session: Session) -> list[str]:
-        """The datasets whose TAG is missing or out of step with their files."""
+        """The datasets whose TAG is missing or out of step with their files,
+        less the outputs of skims that left out a branch a TAG is built
+        from: their TAG can never be built.
+        """
         query = (
-            select(Dataset.name, Dataset.n_files, TagDatabase.schema_json)
+            select(
+                Dataset.name, Dataset.n_files, TagDatabase.schema_json, Skim.branches
+            )
             .outerjoin(TagDatabase, TagDatabase.dataset_id == Dataset.id)
+            .outerjoin(Skim, Skim.output_id == Dataset.id)
             .where(Dataset.data_type.startswith(self.prefix), Dataset.n_files > 0)
             .order_by(Dataset.name)
         )
-        return [
+        waiting = [
             name
-            for name, n_files, schema in session.execute(query)
-            if schema is None or len(json.loads(schema)["files"]) != n_files
+            for name, n_files, schema, branches in session.execute(query)
+            if (schema is None or len(json.loads(schema)["files"]) != n_files)
+            and not _lacks_tag_branches(branches)
         ]
+        return list(dict.fromkeys(waiting))  # once, should two skims name it
+
+
+def _lacks_tag_branches(branches: str | None) -> bool:
+    """Whether the output of a skim that asked for *branches* (JSON; None:
+    every branch) lacks a branch a TAG is built from. Extraction writes the
+    branches asked for and the identity branches.
+    """
+    if not branches:
+        return False
+    written = {*json.loads(branches), *IDENTITY_BRANCHES}
+    return not written.issuperset(EVENT_BRANCHES)

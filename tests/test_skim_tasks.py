@@ -1,0 +1,184 @@
+"""The skim and tags tasks when something around them goes wrong: a dataset
+whose TAG cannot be built among others that can, output files that failed,
+and a file of the parent that a skim does not read missing from the file
+store. On SQLite, PostgreSQL and MariaDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uproot
+from sqlalchemy import Engine
+from test_skim_faults import hepcat
+from test_skims import (
+    DATASET,
+    DIMUON,
+    SMALL_FILES,
+    SkimWorld,
+    make_world,
+    output_events,
+    output_files,
+    source_paths,
+)
+
+from ingest.eventfiles import write_dataset_files
+from skimengine.tags import TagNotFound, get_tag, open_tag
+from skimengine.task import SkimTask, TagBuildTask
+from taskserver.base import RunContext, RunOutcome
+
+#: Two derivations without event files in the skim world, in name order.
+BROKEN = "data15_13TeV.00267073.physics_Main.deriv.DAOD_PHYS.r11969_p4072"
+SOUND = "data15_13TeV.00267639.physics_Main.deriv.DAOD_PHYS.r11969_p4072"
+
+
+@pytest.fixture
+def world(catalog_engine: Engine, tmp_path: Path) -> SkimWorld:
+    """The skim world of test_skims, on SQLite, PostgreSQL and MariaDB."""
+    return make_world(catalog_engine, tmp_path / "data")
+
+
+@pytest.fixture
+def task(world: SkimWorld) -> Iterator[SkimTask]:
+    made = SkimTask(world.config)
+    yield made
+    made.close()
+
+
+def run_tags(world: SkimWorld, tags: TagBuildTask) -> RunOutcome:
+    return tags.run(RunContext(world.Session, time.monotonic() + 60))
+
+
+def tag_events(world: SkimWorld, dataset: str) -> int | None:
+    """The events of the TAG of *dataset*, or None when it has no TAG."""
+    with world.Session() as session:
+        try:
+            return get_tag(dataset, session=session).n_events
+        except TagNotFound:
+            return None
+
+
+def write_files(world: SkimWorld, dataset: str) -> list[Path]:
+    spec = next(d for d in world.world.datasets if d.name == dataset)
+    written = write_dataset_files(spec, world.config.storage_path)
+    return sorted(file.path for file in written)
+
+
+# -- a dataset whose TAG cannot be built --------------------------------------------
+
+
+def test_a_dataset_whose_tag_cannot_be_built_does_not_stop_the_others(
+    world: SkimWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = write_files(world, BROKEN)[0]
+    with uproot.recreate(broken) as replaced:  # a ROOT file, but no events
+        replaced["Other"] = "not an event file"
+    sound = write_files(world, SOUND)
+    tags = TagBuildTask(world.config)
+
+    with caplog.at_level(logging.WARNING, logger="skimengine.task"):
+        notes = [run_tags(world, tags).note for _ in range(3)]
+
+    assert tag_events(world, SOUND) == sum(
+        uproot.open(path)["CollectionTree"].num_entries for path in sound
+    )
+    assert tag_events(world, BROKEN) is None
+    # Noted, looked at again at the next run, then left alone for a while,
+    # as a dataset whose files are missing is.
+    assert [note.endswith(", 1 failed") for note in notes] == [True, True, False]
+    assert notes[0].startswith("1 TAGs built, ")
+    said = (
+        f"The TAG of {BROKEN} cannot be built: InvalidInput: event file "
+        f"{broken.name} has no TTree 'CollectionTree'"
+    )
+    assert caplog.messages.count(said) == 2
+
+
+def test_a_skim_output_without_the_tag_branches_is_passed_by(
+    world: SkimWorld, task: SkimTask, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The output of "a_subset" sorts before that of "b_full".
+    subset = world.drive(task, world.request(name="a_subset", branches=["mu_pt"]))
+    full = world.drive(task, world.request(name="b_full"))
+    tags = TagBuildTask(world.config)
+
+    with caplog.at_level(logging.WARNING, logger="skimengine.task"):
+        notes = [run_tags(world, tags).note for _ in range(3)]
+
+    assert (subset.state, full.state) == ("done", "done")
+    assert tag_events(world, full.output.name) == full.n_selected
+    assert tag_events(world, subset.output.name) is None
+    # Never tried: it is not a failure at any run, nor a dataset waiting.
+    assert not any("failed" in note for note in notes)
+    assert not any(subset.output.name in message for message in caplog.messages)
+
+
+# -- output files that failed ---------------------------------------------------------
+
+
+def test_a_skim_whose_output_files_failed_shows_only_those_written(
+    world: SkimWorld, task: SkimTask, catalog_engine: Engine
+) -> None:
+    skim_id = world.request(target_size=SMALL_FILES)
+    world.drive(task, skim_id, until=("extracting",))  # planned
+    source_paths(world)[-1].unlink()
+
+    failed = world.drive(task, skim_id)
+    shown = hepcat(catalog_engine, world.config.data_path, "skim", "show", str(skim_id))
+
+    written = len(output_files(failed))
+    assert failed.state == "failed" and 0 < written < failed.n_units
+    assert f"files:     {written} of {failed.n_units}\n" in shown.stdout
+    percent = 5 + 90 * written / failed.n_units
+    assert f"progress:  {percent:.1f}%\n" in shown.stdout
+
+
+# -- a missing file the skim does not read ---------------------------------------------
+
+
+def events_of_one_file(
+    world: SkimWorld, index: int
+) -> tuple[str, set[tuple[int, int]]]:
+    """A selection keeping exactly the events of the TAG's file *index*, and
+    their (run, event).
+    """
+    with world.Session() as session:
+        tag = open_tag(get_tag(DATASET, session=session))
+    numbers = tag.columns["EventNumber"]
+    mine = tag.columns["FileIndex"] == index
+    low, high = int(numbers[mine].min()), int(numbers[mine].max())
+    selection = f"EventNumber >= {low} && EventNumber <= {high}"
+    assert np.array_equal((numbers >= low) & (numbers <= high), mine)
+    runs = tag.columns["RunNumber"][mine].tolist()
+    return selection, set(zip(runs, numbers[mine].tolist(), strict=True))
+
+
+def test_a_missing_file_holding_none_of_the_selected_events_does_not_matter(
+    world: SkimWorld, task: SkimTask
+) -> None:
+    selection, expected = events_of_one_file(world, 1)
+    source_paths(world)[0].unlink()
+
+    skim = world.drive(task, world.request(selection))
+
+    assert (skim.state, skim.error) == ("done", None)
+    assert set(output_events(output_files(skim))) == expected
+
+
+def test_a_missing_file_holding_selected_events_is_named(
+    world: SkimWorld, task: SkimTask
+) -> None:
+    missing = source_paths(world)[0]
+    missing.unlink()
+
+    skim = world.drive(task, world.request(DIMUON))
+
+    assert skim.state == "failed"
+    assert (skim.error or "").startswith(
+        f"EventFileNotFound: event file {missing.name!r} not found"
+    )
