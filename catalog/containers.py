@@ -11,6 +11,11 @@ A period container may hold tens of thousands of datasets: their names are
 read, but their totals and statuses are added up in SQL, and the datasets
 themselves are read a page at a time (:func:`member_page`).
 
+A container's name is read once, by :func:`named`, and its datasets are
+found once, by :func:`members_of`: the lookups here and MQL's
+``inContainer`` (:mod:`catalog.mql`), which the search pages and the JSON
+API filter with, take the same names and find the same datasets.
+
 Functions here take the session keyword-only and never commit.
 """
 
@@ -20,8 +25,8 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, select
+from sqlalchemy.orm import Session, aliased
 
 from catalog.datasets import Page, check_paging, get_dataset, similar_names, split_did
 from catalog.db import among, chunked
@@ -166,16 +171,51 @@ def member_page(
 
 
 def _container(name: str, *, session: Session) -> Container | None:
+    return session.scalars(select(Container).where(named(name))).first()
+
+
+def named(name: str) -> ColumnElement[bool]:
+    """The condition that a ``container`` row is the container *name* stands
+    for, read as :func:`find_container` reads it: a Rucio DID asks for the
+    scope too, and the trailing ``/`` may be given or left out, the name as
+    given first. False when *name* names nothing (``/``).
+    """
     scope, rest = split_did(name)
     bare = rest.rstrip("/")
     if not bare:
-        return None
+        return false()
     spellings = list(dict.fromkeys([rest, bare, bare + "/"]))
-    query = select(Container).where(Container.name.in_(spellings))
+    other = aliased(Container)
+    query = select(other.id).where(other.name.in_(spellings))
     if scope is not None:
-        query = query.where(Container.scope == scope)
-    found = {container.name: container for container in session.scalars(query)}
-    return next((found[s] for s in spellings if s in found), None)
+        query = query.where(other.scope == scope)
+    first = case(
+        {spelling: i for i, spelling in enumerate(spellings)}, value=other.name
+    )
+    return Container.id == query.order_by(first).limit(1).scalar_subquery()
+
+
+def members_of(containers: Select[int]) -> Select[str]:
+    """The names of the datasets in the containers whose ids *containers*
+    selects and in the containers they hold, however deep (Rucio lets
+    containers nest): a recursive query, in which each container is reached
+    once, so that a loop of containers ends. A name may come more than once.
+    """
+    reached = containers.cte(recursive=True)
+    holds = and_(
+        ContainerMember.child_type == CONTAINER,
+        ContainerMember.child_name == Container.name,
+    )
+    held = (
+        select(Container.id)
+        .join(ContainerMember, holds)
+        .where(ContainerMember.container_id == reached.c.id)
+    )
+    reached = reached.union(held)
+    return select(ContainerMember.child_name).where(
+        ContainerMember.container_id.in_(select(reached.c.id)),
+        ContainerMember.child_type != CONTAINER,
+    )
 
 
 class _Totals:
@@ -212,32 +252,8 @@ class _Totals:
 
 
 def _member_names(container: Container, *, session: Session) -> list[str]:
-    """The datasets in *container* and in the containers it holds, however
-    deep (Rucio lets containers nest); each container is read once, so a
-    loop of containers ends.
+    """The datasets in *container* and in the containers it holds
+    (:func:`members_of`), by name.
     """
-    seen, frontier = {container.id}, [container.id]
-    names: set[str] = set()
-    while frontier:
-        query = select(ContainerMember.child_name, ContainerMember.child_type).where(
-            ContainerMember.container_id.in_(frontier)
-        )
-        nested: set[str] = set()
-        for child, kind in session.execute(query):
-            (nested if kind == CONTAINER else names).add(child)
-        frontier = _unseen_containers(nested, seen, session=session)
-    return sorted(names)
-
-
-def _unseen_containers(
-    names: set[str], seen: set[int], *, session: Session
-) -> list[int]:
-    """The ids of the containers called *names* that are not in *seen*,
-    added to it. A container DDM has not announced yet is not there.
-    """
-    if not names:
-        return []
-    query = select(Container.id).where(among(Container.name, sorted(names)))
-    fresh = sorted(set(session.scalars(query)) - seen)
-    seen.update(fresh)
-    return fresh
+    itself = select(Container.id).where(Container.id == container.id)
+    return sorted(set(session.scalars(members_of(itself))))

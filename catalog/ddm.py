@@ -710,13 +710,18 @@ def _sync_replicas(names: set[str], *, session: Session) -> None:
 
 
 def _replica_states(facts: list[_Fact]) -> dict[str, _ReplicaState]:
+    """The replica at each storage element, from its *facts* (oldest first).
+    A replica is complete from a ``datasetlock_ok`` (all its files there)
+    until a ``deletion-done`` of one of its files: one whose files were
+    deleted is no complete replica, until DDM locks it again.
+    """
     states: dict[str, _ReplicaState] = {}
     for fact in facts:
         if fact.fields.rse is None:
             continue
         state = states.setdefault(fact.fields.rse, _ReplicaState())
-        if fact.event_type == "datasetlock_ok":
-            state.complete = True
+        state.complete = fact.event_type == "datasetlock_ok"
+        if state.complete:
             state.rule_id = fact.fields.rule_id or state.rule_id
         else:
             size = max(fact.fields.size or 0, state.deleted.get(fact.fields.name, 0))
@@ -853,8 +858,9 @@ def replicas_of(name: str, *, session: Session) -> list[Replica]:
 class DdmSummary:
     """What DDM says of a dataset, in brief: its state (``erased``,
     ``incomplete``, ``open``, ``closed`` or ``unknown`` before any message),
-    its complete replicas, its files reported lost, and whether its counts
-    at the last ``close`` agree with the catalogue's.
+    its complete replicas (not those files were deleted from since DDM
+    locked them), its files reported lost, and whether its counts at the
+    last ``close`` agree with the catalogue's.
     """
 
     state: str

@@ -26,7 +26,7 @@ from live import ServedCatalog
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
-from test_ami import post, rows
+from test_ami import post, rows, search
 from test_ddm import event, with_ids
 from test_pages import visible_text
 
@@ -292,6 +292,81 @@ def test_a_trashed_member_shows_in_the_containers_statuses(
     (found,) = rows(client, command)
 
     assert found["amiStatus"] == "TRASHED,VALID"
+
+
+# --- the inContainer filter: the datasets the totals count ------------------------
+
+YEAR = "data15_13TeV.AllYear.physics_Main.PhysCont.AOD.grp15_v01_f629"
+
+
+def found_in(client: FlaskClient, container: str) -> dict[str, list[str]]:
+    """The datasets the ``inContainer`` filter finds for *container* on the
+    JSON API, the search page and ``SearchQuery``, each sorted.
+    """
+    args = {"inContainer": container, "limit": "1000"}
+    api = client.get("/api/v1/datasets", query_string=args)
+    page = client.get("/datasets", query_string=args)
+    mql = f"SELECT logicalDatasetName WHERE inContainer = '{container}'"
+    assert api.status_code == page.status_code == 200
+    html = page.get_data(as_text=True)
+    return {
+        "api": sorted(item["logicalDatasetName"] for item in api.json["items"]),
+        "page": sorted(
+            re.findall(r'<td class="name"><a href="/datasets/([^"]+)"', html)
+        ),
+        "ami": sorted(
+            row["logicalDatasetName"] for row in search(client, "dataset", mql)
+        ),
+    }
+
+
+def test_the_filter_finds_the_datasets_of_the_containers_a_container_holds(
+    client: FlaskClient,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+    period_container: str,
+) -> None:
+    put_in_container(Session, YEAR, [period_container], child_type="CONTAINER")
+    # A loop of containers, which Rucio forbids, must still end.
+    put_in_container(Session, period_container, [YEAR], child_type="CONTAINER")
+
+    found = found_in(client, YEAR)
+
+    totals = client.get(f"/api/v1/containers/{YEAR}").json
+    counted = sorted(set(totals["datasets"]) - set(totals["notCatalogued"]))
+    assert counted == [RUN_1, RUN_2]
+    assert found == {"api": counted, "page": counted, "ami": counted}
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [f"{SCOPE}:{CONTAINER}", f"{CONTAINER}/", f"{SCOPE}:{CONTAINER}/"],
+    ids=["did", "slash", "did and slash"],
+)
+def test_the_filter_takes_the_names_a_container_lookup_takes(
+    client: FlaskClient, period_container: str, spelling: str
+) -> None:
+    found = found_in(client, spelling)
+    other_scope = found_in(client, f"mc16_13TeV:{period_container}")
+
+    assert found == {
+        "api": [RUN_1, RUN_2],
+        "page": [RUN_1, RUN_2],
+        "ami": [RUN_1, RUN_2],
+    }
+    assert other_scope == {"api": [], "page": [], "ami": []}
+
+
+def test_the_filter_finds_a_container_ddm_spelt_with_its_trailing_slash(
+    client: FlaskClient,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+    period_container: str,
+) -> None:
+    slashed = "data15_13TeV.periodJ.physics_Main.PhysCont.AOD.grp15_v01_f629/"
+    put_in_container(Session, slashed, [RUN_1])
+
+    found = found_in(client, slashed.rstrip("/"))
+
+    assert found == {"api": [RUN_1], "page": [RUN_1], "ami": [RUN_1]}
 
 
 # --- our client and hepcat ami, against a live server -----------------------------

@@ -25,6 +25,7 @@ from conftest import unavailable
 from live import free_port
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
+from test_pages import status_badges, visible_text
 
 import migrations
 from catalog.config import load_config
@@ -61,6 +62,7 @@ from taskserver.base import RunContext
 from taskserver.errors import DrainFailed
 from taskserver.runner import run_until_drained
 from taskserver.server import TaskServer
+from web.app import create_app
 
 ACTIVEMQ_SCRIPT = Path(__file__).parents[1] / ".ci" / "activemq.sh"
 on_sqlite = pytest.mark.parametrize("catalog_engine", ["sqlite"], indirect=True)
@@ -255,7 +257,8 @@ def test_an_erased_dataset_is_trashed_and_its_replica_emptied(seeded, ingested):
         assert dataset.ami_status == "TRASHED"
         assert dataset.trash_annotation == "erased in DDM"
         assert dataset.trash_date == erase.created_at
-        assert [(r.complete, r.deleted_files) for r in replicas] == [(True, 4)]
+        # Its files deleted, the replica is no longer complete.
+        assert [(r.complete, r.deleted_files) for r in replicas] == [(False, 4)]
         assert replicas[0].deleted_bytes == sum(
             f.size
             for f in session.scalars(select(File).where(File.dataset_id == dataset.id))
@@ -325,9 +328,22 @@ def test_containers_replicas_and_ignored_events(seeded, ingested):
         assert held == {k: sorted(v) for k, v in ingested.containers.items()}
         assert containers_of(detached, session=session) == []
         assert detached not in held[container]
-        assert replicas == ingested.replicas
+        assert replicas == complete_replicas(ingested)
         assert statistics.ignored == ingested.ignored == 3
         assert statistics.quarantined == 0
+
+
+def complete_replicas(scenario: DdmScenario) -> dict[str, list[str]]:
+    """The scenario's locked replicas, but those its erased dataset's files
+    were deleted from.
+    """
+    emptied = {
+        e.payload["rse"] for e in scenario.events if e.event_type == "deletion-done"
+    }
+    return {
+        name: [rse for rse in rses if name != scenario.erased or rse not in emptied]
+        for name, rses in scenario.replicas.items()
+    }
 
 
 # --- order, repeats and late arrivals -------------------------------------------
@@ -405,6 +421,89 @@ def test_hostile_messages_never_stop_ingestion(Session, dataset_factory):
         assert statuses[-1] == "applied"
         assert get_dataset(name, session=session).ami_status == "TRASHED"
         assert quarantine_count(source="ddm", session=session) >= 5
+
+
+# --- replicas, as the pages and the JSON API show them --------------------------
+
+ZEE_AOD = (
+    "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.recon.AOD.e3601_s3126_r9364"
+)
+
+
+@pytest.fixture
+def client(catalog_engine, tmp_path):
+    config = load_config(env={}, data_dir=str(tmp_path))
+    return create_app(config, engine=catalog_engine).test_client()
+
+
+def catalogued_with_files(Session, dataset_factory, name, count=4):
+    """Catalogue *name* with *count* files of 1 MB; return their LFNs."""
+    dataset = dataset_factory(name, n_files=count, total_size=count * 10**6)
+    lfns = [f"{name}._{index:06d}.pool.root.1" for index in range(1, count + 1)]
+    with Session.begin() as session:
+        for index, lfn in enumerate(lfns):
+            guid = str(uuid.UUID(int=dataset.id * 100 + index))
+            kept = {"size": 10**6, "status": "finished"}
+            session.add(File(dataset_id=dataset.id, lfn=lfn, guid=guid, **kept))
+    return lfns
+
+
+def locked(name, rse, when):
+    payload = {"scope": "mc16_13TeV", "name": name, "rse": rse, "rule_id": "r1"}
+    return event("datasetlock_ok", when, **payload)
+
+
+def deleted(lfn, rse, when):
+    return event(
+        "deletion-done", when, scope="mc16_13TeV", name=lfn, rse=rse, bytes=10**6
+    )
+
+
+def test_a_replica_whose_files_were_deleted_is_no_replica_of_an_erased_dataset(
+    Session, dataset_factory, client
+):
+    lfns = catalogued_with_files(Session, dataset_factory, ZEE_AOD)
+    story = [locked(ZEE_AOD, "CERN-PROD_DATADISK", "2026-03-01 08:00:00")]
+    story += [deleted(lfn, "CERN-PROD_DATADISK", "2026-03-31 10:00:00") for lfn in lfns]
+    story.append(
+        event("erase", "2026-03-31 11:00:00", scope="mc16_13TeV", name=ZEE_AOD)
+    )
+
+    ingest_messages(with_ids(story), Session)
+
+    shown = client.get(f"/api/v1/datasets/{ZEE_AOD}").json
+    page = visible_text(client.get(f"/datasets/{ZEE_AOD}"))
+    assert shown["amiStatus"] == "TRASHED"
+    assert [(r["rse"], r["complete"]) for r in shown["replicas"]] == [
+        ("CERN-PROD_DATADISK", False)
+    ]
+    assert "DDM erased" in page and "DDM erased, 1 replica" not in page
+    assert "CERN-PROD_DATADISK no r1 4 4.0 MB" in page
+    assert list(status_badges(client.get("/"))) == ["no production status · DDM erased"]
+
+
+def test_a_replica_is_complete_from_its_last_lock_to_a_deletion_in_any_order(
+    Session, dataset_factory, client
+):
+    lfns = catalogued_with_files(Session, dataset_factory, ZEE_AOD)
+    story = [
+        # Locked, then a file deleted: incomplete.
+        locked(ZEE_AOD, "CERN-PROD_DATADISK", "2026-03-01 08:00:00"),
+        deleted(lfns[0], "CERN-PROD_DATADISK", "2026-03-02 08:00:00"),
+        # A file deleted, then locked again (replicated anew): complete.
+        deleted(lfns[1], "BNL-OSG2_DATADISK", "2026-03-01 08:00:00"),
+        locked(ZEE_AOD, "BNL-OSG2_DATADISK", "2026-03-02 08:00:00"),
+    ]
+
+    ingest_messages(with_ids(story[::-1]), Session, batch_size=1)
+
+    shown = client.get(f"/api/v1/datasets/{ZEE_AOD}").json
+    page = visible_text(client.get(f"/datasets/{ZEE_AOD}"))
+    assert [(r["rse"], r["complete"]) for r in shown["replicas"]] == [
+        ("BNL-OSG2_DATADISK", True),
+        ("CERN-PROD_DATADISK", False),
+    ]
+    assert "DDM unknown, 1 replica" in page
 
 
 @through_broker

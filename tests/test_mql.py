@@ -12,12 +12,15 @@ from pathlib import Path
 import pyAMI.config
 import pyAMI_atlas  # noqa: F401 - fills pyAMI.config.tables
 import pytest
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
+from test_ami import post, search
 
 import migrations
+from catalog.config import load_config
 from catalog.datasets import add_dataset
 from catalog.db import create_catalog_engine, session_factory
 from catalog.errors import InvalidInput
@@ -34,6 +37,7 @@ from catalog.mql import (
     parse,
 )
 from catalog.mql.compiler import like_matches
+from web.app import create_app
 
 PYAMI_QUERY = (
     "SELECT dataset.logicalDatasetName AS ldn, dataset.totalEvents AS events "
@@ -221,6 +225,50 @@ def test_values_are_bound_parameters_never_sql_text() -> None:
     assert "OR '1'='1" not in sql and "/*" not in sql
     values = search.statement.compile().params.values()
     assert "x' OR '1'='1" in values
+
+
+ALIASED = [
+    "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.evgen.EVNT.e3601",
+    "mc16_13TeV.361107.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zmumu.evgen.EVNT.e3601",
+]
+
+
+@pytest.fixture
+def ami_client(
+    catalog_engine: Engine,
+    Session: sessionmaker,  # noqa: N803
+    tmp_path: Path,
+) -> FlaskClient:
+    """The AMI endpoint of a catalogue of the datasets :data:`ALIASED`."""
+    with Session.begin() as session:
+        for name in ALIASED:
+            add_dataset(name, "prodsys", session=session)
+    config = load_config(env={}, data_dir=str(tmp_path))
+    return create_app(config, engine=catalog_engine).test_client()
+
+
+def test_an_alias_is_named_in_any_letter_case(ami_client: FlaskClient) -> None:
+    mql = "SELECT logicalDatasetName AS ldn ORDER BY LDN DESC"
+
+    found = search(ami_client, "dataset", mql)
+
+    assert [row["ldn"] for row in found] == sorted(ALIASED, reverse=True)
+
+
+def test_an_unknown_name_in_order_by_suggests_the_aliases_too(
+    ami_client: FlaskClient,
+) -> None:
+    command = (
+        'SearchQuery -entity="dataset" '
+        '-mql="SELECT logicalDatasetName AS ldn ORDER BY ldm"'
+    )
+
+    answer = post(ami_client, command)
+
+    assert (
+        "unknown field or alias 'ldm' of entity dataset at position 43; "
+        "did you mean ldn?" in answer
+    )
 
 
 def pyami_fields() -> Iterator[tuple[str, str, str]]:

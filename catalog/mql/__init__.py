@@ -27,8 +27,12 @@ MariaDB:
 - ``period`` holds a comma-separated list (``A,A1,AllYear``): ``=``, ``IN``
   and ``LIKE`` are true when one period of the list matches, ignoring case;
   ``!=``, ``NOT IN`` and ``NOT LIKE`` when none does.
-- ``inContainer`` is every container holding the dataset: a condition is
-  true when one of them meets it (selected, it is the first by name).
+- ``inContainer`` is every container holding the dataset, itself or
+  through the containers it holds (:func:`catalog.containers.members_of`):
+  a condition is true when one of them meets it; ``=`` and ``IN`` name a
+  container as the container lookups do (:func:`catalog.containers.named`:
+  a DID, the trailing ``/`` given or not). Selected, it is the first
+  container holding the dataset itself, by name.
 - A floating-point number stands for the values printed as it is, with 15
   significant digits (:func:`printed_range`).
 - ``crossSectionSource`` is the name of the source dataset, not its id.

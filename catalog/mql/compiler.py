@@ -40,6 +40,7 @@ from catalog.models import (
 from catalog.mql.entities import (
     LIST_FIELDS,
     MANY_VALUED_FIELDS,
+    NAMING_FIELDS,
     UPPER_CASE_FIELDS,
     Entity,
     Link,
@@ -217,11 +218,14 @@ class _Compiler:
                 table = None if item.alias else found.entity
                 yield found, item.alias or found.name, table
 
-    def resolve(self, ref: FieldRef) -> _Field:
+    def resolve(self, ref: FieldRef, aliases: Sequence[str] = ()) -> _Field:
+        """The field *ref* names; where *aliases* may be named too, the
+        error for an unknown name suggests them as well.
+        """
         owner, fields = self.scopes[self.owner(ref).lower()]
         found = fields.get(ref.name.lower())
         if found is None and ref.entity is None:
-            return self.resolve_foreign(ref)
+            return self.resolve_foreign(ref, aliases)
         if found is None:
             raise _unknown_field(ref, owner, [name for name, _ in fields.values()])
         if owner != self.entity.name:
@@ -230,7 +234,7 @@ class _Compiler:
             )
         return _Field(found[1], owner, found[0])
 
-    def resolve_foreign(self, ref: FieldRef) -> _Field:
+    def resolve_foreign(self, ref: FieldRef, aliases: Sequence[str] = ()) -> _Field:
         """An unqualified name the entity lacks: the field of the one foreign
         entity that has it (``LFN`` on ``dataset`` is ``files.LFN``).
         """
@@ -242,7 +246,8 @@ class _Compiler:
         if len(owners) == 1:
             return self.resolve(FieldRef(owners[0], ref.name, ref.position))
         _, fields = self.scopes[self.entity.name.lower()]
-        raise _unknown_field(ref, self.entity.name, [n for n, _ in fields.values()])
+        names = [n for n, _ in fields.values()]
+        raise _unknown_field(ref, self.entity.name, names, aliases)
 
     def owner(self, ref: FieldRef) -> str:
         if ref.entity is None:
@@ -353,11 +358,15 @@ class _Compiler:
     # --- order and limit
 
     def ordering(self, item: OrderItem, outputs: list[_Output]) -> Any:
-        """An ORDER BY item: an alias of the SELECT list, or a field."""
+        """An ORDER BY item: an alias of the SELECT list (in any letter case,
+        as field names; one in the same case first), or a field.
+        """
         ref = item.field
         aliases = {name: found for found, name, table in outputs if table is None}
-        found = aliases.get(ref.name) if ref.entity is None else None
-        expression = (found or self.resolve(ref)).expression
+        found = _alias(ref, aliases) if ref.entity is None else None
+        if found is None:
+            found = self.resolve(ref, aliases=list(aliases))
+        expression = found.expression
         return expression.desc() if item.descending else expression.asc()
 
     def tiebreak(self, order: list[Any]) -> list[Any]:
@@ -379,18 +388,36 @@ class _Compiler:
         return statement.limit(query.limit), False
 
 
+def _alias(ref: FieldRef, aliases: dict[str, _Field]) -> _Field | None:
+    """The field of the alias *ref* names: the alias in its letter case,
+    else the first one in any case; None when it names none.
+    """
+    if ref.name in aliases:
+        return aliases[ref.name]
+    same = (
+        found for name, found in aliases.items() if name.lower() == ref.name.lower()
+    )
+    return next(same, None)
+
+
 def _lowered(
     fields: dict[str, ColumnElement[Any]],
 ) -> dict[str, tuple[str, ColumnElement[Any]]]:
     return {name.lower(): (name, expression) for name, expression in fields.items()}
 
 
-def _unknown_field(ref: FieldRef, entity: str, names: Sequence[str]) -> InvalidInput:
-    lowered = {name.lower(): name for name in names}
+def _unknown_field(
+    ref: FieldRef, entity: str, names: Sequence[str], aliases: Sequence[str] = ()
+) -> InvalidInput:
+    """The error for *ref*, a name of none of *names* (the fields of
+    *entity*) nor *aliases*; it suggests the near ones of both.
+    """
+    lowered = {name.lower(): name for name in [*names, *aliases]}
     near = difflib.get_close_matches(ref.name.lower(), list(lowered), n=3)
     hint = f"; did you mean {', '.join(lowered[n] for n in near)}?" if near else ""
+    what = "field or alias" if aliases else "field"
     return InvalidInput(
-        f"unknown field {ref.name!r} of entity {entity} at position "
+        f"unknown {what} {ref.name!r} of entity {entity} at position "
         f"{ref.position}{hint}"
     )
 
@@ -478,10 +505,14 @@ def _each(
 
 def _membership(found: _Field, values: Sequence[Any]) -> ColumnElement[bool]:
     """*found* equal to one of *values*; a floating-point number as printed
-    (:func:`printed_range`).
+    (:func:`printed_range`); a name of a thing (:data:`NAMING_FIELDS`) as
+    the thing it names.
     """
     if not values:
         return false()
+    naming = NAMING_FIELDS.get(found.name)
+    if naming is not None:
+        return _joined(or_, [naming(value) for value in values])
     if found.name in LIST_FIELDS:
         has = [_list_has(found.expression, _escape_like(v)) for v in values]
         return _joined(or_, has)

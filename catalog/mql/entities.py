@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     String,
-    exists,
     func,
     literal,
     select,
@@ -62,7 +61,9 @@ class Entity:
 
 
 def _in_container() -> ColumnElement[Any]:
-    """``inContainer``: the (first, by name) DDM container holding the dataset."""
+    """``inContainer``: the (first, by name) DDM container holding the dataset
+    itself.
+    """
     return (
         select(func.min(Container.name))
         .join(ContainerMember, ContainerMember.container_id == Container.id)
@@ -76,12 +77,25 @@ ValueCondition = Callable[[ColumnElement[Any]], ColumnElement[bool]]
 
 
 def _some_container(condition: ValueCondition) -> ColumnElement[bool]:
-    """A DDM container holding the dataset has a name that meets *condition*."""
-    return exists().where(
-        ContainerMember.container_id == Container.id,
-        ContainerMember.child_name == Dataset.name,
-        condition(Container.__table__.c.name),
-    )
+    """A DDM container holding the dataset, itself or through the containers
+    it holds (as the container's totals count its datasets), has a name that
+    meets *condition*.
+    """
+    # catalog.containers reads datasets through catalog.datasets, which
+    # compiles its filters with this package: it is imported when used.
+    from catalog.containers import members_of
+
+    meeting = select(Container.id).where(condition(Container.__table__.c.name))
+    return Dataset.name.in_(members_of(meeting))
+
+
+def _named_container(name: str) -> ColumnElement[bool]:
+    """The container *name* stands for, read as the container lookups read
+    it (a Rucio DID, with or without the trailing ``/``).
+    """
+    from catalog.containers import named  # imported when used, as above
+
+    return named(name)
 
 
 def _cross_section_source() -> ColumnElement[Any]:
@@ -152,6 +166,11 @@ LIST_FIELDS = frozenset({"period"})
 # when one of its values meets it (the condition on that value, given).
 MANY_VALUED_FIELDS: dict[str, Callable[[ValueCondition], ColumnElement[bool]]] = {
     "inContainer": _some_container
+}
+# Fields whose value names a thing that has several spellings: = and IN are
+# true for the thing the value names (the condition on that thing, given).
+NAMING_FIELDS: dict[str, Callable[[str], ColumnElement[bool]]] = {
+    "inContainer": _named_container
 }
 
 
