@@ -467,8 +467,13 @@ def test_the_form_takes_a_target_size_and_a_compression(surface):
     assert "Target size of an output file, in bytes (empty: 2,000,000,000)" in (
         shown(form)
     )
+    page = shown(browser.get(answer.headers["Location"]))
+    default = shown(browser.get(f"/skims/{surface.request('phil', 'big')}"))
+
     assert answer.status_code == 302
     assert (skim.target_size, skim.compression) == (60000, "lz4:4")
+    assert "target size 60,000 bytes an output file" in page
+    assert "target size 2,000,000,000 bytes an output file (the default)" in default
 
 
 @pytest.mark.parametrize(

@@ -185,6 +185,7 @@ def skim(skim_id: int) -> str:
             waiting=waiting_for_run(found),
             has_collection=bool(found.collection_path),
             files=output_files(found) if found.output is not None else [],
+            default_target_size=DEFAULT_TARGET_SIZE,
         )
 
 
