@@ -21,7 +21,7 @@ from catalog.errors import InvalidInput, RunNotFound
 from catalog.fields import typed_value
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import Dataset, Period, PeriodRun, ProductionTask, Run
-from catalog.mql.compiler import ExactText
+from catalog.mql import ExactText, text_like
 
 PERIOD_LEVELS = (1, 2, 3)
 
@@ -53,9 +53,7 @@ def _matching(column: Any, pattern: str) -> ColumnElement[bool]:
     ``=`` does not.
     """
     if "%" in pattern:
-        literal_backslashes = pattern.replace("\\", "\\\\")
-        like: ColumnElement[bool] = column.ilike(literal_backslashes, escape="\\")
-        return like
+        return text_like(column, pattern)
     return ExactText(column, [pattern])
 
 

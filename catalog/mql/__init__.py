@@ -43,7 +43,14 @@ JSON API (``field=value``) its meaning by these same rules.
 
 from __future__ import annotations
 
-from catalog.mql.compiler import Search, compile_search, filter_condition, printed_range
+from catalog.mql.compiler import (
+    ExactText,
+    Search,
+    compile_search,
+    filter_condition,
+    printed_range,
+    text_like,
+)
 from catalog.mql.entities import (
     ENTITIES,
     Entity,
@@ -86,6 +93,7 @@ __all__ = [
     "BoolOp",
     "Comparison",
     "Entity",
+    "ExactText",
     "FieldRef",
     "InList",
     "IsNull",
@@ -105,5 +113,6 @@ __all__ = [
     "get_entity",
     "parse",
     "printed_range",
+    "text_like",
     "tokenize",
 ]

@@ -570,7 +570,7 @@ def _like(found: _Field, pattern: str) -> ColumnElement[bool]:
         return _list_like(found.expression, pattern)
     return _each(
         found,
-        lambda each: _as_text(each).ilike(_literal_backslashes(pattern), escape="\\"),
+        lambda each: text_like(_as_text(each), pattern),
     )
 
 
@@ -607,6 +607,14 @@ def _list_has(expression: ColumnElement[Any], pattern: str) -> ColumnElement[boo
 def _escape_like(value: str) -> str:
     """*value* as a LIKE pattern that matches it alone (backslash escapes)."""
     return re.sub(r"([\\%_])", r"\\\1", value)
+
+
+def text_like(expression: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
+    """*expression* (text) like the user's LIKE *pattern*, as MQL compares:
+    ``%`` and ``_`` wildcards, a backslash an ordinary character, letter case
+    ignored, on every database.
+    """
+    return expression.ilike(_literal_backslashes(pattern), escape="\\")
 
 
 def _literal_backslashes(pattern: str) -> str:
