@@ -48,8 +48,12 @@ import numpy as np
 import uproot
 from zlib_ng import zlib_ng
 
-from catalog.errors import InvalidInput, NotFound
-from catalog.nomenclature import build_dataset_name, parse_dataset_name
+from catalog.errors import InvalidInput, InvalidName, NotFound
+from catalog.nomenclature import (
+    MAX_NAME_LENGTH,
+    build_dataset_name,
+    parse_dataset_name,
+)
 from skimengine.baskets import (
     Column,
     SourceTree,
@@ -206,9 +210,12 @@ def output_dataset_name(parent: str, login: str, skim: str) -> str:
     """The name of the skim *skim* of dataset *parent* by user *login*:
     ``user.<login>.<parent without its production step>.<skim>``, e.g.
     ``user.jdoe.mc16_13TeV.361106.PowhegPythia8EvtGen_Zee.DAOD_PHYS.e3601_p4164.zee``.
-    Room is made for the file suffix by shortening the physics short name.
+    Room is made for the file suffix by shortening the physics short name
+    (to 8 characters at least).
 
-    :raises InvalidName: when *login* or *skim* cannot be part of a name.
+    :raises InvalidName: when *login* or *skim* cannot be part of a name, or
+        when the names of its files would be longer than a file system
+        allows (:data:`MAX_NAME_LENGTH`, 255), whatever the kind of *parent*.
     """
     name = parse_dataset_name(parent)
     if name.kind == "user":
@@ -220,11 +227,33 @@ def output_dataset_name(parent: str, login: str, skim: str) -> str:
         middle = [name.project, str(number).zfill(width), short, name.data_type or ""]
         middle += [name.version] if name.version else []
     free = ".".join([*middle, skim])
-    excess = len(f"user.{login}.{free}") + len("._000001.root") - 255
+    excess = len(output_file_name(f"user.{login}.{free}", 1)) - MAX_NAME_LENGTH
     if excess > 0 and name.kind != "user":
         middle[2] = middle[2][: max(8, len(middle[2]) - excess)]
         free = ".".join([*middle, skim])
-    return build_dataset_name(scope=f"user.{login}", free=free)
+    output = build_dataset_name(scope=f"user.{login}", free=free)
+    _check_room(output, skim)
+    return output
+
+
+def _check_room(output: str, skim: str) -> None:
+    """:raises InvalidName: when the files of dataset *output*, the skim
+    *skim*, would have names longer than a file system allows.
+    """
+    length = len(output_file_name(output, 1))
+    excess = length - MAX_NAME_LENGTH
+    if excess <= 0:
+        return
+    hint = (
+        f"choose a skim name of at most {len(skim) - excess} characters"
+        if excess < len(skim)
+        else "its parent's name leaves no room for a skim name"
+    )
+    raise InvalidName(
+        output,
+        f"its output files would have names of {length} characters (with "
+        f"'._000001.root'), more than {MAX_NAME_LENGTH}; {hint}",
+    )
 
 
 def output_file_name(dataset: str, number: int) -> str:
@@ -596,8 +625,10 @@ def extract_unit(plan: Plan, unit: Unit, output_dir: Path | str) -> OutputFile:
     if (output_dir / CANCEL_MARKER).exists():
         raise UnitCancelled(unit.name, 0, unit.events)
     output_dir.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(output_dir, unit.name)
-    temporary = output_dir / f".{unit.name}.{uuid.uuid4().hex[:8]}.part"
+    _remove_leftovers(output_dir, unit.number)
+    # Named by the unit's number: a name of the dataset's length could
+    # leave the file system's 255 bytes.
+    temporary = output_dir / f".{unit.number:06d}.{uuid.uuid4().hex[:8]}.part"
     try:
         written = _write_unit(plan, unit, temporary)
         summary = _publish(temporary, final)
@@ -606,9 +637,11 @@ def extract_unit(plan: Plan, unit: Unit, output_dir: Path | str) -> OutputFile:
     return describe_output(plan, unit, final, events=written, summary=summary)
 
 
-def _remove_leftovers(output_dir: Path, name: str) -> None:
-    """Remove the temporary files of an attempt at *name* that crashed."""
-    for leftover in output_dir.glob(f".{name}.*.part"):
+def _remove_leftovers(output_dir: Path, number: int) -> None:
+    """Remove the temporary files of an attempt at unit *number* that
+    crashed.
+    """
+    for leftover in output_dir.glob(f".{number:06d}.*.part"):
         leftover.unlink(missing_ok=True)
 
 

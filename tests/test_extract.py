@@ -16,8 +16,11 @@ import numpy as np
 import pytest
 import uproot
 from conftest import unavailable
+from test_skim_pages import DATASET, make_surface_world
 
-from catalog.errors import InvalidInput
+from catalog.datasets import add_dataset
+from catalog.errors import InvalidInput, InvalidName
+from catalog.models.datasets import SOURCE_SKIM
 from catalog.nomenclature import parse_dataset_name
 from ingest.eventfiles import write_dataset_files
 from ingest.world import build_world
@@ -37,6 +40,7 @@ from skimengine.extract import (
 )
 from skimengine.filestore import FileStore
 from skimengine.rootformat import TreeInfo
+from skimengine.tags import register_tag
 
 PARENT = (
     "mc16_13TeV.410470.PhPy8EG_A14_ttbar_hdamp258p75_nonallhad.deriv.DAOD_PHYS."
@@ -268,6 +272,80 @@ def test_outputs_are_named_by_the_nomenclature_with_adler32_checksums(
     assert output.sources == tuple(lfn for lfn in one_muon if len(one_muon[lfn]))
 
 
+# A parent of each kind, and a skim of it by LOGIN, whose output name fits
+# in 255 characters but leaves no room for the suffix of its files.
+LOGIN = "l" * 40
+LONG_SKIMS = {
+    "mc": (
+        "mc16_13TeV.410470.PhPy8EG_A14_ttbar_hdamp258p75_nonallhad.deriv."
+        "DAOD_PHYS.e6337_s3126_r10724_" + "_".join(f"p{4164 + i}" for i in range(14)),
+        "s" * 64,
+    ),
+    "data": (
+        "data18_13TeV.00348885.physics_Main.deriv.DAOD_PHYS.r11969_r11784_"
+        + "_".join(f"p{4072 + i}" for i in range(14)),
+        "s" * 64,
+    ),
+    "user": (  # a skim of a skim of a skim
+        f"user.{LOGIN}.mc16_13TeV.361107.PowhegPythia8EvtGen_AZNLOCTEQ6L1_"
+        f"Zmumu.DAOD_PHYS.e3601_s3126_r9364_p4164.{'a' * 40}.{'b' * 41}",
+        "d" * 30,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LONG_SKIMS))
+def test_an_output_name_without_room_for_its_files_is_refused(kind):
+    parent, skim = LONG_SKIMS[kind]
+
+    with pytest.raises(InvalidName) as raised:
+        output_dataset_name(parent, LOGIN, skim)
+
+    message = str(raised.value)
+    assert "its output files would have names of" in message
+    assert "more than 255" in message
+    assert "choose a skim name of at most" in message
+
+
+def test_a_name_at_the_limit_leaves_room_for_the_temporary_file(
+    source, one_muon, tmp_path
+):
+    two_tags_fewer = LONG_SKIMS["mc"][0][:-12]
+    dataset = output_dataset_name(two_tags_fewer, LOGIN, "s" * 64)
+    plan = plan_extraction(one_muon, source, dataset=dataset)
+
+    (output,) = extract_all(plan, tmp_path)
+
+    assert len(output.name) == 255
+    assert output.events == sum(map(len, one_muon.values()))
+
+
+def test_a_skim_of_a_skim_without_room_for_its_files_is_refused_when_requested(
+    catalog_engine, tmp_path
+):
+    world = make_surface_world(catalog_engine, tmp_path / "data")
+    first = output_dataset_name(DATASET, "phil", "a" * 64)
+    parent = output_dataset_name(first, "phil", "b" * 64)
+    with world.Session.begin() as session:
+        add_dataset(parent, SOURCE_SKIM, session=session)
+        session.flush()
+        register_tag(
+            parent, world.tag, data_dir=world.config.data_path, session=session
+        )
+
+    answer = world.app.test_client().post(
+        "/api/v1/skims",
+        json={"logicalDatasetName": parent, "name": "c" * 30, "select": "MET > 1"},
+        headers=world.bearer("phil"),
+    )
+
+    assert answer.status_code == 400, answer.text
+    error = answer.json["error"]
+    assert error["type"] == "InvalidName"
+    assert "output files would have names of 263 characters" in error["message"]
+    assert "choose a skim name of at most 22 characters" in error["message"]
+
+
 def test_compression_is_chosen_by_name(source, one_muon, tmp_path):
     with pytest.raises(InvalidInput, match="unknown compression 'bzip2'"):
         plan_for(source, one_muon, compression="bzip2")
@@ -323,7 +401,7 @@ def test_a_resumed_run_writes_only_the_missing_outputs(
     kept = {o.name: (o.checksum, o.path.stat().st_mtime_ns) for o in first.outputs}
     lost = first.outputs[1]
     lost.path.unlink()
-    (tmp_path / f".{lost.name}.deadbeef.part").write_bytes(b"half a file")
+    (tmp_path / f".{lost.number:06d}.deadbeef.part").write_bytes(b"half a file")
 
     second = executor.run(split_plan, tmp_path)
 

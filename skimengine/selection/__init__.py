@@ -27,7 +27,10 @@ trigger menu. Keywords are case-insensitive, attribute names are not.
 
 Arithmetic is done in double precision, as in ROOT's ``TTree::Draw``. A
 division by zero has no value, and a comparison with no value is false, also
-under ``not`` -- the same in numpy and in SQL.
+under ``not`` -- the same in numpy and in SQL. Arithmetic that could leave
+the range of a double for some values of its attributes is refused (see
+:meth:`~skimengine.selection.binding.Binder.check_range`): numpy would give
+infinity where the databases raise an error.
 
 The modules: :mod:`~skimengine.selection.syntax` (tokens, tree, parser),
 :mod:`~skimengine.selection.binding` (checking a tree against a TAG's
@@ -128,7 +131,10 @@ def compile_selection(expression: str, vocabulary: Vocabulary) -> Selection:
     """Parse *expression* and check it against *vocabulary*.
 
     :raises SelectionError: when it is malformed, names an unknown attribute,
-        trigger or function, or uses bit() on a non-integer attribute.
+        trigger or function, uses bit() on a non-integer attribute, or has
+        arithmetic that could leave the range of a double.
     """
-    tree = Binder(expression, vocabulary).bind(parse(expression))
+    binder = Binder(expression, vocabulary)
+    tree = binder.bind(parse(expression))
+    binder.check_range(tree)
     return Selection(expression, tree, vocabulary)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from skimengine.selection.syntax import (
+    NUMBER,
     Abs,
     Arithmetic,
     Attribute,
@@ -15,6 +18,7 @@ from skimengine.selection.syntax import (
     Negate,
     Node,
     Not,
+    Number,
     SelectionError,
     Trigger,
 )
@@ -28,8 +32,9 @@ FLOAT = "float"
 @dataclass(frozen=True)
 class Vocabulary:
     """What a selection may name: the *attributes* of a TAG with their type
-    (``"int"`` or ``"float"``) and its trigger menu, *triggers* in bit order,
-    kept in the integer attribute *trigger_attribute*.
+    (``"int"``, at most 64 bits, or ``"float"``, finite float32 values) and
+    its trigger menu, *triggers* in bit order, kept in the integer attribute
+    *trigger_attribute*.
     """
 
     attributes: Mapping[str, str]
@@ -44,6 +49,62 @@ def similar(name: str, candidates: Sequence[str], n: int = 3) -> list[str]:
         return [lowered[name.lower()]]
     near = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
     return [lowered[match] for match in near]
+
+
+# -- the range of double arithmetic ---------------------------------------------
+
+# The smallest magnitude other than zero that a number can have, and the
+# largest; (inf, 0) for a number that is always zero or has no value.
+Magnitude = tuple[float, float]
+ALWAYS_ZERO: Magnitude = (math.inf, 0.0)
+MAGNITUDES: dict[str, Magnitude] = {
+    INTEGER: (1.0, 2.0**63),
+    FLOAT: (2.0**-149, 3.4028234663852886e38),  # float32 subnormal and max
+}
+OVERFLOW = (
+    "this arithmetic can go beyond the largest double (about 1.8e308) for "
+    "values its attributes can take; use smaller numbers"
+)
+UNDERFLOW = (
+    "this arithmetic can come nearer to zero than the smallest double (about "
+    "4.9e-324) for values its attributes can take; use larger numbers"
+)
+
+
+def _grain(smallest: float) -> float:
+    """The power of two that divides every double of magnitude at least
+    *smallest*: a sum of such numbers is zero or at least this.
+    """
+    if math.isinf(smallest):
+        return smallest
+    exponent = math.frexp(smallest)[1] - 1  # of the highest bit
+    return math.ldexp(1.0, max(exponent - 52, -1074))
+
+
+def _sum(left: Magnitude, right: Magnitude) -> Magnitude:
+    return min(_grain(left[0]), _grain(right[0])), left[1] + right[1]
+
+
+def _product(left: Magnitude, right: Magnitude) -> Magnitude:
+    if math.isinf(left[0]) or math.isinf(right[0]):
+        return ALWAYS_ZERO
+    return left[0] * right[0], left[1] * right[1]
+
+
+def _quotient(left: Magnitude, right: Magnitude) -> Magnitude:
+    if math.isinf(left[0]) or math.isinf(right[0]):
+        return ALWAYS_ZERO  # zero, or no value: a division by zero
+    return left[0] / right[1], left[1] / right[0]
+
+
+# Bounds computed in double precision hold for the values too: rounding to
+# nearest is monotonic.
+COMBINE: dict[str, Callable[[Magnitude, Magnitude], Magnitude]] = {
+    "+": _sum,
+    "-": _sum,
+    "*": _product,
+    "/": _quotient,
+}
 
 
 class Binder:
@@ -98,6 +159,38 @@ class Binder:
             raise self.error(node, reason, similar(node.name, menu))
         where = Attribute(node.position, node.length, self.vocabulary.trigger_attribute)
         return self.bit(Bit(node.position, node.length, where, menu.index(node.name)))
+
+    def check_range(self, node: Node) -> None:
+        """Check that the arithmetic of the bound tree *node* stays within
+        the range of a double for every value its attributes can take:
+        numpy would reach infinity (and NaN from it), PostgreSQL and MariaDB
+        raise an error, and PostgreSQL also when a product or a quotient
+        rounds to zero.
+
+        :raises SelectionError: at the first arithmetic that could not.
+        """
+        if node.kind == NUMBER:
+            self.magnitude(node)
+            return
+        for child in node.children():
+            self.check_range(child)
+
+    def magnitude(self, node: Node) -> Magnitude:
+        if isinstance(node, Number):
+            size = abs(float(node.value))
+            return (size, size) if size else ALWAYS_ZERO
+        if isinstance(node, Attribute):
+            return MAGNITUDES[self.vocabulary.attributes[node.name]]
+        if isinstance(node, Negate | Abs):
+            return self.magnitude(node.operand)
+        assert isinstance(node, Arithmetic)
+        left, right = self.magnitude(node.left), self.magnitude(node.right)
+        smallest, largest = COMBINE[node.op](left, right)
+        if largest > sys.float_info.max:
+            raise self.error(node, OVERFLOW)
+        if smallest == 0:
+            raise self.error(node, UNDERFLOW)
+        return smallest, largest
 
 
 def attributes_of(node: Node) -> set[str]:

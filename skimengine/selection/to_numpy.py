@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +51,10 @@ class NumpyCompiler:
 
     def compare(self, node: Compare) -> Any:
         left, right = self.value(node.left), self.value(node.right)
+        if {type(left), type(right)} == {int, float}:
+            # Python compares a whole number with a double exactly; SQL and
+            # numpy compare them as doubles.
+            left, right = float(left), float(right)
         if np.ndim(left) == 0 and np.ndim(right) != 0:
             left, right, op = right, left, FLIPPED[node.op]
         else:
@@ -93,8 +98,12 @@ FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 def compare_float32(array: np.ndarray, op: str, value: float) -> np.ndarray:
     """``array <op> value`` for a float32 *array*, exact as in double
     precision but without converting the array: the double *value* is
-    replaced by the float32 neighbour that gives the same answer.
+    replaced by the float32 neighbour that gives the same answer. A *value*
+    that is NaN (no value, such as ``abs(1/0)``) makes every comparison
+    false, ``!=`` included.
     """
+    if math.isnan(value):
+        return np.zeros(array.shape, bool)
     nearest = np.float32(value)
     below = nearest if float(nearest) <= value else np.nextafter(nearest, -np.inf)
     above = nearest if float(nearest) >= value else np.nextafter(nearest, np.inf)
