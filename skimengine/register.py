@@ -19,6 +19,7 @@ are never merged into one dataset.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
@@ -75,7 +76,10 @@ def publish_files(
             _check_published(output, target)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
+        # Named after the file but short: a name of 255 characters has no
+        # room for more, and a crashed attempt's leftover is found again.
+        digest = hashlib.sha256(target.name.encode()).hexdigest()[:16]
+        partial = target.with_name(f".{digest}.partial")
         partial.unlink(missing_ok=True)
         try:
             os.link(output.path, partial)

@@ -162,6 +162,22 @@ def test_publishing_keeps_the_same_file_and_refuses_another(tmp_path: Path) -> N
     assert target.read_bytes() == b"the events of another one"
 
 
+def test_a_file_name_of_255_characters_is_published(tmp_path: Path) -> None:
+    name = "user.jdoe." + "x" * (255 - len("user.jdoe.") - len("._000001.root"))
+    name += "._000001.root"
+    written = tmp_path / "out.root"
+    written.write_bytes(b"the events of this skim")
+    output = OutputFile(1, name, written, 3, 23, "ad:65c40811", ("in.root",))
+    storage = tmp_path / "storage"
+
+    publish_files([output], "user.jdoe", storage)
+
+    target = deterministic_path(storage, "user.jdoe", name)
+    assert len(name) == 255
+    assert target.read_bytes() == b"the events of this skim"
+    assert [p.name for p in target.parent.iterdir()] == [name]
+
+
 # -- 2. metadata objects travel with the events ------------------------------------
 
 
