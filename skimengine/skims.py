@@ -35,7 +35,13 @@ from sqlalchemy.orm import Session
 from catalog.config import Config
 from catalog.datasets import Page, check_paging, get_dataset
 from catalog.db import utcnow
-from catalog.errors import HepcatError, InvalidInput, NotFound, PermissionDenied
+from catalog.errors import (
+    HepcatError,
+    InvalidInput,
+    InvalidName,
+    NotFound,
+    PermissionDenied,
+)
 from catalog.models import SKIM_STATES, Dataset, File, Skim, TagDatabase, User
 from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
 from catalog.users import has_role
@@ -70,6 +76,7 @@ __all__ = [
     "output_file",
     "output_files",
     "output_name",
+    "shown_output_name",
     "request_skim",
     "retry_skim",
     "run_skim",
@@ -212,6 +219,19 @@ def output_name(skim: Skim) -> str:
     """The name of the dataset *skim* registers."""
     login = skim.owner.login if skim.owner is not None else "unknown"
     return output_dataset_name(skim.parent.name, login, skim.name)
+
+
+def shown_output_name(skim: Skim) -> str:
+    """The name of *skim*'s output dataset, as a page or the command line
+    shows it: the registered one, else the one it will register; for a skim
+    requested before names were checked for length, why it has none.
+    """
+    if skim.output is not None:
+        return skim.output.name
+    try:
+        return output_name(skim)
+    except InvalidName as err:
+        return f"none: {err}"
 
 
 def _check_unused(

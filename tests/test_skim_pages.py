@@ -735,3 +735,14 @@ def test_the_composer_counts_the_events_as_the_user_types(
     assert shown_error.splitlines()[0].startswith("column 15: unknown attribute")
     assert shown_error.splitlines()[2] == "  " + " " * 14 + "^^^^^^"
     assert errors == []
+
+
+def test_a_skim_named_before_lengths_were_checked_still_has_its_page(surface):
+    skim_id = surface.request("phil", "short")
+    with surface.Session.begin() as session:
+        session.get(Skim, skim_id).name = "n" * 240  # too long for its files
+
+    page = surface.app.test_client().get(f"/skims/{skim_id}")
+
+    assert page.status_code == 200
+    assert "none: " in shown(page) and "more than 255" in shown(page)

@@ -37,10 +37,10 @@ from skimengine.skims import (
     list_skims,
     output_file,
     output_files,
-    output_name,
     request_skim,
     retry_skim,
     run_skim,
+    shown_output_name,
     skim_progress,
     waiting_for_run,
 )
@@ -179,7 +179,7 @@ def skim(skim_id: int) -> str:
         return render_template(
             "skim.html",
             skim=found,
-            output=output_name(found),
+            output=shown_output_name(found),
             progress=skim_progress(found),
             active=found.state in ACTIVE_STATES,
             waiting=waiting_for_run(found),

@@ -170,7 +170,7 @@ class SkimProgress:
 @pass_context
 def skim_show(context: Context, skim_id: int) -> None:
     """Print a skim: what was asked, its state, progress and output."""
-    from skimengine.skims import get_skim, output_name, skim_progress
+    from skimengine.skims import get_skim, shown_output_name, skim_progress
 
     with context.catalog()() as session:
         found = get_skim(skim_id, session=session)
@@ -191,7 +191,7 @@ def skim_show(context: Context, skim_id: int) -> None:
             "files": f"{found.units_done or 0} of {found.n_units}"
             if found.n_units
             else "-",
-            "output": found.output.name if found.output else output_name(found),
+            "output": shown_output_name(found),
             "error": found.error or "-",
         }
     for key, value in shown.items():
