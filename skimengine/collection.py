@@ -259,16 +259,23 @@ def _root_numbers(tree: Any, where: str) -> dict[str, np.ndarray]:
 
 def _check_range(values: np.ndarray, branch: str, where: str) -> None:
     """:raises CollectionError: naming the first value of *branch* out of range."""
-    if branch not in LIMITS or not len(values):
-        return
-    low, high = LIMITS[branch]
-    # Compared as Python integers: uint64 and int64 limits do not mix in numpy.
-    ends = (int(values.min()), int(values.max()))
-    outside = [value for value in ends if not low <= value <= high]
-    if outside:
-        index = int(np.flatnonzero(values == outside[0])[0])
-        reason = f"{branch} {outside[0]} is out of range ({low} to {high})"
+    if branch in LIMITS and (found := out_of_range(values, branch, LIMITS[branch])):
+        index, reason = found
         raise CollectionError(f"{where}, entry {index}", reason)
+
+
+def out_of_range(
+    values: np.ndarray, name: str, limits: tuple[int, int]
+) -> tuple[int, str] | None:
+    """The first of the whole numbers *values* (of *name*) outside *limits*,
+    both included, by index, and what is wrong with it; None when all fit.
+    """
+    low, high = limits
+    # Compared as Python integers: uint64 and int64 limits do not mix in numpy.
+    if not len(values) or low <= int(values.min()) and int(values.max()) <= high:
+        return None
+    index = int(np.flatnonzero((values < low) | (values > high))[0])
+    return index, f"{name} {values[index]} is out of range ({low} to {high})"
 
 
 def _root_files(file: Any, where: str) -> list[FileRef]:

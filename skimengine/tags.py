@@ -22,9 +22,14 @@ schema, event count and per-attribute distributions.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import re
+import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,19 +39,21 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import uproot
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from catalog.datasets import get_dataset
-from catalog.errors import InvalidInput, NotFound
+from catalog.datasets import counted_files, get_dataset
+from catalog.errors import HepcatError, InvalidInput, NotFound
 from catalog.models import Dataset, File, TagDatabase, TagEvent
 from skimengine.collection import (
     ENTRY_BITS,
     FILES_OBJECT,
+    LIMITS,
     CollectionError,
     EventCollection,
     FileRef,
     make_collection,
+    out_of_range,
     resolve_files,
 )
 from skimengine.selection import FLOAT, INTEGER, Selection, Vocabulary, bit_mask
@@ -60,6 +67,13 @@ LOCATION_TYPES = {"FileIndex": np.int32, "Entry": np.int64}
 CHUNK = 1 << 18  # rows a thread selects at a time: its columns stay in cache
 INSERT_ROWS = 5_000
 HISTOGRAM_BINS = 40
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_MENU_ENTRY = re.compile(r"\s*([0-9]+)\s*:\s*(\S.*?)\s*")
+# A version of a columnar store: <number>-<8 hex>, or being written.
+_VERSION = re.compile(r"\.?([0-9]+)-[0-9a-f]{8}(?:\.partial)?")
+#: Seconds a replaced version of a columnar store is kept for the readers
+#: that found it just before (they open it in milliseconds).
+KEEP_REPLACED = 60.0
 
 
 class TagNotFound(NotFound):
@@ -89,6 +103,21 @@ class TagOutdated(InvalidInput):
         self.dataset = dataset
 
 
+class TagReplaced(HepcatError, RuntimeError):
+    """Another process registered the TAG of a dataset while this one wrote
+    its own.
+    """
+
+    status = 409
+
+    def __init__(self, dataset: str) -> None:
+        super().__init__(
+            f"the TAG of {dataset} was registered by another process meanwhile, "
+            "and is left as that one made it; build or import it again to replace it"
+        )
+        self.dataset = dataset
+
+
 @dataclass(frozen=True)
 class TagAttribute:
     """An attribute of the TAG schema."""
@@ -109,6 +138,10 @@ SCHEMA: tuple[TagAttribute, ...] = tuple(
     if "tag" in c.info
 )
 BY_NAME = {attribute.name: attribute for attribute in SCHEMA}
+#: The type of every column of a TAG: its attributes, then its location.
+TYPES = {a.name: a.dtype for a in SCHEMA} | {
+    name: np.dtype(kind) for name, kind in LOCATION_TYPES.items()
+}
 # How the attributes come from an event file's branches (leading first).
 COUNTED = {"nJets": "jet_pt", "nElectrons": "el_pt", "nMuons": "mu_pt"}
 LEADING = {
@@ -229,20 +262,25 @@ def build_tag(
     ``triggerBits`` are copied. The trigger menu is the files'
     ``TriggerMenu`` (``bit:name,...``), when they have one.
 
-    :raises InvalidInput: for a file without the tree or a needed branch, or
+    :raises InvalidInput: for a file without the tree or a needed branch, a
+        value that does not fit its attribute (NaN, infinite, out of range:
+        the first, by file and entry), a trigger menu that cannot be read, or
         files whose trigger menus differ.
     """
     parts: list[dict[str, np.ndarray]] = []
     menus: set[tuple[str, ...]] = set()
     branches: tuple[str, ...] = ()
     for index, event_file in enumerate(files):
+        where = f"event file {event_file.ref.name}"
         with uproot.open(event_file.path) as opened:
             events = _event_tree(opened, tree, event_file)
-            menus.add(_trigger_menu(opened))
+            menus.add(_trigger_menu(opened, where))
             branches = branches or tuple(events.keys(recursive=False))
             steps = events.iterate(EVENT_BRANCHES, step_size=step_size, report=True)
             for arrays, report in steps:
-                parts.append(_attributes(arrays, index, report.tree_entry_start))
+                first = report.tree_entry_start
+                found = _attributes(arrays, index, first)
+                parts.append(_typed(found, where, first=first, n_files=len(files)))
     if len(menus) > 1:
         raise InvalidInput("the event files have different trigger menus")
     refs = tuple(event_file.ref for event_file in files)
@@ -264,15 +302,45 @@ def _event_tree(opened: Any, tree: str, event_file: EventFile) -> Any:
     return events
 
 
-def _trigger_menu(opened: Any) -> tuple[str, ...]:
+def _trigger_menu(opened: Any, where: str) -> tuple[str, ...]:
+    """The trigger names, in bit order, of the ``TriggerMenu`` of the ROOT
+    file *opened* (``bit:name,...``; a bit it leaves out is ``bit<N>``).
+
+    :raises InvalidInput: for an entry that is not ``bit:name``, a bit
+        beyond 63, or a bit or a name given twice.
+    """
     if TRIGGER_MENU not in opened.keys(cycle=False):
         return ()
     text = str(opened[TRIGGER_MENU]).strip()
-    if not text:
-        return ()
-    pairs = [item.split(":", 1) for item in text.split(",")]
-    by_bit = {int(bit): name.strip() for bit, name in pairs}
-    return tuple(by_bit.get(bit, f"bit{bit}") for bit in range(max(by_bit) + 1))
+    by_bit: dict[int, str] = {}
+    for item in text.split(",") if text else ():
+        bit, name = _menu_entry(item, where)
+        if bit in by_bit:
+            raise InvalidInput(f"{where}: {TRIGGER_MENU!r} names bit {bit} twice")
+        by_bit[bit] = name
+    names = tuple(
+        by_bit.get(bit, f"bit{bit}") for bit in range(max(by_bit, default=-1) + 1)
+    )
+    twice = [name for name in names if names.count(name) > 1]
+    if twice:
+        raise InvalidInput(
+            f"{where}: {TRIGGER_MENU!r} names trigger {twice[0]!r} twice"
+        )
+    return names
+
+
+def _menu_entry(item: str, where: str) -> tuple[int, str]:
+    found = _MENU_ENTRY.fullmatch(item)
+    if found is None:
+        raise InvalidInput(
+            f"{where}: {TRIGGER_MENU!r} entry {item.strip()!r} is not 'bit:name'"
+        )
+    bit = int(found[1])
+    if bit > 63:
+        raise InvalidInput(
+            f"{where}: trigger bit {bit} of {TRIGGER_MENU!r} is beyond 63"
+        )
+    return bit, found[2]
 
 
 def _attributes(arrays: ak.Array, index: int, first: int) -> dict[str, np.ndarray]:
@@ -295,24 +363,70 @@ def _nth_largest(values: ak.Array, nth: int) -> np.ndarray:
 
 
 def _concatenate(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """The columns of *parts* end to end, in the schema's types."""
-    types = {a.name: a.dtype for a in SCHEMA} | LOCATION_TYPES
-    columns = {}
-    for name, dtype in types.items():
-        pieces = [np.asarray(part[name]) for part in parts]
-        joined = np.concatenate(pieces) if pieces else np.empty(0, dtype)
-        columns[name] = _as_type(joined, np.dtype(dtype), name)
-    return columns
+    """The columns of *parts* (each :func:`_typed`) end to end."""
+    if not parts:
+        return {name: np.empty(0, dtype) for name, dtype in TYPES.items()}
+    return {name: np.concatenate([part[name] for part in parts]) for name in TYPES}
 
 
-def _as_type(values: np.ndarray, dtype: np.dtype[Any], name: str) -> np.ndarray:
-    if values.dtype == np.uint64 and dtype == np.int64:
-        # EventNumber must fit the catalogue's signed BIGINT; trigger bits
-        # keep their 64 bits, bit 63 as the sign.
-        if name == "EventNumber" and len(values) and values.max() >= 2**63:
-            raise InvalidInput("an EventNumber is 2**63 or more")
-        return values.view(np.int64)
-    return values.astype(dtype, copy=False)
+def _typed(
+    columns: Mapping[str, np.ndarray], where: str, *, first: int = 0, n_files: int
+) -> dict[str, np.ndarray]:
+    """*columns* (of a TAG of *n_files* files, read from *where*) in the
+    TAG's types, once every value is checked to fit: whole numbers within
+    their column's type and :data:`~skimengine.collection.LIMITS`,
+    ``FileIndex`` within the files, finite numbers within float32.
+    ``triggerBits`` keep their 64 bits.
+
+    :raises InvalidInput: naming the column, and the entry (counted from
+        *first*) of the first value that does not fit.
+    """
+    limits = LIMITS | {"FileIndex": (0, n_files - 1)}
+    typed = {}
+    for name, dtype in TYPES.items():
+        values = np.asarray(columns[name])
+        misfit = _misfit(values, name, dtype, limits)
+        if misfit is not None:
+            index, reason = misfit
+            place = where if index is None else f"{where}, entry {first + index}"
+            raise InvalidInput(f"{place}: {reason}")
+        # uint64 EventNumber (checked below 2**63) and triggerBits: the same bits.
+        same_bits = values.dtype == np.uint64 and dtype == np.int64
+        typed[name] = (
+            values.view(dtype) if same_bits else values.astype(dtype, copy=False)
+        )
+    return typed
+
+
+def _misfit(
+    values: np.ndarray, name: str, dtype: np.dtype[Any], limits: Mapping[str, Any]
+) -> tuple[int | None, str] | None:
+    """The first of *values* that column *name* of type *dtype* cannot hold
+    (None: the whole column), and why; None when all fit.
+    """
+    if values.ndim != 1 or values.dtype == object:
+        return None, f"{name} must hold one number per event"
+    if dtype.kind == "f":
+        if values.dtype.kind not in "iuf":
+            return None, f"{name} holds {values.dtype}, not numbers"
+        return _misfit_float(values, name) if values.dtype.kind == "f" else None
+    if values.dtype.kind not in "iu":
+        return None, f"{name} holds {values.dtype}, not whole numbers"
+    if name == "triggerBits":
+        return None  # a mask: any 64 bits
+    info = np.iinfo(dtype)
+    return out_of_range(values, name, limits.get(name, (int(info.min), int(info.max))))
+
+
+def _misfit_float(values: np.ndarray, name: str) -> tuple[int, str] | None:
+    bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
+    if not bad.any():
+        return None
+    index = int(np.flatnonzero(bad)[0])
+    value = values[index].item()
+    if not math.isfinite(value):
+        return index, f"{name} {value!r} is not a finite number"
+    return index, f"{name} {value!r} is beyond the range of float32 ({FLOAT32_MAX:g})"
 
 
 # -- TAG ROOT files ------------------------------------------------------------
@@ -342,8 +456,10 @@ def write_tag_root(table: TagTable, path: str | Path, *, rows: int = 1 << 20) ->
 def read_tag_root(path: str | Path) -> TagTable:
     """Import the TAG ROOT file *path* (as :func:`write_tag_root` writes it).
 
-    :raises InvalidInput: for a file without the TAG tree, a branch or the
-        file list.
+    :raises InvalidInput: for a file without the TAG tree, a branch, the
+        file list or a readable trigger menu, and for a value that does not
+        fit its column (:func:`_typed`) or an event listed twice, naming the
+        entry of the first.
     """
     where = str(path)
     try:
@@ -362,11 +478,25 @@ def read_tag_root(path: str | Path) -> TagTable:
             raise InvalidInput(f"{where} lacks the TAG branches {', '.join(missing)}")
         arrays = tree.arrays(wanted, library="np")
         files = _file_list(opened, where)
-        menu = _trigger_menu(opened)
-    columns = _concatenate([arrays])
-    if len(columns["FileIndex"]) and columns["FileIndex"].max() >= len(files):
-        raise InvalidInput(f"{where}: FileIndex goes beyond the {len(files)} files")
+        menu = _trigger_menu(opened, where)
+    columns = _typed(arrays, where, n_files=len(files))
+    _check_once(columns, where)
     return TagTable(files, columns, menu)
+
+
+def _check_once(columns: Mapping[str, np.ndarray], where: str) -> None:
+    """:raises InvalidInput: naming the first entry whose event (file and
+    entry in it) an earlier entry holds already: it would be counted twice.
+    """
+    files, entries = columns["FileIndex"], columns["Entry"]
+    found = _repeated(_location_keys(files, entries))
+    if found is not None:
+        second, first = found
+        event = f"FileIndex {files[second]} Entry {entries[second]}"
+        raise InvalidInput(
+            f"{where}, entry {second}: {event} is listed already as entry {first}; "
+            "list each event once"
+        )
 
 
 def _file_list(opened: Any, where: str) -> tuple[FileRef, ...]:
@@ -380,8 +510,13 @@ def _file_list(opened: Any, where: str) -> tuple[FileRef, ...]:
 
 
 def write_columns(table: TagTable, directory: str | Path) -> Path:
-    """Write *table* to the columnar store *directory* (replaced whole):
-    ``<attribute>.npy`` per column and ``files.json`` (files, triggers).
+    """Write *table* to the columnar store *directory*, which must not exist:
+    ``<attribute>.npy`` per column and ``files.json`` (files, triggers),
+    written to ``.<name>.partial`` beside it and renamed, so that it is
+    whole or absent. A store is never changed once written: a TAG
+    registered again gets a new one (:func:`register_tag`).
+
+    :raises OSError: when *directory* exists and is not empty.
     """
     directory = Path(directory)
     partial = directory.with_name(f".{directory.name}.partial")
@@ -392,8 +527,7 @@ def write_columns(table: TagTable, directory: str | Path) -> Path:
     files = [{"guid": ref.guid, "lfn": ref.lfn} for ref in table.files]
     meta = {"files": files, "triggers": list(table.triggers)}
     (partial / "files.json").write_text(json.dumps(meta))
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(partial, directory)
+    os.rename(partial, directory)
     return directory
 
 
@@ -507,6 +641,9 @@ def distributions(table: TagTable, bins: int = HISTOGRAM_BINS) -> dict[str, Any]
 
 
 def _distribution(values: np.ndarray, kind: str, bins: int) -> dict[str, Any]:
+    # Over the finite values (build and import refuse others): JSON has no
+    # NaN or Infinity, and a histogram reaching to infinity has no bins.
+    values = values[np.isfinite(values)] if kind == FLOAT else values
     if len(values) == 0:
         return {"min": None, "max": None, "mean": None, "edges": [], "counts": []}
     low, high = values.min().item(), values.max().item()
@@ -526,7 +663,9 @@ def _distribution(values: np.ndarray, kind: str, bins: int) -> dict[str, Any]:
 
 
 def tag_directory(data_dir: str | Path, dataset: str) -> Path:
-    """Where the columnar store of *dataset*'s TAG lives under *data_dir*."""
+    """Where the versions of the columnar store of *dataset*'s TAG live
+    under *data_dir*.
+    """
     return Path(data_dir).resolve() / "tags" / dataset
 
 
@@ -542,18 +681,25 @@ def register_tag(
     columnar store under *data_dir*, the rows in ``tag_event`` unless
     *relational* is false (for very large TAGs), and the catalogue record.
 
+    The columnar store is a new version, a directory the record points to
+    from the commit on (:func:`_new_version`): a reader finds the old TAG or
+    the new one, whole, and a rolled back registration changes nothing.
+
     :raises DatasetNotFound: when there is no such dataset.
+    :raises TagReplaced: when another process registered this TAG meanwhile.
     """
     owner = get_dataset(dataset, session=session)
+    home = tag_directory(data_dir, dataset)
     tag = session.scalar(select(TagDatabase).where(TagDatabase.dataset_id == owner.id))
     if tag is None:
-        tag = TagDatabase(dataset=owner)
+        location = write_columns(table, _version(home, 1))
+        tag = TagDatabase(dataset=owner, location=str(location))
         session.add(tag)
-    directory = write_columns(table, tag_directory(data_dir, dataset))
+    else:
+        _new_version(tag, table, home, session=session)
     tag.store = "npy+sql" if relational else "npy"
-    tag.location = str(directory)
     tag.schema_json = schema_json(table)
-    tag.distributions_json = json.dumps(distributions(table))
+    tag.distributions_json = json.dumps(distributions(table), allow_nan=False)
     tag.n_events = len(table)
     tag.status = "ready"
     session.flush()
@@ -562,6 +708,71 @@ def register_tag(
     else:
         session.execute(delete(TagEvent).where(TagEvent.tag_database_id == tag.id))
     return tag
+
+
+def _new_version(
+    tag: TagDatabase, table: TagTable, home: Path, *, session: Session
+) -> None:
+    """Write *table* as the next version of the columnar store of *tag*, in
+    *home*, and point *tag* at it, if no other process did so meanwhile.
+    The one replaced is kept (see :func:`_remove_versions`).
+
+    :raises TagReplaced: when *tag* no longer points where it did.
+    """
+    previous = tag.location
+    number = _version_number(previous)
+    directory = write_columns(table, _version(home, number + 1))
+    moved = session.execute(
+        update(TagDatabase)
+        .where(TagDatabase.id == tag.id, TagDatabase.location == previous)
+        .values(location=str(directory))
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        shutil.rmtree(directory, ignore_errors=True)
+        raise TagReplaced(tag.dataset.name)
+    tag.location = str(directory)
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(Path(previous) / "files.json")  # when it was replaced
+    _remove_versions(home, before=number)
+
+
+def _version(home: Path, number: int) -> Path:
+    # The random part keeps apart two processes writing the same version.
+    return home / f"{number}-{secrets.token_hex(4)}"
+
+
+def _version_number(location: str) -> int:
+    """The version of the columnar store at *location*; 0 for one written
+    before stores had versions (``<data_dir>/tags/<dataset>`` itself).
+    """
+    found = _VERSION.fullmatch(Path(location).name)
+    return int(found[1]) if found else 0
+
+
+def _remove_versions(home: Path, *, before: int) -> None:
+    """Remove the versions of the columnar store in *home* numbered below
+    *before* (the current one), those left half written included, that were
+    replaced over :data:`KEEP_REPLACED` seconds ago: no reader still opens
+    them. Version 0, a store of before versions, is the files in *home*.
+    """
+    old = time.time() - KEEP_REPLACED
+    unversioned = before > 0 and _replaced_at(home) < old
+    for path in list(home.iterdir()):
+        found = _VERSION.fullmatch(path.name)
+        if path.is_file() and unversioned:
+            path.unlink(missing_ok=True)
+        elif found and int(found[1]) < before and _replaced_at(path) < old:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _replaced_at(store: Path) -> float:
+    """When the columnar store *store* was replaced (its ``files.json``'s
+    time), or written when it never was current.
+    """
+    for path in (store / "files.json", store):
+        with contextlib.suppress(FileNotFoundError):
+            return path.stat().st_mtime
+    return 0.0
 
 
 def export_tag(dataset: str, path: str | Path, *, session: Session) -> TagTable:
@@ -626,15 +837,18 @@ def open_tag(tag: TagDatabase) -> TagTable:
 def dataset_event_files(
     dataset: str, store: Any, *, session: Session
 ) -> list[EventFile]:
-    """The event files of *dataset* (its files not lost, by LFN), found in
-    the file store *store* (:class:`skimengine.filestore.FileStore`).
+    """The event files of *dataset*, found in the file store *store*
+    (:class:`skimengine.filestore.FileStore`): its files that count
+    (:func:`catalog.datasets.counted_files`, those of ``nFiles``: not lost,
+    and ``finished`` for ProdSys), by LFN.
 
     :raises EventFileNotFound: for a file the store does not have.
     """
     owner = get_dataset(dataset, session=session)
     query = (
         select(File)
-        .where(File.dataset_id == owner.id, File.lost.is_(False))
+        .join(Dataset, Dataset.id == File.dataset_id)
+        .where(counted_files([owner.id]))
         .order_by(File.lfn)
     )
     return [
@@ -698,16 +912,26 @@ def _check_repeated(collection: EventCollection, rows: np.ndarray) -> None:
     """:raises CollectionError: naming the first event listed a second time
     (it would be extracted once, and counted twice).
     """
-    order = np.argsort(rows, kind="stable")
-    again = np.flatnonzero(rows[order][1:] == rows[order][:-1])
-    if not len(again):
+    found = _repeated(rows)
+    if found is None:
         return
-    second = int(order[again + 1].min())
-    first = int(np.flatnonzero(rows == rows[second])[0])
+    second, first = found
     bad = np.zeros(len(rows), bool)
     bad[second] = True
     what = f"is listed already as event {first + 1}; list each event once"
     _first_problem(collection, bad, what)
+
+
+def _repeated(keys: np.ndarray) -> tuple[int, int] | None:
+    """The first position whose key an earlier one holds, and that earlier
+    one's; None when every key is there once.
+    """
+    order = np.argsort(keys, kind="stable")
+    again = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if not len(again):
+        return None
+    second = int(order[again + 1].min())
+    return second, int(np.flatnonzero(keys == keys[second])[0])
 
 
 def _tag_rows(

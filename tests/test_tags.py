@@ -5,7 +5,9 @@ export, and event collections (ROOT and CSV, written and uploaded).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,8 +16,10 @@ import numpy as np
 import pytest
 import uproot
 
+from catalog.config import load_config
+from catalog.derived import refresh_changed
 from catalog.errors import DatasetNotFound, InvalidInput
-from catalog.models import File
+from catalog.models import Dataset, File
 from skimengine.collection import (
     CollectionError,
     FileRef,
@@ -33,12 +37,15 @@ from skimengine.tags import (
     dataset_event_files,
     distributions,
     get_tag,
+    open_columns,
     open_tag,
     read_tag_root,
     register_tag,
     select_rows_sql,
     write_tag_root,
 )
+from skimengine.task import TagBuildTask
+from taskserver.base import RunContext
 
 DATASET = "mc16_13TeV.361106.PowhegPythia8EvtGen_Zee.recon.AOD.e3601_s3126_r10724"
 MENU = (
@@ -76,9 +83,10 @@ def make_events(n: int, run: int, first_event: int, rng: np.random.Generator) ->
     }
 
 
-def write_event_file(path: Path, events: dict, menu: tuple[str, ...]) -> None:
+def write_event_file(path: Path, events: dict, menu: tuple[str, ...] | str) -> None:
     """An event file as SOURCES.md describes it: TTree CollectionTree with
-    jagged pT branches (unsorted, so the TAG must find the leading ones).
+    jagged pT branches (unsorted, so the TAG must find the leading ones);
+    *menu*, trigger names in bit order, or the text of ``TriggerMenu``.
     """
     arrays = {
         name: ak.Array(values) if isinstance(values, list) else values
@@ -92,7 +100,9 @@ def write_event_file(path: Path, events: dict, menu: tuple[str, ...]) -> None:
         tree = out.mktree("CollectionTree", types, counter_name=COUNTERS.__getitem__)
         for start in range(0, len(arrays["MET"]), 500):
             tree.extend({k: v[start : start + 500] for k, v in arrays.items()})
-        out["TriggerMenu"] = ",".join(f"{bit}:{name}" for bit, name in enumerate(menu))
+        if not isinstance(menu, str):
+            menu = ",".join(f"{bit}:{name}" for bit, name in enumerate(menu))
+        out["TriggerMenu"] = menu
 
 
 @pytest.fixture(scope="session")
@@ -176,6 +186,42 @@ def test_an_event_file_without_a_needed_branch_is_refused(tmp_path, event_files)
 
     with pytest.raises(InvalidInput, match=r"AOD.broken.pool.root lacks .*mu_pt"):
         build_tag([EventFile(FileRef("g", "AOD.broken.pool.root"), path)])
+
+
+def test_an_event_file_with_a_nan_is_refused_naming_the_entry(tmp_path, event_files):
+    events = dict(event_files.events[1])
+    events["MET"] = events["MET"].copy()
+    events["MET"][[6, 9]] = [np.nan, np.inf]
+    path = tmp_path / "AOD.nan.pool.root"
+    write_event_file(path, events, MENU)
+    files = [event_files.files[0], EventFile(FileRef("g", "AOD.nan.pool.root"), path)]
+
+    with pytest.raises(InvalidInput) as refused:
+        build_tag(files)
+
+    assert str(refused.value) == (
+        "event file AOD.nan.pool.root, entry 6: MET nan is not a finite number"
+    )
+
+
+@pytest.mark.parametrize(
+    ("menu", "message"),
+    [
+        ("0:HLT_e26,70:HLT_far", "trigger bit 70 of 'TriggerMenu' is beyond 63"),
+        ("0:HLT_e26,", "'TriggerMenu' entry '' is not 'bit:name'"),
+        ("0:HLT_e26,x:HLT_mu26", "'TriggerMenu' entry 'x:HLT_mu26' is not 'bit:name'"),
+    ],
+)
+def test_an_event_file_with_a_bad_trigger_menu_is_refused(
+    tmp_path, event_files, menu, message
+):
+    path = tmp_path / "AOD.menu.pool.root"
+    write_event_file(path, event_files.events[0], menu)
+
+    with pytest.raises(InvalidInput) as refused:
+        build_tag([EventFile(FileRef("g", "AOD.menu.pool.root"), path)])
+
+    assert str(refused.value) == f"event file AOD.menu.pool.root: {message}"
 
 
 def test_distributions_describe_every_attribute(tag, expected):
@@ -310,6 +356,94 @@ def test_registering_again_replaces_the_tag(Session, registered, tag, tmp_path):
         assert json.loads(record.schema_json)["triggers"] == []
 
 
+def first_file_only(tag: TagTable) -> TagTable:
+    """The TAG of the events of *tag*'s first file."""
+    first = tag.columns["FileIndex"] == 0
+    return TagTable(tag.files, {name: v[first] for name, v in tag.columns.items()})
+
+
+def test_a_tag_being_replaced_reads_whole_until_the_new_one_is_committed(
+    Session,  # noqa: N803
+    registered,
+    tag,
+    tmp_path,
+):
+    with Session.begin() as session:
+        register_tag(DATASET, first_file_only(tag), data_dir=tmp_path, session=session)
+        # Another process (the web server) reads meanwhile.
+        with Session() as reader:
+            record = get_tag(DATASET, session=reader)
+            seen = (record.n_events, open_tag(record).count("1 < 2"))
+
+    assert seen == (len(tag), len(tag))
+
+
+def test_a_reader_that_found_the_tag_just_before_its_replacement_reads_it(
+    Session,  # noqa: N803
+    registered,
+    tag,
+    tmp_path,
+):
+    with Session() as reader:
+        record = get_tag(DATASET, session=reader)
+        with Session.begin() as session:
+            register_tag(
+                DATASET, first_file_only(tag), data_dir=tmp_path, session=session
+            )
+        found = open_tag(record)
+
+        assert (record.n_events, found.count("1 < 2")) == (len(tag), len(tag))
+        assert found.files == tag.files and found.triggers == MENU
+
+
+def test_a_tag_whose_replacement_fails_stays_as_it_was(
+    Session,  # noqa: N803
+    registered,
+    tag,
+    tmp_path,
+):
+    with pytest.raises(RuntimeError), Session.begin() as session:
+        register_tag(DATASET, first_file_only(tag), data_dir=tmp_path, session=session)
+        raise RuntimeError("the database went away")
+
+    with Session() as session:
+        record = get_tag(DATASET, session=session)
+        assert record.n_events == open_tag(record).count("1 < 2") == len(tag)
+        assert count_sql(record, "1 < 2", session=session) == len(tag)
+
+
+def test_a_replaced_store_is_removed_once_no_reader_can_hold_it(
+    Session,  # noqa: N803
+    registered,
+    tag,
+    tmp_path,
+):
+    def location() -> str:
+        with Session() as session:
+            return get_tag(DATASET, session=session).location
+
+    locations = []
+    for table in (first_file_only(tag), tag, first_file_only(tag)):
+        locations.append(location())
+        with Session.begin() as session:
+            register_tag(DATASET, table, data_dir=tmp_path, session=session)
+    # Registered again in quick succession: each store replaced is kept for
+    # the readers that found it just before.
+    readable = [open_columns(where).count("1 < 2") for where in locations]
+    for where in locations:
+        an_hour_ago = time.time() - 3600
+        os.utime(Path(where) / "files.json", (an_hour_ago, an_hour_ago))
+    locations.append(location())
+    with Session.begin() as session:
+        register_tag(DATASET, tag, data_dir=tmp_path, session=session)
+
+    assert readable == [len(tag), EVENTS_PER_FILE[0], len(tag)]
+    assert [Path(where).exists() for where in locations] == [False] * 3 + [True]
+    assert sorted(Path(location()).parent.iterdir()) == sorted(
+        Path(where) for where in (locations[-1], location())
+    )
+
+
 def test_a_catalogued_dataset_gets_its_tag_from_the_file_store(
     Session,  # noqa: N803
     dataset_factory,
@@ -340,6 +474,46 @@ def test_a_catalogued_dataset_gets_its_tag_from_the_file_store(
 
     assert [f.ref for f in files] == [f.ref for f in event_files.files]
     assert rows == tag.count("nMuons >= 1") > 0
+
+
+def test_the_tag_task_builds_the_tag_of_the_counted_files_once(
+    Session,  # noqa: N803
+    dataset_factory,
+    event_files,
+    tmp_path,
+):
+    # The third file failed in ProdSys: the dataset does not count it.
+    dataset = dataset_factory(DATASET)
+    config = load_config(env={}, data_dir=str(tmp_path))
+    with Session.begin() as session:
+        statuses = ("finished", "finished", "failed")
+        for event_file, events, status in zip(
+            event_files.files, EVENTS_PER_FILE, statuses, strict=True
+        ):
+            place = deterministic_path(
+                config.storage_path, "mc16_13TeV", event_file.ref.lfn
+            )
+            place.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(event_file.path, place)
+            session.add(
+                File(
+                    dataset_id=dataset.id, lfn=event_file.ref.lfn,
+                    guid=event_file.ref.guid, status=status,
+                    events=events,
+                )
+            )  # fmt: skip
+        refresh_changed([dataset.id], session=session)
+    task = TagBuildTask(config, prefix="AOD")
+
+    built = [task.run(RunContext(Session, time.monotonic() + 30)).items for _ in "12"]
+
+    with Session() as session:
+        counted = session.get(Dataset, dataset.id)
+        record = get_tag(DATASET, session=session)
+        assert built == [1, 0]
+        assert counted.n_files == len(json.loads(record.schema_json)["files"]) == 2
+        assert record.n_events == counted.total_events == sum(EVENTS_PER_FILE[:2])
+        assert open_tag(record).count("1 < 2") == record.n_events
 
 
 def test_a_dataset_without_a_tag_says_so(Session, dataset_factory):  # noqa: N803

@@ -70,7 +70,10 @@ class TagInfo:
 
     @cached_property
     def distributions(self) -> dict[str, Any]:
-        found: dict[str, Any] = json.loads(self.record.distributions_json or "{}")
+        # A TAG registered before distributions kept to finite values may
+        # hold NaN or Infinity, which JSON does not have: shown as null.
+        text = self.record.distributions_json or "{}"
+        found: dict[str, Any] = json.loads(text, parse_constant=lambda _: None)
         return found
 
 
@@ -169,8 +172,10 @@ def histogram(attribute: str, edges: Sequence[float], counts: Sequence[int]) -> 
     """Bars of the events per bin of *attribute*."""
     figure = _figure(attribute)
     axes = figure.axes[0]
-    if not counts:
-        axes.text(0.5, 0.5, "no events", ha="center", va="center", color="#5d6873")
+    if not counts or None in edges:
+        # None: an edge that was not a number (see TagInfo.distributions).
+        note = "build the TAG again to plot it" if counts else "no events"
+        axes.text(0.5, 0.5, note, ha="center", va="center", color="#5d6873")
         return figure
     widths = [high - low for low, high in zip(edges, edges[1:], strict=False)]
     axes.bar(edges[:-1], counts, width=widths, align="edge", color=BAR_COLOUR)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from flask.typing import ResponseReturnValue
 
-from skimengine.tags import get_tag
+from skimengine.tags import get_tag, open_tag
 from web.api import api, schemas
 from web.api.openapi import documented
 from web.api.paging import dumped, load_args
 from web.app import catalog_session
-from web.tags import TagInfo, count_events, list_tag_databases, tag_download
+from web.tags import TagInfo, list_tag_databases, tag_download
 
 
 @api.get("/tags")
@@ -42,8 +42,11 @@ def tag_count(name: str) -> ResponseReturnValue:
     """
     selection = load_args(schemas.TagCountArgs)["select"]
     with catalog_session() as session:
-        count = count_events(name, selection, session=session)
-        total = get_tag(name, session=session).n_events
+        # One read of the record: the count and nEvents are of one version
+        # of the TAG, though it be registered again meanwhile.
+        record = get_tag(name, session=session)
+        count = open_tag(record).count(selection)
+        total = record.n_events
     return {
         "logicalDatasetName": name,
         "select": selection,
