@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -86,6 +87,7 @@ def prepare(directory: Path, n: int) -> tuple[Path, Path]:
     if store.exists() and parquet.exists():
         return store, parquet
     tag = make_tag(n)
+    shutil.rmtree(store, ignore_errors=True)  # a store without its Parquet twin
     write_columns(tag, store)
     arrays = dict(tag.columns)  # DuckDB scans a dict of numpy arrays
     with duckdb.connect() as connection:

@@ -87,14 +87,16 @@ def list_tag_databases(*, session: Session) -> list[TagDatabase]:
     return list(session.scalars(query))
 
 
-def count_events(name: str, selection: str, *, session: Session) -> int:
+def count_events(name: str, selection: str, *, session: Session) -> tuple[int, int]:
     """How many events of the TAG of dataset *name* pass *selection*,
-    counted on its columnar store.
+    counted on its columnar store, and how many it holds: both of one
+    version of the TAG (its record is read once; a rebuild may replace it).
 
     :raises DatasetNotFound, TagNotFound: when there is no such TAG.
     :raises SelectionError: pointing at a mistake in *selection*.
     """
-    return open_tag(get_tag(name, session=session)).count(selection)
+    record = get_tag(name, session=session)
+    return open_tag(record).count(selection), record.n_events
 
 
 @tags.get("/tags")

@@ -93,8 +93,7 @@ def _statistics(found: dict[str, Any]) -> dict[str, Any]:
 @command("the events of a TAG that pass: -logicalDatasetName, -select")
 def AMICountTagEvents(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     name, selection = required(line, "logicalDatasetName"), required(line, "select")
-    count = count_events(name, selection, session=session)
-    total = get_tag(name, session=session).n_events
+    count, total = count_events(name, selection, session=session)
     row = {"logicalDatasetName": name, "select": selection, "count": count}
     return Answer([rowset("count", [row | {"nEvents": total}])])
 
