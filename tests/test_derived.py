@@ -9,7 +9,7 @@ import json
 from statistics import fmean
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
 
 from catalog.consistency import check_derived
 from catalog.datasets import add_dataset, get_dataset, get_provenance
@@ -585,3 +585,36 @@ def test_a_version_that_is_no_tag_chain_gives_no_configuration(Session, world):
             None,
             None,
         )
+
+
+def test_the_provenance_of_a_dataset_with_many_children_takes_few_queries(
+    Session,  # noqa: N803
+    catalog_engine,
+):
+    """Its children are read with their edges, not one query each (a
+    dataset of thousands of descendants took tens of seconds)."""
+    parent_name = "mc16_13TeV.361106.PowhegPythia8EvtGen_Zee.evgen.EVNT.e3601"
+    with Session.begin() as session:
+        parent = add_dataset(parent_name, "prodsys", session=session)
+        for number in range(40):
+            child = add_dataset(
+                f"mc16_13TeV.361106.PowhegPythia8EvtGen_Zee.simul.HITS.e3601_s{number}",
+                "prodsys",
+                session=session,
+            )
+            session.add(ProvenanceEdge(parent=parent, child=child))
+    statements = []
+
+    def count(*_: object) -> None:
+        statements.append(1)
+
+    with Session() as session:
+        parent = get_dataset(parent_name, session=session)
+        event.listen(catalog_engine, "before_cursor_execute", count)
+        try:
+            graph = get_provenance(parent, session=session)
+        finally:
+            event.remove(catalog_engine, "before_cursor_execute", count)
+
+    assert len(graph.nodes) == 41 and len(graph.edges) == 40
+    assert len(statements) <= 10, f"{len(statements)} queries for 41 datasets"
