@@ -5,6 +5,8 @@ numpy computation.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -334,18 +336,22 @@ def _ref():
     return FileRef("5a1d3f3e-0000-4000-8000-000000000001", "AOD.01._000001.pool.root")
 
 
+def selected_rows(session: Any, selection: Any, tag_id: int) -> list[int]:
+    """The rows of TAG *tag_id* that *selection*, compiled to SQL, selects."""
+    query = (
+        select(TagEvent.seq)
+        .where(TagEvent.tag_database_id == tag_id)
+        .where(selection.sql(sql_columns()))
+        .order_by(TagEvent.seq)
+    )
+    return list(session.scalars(query))
+
+
 def test_the_database_selects_what_numpy_selects(Session, random_tag_rows):  # noqa: N803
     with Session() as session:
         for expression, independent in CASES.items():
             selection = compile_selection(expression, VOCABULARY)
-            query = (
-                select(TagEvent.seq)
-                .where(TagEvent.tag_database_id == random_tag_rows)
-                .where(selection.sql(sql_columns()))
-                .order_by(TagEvent.seq)
-            )
-
-            rows = list(session.scalars(query))
+            rows = selected_rows(session, selection, random_tag_rows)
 
             expected = np.flatnonzero(independent(DATA)).tolist()
             assert rows == expected, expression

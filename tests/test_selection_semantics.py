@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
+from test_selection import selected_rows
 from test_skim_pages import DATASET, SurfaceWorld, make_surface_world
 
-from catalog.models import TagDatabase, TagEvent
+from catalog.models import TagDatabase
 from skimengine.collection import FileRef
 from skimengine.selection import SelectionError, compile_selection
 from skimengine.tags import (
@@ -23,7 +24,6 @@ from skimengine.tags import (
     count_sql,
     get_tag,
     insert_events,
-    sql_columns,
     vocabulary,
 )
 
@@ -149,14 +149,7 @@ def test_both_stores_select_the_same_extreme_rows(Session, extreme_tag):  # noqa
     with Session() as session:
         for expression in AGREE:
             selection = compile_selection(expression, VOCABULARY)
-            query = (
-                select(TagEvent.seq)
-                .where(TagEvent.tag_database_id == extreme_tag)
-                .where(selection.sql(sql_columns()))
-                .order_by(TagEvent.seq)
-            )
-
-            rows = list(session.scalars(query))
+            rows = selected_rows(session, selection, extreme_tag)
 
             numpy_rows = np.flatnonzero(selection.numpy(EXTREME, len(EXTREME["MET"])))
             if rows != numpy_rows.tolist():
