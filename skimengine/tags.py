@@ -799,16 +799,40 @@ def import_tag(
     """
     table = read_tag_root(path)
     owner = get_dataset(dataset, session=session)
-    query = select(File.guid, File.lfn).where(File.dataset_id == owner.id)
-    held: dict[str, str] = {guid: lfn for guid, lfn in session.execute(query)}
-    strangers = [f for f in table.files if held.get(f.guid) != f.lfn]
+    query = select(File.guid, File.lfn, File.events).where(
+        File.dataset_id == owner.id
+    )
+    held = {guid: (lfn, events) for guid, lfn, events in session.execute(query)}
+    strangers = [f for f in table.files if held.get(f.guid, ("",))[0] != f.lfn]
     if strangers:
         listed = ", ".join(f"{f.guid} {f.lfn}" for f in strangers[:3])
         raise InvalidInput(
             f"{path} lists {len(strangers)} file(s) that are not files of "
             f"{dataset}: {listed}"
         )
+    _check_entries(table, [held[f.guid][1] for f in table.files], path)
     return register_tag(dataset, table, data_dir=data_dir, session=session)
+
+
+def _check_entries(
+    table: TagTable, events: Sequence[int | None], where: str | Path
+) -> None:
+    """Check that every ``Entry`` of *table* is within its file's *events*
+    (the catalogue's count; a file without one is not checked): an entry
+    past the end would select events that no event file holds.
+
+    :raises InvalidInput: naming the first entry past its file's end.
+    """
+    known = np.array([-1 if n is None else n for n in events], np.int64)
+    ends = known[table.columns["FileIndex"]]
+    past = np.flatnonzero((ends >= 0) & (table.columns["Entry"] >= ends))
+    if past.size:
+        row = int(past[0])
+        ref = table.files[int(table.columns["FileIndex"][row])]
+        raise InvalidInput(
+            f"{where}, entry {row}: Entry {table.columns['Entry'][row]} is past "
+            f"the end of {ref.lfn}, which holds {ends[row]} events"
+        )
 
 
 def get_tag(dataset: str, *, session: Session) -> TagDatabase:

@@ -146,6 +146,12 @@ MALFORMED = {
         None,
         ", entry 3: Entry -5 is out of range (0 to 1099511627775)",
     ),
+    "an entry past its file's events": (
+        changed("Entry", 29, 30),
+        None,
+        f", entry 29: Entry 30 is past the end of {FILES[0].lfn}, which holds "
+        "30 events",
+    ),
     "a NaN MET": (
         changed("MET", 5, np.nan),
         None,
