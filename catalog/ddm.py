@@ -63,6 +63,8 @@ UNREADABLE = "(unreadable)"
 
 DATASET_EVENTS = frozenset({"create_dts", "open", "close", "erase", "incomplete"})
 REPLICA_EVENTS = frozenset({"datasetlock_ok", "deletion-done"})
+# What the replicas of a dataset follow from: an erase leaves none complete.
+REPLICA_FACTS = REPLICA_EVENTS | {"erase"}
 MEMBERSHIP_EVENTS = frozenset({"register_cnt", "erase_cnt", "detach"})
 EVENT_TYPES = (
     DATASET_EVENTS | REPLICA_EVENTS | MEMBERSHIP_EVENTS | {"create_cnt", "lost"}
@@ -430,7 +432,7 @@ class _Batch:
         _sync_memberships(members, session=session)
         replicas = {
             row["name"]
-            for kind in REPLICA_EVENTS
+            for kind in REPLICA_FACTS
             for _, row in kinds.get(kind, [])
             if row["name"] is not None
         }
@@ -613,7 +615,7 @@ def _refresh_replicas(
     facts: dict[str | None, list[_Fact]], *, session: Session
 ) -> None:
     """Set the replicas of the datasets in *facts* (by name) that have any."""
-    held = {name: _kinds(group, REPLICA_EVENTS) for name, group in facts.items()}
+    held = {name: _kinds(group, REPLICA_FACTS) for name, group in facts.items()}
     held = {name: group for name, group in held.items() if name and group}
     if not held:
         return
@@ -704,7 +706,7 @@ def _sync_replicas(names: set[str], *, session: Session) -> None:
         facts = _facts(
             session,
             DdmMessage.name.in_(chunk),
-            DdmMessage.event_type.in_(sorted(REPLICA_EVENTS)),
+            DdmMessage.event_type.in_(sorted(REPLICA_FACTS)),
         )
         _refresh_replicas(_grouped(facts), session=session)
 
@@ -713,9 +715,12 @@ def _replica_states(facts: list[_Fact]) -> dict[str, _ReplicaState]:
     """The replica at each storage element, from its *facts* (oldest first).
     A replica is complete from a ``datasetlock_ok`` (all its files there)
     until a ``deletion-done`` of one of its files: one whose files were
-    deleted is no complete replica, until DDM locks it again.
+    deleted is no complete replica, until DDM locks it again. A dataset DDM
+    erased has no complete replica, whatever came after: Rucio never
+    reuses a name, and deletions may follow the erase or never come.
     """
     states: dict[str, _ReplicaState] = {}
+    erased = any(fact.event_type == "erase" for fact in facts)
     for fact in facts:
         if fact.fields.rse is None:
             continue
@@ -726,6 +731,8 @@ def _replica_states(facts: list[_Fact]) -> dict[str, _ReplicaState]:
         else:
             size = max(fact.fields.size or 0, state.deleted.get(fact.fields.name, 0))
             state.deleted[fact.fields.name] = size
+    for state in states.values():
+        state.complete = state.complete and not erased
     return states
 
 

@@ -482,6 +482,30 @@ def test_a_replica_whose_files_were_deleted_is_no_replica_of_an_erased_dataset(
     assert list(status_badges(client.get("/"))) == ["no production status · DDM erased"]
 
 
+@pytest.mark.parametrize("deletions", ["after the erase", "never"])
+def test_an_erased_dataset_has_no_complete_replica_before_its_deletions(
+    Session, dataset_factory, client, deletions
+):
+    lfns = catalogued_with_files(Session, dataset_factory, ZEE_AOD)
+    story = [
+        locked(ZEE_AOD, "CERN-PROD_DATADISK", "2026-03-01 08:00:00"),
+        event("erase", "2026-03-31 11:00:00", scope="mc16_13TeV", name=ZEE_AOD),
+    ]
+    ingest_messages(with_ids(story), Session)
+    if deletions != "never":
+        later = [
+            deleted(lfn, "CERN-PROD_DATADISK", "2026-04-02 10:00:00") for lfn in lfns
+        ]
+        ingest_messages(with_ids(later), Session)
+
+    shown = client.get(f"/api/v1/datasets/{ZEE_AOD}").json
+    page = visible_text(client.get(f"/datasets/{ZEE_AOD}"))
+    assert [(r["rse"], r["complete"]) for r in shown["replicas"]] == [
+        ("CERN-PROD_DATADISK", False)
+    ]
+    assert "DDM erased" in page and "DDM erased, 1 replica" not in page
+
+
 def test_a_replica_is_complete_from_its_last_lock_to_a_deletion_in_any_order(
     Session, dataset_factory, client
 ):
