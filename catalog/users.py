@@ -298,9 +298,20 @@ def create_token(
     return token
 
 
+#: The longest life of a token, in days (a hundred years).
+MAX_TOKEN_DAYS = 36_500
+
+
 def expiry_in_days(days: int | None) -> dt.datetime | None:
-    """The expiry of a token that lives *days* days (``None``: never)."""
-    return utcnow() + dt.timedelta(days=days) if days else None
+    """The expiry of a token that lives *days* days (``None``: never).
+
+    :raises InvalidInput: unless 1 <= *days* <= :data:`MAX_TOKEN_DAYS`.
+    """
+    if days is None:
+        return None
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise InvalidInput(f"{days} is not a number of days (1 to {MAX_TOKEN_DAYS})")
+    return utcnow() + dt.timedelta(days=days)
 
 
 def token_hash(token: str) -> str:

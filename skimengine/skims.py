@@ -43,6 +43,7 @@ from catalog.errors import (
     PermissionDenied,
 )
 from catalog.models import SKIM_STATES, Dataset, File, Skim, TagDatabase, User
+from catalog.models.skims import MAX_TARGET_SIZE
 from catalog.models.users import ROLE_ADMIN, ROLE_PHYSICIST
 from catalog.users import has_role
 from skimengine.collection import read_collection
@@ -90,9 +91,6 @@ ACTIVE_STATES = ("defined", "selecting", "selected", "extracting", "registering"
 #: States a skim ends in.
 FINISHED_STATES = ("done", "failed", "cancelled")
 SKIM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-#: The largest target size of an output file, in bytes: the JSON API's bound,
-#: well within the 64-bit column that keeps it.
-MAX_TARGET_SIZE = 2**62
 
 
 class SkimNotFound(NotFound):

@@ -16,6 +16,7 @@ from catalog.errors import AuthenticationFailed, InvalidInput
 from catalog.fields import parse_whole
 from catalog.models.users import ROLE_ADMIN, ROLE_READER, ROLES
 from catalog.users import (
+    MAX_TOKEN_DAYS,
     add_user,
     authenticate_password,
     create_token,
@@ -117,8 +118,10 @@ def _confirmed_password() -> str:
 def _new_token(login: str) -> str:
     days = request.form.get("expires_days", "").strip()
     number = parse_whole(days)
-    if days and not (number is not None and 1 <= number <= 36_500):
-        raise InvalidInput(f"{days[:20]!r} is not a number of days (1 to 36500)")
+    if days and not (number is not None and 1 <= number <= MAX_TOKEN_DAYS):
+        raise InvalidInput(
+            f"{days[:20]!r} is not a number of days (1 to {MAX_TOKEN_DAYS})"
+        )
     expires = expiry_in_days(number)
     with catalog_session() as db:
         return create_token(

@@ -145,6 +145,11 @@ class TagEvent(Base):
     __table_args__ = (Index(None, "tag_database_id", "run_number", "event_number"),)
 
 
+#: The largest target size of a skim's output file, in bytes: the bound of
+#: every surface, well within the 64-bit column that keeps it.
+MAX_TARGET_SIZE = 2**62
+
+
 class Skim(Base):
     """A skim request: a selection on a dataset's TAG, and its lifecycle."""
 

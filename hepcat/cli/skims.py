@@ -11,11 +11,8 @@ import click
 from catalog import users
 from catalog.datasets import MAX_PAGE_SIZE
 from catalog.models import SKIM_STATES
+from catalog.models.skims import MAX_TARGET_SIZE
 from hepcat.cli.base import Context, main, pass_context
-
-#: The largest --target-size: skimengine.skims.MAX_TARGET_SIZE, which is not
-#: imported for it (it would load uproot for every hepcat command).
-MAX_TARGET_SIZE = 2**62
 
 
 @main.group()

@@ -11,7 +11,6 @@ from catalog.models.users import ROLES
 from hepcat.cli.base import Context, main, pass_context
 
 #: The most days a token may live, as on the user's page (web/users.py).
-MAX_TOKEN_DAYS = 36_500
 
 
 @main.group()
@@ -148,7 +147,7 @@ def token() -> None:
 @click.option("--name", required=True, help="What the token is for (laptop, ...).")
 @click.option(
     "--expires-days",
-    type=click.IntRange(1, MAX_TOKEN_DAYS),
+    type=click.IntRange(1, users.MAX_TOKEN_DAYS),
     help="Days until the token expires (default: never).",
 )
 @pass_context

@@ -23,10 +23,9 @@ from catalog.annotations import DEFAULT_SCOPE
 from catalog.containers import CONTAINER, LISTED
 from catalog.fields import ami_fields, value_type
 from catalog.keyset import DEFAULT_LIMIT, MAX_LIMIT
-from catalog.models.skims import SKIM_STATES
+from catalog.models.skims import MAX_TARGET_SIZE, SKIM_STATES
 from catalog.mql import entity_fields
 from skimengine.selection import FLOAT, INTEGER
-from skimengine.skims import MAX_TARGET_SIZE
 
 # marshmallow field classes by the Python type of a column.
 _FIELD_TYPES: dict[type, type[fields.Field[Any]]] = {
