@@ -24,6 +24,7 @@ from catalog.keyset import (
     SortKey,
     keyset_page,
     nulls_last,
+    unique_key,
 )
 from catalog.models import Dataset, File, ProvenanceEdge
 from catalog.models.datasets import SOURCE_TIER0
@@ -155,12 +156,29 @@ def similar_names(
     ``Container.name``, container names.
 
     Candidates share the name's first two fields (project and dataset or run
-    number), which keeps the comparison small in a large catalogue.
+    number), letter case included, which keeps the comparison small in a
+    large catalogue: they are read as a range of the names' index (a LIKE
+    is none on PostgreSQL, unless the database's collation is C).
     """
     prefix = ".".join(name.split(".")[:2])
-    query = select(column).where(column.startswith(prefix, autoescape=True))
+    query = select(column).where(*_prefix_range(column, prefix))
     candidates = session.scalars(query.limit(2000)).all()
     return difflib.get_close_matches(name, candidates, n=n, cutoff=0.8)
+
+
+def _prefix_range(column: Any, prefix: str) -> list[ColumnElement[bool]]:
+    """The values of *column* that start with *prefix*: from the prefix to
+    the first string past all that start with it (the names compare by
+    code point: catalog.db.exact_text), the LIKE keeping only the prefixed
+    where a collation would not.
+    """
+    conditions = [column.startswith(prefix, autoescape=True), column >= prefix]
+    stem = prefix.rstrip(chr(0x10FFFF))
+    if stem:
+        last = ord(stem[-1]) + 1
+        last = 0xE000 if 0xD800 <= last < 0xE000 else last  # no surrogates
+        conditions.append(column < stem[:-1] + chr(last))
+    return conditions
 
 
 @dataclass(frozen=True)
@@ -212,7 +230,7 @@ def search_datasets(query: DatasetQuery, *, session: Session) -> Page:
     count = select(func.count()).select_from(Dataset).where(*conditions)
     total = session.scalar(count) or 0
     statement = select(Dataset).where(*conditions)
-    statement = statement.order_by(*_ordering(query.sort), Dataset.id)
+    statement = statement.order_by(*_ordering(query.sort))
     rows = session.scalars(statement.offset(query.offset).limit(query.limit)).all()
     return Page(rows, total, query.offset, query.limit)
 
@@ -257,13 +275,17 @@ def _name_matches(pattern: str, *, session: Session) -> ColumnElement[bool]:
 def _ordering(sort: Sequence[str]) -> list[Any]:
     """The ORDER BY of the AMI fields *sort* (a leading ``-``: descending), a
     field as MQL orders it (``crossSectionSource`` by name), NULLs last in
-    either direction as on the JSON API (:func:`~catalog.keyset.nulls_last`).
+    either direction as on the JSON API (:func:`~catalog.keyset.nulls_last`),
+    ties broken by id, as the JSON API's keyset does: not after a unique
+    field (the name), where an index on it alone serves the order.
     """
     order = []
     for key in sort:
         _, expression = entity_field("dataset", key.lstrip("-+"))
-        order.extend(nulls_last(expression, descending=key.startswith("-")))
-    return order
+        order.append(nulls_last(expression, descending=key.startswith("-")))
+        if unique_key(expression):
+            return order
+    return [*order, Dataset.id]
 
 
 def search_datasets_keyset(

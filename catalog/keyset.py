@@ -6,10 +6,21 @@ when rows arrive between two pages; a keyset page asks for the rows *after*
 the previous page's last sort key, which an index answers directly. For that
 the order must be total and the same on every database, so:
 
-- the row's id is always the last key, breaking ties;
-- NULLs sort last in either direction (PostgreSQL puts them last in
-  ascending order, SQLite and MariaDB first; an explicit ``IS NULL`` key
-  makes them agree).
+- the row's id is the last key, breaking ties, unless a key is unique
+  and never NULL (a name): the order is total there already, and an index
+  on that key alone serves it (MariaDB filesorts ``name, id`` though its
+  index holds the id);
+- NULLs sort last in either direction, on every database
+  (:func:`nulls_last`).
+
+Each page must be a range of an index, never a scan from the start that
+filters: the condition of the rows after a cursor is bounded by its
+leading key (``key >= x AND (key > x OR (key = x AND id > y))``), which
+PostgreSQL and MariaDB use as the index range. A nullable leading key's
+NULLs, which follow every value, are read as a band of their own (a
+second query when a page reaches them, :meth:`Keyset.bands`): ``key >= x
+OR key IS NULL`` is no range of an index. So is each value of a yes/no
+key, read by id (``key = false AND id > y``: a range of the primary key).
 
 A page's position travels to the next request as an opaque *cursor*:
 URL-safe base64 of JSON naming the sort and the last row's key. A cursor is
@@ -27,8 +38,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, or_
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Select,
+    UniqueConstraint,
+    and_,
+    false,
+    or_,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from catalog.errors import InvalidInput
 from catalog.fields import typed_value, value_type
@@ -61,42 +83,150 @@ class Keyset:
 
     @property
     def columns(self) -> list[Any]:
+        """The columns of a cursor's key: every key, then the id (also where
+        :attr:`ordering` leaves them out, so that a cursor keeps its form).
+        """
         return [key.column for key in self.keys] + [self.id]
+
+    @property
+    def ordering(self) -> list[SortKey]:
+        """The keys that decide the order: up to the first one unique and
+        never NULL, else all of them and the id.
+        """
+        for number, key in enumerate(self.keys):
+            if unique_key(key.column):
+                return list(self.keys[: number + 1])
+        return [*self.keys, SortKey(self.id)]
 
     def order_by(self) -> list[Any]:
         """The ORDER BY clauses, NULLs last."""
-        clauses: list[Any] = []
-        for key in self.keys:
-            clauses.extend(nulls_last(key.column, descending=key.descending))
-        return [*clauses, self.id.asc()]
+        return [nulls_last(k.column, descending=k.descending) for k in self.ordering]
+
+    def bands(self, values: Sequence[Any] | None) -> list[tuple[Any, list[Any]]]:
+        """The (condition, ORDER BY) of each part of the order read in turn
+        for the page after the key *values* (None: the first page), each an
+        index range: the leading key's values (a yes/no key's one value,
+        then the other), then its NULLs; from the cursor's part on.
+        """
+        lead = self.ordering[0]
+        column, rest = lead.column, self.order_by()[1:]
+        # (condition, value of the leading key or ... for any, ORDER BY)
+        groups: list[tuple[Any, Any, list[Any]]]
+        if value_type(column) is bool:
+            firsts = [True, False] if lead.descending else [False, True]
+            groups = [(column == value, value, rest) for value in firsts]
+        else:
+            valued = column.is_not(None) if column.nullable else true()
+            ordered = column.desc() if lead.descending else column.asc()
+            groups = [(valued, ..., [ordered, *rest])]
+        if column.nullable:
+            groups.append((column.is_(None), None, rest))
+        if values is None:
+            return [(condition, order) for condition, _, order in groups]
+        at = dict(zip(self.columns, values, strict=True))[column]
+        start = next(
+            n
+            for n, (_, v, _) in enumerate(groups)
+            if v is at or (v is ... and at is not None)
+        )
+        _, _, order = groups[start]
+        later = [(condition, order) for condition, _, order in groups[start + 1 :]]
+        return [(self.after(values), order), *later]
 
     def after(self, values: Sequence[Any]) -> ColumnElement[bool]:
-        """The condition selecting the rows that sort after the key *values*
-        (one per sort key, then the id).
+        """The condition selecting the rows of the part of the key *values*
+        (one per key, then the id: :meth:`bands`) that sort after them: of
+        its leading key's value, or its NULLs, or (another key) bounded by
+        that value so that an index range holds them.
         """
-        *key_values, last_id = values
-        terms: list[ColumnElement[bool]] = []
-        equal: list[ColumnElement[bool]] = []
-        for key, value in zip(self.keys, key_values, strict=True):
-            terms.append(and_(*equal, _beyond(key, value)))
-            equal.append(_same(key.column, value))
-        terms.append(and_(*equal, self.id > last_id))
-        return or_(*terms)
+        by_column = dict(zip(self.columns, values, strict=True))
+        lead, *rest = self.ordering
+        value = by_column[lead.column]
+        if not rest:  # a unique key: never NULL
+            return _later(lead, value)
+        same = _same(lead.column, value)
+        if value is None or value_type(lead.column) is bool:
+            return and_(same, or_(*_following(rest, by_column, [])))
+        bound = lead.column <= value if lead.descending else lead.column >= value
+        terms = _following(rest, by_column, [same])
+        return and_(bound, or_(_later(lead, value), *terms))
 
     def key_of(self, row: Any) -> tuple[Any, ...]:
         """The key values of the ORM object *row*."""
         return tuple(getattr(row, column.key) for column in self.columns)
 
 
-def nulls_last(expression: Any, *, descending: bool = False) -> list[Any]:
-    """The ORDER BY clauses of *expression* (a column, or a computed field's
-    subquery), NULLs last in either direction on every database: an ``IS
-    NULL`` key leads, unless *expression* is a column without NULLs.
+def unique_key(column: Any) -> bool:
+    """Whether no two rows share a value of *column* (a table column, or any
+    other expression: no) nor lack one: sorted by it, the order is total.
     """
-    ordered = expression.desc() if descending else expression.asc()
+    if not isinstance(column, Column) or column.nullable:
+        return False
+    if column.primary_key and len(column.table.primary_key.columns) == 1:
+        return True
+    table = column.table
+    keys = [c.columns for c in table.constraints if isinstance(c, UniqueConstraint)]
+    keys += [index.columns for index in table.indexes if index.unique]
+    return any(len(key) == 1 and key.contains_column(column) for key in keys)
+
+
+def _following(
+    keys: Sequence[SortKey], by_column: dict[Any, Any], equal: list[Any]
+) -> list[ColumnElement[bool]]:
+    """The terms of the rows after the values *by_column* of *keys*, among
+    the rows that hold the conditions *equal*.
+    """
+    terms, equal = [], list(equal)
+    for key in keys:
+        value = by_column[key.column]
+        terms.append(and_(*equal, _beyond(key, value)))
+        equal.append(_same(key.column, value))
+    return terms
+
+
+class _NullsLast(ColumnElement[Any]):
+    """An ORDER BY clause of an expression, NULLs last (:func:`nulls_last`)."""
+
+    inherit_cache = True
+    _traverse_internals = [
+        ("clause", InternalTraversal.dp_clauseelement),
+        ("descending", InternalTraversal.dp_boolean),
+    ]
+
+    def __init__(self, expression: Any, descending: bool) -> None:
+        self.clause = expression
+        self.descending = descending
+
+    def ordered(self) -> Any:
+        return self.clause.desc() if self.descending else self.clause.asc()
+
+
+@compiles(_NullsLast)
+def _standard_nulls_last(element: _NullsLast, compiler: Any, **kw: Any) -> str:
+    # PostgreSQL and SQLite (3.30 and later); on PostgreSQL a plain index
+    # (NULLs last) serves the ascending order; descending, it would give
+    # NULLs first.
+    return str(compiler.process(element.ordered().nulls_last(), **kw))
+
+
+@compiles(_NullsLast, "mysql")
+@compiles(_NullsLast, "mariadb")
+def _mariadb_nulls_last(element: _NullsLast, compiler: Any, **kw: Any) -> str:
+    # MariaDB has no NULLS LAST and sorts NULLs first: an IS NULL key leads,
+    # which no index serves (a page splits off the NULLs: Keyset.bands).
+    nulls = compiler.process(element.clause.is_(None), **kw)
+    return f"{nulls}, {compiler.process(element.ordered(), **kw)}"
+
+
+def nulls_last(expression: Any, *, descending: bool = False) -> Any:
+    """The ORDER BY clause of *expression* (a column, or a computed field's
+    subquery), NULLs last in either direction on every database: ``NULLS
+    LAST`` where the database has it, else an ``IS NULL`` key first;
+    nothing of that for a column without NULLs.
+    """
     if not getattr(expression, "nullable", True):
-        return [ordered]
-    return [case((expression.is_(None), 1), else_=0), ordered]
+        return expression.desc() if descending else expression.asc()
+    return _NullsLast(expression, descending)
 
 
 def _beyond(key: SortKey, value: Any) -> ColumnElement[bool]:
@@ -151,10 +281,13 @@ def keyset_page(
     :raises InvalidInput: for a bad cursor or page size.
     """
     check_limit(limit)
-    if cursor:
-        statement = statement.where(keyset.after(decode_cursor(cursor, keyset)))
-    statement = statement.order_by(*keyset.order_by()).limit(limit + 1)
-    rows = session.scalars(statement).all()
+    values = decode_cursor(cursor, keyset) if cursor else None
+    rows: list[Any] = []
+    for condition, order in keyset.bands(values):
+        if len(rows) > limit:
+            break
+        band = statement.where(condition).order_by(*order)
+        rows.extend(session.scalars(band.limit(limit + 1 - len(rows))).all())
     if len(rows) <= limit:
         return KeysetPage(rows, None)
     last = keyset.key_of(rows[limit - 1])

@@ -41,6 +41,18 @@ def test_models_and_migrations_agree(catalog_engine):
     assert differences == []
 
 
+def test_the_usual_sorts_of_the_dataset_lists_have_an_index(catalog_engine):
+    # A page of a list sorted by one of these is a range of an index
+    # (catalog.keyset); without one, every page sorts the whole table.
+    inspector = inspect(catalog_engine)
+    keys = [*inspector.get_indexes("dataset")]
+    keys += inspector.get_unique_constraints("dataset")
+    leading = {str(key["column_names"][0]) for key in keys}
+
+    sorts = {"name", "created", "last_modified", "total_events", "run_number"}
+    assert sorts | {"dataset_number"} <= leading
+
+
 def test_names_compared_exactly_have_the_binary_collation_on_mariadb(catalog_engine):
     # Alembic's comparison above leaves collations out: on MariaDB, the
     # columns the models compare exactly (catalog.db.exact_text) are checked

@@ -279,7 +279,9 @@ class Dataset(Base):
         Index(None, "tier0_state"),
         Index(None, "last_modified"),
         Index(None, "task_id"),
+        # Sorts of the dataset lists (catalog.keyset): a page is an index range.
         Index(None, "total_events"),
+        Index(None, "created"),
         # Few datasets wait for a tag: only they are indexed where the
         # database can index a part of a table.
         Index(
