@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, union
+from sqlalchemy import ColumnElement, func, select, tuple_, union
 from sqlalchemy.orm import Session
 
 from catalog.datasets import Page, check_paging
@@ -74,26 +74,50 @@ def list_runs(
     :raises InvalidInput: for an unusable page.
     """
     check_paging(offset, limit)
-    conditions = _run_conditions(project, period)
+    conditions = _run_conditions(project, period, session=session)
     total = session.scalar(select(func.count()).select_from(Run).where(*conditions))
     query = select(Run).where(*conditions).order_by(Run.run_number.desc())
     runs = session.scalars(query.offset(offset).limit(limit)).all()
     return Page(_summaries(runs, session=session), total or 0, offset, limit)
 
 
-def _run_conditions(project: str | None, period: str | None) -> list[Any]:
-    conditions = []
+def _run_conditions(
+    project: str | None, period: str | None, *, session: Session
+) -> list[Any]:
+    """The conditions on :class:`Run` of *project* and *period* (as for
+    :func:`list_runs`).
+
+    A run is in a period of its own project that lists it: the periods named
+    *period* are looked up first, then the runs are matched as ``(project,
+    run_number) IN`` the pairs those periods list. That subquery does not
+    refer to the run, so every database reads the period's runs by index and
+    each run by its key. A subquery comparing the period's project with the
+    run's was run once per run on PostgreSQL and SQLite (a minute at 200k
+    runs), and MariaDB, blind to how few periods match ``upper(name)``, read
+    every run; with the periods' ids it reads only theirs.
+    """
+    conditions: list[Any] = []
     if project:
         conditions.append(_matching(Run.project, project))
     if period:
+        ids = _period_ids(project, period, session=session)
         in_period = (
-            select(PeriodRun.run_number)
+            select(Period.project, PeriodRun.run_number)
             .join(Period, Period.id == PeriodRun.period_id)
-            .where(func.upper(Period.name) == period.upper())
-            .where(Period.project == Run.project)
+            .where(PeriodRun.period_id.in_(ids))
         )
-        conditions.append(Run.run_number.in_(in_period))
+        conditions.append(tuple_(Run.project, Run.run_number).in_(in_period))
     return conditions
+
+
+def _period_ids(project: str | None, period: str, *, session: Session) -> list[int]:
+    """The ids of the periods named *period*, in any letter case, of the
+    projects *project* (a name or a pattern; any project without one).
+    """
+    query = select(Period.id).where(func.upper(Period.name) == period.upper())
+    if project:
+        query = query.where(_matching(Period.project, project))
+    return list(session.scalars(query.order_by(Period.id)))
 
 
 def _summaries(runs: Sequence[Run], *, session: Session) -> list[RunSummary]:
@@ -123,7 +147,8 @@ def list_runs_keyset(
 
     :raises InvalidInput: for a bad cursor or page size.
     """
-    statement = select(Run).where(*_run_conditions(project, period))
+    conditions = _run_conditions(project, period, session=session)
+    statement = select(Run).where(*conditions)
     page = keyset_page(
         statement, RUN_KEYSET, session=session, cursor=cursor, limit=limit
     )
@@ -194,33 +219,44 @@ def list_periods(
         conditions.append(Period.created >= created_since)
     order = (Period.project, Period.level, Period.name)
     periods = list(session.scalars(select(Period).where(*conditions).order_by(*order)))
-    ids = [period.id for period in periods]
-    runs = run_counts(ids, session=session)
-    errors = reprocessing_errors(ids, session=session)
+    if not periods:
+        return []
+    runs = run_counts(conditions, session=session)
+    errors = reprocessing_errors(conditions, session=session)
     return [PeriodSummary(p, runs.get(p.id, 0), errors.get(p.id, 0)) for p in periods]
 
 
-def run_counts(period_ids: Sequence[int], *, session: Session) -> dict[int, int]:
-    """``nRuns`` of each of the periods *period_ids*."""
-    if not period_ids:
-        return {}
+def run_counts(
+    conditions: Sequence[ColumnElement[bool]], *, session: Session
+) -> dict[int, int]:
+    """``nRuns`` of each period that meets *conditions* (on :class:`Period`),
+    by period id.
+
+    The periods are selected by their conditions, not by a list of their
+    ids: MariaDB looked up each id of a list of thousands (1.2 s for 2k
+    periods), where it now reads the index of the periods' runs once.
+    """
     query = (
         select(PeriodRun.period_id, func.count())
-        .where(PeriodRun.period_id.in_(period_ids))
+        .join(Period, Period.id == PeriodRun.period_id)
+        .where(*conditions)
         .group_by(PeriodRun.period_id)
     )
     return {period_id: int(count) for period_id, count in session.execute(query)}
 
 
 def reprocessing_errors(
-    period_ids: Sequence[int], *, session: Session
+    conditions: Sequence[ColumnElement[bool]], *, session: Session
 ) -> dict[int, int]:
-    """``reprocessingErrors`` of each of the periods *period_ids*: the number of
-    ProdSys tasks in ``failed``, ``broken`` or ``aborted`` whose input or
-    output dataset belongs to a run of the period (and its project).
+    """``reprocessingErrors`` of each period that meets *conditions* (on
+    :class:`Period`), by period id: the number of ProdSys tasks in
+    ``failed``, ``broken`` or ``aborted`` whose input or output dataset
+    belongs to a run of the period (and its project).
+
+    The periods are selected by their conditions, not by a list of their
+    ids: given thousands of ids, SQLite looked up every (period, run) pair of
+    the list for each dataset of a failed task (140 s for 2k periods).
     """
-    if not period_ids:
-        return {}
     in_period = (
         select(Period.id.label("period_id"), Dataset.id.label("dataset_id"))
         .join(PeriodRun, PeriodRun.period_id == Period.id)
@@ -229,7 +265,7 @@ def reprocessing_errors(
             (Dataset.run_number == PeriodRun.run_number)
             & (Dataset.project_name == Period.project),
         )
-        .where(Period.id.in_(period_ids))
+        .where(*conditions)
         .subquery()
     )
     failed = ProductionTask.status.in_(sorted(FAILED_TASK))

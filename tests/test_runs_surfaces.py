@@ -22,9 +22,16 @@ from catalog.models import Period, PeriodRun, Run
 from web.app import create_app
 
 API = "/api/v1"
-# Runs of two projects, and the periods that hold them.
+# Runs of two projects, and the periods that hold them. COMA may list in a
+# period a run of another project (300800 in A1), or one the catalogue does
+# not know (999999): neither is a run of that period.
 RUNS = {267073: "data15_13TeV", 267152: "data15_13TeV", 300800: "data16_13TeV"}
-PERIODS = {("data15_13TeV", "A"): [267073, 267152], ("data16_13TeV", "A"): [300800]}
+PERIODS = {
+    ("data15_13TeV", "A"): [267073, 267152],
+    ("data16_13TeV", "A"): [300800],
+    ("data15_13TeV", "A1"): [267152, 300800, 999999],
+    ("data15_13TeV", "b"): [267073],
+}
 
 
 @pytest.fixture
@@ -36,7 +43,7 @@ def client(
     with Session.begin() as session:
         session.add_all(Run(run_number=n, project=p) for n, p in RUNS.items())
         for (project, name), numbers in PERIODS.items():
-            period = Period(project=project, name=name, level=1)
+            period = Period(project=project, name=name, level=len(name))
             period.runs = [PeriodRun(run_number=n) for n in numbers]
             session.add(period)
     app: Flask = create_app(
@@ -64,18 +71,33 @@ def test_a_run_number_out_of_range_is_a_bad_request_on_page_and_api(
 # --- project patterns ignore letter case on every database ------------------------
 
 
-def runs_of_page(client: FlaskClient, project: str) -> list[int]:
-    html = client.get("/runs", query_string={"project": project}).get_data(True)
+def selection(project: str | None, period: str | None) -> dict[str, str]:
+    """The query arguments of a project and a period, where given."""
+    given = {"project": project, "period": period}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def runs_of_page(
+    client: FlaskClient, project: str | None, period: str | None = None
+) -> list[int]:
+    html = client.get("/runs", query_string=selection(project, period)).get_data(True)
     return [int(n) for n in re.findall(r'href="/runs/(\d+)"', html)]
 
 
-def runs_of_api(client: FlaskClient, project: str) -> list[int]:
-    response = client.get(f"{API}/runs", query_string={"project": project})
+def runs_of_api(
+    client: FlaskClient, project: str | None, period: str | None = None
+) -> list[int]:
+    response = client.get(f"{API}/runs", query_string=selection(project, period))
     return [item["runNumber"] for item in response.json["items"]]
 
 
-def runs_of_ami(client: FlaskClient, project: str) -> list[int]:
-    command = f'AMIListRuns -projectName="{project}"'
+def runs_of_ami(
+    client: FlaskClient, project: str | None, period: str | None = None
+) -> list[int]:
+    arguments = {"projectName": project, "period": period}
+    command = "AMIListRuns" + "".join(
+        f' -{name}="{value}"' for name, value in arguments.items() if value is not None
+    )
     body = client.post("/AMI/FrontEnd", data={"Command": command}).get_data(True)
     found = pyAMI.object.DOMObject(body).get_rows("runs")
     return [int(dict(row)["runNumber"]) for row in found]
@@ -100,7 +122,7 @@ def periods_of_ami(client: FlaskClient, project: str) -> list[str]:
 
 RUN_SURFACES = [runs_of_page, runs_of_api, runs_of_ami]
 PERIOD_SURFACES = [periods_of_page, periods_of_api, periods_of_ami]
-Surface = Callable[[FlaskClient, str], list]  # type: ignore[type-arg]
+Surface = Callable[..., list]  # type: ignore[type-arg]
 
 
 @pytest.mark.parametrize("runs_of", RUN_SURFACES)
@@ -132,3 +154,32 @@ def test_a_project_name_without_wildcard_is_exact_on_every_database(
     # As MQL's "=" on text: letter case included, also on MariaDB.
     assert runs_of(client, "data16_13TeV") == [300800]
     assert runs_of(client, "DATA16_13TEV") == []
+
+
+# --- the runs of a period ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("runs_of", RUN_SURFACES)
+@pytest.mark.parametrize(
+    ("project", "period", "expected"),
+    [
+        (None, "A", [300800, 267152, 267073]),
+        (None, "a", [300800, 267152, 267073]),
+        ("data15_13TeV", "A", [267152, 267073]),
+        ("DATA16%", "a", [300800]),
+        (None, "A1", [267152]),
+        ("%13tev", "a1", [267152]),
+        ("data16_13TeV", "A1", []),
+        (None, "B", [267073]),
+        ("DATA15_13TEV", "A", []),
+        (None, "Z", []),
+    ],
+)
+def test_the_runs_of_a_period_are_those_it_lists_in_their_project(
+    client: FlaskClient,
+    runs_of: Surface,
+    project: str | None,
+    period: str,
+    expected: list[int],
+) -> None:
+    assert runs_of(client, project, period) == expected

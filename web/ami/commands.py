@@ -33,7 +33,7 @@ from catalog.fields import INT64_MAX, parse_whole, row_to_ami, typed_value
 from catalog.models import Dataset, Period
 from catalog.models.users import ROLE_ADMIN
 from catalog.mql import MAX_ROWS, compile_search, entity_fields
-from catalog.runs import list_periods, list_runs
+from catalog.runs import list_periods, list_runs_keyset
 from catalog.users import get_user, has_role
 from web.ami.commandline import CommandLine
 from web.ami.reply import Field, Rowset, rowset
@@ -342,19 +342,21 @@ def DatasetWBListHashtags(line: CommandLine, session: Session) -> Answer:  # noq
 def AMIListRuns(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     project, period = line.get("projectName"), line.get("period")
     rows: list[dict[str, Any]] = []
-    offset = 0
+    cursor: str | None = None
+    # Keyset pages: each starts after the last run read, without counting
+    # the runs again or stepping over the ones already read.
     while len(rows) < MAX_ROWS:
-        page = list_runs(
+        page = list_runs_keyset(
             session=session,
             project=project,
             period=period,
-            offset=offset,
+            cursor=cursor,
             limit=MAX_PAGE_SIZE,
         )
         rows.extend(_run_row(summary) for summary in page.rows)
-        if not page.has_next:
+        cursor = page.next_cursor
+        if cursor is None:
             break
-        offset += MAX_PAGE_SIZE
     return Answer([rowset("runs", rows)])
 
 
