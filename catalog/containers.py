@@ -7,9 +7,11 @@ this module reads them. Datasets and containers share Rucio's one namespace
 of names, so wherever a dataset's name is taken a container's may be given
 too (:func:`dataset_or_container`); a dataset of the same name wins.
 
-A period container may hold tens of thousands of datasets: their names are
-read, but their totals and statuses are added up in SQL, and the datasets
-themselves are read a page at a time (:func:`member_page`).
+A period container may hold a hundred thousand datasets: their names are
+never read into Python to be sent back. Its counts and totals are one
+aggregate query over the join of its members (:func:`members_of`) with
+``dataset``, and its names are read a page at a time, by name
+(:func:`member_names`, :func:`member_page`).
 
 A container's name is read once, by :func:`named`, and its datasets are
 found once, by :func:`members_of`: the lookups here and MQL's
@@ -22,14 +24,14 @@ Functions here take the session keyword-only and never commit.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, select
+from sqlalchemy import ColumnElement, Select, Subquery, and_, case, false, func, select
 from sqlalchemy.orm import Session, aliased
 
 from catalog.datasets import Page, check_paging, get_dataset, similar_names, split_did
-from catalog.db import among, chunked
+from catalog.db import among
 from catalog.errors import ContainerNotFound, DatasetNotFound
 from catalog.models import Container, ContainerMember, Dataset
 
@@ -45,52 +47,45 @@ LISTED = 1000
 
 @dataclass(frozen=True)
 class ContainerInfo:
-    """A DDM container as the catalogue knows it.
+    """A DDM container as the catalogue knows it, counted in SQL.
 
+    :param id: its ``container`` row's id.
     :param scope: its Rucio scope, as DDM gave it.
     :param created: the time of the first message that made it known.
     :param erased: when DDM erased it; None while it is not.
-    :param members: the names of the datasets in it, and in the containers
-        it holds, by name: all that DDM put there, catalogued or not.
-    :param catalogued: the names of those of *members* the catalogue has.
+    :param n_datasets: the datasets in it, and in the containers it holds,
+        each once: all that DDM put there, catalogued or not (``nDatasets``).
+    :param n_catalogued: those of them the catalogue has.
     :param n_files: the sum of its catalogued datasets' ``nFiles``.
     :param total_events: the sum of their ``totalEvents``.
     :param total_size: the sum of their ``totalSize``, in bytes.
     :param prodsys_statuses: their distinct ``prodsysStatus``, sorted.
     :param ami_statuses: their distinct ``amiStatus``, sorted.
+    :param listed: the first :data:`LISTED` names of its datasets, by name
+        (read by :func:`get_container`, for the JSON API; else empty).
+    :param listed_not_catalogued: the first :data:`LISTED` of those the
+        catalogue lacks, by name (as *listed*).
     """
 
+    id: int
     name: str
     scope: str | None
     created: dt.datetime | None
     erased: dt.datetime | None
-    members: list[str]
-    catalogued: frozenset[str]
+    n_datasets: int
+    n_catalogued: int
     n_files: int
     total_events: int
     total_size: int
     prodsys_statuses: list[str]
     ami_statuses: list[str]
+    listed: list[str] = field(default_factory=list)
+    listed_not_catalogued: list[str] = field(default_factory=list)
 
     @property
-    def n_datasets(self) -> int:
-        """The number of datasets in it (``nDatasets``)."""
-        return len(self.members)
-
-    @property
-    def not_catalogued(self) -> list[str]:
+    def n_not_catalogued(self) -> int:
         """The datasets DDM put in it that the catalogue does not have yet."""
-        return [name for name in self.members if name not in self.catalogued]
-
-    @property
-    def listed(self) -> list[str]:
-        """The first :data:`LISTED` of :attr:`members`."""
-        return self.members[:LISTED]
-
-    @property
-    def listed_not_catalogued(self) -> list[str]:
-        """The first :data:`LISTED` of :attr:`not_catalogued`."""
-        return self.not_catalogued[:LISTED]
+        return self.n_datasets - self.n_catalogued
 
 
 def dataset_or_container(name: str, *, session: Session) -> Dataset | ContainerInfo:
@@ -110,7 +105,9 @@ def dataset_or_container(name: str, *, session: Session) -> Dataset | ContainerI
 
 
 def get_container(name: str, *, session: Session) -> ContainerInfo:
-    """Return the DDM container called *name* (see :func:`find_container`).
+    """Return the DDM container called *name* (see :func:`find_container`),
+    with the first :data:`LISTED` names of its datasets and of those the
+    catalogue lacks (``datasets`` and ``notCatalogued`` in the JSON API).
 
     :raises ContainerNotFound: if there is none; the error suggests close names.
     """
@@ -119,7 +116,15 @@ def get_container(name: str, *, session: Session) -> ContainerInfo:
         bare = split_did(name)[1].rstrip("/")
         close = similar_names(bare, session=session, column=Container.name)
         raise ContainerNotFound(name, suggestions=close)
-    return found
+    listed = member_names(found, session=session, limit=LISTED)
+    # The anti-join with ``dataset`` is read only when its answer is not
+    # known already: none missing (the usual case), or all of them.
+    missing = listed if found.n_catalogued == 0 else []
+    if 0 < found.n_catalogued < found.n_datasets:
+        missing = member_names(
+            found, session=session, limit=LISTED, not_catalogued=True
+        )
+    return replace(found, listed=listed, listed_not_catalogued=missing)
 
 
 def find_container(name: str, *, session: Session) -> ContainerInfo | None:
@@ -130,26 +135,20 @@ def find_container(name: str, *, session: Session) -> ContainerInfo | None:
     trailing ``/`` (the container mark of ATLAS names) may be given or left
     out, whichever way DDM spelt the name: the name as given wins when DDM
     knows both.
+
+    Its counts and totals take one query (:func:`_totals`), whatever the
+    number of its datasets.
     """
     container = _container(name, session=session)
     if container is None:
         return None
-    members = _member_names(container, session=session)
-    totals = _Totals()
-    for chunk in chunked(members):
-        totals.add(chunk, session=session)
     return ContainerInfo(
+        container.id,
         container.name,
         container.scope,
         container.created,
         container.erased,
-        members,
-        frozenset(totals.catalogued),
-        totals.n_files,
-        totals.total_events,
-        totals.total_size,
-        sorted(totals.prodsys_statuses),
-        sorted(totals.ami_statuses),
+        **_totals(container.id, session=session),
     )
 
 
@@ -162,12 +161,34 @@ def member_page(
     :raises InvalidInput: for a negative *offset* or a *limit* out of range.
     """
     check_paging(offset, limit)
-    names = container.members[offset : offset + limit]
+    names = member_names(container, session=session, offset=offset, limit=limit)
     page = Page(names, container.n_datasets, offset, limit)
     if not names:
         return page, []
     query = select(Dataset).where(among(Dataset.name, names)).order_by(Dataset.name)
     return page, list(session.scalars(query))
+
+
+def member_names(
+    container: ContainerInfo,
+    *,
+    session: Session,
+    offset: int = 0,
+    limit: int = LISTED,
+    not_catalogued: bool = False,
+) -> list[str]:
+    """The names of *container*'s datasets (:func:`members_of`, each once),
+    by name, from *offset*, at most *limit*: read in SQL, a page at a time.
+
+    :param not_catalogued: only those the catalogue lacks.
+    """
+    names = _distinct_members(container.id)
+    query = select(names.c.child_name)
+    if not_catalogued:
+        held = select(Dataset.id).where(Dataset.name == names.c.child_name)
+        query = query.where(~held.exists())
+    query = query.order_by(names.c.child_name).offset(offset).limit(limit)
+    return list(session.scalars(query))
 
 
 def _container(name: str, *, session: Session) -> Container | None:
@@ -218,42 +239,43 @@ def members_of(containers: Select[int]) -> Select[str]:
     )
 
 
-class _Totals:
-    """The sums and statuses of a container's catalogued datasets, added up
-    in SQL a chunk of member names at a time.
+def _distinct_members(container_id: int) -> Subquery:
+    """The names of the datasets in the container *container_id* and in the
+    containers it holds (:func:`members_of`), each once.
     """
+    itself = select(Container.id).where(Container.id == container_id)
+    return members_of(itself).distinct().subquery("member")
 
-    def __init__(self) -> None:
-        self.catalogued: set[str] = set()
-        self.n_files = self.total_events = self.total_size = 0
-        self.prodsys_statuses: set[str] = set()
-        self.ami_statuses: set[str] = set()
 
-    def add(self, names: Sequence[str], *, session: Session) -> None:
-        """Add the catalogued datasets among *names*."""
-        members = among(Dataset.name, names)
-        self.catalogued.update(session.scalars(select(Dataset.name).where(members)))
-        statuses = (Dataset.prodsys_status, Dataset.ami_status)
-        query = select(
+def _totals(container_id: int, *, session: Session) -> dict[str, Any]:
+    """The counts, sums and statuses of the datasets of the container
+    *container_id*, as :class:`ContainerInfo` names them: one aggregate query
+    over its distinct members joined with ``dataset`` (left: a name the
+    catalogue lacks counts in ``n_datasets`` only).
+    """
+    names = _distinct_members(container_id)
+    statuses = (Dataset.prodsys_status, Dataset.ami_status)
+    query = (
+        select(
             *statuses,
+            func.count(),
+            func.count(Dataset.id),
             func.sum(func.coalesce(Dataset.n_files, 0)),
             func.sum(func.coalesce(Dataset.total_events, 0)),
             func.sum(func.coalesce(Dataset.total_size, 0)),
-        ).where(members)
-        for prodsys, ami, files, events, size in session.execute(
-            query.group_by(*statuses)
-        ):
-            # SUM is numeric on PostgreSQL and MariaDB (a Decimal).
-            self.n_files += int(files or 0)
-            self.total_events += int(events or 0)
-            self.total_size += int(size or 0)
-            self.prodsys_statuses.update([prodsys] if prodsys else [])
-            self.ami_statuses.update([ami] if ami else [])
-
-
-def _member_names(container: Container, *, session: Session) -> list[str]:
-    """The datasets in *container* and in the containers it holds
-    (:func:`members_of`), by name.
-    """
-    itself = select(Container.id).where(Container.id == container.id)
-    return sorted(set(session.scalars(members_of(itself))))
+        )
+        .select_from(names)
+        .outerjoin(Dataset, Dataset.name == names.c.child_name)
+        .group_by(*statuses)
+    )
+    found = {"n_datasets": 0, "n_catalogued": 0, "n_files": 0}
+    found.update(total_events=0, total_size=0)
+    prodsys: set[str] = set()
+    ami: set[str] = set()
+    for prodsys_status, ami_status, *counts in session.execute(query):
+        # SUM is numeric on PostgreSQL and MariaDB (a Decimal).
+        for key, value in zip(found, counts, strict=True):
+            found[key] += int(value or 0)
+        prodsys.update([prodsys_status] if prodsys_status else [])
+        ami.update([ami_status] if ami_status else [])
+    return {**found, "prodsys_statuses": sorted(prodsys), "ami_statuses": sorted(ami)}

@@ -416,7 +416,9 @@ def list_counted_files(
     return Page(session.scalars(statement).all(), total, offset, limit)
 
 
-FILE_KEYSET = Keyset([SortKey(File.__table__.c.lfn)], File.__table__.c.id, "lfn")
+# Files by LFN, which is unique: the LFN is the whole key (no id to break
+# ties), so that a page is one range of the (dataset_id, lfn) index.
+FILE_KEYSET = Keyset([], File.__table__.c.lfn, "lfn")
 
 
 def list_files_keyset(
@@ -425,15 +427,32 @@ def list_files_keyset(
     session: Session,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    counted: bool = False,
+    offset: int = 0,
 ) -> KeysetPage:
     """Return the page of the files of *dataset* (all statuses), by LFN,
     that follows *cursor* (the first page without one).
 
+    A page is one range of the ``(dataset_id, lfn)`` index, however far it
+    is into the dataset, and nothing is counted: a long listing (the JSON
+    API's, ``AMIListFiles``) reads its pages in time proportional to them.
+
+    :param counted: only the files that count (:func:`counted_files`).
+    :param offset: files skipped before the page (``AMIListFiles -limit``
+        starts its first page so; the pages after it follow a cursor).
     :raises InvalidInput: for a bad cursor or page size.
     """
     statement = select(File).where(File.dataset_id == dataset.id)
+    if counted:
+        # The dataset's one row (by primary key), for its source.
+        joined = statement.join(Dataset, Dataset.id == File.dataset_id)
+        statement = joined.where(counted_files([dataset.id]))
     return keyset_page(
-        statement, FILE_KEYSET, session=session, cursor=cursor, limit=limit
+        statement.offset(offset or None),
+        FILE_KEYSET,
+        session=session,
+        cursor=cursor,
+        limit=limit,
     )
 
 

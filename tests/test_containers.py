@@ -499,6 +499,24 @@ def test_the_api_lists_at_most_a_thousand_names_and_counts_them_all(
     assert (found["nFiles"], found["totalSize"]) == (5, 4_500_000_000)
 
 
+@pytest.mark.parametrize("catalogued", [0, 1, 2], ids=["none", "some", "all"])
+def test_the_api_names_the_datasets_not_catalogued_however_many(
+    client: FlaskClient,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+    dataset_factory: Callable[..., Any],
+    catalogued: int,
+) -> None:
+    for name in [RUN_1, RUN_2][:catalogued]:
+        dataset_factory(name, "tier0", n_files=1)
+    put_in_container(Session, CONTAINER, [RUN_2, RUN_1])
+
+    found = client.get(f"/api/v1/containers/{CONTAINER}").json
+
+    assert found["datasets"] == [RUN_1, RUN_2]
+    assert found["notCatalogued"] == [RUN_1, RUN_2][catalogued:]
+    assert (found["nDatasets"], found["nFiles"]) == (2, catalogued)
+
+
 def test_a_container_did_is_read_as_a_datasets_is(
     client: FlaskClient,
     Session: sessionmaker[OrmSession],  # noqa: N803

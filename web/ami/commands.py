@@ -26,10 +26,10 @@ from catalog.datasets import (
     get_dataset,
     get_file,
     get_provenance,
-    list_counted_files,
+    list_files_keyset,
 )
 from catalog.errors import InvalidInput, PermissionDenied
-from catalog.fields import INT64_MAX, parse_whole, row_to_ami, typed_value
+from catalog.fields import INT64_MAX, parse_whole, row_to_ami, typed_value, whole_number
 from catalog.models import Dataset, Period
 from catalog.models.users import ROLE_ADMIN
 from catalog.mql import MAX_ROWS, compile_search, entity_fields
@@ -276,14 +276,27 @@ def AMIListFiles(line: CommandLine, session: Session) -> Answer:  # noqa: N802
 def _counted_files(
     dataset: Dataset, offset: int, count: int, *, session: Session
 ) -> Iterator[Any]:
-    """The counted files of *dataset*, from *offset*, at most *count*."""
+    """The counted files of *dataset*, by LFN, from *offset*, at most
+    *count*: read a page at a time, each page after the last LFN of the one
+    before (:func:`~catalog.datasets.list_files_keyset`), so that a listing
+    of a 100,000-file dataset neither counts its files nor skips again the
+    ones it has read.
+    """
+    cursor = None
     while count > 0:
         size = min(count, MAX_PAGE_SIZE)
-        page = list_counted_files(dataset, session=session, offset=offset, limit=size)
+        page = list_files_keyset(
+            dataset,
+            session=session,
+            cursor=cursor,
+            limit=size,
+            counted=True,
+            offset=0 if cursor else offset,
+        )
         yield from page.rows
-        if not page.has_next or len(page.rows) < size:
+        cursor, count = page.next_cursor, count - size
+        if cursor is None:
             return
-        offset, count = offset + size, count - size
 
 
 def _file_totals(dataset: Dataset) -> dict[str, Any]:
