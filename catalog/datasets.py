@@ -488,56 +488,197 @@ class ProvenanceNode:
     distance: int
 
 
+ANCESTORS, DESCENDANTS = "ancestors", "descendants"
+# The datasets a provenance graph holds unless asked for fewer or more: a
+# dataset of thousands of descendants made a graph of tens of megabytes.
+PROVENANCE_LIMIT = 1000
+MAX_PROVENANCE_LIMIT = 10_000
+
+
+class LeftOut(NamedTuple):
+    """How many datasets of *data_type* (None: none recorded) a capped graph
+    leaves out in *direction* (:data:`ANCESTORS` or :data:`DESCENDANTS`).
+    """
+
+    direction: str
+    data_type: str | None
+    n_datasets: int
+
+
 @dataclass(frozen=True)
 class Provenance:
+    """A dataset's graph: its nodes, the edges between them, and what a cap
+    on depth or size left out, by direction and data type.
+    """
+
     nodes: list[ProvenanceNode]
     edges: list[tuple[str, str]]  # (parent name, child name)
+    left_out: tuple[LeftOut, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.left_out
+
+    def n_left_out(self, direction: str) -> int:
+        return sum(r.n_datasets for r in self.left_out if r.direction == direction)
 
 
-def get_provenance(dataset: Dataset, *, session: Session) -> Provenance:
-    """Return the ancestors and descendants of *dataset*, with the edges."""
-    nodes = {dataset.id: ProvenanceNode(dataset, 0)}
-    edges: set[tuple[int, int]] = set()
-    _walk(dataset.id, +1, nodes, edges, session=session)
-    _walk(dataset.id, -1, nodes, edges, session=session)
-    names = {node.dataset.id: node.dataset.name for node in nodes.values()}
-    ordered = sorted(nodes.values(), key=lambda n: (-n.distance, n.dataset.name))
-    named = sorted((names[p], names[c]) for p, c in edges)
-    return Provenance(ordered, named)
-
-
-def _walk(
-    start: int,
-    step: int,
-    nodes: dict[int, ProvenanceNode],
-    edges: set[tuple[int, int]],
+def get_provenance(
+    dataset: Dataset,
     *,
     session: Session,
-) -> None:
-    frontier, distance = [start], 0
-    while frontier:
-        distance += step
-        found = _neighbours(frontier, upward=step > 0, session=session)
-        frontier = []
-        for parent, child in found:
-            edges.add((parent.id, child.id))
-            other = parent if step > 0 else child
-            if other.id not in nodes:
-                nodes[other.id] = ProvenanceNode(other, distance)
-                frontier.append(other.id)
+    depth: int | None = None,
+    limit: int = PROVENANCE_LIMIT,
+) -> Provenance:
+    """Return the ancestors and descendants of *dataset*, with the edges:
+    those at most *depth* steps away (None: any), the nearest first, at most
+    *limit* datasets in all, *dataset* included. What that leaves out is
+    counted in SQL, never loaded: a dataset may have tens of thousands of
+    descendants.
+
+    :raises InvalidInput: for a *depth* below 0 or a *limit* out of
+        1..:data:`MAX_PROVENANCE_LIMIT`.
+    """
+    _check_caps(depth, limit)
+    walk = _Walk(dataset.id, limit)
+    while walk.ahead() and walk.room() and (depth is None or walk.distance < depth):
+        walk.step(session=session)
+    shown = list(walk.distances)
+    statement = select(Dataset).where(among(Dataset.id, shown))
+    loaded = {found.id: found for found in session.scalars(statement)}
+    nodes = [ProvenanceNode(loaded[i], d) for i, d in walk.distances.items()]
+    ordered = sorted(nodes, key=lambda n: (-n.distance, n.dataset.name))
+    named = sorted((loaded[p].name, loaded[c].name) for p, c in walk.edges)
+    left_out = [
+        row
+        for upward in walk.ahead()
+        for row in _left_out(upward, walk.distances, session=session)
+    ]
+    return Provenance(ordered, named, tuple(left_out))
+
+
+def _check_caps(depth: int | None, limit: int) -> None:
+    if depth is not None and depth < 0:
+        raise InvalidInput(f"provenance depth must be 0 or more, got {depth}")
+    if not 1 <= limit <= MAX_PROVENANCE_LIMIT:
+        raise InvalidInput(
+            f"provenance limit must be 1 to {MAX_PROVENANCE_LIMIT:,} datasets, "
+            f"got {limit}"
+        )
+
+
+class _Walk:
+    """A breadth-first walk up and down from one dataset, a level of each
+    direction at a time, by ids and names: it takes at most *limit* datasets,
+    sharing a level that does not fit between the two directions (by name
+    within one).
+    """
+
+    def __init__(self, start: int, limit: int) -> None:
+        self.distances = {start: 0}
+        self.edges: set[tuple[int, int]] = set()
+        self.limit = limit
+        self.distance = 0
+        # Where each direction (True: upward) goes on from: when the walk
+        # stops, a direction with somewhere to go may have left datasets out.
+        self.frontiers = {True: [start], False: [start]}
+
+    def ahead(self) -> list[bool]:
+        return [upward for upward, ids in self.frontiers.items() if ids]
+
+    def room(self) -> int:
+        return self.limit - len(self.distances)
+
+    def step(self, *, session: Session) -> None:
+        self.distance += 1
+        found = {
+            up: _neighbours(self.frontiers[up], upward=up, session=session)
+            for up in self.ahead()
+        }
+        new = {up: self._unseen(up, rows) for up, rows in found.items()}
+        shares = _shares({up: len(ids) for up, ids in new.items()}, self.room())
+        for up, ids in new.items():
+            taken = ids[: shares[up]]
+            distance = self.distance if up else -self.distance
+            self.distances.update((i, distance) for i in taken)
+            # A direction cut short keeps somewhere to go (see frontiers).
+            if taken or len(taken) == len(ids):
+                self.frontiers[up] = taken
+        self.edges.update(
+            (p, c)
+            for rows in found.values()
+            for p, c, _ in rows
+            if p in self.distances and c in self.distances
+        )
+
+    def _unseen(self, upward: bool, rows: list[tuple[int, int, str]]) -> list[int]:
+        """The ids of *rows*' other ends that the walk has not seen, by name."""
+        others = {(name, p if upward else c) for p, c, name in rows}
+        return [i for _, i in sorted(others) if i not in self.distances]
+
+
+def _shares(wanted: dict[bool, int], room: int) -> dict[bool, int]:
+    """How many of the *wanted* new datasets of each direction fit in *room*:
+    all when they do, else half each, what one needs less going to the other.
+    """
+    up, down = wanted.get(True, 0), wanted.get(False, 0)
+    if up + down <= room:
+        return {True: up, False: down}
+    up_share = min(up, max(room // 2, room - down))
+    return {True: up_share, False: min(down, room - up_share)}
 
 
 def _neighbours(
     ids: list[int], *, upward: bool, session: Session
-) -> list[tuple[Dataset, Dataset]]:
-    column = ProvenanceEdge.child_id if upward else ProvenanceEdge.parent_id
-    # Both ends with the edges, in a few queries: not one query per dataset,
-    # which a dataset of thousands of descendants made tens of seconds.
-    statement = select(ProvenanceEdge).where(column.in_(ids))
-    statement = statement.options(
-        selectinload(ProvenanceEdge.parent), selectinload(ProvenanceEdge.child)
+) -> list[tuple[int, int, str]]:
+    """The edges (parent id, child id) to the parents (*upward*) or children
+    of the datasets *ids*, each with the name of the dataset at its other end.
+    """
+    # Ids and names, one query a level: the datasets a graph shows are loaded
+    # once, in one query, and those it leaves out never are.
+    near = ProvenanceEdge.child_id if upward else ProvenanceEdge.parent_id
+    far = ProvenanceEdge.parent_id if upward else ProvenanceEdge.child_id
+    statement = (
+        select(ProvenanceEdge.parent_id, ProvenanceEdge.child_id, Dataset.name)
+        .join(Dataset, Dataset.id == far)
+        .where(among(near, ids))
     )
-    return [(edge.parent, edge.child) for edge in session.scalars(statement)]
+    return [(p, c, name) for p, c, name in session.execute(statement)]
+
+
+def _left_out(
+    upward: bool, shown: dict[int, int], *, session: Session
+) -> list[LeftOut]:
+    """The datasets above (*upward*) or below the dataset at distance 0 of
+    *shown* (ids → distances) that are not shown, counted by data type.
+
+    They are found by ids, a level a query from the shown datasets of that
+    side, and counted by the database: never loaded. (A recursive query did
+    it in one statement, but PostgreSQL planned it with a scan of every
+    dataset, which grows with the catalogue, not with the graph.)
+    """
+    near = ProvenanceEdge.child_id if upward else ProvenanceEdge.parent_id
+    far = ProvenanceEdge.parent_id if upward else ProvenanceEdge.child_id
+    seen = set(shown)
+    frontier = [i for i, d in shown.items() if d == 0 or (d > 0) == upward]
+    beyond: list[int] = []
+    while frontier:
+        found = {
+            other
+            for ids in chunked(frontier)
+            for other in session.scalars(select(far).where(among(near, ids)))
+        }
+        frontier = sorted(found - seen)
+        seen.update(frontier)
+        beyond.extend(frontier)
+    counts: dict[str | None, int] = {}
+    for ids in chunked(beyond):
+        query = select(Dataset.data_type, func.count()).where(among(Dataset.id, ids))
+        for kind, n in session.execute(query.group_by(Dataset.data_type)):
+            counts[kind] = counts.get(kind, 0) + n
+    direction = ANCESTORS if upward else DESCENDANTS
+    rows = [LeftOut(direction, kind, n) for kind, n in counts.items()]
+    return sorted(rows, key=lambda row: (-row.n_datasets, row.data_type or ""))
 
 
 def datasets_per_month(*, session: Session) -> list[tuple[int, int, int]]:

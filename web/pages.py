@@ -52,7 +52,7 @@ from catalog.runs import get_run
 from skimengine.skims import list_skims, skim_making, skim_progress
 from skimengine.tags import tag_of
 from web.app import catalog_session
-from web.provenance import layout
+from web.provenance import PAGE_NODES, layout, page_limit
 
 pages = Blueprint("pages", __name__)
 
@@ -204,18 +204,20 @@ def search() -> str | Response:
 def dataset(name: str) -> str:
     """Every AMI field of one dataset, its provenance graph, DDM state, its
     differences with Tier-0, lumi blocks and files (``files_limit`` a page,
-    50 by default); its TAG and skims, and the skim that made it.
+    50 by default); its TAG and skims, and the skim that made it. The graph
+    holds ``provenance_limit`` datasets at most (:mod:`web.provenance`).
 
     A DDM container's name (which no dataset has) shows the container: its
     totals and its datasets.
     """
     files_offset = int_arg(request.args, "files_offset", 0)
     files_limit = int_arg(request.args, "files_limit", FILES_PER_PAGE)
+    nodes = page_limit(int_arg(request.args, "provenance_limit", PAGE_NODES))
     with catalog_session() as session:
         found = dataset_or_container(name, session=session)
         if isinstance(found, ContainerInfo):
             return container_page(found, session=session)
-        provenance = get_provenance(found, session=session)
+        provenance = get_provenance(found, session=session, limit=nodes)
         context = {
             "dataset": found,
             "fields": shown_fields(found),

@@ -5,6 +5,11 @@ The layout is computed here, on the server, and drawn by the template
 ancestors at the top, the dataset itself in the middle, its descendants
 below), an edge from each parent to its child. Nothing but the template's
 escaping touches the dataset names, and the browser needs no script.
+
+The page draws at most :data:`PAGE_NODES` datasets, the nearest first (a
+``provenance_limit`` argument asks for up to :data:`MAX_PAGE_NODES`), and
+says how many of each data type it left out: a dataset of thousands of
+descendants made a page of tens of megabytes.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from catalog.datasets import Provenance, ProvenanceNode
+from catalog.datasets import ANCESTORS, DESCENDANTS, Provenance, ProvenanceNode
 
 NODE_WIDTH = 210
 NODE_HEIGHT = 38
@@ -20,6 +25,9 @@ GAP_X = 18
 GAP_Y = 40
 MARGIN = 6
 MAX_LABEL = 28
+PAGE_NODES = 200
+MAX_PAGE_NODES = 1000
+UNTYPED = "no dataType"
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,17 @@ class GraphEdge:
 
 
 @dataclass(frozen=True)
+class LeftOutSide:
+    """The datasets a capped graph leaves out in one direction: *count* in
+    all, and *kinds*, how many of each data type (``"4,800 DAOD_PHYS"``).
+    """
+
+    direction: str
+    count: int
+    kinds: str
+
+
+@dataclass(frozen=True)
 class Graph:
     nodes: list[GraphNode]
     edges: list[GraphEdge]
@@ -57,10 +76,26 @@ class Graph:
     height: int
     node_width: int = NODE_WIDTH
     node_height: int = NODE_HEIGHT
+    left_out: tuple[LeftOutSide, ...] = ()
+    more: int | None = None  # the provenance_limit that shows more, if any
+
+    @property
+    def total(self) -> int:
+        """The datasets of the whole graph, those left out included."""
+        return len(self.nodes) + sum(side.count for side in self.left_out)
+
+
+def page_limit(asked: int) -> int:
+    """The datasets a page draws when *asked* for that many: 1 to
+    :data:`MAX_PAGE_NODES`.
+    """
+    return min(max(asked, 1), MAX_PAGE_NODES)
 
 
 def layout(provenance: Provenance) -> Graph:
-    """Place the nodes of *provenance* in rows by distance and route its edges."""
+    """Place the nodes of *provenance* in rows by distance and route its edges;
+    say what a cap left out and which limit shows more.
+    """
     rows = _rows(provenance.nodes)
     widest = max((len(row) for row in rows), default=0)
     width = 2 * MARGIN + widest * NODE_WIDTH + max(widest - 1, 0) * GAP_X
@@ -76,7 +111,23 @@ def layout(provenance: Provenance) -> Graph:
         for parent, child in provenance.edges
         if parent in placed and child in placed
     ]
-    return Graph(nodes, edges, width, height)
+    left_out = _left_out(provenance)
+    more = None
+    if left_out and len(nodes) < MAX_PAGE_NODES:
+        more = MAX_PAGE_NODES
+    return Graph(nodes, edges, width, height, left_out=left_out, more=more)
+
+
+def _left_out(provenance: Provenance) -> tuple[LeftOutSide, ...]:
+    """What *provenance* left out, ancestors first, the commonest types first."""
+    sides = []
+    for direction in (ANCESTORS, DESCENDANTS):
+        rows = [row for row in provenance.left_out if row.direction == direction]
+        if rows:
+            kinds = [f"{r.n_datasets:,} {r.data_type or UNTYPED}" for r in rows]
+            count = provenance.n_left_out(direction)
+            sides.append(LeftOutSide(direction, count, ", ".join(kinds)))
+    return tuple(sides)
 
 
 def _rows(nodes: Sequence[ProvenanceNode]) -> list[list[ProvenanceNode]]:

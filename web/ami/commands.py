@@ -22,7 +22,12 @@ from catalog.amitags import get_ami_tag, tag_parameters
 from catalog.annotations import list_annotations
 from catalog.containers import CONTAINER, ContainerInfo, dataset_or_container
 from catalog.datasets import (
+    ANCESTORS,
+    DESCENDANTS,
     MAX_PAGE_SIZE,
+    MAX_PROVENANCE_LIMIT,
+    PROVENANCE_LIMIT,
+    Provenance,
     get_dataset,
     get_file,
     get_provenance,
@@ -322,10 +327,19 @@ def AMIGetFileInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     return Answer([rowset("file", [fields])])
 
 
-@command("ancestors (distance > 0) and descendants (< 0): -logicalDatasetName")
+@command(
+    "ancestors (distance > 0) and descendants (< 0): -logicalDatasetName, "
+    f"-depth (steps, default any), -limit (datasets, default {PROVENANCE_LIMIT})"
+)
 def AMIGetDatasetProv(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     dataset = get_dataset(required(line, "logicalDatasetName"), session=session)
-    provenance = get_provenance(dataset, session=session)
+    depth, limit = line.get("depth"), line.get("limit")
+    provenance = get_provenance(
+        dataset,
+        session=session,
+        depth=None if depth is None else whole_number(depth, "-depth"),
+        limit=PROVENANCE_LIMIT if limit is None else whole_number(limit, "-limit"),
+    )
     nodes = [
         {
             "logicalDatasetName": node.dataset.name,
@@ -335,7 +349,28 @@ def AMIGetDatasetProv(line: CommandLine, session: Session) -> Answer:  # noqa: N
         for node in provenance.nodes
     ]
     edges = [{"source": p, "destination": c} for p, c in provenance.edges]
-    return Answer([rowset("node", nodes), rowset("edge", edges)])
+    found = [rowset("node", nodes), rowset("edge", edges)]
+    if provenance.complete:
+        return Answer(found)
+    left_out = [
+        {"direction": r.direction, "dataType": r.data_type, "count": r.n_datasets}
+        for r in provenance.left_out
+    ]
+    return Answer([*found, rowset("leftOut", left_out)], (_left_out_note(provenance),))
+
+
+def _left_out_note(provenance: Provenance) -> str:
+    """What a capped graph left out, and how to see more."""
+    counts = [
+        f"{provenance.n_left_out(way):,} more {way}"
+        for way in (ANCESTORS, DESCENDANTS)
+        if provenance.n_left_out(way)
+    ]
+    return (
+        f"only {len(provenance.nodes):,} datasets; left out {' and '.join(counts)} "
+        f"(the leftOut rowset counts them by dataType); -limit takes up to "
+        f"{MAX_PROVENANCE_LIMIT:,}, -depth fewer steps"
+    )
 
 
 @command("the hashtags of a dataset: -ldn")

@@ -85,12 +85,22 @@ def files(name: str) -> ResponseReturnValue:
 
 
 @api.get("/datasets/<name>/provenance")
-@documented(schemas.Provenance)
+@documented(schemas.Provenance, query=schemas.ProvenanceArgs)
 def provenance(name: str) -> ResponseReturnValue:
     """The ancestors (distance 1, 2, ...) and descendants (-1, -2, ...) of a
-    dataset, itself at 0, with the edges from parent to child.
+    dataset, itself at 0, with the edges from parent to child: at most
+    `depth` steps away and `limit` datasets, the nearest first. `complete`
+    says whether that is all of them; `leftOut` counts the others by
+    direction and dataType.
     """
+    args = load_args(schemas.ProvenanceArgs)
     with catalog_session() as session:
-        graph = get_provenance(get_dataset(name, session=session), session=session)
+        graph = get_provenance(
+            get_dataset(name, session=session),
+            session=session,
+            depth=args["depth"],
+            limit=args["limit"],
+        )
         edges = [{"source": p, "destination": c} for p, c in graph.edges]
-        return dumped(schemas.Provenance, {"nodes": graph.nodes, "edges": edges})
+        shown = {"nodes": graph.nodes, "edges": edges, "left_out": graph.left_out}
+        return dumped(schemas.Provenance, {**shown, "complete": graph.complete})

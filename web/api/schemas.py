@@ -21,6 +21,7 @@ from catalog import models
 from catalog.amitags import tag_parameters
 from catalog.annotations import DEFAULT_SCOPE
 from catalog.containers import CONTAINER, LISTED
+from catalog.datasets import MAX_PROVENANCE_LIMIT, PROVENANCE_LIMIT
 from catalog.fields import ami_fields, value_type
 from catalog.keyset import DEFAULT_LIMIT, MAX_LIMIT
 from catalog.models.skims import MAX_TARGET_SIZE, SKIM_STATES
@@ -388,11 +389,47 @@ class ProvenanceEdge(Schema):
     destination = fields.String(metadata={"description": "the child dataset"})
 
 
+class ProvenanceLeftOut(Schema):
+    direction = fields.String(metadata={"description": "ancestors or descendants"})
+    dataType = fields.String(attribute="data_type", allow_none=True)  # noqa: N815
+    count = fields.Integer(
+        attribute="n_datasets", metadata={"description": "datasets of it not in nodes"}
+    )
+
+
 class Provenance(Schema):
-    """The datasets above and below one dataset, and the edges between them."""
+    """The datasets above and below one dataset, and the edges between them;
+    when a cap left some out, how many of each data type in each direction.
+    """
 
     nodes = fields.List(fields.Nested(ProvenanceNode))
     edges = fields.List(fields.Nested(ProvenanceEdge))
+    complete = fields.Boolean(
+        metadata={"description": "false when depth or limit left datasets out"}
+    )
+    leftOut = fields.List(  # noqa: N815
+        fields.Nested(ProvenanceLeftOut),
+        attribute="left_out",
+        metadata={"description": "the datasets left out, by direction and dataType"},
+    )
+
+
+class ProvenanceArgs(Schema):
+    """How far and how large a provenance graph to answer."""
+
+    depth = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=0),
+        metadata={"description": "steps up and down at most (default: any)"},
+    )
+    limit = fields.Integer(
+        load_default=PROVENANCE_LIMIT,
+        validate=validate.Range(1, MAX_PROVENANCE_LIMIT),
+        metadata={
+            "description": "datasets at most, the nearest first "
+            f"(default {PROVENANCE_LIMIT}, at most {MAX_PROVENANCE_LIMIT})"
+        },
+    )
 
 
 Run = _schema(
