@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, ColumnElement, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from catalog.datasets import Page, check_paging
 from catalog.db import among, chunked, utcnow
@@ -348,14 +350,66 @@ def ingest_rates(
 ) -> dict[str, dict[dt.datetime, int]]:
     """The items each task handled per minute since *since*: by task name,
     the sum of the items of the runs that ended in each minute (UTC).
+
+    The database adds them up, by task and minute: two days of runs are
+    hundreds of thousands of rows, and a few thousand sums.
     """
-    query = select(TaskRun.task_name, TaskRun.ended, TaskRun.items).where(
-        TaskRun.started >= since, TaskRun.ended.is_not(None)
+    minute = EpochMinutes(TaskRun.ended)
+    query = (
+        select(TaskRun.task_name, minute, func.sum(TaskRun.items))
+        .where(TaskRun.started >= since, TaskRun.ended.is_not(None))
+        .group_by(TaskRun.task_name, minute)
     )
     rates: dict[str, dict[dt.datetime, int]] = {}
-    for name, ended, items in session.execute(query):
-        assert ended is not None  # selected so
-        minute = ended.replace(second=0, microsecond=0)
-        per_minute = rates.setdefault(name, {})
-        per_minute[minute] = per_minute.get(minute, 0) + int(items or 0)
+    for name, minutes, items in session.execute(query):
+        start = EPOCH + dt.timedelta(minutes=int(minutes))
+        rates.setdefault(name, {})[start] = int(items or 0)
     return rates
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class EpochMinutes(ColumnElement[int]):
+    """The whole minutes from 1970-01-01 (UTC) to a point in time: the
+    minute it falls in, as a number that SQL can group by. Each database
+    counts them its own way, none of them through the session's time zone
+    (times are stored as naive UTC, :class:`catalog.db.UTCDateTime`).
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("moment", InternalTraversal.dp_clauseelement)]
+    type = BigInteger()
+
+    def __init__(self, moment: ColumnElement[Any] | InstrumentedAttribute[Any]) -> None:
+        self.moment = moment
+
+
+@compiles(EpochMinutes, "sqlite")
+def _sqlite_minutes(element: EpochMinutes, compiler: Any, **kw: Any) -> str:
+    # Stored as text, 'YYYY-MM-DD HH:MM:SS.ffffff', read as UTC by '%s'; cut
+    # to the minute first, as SQLite rounds a time to the millisecond
+    # (12:03:59.9999 would count as 12:04).
+    moment = compiler.process(element.moment, **kw)
+    return f"(CAST(strftime('%s', substr({moment}, 1, 16)) AS INTEGER) / 60)"
+
+
+@compiles(EpochMinutes, "postgresql")
+def _postgresql_minutes(element: EpochMinutes, compiler: Any, **kw: Any) -> str:
+    # A timestamp without time zone: its epoch is taken as UTC.
+    moment = compiler.process(element.moment, **kw)
+    return f"CAST(floor(extract(epoch FROM {moment}) / 60) AS BIGINT)"
+
+
+@compiles(EpochMinutes, "oracle")
+def _oracle_minutes(element: EpochMinutes, compiler: Any, **kw: Any) -> str:
+    # DATE arithmetic counts days; the DATE drops the fraction of a second.
+    moment = compiler.process(element.moment, **kw)
+    return f"FLOOR((CAST({moment} AS DATE) - DATE '1970-01-01') * 1440)"
+
+
+@compiles(EpochMinutes)
+def _minutes_between(element: EpochMinutes, compiler: Any, **kw: Any) -> str:
+    # MariaDB and MySQL: UNIX_TIMESTAMP() would read the session's time zone.
+    moment = compiler.process(element.moment, **kw)
+    return f"TIMESTAMPDIFF(MINUTE, '1970-01-01 00:00:00', {moment})"

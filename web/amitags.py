@@ -33,7 +33,9 @@ def tag_list() -> str:
 
 @amitags.get("/amitags/<tag>")
 def tag(tag: str) -> str:
-    """One AMI tag: what it configures, and the datasets made with it."""
+    """One AMI tag: what it configures, and the datasets made with it
+    (counted up to 1,000: "more than 1,000" for a tag of a big campaign).
+    """
     offset = int_arg(request.args, "offset", 0)
     with catalog_session() as session:
         found = get_ami_tag(tag, session=session)

@@ -11,11 +11,12 @@ plots) are blueprints of their own and use the helpers and filters here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import Column, select
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ from catalog.datasets import (
     get_provenance,
     list_files,
     search_datasets,
+    search_datasets_keyset,
 )
 from catalog.db import among
 from catalog.ddm import DdmSummary, containers_of, ddm_summaries, replicas_of
@@ -57,6 +59,9 @@ from web.provenance import PAGE_NODES, layout, page_limit
 pages = Blueprint("pages", __name__)
 
 RECENT_DATASETS = 20
+# Seconds the home page's totals (and its datasets per month) are kept in
+# the process: they read every dataset, and are as good a minute old.
+TOTALS_KEPT = 60.0
 FILES_PER_PAGE = 50
 MEMBERS_PER_PAGE = 50  # a container's datasets on its page
 # Skims of a dataset listed on its page (newest first; the rest on /skims).
@@ -165,11 +170,36 @@ def home() -> str:
     summary status, and the datasets registered per month.
     """
     recent = DatasetQuery(sort=("-lastModified",), limit=RECENT_DATASETS)
+    totals = kept_a_minute("totals", catalog_totals)
     with catalog_session() as session:
-        totals = catalog_totals(session=session)
-        page = search_datasets(recent, session=session)
+        # The first page of a keyset: the rows without a count of them all.
+        page = search_datasets_keyset(recent, session=session)
         rows = summary_rows(page.rows, session=session)
     return render_template("home.html", totals=totals, rows=rows, columns=HOME_COLUMNS)
+
+
+T = TypeVar("T")
+
+
+def kept_a_minute(name: str, read: Callable[..., T]) -> T:
+    """What *read* (called with a session) returns, read again at most once
+    per :data:`TOTALS_KEPT` seconds by this application: the home page's
+    totals and datasets per month, which add up every dataset (seconds at a
+    million of them), for every visitor. Kept with the application, so that
+    each catalogue served has its own.
+    """
+    kept: dict[str, tuple[float, Any]] = current_app.extensions.setdefault(
+        "hepcat.totals", {}
+    )
+    now = time.monotonic()
+    held = kept.get(name)
+    if held is not None and now - held[0] < TOTALS_KEPT:
+        value: T = held[1]
+        return value
+    with catalog_session() as session:
+        value = read(session=session)
+    kept[name] = (now, value)
+    return value
 
 
 @pages.get("/datasets")
