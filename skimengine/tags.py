@@ -40,11 +40,13 @@ import awkward as ak
 import numpy as np
 import uproot
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.datasets import counted_files, get_dataset
 from catalog.errors import HepcatError, InvalidInput, NotFound
 from catalog.models import Dataset, File, TagDatabase, TagEvent
+from catalog.models.skims import TAG_OF_DATASET
 from skimengine.collection import (
     ENTRY_BITS,
     FILES_OBJECT,
@@ -691,23 +693,68 @@ def register_tag(
     owner = get_dataset(dataset, session=session)
     home = tag_directory(data_dir, dataset)
     tag = session.scalar(select(TagDatabase).where(TagDatabase.dataset_id == owner.id))
+    first = tag is None
     if tag is None:
-        location = write_columns(table, _version(home, 1))
-        tag = TagDatabase(dataset=owner, location=str(location))
-        session.add(tag)
+        tag = TagDatabase(dataset=owner)
+        tag.location = str(write_columns(table, _version(home, 1)))
     else:
         _new_version(tag, table, home, session=session)
     tag.store = "npy+sql" if relational else "npy"
     tag.schema_json = schema_json(table)
     tag.distributions_json = json.dumps(distributions(table), allow_nan=False)
     tag.n_events = len(table)
+    tag.source_files, tag.source_events, tag.source_size = _source_totals(
+        owner, table.files, session=session
+    )
     tag.status = "ready"
+    if first:
+        _insert_first(tag, session=session)
     session.flush()
     if relational:
         insert_events(tag.id, table, session=session)
     else:
         session.execute(delete(TagEvent).where(TagEvent.tag_database_id == tag.id))
     return tag
+
+
+def _insert_first(tag: TagDatabase, *, session: Session) -> None:
+    """Insert the record of a dataset's first TAG, *tag*.
+
+    :raises TagReplaced: when another process registered a first TAG of the
+        dataset meanwhile (the unique ``dataset_id`` stops the second); its
+        columnar store is then removed.
+    """
+    try:
+        with session.begin_nested():
+            session.add(tag)
+    except IntegrityError as err:
+        if not _names_tag_of_dataset(err):
+            raise
+        shutil.rmtree(tag.location, ignore_errors=True)
+        raise TagReplaced(tag.dataset.name) from None
+
+
+def _names_tag_of_dataset(err: IntegrityError) -> bool:
+    """Whether *err* is the unique ``dataset_id`` of ``tag_database``
+    refusing a second row (each database words it its own way).
+    """
+    text = str(err.orig)
+    return TAG_OF_DATASET in text or "tag_database.dataset_id" in text
+
+
+def _source_totals(
+    owner: Dataset, files: Sequence[FileRef], *, session: Session
+) -> tuple[int, int, int]:
+    """The number, events and bytes of the files of *owner* that *files*
+    names, as the catalogue counts them now.
+    """
+    wanted = {ref.guid for ref in files}
+    query = select(File.guid, File.events, File.size).where(
+        File.dataset_id == owner.id
+    )
+    found = [(n or 0, size or 0) for guid, n, size in session.execute(query)
+             if guid in wanted]  # fmt: skip
+    return len(found), sum(n for n, _ in found), sum(size for _, size in found)
 
 
 def _new_version(

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.datasets import counted_files
@@ -637,21 +637,32 @@ class TagBuildTask(Task):
         from: their TAG can never be built.
         """
         query = (
-            select(
-                Dataset.name, Dataset.n_files, TagDatabase.schema_json, Skim.branches
-            )
+            select(Dataset.name, Skim.branches)
             .outerjoin(TagDatabase, TagDatabase.dataset_id == Dataset.id)
             .outerjoin(Skim, Skim.output_id == Dataset.id)
             .where(Dataset.data_type.startswith(self.prefix), Dataset.n_files > 0)
+            .where(_out_of_step())
             .order_by(Dataset.name)
         )
         waiting = [
             name
-            for name, n_files, schema, branches in session.execute(query)
-            if (schema is None or len(json.loads(schema)["files"]) != n_files)
-            and not _lacks_tag_branches(branches)
+            for name, branches in session.execute(query)
+            if not _lacks_tag_branches(branches)
         ]
         return list(dict.fromkeys(waiting))  # once, should two skims name it
+
+
+def _out_of_step() -> ColumnElement[bool]:
+    """The datasets (joined with their TAG, if any) without a TAG, or whose
+    files the catalogue counts otherwise than when their TAG was made: one
+    added, lost or replaced by another of other events or bytes.
+    """
+    return or_(
+        TagDatabase.id.is_(None),
+        func.coalesce(TagDatabase.source_files, -1) != Dataset.n_files,
+        func.coalesce(TagDatabase.source_events, -1) != Dataset.total_events,
+        func.coalesce(TagDatabase.source_size, -1) != Dataset.total_size,
+    )
 
 
 def _lacks_tag_branches(branches: str | None) -> bool:

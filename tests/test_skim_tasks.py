@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uproot
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from test_skim_faults import hepcat
 from test_skims import (
     DATASET,
@@ -27,6 +27,9 @@ from test_skims import (
     source_paths,
 )
 
+from catalog.datasets import get_dataset
+from catalog.derived import refresh_datasets
+from catalog.models import File
 from ingest.eventfiles import write_dataset_files
 from skimengine.tags import TagNotFound, get_tag, open_tag
 from skimengine.task import SkimTask, TagBuildTask
@@ -116,6 +119,47 @@ def test_a_skim_output_without_the_tag_branches_is_passed_by(
     # Never tried: it is not a failure at any run, nor a dataset waiting.
     assert not any("failed" in note for note in notes)
     assert not any(subset.output.name in message for message in caplog.messages)
+
+
+def test_a_file_replaced_by_another_rebuilds_the_tag(world: SkimWorld) -> None:
+    paths = write_files(world, SOUND)
+    entries = {p.name: uproot.open(p)["CollectionTree"].num_entries for p in paths}
+    last = set_files(world, SOUND, status={paths[-1].name: "failed"})
+    tags = TagBuildTask(world.config)
+    run_tags(world, tags)
+    assert tag_events(world, SOUND) == sum(entries.values()) - entries[last]
+
+    # The first file is lost and the last one finishes: as many files as
+    # before, other events.
+    set_files(world, SOUND, lost={paths[0].name}, status={last: "finished"})
+    run_tags(world, tags)
+
+    assert tag_events(world, SOUND) == sum(entries.values()) - entries[paths[0].name]
+    with world.Session() as session:
+        listed = {ref.lfn for ref in open_tag(get_tag(SOUND, session=session)).files}
+    assert listed == {path.name for path in paths[1:]}
+
+
+def set_files(
+    world: SkimWorld,
+    dataset: str,
+    *,
+    status: dict[str, str] | None = None,
+    lost: set[str] = frozenset(),  # type: ignore[assignment]
+) -> str:
+    """Give the files of *dataset* named in *status* that status, mark those
+    in *lost* lost, and refresh its counts; return the last name changed.
+    """
+    status = status or {}
+    with world.Session.begin() as session:
+        owner = get_dataset(dataset, session=session)
+        assert owner.source == "prodsys"  # a ProdSys file counts once finished
+        files = session.scalars(select(File).where(File.dataset_id == owner.id))
+        for file in files:
+            file.status = status.get(file.lfn, file.status)
+            file.lost = file.lost or file.lfn in lost
+        refresh_datasets([owner.id], session=session)
+    return [*status, *lost][-1]
 
 
 # -- output files that failed ---------------------------------------------------------

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,13 +19,13 @@ import numpy as np
 import pytest
 import uproot
 from click.testing import CliRunner
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event, select
 
 from catalog.config import load_config
-from catalog.models import File
+from catalog.models import File, TagDatabase
 from hepcat.cli import main
 from skimengine.collection import FileRef
-from skimengine.tags import TagTable, get_tag, register_tag
+from skimengine.tags import TagReplaced, TagTable, get_tag, register_tag
 from web.app import create_app
 
 DATASET = "mc16_13TeV.361106.PowhegPythia8EvtGen_Zee.deriv.DAOD_PHYS.e3601_p4164"
@@ -322,3 +324,66 @@ def test_distributions_stored_with_nan_are_answered_as_json(
     met = strict_json(answer.text)["distributions"]["MET"]
     assert (met["max"], met["mean"], met["edges"][-1]) == (None, None, None)
     assert page.status_code == plot.status_code == 200
+
+
+# -- two first registrations at once ---------------------------------------------
+
+
+def inserting_tag(engine: Engine) -> threading.Event:
+    """An event set when a thread other than this one inserts a TAG record
+    on *engine*: it has looked for the dataset's TAG before.
+    """
+    inserting = threading.Event()
+    here = threading.get_ident()
+
+    def look(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO tag_database") and (
+            threading.get_ident() != here
+        ):
+            inserting.set()
+
+    event.listen(engine, "before_cursor_execute", look)
+    return inserting
+
+
+def test_two_first_tags_of_a_dataset_at_once_make_one(
+    catalog_engine: Engine,
+    Session: Any,
+    dataset_factory: Any,
+    tmp_path: Path,  # noqa: N803
+):
+    if catalog_engine.dialect.name == "sqlite":
+        pytest.skip("SQLite lets one writer at a time: no two registrations meet")
+    dataset = dataset_factory(DATASET)
+    with Session.begin() as session:
+        for ref, events in zip(FILES, PER_FILE, strict=True):
+            session.add(File(dataset_id=dataset.id, guid=ref.guid, lfn=ref.lfn,
+                             events=events, status="finished"))  # fmt: skip
+    data_dir = tmp_path / "data"
+
+    def second() -> str:
+        with Session.begin() as session:
+            try:
+                register_tag(DATASET, small_tag(), data_dir=data_dir, session=session)
+            except TagReplaced as err:
+                return str(err)
+        return "registered"
+
+    with Session() as first, ThreadPoolExecutor(1) as pool:
+        register_tag(DATASET, small_tag(), data_dir=data_dir, session=first)
+        inserting = inserting_tag(catalog_engine)
+        racing = pool.submit(second)
+        # The second found no TAG (the first's is not committed): it inserts.
+        assert inserting.wait(timeout=20)
+        first.commit()
+        outcome = racing.result(timeout=30)
+
+    assert outcome == str(TagReplaced(DATASET))
+    with Session() as session:
+        tags = session.scalars(
+            select(TagDatabase).where(TagDatabase.dataset_id == dataset.id)
+        ).all()
+        assert len(tags) == 1
+        assert get_tag(DATASET, session=session).n_events == EVENTS
+    # The loser's columnar store is gone: one version is left.
+    assert len(list((data_dir / "tags").rglob("files.json"))) == 1

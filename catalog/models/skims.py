@@ -59,6 +59,9 @@ LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 LongBlob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 
 
+TAG_OF_DATASET = "uq_tag_database_dataset_id"
+
+
 class TagDatabase(Base):
     """The event-level metadata (TAG) of a dataset: where it is stored, its
     schema, its event count and per-attribute distributions.
@@ -75,6 +78,12 @@ class TagDatabase(Base):
     schema_json: Mapped[str | None] = mapped_column(Text)
     distributions_json: Mapped[str | None] = mapped_column(Text)
     n_events: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The number, events and bytes of the dataset's files the TAG was made
+    # from, as the catalogue counted them then: the TAG is out of step when
+    # they no longer equal the dataset's nFiles, totalEvents and totalSize.
+    source_files: Mapped[int | None] = mapped_column(BigInteger)
+    source_events: Mapped[int | None] = mapped_column(BigInteger)
+    source_size: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="building")
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(
@@ -83,7 +92,9 @@ class TagDatabase(Base):
 
     dataset: Mapped[Dataset] = relationship()
 
-    __table_args__ = (Index(None, "dataset_id"),)
+    # One TAG a dataset: two processes registering its first TAG at once
+    # cannot both insert one.
+    __table_args__ = (Index(TAG_OF_DATASET, "dataset_id", unique=True),)
 
 
 def _tag(name: str, dtype: str, doc: str) -> dict[str, str]:
