@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, aliased
 
 from catalog.db import among
-from catalog.derived import refresh_all
+from catalog.derived import DATASET, refresh_all
 from catalog.errors import InvalidName
 from catalog.fields import ami_fields, row_to_ami
 from catalog.models import OUTPUT_INHERITS, Dataset, Skim
 from catalog.nomenclature import name_columns
-from catalog.provenance import link_datasets, link_tier0, task_parents
+from catalog.provenance import EDGE, LINKED_KINDS, Pair, link_datasets, link_tier0
+from catalog.upsert import upsert
 
 # Bookkeeping that a recomputation rewrites without it being a difference.
 NOT_DERIVED = frozenset({"lastModified", "created"})
@@ -43,25 +44,63 @@ class Difference:
         )
 
 
+class Checked(NamedTuple):
+    """One batch of :func:`each_difference`: which *step* (``parents``,
+    ``names`` or ``derived``), how many datasets it read, and the
+    differences it found.
+    """
+
+    step: str
+    datasets: int
+    differences: list[Difference]
+
+
 def check_derived(*, session: Session, batch: int = BATCH) -> list[Difference]:
+    """Every difference :func:`each_difference` finds, sorted by dataset, in
+    the caller's transaction: the recomputed values are left in the
+    session, and the caller rolls back to only report, or commits to repair.
+    """
+    found = each_difference(session=session, batch=batch)
+    differences = [d for checked in found for d in checked.differences]
+    return sorted(differences, key=lambda d: d.dataset)
+
+
+def each_difference(
+    *, session: Session, batch: int = BATCH, fix: bool | None = None
+) -> Iterator[Checked]:
     """Recompute every derived quantity, the columns each dataset's name
     determines (its project, number, data type...: searches rely on them)
-    and the provenance edges the tasks give, and return the differences.
+    and the provenance edges the tasks give, and yield the differences of
+    each batch of datasets as soon as it is done.
 
     Datasets are read *batch* at a time, and only the differences are
     kept, so memory does not grow with the catalogue: first the edges, then
     the name columns (with what skim outputs take from their parents), then
     the derived quantities, which may read the name columns of any dataset.
 
-    The recomputed values are left in the session: the caller rolls back to
-    only report, or commits to repair.
+    :param fix: ``None``: everything happens in the caller's transaction.
+        ``True``: each batch is committed (repaired) before its differences
+        are yielded, ``False``: rolled back (only reported); its rows are
+        locked for that batch only (:meth:`_Batches.each`). Rolled back, the
+        repairs of the edges and name columns are made again in each batch
+        of derived quantities, which read them.
     """
-    differences = _relink(session=session, batch=batch)
-    differences += _recompute_name_columns(session=session, batch=batch)
-    for datasets in _batches(session, batch):
+    batches = _Batches(session, batch, fix)
+    yield from _relink(batches)
+    yield from _recompute_name_columns(batches)
+    yield from _rederive(batches)
+
+
+def _rederive(batches: _Batches) -> Iterator[Checked]:
+    """Recompute the derived quantities of each batch
+    (:func:`~catalog.derived.refresh_all`) and yield those that differed.
+    """
+    session = batches.session
+    for datasets in batches.each():
         before = {d.id: (d.name, _derived_fields(d)) for d in datasets}
         refresh_all(session=session, ids=before)
         session.flush()
+        differences = []
         for after in _reloaded(before, session):
             name, fields = before[after.id]
             recomputed = _derived_fields(after)
@@ -70,20 +109,95 @@ def check_derived(*, session: Session, batch: int = BATCH) -> list[Difference]:
                 for field, value in fields.items()
                 if field not in NOT_DERIVED and not _same(value, recomputed[field])
             ]
-    return sorted(differences, key=lambda d: d.dataset)
+        yield batches.end(Checked("derived", len(before), differences))
 
 
-def _batches(session: Session, size: int) -> Iterator[list[Dataset]]:
-    """The datasets, *size* at a time in the order of their ids; each batch
-    is let go (the session keeps only what is changed and not flushed) when
-    the next is read.
+class _Batches:
+    """The datasets read *size* at a time, each batch in a transaction of
+    its own (see :func:`each_difference` for *fix*), and the repairs of the
+    edges and name columns to make again in each batch when rolled back.
     """
-    ids = list(session.scalars(select(Dataset.id).order_by(Dataset.id)))
-    for start in range(0, len(ids), size):
-        chunk = ids[start : start + size]
-        query = select(Dataset).where(among(Dataset.id, chunk))
-        # As the database holds them, whatever the session held before.
-        yield list(session.scalars(query.execution_options(populate_existing=True)))
+
+    def __init__(self, session: Session, size: int, fix: bool | None) -> None:
+        self.session, self.size, self.fix = session, size, fix
+        self.columns: dict[int, dict[str, Any]] = {}
+        self.edges_lost: set[tuple[int, int, str]] = set()
+        self.edges_given: dict[Pair, tuple[int | None, str]] = {}
+
+    def each(self) -> Iterator[list[Dataset]]:
+        """The datasets in the order of their ids, each batch locked first
+        (``SELECT ... FOR UPDATE``, as an ingester's write locks them: a
+        dataset an ingest is writing is read once it has committed, and
+        is not written meanwhile; first, so that MariaDB's snapshot of the
+        batch's transaction begins after the lock), then read as the
+        database holds them.
+        """
+        last = None
+        while True:
+            query = select(Dataset.id).order_by(Dataset.id).limit(self.size)
+            if last is not None:
+                query = query.where(Dataset.id > last)
+            ids = list(self.session.scalars(query.with_for_update()))
+            if not ids:
+                return
+            last = ids[-1]
+            self._repeat_repairs()
+            batch = select(Dataset).where(among(Dataset.id, ids)).order_by(Dataset.id)
+            fresh = batch.execution_options(populate_existing=True)
+            yield list(self.session.scalars(fresh))
+
+    def end(self, checked: Checked) -> Checked:
+        """End the batch's transaction (commit, roll back, or neither) and
+        let go of its datasets.
+        """
+        if self.fix is None:
+            return checked
+        if self.fix:
+            self.session.commit()
+        else:
+            self.session.rollback()
+        self.session.expunge_all()
+        return checked
+
+    def repaired(
+        self,
+        columns: dict[int, dict[str, Any]],
+        before: dict[Pair, tuple[int | None, str]],
+        after: dict[Pair, tuple[int | None, str]],
+    ) -> None:
+        """Remember a batch's repairs, to be made again (rolled back only)."""
+        if self.fix is not False:
+            return
+        for dataset_id, values in columns.items():
+            self.columns.setdefault(dataset_id, {}).update(values)
+        self.edges_lost |= {
+            (p, c, k) for (p, c), (_, k) in before.items() if (p, c) not in after
+        }
+        self.edges_given |= {
+            pair: v for pair, v in after.items() if before.get(pair) != v
+        }
+
+    def _repeat_repairs(self) -> None:
+        """Make the repairs remembered again in this batch's transaction."""
+        session = self.session
+        for dataset_id, values in self.columns.items():
+            session.execute(
+                update(DATASET).where(DATASET.c.id == dataset_id).values(values)
+            )
+        for parent, child, kind in sorted(self.edges_lost):
+            session.execute(
+                delete(EDGE).where(
+                    EDGE.c.parent_id == parent,
+                    EDGE.c.child_id == child,
+                    EDGE.c.kind == kind,
+                )
+            )
+        rows = [
+            {"parent_id": p, "child_id": c, "task_id": t, "kind": k}
+            for (p, c), (t, k) in sorted(self.edges_given.items())
+        ]
+        if rows:
+            upsert(session, EDGE, rows, ["parent_id", "child_id"])
 
 
 def _reloaded(ids: Collection[int], session: Session) -> list[Dataset]:
@@ -92,46 +206,98 @@ def _reloaded(ids: Collection[int], session: Session) -> list[Dataset]:
     return list(session.scalars(query.execution_options(populate_existing=True)))
 
 
-def _relink(*, session: Session, batch: int) -> list[Difference]:
+def _relink(batches: _Batches) -> Iterator[Checked]:
     """Bring every task edge in line with the tasks (a task's input is the
     parent of its outputs, :func:`~catalog.provenance.link_datasets`) and
     every Tier-0 edge with the runs (:func:`~catalog.provenance.link_tier0`),
-    and return a ``parents`` difference for each dataset whose parents
+    and yield a ``parents`` difference for each dataset whose parents
     through such edges changed: an edge missing or one too many. The task an
     edge records is bookkeeping, rewritten without being a difference.
+
+    Each batch links only the edges into its datasets, so that their
+    parents before are those the catalogue held.
     """
-    before = task_parents(session=session)
-    names: dict[int, str] = {}
-    for datasets in _batches(session, batch):
-        link_datasets(datasets, session=session)
-        link_tier0(datasets, session=session)
+    session = batches.session
+    for datasets in batches.each():
+        ids = [d.id for d in datasets]
+        before = _linked_edges(ids, session=session)
+        link_datasets(datasets, session=session, only_into=True)
+        link_tier0(datasets, session=session, only_into=True)
         session.flush()
-        names.update((d.id, d.name) for d in datasets)
-    after = task_parents(session=session)
-    differences = []
-    for child in before.keys() | after.keys():
-        held, given = before.get(child, set()), after.get(child, set())
-        if held != given:
-            stored, recomputed = (sorted(names[i] for i in s) for s in (held, given))
-            differences.append(Difference(names[child], "parents", stored, recomputed))
-    return differences
+        after = _linked_edges(ids, session=session)
+        batches.repaired({}, before, after)
+        differences = _parents_differences(datasets, before, after, session=session)
+        yield batches.end(Checked("parents", len(datasets), differences))
 
 
-def _recompute_name_columns(*, session: Session, batch: int) -> list[Difference]:
+def _linked_edges(
+    ids: Sequence[int], *, session: Session
+) -> dict[Pair, tuple[int | None, str]]:
+    """The edges into the datasets *ids* of the kinds linking makes: their
+    task and kind, by (parent, child).
+    """
+    columns = (EDGE.c.parent_id, EDGE.c.child_id, EDGE.c.task_id, EDGE.c.kind)
+    query = select(*columns).where(
+        among(EDGE.c.child_id, ids), EDGE.c.kind.in_(LINKED_KINDS)
+    )
+    return {(p, c): (t, k) for p, c, t, k in session.execute(query)}
+
+
+def _parents_differences(
+    datasets: Sequence[Dataset],
+    before: Collection[Pair],
+    after: Collection[Pair],
+    *,
+    session: Session,
+) -> list[Difference]:
+    """A ``parents`` difference for each of *datasets* whose parents differ
+    between the edges *before* and *after*, parents by name.
+    """
+    held: dict[int, set[int]] = {}
+    given: dict[int, set[int]] = {}
+    for edges, parents in ((before, held), (after, given)):
+        for parent, child in edges:
+            parents.setdefault(child, set()).add(parent)
+    changed = [d for d in datasets if held.get(d.id, set()) != given.get(d.id, set())]
+    if not changed:
+        return []
+    ids = set().union(
+        *(held.get(d.id, set()) | given.get(d.id, set()) for d in changed)
+    )
+    query = select(Dataset.id, Dataset.name).where(among(Dataset.id, sorted(ids)))
+    names = {id_: name for id_, name in session.execute(query)}
+    return [
+        Difference(
+            d.name,
+            "parents",
+            sorted(names[i] for i in held.get(d.id, set())),
+            sorted(names[i] for i in given.get(d.id, set())),
+        )
+        for d in changed
+    ]
+
+
+def _recompute_name_columns(batches: _Batches) -> Iterator[Checked]:
     """Set the columns that each dataset has from its name
     (:func:`~catalog.datasets.name_columns`), and those a skim's output
     takes from its parent instead (:data:`~catalog.models.OUTPUT_INHERITS`);
-    return those that differed. A name that does not follow the
+    yield those that differed. A name that does not follow the
     nomenclature (a user's) gives none.
     """
-    differences: list[Difference] = []
-    for datasets in _batches(session, batch):
+    session = batches.session
+    for datasets in batches.each():
         parents = _skim_parents([d.id for d in datasets], session=session)
+        differences: list[Difference] = []
+        repairs: dict[int, dict[str, Any]] = {}
         for dataset in datasets:
             expected = _expected_columns(dataset, parents, session=session)
-            differences += _set_columns(dataset, expected)
+            found = _set_columns(dataset, expected)
+            if found:
+                repairs[dataset.id] = expected
+            differences += found
         session.flush()
-    return differences
+        batches.repaired(repairs, {}, {})
+        yield batches.end(Checked("names", len(datasets), differences))
 
 
 def _expected_columns(

@@ -435,44 +435,92 @@ def _set_configuration(
 
 def file_lumi_blocks(dataset: Dataset, *, session: Session) -> set[int]:
     """The lumi blocks present in the counted files of *dataset*."""
+    return _file_lumi_blocks([dataset.id], session=session).get(dataset.id, set())
+
+
+def _file_lumi_blocks(ids: Sequence[int], *, session: Session) -> dict[int, set[int]]:
+    """The lumi blocks present in the counted files of each dataset *ids*
+    (one query; a dataset without any is absent).
+    """
+    blocks: dict[int, set[int]] = {}
+    if not ids:
+        return blocks
     query = (
-        select(File.lumi_blocks)
+        select(File.dataset_id, File.lumi_blocks)
         .join(Dataset, Dataset.id == File.dataset_id)
-        .where(counted_files([dataset.id]))
+        .where(counted_files(sorted(ids)))
     )
-    blocks: set[int] = set()
-    for text in session.scalars(query):
-        blocks |= parse_lumi_blocks(text)
+    for dataset_id, text in session.execute(query):
+        blocks.setdefault(dataset_id, set()).update(parse_lumi_blocks(text))
     return blocks
 
 
 def raw_dataset_of(dataset: Dataset, *, session: Session) -> Dataset | None:
     """The RAW dataset of the same run and stream as *dataset*."""
-    query = select(Dataset).where(
-        Dataset.run_number == dataset.run_number,
-        Dataset.stream_name == dataset.stream_name,
-        Dataset.project_name == dataset.project_name,
-        Dataset.data_type == "RAW",
+    raw = _raw_datasets([dataset], session=session).get(_run_key(dataset))
+    return session.get(Dataset, raw) if raw is not None else None
+
+
+# What pairs a dataset with its run's RAW dataset.
+RUN_KEY = (Dataset.project_name, Dataset.run_number, Dataset.stream_name)
+
+
+def _run_key(dataset: Dataset) -> tuple[Any, ...]:
+    return dataset.project_name, dataset.run_number, dataset.stream_name
+
+
+def _raw_datasets(
+    datasets: Sequence[Dataset], *, session: Session
+) -> dict[tuple[Any, ...], int]:
+    """The RAW dataset (its id) of each (project, run, stream) of *datasets*
+    that has one: the first by name (one query for all their runs).
+    """
+    keys = {_run_key(d) for d in datasets if d.run_number is not None}
+    if not keys:
+        return {}
+    runs = sorted({run for _, run, _ in keys})
+    query = (
+        select(Dataset.id, *RUN_KEY)
+        .where(Dataset.data_type == "RAW", among(Dataset.run_number, runs))
+        .order_by(Dataset.name)
     )
-    return session.scalars(query.order_by(Dataset.name)).first()
+    raws: dict[tuple[Any, ...], int] = {}
+    for id_, project, run, stream in session.execute(query):
+        if (project, run, stream) in keys:
+            raws.setdefault((project, run, stream), id_)
+    return raws
 
 
 def refresh_lost_lumi_blocks(dataset: Dataset, *, session: Session) -> None:
     """Set the lumi blocks in the run's RAW files missing from this dataset
     (all of them for a dataset not yet inserted: it has no files).
     """
-    raw = None
-    if dataset.run_number is not None and dataset.data_type != "RAW":
-        raw = raw_dataset_of(dataset, session=session)
-    if raw is None:
-        dataset.n_lost_lumi_blocks = None
-        dataset.lost_lumi_blocks = None
-        return
-    lost = file_lumi_blocks(raw, session=session)
-    if dataset.id is not None:
-        lost -= file_lumi_blocks(dataset, session=session)
-    dataset.n_lost_lumi_blocks = len(lost)
-    dataset.lost_lumi_blocks = format_lumi_blocks(lost) if lost else None
+    refresh_lost_lumi_blocks_batch([dataset], session=session)
+
+
+def refresh_lost_lumi_blocks_batch(
+    datasets: Sequence[Dataset], *, session: Session
+) -> None:
+    """:func:`refresh_lost_lumi_blocks` for each of *datasets*, with two
+    queries for them all (their runs' RAW datasets, then the lumi blocks of
+    those and of the datasets): one per dataset took most of the time of
+    ``derive --check``.
+    """
+    measured = [d for d in datasets if d.data_type != "RAW"]
+    raws = _raw_datasets(measured, session=session)
+    held = [d.id for d in measured if d.id is not None and _run_key(d) in raws]
+    blocks = _file_lumi_blocks([*set(raws.values()), *held], session=session)
+    for dataset in datasets:
+        raw = raws.get(_run_key(dataset)) if dataset.data_type != "RAW" else None
+        if raw is None:
+            dataset.n_lost_lumi_blocks = None
+            dataset.lost_lumi_blocks = None
+            continue
+        lost = blocks.get(raw, set())
+        if dataset.id is not None:
+            lost = lost - blocks.get(dataset.id, set())
+        dataset.n_lost_lumi_blocks = len(lost)
+        dataset.lost_lumi_blocks = format_lumi_blocks(lost) if lost else None
 
 
 def _refresh_batch(datasets: Sequence[Dataset], *, session: Session) -> None:
@@ -533,6 +581,7 @@ def _set_rest(
     """Set the status, cross-section, period, lost lumi blocks, and the
     configuration and requester.
     """
+    refresh_lost_lumi_blocks_batch(datasets, session=session)
     for dataset in datasets:
         task = tasks.get(dataset.task_id) if dataset.task_id else None
         _set_status(dataset, task)
@@ -540,7 +589,6 @@ def _set_rest(
         run = dataset.run_number
         key = (dataset.project_name, run or 0)
         dataset.period = found.periods.get(key) if run is not None else None
-        refresh_lost_lumi_blocks(dataset, session=session)
         _set_configuration(dataset, found.configurations, task)
 
 

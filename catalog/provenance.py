@@ -44,18 +44,26 @@ Pair = tuple[int, int]  # parent id, child id
 EDGE: Table = ProvenanceEdge.__table__  # type: ignore[assignment]
 
 
-def link_datasets(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
+def link_datasets(
+    datasets: Iterable[Dataset], *, session: Session, only_into: bool = False
+) -> set[int]:
     """Bring the task edges around *datasets* in line with the tasks: create
     the missing ones, and remove those into *datasets* that their producing
     task no longer gives (ProdSys corrected its input). Return the ids of the
     datasets whose parents changed, gained or lost: their derived values,
     and their descendants', must be refreshed. Edges already right are left
     as they are, and change nobody's parents.
+
+    :param only_into: only the edges into *datasets* (``derive --check``,
+        which links every dataset, a batch at a time, and compares each
+        batch's parents before and after).
     """
     datasets = list(datasets)
     edges: set[Edge] = set()
     for chunk in chunked(datasets, LINK_CHUNK):
-        edges |= _upward(chunk, session=session) | _downward(chunk, session=session)
+        edges |= _upward(chunk, session=session)
+        if not only_into:
+            edges |= _downward(chunk, session=session)
     edges = {(p, c, t) for p, c, t in edges if p != c}
     linked = {d.id for d in datasets}
     held = _held(linked | {c for _, c, _ in edges}, session=session)
@@ -101,12 +109,18 @@ def _unlink(pairs: set[Pair], *, kind: str = TASK_EDGE, session: Session) -> Non
     session.execute(statement, rows)
 
 
-def link_tier0(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
+def link_tier0(
+    datasets: Iterable[Dataset], *, session: Session, only_into: bool = False
+) -> set[int]:
     """Bring the Tier-0 edges around the Tier-0 *datasets* in line with
     their runs: the RAW dataset of each run and stream is the parent of the
     other Tier-0 datasets of that run and stream. Return the ids of the
     datasets whose parents changed.
+
+    :param only_into: only the edges into *datasets* (see
+        :func:`link_datasets`).
     """
+    datasets = list(datasets)
     keys = {_run_key(d) for d in datasets if d.source == SOURCE_TIER0}
     if not keys:
         return set()
@@ -128,6 +142,9 @@ def link_tier0(datasets: Iterable[Dataset], *, session: Session) -> set[int]:
             raws.setdefault(key, id_)
         else:
             others.append((key, id_))
+    if only_into:
+        mine = {d.id for d in datasets}
+        others = [(key, id_) for key, id_ in others if id_ in mine]
     given = {(raws[key], id_) for key, id_ in others if key in raws}
     children = {id_ for _, id_ in others}
     held = _held(children, session=session)

@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +27,9 @@ from hepcat.wiring import configured_ingesters, skim_tasks
 from taskserver.errors import DrainFailed
 from taskserver.runner import run_until_drained, serve_forever
 from taskserver.server import TaskServer
+
+if TYPE_CHECKING:
+    from catalog.consistency import Checked
 
 #: The settings that turn an ingester on.
 SOURCE_SETTINGS = (
@@ -143,12 +146,15 @@ class Progress:
         self.last = 0.0
 
     def __call__(self, task: str, items: int, backlog: int | None) -> None:
+        left = "?" if backlog is None else f"{backlog:,}"
+        self.show(f"{task}: {items:,} ingested, {left} left")
+
+    def show(self, line: str) -> None:
+        """Show *line*, unless the last was shown a moment ago."""
         now = time.monotonic()
         if now - self.last < (0.2 if self.tty else 5.0):
             return
         self.last = now
-        left = "?" if backlog is None else f"{backlog:,}"
-        line = f"{task}: {items:,} ingested, {left} left"
         click.echo(f"\r{line:<70}" if self.tty else line, err=True, nl=not self.tty)
 
     def done(self) -> None:
@@ -163,24 +169,59 @@ class Progress:
 def derive(context: Context, check: bool, fix: bool) -> None:
     """Recompute every derived quantity from scratch and report differences
     from the stored values (exit status 1 when there are any, unless --fix).
+    Each batch of datasets is a transaction of its own, and its differences
+    are printed when it is done.
     """
-    from catalog.consistency import check_derived
+    from catalog.consistency import each_difference
 
     engine = context.engine()
     migrations.require_current(engine)
     Session = session_factory(engine)
+    progress = DeriveProgress()
+    count = 0
     with Session() as session:
-        differences = check_derived(session=session)
-        if fix:
-            session.commit()
-        else:
-            session.rollback()
-    for difference in differences:
-        click.echo(str(difference))
+        for checked in each_difference(session=session, fix=fix):
+            if checked.differences:
+                progress.clear()
+            for difference in checked.differences:
+                click.echo(str(difference))
+            count += len(checked.differences)
+            progress(checked, count)
+    progress.done()
     verb = "fixed" if fix else "found"
-    click.echo(f"{len(differences)} differences {verb}")
-    if differences and not fix:
+    click.echo(f"{count} differences {verb}")
+    if count and not fix:
         raise SystemExit(1)
+
+
+class DeriveProgress:
+    """The progress of ``derive`` on stderr (a :class:`Progress` line): the
+    step, the datasets it checked and the differences found so far.
+    """
+
+    def __init__(self) -> None:
+        self.line = Progress()
+        # The first line after a while: a small catalogue shows none.
+        self.started = self.line.last = time.monotonic()
+        self.step = ""
+        self.checked = 0
+
+    def __call__(self, checked: Checked, count: int) -> None:
+        if checked.step != self.step:
+            self.step, self.checked = checked.step, 0
+        self.checked += checked.datasets
+        self.line.show(
+            f"derive {self.step}: {self.checked:,} datasets, {count:,} differences"
+        )
+
+    def clear(self) -> None:
+        """Clear the line on the terminal, for differences to be printed."""
+        if self.line.tty and self.line.last != self.started:
+            click.echo(f"\r{'':<70}\r", err=True, nl=False)
+
+    def done(self) -> None:
+        if self.line.last != self.started:
+            self.line.done()
 
 
 @main.command()
