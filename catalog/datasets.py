@@ -402,20 +402,6 @@ def file_totals(
     }
 
 
-def list_counted_files(
-    dataset: Dataset, *, session: Session, offset: int = 0, limit: int = 50
-) -> Page:
-    """Return a page of the files that count for *dataset* (those that
-    ``nFiles``, ``totalEvents`` and ``totalSize`` add up), by LFN.
-    """
-    check_paging(offset, limit)
-    where = counted_files([dataset.id])
-    joined = select(File).join(Dataset, Dataset.id == File.dataset_id).where(where)
-    total = session.scalar(select(func.count()).select_from(joined.subquery())) or 0
-    statement = joined.order_by(File.lfn, File.id).offset(offset).limit(limit)
-    return Page(session.scalars(statement).all(), total, offset, limit)
-
-
 # Files by LFN, which is unique: the LFN is the whole key (no id to break
 # ties), so that a page is one range of the (dataset_id, lfn) index.
 FILE_KEYSET = Keyset([], File.__table__.c.lfn, "lfn")
