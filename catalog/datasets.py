@@ -276,16 +276,19 @@ def _ordering(sort: Sequence[str]) -> list[Any]:
     """The ORDER BY of the AMI fields *sort* (a leading ``-``: descending), a
     field as MQL orders it (``crossSectionSource`` by name), NULLs last in
     either direction as on the JSON API (:func:`~catalog.keyset.nulls_last`),
-    ties broken by id, as the JSON API's keyset does: not after a unique
-    field (the name), where an index on it alone serves the order.
+    ties broken by id in the direction of the last field, as the JSON API's
+    keyset does (:attr:`~catalog.keyset.Keyset.ordering`): not after a
+    unique field (the name), where an index on it alone serves the order.
     """
     order = []
+    descending = False
     for key in sort:
         _, expression = entity_field("dataset", key.lstrip("-+"))
-        order.append(nulls_last(expression, descending=key.startswith("-")))
+        descending = key.startswith("-")
+        order.append(nulls_last(expression, descending=descending))
         if unique_key(expression):
             return order
-    return [*order, Dataset.id]
+    return [*order, Dataset.id.desc() if descending else Dataset.id.asc()]
 
 
 def search_datasets_keyset(

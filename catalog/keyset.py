@@ -6,10 +6,12 @@ when rows arrive between two pages; a keyset page asks for the rows *after*
 the previous page's last sort key, which an index answers directly. For that
 the order must be total and the same on every database, so:
 
-- the row's id is the last key, breaking ties, unless a key is unique
-  and never NULL (a name): the order is total there already, and an index
-  on that key alone serves it (MariaDB filesorts ``name, id`` though its
-  index holds the id);
+- the row's id is the last key, breaking ties in the direction of the key
+  before it (a descending sort lists the newest of its ties first: an
+  index read backwards gives them so), unless a key is unique and never
+  NULL (a name): the order is total there already, and an index on that
+  key alone serves it (MariaDB filesorts ``name, id`` though its index
+  holds the id);
 - NULLs sort last in either direction, on every database
   (:func:`nulls_last`).
 
@@ -69,7 +71,8 @@ class SortKey:
 
 @dataclass(frozen=True)
 class Keyset:
-    """The total order of a paged query: *keys*, then *id* ascending. The
+    """The total order of a paged query: *keys*, then *id* (see
+    :attr:`ordering`). The
     columns are table columns (``Dataset.__table__.c.name``), named as the
     attributes of the ORM objects the query returns.
 
@@ -91,12 +94,16 @@ class Keyset:
     @property
     def ordering(self) -> list[SortKey]:
         """The keys that decide the order: up to the first one unique and
-        never NULL, else all of them and the id.
+        never NULL, else all of them and the id, in the direction of the
+        last key: an index of that key read backwards (a descending sort)
+        gives its ties by id descending, and MariaDB sorts the whole table
+        for ``x DESC, id ASC``.
         """
         for number, key in enumerate(self.keys):
             if unique_key(key.column):
                 return list(self.keys[: number + 1])
-        return [*self.keys, SortKey(self.id)]
+        descending = bool(self.keys) and self.keys[-1].descending
+        return [*self.keys, SortKey(self.id, descending)]
 
     def order_by(self) -> list[Any]:
         """The ORDER BY clauses, NULLs last."""

@@ -222,7 +222,7 @@ def test_paging_by_a_number_keeps_ties_and_puts_nulls_last(
     expected = [
         name
         for _, _, name in sorted(
-            rows, key=lambda r: (r[0] is None, sign * (r[0] or 0), r[1])
+            rows, key=lambda r: (r[0] is None, sign * (r[0] or 0), sign * r[1])
         )
     ]
 
@@ -410,19 +410,20 @@ def test_quarantine_pages_newest_first(
             entry = quarantine(
                 "tier0", f"row {index}", {"n": index}, "bad", session=session
             )
-            # Three records share a time: the id breaks the tie.
+            # Four records share the latest time: the id breaks the tie, the
+            # newest first.
             entry.created = moment + dt.timedelta(minutes=min(index, 3))
     with Session.begin() as session:
         rows = session.scalars(select(Quarantine)).all()
         expected = [
             r.record_key
-            for r in sorted(rows, key=lambda r: (-r.created.timestamp(), r.id))
+            for r in sorted(rows, key=lambda r: (-r.created.timestamp(), -r.id))
         ]
 
     items = walked_items(client, f"{API}/quarantine?limit=2&source=tier0", 2)
 
     assert [item["recordKey"] for item in items] == expected
-    assert json.loads(items[0]["payload"]) == {"n": 3}
+    assert json.loads(items[0]["payload"]) == {"n": 6}
 
 
 @pytest.fixture

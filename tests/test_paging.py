@@ -74,14 +74,14 @@ def test_paging_by_a_yes_no_field_shows_every_dataset_once(
 
     names = [item["logicalDatasetName"] for item in items]
     assert sorted(names) == sorted(d.name for d in ddm_datasets)
-    # In order, ties by id, NULLs last.
+    # In order, ties by id in the sort's direction, NULLs last.
     rank = {False: 1, True: 0} if descending else {False: 0, True: 1}
     expected = sorted(
         ddm_datasets,
         key=lambda d: (
             getattr(d, str(column.key)) is None,
             rank.get(getattr(d, str(column.key)), 2),
-            d.id,
+            -d.id if descending else d.id,
         ),
     )
     assert names == [d.name for d in expected]

@@ -76,9 +76,11 @@ def datasets(dataset_factory: Callable[..., Any]) -> list[Any]:
 
 
 def expected_names(datasets: list[Any], sort: str) -> list[str]:
-    """The names in the order of *sort*: ties by id, NULLs last."""
+    """The names in the order of *sort*: ties by id in its direction, NULLs
+    last.
+    """
     attribute = ATTRIBUTE[sort.lstrip("-")]
-    by_id = sorted(datasets, key=lambda d: d.id)
+    by_id = sorted(datasets, key=lambda d: d.id, reverse=sort.startswith("-"))
     valued = [d for d in by_id if getattr(d, attribute) is not None]
     valued.sort(key=lambda d: getattr(d, attribute), reverse=sort.startswith("-"))
     nulls = [d for d in by_id if getattr(d, attribute) is None]
