@@ -14,7 +14,8 @@ million datasets here: ``--small`` datasets (a quarter each EVNT, AOD and
 DAOD_PHYS of simulation, a quarter DAOD_PHYS of data), 4 files each, one
 run per 10 data datasets in periods of 100 runs, a container of a tenth
 of the datasets, a provenance chain EVNT → AOD → DAOD for each sample and
-one EVNT with a child per 400 datasets, a dataset with a file per 10
+one EVNT with a child per 400 datasets (its graph grows up to the API's
+1,000 datasets; the page draws 200), a dataset with a file per 10
 datasets, and a task run per 3 datasets in the last 48 hours.
 
 Each surface is asked 3 times and the best time kept; it must answer as
@@ -248,7 +249,7 @@ def time_surfaces(engine: Any, n: int) -> dict[str, float]:
     evnt = dataset_name(engine, 1)
     big = dataset_name(engine, 3)
     surfaces = [
-        Surface("home page", lambda c: c.get("/")),
+        Surface("home page, totals read", lambda c: home(c)),
         Surface("search page, a pattern", lambda c: c.get("/datasets?q=mc16%25")),
         Surface(
             "search page, by runNumber", lambda c: c.get("/datasets?sort=runNumber")
@@ -271,8 +272,9 @@ def time_surfaces(engine: Any, n: int) -> dict[str, float]:
         ),
         Surface("provenance page of a hub EVNT", lambda c: c.get(f"/datasets/{evnt}")),
         Surface(
-            "API provenance of a hub EVNT",
+            "API provenance of a hub EVNT, up to 1,000",
             lambda c: c.get(f"/api/v1/datasets/{evnt}/provenance"),
+            grows=True,
         ),
         Surface(
             "container page", lambda c: c.get(f"/datasets/{CONTAINER}"), grows=True
@@ -298,6 +300,12 @@ def time_surfaces(engine: Any, n: int) -> dict[str, float]:
         times[label] = best
         print(f"  {n:>9,} {label:58} {best * 1e3:9.1f} ms", flush=True)
     return times
+
+
+def home(client: Any) -> Any:
+    """The home page, its totals read again: not those it keeps a minute."""
+    client.application.extensions.get("hepcat.totals", {}).clear()
+    return client.get("/")
 
 
 def dataset_name(engine: Any, id_: int) -> str:
