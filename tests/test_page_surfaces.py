@@ -169,7 +169,8 @@ def test_the_column_in_container_names_the_first_container(
 @pytest.fixture
 def cross_sections(dataset_factory: Factory) -> None:
     """Three MC samples with a cross-section, real data without one; two
-    datasets without a completion. NULLs tie, in the order added.
+    datasets without a completion. NULLs tie, in the order added (the last
+    added first in a descending sort).
     """
     dataset_factory(ZEE_EVNT, cross_section=1.9012, completion=50.0)
     dataset_factory(ZMUMU_EVNT, cross_section=1.8977)
@@ -189,9 +190,9 @@ def api_names(client: FlaskClient, sort: str) -> list[str]:
     ("sort", "expected"),
     [
         ("crossSection", [ZMUMU_EVNT, ZEE_EVNT, WMUNU_EVNT, DATA_RAW, DATA_DAOD]),
-        ("-crossSection", [WMUNU_EVNT, ZEE_EVNT, ZMUMU_EVNT, DATA_RAW, DATA_DAOD]),
+        ("-crossSection", [WMUNU_EVNT, ZEE_EVNT, ZMUMU_EVNT, DATA_DAOD, DATA_RAW]),
         ("completion", [ZEE_EVNT, WMUNU_EVNT, DATA_RAW, ZMUMU_EVNT, DATA_DAOD]),
-        ("-completion", [DATA_RAW, WMUNU_EVNT, ZEE_EVNT, ZMUMU_EVNT, DATA_DAOD]),
+        ("-completion", [DATA_RAW, WMUNU_EVNT, ZEE_EVNT, DATA_DAOD, ZMUMU_EVNT]),
     ],
 )
 def test_the_search_page_sorts_nulls_last_as_the_api_does(
