@@ -22,6 +22,7 @@ from catalog.keyset import (
     Keyset,
     KeysetPage,
     SortKey,
+    encode_cursor,
     keyset_page,
     nulls_last,
     unique_key,
@@ -181,17 +182,38 @@ def _prefix_range(column: Any, prefix: str) -> list[ColumnElement[bool]]:
     return conditions
 
 
+# The dataset search counts its matches up to this many ("more than
+# 10,000"), and pages by offset at most this deep: a deeper page would make
+# the database step over every match before it; the next page of any page
+# follows a cursor instead (search_datasets).
+MAX_COUNTED = 10_000
+MAX_OFFSET = 10_000
+
+
 @dataclass(frozen=True)
 class Page:
-    """One page of a search: the rows, the total count, where it starts."""
+    """One page of a list: the rows, the total count, where it starts.
+
+    Unless *counted*, *total* is a lower bound: there are more than
+    ``total - 1`` (a search counts only so far, :data:`MAX_COUNTED`), and
+    *more* says whether another page follows, as where the page was read
+    after a cursor (its *offset* then only says where it is).
+    *next_cursor* is the cursor of the last row, where another page
+    follows and the order is a keyset's.
+    """
 
     rows: Sequence[Any]
     total: int
     offset: int
     limit: int
+    counted: bool = True
+    more: bool | None = None
+    next_cursor: str | None = None
 
     @property
     def has_next(self) -> bool:
+        if self.more is not None:
+            return self.more
         return self.offset + len(self.rows) < self.total
 
 
@@ -220,19 +242,87 @@ class DatasetQuery:
     limit: int = 50
 
 
-def search_datasets(query: DatasetQuery, *, session: Session) -> Page:
-    """Return the page of datasets matching *query*.
+def search_datasets(
+    query: DatasetQuery, *, session: Session, after: str | None = None
+) -> Page:
+    """Return the page of datasets matching *query*: at ``query.offset``, or
+    the page that follows the cursor *after* (the ``next_cursor`` of the
+    page before), whose ``query.offset`` then only says where it is.
 
-    :raises InvalidInput: for an unknown field or an unusable page size.
+    Every page costs about what the first one does, over a million
+    datasets: the matches are counted up to :data:`MAX_COUNTED` by a
+    LIMITed subquery, never all of them; an offset is
+    refused past :data:`MAX_OFFSET`; and a page after a cursor is a range of
+    an index (:mod:`catalog.keyset`). A page gives the cursor of its next
+    where the order is a keyset's (columns of the dataset, not a computed
+    field nor ``crossSectionSource``, sorted by name here).
+
+    :raises InvalidInput: for an unknown field, an unusable page size, an
+        offset past :data:`MAX_OFFSET` or a bad cursor.
     """
     check_paging(query.offset, query.limit)
+    order = _ordering(query.sort)
+    keyset = _search_keyset(query.sort)
     conditions = _conditions(query, session=session)
-    count = select(func.count()).select_from(Dataset).where(*conditions)
-    total = session.scalar(count) or 0
     statement = select(Dataset).where(*conditions)
-    statement = statement.order_by(*_ordering(query.sort))
-    rows = session.scalars(statement.offset(query.offset).limit(query.limit)).all()
-    return Page(rows, total, query.offset, query.limit)
+    following = None
+    if after is None:
+        _check_search_offset(query.offset)
+        statement = statement.order_by(*order).offset(query.offset)
+        read = session.scalars(statement.limit(query.limit + 1)).all()
+        rows, more = read[: query.limit], len(read) > query.limit
+        if more and keyset is not None:
+            following = encode_cursor(keyset.key_of(rows[-1]), keyset)
+    else:
+        if keyset is None:
+            raise InvalidInput(
+                f"a search sorted by {','.join(query.sort)} pages by offset "
+                "only: drop the after argument"
+            )
+        page = keyset_page(
+            statement, keyset, session=session, cursor=after, limit=query.limit
+        )
+        rows, following = page.rows, page.next_cursor
+        more = following is not None
+    total = _count_up_to(conditions, MAX_COUNTED + 1, session=session)
+    return Page(
+        rows, total, query.offset, query.limit, total <= MAX_COUNTED, more, following
+    )
+
+
+def _check_search_offset(offset: int) -> None:
+    """:raises InvalidInput: for an offset past :data:`MAX_OFFSET`."""
+    if offset > MAX_OFFSET:
+        raise InvalidInput(
+            f"offset must be at most {MAX_OFFSET:,} on a search, got {offset:,}: "
+            "narrow the search (a pattern or a filter), sort the other way, "
+            "or follow the next links, which go on from the last dataset shown"
+        )
+
+
+def _count_up_to(
+    conditions: Sequence[ColumnElement[bool]], enough: int, *, session: Session
+) -> int:
+    """The number of datasets that hold *conditions*, counted up to
+    *enough*: the subquery stops there, so that a search matching most of
+    the catalogue costs no more than a narrow one.
+    """
+    matches = select(Dataset.id).where(*conditions).limit(enough).subquery()
+    return session.scalar(select(func.count()).select_from(matches)) or 0
+
+
+def _search_keyset(sort: Sequence[str]) -> Keyset | None:
+    """The keyset of the search order *sort*, or None where a field is
+    sorted otherwise than by its column (a computed field;
+    ``crossSectionSource`` by name): those pages follow by offset only.
+    """
+    try:
+        keyset = dataset_keyset(sort)
+    except InvalidInput:
+        return None
+    fields = [entity_field("dataset", key.lstrip("-+"))[1] for key in sort]
+    same = all(k.column is f for k, f in zip(keyset.keys, fields, strict=True))
+    return keyset if same else None
 
 
 def check_paging(offset: int, limit: int) -> None:

@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response
 
 from catalog.containers import ContainerInfo, dataset_or_container, member_page
 from catalog.datasets import (
+    MAX_OFFSET,
     DatasetQuery,
     catalog_totals,
     get_provenance,
@@ -89,6 +90,7 @@ SEARCH_CONTROLS = frozenset(
         "q",
         "sort",
         "offset",
+        "after",
         "limit",
         "columns",
         "column",
@@ -205,7 +207,10 @@ def kept_a_minute(name: str, read: Callable[..., T]) -> T:
 @pages.get("/datasets")
 def search() -> str | Response:
     """Search datasets by name pattern and any AMI field, in the columns the
-    user chose, sorted and paged.
+    user chose, sorted and paged: by ``offset`` near the start, and by the
+    cursor ``after`` (with ``offset`` saying where) from a "next" link, so
+    that a deep page costs what the first one does
+    (:func:`~catalog.datasets.search_datasets`).
     """
     canonical: dict[str, Any] | None = canonical_search_args(request.args)
     if canonical is not None:
@@ -213,7 +218,8 @@ def search() -> str | Response:
     query = dataset_query(request.args)
     columns = chosen_columns(request.args)
     with catalog_session() as session:
-        page = search_datasets(query, session=session)
+        after = arg(request.args, "after") or None
+        page = search_datasets(query, session=session, after=after)
         rows = ami_rows(page.rows, columns, session=session)
     filters = query.filters or {}
     return render_template(
@@ -227,6 +233,7 @@ def search() -> str | Response:
         filters=SEARCH_FILTERS,
         extra_filters={k: v for k, v in filters.items() if k not in SEARCH_FILTERS},
         suggestions=SUGGESTIONS,
+        max_offset=MAX_OFFSET,
     )
 
 
@@ -356,7 +363,8 @@ def canonical_search_args(args: Any) -> dict[str, str] | None:
     from_form = COLUMNS_FORM in args or "column" in args
     if not from_form and not arg(args, "add_field"):
         return None
-    drop = {"column", COLUMNS_FORM, "add_field", "add_value", "offset", "columns"}
+    drop = {"column", COLUMNS_FORM, "add_field", "add_value", "columns"}
+    drop |= {"offset", "after"}  # another search starts at its first page
     values = {k: v for k, v in args.items() if k not in drop and v.strip()}
     if from_form:
         columns = named_columns(args.getlist("column"))
@@ -417,7 +425,7 @@ def sort_url(field: str, sort: Sequence[str]) -> str:
     ascending; paging restarts at the first page.
     """
     key = f"-{field}" if sort_state(field, sort) == "asc" else field
-    return url_with(sort=key, offset=None)
+    return url_with(sort=key, offset=None, after=None)
 
 
 # --- what is shown --------------------------------------------------------------
