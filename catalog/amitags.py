@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, literal, select
+from sqlalchemy import ColumnElement, Select, String, func, literal, select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import Page, check_paging
@@ -95,19 +94,9 @@ def tag_parameters(tag: AmiTag) -> dict[str, str]:
 MAX_COUNTED = 1000
 
 
-@dataclass(frozen=True)
-class TagDatasets(Page):
-    """A page of the datasets of a tag. Unless *counted*, *total* is a lower
-    bound: there are at least that many (and more than ``total - 1``), so
-    the page still knows whether another follows.
-    """
-
-    counted: bool = True
-
-
 def datasets_with_tag(
     tag: str, *, session: Session, offset: int = 0, limit: int = 50
-) -> TagDatasets:
+) -> Page:
     """Return a page of the datasets whose version (tag chain) holds *tag*,
     by name, counted up to :data:`MAX_COUNTED` (or to the end of the page).
 
@@ -121,18 +110,18 @@ def datasets_with_tag(
     :raises InvalidInput: for an unusable page.
     """
     check_paging(offset, limit)
-    uses = _holds(tag)
+    uses = version_holds(Dataset.version, tag)
     enough = max(MAX_COUNTED, offset + limit) + 1
     names = session.scalars(select(Dataset.name).where(uses).limit(enough)).all()
     counted = len(names) < enough
     if counted and offset >= len(names):
-        return TagDatasets([], len(names), offset, limit)
+        return Page([], len(names), offset, limit)
     query = select(Dataset).where(among(Dataset.name, names) if counted else uses)
     if not counted and offset:
         query = _sorted_after_reading(query)
     query = query.order_by(Dataset.name).offset(offset).limit(limit)
     rows = session.scalars(query).all()
-    return TagDatasets(rows, len(names), offset, limit, counted=counted)
+    return Page(rows, len(names), offset, limit, counted=counted)
 
 
 # MariaDB's index on the names, in their order (the naming convention's).
@@ -149,10 +138,14 @@ def _sorted_after_reading(query: Select[Any]) -> Select[Any]:
     return query.with_hint(Dataset, hint, "mysql").with_hint(Dataset, hint, "mariadb")
 
 
-def _holds(tag: str) -> ColumnElement[bool]:
-    """The version (tag chain) holds *tag* whole: ``_`` + version + ``_``
-    contains ``_tag_``. One ``LIKE`` per row rather than four (equal, at the
-    start, at the end, in the middle); no version, no match.
+def version_holds(version: Any, tag: Any) -> ColumnElement[bool]:
+    """Whether the version (tag chain) *version* holds the AMI tag *tag* (a
+    column or a value) whole; no version, no match. One ``LIKE`` per row
+    rather than four (equal, at the start, at the end, in the middle), with
+    ``_`` made a space so that ``LIKE`` takes it literally (a tag holds no
+    ``_`` nor ``%``, :func:`~catalog.nomenclature.parse_tag`):
+    `` e1 s2 `` is like ``% e1 %``.
     """
-    chain = literal("_", String()) + Dataset.version + literal("_", String())
-    return chain.contains(f"_{tag}_", autoescape=True)
+    spaced = func.replace(version, "_", " ", type_=String())
+    chain = literal(" ", String()) + spaced + literal(" ", String())
+    return chain.like(literal("% ", String()) + tag + literal(" %", String()))

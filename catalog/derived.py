@@ -25,7 +25,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    literal,
     literal_column,
     select,
     true,
@@ -34,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from catalog.amitags import version_holds
 from catalog.datasets import counted_files, file_totals
 from catalog.db import among, chunked
 from catalog.ddm import refresh_ddm_batch, spoken_of
@@ -728,17 +728,13 @@ def _holding(
     """The datasets whose version holds one of the AMI *tags* (with
     *pending*, among those flagged ``tags_pending``). One query whatever
     the number of tags (nothing at all for none): it compares each version
-    with the tags' rows, ``_`` made a space so that ``LIKE`` takes it
-    literally, and a tag matches only whole.
+    with the tags' rows (:func:`~catalog.amitags.version_holds`).
     """
     if not tags:
         return set()
-    spaced = func.replace(DATASET.c.version, "_", " ", type_=String())
-    chain = literal(" ", String()) + spaced + literal(" ", String())
-    holds = chain.like(literal("% ", String()) + AmiTag.tag + literal(" %", String()))
     query = (
         select(DATASET.c.id)
-        .join(AmiTag, holds)
+        .join(AmiTag, version_holds(DATASET.c.version, AmiTag.tag))
         .where(among(AmiTag.tag, sorted(tags)))
         .distinct()
     )

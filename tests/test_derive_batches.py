@@ -6,13 +6,12 @@ of queries per batch, and the same differences as one batch of everything.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, event, func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import OperationalError
+from statements import statements_of
 
 from catalog.consistency import check_derived, each_difference
 from catalog.datasets import add_dataset, get_dataset
@@ -69,20 +68,6 @@ def corrupted(Session, world):
         aod = get_dataset(ZEE_AOD, session=session)
         session.execute(delete(ProvenanceEdge).where(ProvenanceEdge.child_id == aod.id))
         return first.name, last.name
-
-
-@contextmanager
-def counted(engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def note(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def found(differences) -> list[tuple]:
@@ -160,7 +145,7 @@ def test_a_batch_is_not_locked_once_it_is_done(Session, catalog_engine, corrupte
     lock = text("SELECT id FROM dataset WHERE id = :id FOR UPDATE NOWAIT")
     outcomes = {}
     for fix in (False, None):  # None: the whole check in one transaction
-        with Session() as session, counted(catalog_engine) as statements:
+        with Session() as session, statements_of(catalog_engine) as statements:
             checks = each_difference(session=session, batch=2, fix=fix)
             for checked in checks:
                 if checked.step == "derived" and any(
@@ -199,7 +184,7 @@ def test_lost_lumi_blocks_of_a_batch_take_two_queries(
         datasets = session.scalars(select(Dataset).order_by(Dataset.id)).all()
         measured = [d for d in datasets if d.run_number is not None]
         assert len(measured) > 10
-        with counted(catalog_engine) as statements:
+        with statements_of(catalog_engine) as statements:
             refresh_lost_lumi_blocks_batch(datasets, session=session)
         values = {d.name: (d.n_lost_lumi_blocks, d.lost_lumi_blocks) for d in datasets}
         session.rollback()
@@ -234,7 +219,7 @@ def test_a_batch_takes_as_many_queries_whatever_its_datasets(
                 add_dataset(name, "prodsys", session=session)
             session.flush()
             refresh_all(session=session)  # nothing to write: only reads
-        with Session() as session, counted(catalog_engine) as executed:
+        with Session() as session, statements_of(catalog_engine) as executed:
             checked = list(each_difference(session=session, batch=10_000, fix=False))
         assert len(checked) == 3  # a batch per step
         statements.append(len(executed))

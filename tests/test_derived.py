@@ -9,7 +9,8 @@ import json
 from statistics import fmean
 
 import pytest
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, select, update
+from statements import statements_of
 
 from catalog.consistency import check_derived
 from catalog.datasets import add_dataset, get_dataset, get_provenance
@@ -603,18 +604,10 @@ def test_the_provenance_of_a_dataset_with_many_children_takes_few_queries(
                 session=session,
             )
             session.add(ProvenanceEdge(parent=parent, child=child))
-    statements = []
-
-    def count(*_: object) -> None:
-        statements.append(1)
-
     with Session() as session:
         parent = get_dataset(parent_name, session=session)
-        event.listen(catalog_engine, "before_cursor_execute", count)
-        try:
+        with statements_of(catalog_engine) as statements:
             graph = get_provenance(parent, session=session)
-        finally:
-            event.remove(catalog_engine, "before_cursor_execute", count)
 
     assert len(graph.nodes) == 41 and len(graph.edges) == 40
     assert len(statements) <= 10, f"{len(statements)} queries for 41 datasets"

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
+from statements import statements_of
 from test_ami import post, rows
 from test_api import API, assert_error, make_app
 from test_pages import svg_graph, visible_text
@@ -223,20 +224,11 @@ def test_a_thousand_children_take_a_few_queries_and_load_only_those_shown(
     catalog_engine: Engine,
 ) -> None:
     add_family(Session, phys=1000)
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
     for limit, loaded in ((200, 200), (1000, 1000), (10_000, 1003)):
-        statements.clear()
         with Session() as session:
             aod = get_dataset(AOD, session=session)
-            event.listen(catalog_engine, "before_cursor_execute", count)
-            try:
+            with statements_of(catalog_engine) as statements:
                 graph = get_provenance(aod, session=session, limit=limit)
-            finally:
-                event.remove(catalog_engine, "before_cursor_execute", count)
             assert len(session.identity_map) == loaded
 
         assert len(graph.nodes) == loaded

@@ -9,48 +9,32 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
+from statements import statements_of
+from test_api import make_app
 from test_pages import CheckedClient, listed_datasets, visible_text
 
 from catalog import amitags
 from catalog.amitags import datasets_with_tag
-from catalog.config import load_config
 from catalog.datasets import add_dataset
 from catalog.models import AmiTag, TaskRun
 from catalog.mql.narrowing import ProjectFinder, Reach
 from catalog.operations import ingest_rates
 from web import amitags as web_amitags
 from web import pages
-from web.app import create_app
 
 Factory = Callable[..., Any]
 
 ZEE = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee"
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements run on *engine* inside the block, in order."""
-    ran: list[str] = []
-
-    def record(*args: Any) -> None:
-        ran.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield ran
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def on_mariadb(engine: Engine) -> bool:
@@ -114,7 +98,7 @@ def test_mariadb_reads_the_projects_with_a_loose_index_scan(
     Session: sessionmaker[OrmSession],  # noqa: N803
     catalog_engine: Engine,
 ) -> None:
-    with statements(catalog_engine) as ran, Session() as session:
+    with statements_of(catalog_engine) as ran, Session() as session:
         ProjectFinder(session).reachable("mc16_13TeV.%")
         ProjectFinder(session).reachable("_c16%")
 
@@ -209,12 +193,12 @@ def test_the_versions_are_read_once_per_page(
     catalog_engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with statements(catalog_engine) as counted, Session() as session:
+    with statements_of(catalog_engine) as counted, Session() as session:
         datasets_with_tag(TAG, session=session)
-    with statements(catalog_engine) as none, Session() as session:
+    with statements_of(catalog_engine) as none, Session() as session:
         datasets_with_tag("e9999", session=session)
     monkeypatch.setattr(amitags, "MAX_COUNTED", 2)
-    with statements(catalog_engine) as deep, Session() as session:
+    with statements_of(catalog_engine) as deep, Session() as session:
         datasets_with_tag(TAG, session=session, offset=1, limit=1)
 
     # Every version is compared once; the page is then read by name.
@@ -230,13 +214,12 @@ def test_the_versions_are_read_once_per_page(
 
 @pytest.fixture
 def app(catalog_engine: Engine, tmp_path: Path) -> Flask:
-    config = load_config(env={}, data_dir=str(tmp_path))
-    return create_app(config, engine=catalog_engine)
+    return make_app(catalog_engine, tmp_path)
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    app.test_client_class = CheckedClient
+    app.test_client_class = CheckedClient  # the pages' (plots are not text)
     return app.test_client()
 
 
@@ -289,7 +272,7 @@ def test_ingest_rates_are_summed_per_task_and_minute_by_the_database(
                 )
         session.add(TaskRun(task_name="ddm", started=NOW, ended=None, items=128))
 
-    with statements(catalog_engine) as ran, Session() as session:
+    with statements_of(catalog_engine) as ran, Session() as session:
         # Another time zone for the session: minutes are counted in UTC.
         zone = {"postgresql": "SET TIME ZONE 'Asia/Kolkata'"}
         zone |= {
@@ -326,7 +309,7 @@ def test_the_home_page_totals_are_kept_for_a_minute(
     first = visible_text(client.get("/"))
     dataset_factory(f"{ZEE}.recon.AOD.e3601_s3126_r10724", n_files=2, created=created)
 
-    with statements(catalog_engine) as ran:
+    with statements_of(catalog_engine) as ran:
         kept = visible_text(client.get("/"))
         client.get("/plots/datasets-per-month.png")
     monkeypatch.setattr(pages, "TOTALS_KEPT", 0.0, raising=False)

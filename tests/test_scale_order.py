@@ -14,22 +14,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
+from statements import Sent, statements_of
 from test_api import API, cursor_of, make_app, walked_items
 
 from catalog.datasets import DatasetQuery, search_datasets, similar_names
-
-Statement = tuple[str, Any]
 
 SORTS = ["logicalDatasetName", "-totalEvents", "created", "-created", "runNumber"]
 SORTS += ["-runNumber", "ddmOpen", "-ddmOpen"]
@@ -87,39 +85,24 @@ def expected_names(datasets: list[Any], sort: str) -> list[str]:
     return [d.name for d in valued + nulls]
 
 
-@contextmanager
-def statements_of(engine: Engine) -> Iterator[list[Statement]]:
-    """The statements (SQL, parameters) sent on *engine* inside the block."""
-    sent: list[Statement] = []
-
-    def keep(_c: Any, _cur: Any, sql: str, parameters: Any, *_: Any) -> None:
-        sent.append((sql, parameters))
-
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
-
-
-def dataset_pages(sent: list[Statement]) -> list[Statement]:
+def dataset_pages(sent: list[Sent]) -> list[Sent]:
     """The statements that read a page of datasets."""
     return [
-        (sql, parameters)
-        for sql, parameters in sent
+        sql
+        for sql in sent
         if re.search(r"FROM dataset\b", sql) and "ORDER BY" in sql and "LIMIT" in sql
     ]
 
 
-def postgresql_plan(engine: Engine, statement: Statement) -> str:
+def postgresql_plan(engine: Engine, statement: Sent) -> str:
     """PostgreSQL's plan of *statement* where it may read no table whole
     (a small table would be): what an index can do for it.
     """
-    sql, parameters = statement
     with engine.connect() as connection:
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
         connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-        rows = connection.exec_driver_sql(f"EXPLAIN {sql}", parameters).all()
+        explain = f"EXPLAIN {statement}"
+        rows = connection.exec_driver_sql(explain, statement.parameters).all()
         connection.rollback()
     return "\n".join(row[0] for row in rows)
 
@@ -165,7 +148,7 @@ def test_pages_by_name_have_no_tiebreak_and_old_cursors_still_work(
 
     assert [i["logicalDatasetName"] for i in response.json["items"]] == names[5:8]
     pages = dataset_pages(sent)
-    orders = {re.findall(r"ORDER BY (.*?)\s+LIMIT", sql)[0] for sql, _ in pages}
+    orders = {re.findall(r"ORDER BY (.*?)\s+LIMIT", sql)[0] for sql in pages}
     assert len(pages) == 2
     assert orders == {"dataset.name ASC"}
 
@@ -181,7 +164,7 @@ def test_the_search_page_sorts_a_nullable_field_as_an_index_can(
         page = search_datasets(DatasetQuery(sort=[sort], limit=1000), session=session)
 
     assert [d.name for d in page.rows] == expected_names(datasets, sort)
-    (sql, _), *_ = dataset_pages(sent)
+    sql, *_ = dataset_pages(sent)
     direction = "DESC" if sort.startswith("-") else "ASC"
     if catalog_engine.dialect.name in ("mysql", "mariadb"):
         expected = f"dataset.run_number IS NULL, dataset.run_number {direction}"

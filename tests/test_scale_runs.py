@@ -15,20 +15,16 @@ this file): 15-80 s for a page of runs of a period on PostgreSQL and SQLite,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
+from statements import Sent, statements_of
 
 from catalog.models import Period, PeriodRun, Run
 from catalog.mql.compiler import like_matches
 from catalog.runs import list_periods, list_runs, list_runs_keyset
-
-Statement = tuple[str, Any]
 
 PROJECTS = ["data15_13TeV", "data16_13TeV", "data17_13TeV", "data15_hi"]
 RUNS_PER_PROJECT = 60
@@ -171,31 +167,16 @@ def test_the_keyset_pages_of_a_period_hold_each_of_its_runs_once(
     assert listed == expected_runs(runs, project, period)
 
 
-@contextmanager
-def statements_of(engine: Engine) -> Iterator[list[Statement]]:
-    """The statements (SQL, parameters) sent on *engine* inside the block."""
-    sent: list[Statement] = []
-
-    def keep(_c: Any, _cur: Any, sql: str, parameters: Any, *_: Any) -> None:
-        sent.append((sql, parameters))
-
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
-
-
-def plan(engine: Engine, statement: Statement) -> str:
+def plan(engine: Engine, statement: Sent) -> str:
     """The plan of *statement*: PostgreSQL's where it may read no table whole
     (a small table would be), SQLite's EXPLAIN QUERY PLAN.
     """
-    sql, parameters = statement
     explain = "EXPLAIN" if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
     with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        rows = connection.exec_driver_sql(f"{explain} {sql}", parameters).all()
+        sql = f"{explain} {statement}"
+        rows = connection.exec_driver_sql(sql, statement.parameters).all()
         connection.rollback()
     return "\n".join(str(row[-1]) for row in rows)
 
@@ -212,7 +193,7 @@ def test_the_runs_of_a_period_are_read_without_a_subquery_per_run(
     with statements_of(catalog_engine) as sent, Session() as session:
         list_runs(session=session, project=project, period="b")
         list_runs_keyset(session=session, project=project, period="b", limit=5)
-    of_runs = [s for s in sent if re.search(r"FROM run\b", s[0])]
+    of_runs = [s for s in sent if re.search(r"FROM run\b", s)]
     plans = [plan(catalog_engine, statement) for statement in of_runs]
 
     assert len(plans) == 3  # the count and the page; the keyset page
@@ -261,4 +242,4 @@ def test_the_counts_of_the_periods_are_asked_without_a_list_of_their_ids(
         found = list_periods(session=session)
 
     assert len(found) == len(PERIODS)
-    assert max(len(parameters or ()) for _, parameters in sent) < len(PERIODS) / 2
+    assert max(len(s.parameters or ()) for s in sent) < len(PERIODS) / 2

@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
+from statements import statements_of
 from test_pages import CheckedClient, link, listed_datasets, visible_text
 from werkzeug.test import TestResponse
 
@@ -76,16 +77,8 @@ def args_of(url: str) -> dict[str, list[str]]:
 @pytest.fixture
 def statements(catalog_engine: Engine) -> Iterator[list[str]]:
     """The SQL statements the test runs, as sent to the database."""
-    sent: list[str] = []
-
-    def note(*args: Any) -> None:
-        sent.append(args[2])
-
-    event.listen(catalog_engine, "before_cursor_execute", note)
-    try:
+    with statements_of(catalog_engine) as sent:
         yield sent
-    finally:
-        event.remove(catalog_engine, "before_cursor_execute", note)
 
 
 # --- the count -------------------------------------------------------------------

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -329,9 +330,11 @@ def test_distributions_stored_with_nan_are_answered_as_json(
 # -- two first registrations at once ---------------------------------------------
 
 
-def inserting_tag(engine: Engine) -> threading.Event:
-    """An event set when a thread other than this one inserts a TAG record
-    on *engine*: it has looked for the dataset's TAG before.
+@contextmanager
+def inserting_tag(engine: Engine) -> Iterator[threading.Event]:
+    """An event set, inside the block, when a thread other than this one
+    inserts a TAG record on *engine*: it has looked for the dataset's TAG
+    before.
     """
     inserting = threading.Event()
     here = threading.get_ident()
@@ -343,7 +346,10 @@ def inserting_tag(engine: Engine) -> threading.Event:
             inserting.set()
 
     event.listen(engine, "before_cursor_execute", look)
-    return inserting
+    try:
+        yield inserting
+    finally:
+        event.remove(engine, "before_cursor_execute", look)
 
 
 def test_two_first_tags_of_a_dataset_at_once_make_one(
@@ -371,12 +377,13 @@ def test_two_first_tags_of_a_dataset_at_once_make_one(
 
     with Session() as first, ThreadPoolExecutor(1) as pool:
         register_tag(DATASET, small_tag(), data_dir=data_dir, session=first)
-        inserting = inserting_tag(catalog_engine)
-        racing = pool.submit(second)
-        # The second found no TAG (the first's is not committed): it inserts.
-        assert inserting.wait(timeout=20)
-        first.commit()
-        outcome = racing.result(timeout=30)
+        with inserting_tag(catalog_engine) as inserting:
+            racing = pool.submit(second)
+            # The second found no TAG (the first's is not committed): it
+            # inserts.
+            assert inserting.wait(timeout=20)
+            first.commit()
+            outcome = racing.result(timeout=30)
 
     assert outcome == str(TagReplaced(DATASET))
     with Session() as session:
