@@ -230,12 +230,7 @@ def _file_row(
         "fileid": fileid,
         "dataset": spec.name,
         "taskid": spec.task_id,
-        "lfn": f.lfn,
-        "guid": f.guid,
-        "fsize": f.size,
-        "checksum": f.checksum,
-        "events": f.events,
-        "lumiblocknr": f.lumi_blocks,
+        **_file_columns(f),
         "cross_section": f.cross_section,
         "gen_filt_eff": f.gen_filt_eff,
         "status": f.status,
@@ -260,8 +255,14 @@ def _t0_dataset_row(spec: DatasetSpec, files: Sequence[FileSpec]) -> dict[str, A
 
 
 def _t0_file_row(spec: DatasetSpec, f: FileSpec) -> dict[str, Any]:
+    return {"dataset": spec.name, **_file_columns(f)}
+
+
+def _file_columns(f: FileSpec) -> dict[str, Any]:
+    """The columns that ProdSys and Tier-0 both keep of a file, by the same
+    names.
+    """
     return {
-        "dataset": spec.name,
         "lfn": f.lfn,
         "guid": f.guid,
         "fsize": f.size,

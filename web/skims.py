@@ -14,7 +14,7 @@ physicists (:func:`web.auth.require_role`);
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flask import Blueprint, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
@@ -193,26 +193,30 @@ def skim(skim_id: int) -> str:
 @require_role(ROLE_PHYSICIST, action="running a skim")
 def run(skim_id: int) -> Response:
     """Queue the defined skim for the task server: its owner or an admin may."""
-    with catalog_session() as session:
-        run_skim(skim_id, by=acting_in(session), session=session)
-    return redirect(url_for("skims.skim", skim_id=skim_id))
+    return changed(run_skim, skim_id)
 
 
 @skims.post("/skims/<int:skim_id>/cancel")
 @require_role(ROLE_PHYSICIST, action="cancelling a skim")
 def cancel(skim_id: int) -> Response:
     """Cancel the skim: its owner or an admin may."""
-    with catalog_session() as session:
-        cancel_skim(skim_id, by=acting_in(session), session=session)
-    return redirect(url_for("skims.skim", skim_id=skim_id))
+    return changed(cancel_skim, skim_id)
 
 
 @skims.post("/skims/<int:skim_id>/retry")
 @require_role(ROLE_PHYSICIST, action="retrying a skim")
 def retry(skim_id: int) -> Response:
     """Run the failed skim again: its owner or an admin may."""
+    return changed(retry_skim, skim_id)
+
+
+def changed(change: Callable[..., Skim], skim_id: int) -> Response:
+    """Make *change* (:func:`run_skim`, :func:`cancel_skim` or
+    :func:`retry_skim`) to the skim *skim_id* as the request's user, and go
+    back to the skim's page.
+    """
     with catalog_session() as session:
-        retry_skim(skim_id, by=acting_in(session), session=session)
+        change(skim_id, by=acting_in(session), session=session)
     return redirect(url_for("skims.skim", skim_id=skim_id))
 
 

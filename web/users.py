@@ -9,6 +9,8 @@ to the form that made it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -187,42 +189,31 @@ def _admin_user_page(login: str, new_token: str | None) -> str:
 @users.post("/admin/users/<login>/roles/grant")
 @require_role(ROLE_ADMIN, action="granting a role")
 def admin_grant(login: str) -> Response:
-    with catalog_session() as db:
-        grant_role(login, request.form.get("role", ""), session=db)
-    return redirect(url_for("users.admin_user", login=login))
+    return _changed(grant_role, login, request.form.get("role", ""))
 
 
 @users.post("/admin/users/<login>/roles/revoke")
 @require_role(ROLE_ADMIN, action="revoking a role")
 def admin_revoke(login: str) -> Response:
-    with catalog_session() as db:
-        revoke_role(login, request.form.get("role", ""), session=db)
-    return redirect(url_for("users.admin_user", login=login))
+    return _changed(revoke_role, login, request.form.get("role", ""))
 
 
 @users.post("/admin/users/<login>/password")
 @require_role(ROLE_ADMIN, action="setting a password")
 def admin_password(login: str) -> Response:
-    password = _confirmed_password()
-    with catalog_session() as db:
-        set_password(login, password, session=db)
-    return redirect(url_for("users.admin_user", login=login))
+    return _changed(set_password, login, _confirmed_password())
 
 
 @users.post("/admin/users/<login>/sessions/end")
 @require_role(ROLE_ADMIN, action="logging a user out")
 def admin_end_sessions(login: str) -> Response:
-    with catalog_session() as db:
-        end_sessions(login, session=db)
-    return redirect(url_for("users.admin_user", login=login))
+    return _changed(end_sessions, login)
 
 
 @users.post("/admin/users/<login>/active")
 @require_role(ROLE_ADMIN, action="letting a user in or out")
 def admin_active(login: str) -> Response:
-    with catalog_session() as db:
-        set_active(login, request.form.get("active") == "1", session=db)
-    return redirect(url_for("users.admin_user", login=login))
+    return _changed(set_active, login, request.form.get("active") == "1")
 
 
 @users.post("/admin/users/<login>/tokens")
@@ -236,6 +227,13 @@ def admin_token(login: str) -> str:
 @users.post("/admin/users/<login>/tokens/revoke")
 @require_role(ROLE_ADMIN, action="revoking an API token")
 def admin_token_revoke(login: str) -> Response:
+    return _changed(revoke_token, login, request.form.get("name", ""))
+
+
+def _changed(change: Callable[..., object], login: str, *args: object) -> Response:
+    """Make *change* (a function of :mod:`catalog.users`) to the user *login*,
+    with *args* after the login, and go back to the user's page.
+    """
     with catalog_session() as db:
-        revoke_token(login, request.form.get("name", ""), session=db)
+        change(login, *args, session=db)
     return redirect(url_for("users.admin_user", login=login))

@@ -23,7 +23,21 @@ class _Status:
     )
 
 
-class Project(Base, _Status):
+class _ProjectColumns(_Status):
+    """What AMI keeps of a project tag and of a sub-project tag alike, after
+    the tag (a mixin's columns follow the model's own).
+    """
+
+    description: Mapped[str | None] = mapped_column(
+        String(1000), info={"ami": "description"}
+    )
+    is_base_type: Mapped[bool] = mapped_column(
+        Boolean, default=False, info={"ami": "isBaseType"}
+    )
+    manager: Mapped[str | None] = mapped_column(Short, info={"ami": "projectManager"})
+
+
+class Project(Base, _ProjectColumns):
     """A project tag such as ``mc16_13TeV`` or ``data15_13TeV``."""
 
     __tablename__ = "project"
@@ -31,16 +45,9 @@ class Project(Base, _Status):
     tag: Mapped[str] = mapped_column(
         Short, primary_key=True, info={"ami": "projectTag"}
     )
-    description: Mapped[str | None] = mapped_column(
-        String(1000), info={"ami": "description"}
-    )
-    is_base_type: Mapped[bool] = mapped_column(
-        Boolean, default=False, info={"ami": "isBaseType"}
-    )
-    manager: Mapped[str | None] = mapped_column(Short, info={"ami": "projectManager"})
 
 
-class SubProject(Base, _Status):
+class SubProject(Base, _ProjectColumns):
     """A sub-project tag (the energy part of a project: ``13TeV``, ``comm``)."""
 
     __tablename__ = "sub_project"
@@ -48,13 +55,6 @@ class SubProject(Base, _Status):
     tag: Mapped[str] = mapped_column(
         Short, primary_key=True, info={"ami": "subProjectTag"}
     )
-    description: Mapped[str | None] = mapped_column(
-        String(1000), info={"ami": "description"}
-    )
-    is_base_type: Mapped[bool] = mapped_column(
-        Boolean, default=False, info={"ami": "isBaseType"}
-    )
-    manager: Mapped[str | None] = mapped_column(Short, info={"ami": "projectManager"})
 
 
 class DataType(Base, _Status):

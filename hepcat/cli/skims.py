@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -239,10 +240,7 @@ def skim_cancel(context: Context, skim_id: int, login: str | None) -> None:
     """Cancel a skim in progress."""
     from skimengine.skims import cancel_skim
 
-    with context.catalog().begin() as session:
-        by = _acting(skim_id, login, session)
-        found = cancel_skim(skim_id, by=by, session=session)
-        click.echo(f"skim {found.id}: {found.state}")
+    _change(context, cancel_skim, skim_id, login)
 
 
 @skim.command("retry")
@@ -253,9 +251,18 @@ def skim_retry(context: Context, skim_id: int, login: str | None) -> None:
     """Run a failed skim again: only its missing output files are written."""
     from skimengine.skims import retry_skim
 
+    _change(context, retry_skim, skim_id, login)
+
+
+def _change(
+    context: Context, change: Callable[..., Any], skim_id: int, login: str | None
+) -> None:
+    """Make *change* (``cancel_skim`` or ``retry_skim``) to the skim *skim_id*
+    as the user *login* (default: its owner), and print its new state.
+    """
     with context.catalog().begin() as session:
         by = _acting(skim_id, login, session)
-        found = retry_skim(skim_id, by=by, session=session)
+        found = change(skim_id, by=by, session=session)
         click.echo(f"skim {found.id}: {found.state}")
 
 

@@ -7,6 +7,7 @@ files.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from flask import url_for
@@ -123,9 +124,7 @@ def skim_run(number: int) -> ResponseReturnValue:
     """Queue a defined skim for the task server: its owner or an admin may.
     Asking again for a skim on its way changes nothing.
     """
-    with catalog_session() as session:
-        found = run_skim(number, by=acting_in(session), session=session)
-        return dumped(schemas.Skim, found)
+    return changed(run_skim, number)
 
 
 @api.post("/skims/<int:number>/cancel")
@@ -133,9 +132,7 @@ def skim_run(number: int) -> ResponseReturnValue:
 @require_role(ROLE_PHYSICIST, action="cancelling a skim")
 def cancel(number: int) -> ResponseReturnValue:
     """Cancel a skim in progress: its owner or an admin may."""
-    with catalog_session() as session:
-        found = cancel_skim(number, by=acting_in(session), session=session)
-        return dumped(schemas.Skim, found)
+    return changed(cancel_skim, number)
 
 
 @api.post("/skims/<int:number>/retry")
@@ -145,8 +142,16 @@ def retry(number: int) -> ResponseReturnValue:
     """Run a failed skim again; only its missing output files are written.
     Its owner or an admin may.
     """
+    return changed(retry_skim, number)
+
+
+def changed(change: Callable[..., Skim], number: int) -> ResponseReturnValue:
+    """Make *change* (:func:`run_skim`, :func:`cancel_skim` or
+    :func:`retry_skim`) to the skim *number* as the request's user, and
+    answer with the skim.
+    """
     with catalog_session() as session:
-        found = retry_skim(number, by=acting_in(session), session=session)
+        found = change(number, by=acting_in(session), session=session)
         return dumped(schemas.Skim, found)
 
 
