@@ -188,6 +188,22 @@ def test_errors_are_one_line_and_exit_1(data_dir: Path) -> None:
     )
 
 
+def test_the_physicist_is_by_default_the_login_name(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = ("skim", "create", "--dataset", DATASET, "--select", DIMUON)
+    monkeypatch.setattr("getpass.getuser", lambda: "jdoe")
+    by_login = hepcat(data_dir, *asked, "--name", "logged")
+    monkeypatch.setattr("getpass.getuser", lambda: "nobody")
+    unknown = hepcat(data_dir, *asked, "--name", "nobody")
+
+    assert by_login.exit_code == 0, by_login.output
+    shown = hepcat(data_dir, "skim", "show", by_login.stdout.strip())
+    assert "owner:     jdoe\n" in shown.stdout
+    assert unknown.exit_code == 1
+    assert "no user 'nobody'" in unknown.output
+
+
 def test_an_option_out_of_its_range_is_a_usage_error(data_dir: Path) -> None:
     no_rows = hepcat(data_dir, "skim", "list", "--limit", "0")
     no_state = hepcat(data_dir, "skim", "list", "--state", "finished")

@@ -36,7 +36,9 @@ def skim() -> None:
     help="An event collection (ROOT or CSV) to extract instead of a selection.",
 )
 @click.option("--name", required=True, help="The skim's name, the output's last field.")
-@click.option("--user", "login", required=True, help="The physicist asking for it.")
+@click.option(
+    "--user", "login", help="The physicist asking for it (default: your login name)."
+)
 @click.option("--branches", help="Branches to keep, comma-separated (default all).")
 @click.option("--compression", help="zstd, lz4 or zlib, with :level (default zstd:1).")
 @click.option(
@@ -56,16 +58,17 @@ def skim_create(
     selection: str | None,
     collection: str | None,
     name: str,
-    login: str,
+    login: str | None,
     branches: str | None,
     compression: str | None,
     target_size: int | None,
     run: bool,
 ) -> None:
-    """Define a skim of a dataset as the catalogued physicist --user; print
-    its id. 'hepcat skim run ID --wait' runs it here; with --run, the task
-    server runs it.
+    """Define a skim of a dataset as the catalogued physicist --user (by
+    default the login name you run it as); print its id. 'hepcat skim run
+    ID --wait' runs it here; with --run, the task server runs it.
     """
+    import getpass
     from pathlib import Path
 
     from skimengine.skims import request_skim
@@ -76,7 +79,7 @@ def skim_create(
             dataset_name,
             selection,
             name,
-            owner=users.get_user(login, session=session),
+            owner=users.get_user(login or getpass.getuser(), session=session),
             session=session,
             branches=branches.split(",") if branches else None,
             compression=compression,
