@@ -29,7 +29,9 @@ from sqlalchemy.orm import sessionmaker
 import migrations
 from catalog.db import Base, create_catalog_engine, session_factory
 
-pytest_plugins = ["live"]  # served_catalog: a live `hepcat serve` (tests/live.py)
+# served_catalog: a live `hepcat serve` (tests/live.py); app, client, skim_world,
+# skim_task and surface: what several test files build alike (tests/worlds.py).
+pytest_plugins = ["live", "worlds"]
 
 SERVER_URLS = {
     "postgresql": os.environ.get(

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select
 from test_ami import post
 
 from catalog.config import load_config
-from catalog.db import create_catalog_engine, session_factory
+from catalog.db import session_factory
 from catalog.models import Dataset
 from web.ami.commands import COMMANDS
 from web.app import create_app
@@ -227,20 +227,13 @@ def test_the_aliases_of_a_select_list_name_their_fields() -> None:
 
 
 @pytest.fixture(scope="module")
-def ami_url(served_catalog: ServedCatalog) -> str:
-    return served_catalog.url + "/AMI/FrontEnd"
-
-
-@pytest.fixture(scope="module")
-def evnt(served_catalog: ServedCatalog) -> Iterator[list[dict[str, Any]]]:
+def evnt(served_engine: Engine) -> Iterator[list[dict[str, Any]]]:
     """The first two EVNT datasets of the served catalogue, as ``RENAMED``
     should read them.
     """
-    engine = create_catalog_engine(served_catalog.database_url)
     query = select(Dataset).where(Dataset.data_type == "EVNT").order_by(Dataset.name)
-    with session_factory(engine)() as session:
+    with session_factory(served_engine)() as session:
         yield [_expected(d) for d in session.scalars(query.limit(2))]
-    engine.dispose()
 
 
 def _expected(dataset: Dataset) -> dict[str, Any]:

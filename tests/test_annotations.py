@@ -5,9 +5,9 @@ change them through the API and the dataset page.
 from __future__ import annotations
 
 import html
-import re
 
 import pytest
+from test_access import PASSWORD, csrf_token, log_in
 
 from catalog.annotations import (
     annotate,
@@ -23,7 +23,6 @@ from web.app import create_app
 ZEE = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee"
 ZEE_EVNT = f"{ZEE}.evgen.EVNT.e3601"
 ZEE_AOD = f"{ZEE}.recon.AOD.e3601_s3126_r10724"
-PASSWORD = "correct horse battery"
 # Two physicists and an admin.
 PEOPLE = {"phil": ["physicist"], "paula": ["physicist"], "ada": ["admin"]}
 
@@ -72,24 +71,6 @@ def api_annotate(app, people, login, dataset, **body):
         json=body,
         headers={"Authorization": f"Bearer {people[login]}"},
     )
-
-
-def csrf(browser):
-    """The CSRF token of the browser's session, as the login form carries it."""
-    form = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text)
-    assert form
-    return form.group(1)
-
-
-def log_in(app, login):
-    """A browser logged in as *login* through the login form."""
-    browser = app.test_client()
-    answer = browser.post(
-        "/login",
-        data={"login": login, "password": PASSWORD, "csrf_token": csrf(browser)},
-    )
-    assert answer.status_code == 302, answer.text
-    return browser
 
 
 def test_an_annotation_is_listed_with_its_author(Session, zee, as_user):  # noqa: N803
@@ -285,11 +266,13 @@ def test_another_physicist_cannot_rewrite_an_annotation_on_the_page(
 ):
     phil, paula = log_in(app, "phil"), log_in(app, "paula")
     form = {"name": "p1note", "comment": "good"}
-    phil.post(f"/datasets/{zee}/annotations", data={**form, "csrf_token": csrf(phil)})
+    phil.post(
+        f"/datasets/{zee}/annotations", data={**form, "csrf_token": csrf_token(phil)}
+    )
 
     rewritten = paula.post(
         f"/datasets/{zee}/annotations",
-        data={**form, "comment": "BAD", "csrf_token": csrf(paula)},
+        data={**form, "comment": "BAD", "csrf_token": csrf_token(paula)},
     )
     with Session() as session:
         found = list_annotations(zee, session=session)

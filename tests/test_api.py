@@ -24,8 +24,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from werkzeug.test import TestResponse
+from worlds import make_app
 
-from catalog.config import load_config
 from catalog.db import create_catalog_engine
 from catalog.fields import ami_fields
 from catalog.models import Dataset, Quarantine
@@ -33,7 +33,6 @@ from catalog.operations import quarantine
 from catalog.users import add_user, create_token
 from ingest.seed import seed_catalog
 from ingest.world import World, build_world
-from web.app import create_app
 
 API = "/api/v1"
 ZEE = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee"
@@ -41,34 +40,6 @@ ZEE_EVNT = f"{ZEE}.evgen.EVNT.e3601"
 ZEE_AOD = f"{ZEE}.recon.AOD.e3601_s3126_r10724"
 ZEE_DAOD = f"{ZEE}.deriv.DAOD_PHYS.e3601_s3126_r10724_p4164"
 FAILED_STATUSES = {"failed", "broken", "aborted"}
-
-
-class CheckedClient(FlaskClient):
-    """A test client that fails any test whose answer leaks a traceback or SQL."""
-
-    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
-        response = super().open(*args, **kwargs)
-        body = response.get_data(as_text=True)
-        assert "Traceback" not in body
-        assert "SELECT" not in body
-        return response
-
-
-def make_app(engine: Engine, data_dir: Path, **settings: str) -> Flask:
-    config = load_config(env={}, data_dir=str(data_dir))
-    app = create_app(config.replace(**settings) if settings else config, engine=engine)
-    app.test_client_class = CheckedClient
-    return app
-
-
-@pytest.fixture
-def app(catalog_engine: Engine, tmp_path: Path) -> Flask:
-    return make_app(catalog_engine, tmp_path)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 import catalog.errors
 import web.client
-from catalog.db import Base, create_catalog_engine, session_factory
+from catalog.db import Base, session_factory
 from catalog.fields import ami_fields
 from catalog.models import Dataset, File
 from catalog.users import add_user, create_token
@@ -58,11 +58,6 @@ from web.client import (
 
 
 @pytest.fixture(scope="module")
-def ami_url(served_catalog: ServedCatalog) -> str:
-    return served_catalog.url + "/AMI/FrontEnd"
-
-
-@pytest.fixture(scope="module")
 def client(ami_url: str) -> Client:
     return Client(ami_url, timeout=30)
 
@@ -70,13 +65,6 @@ def client(ami_url: str) -> Client:
 @pytest.fixture(scope="module")
 def world(served_catalog: ServedCatalog) -> World:
     return served_catalog.world
-
-
-@pytest.fixture(scope="module")
-def served_engine(served_catalog: ServedCatalog) -> Iterator[Engine]:
-    engine = create_catalog_engine(served_catalog.database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from statements import statements_of
+from test_derived import ZEE_AOD, ZEE_DAOD, ZEE_EVNT
 
 from catalog.consistency import check_derived, each_difference
 from catalog.datasets import add_dataset, get_dataset
@@ -24,17 +25,6 @@ from catalog.models import Dataset, File, ProvenanceEdge
 from hepcat.cli import main
 from ingest.seed import seed_catalog
 from ingest.world import World, build_world
-
-ZEE_DAOD = (
-    "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.deriv.DAOD_PHYS."
-    "e3601_s3126_r10724_p4164"
-)
-ZEE_AOD = (
-    "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.recon.AOD."
-    "e3601_s3126_r10724"
-)
-ZEE_EVNT = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.evgen.EVNT.e3601"
-
 
 # The backends whose rows another connection can find locked.
 SERVERS = [

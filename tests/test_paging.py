@@ -6,14 +6,11 @@ cursor, never a database error and never an empty page.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
-from test_api import API, assert_error, cursor_of, make_app, walked_items
+from test_api import API, assert_error, cursor_of, walked_items
 
 from catalog.fields import ami_fields, value_type
 from catalog.models import Dataset
@@ -33,16 +30,6 @@ DDM_STATES = [
     {"ddm_open": False, "ddm_consistent": True, "ddm_incomplete": False},
     {"ddm_open": None, "ddm_consistent": False, "ddm_incomplete": True},
 ]
-
-
-@pytest.fixture
-def app(catalog_engine: Engine, tmp_path: Path) -> Flask:
-    return make_app(catalog_engine, tmp_path)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from test_containers import served_container_of
 
-from catalog.db import create_catalog_engine, utcnow
+from catalog.db import utcnow
 from catalog.fields import row_to_ami
 from catalog.models import AmiTag, Dataset, File, Period, ProvenanceEdge, Skim
 from catalog.users import add_user, get_user
@@ -60,16 +60,9 @@ def client(
         yield pyAMI.client.Client(ENDPOINT)
 
 
-@pytest.fixture(scope="module")
-def catalog(served_catalog: ServedCatalog) -> Iterator[Engine]:
-    engine = create_catalog_engine(served_catalog.database_url)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture
-def session(catalog: Engine) -> Iterator[Session]:
-    with Session(catalog) as opened:
+def session(served_engine: Engine) -> Iterator[Session]:
+    with Session(served_engine) as opened:
         yield opened
 
 
@@ -328,13 +321,13 @@ def test_an_error_never_shows_the_credentials_pyami_appends(
 
 
 @pytest.fixture
-def failed_skim(catalog: Engine) -> Iterator[tuple[int, str, str]]:
+def failed_skim(served_engine: Engine) -> Iterator[tuple[int, str, str]]:
     """A skim that failed, as the skim task leaves one whose selection never
     ran, of a physicist of the served catalogue: its id, the physicist's
     login and password. Both are removed afterwards.
     """
     login, password = f"pyami{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    with Session(catalog) as session, session.begin():
+    with Session(served_engine) as session, session.begin():
         owner = add_user(login, password=password, roles=["physicist"], session=session)
         skim = Skim(
             name="dimuon",
@@ -350,7 +343,7 @@ def failed_skim(catalog: Engine) -> Iterator[tuple[int, str, str]]:
         session.flush()
         skim_id = skim.id
     yield skim_id, login, password
-    with Session(catalog) as session, session.begin():
+    with Session(served_engine) as session, session.begin():
         session.delete(session.get(Skim, skim_id))
         session.delete(get_user(login, session=session))
 

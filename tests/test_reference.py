@@ -7,7 +7,6 @@ SQLite, PostgreSQL and MariaDB, and through ``hepcat demo`` and a live
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
@@ -23,7 +22,6 @@ import pyAMI.config
 import pyAMI.object
 import pyAMI_atlas.api as atlas
 import pytest
-from alembic import command
 from conftest import written_apart
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, MetaData, Table, event, insert, select
@@ -31,6 +29,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from test_ami import post
 from test_demo import fetch, free_port
+from worlds import oracle_sql
 
 import migrations
 from catalog import reference
@@ -406,15 +405,8 @@ def test_the_nomenclature_lists_a_template_for_every_kind_of_name(
 
 
 def test_the_migration_compiles_for_oracle_both_ways() -> None:
-    script = io.StringIO()
-    config = migrations.alembic_config()
-    config.set_main_option("sqlalchemy.url", "oracle+oracledb://")
-    config.output_buffer = script
+    sql = oracle_sql("0008", "0009")
 
-    command.upgrade(config, "0008:0009", sql=True)
-    command.downgrade(config, "0009:0008", sql=True)
-
-    sql = script.getvalue()
     for table in ["nomenclature", *TABLES]:
         assert f"INSERT INTO {table} " in sql
     assert "DELETE FROM nomenclature" in sql

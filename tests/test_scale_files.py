@@ -19,18 +19,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from statements import Sent, statements_of
 from test_ami import rows
-from test_api import make_app
 
 from catalog.containers import CONTAINER
 from catalog.db import SEPARATOR
@@ -69,16 +66,6 @@ def dataset_row(name: str, i: int, source: str = "prodsys") -> dict[str, Any]:
         "created": NOW,
         "last_modified": NOW,
     }
-
-
-@pytest.fixture
-def app(catalog_engine: Engine, tmp_path: Path) -> Flask:
-    return make_app(catalog_engine, tmp_path)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @pytest.fixture

@@ -10,19 +10,16 @@ from __future__ import annotations
 import base64
 import io
 import zlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import uproot
-from sqlalchemy import Engine
 from test_skim_pages import (
     DATASET,
     DIMUON,
     UNTAGGED,
     SurfaceWorld,
-    make_surface_world,
     shown,
 )
 
@@ -31,12 +28,6 @@ from skimengine.collection import read_collection
 from web.app import create_app
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def surface(catalog_engine: Engine, tmp_path: Path) -> SurfaceWorld:
-    """On SQLite, PostgreSQL and MariaDB."""
-    return make_surface_world(catalog_engine, tmp_path / "data")
 
 
 def assert_error(answer: Any, status: int, kind: str) -> dict[str, Any]:

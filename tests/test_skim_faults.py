@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,12 @@ import uproot
 from click.testing import CliRunner
 from sqlalchemy import Engine, select, update
 from test_skim_pages import DATASET as SURFACE_DATASET
-from test_skim_pages import PASSWORD, SurfaceWorld, make_surface_world
+from test_skim_pages import PASSWORD, SurfaceWorld
 from test_skims import (
     DATASET,
     DIMUON,
     SMALL_FILES,
     SkimWorld,
-    make_world,
     output_files,
     root_entries,
     root_prints,
@@ -48,25 +46,6 @@ from skimengine.task import SkimTask
 MENU = "HLT_mu26_ivarmedium"
 
 
-@pytest.fixture
-def world(catalog_engine: Engine, tmp_path: Path) -> SkimWorld:
-    """The skim world of test_skims, on SQLite, PostgreSQL and MariaDB."""
-    return make_world(catalog_engine, tmp_path / "data")
-
-
-@pytest.fixture
-def task(world: SkimWorld) -> Iterator[SkimTask]:
-    made = SkimTask(world.config)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def surface(catalog_engine: Engine, tmp_path: Path) -> SurfaceWorld:
-    """The application of test_skim_pages, on SQLite, PostgreSQL and MariaDB."""
-    return make_surface_world(catalog_engine, tmp_path / "data")
-
-
 def the_tag(world: SkimWorld) -> Any:
     with world.Session() as session:
         return open_tag(get_tag(DATASET, session=session))
@@ -81,46 +60,46 @@ def retry(world: SkimWorld, skim_id: int) -> None:
 
 
 @pytest.fixture
-def reused(world: SkimWorld, task: SkimTask) -> tuple[Skim, Skim]:
+def reused(skim_world: SkimWorld, skim_task: SkimTask) -> tuple[Skim, Skim]:
     """Skim "zee" failed for want of an event file; once the file was back,
     another skim took the name "zee" and is done.
     """
-    hidden = source_paths(world)[0]
+    hidden = source_paths(skim_world)[0]
     hidden.rename(hidden.with_name("aside"))
-    failed = world.drive(task, world.request(name="zee"))
+    failed = skim_world.drive(skim_task, skim_world.request(name="zee"))
     hidden.with_name("aside").rename(hidden)
-    done = world.drive(task, world.request("MET > 30", name="zee"))
+    done = skim_world.drive(skim_task, skim_world.request("MET > 30", name="zee"))
     assert (failed.state, done.state) == ("failed", "done")
     return failed, done
 
 
 def test_a_retry_is_refused_once_another_skim_took_its_name(
-    world: SkimWorld, reused: tuple[Skim, Skim]
+    skim_world: SkimWorld, reused: tuple[Skim, Skim]
 ) -> None:
     failed, done = reused
 
     with pytest.raises(OutputTaken) as raised:
-        retry(world, failed.id)
+        retry(skim_world, failed.id)
 
     assert str(raised.value) == (
         f"skim {failed.id} cannot be retried: there is already a dataset "
         f"{done.output.name}; request it again under another name"
     )
-    assert world.skim(failed.id).state == "failed"
+    assert skim_world.skim(failed.id).state == "failed"
 
 
 def test_a_skim_never_registers_into_another_skims_dataset(
-    world: SkimWorld, task: SkimTask, reused: tuple[Skim, Skim]
+    skim_world: SkimWorld, skim_task: SkimTask, reused: tuple[Skim, Skim]
 ) -> None:
     failed, done = reused
-    published = {p: p.read_bytes() for p in published_files(world, done)}
-    with world.Session.begin() as session:
+    published = {p: p.read_bytes() for p in published_files(skim_world, done)}
+    with skim_world.Session.begin() as session:
         # What a retry did before it looked at the name: run it again.
         session.execute(
             update(Skim).where(Skim.id == failed.id).values(state="selected")
         )
 
-    again = world.drive(task, failed.id)
+    again = skim_world.drive(skim_task, failed.id)
 
     assert again.state == "failed" and again.output_id is None
     assert again.error == (
@@ -128,7 +107,7 @@ def test_a_skim_never_registers_into_another_skims_dataset(
         f"{done.output.name} is the output of skim {done.id}; request the skim "
         "again under another name"
     )
-    with world.Session() as session:
+    with skim_world.Session() as session:
         rows = session.scalars(
             select(File).where(File.dataset_id == done.output_id)
         ).all()
@@ -182,12 +161,12 @@ def test_a_file_name_of_255_characters_is_published(tmp_path: Path) -> None:
 
 
 def test_outputs_carry_the_trigger_menu_so_a_skim_of_a_skim_selects_triggers(
-    world: SkimWorld, task: SkimTask
+    skim_world: SkimWorld, skim_task: SkimTask
 ) -> None:
-    skim = world.drive(task, world.request(target_size=SMALL_FILES))
+    skim = skim_world.drive(skim_task, skim_world.request(target_size=SMALL_FILES))
 
     paths = output_files(skim)
-    with uproot.open(source_paths(world)[0]) as source:
+    with uproot.open(source_paths(skim_world)[0]) as source:
         menu = str(source["TriggerMenu"])
     refs = [EventFile(FileRef("", p.name), p) for p in paths]
     table = build_tag(refs)
@@ -195,7 +174,7 @@ def test_outputs_carry_the_trigger_menu_so_a_skim_of_a_skim_selects_triggers(
     for path in paths:
         with uproot.open(path) as opened:
             assert str(opened["TriggerMenu"]) == menu
-    assert table.triggers == the_tag(world).triggers
+    assert table.triggers == the_tag(skim_world).triggers
     assert 0 < table.count(f'trigger("{MENU}")') < len(table)
     assert root_menus(paths) == [menu] * len(paths)
     assert root_entries(paths) == [
@@ -220,9 +199,9 @@ def hepcat(engine: Engine, data_dir: Path, *args: str) -> Any:
 
 
 def test_skim_run_without_wait_takes_each_step_to_its_end(
-    world: SkimWorld, catalog_engine: Engine
+    skim_world: SkimWorld, catalog_engine: Engine
 ) -> None:
-    data_dir = world.config.data_path
+    data_dir = skim_world.config.data_path
     created = hepcat(
         catalog_engine, data_dir, "skim", "create", "--dataset", DATASET,
         "--select", DIMUON, "--name", "dimuon", "--user", "jdoe",
@@ -235,21 +214,21 @@ def test_skim_run_without_wait_takes_each_step_to_its_end(
     assert [step.stdout for step in steps] == [
         f"skim {skim_id}: {state}\n" for state in ("selected", "extracting", "done")
     ]
-    output_dir = world.skim(int(skim_id)).output_dir
+    output_dir = skim_world.skim(int(skim_id)).output_dir
     assert not (Path(output_dir) / ".cancel").exists()
 
 
 # -- 4. an event listed twice --------------------------------------------------------
 
 
-def test_an_upload_listing_an_event_twice_is_refused(world: SkimWorld) -> None:
-    tag = the_tag(world)
+def test_an_upload_listing_an_event_twice_is_refused(skim_world: SkimWorld) -> None:
+    tag = the_tag(skim_world)
     chosen = tag.collection(tag.select(DIMUON)[:5])
     lines = chosen.to_csv().splitlines()
     upload = "\n".join([*lines, lines[2]]).encode()
 
     with pytest.raises(CollectionError) as raised:
-        world.request(None, collection=upload, collection_name="mine.csv")
+        skim_world.request(None, collection=upload, collection_name="mine.csv")
 
     run, event = chosen.run_number[1], chosen.event_number[1]
     lfn = chosen.files[chosen.file_index[1]].lfn
@@ -264,14 +243,14 @@ def test_an_upload_listing_an_event_twice_is_refused(world: SkimWorld) -> None:
 
 
 def test_a_source_file_gone_during_extraction_is_named(
-    world: SkimWorld, task: SkimTask
+    skim_world: SkimWorld, skim_task: SkimTask
 ) -> None:
-    skim_id = world.request()
-    world.drive(task, skim_id, until=("extracting",))  # planned
-    gone = source_paths(world)[0]
+    skim_id = skim_world.request()
+    skim_world.drive(skim_task, skim_id, until=("extracting",))  # planned
+    gone = source_paths(skim_world)[0]
     gone.unlink()
 
-    failed = world.drive(task, skim_id)
+    failed = skim_world.drive(skim_task, skim_id)
 
     assert failed.state == "failed"
     said = (
@@ -284,13 +263,13 @@ def test_a_source_file_gone_during_extraction_is_named(
 
 
 def test_a_file_lost_since_the_tag_was_built_says_the_tag_is_out_of_date(
-    world: SkimWorld, task: SkimTask
+    skim_world: SkimWorld, skim_task: SkimTask
 ) -> None:
-    lost = source_paths(world)[0].name
-    with world.Session.begin() as session:
+    lost = source_paths(skim_world)[0].name
+    with skim_world.Session.begin() as session:
         session.execute(update(File).where(File.lfn == lost).values(lost=True))
 
-    failed = world.drive(task, world.request())
+    failed = skim_world.drive(skim_task, skim_world.request())
 
     assert failed.error == (
         f"TagOutdated: event file {lost} of {DATASET} was reported lost, but its "
@@ -300,10 +279,10 @@ def test_a_file_lost_since_the_tag_was_built_says_the_tag_is_out_of_date(
 
 
 def test_unknown_branches_are_refused_when_the_skim_is_requested(
-    world: SkimWorld,
+    skim_world: SkimWorld,
 ) -> None:
     with pytest.raises(InvalidInput) as raised:
-        world.request(branches=["mu_pt", "MET_et"])
+        skim_world.request(branches=["mu_pt", "MET_et"])
 
     assert str(raised.value) == (
         "no branch 'MET_et' (did you mean 'MET'?) in the source tree"
@@ -375,16 +354,16 @@ def test_a_readable_root_upload_says_what_is_wrong_without_more(
 
 
 def test_an_entry_beyond_any_file_is_out_of_range(
-    world: SkimWorld, tmp_path: Path
+    skim_world: SkimWorld, tmp_path: Path
 ) -> None:
     far = 2**40 + 5
-    tag = the_tag(world)
+    tag = the_tag(skim_world)
     lines = tag.collection(tag.select(DIMUON)[:1]).to_csv().splitlines()
     upload = "\n".join([lines[0], re.sub(r",\d+$", f",{far}", lines[1])]).encode()
     as_root = collection_root(tmp_path / "far.root", Entry=np.array([0, far, 2]))
 
     with pytest.raises(CollectionError) as from_csv:
-        world.request(None, collection=upload, collection_name="mine.csv")
+        skim_world.request(None, collection=upload, collection_name="mine.csv")
     with pytest.raises(CollectionError) as from_root:
         read_collection(as_root, "far.root")
 
@@ -393,17 +372,19 @@ def test_an_entry_beyond_any_file_is_out_of_range(
     assert str(from_root.value) == f"far.root, entry 1: Entry {far} {limit}"
 
 
-def test_guids_match_in_any_case_and_must_agree_with_the_lfn(world: SkimWorld) -> None:
-    tag = the_tag(world)
+def test_guids_match_in_any_case_and_must_agree_with_the_lfn(
+    skim_world: SkimWorld,
+) -> None:
+    tag = the_tag(skim_world)
     chosen = tag.collection(tag.select(DIMUON)[:3])
     text = chosen.to_csv()
     lower = re.sub(r"[0-9A-F-]{36}", lambda m: m.group(0).lower(), text)
     first, other = tag.files[0], tag.files[1]
     crossed = text.replace(f"{first.guid},{first.lfn}", f"{first.guid},{other.lfn}")
 
-    accepted = world.request(None, collection=lower.encode(), name="lower")
+    accepted = skim_world.request(None, collection=lower.encode(), name="lower")
     with pytest.raises(CollectionError) as raised:
-        world.request(None, collection=crossed.encode(), name="crossed")
+        skim_world.request(None, collection=crossed.encode(), name="crossed")
 
     assert accepted > 0
     assert str(raised.value) == (

@@ -4,8 +4,8 @@ form that requests a skim, a skim's page with its actions, and the event
 collection downloads, on a catalogue seeded with the simulated world whose
 Zmumu AOD dataset has real event files and a TAG built from them.
 
-:class:`SurfaceWorld` and its fixture are shared with ``test_skim_api.py``
-and ``test_skim_ami.py``.
+:class:`SurfaceWorld` is shared with ``test_skim_api.py`` and
+``test_skim_ami.py``; its fixture ``surface`` is in ``worlds.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.test import TestResponse
 
 from catalog.config import Config, load_config
-from catalog.db import create_catalog_engine, session_factory
+from catalog.db import session_factory
 from catalog.models import Skim
 from catalog.users import add_user, create_token, get_user
 from ingest.eventfiles import write_dataset_files
@@ -167,17 +167,21 @@ def make_surface_world(engine: Engine, directory: Path) -> SurfaceWorld:
     return made
 
 
-@pytest.fixture
-def surface(catalog_engine: Engine, tmp_path: Path) -> SurfaceWorld:
-    """On SQLite, PostgreSQL and MariaDB."""
-    return make_surface_world(catalog_engine, tmp_path / "data")
-
-
 def csrf(client: FlaskClient) -> str:
     """The CSRF token of the client's session, as every form carries it."""
     found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
     assert found
     return found.group(1)
+
+
+def submit_skim_form(browser: FlaskClient, **fields: Any) -> TestResponse:
+    """Send the form that requests a skim of :data:`DATASET`, filled in with
+    *fields* and the browser's CSRF token; with a collection file, as
+    multipart/form-data.
+    """
+    data = {"dataset": DATASET, **fields, "csrf_token": csrf(browser)}
+    kind = "multipart/form-data" if "collection" in fields else None
+    return browser.post("/skims/new", data=data, content_type=kind)
 
 
 def shown(answer: TestResponse) -> str:
@@ -302,15 +306,8 @@ def test_a_physicist_requests_a_skim_with_the_form(surface):
     browser = surface.browser("phil")
     form = browser.get(f"/skims/new?dataset={DATASET}&select=MET+%3E+40")
 
-    answer = browser.post(
-        "/skims/new",
-        data={
-            "dataset": DATASET,
-            "select": "MET > 40",
-            "name": "highMET",
-            "branches": "MET, mu_pt",
-            "csrf_token": csrf(browser),
-        },
+    answer = submit_skim_form(
+        browser, select="MET > 40", name="highMET", branches="MET, mu_pt"
     )
     skim_id = int(answer.headers["Location"].rsplit("/", 1)[1])
     page = browser.get(answer.headers["Location"])
@@ -348,16 +345,7 @@ def test_the_run_button_queues_a_defined_skim_for_the_task_server(surface):
 def test_define_and_run_on_the_form_queues_the_skim_at_once(surface):
     browser = surface.browser("phil")
 
-    answer = browser.post(
-        "/skims/new",
-        data={
-            "dataset": DATASET,
-            "select": DIMUON,
-            "name": "dimuon",
-            "run": "1",
-            "csrf_token": csrf(browser),
-        },
-    )
+    answer = submit_skim_form(browser, select=DIMUON, name="dimuon", run="1")
     skim_id = int(answer.headers["Location"].rsplit("/", 1)[1])
 
     assert answer.status_code == 302
@@ -384,15 +372,7 @@ def test_the_skim_form_is_for_physicists_and_needs_its_csrf_token(surface):
 def test_a_wrong_selection_on_the_form_points_at_the_mistake(surface):
     browser = surface.browser("phil")
 
-    answer = browser.post(
-        "/skims/new",
-        data={
-            "dataset": DATASET,
-            "select": "nJets >= 2 && jetpt1 > 20",
-            "name": "jets",
-            "csrf_token": csrf(browser),
-        },
-    )
+    answer = submit_skim_form(browser, select="nJets >= 2 && jetpt1 > 20", name="jets")
 
     assert answer.status_code == 400
     message = shown(answer)
@@ -410,15 +390,8 @@ def test_an_uploaded_collection_makes_a_skim(surface):
     csv = tag.collection(tag.select("nJets >= 3")).to_csv()
     browser = surface.browser("phil")
 
-    answer = browser.post(
-        "/skims/new",
-        data={
-            "dataset": DATASET,
-            "name": "threeJets",
-            "collection": (io.BytesIO(csv.encode()), "jets.csv"),
-            "csrf_token": csrf(browser),
-        },
-        content_type="multipart/form-data",
+    answer = submit_skim_form(
+        browser, name="threeJets", collection=(io.BytesIO(csv.encode()), "jets.csv")
     )
     page = shown(browser.get(answer.headers["Location"]))
 
@@ -429,15 +402,10 @@ def test_an_uploaded_collection_makes_a_skim(surface):
 def test_a_bad_upload_shows_the_form_again_with_the_error(surface):
     browser = surface.browser("phil")
 
-    answer = browser.post(
-        "/skims/new",
-        data={
-            "dataset": DATASET,
-            "name": "mine",
-            "collection": (io.BytesIO(b"RunNumber,EventNumbr\n1,2\n"), "mine.csv"),
-            "csrf_token": csrf(browser),
-        },
-        content_type="multipart/form-data",
+    answer = submit_skim_form(
+        browser,
+        name="mine",
+        collection=(io.BytesIO(b"RunNumber,EventNumbr\n1,2\n"), "mine.csv"),
     )
 
     assert answer.status_code == 400
@@ -451,16 +419,8 @@ def test_the_form_takes_a_target_size_and_a_compression(surface):
     browser = surface.browser("phil")
     form = browser.get("/skims/new")
 
-    answer = browser.post(
-        "/skims/new",
-        data={
-            "dataset": DATASET,
-            "select": DIMUON,
-            "name": "small",
-            "compression": "lz4:4",
-            "target_size": "60000",
-            "csrf_token": csrf(browser),
-        },
+    answer = submit_skim_form(
+        browser, select=DIMUON, name="small", compression="lz4:4", target_size="60000"
     )
     skim = surface.skim(int(answer.headers["Location"].rsplit("/", 1)[1]))
 
@@ -493,15 +453,8 @@ def test_a_wrong_target_size_shows_the_form_again_with_the_error(
 ):
     browser = surface.browser("phil")
 
-    answer = browser.post(
-        "/skims/new",
-        data={
-            "dataset": DATASET,
-            "select": DIMUON,
-            "name": "small",
-            "target_size": target_size,
-            "csrf_token": csrf(browser),
-        },
+    answer = submit_skim_form(
+        browser, select=DIMUON, name="small", target_size=target_size
     )
 
     assert answer.status_code == 400
@@ -523,7 +476,6 @@ def test_a_wrong_target_size_shows_the_form_again_with_the_error(
 )
 def test_a_wrong_option_on_the_form_is_the_apis_error(surface, on_the_form, in_the_api):
     browser = surface.browser("phil")
-    request = {"dataset": DATASET, "select": DIMUON, "name": "mine"}
     by_api = surface.app.test_client().post(
         "/api/v1/skims",
         json={"logicalDatasetName": DATASET, "name": "mine", "select": DIMUON}
@@ -531,9 +483,7 @@ def test_a_wrong_option_on_the_form_is_the_apis_error(surface, on_the_form, in_t
         headers=surface.bearer("phil"),
     )
 
-    answer = browser.post(
-        "/skims/new", data=request | on_the_form | {"csrf_token": csrf(browser)}
-    )
+    answer = submit_skim_form(browser, select=DIMUON, name="mine", **on_the_form)
 
     error = by_api.json["error"]
     assert answer.status_code == by_api.status_code == 400
@@ -689,24 +639,20 @@ def test_a_failed_skim_is_retried_by_its_owner(surface):
 
 
 @pytest.fixture(scope="module")
-def served_tag(served_catalog: ServedCatalog) -> TagTable:
+def served_tag(served_catalog: ServedCatalog, served_engine: Engine) -> TagTable:
     """The TAG of :data:`DATASET` registered in the served catalogue, built
     from its event files written into the catalogue's file store.
     """
     config = load_config(env={}, data_dir=str(served_catalog.data_dir))
     spec = next(d for d in served_catalog.world.datasets if d.name == DATASET)
     write_dataset_files(spec, config.storage_path)
-    engine = create_catalog_engine(served_catalog.database_url)
-    try:
-        with session_factory(engine).begin() as session:
-            store = FileStore.from_config(config)
-            files = dataset_event_files(DATASET, store, session=session)
-            record = register_tag(
-                DATASET, build_tag(files), data_dir=config.data_path, session=session
-            )
-            return open_tag(record)
-    finally:
-        engine.dispose()
+    with session_factory(served_engine).begin() as session:
+        store = FileStore.from_config(config)
+        files = dataset_event_files(DATASET, store, session=session)
+        record = register_tag(
+            DATASET, build_tag(files), data_dir=config.data_path, session=session
+        )
+        return open_tag(record)
 
 
 def test_the_composer_counts_the_events_as_the_user_types(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from test_skims import (
     DIMUON,
     SMALL_FILES,
     SkimWorld,
-    make_world,
     output_events,
     output_files,
     source_paths,
@@ -38,19 +36,6 @@ from taskserver.base import RunContext, RunOutcome
 #: Two derivations without event files in the skim world, in name order.
 BROKEN = "data15_13TeV.00267073.physics_Main.deriv.DAOD_PHYS.r11969_p4072"
 SOUND = "data15_13TeV.00267639.physics_Main.deriv.DAOD_PHYS.r11969_p4072"
-
-
-@pytest.fixture
-def world(catalog_engine: Engine, tmp_path: Path) -> SkimWorld:
-    """The skim world of test_skims, on SQLite, PostgreSQL and MariaDB."""
-    return make_world(catalog_engine, tmp_path / "data")
-
-
-@pytest.fixture
-def task(world: SkimWorld) -> Iterator[SkimTask]:
-    made = SkimTask(world.config)
-    yield made
-    made.close()
 
 
 def run_tags(world: SkimWorld, tags: TagBuildTask) -> RunOutcome:
@@ -76,21 +61,21 @@ def write_files(world: SkimWorld, dataset: str) -> list[Path]:
 
 
 def test_a_dataset_whose_tag_cannot_be_built_does_not_stop_the_others(
-    world: SkimWorld, caplog: pytest.LogCaptureFixture
+    skim_world: SkimWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
-    broken = write_files(world, BROKEN)[0]
+    broken = write_files(skim_world, BROKEN)[0]
     with uproot.recreate(broken) as replaced:  # a ROOT file, but no events
         replaced["Other"] = "not an event file"
-    sound = write_files(world, SOUND)
-    tags = TagBuildTask(world.config)
+    sound = write_files(skim_world, SOUND)
+    tags = TagBuildTask(skim_world.config)
 
     with caplog.at_level(logging.WARNING, logger="skimengine.task"):
-        notes = [run_tags(world, tags).note for _ in range(3)]
+        notes = [run_tags(skim_world, tags).note for _ in range(3)]
 
-    assert tag_events(world, SOUND) == sum(
+    assert tag_events(skim_world, SOUND) == sum(
         uproot.open(path)["CollectionTree"].num_entries for path in sound
     )
-    assert tag_events(world, BROKEN) is None
+    assert tag_events(skim_world, BROKEN) is None
     # Noted, looked at again at the next run, then left alone for a while,
     # as a dataset whose files are missing is.
     assert [note.endswith(", 1 failed") for note in notes] == [True, True, False]
@@ -103,39 +88,43 @@ def test_a_dataset_whose_tag_cannot_be_built_does_not_stop_the_others(
 
 
 def test_a_skim_output_without_the_tag_branches_is_passed_by(
-    world: SkimWorld, task: SkimTask, caplog: pytest.LogCaptureFixture
+    skim_world: SkimWorld, skim_task: SkimTask, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The output of "a_subset" sorts before that of "b_full".
-    subset = world.drive(task, world.request(name="a_subset", branches=["mu_pt"]))
-    full = world.drive(task, world.request(name="b_full"))
-    tags = TagBuildTask(world.config)
+    subset = skim_world.drive(
+        skim_task, skim_world.request(name="a_subset", branches=["mu_pt"])
+    )
+    full = skim_world.drive(skim_task, skim_world.request(name="b_full"))
+    tags = TagBuildTask(skim_world.config)
 
     with caplog.at_level(logging.WARNING, logger="skimengine.task"):
-        notes = [run_tags(world, tags).note for _ in range(3)]
+        notes = [run_tags(skim_world, tags).note for _ in range(3)]
 
     assert (subset.state, full.state) == ("done", "done")
-    assert tag_events(world, full.output.name) == full.n_selected
-    assert tag_events(world, subset.output.name) is None
+    assert tag_events(skim_world, full.output.name) == full.n_selected
+    assert tag_events(skim_world, subset.output.name) is None
     # Never tried: it is not a failure at any run, nor a dataset waiting.
     assert not any("failed" in note for note in notes)
     assert not any(subset.output.name in message for message in caplog.messages)
 
 
-def test_a_file_replaced_by_another_rebuilds_the_tag(world: SkimWorld) -> None:
-    paths = write_files(world, SOUND)
+def test_a_file_replaced_by_another_rebuilds_the_tag(skim_world: SkimWorld) -> None:
+    paths = write_files(skim_world, SOUND)
     entries = {p.name: uproot.open(p)["CollectionTree"].num_entries for p in paths}
-    last = set_files(world, SOUND, status={paths[-1].name: "failed"})
-    tags = TagBuildTask(world.config)
-    run_tags(world, tags)
-    assert tag_events(world, SOUND) == sum(entries.values()) - entries[last]
+    last = set_files(skim_world, SOUND, status={paths[-1].name: "failed"})
+    tags = TagBuildTask(skim_world.config)
+    run_tags(skim_world, tags)
+    assert tag_events(skim_world, SOUND) == sum(entries.values()) - entries[last]
 
     # The first file is lost and the last one finishes: as many files as
     # before, other events.
-    set_files(world, SOUND, lost={paths[0].name}, status={last: "finished"})
-    run_tags(world, tags)
+    set_files(skim_world, SOUND, lost={paths[0].name}, status={last: "finished"})
+    run_tags(skim_world, tags)
 
-    assert tag_events(world, SOUND) == sum(entries.values()) - entries[paths[0].name]
-    with world.Session() as session:
+    assert (
+        tag_events(skim_world, SOUND) == sum(entries.values()) - entries[paths[0].name]
+    )
+    with skim_world.Session() as session:
         listed = {ref.lfn for ref in open_tag(get_tag(SOUND, session=session)).files}
     assert listed == {path.name for path in paths[1:]}
 
@@ -166,14 +155,16 @@ def set_files(
 
 
 def test_a_skim_whose_output_files_failed_shows_only_those_written(
-    world: SkimWorld, task: SkimTask, catalog_engine: Engine
+    skim_world: SkimWorld, skim_task: SkimTask, catalog_engine: Engine
 ) -> None:
-    skim_id = world.request(target_size=SMALL_FILES)
-    world.drive(task, skim_id, until=("extracting",))  # planned
-    source_paths(world)[-1].unlink()
+    skim_id = skim_world.request(target_size=SMALL_FILES)
+    skim_world.drive(skim_task, skim_id, until=("extracting",))  # planned
+    source_paths(skim_world)[-1].unlink()
 
-    failed = world.drive(task, skim_id)
-    shown = hepcat(catalog_engine, world.config.data_path, "skim", "show", str(skim_id))
+    failed = skim_world.drive(skim_task, skim_id)
+    shown = hepcat(
+        catalog_engine, skim_world.config.data_path, "skim", "show", str(skim_id)
+    )
 
     written = len(output_files(failed))
     assert failed.state == "failed" and 0 < written < failed.n_units
@@ -203,24 +194,24 @@ def events_of_one_file(
 
 
 def test_a_missing_file_holding_none_of_the_selected_events_does_not_matter(
-    world: SkimWorld, task: SkimTask
+    skim_world: SkimWorld, skim_task: SkimTask
 ) -> None:
-    selection, expected = events_of_one_file(world, 1)
-    source_paths(world)[0].unlink()
+    selection, expected = events_of_one_file(skim_world, 1)
+    source_paths(skim_world)[0].unlink()
 
-    skim = world.drive(task, world.request(selection))
+    skim = skim_world.drive(skim_task, skim_world.request(selection))
 
     assert (skim.state, skim.error) == ("done", None)
     assert set(output_events(output_files(skim))) == expected
 
 
 def test_a_missing_file_holding_selected_events_is_named(
-    world: SkimWorld, task: SkimTask
+    skim_world: SkimWorld, skim_task: SkimTask
 ) -> None:
-    missing = source_paths(world)[0]
+    missing = source_paths(skim_world)[0]
     missing.unlink()
 
-    skim = world.drive(task, world.request(DIMUON))
+    skim = skim_world.drive(skim_task, skim_world.request(DIMUON))
 
     assert skim.state == "failed"
     assert (skim.error or "").startswith(

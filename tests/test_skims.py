@@ -136,12 +136,6 @@ def make_world(engine: Engine, directory: Path) -> SkimWorld:
 
 
 @pytest.fixture
-def skim_world(catalog_engine: Engine, tmp_path: Path) -> SkimWorld:
-    """On SQLite, PostgreSQL and MariaDB."""
-    return make_world(catalog_engine, tmp_path / "data")
-
-
-@pytest.fixture
 def sqlite_world(tmp_path: Path) -> Any:
     """On SQLite only, for the tests of timing and files."""
     engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
