@@ -252,8 +252,10 @@ def search_datasets(
     Every page costs about what the first one does, over a million
     datasets: the matches are counted up to :data:`MAX_COUNTED` by a
     LIMITed subquery, never all of them; an offset is
-    refused past :data:`MAX_OFFSET`; and a page after a cursor is a range of
-    an index (:mod:`catalog.keyset`). A page gives the cursor of its next
+    refused past :data:`MAX_OFFSET`; a page at an offset reads a nullable
+    leading field's values, then its NULLs, each as an index range
+    (:func:`_read_bands`); and a page after a cursor is a range of an index
+    (:mod:`catalog.keyset`). A page gives the cursor of its next
     where the order is a keyset's (columns of the dataset, not a computed
     field nor ``crossSectionSource``, sorted by name here).
 
@@ -268,8 +270,9 @@ def search_datasets(
     following = None
     if after is None:
         _check_search_offset(query.offset)
-        statement = statement.order_by(*order).offset(query.offset)
-        read = session.scalars(statement.limit(query.limit + 1)).all()
+        bands = _search_bands(keyset, order)
+        wanted = query.limit + 1
+        read = _read_bands(conditions, bands, query.offset, wanted, session=session)
         rows, more = read[: query.limit], len(read) > query.limit
         if more and keyset is not None:
             following = encode_cursor(keyset.key_of(rows[-1]), keyset)
@@ -288,6 +291,53 @@ def search_datasets(
     return Page(
         rows, total, query.offset, query.limit, total <= MAX_COUNTED, more, following
     )
+
+
+def _search_bands(
+    keyset: Keyset | None, order: list[Any]
+) -> list[tuple[list[Any], list[Any]]]:
+    """The parts of a search's order read in turn, each its conditions and
+    ORDER BY: those of the *keyset* (:meth:`~catalog.keyset.Keyset.bands`)
+    where it splits the order, as for a nullable leading column (its values,
+    then its NULLs); else the whole of *order*, the search's ORDER BY.
+    """
+    bands = keyset.bands(None) if keyset is not None else []
+    if len(bands) < 2:
+        return [([], order)]
+    return [([condition], band_order) for condition, band_order in bands]
+
+
+def _read_bands(
+    conditions: Sequence[ColumnElement[bool]],
+    bands: Sequence[tuple[list[Any], list[Any]]],
+    offset: int,
+    wanted: int,
+    *,
+    session: Session,
+) -> Sequence[Dataset]:
+    """Up to *wanted* datasets that hold *conditions*, from *offset* on in
+    the order of the *bands* (:func:`_search_bands`) read in turn.
+
+    A leading column's values, then its NULLs, are each a range of its
+    index; one ORDER BY of both (NULLs last) is not, where the index would
+    give the NULLs first (read backwards on PostgreSQL) or where the
+    database sorts by an ``IS NULL`` key first (MariaDB): there the whole
+    table was sorted for a first page. A band the offset passes whole is
+    counted up to the offset (:data:`MAX_OFFSET` at most), not read.
+    """
+    rows: list[Dataset] = []
+    for band, order in bands:
+        if len(rows) == wanted:
+            break
+        statement = select(Dataset).where(*conditions, *band).order_by(*order)
+        statement = statement.offset(offset).limit(wanted - len(rows))
+        found = session.scalars(statement).all()
+        if found:
+            offset = 0
+        elif offset:
+            offset -= _count_up_to([*conditions, *band], offset, session=session)
+        rows.extend(found)
+    return rows
 
 
 def _check_search_offset(offset: int) -> None:
