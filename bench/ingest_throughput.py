@@ -15,9 +15,10 @@ quantities included. Then the peers write the same data into fresh
 catalogues of the same kind, per table, 20,000 rows per transaction:
 
 - **the catalogue's rows** (the goal's peer): every row and column the
-  ingester left in the tables of data (tasks, AMI tags, datasets,
-  provenance, files), read back from its catalogue: "the same rows", what a
-  raw writer would have to write to hold what hepcat holds. Written twice,
+  ingester left in the tables of data (tasks, AMI tags, datasets, the AMI
+  tags of each dataset's version, provenance, files), read back from its
+  catalogue: "the same rows", what a raw writer would have to write to hold
+  what hepcat holds. Written twice,
   into two catalogues: with the driver's own ``executemany`` (plain Python
   values, which the driver adapts) and with SQLAlchemy's (``insert`` and a
   list: its types convert the values, and on PostgreSQL it sends many rows
@@ -55,7 +56,14 @@ from sqlalchemy import Table, create_engine, insert, select, text
 
 import migrations
 from catalog.db import create_catalog_engine, session_factory
-from catalog.models import AmiTag, Dataset, File, ProductionTask, ProvenanceEdge
+from catalog.models import (
+    AmiTag,
+    Dataset,
+    DatasetAmiTag,
+    File,
+    ProductionTask,
+    ProvenanceEdge,
+)
 from ingest import schemas
 from ingest.prodsys import ProdSysIngester
 from ingest.simulate import ProdSysSource
@@ -69,7 +77,7 @@ SERVERS = {
 # The tables the ingester fills with data (stop points and the like aside).
 DATA_TABLES: tuple[Table, ...] = tuple(
     model.__table__  # type: ignore[misc]
-    for model in (ProductionTask, AmiTag, Dataset, ProvenanceEdge, File)
+    for model in (ProductionTask, AmiTag, Dataset, ProvenanceEdge, File, DatasetAmiTag)
 )
 TASK, DATASET, FILE = (DATA_TABLES[i] for i in (0, 2, 4))
 STAMP = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)

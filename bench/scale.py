@@ -212,6 +212,12 @@ FILL = (
     SELECT 1, i, 'task' FROM generate_series(402, :n, 400) AS i
     """,
     """
+    INSERT INTO dataset_ami_tag (tag, dataset_id)
+    SELECT DISTINCT part, id
+    FROM dataset, unnest(string_to_array(version, '_')) AS part
+    WHERE part ~ '^[a-z][0-9]+$'
+    """,
+    """
     INSERT INTO ami_tag (tag, tag_type, tag_number, created)
     SELECT 'e' || (3000 + i), 'e', 3000 + i, now()
     FROM generate_series(1, :n, 4) AS i

@@ -10,14 +10,14 @@ import difflib
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, func, literal, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from catalog.datasets import Page, check_paging
 from catalog.db import among
 from catalog.errors import AmiTagNotFound
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
-from catalog.models import AmiTag, Dataset
+from catalog.models import AmiTag, Dataset, DatasetAmiTag
 from catalog.nomenclature import parse_tag
 
 
@@ -100,28 +100,29 @@ def datasets_with_tag(
     """Return a page of the datasets whose version (tag chain) holds *tag*,
     by name, counted up to :data:`MAX_COUNTED` (or to the end of the page).
 
-    No index serves the test, a part in the middle of the version: every
-    version is read once, by one query that stops at the first datasets
-    past the count (a common tag is found soon). When that query ends
-    first, it has every matching name, and the page is read by name from
-    them; only a tag past the count is paged through the names in order,
-    where its datasets are frequent enough to be met soon.
+    The datasets of a tag are a range of ``dataset_ami_tag``'s key: their
+    ids are read up to the count. When the range ends first, the page is
+    read by name among those ids; only a tag of more datasets is paged
+    through the names in order, where its datasets are frequent enough to
+    be met soon.
 
     :raises InvalidInput: for an unusable page.
     """
     check_paging(offset, limit)
-    uses = version_holds(Dataset.version, tag)
+    tagged = select(DatasetAmiTag.dataset_id).where(DatasetAmiTag.tag == tag)
     enough = max(MAX_COUNTED, offset + limit) + 1
-    names = session.scalars(select(Dataset.name).where(uses).limit(enough)).all()
-    counted = len(names) < enough
-    if counted and offset >= len(names):
-        return Page([], len(names), offset, limit)
-    query = select(Dataset).where(among(Dataset.name, names) if counted else uses)
+    ids = session.scalars(tagged.limit(enough)).all()
+    counted = len(ids) < enough
+    if counted and offset >= len(ids):
+        return Page([], len(ids), offset, limit)
+    query = select(Dataset).where(
+        among(Dataset.id, ids) if counted else Dataset.id.in_(tagged)
+    )
     if not counted and offset:
         query = _sorted_after_reading(query)
     query = query.order_by(Dataset.name).offset(offset).limit(limit)
     rows = session.scalars(query).all()
-    return Page(rows, len(names), offset, limit, counted=counted)
+    return Page(rows, len(ids), offset, limit, counted=counted)
 
 
 # MariaDB's index on the names, in their order (the naming convention's).
@@ -136,16 +137,3 @@ def _sorted_after_reading(query: Select[Any]) -> Select[Any]:
     """
     hint = f"IGNORE INDEX FOR ORDER BY ({NAME_INDEX})"
     return query.with_hint(Dataset, hint, "mysql").with_hint(Dataset, hint, "mariadb")
-
-
-def version_holds(version: Any, tag: Any) -> ColumnElement[bool]:
-    """Whether the version (tag chain) *version* holds the AMI tag *tag* (a
-    column or a value) whole; no version, no match. One ``LIKE`` per row
-    rather than four (equal, at the start, at the end, in the middle), with
-    ``_`` made a space so that ``LIKE`` takes it literally (a tag holds no
-    ``_`` nor ``%``, :func:`~catalog.nomenclature.parse_tag`):
-    `` e1 s2 `` is like ``% e1 %``.
-    """
-    spaced = func.replace(version, "_", " ", type_=String())
-    chain = literal(" ", String()) + spaced + literal(" ", String())
-    return chain.like(literal("% ", String()) + tag + literal(" %", String()))

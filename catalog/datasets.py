@@ -27,13 +27,11 @@ from catalog.keyset import (
     nulls_last,
     unique_key,
 )
-from catalog.models import Dataset, File, ProvenanceEdge
-from catalog.models.datasets import SOURCE_TIER0
+from catalog.models import Dataset, DatasetAmiTag, File, ProvenanceEdge
+from catalog.models.datasets import counted_file
 from catalog.mql import entity_field, filter_condition
 from catalog.mql.narrowing import ProjectFinder
-from catalog.nomenclature import (
-    name_columns,
-)
+from catalog.nomenclature import name_columns, tags_in_version
 from catalog.reference import add_references
 from catalog.upsert import differing, upsert
 
@@ -88,6 +86,8 @@ def add_dataset(name: str, source: str, *, session: Session, **fields: Any) -> D
     add_references([name], session=session)
     dataset = Dataset(**columns, source=source, **fields)
     session.add(dataset)
+    tags = tags_in_version(dataset.version)
+    session.add_all(DatasetAmiTag(tag=tag, dataset=dataset) for tag in tags)
     return dataset
 
 
@@ -134,7 +134,26 @@ def upsert_datasets(
     names_written = {row["name"] for row in written}
     if not fresh:
         return Upserted({name: known[name] for name in names}, names_written)
-    return Upserted(dataset_ids(names, session=session), names_written)
+    ids = dataset_ids(names, session=session)
+    _add_ami_tags(
+        [(ids[row["name"]], row.get("version")) for row in fresh], session=session
+    )
+    return Upserted(ids, names_written)
+
+
+def _add_ami_tags(
+    versions: Sequence[tuple[int, str | None]], *, session: Session
+) -> None:
+    """Record the AMI tags of the new datasets' versions (ids and versions),
+    those a dataset has already left as they are (another process may have
+    catalogued it meanwhile).
+    """
+    rows = [
+        {"tag": tag, "dataset_id": dataset_id}
+        for dataset_id, version in versions
+        for tag in tags_in_version(version)
+    ]
+    upsert(session, DatasetAmiTag.__table__, rows, ["tag", "dataset_id"])  # type: ignore[arg-type]
 
 
 def dataset_ids(names: Sequence[str], *, session: Session) -> dict[str, int]:
@@ -518,8 +537,7 @@ def counted_files(ids: Sequence[int]) -> ColumnElement[bool]:
     (in a query joined with ``dataset``): ProdSys files with status
     ``finished``, every Tier-0 file, less the files DDM reported lost.
     """
-    finished = (Dataset.source == SOURCE_TIER0) | (File.status == "finished")
-    return among(File.dataset_id, ids) & File.lost.is_(False) & finished
+    return among(File.dataset_id, ids) & counted_file()
 
 
 def file_totals(

@@ -33,7 +33,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from catalog.amitags import version_holds
 from catalog.datasets import counted_files, file_totals
 from catalog.db import among, chunked
 from catalog.ddm import refresh_ddm_batch, spoken_of
@@ -44,6 +43,7 @@ from catalog.models import (
     AMI_VALID,
     AmiTag,
     Dataset,
+    DatasetAmiTag,
     DatasetStale,
     File,
     Period,
@@ -726,21 +726,19 @@ def _holding(
     tags: Collection[str], *, session: Session, pending: bool = False
 ) -> set[int]:
     """The datasets whose version holds one of the AMI *tags* (with
-    *pending*, among those flagged ``tags_pending``). One query whatever
-    the number of tags (nothing at all for none): it compares each version
-    with the tags' rows (:func:`~catalog.amitags.version_holds`).
+    *pending*, among those flagged ``tags_pending``): ranges of
+    ``dataset_ami_tag``'s key, in one query whatever the number of tags
+    (nothing at all for none).
     """
     if not tags:
         return set()
-    query = (
-        select(DATASET.c.id)
-        .join(AmiTag, version_holds(DATASET.c.version, AmiTag.tag))
-        .where(among(AmiTag.tag, sorted(tags)))
-        .distinct()
+    query = select(DatasetAmiTag.dataset_id).where(
+        among(DatasetAmiTag.tag, sorted(tags))
     )
     if pending:
+        query = query.join(DATASET, DATASET.c.id == DatasetAmiTag.dataset_id)
         query = query.where(DATASET.c.tags_pending)
-    return set(session.scalars(query))
+    return set(session.scalars(query.distinct()))
 
 
 def _raise_marks(ids: Sequence[int], *, session: Session) -> None:

@@ -67,6 +67,8 @@ _DATA_LAYOUT = "project.runNumber.streamName.prodStep.dataType.version"
 # An energy such as 13TeV, 13p6TeV, hip8TeV or 900GeV, or a word such as comm.
 _ENERGY = r"(?:[a-z]*[0-9]+(?:p[0-9]+)?(?:TeV|GeV)|[a-z][a-z0-9]*)"
 _TAG = re.compile(r"([a-z])([0-9]+)")
+# A part of a version that has the form of a tag (:func:`tags_in_version`).
+_TAG_PART = re.compile(r"(?<![^_])[a-z][0-9]+(?![^_])")
 _T = TypeVar("_T")
 
 
@@ -231,6 +233,16 @@ def parse_tag_chain(text: str) -> tuple[AmiTag, ...]:
     :raises InvalidName: naming the first tag that is wrong.
     """
     return _reporting(_tag_chain, text)
+
+
+def tags_in_version(version: str | None) -> list[str]:
+    """The AMI tags in the version *version* of a dataset name, each once,
+    in order: the parts between ``_`` that are tags (``e3601_s3126_tid0123_00``
+    holds ``e3601`` and ``s3126``); none for no version. Called for every
+    dataset catalogued, so one regular expression reads the whole version.
+    """
+    found = _TAG_PART.findall(version or "")
+    return list(dict.fromkeys(tag for tag in found if tag[0] in TAG_LETTERS))
 
 
 def build_tag_chain(tags: Iterable[AmiTag | str]) -> str:

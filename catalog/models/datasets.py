@@ -12,6 +12,7 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     Double,
     ForeignKey,
     Index,
@@ -356,6 +357,16 @@ class File(Base):
     )
 
 
+def counted_file() -> ColumnElement[bool]:
+    """Whether a file (in a query joined with ``dataset``) is one of the
+    files of its dataset, those ``nFiles`` counts (DESIGN.md, "Files of a
+    dataset"): a ProdSys file with status ``finished`` or a Tier-0 file,
+    that DDM did not report lost.
+    """
+    finished = (Dataset.source == SOURCE_TIER0) | (File.status == "finished")
+    return File.lost.is_(False) & finished
+
+
 class FileLumiRange(Base):
     """A contiguous range of lumi blocks present in a file (real data)."""
 
@@ -389,6 +400,26 @@ class AmiTag(Base):
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index(None, "tag_type", "tag_number"),)
+
+
+class DatasetAmiTag(Base):
+    """An AMI tag in the version (tag chain) of a dataset: one row per tag
+    and dataset, written when the dataset is catalogued (its version comes
+    from its name and never changes). The datasets of a tag are a range of
+    the primary key, where the version is a string the tag sits inside of,
+    which no index serves. The tag need not be catalogued (yet).
+    """
+
+    __tablename__ = "dataset_ami_tag"
+
+    tag: Mapped[str] = mapped_column(exact_text(16), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    dataset: Mapped[Dataset] = relationship()
+
+    __table_args__ = (Index(None, "dataset_id"),)
 
 
 class ProvenanceEdge(Base):
