@@ -109,8 +109,8 @@ def _trash(dataset: Dataset, annotation: str, when: Any, trigger: str) -> None:
 
 def _set_production(dataset: Dataset, task: ProductionTask | None) -> None:
     """Set ``prodsysStatus`` and ``completion`` from the producing task:
-    ``completion`` in percent, to two decimals, none when the task says no
-    number of events (NULL or 0).
+    ``completion`` in percent, rounded down to two decimals, none when the
+    task says no number of events (NULL or 0).
     """
     if dataset.source == SOURCE_TIER0:
         # DONE: its files add up to Tier-0's counts (catalog.tier0); READY:
@@ -124,8 +124,10 @@ def _set_production(dataset: Dataset, task: ProductionTask | None) -> None:
         return
     dataset.prodsys_status = prodsys_status(task.status, dataset.n_files)
     if task.total_events:
-        share = 100.0 * dataset.total_events / task.total_events
-        dataset.completion = round(min(share, 100.0), 2)
+        # Rounded down, in whole hundredths of a percent: a dataset short of
+        # its task's events by however little never shows 100.
+        hundredths = 10_000 * dataset.total_events // task.total_events
+        dataset.completion = min(hundredths, 10_000) / 100
     else:
         dataset.completion = None
 

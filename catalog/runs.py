@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, tuple_, union
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from catalog.datasets import Page, check_paging
 from catalog.derived import FAILED_TASK
@@ -205,7 +205,8 @@ def list_periods(
     :param level: only periods of this level (1, 2 or 3).
     :param project: a project name, letter case included; or a pattern, in
         which ``%`` matches any run of characters, that ignores letter case.
-    :param created_since: only periods the catalogue learnt of since then.
+    :param created_since: only periods created since then
+        (:func:`period_created`): whose data began then or later.
     :raises InvalidInput: for a level other than 1, 2 or 3.
     """
     conditions = []
@@ -216,7 +217,7 @@ def list_periods(
     if project:
         conditions.append(_matching(Period.project, project))
     if created_since is not None:
-        conditions.append(Period.created >= created_since)
+        conditions.append(period_created() >= created_since)
     order = (Period.project, Period.level, Period.name)
     periods = list(session.scalars(select(Period).where(*conditions).order_by(*order)))
     if not periods:
@@ -224,6 +225,25 @@ def list_periods(
     runs = run_counts(conditions, session=session)
     errors = reprocessing_errors(conditions, session=session)
     return [PeriodSummary(p, runs.get(p.id, 0), errors.get(p.id, 0)) for p in periods]
+
+
+def period_created() -> ColumnElement[Any]:
+    """When a period was created, as AMI's ``createdSince`` reads it: when
+    its data began, the first start of its runs the catalogue knows; when it
+    knows none (COMA may list a period before its runs), when the catalogue
+    first read the period (``Period.created``).
+    """
+    # Aliases, correlated to the period only: the queries of the periods'
+    # counts join the period's runs themselves.
+    member, run = aliased(PeriodRun), aliased(Run)
+    first_start = (
+        select(func.min(run.start_time))
+        .join(member, member.run_number == run.run_number)
+        .where(member.period_id == Period.id)
+        .correlate(Period)
+        .scalar_subquery()
+    )
+    return func.coalesce(first_start, Period.created)
 
 
 def run_counts(

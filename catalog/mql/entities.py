@@ -34,6 +34,7 @@ from catalog.models import (
     SubDataType,
     SubProject,
 )
+from catalog.models.datasets import counted_file
 
 # ---------------------------------------------------------------------------
 # Entities
@@ -115,6 +116,14 @@ def _hashtag_fullname() -> ColumnElement[Any]:
     return Hashtag.scope + literal(":", String) + Hashtag.name
 
 
+def _dataset_files() -> ColumnElement[bool]:
+    """``files.*`` of a dataset: the files it counts
+    (:func:`~catalog.models.datasets.counted_file`);
+    the ``files`` entity on its own lists every file.
+    """
+    return (File.dataset_id == Dataset.id) & counted_file()
+
+
 def _owned_by_dataset(model: Any) -> tuple[Link, ...]:
     return (Link("dataset", Dataset, lambda: Dataset.id == model.dataset_id, False),)
 
@@ -126,7 +135,7 @@ ENTITIES = {
             "dataset",
             Dataset,
             (
-                Link("files", File, lambda: File.dataset_id == Dataset.id),
+                Link("files", File, _dataset_files),
                 Link(
                     "dataset_keywords",
                     DatasetKeyword,

@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -173,19 +173,42 @@ def flag(line: CommandLine, name: str) -> bool:
 
 def window(line: CommandLine, name: str = "limit") -> tuple[int, int]:
     """The rows asked for by ``-limit=o,n`` (from *o*, *n* rows) or
-    ``-limit=n``; every row up to :data:`MAX_ROWS` without one.
+    ``-limit=n``, at most :data:`MAX_ROWS`; every row up to :data:`MAX_ROWS`
+    without one.
+
+    :raises InvalidInput: for anything but one or two whole numbers.
+    """
+    offset, count = asked_window(line, name)
+    return offset, MAX_ROWS if count is None else min(count, MAX_ROWS)
+
+
+def asked_window(line: CommandLine, name: str = "limit") -> tuple[int, int | None]:
+    """The offset and count ``-limit`` asks for, as :func:`window` reads
+    them, the count None without ``-limit`` (every row).
 
     :raises InvalidInput: for anything but one or two whole numbers.
     """
     value = line.get(name)
     if not value:
-        return 0, MAX_ROWS
+        return 0, None
     parts = value.split(",")
     numbers = [n for n in map(parse_whole, parts) if n is not None and n <= INT64_MAX]
     if len(parts) > 2 or len(numbers) < len(parts):
         raise InvalidInput(f'-{name} must be "offset,count" or "count", got {value!r}')
     offset, count = (0, numbers[0]) if len(numbers) == 1 else numbers
-    return offset, min(count, MAX_ROWS)
+    return offset, count
+
+
+T = TypeVar("T")
+
+
+def first_rows(rows: list[T], more: str) -> tuple[list[T], tuple[str, ...]]:
+    """*rows* cut to the :data:`MAX_ROWS` an answer holds and, when that cut
+    some, the ``<info>`` saying so and *more*: how to read the others.
+    """
+    if len(rows) <= MAX_ROWS:
+        return rows, ()
+    return rows[:MAX_ROWS], (f"only the first {MAX_ROWS} rows; {more}",)
 
 
 # --- SearchQuery --------------------------------------------------------------
@@ -203,11 +226,10 @@ def SearchQuery(line: CommandLine, session: Session) -> Answer:  # noqa: N802
         show_archived=flag(line, "showArchived"),
         session=session,
     )
-    rows = session.execute(search.statement).all()
+    rows = list(session.execute(search.statement).all())
     infos: tuple[str, ...] = ()
-    if search.capped and len(rows) > MAX_ROWS:
-        rows = rows[:MAX_ROWS]
-        infos = (f"only the first {MAX_ROWS} rows; use LIMIT offset,count for more",)
+    if search.capped:
+        rows, infos = first_rows(rows, "use LIMIT offset,count for more")
     labels = list(zip(search.names, search.tables, strict=True))
     found = [
         [
@@ -266,8 +288,12 @@ def _container_fields(container: ContainerInfo) -> dict[str, Any]:
 )
 def AMIListFiles(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     dataset = get_dataset(required(line, "logicalDatasetName"), session=session)
-    offset, count = window(line)
-    files = list(_counted_files(dataset, offset, count, session=session))
+    offset, asked = asked_window(line)
+    # A row more than the answer holds, when more were asked for: there are
+    # more rows when it comes.
+    count = MAX_ROWS + 1 if asked is None or asked > MAX_ROWS else asked
+    read = list(_counted_files(dataset, offset, count, session=session))
+    files, infos = first_rows(read, "use -limit=offset,count for more")
     rows = [
         {"LFN": f.lfn, "fileGUID": f.guid, "fileSize": f.size, "events": f.events}
         for f in files
@@ -275,7 +301,7 @@ def AMIListFiles(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     found = [rowset("files", rows)]
     if flag(line, "total"):
         found.append(rowset("total", [_file_totals(dataset)]))
-    return Answer(found)
+    return Answer(found, infos)
 
 
 def _counted_files(
@@ -334,12 +360,9 @@ def AMIGetFileInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
 def AMIGetDatasetProv(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     dataset = get_dataset(required(line, "logicalDatasetName"), session=session)
     depth, limit = line.get("depth"), line.get("limit")
-    provenance = get_provenance(
-        dataset,
-        session=session,
-        depth=None if depth is None else whole_number(depth, "-depth"),
-        limit=PROVENANCE_LIMIT if limit is None else whole_number(limit, "-limit"),
-    )
+    steps = None if depth is None else whole_number(depth, "-depth")
+    most = PROVENANCE_LIMIT if limit is None else whole_number(limit, "-limit")
+    provenance = get_provenance(dataset, session=session, depth=steps, limit=most)
     nodes = [
         {
             "logicalDatasetName": node.dataset.name,
@@ -356,20 +379,39 @@ def AMIGetDatasetProv(line: CommandLine, session: Session) -> Answer:  # noqa: N
         {"direction": r.direction, "dataType": r.data_type, "count": r.n_datasets}
         for r in provenance.left_out
     ]
-    return Answer([*found, rowset("leftOut", left_out)], (_left_out_note(provenance),))
+    note = _left_out_note(provenance, steps, most)
+    return Answer([*found, rowset("leftOut", left_out)], (note,))
 
 
-def _left_out_note(provenance: Provenance) -> str:
-    """What a capped graph left out, and how to see more."""
+def _left_out_note(provenance: Provenance, depth: int | None, limit: int) -> str:
+    """What a graph capped at *depth* steps and *limit* datasets left out,
+    which of the two cut it, and how to see more.
+    """
     counts = [
         f"{provenance.n_left_out(way):,} more {way}"
         for way in (ANCESTORS, DESCENDANTS)
         if provenance.n_left_out(way)
     ]
+    # The walk stops at the limit, when the graph is full, or at the depth,
+    # when it reached that many steps (or both: each may have cut).
+    reached = max(abs(node.distance) for node in provenance.nodes)
+    cutting, larger = [], []
+    if len(provenance.nodes) >= limit:
+        cutting.append(f"-limit={limit}")
+        if limit < MAX_PROVENANCE_LIMIT:
+            larger.append(f"-limit (up to {MAX_PROVENANCE_LIMIT:,})")
+    if depth is not None and reached >= depth:
+        cutting.append(f"-depth={depth}")
+        larger.append("-depth")
+    advice = (
+        f"a larger {' or '.join(larger)} shows more"
+        if larger
+        else f"-limit takes up to {MAX_PROVENANCE_LIMIT:,}"
+    )
     return (
         f"only {len(provenance.nodes):,} datasets; left out {' and '.join(counts)} "
-        f"(the leftOut rowset counts them by dataType); -limit takes up to "
-        f"{MAX_PROVENANCE_LIMIT:,}, -depth fewer steps"
+        f"(the leftOut rowset counts them by dataType): {' and '.join(cutting)} "
+        f"cut the graph; {advice}"
     )
 
 
@@ -392,20 +434,22 @@ def AMIListRuns(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     rows: list[dict[str, Any]] = []
     cursor: str | None = None
     # Keyset pages: each starts after the last run read, without counting
-    # the runs again or stepping over the ones already read.
-    while len(rows) < MAX_ROWS:
+    # the runs again or stepping over the ones already read; up to a run
+    # more than the answer holds, which tells that there are more.
+    while len(rows) <= MAX_ROWS:
         page = list_runs_keyset(
             session=session,
             project=project,
             period=period,
             cursor=cursor,
-            limit=MAX_PAGE_SIZE,
+            limit=min(MAX_PAGE_SIZE, MAX_ROWS + 1 - len(rows)),
         )
         rows.extend(_run_row(summary) for summary in page.rows)
         cursor = page.next_cursor
         if cursor is None:
             break
-    return Answer([rowset("runs", rows)])
+    rows, infos = first_rows(rows, "narrow the list with -projectName or -period")
+    return Answer([rowset("runs", rows)], infos)
 
 
 def _run_row(summary: Any) -> dict[str, Any]:
