@@ -403,9 +403,12 @@ def _postgresql_minutes(element: EpochMinutes, compiler: Any, **kw: Any) -> str:
 
 @compiles(EpochMinutes, "oracle")
 def _oracle_minutes(element: EpochMinutes, compiler: Any, **kw: Any) -> str:
-    # DATE arithmetic counts days; the DATE drops the fraction of a second.
+    # DATE arithmetic counts days, a NUMBER in which a minute is no exact
+    # fraction (12:04 could be 723.999... minutes): whole seconds first (the
+    # DATE drops the fraction of a second), then whole minutes.
     moment = compiler.process(element.moment, **kw)
-    return f"FLOOR((CAST({moment} AS DATE) - DATE '1970-01-01') * 1440)"
+    seconds = f"ROUND((CAST({moment} AS DATE) - DATE '1970-01-01') * 86400)"
+    return f"FLOOR({seconds} / 60)"
 
 
 @compiles(EpochMinutes)

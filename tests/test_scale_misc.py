@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
+from sqlalchemy.dialects import oracle
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from statements import statements_of
@@ -28,7 +29,7 @@ from catalog.datasets import add_dataset, upsert_datasets
 from catalog.models import AmiTag, TaskRun
 from catalog.mql.narrowing import ProjectFinder, Reach
 from catalog.nomenclature import name_columns
-from catalog.operations import ingest_rates
+from catalog.operations import EpochMinutes, ingest_rates
 from web import amitags as web_amitags
 from web import pages
 
@@ -304,6 +305,21 @@ def test_ingest_rates_are_summed_per_task_and_minute_by_the_database(
     (query,) = [sql for sql in ran if "task_run" in sql]
     assert "GROUP BY" in query
     assert "sum(task_run.items)" in query
+
+
+def test_oracle_counts_the_minutes_from_whole_seconds() -> None:
+    # No Oracle server runs here: the SQL is compiled. Oracle's DATE
+    # arithmetic counts days, in which a minute is no exact fraction: the
+    # seconds are rounded whole before they are divided into minutes, so
+    # that 12:04:00 is not 723.999... minutes into the day.
+    minute = EpochMinutes(TaskRun.ended)
+    query = select(TaskRun.task_name, minute).group_by(TaskRun.task_name, minute)
+
+    sql = str(query.compile(dialect=oracle.dialect()))
+
+    seconds = "ROUND((CAST(task_run.ended AS DATE) - DATE '1970-01-01') * 86400)"
+    assert f"FLOOR({seconds} / 60)" in sql
+    assert sql.count("FLOOR(") == 2  # selected and grouped by
 
 
 # --- the home page's totals ----------------------------------------------------------
