@@ -31,6 +31,7 @@ from catalog.users import get_user
 from skimengine.filestore import FileStore
 from skimengine.skims import request_skim
 from skimengine.tags import dataset_event_files
+from web.ami import commands
 
 NEW_COMMANDS = {
     "AMIListTagDatabases",
@@ -177,6 +178,20 @@ def test_skims_are_listed_newest_first(surface):
     assert [int(row["skimId"]) for row in everything] == [second, first]
     assert [row["name"] for row in of_paula] == ["second"]
     assert [int(row["skimId"]) for row in one] == [first]
+
+
+def test_a_skim_list_cut_at_the_cap_says_so(surface, monkeypatch):
+    monkeypatch.setattr(commands, "MAX_ROWS", 2)
+    requested = [surface.request("phil", name) for name in ("a", "b", "c")]
+
+    cut = post(surface, "AMIListSkims")
+    whole = post(surface, 'AMIListSkims -limit="1,2"')
+
+    assert re.findall(r'<field name="skimId">(\d+)</field>', cut) == [
+        str(skim) for skim in requested[:0:-1]
+    ]
+    assert "<info>only the first 2 rows; use -limit=offset,count for more</info>" in cut
+    assert "<info>" not in whole
 
 
 def test_an_unknown_owner_lists_no_skims_as_a_known_one_without_skims(surface):

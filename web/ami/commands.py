@@ -199,6 +199,14 @@ def asked_window(line: CommandLine, name: str = "limit") -> tuple[int, int | Non
     return offset, count
 
 
+def rows_to_read(asked: int | None) -> int:
+    """The rows to read for a ``-limit`` count *asked* (None: every row):
+    those asked for, up to a row more than an answer holds, which tells
+    that :func:`first_rows` cut the list.
+    """
+    return MAX_ROWS + 1 if asked is None or asked > MAX_ROWS else asked
+
+
 T = TypeVar("T")
 
 
@@ -289,10 +297,7 @@ def _container_fields(container: ContainerInfo) -> dict[str, Any]:
 def AMIListFiles(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     dataset = get_dataset(required(line, "logicalDatasetName"), session=session)
     offset, asked = asked_window(line)
-    # A row more than the answer holds, when more were asked for: there are
-    # more rows when it comes.
-    count = MAX_ROWS + 1 if asked is None or asked > MAX_ROWS else asked
-    read = list(_counted_files(dataset, offset, count, session=session))
+    read = list(_counted_files(dataset, offset, rows_to_read(asked), session=session))
     files, infos = first_rows(read, "use -limit=offset,count for more")
     rows = [
         {"LFN": f.lfn, "fileGUID": f.guid, "fileSize": f.size, "events": f.events}

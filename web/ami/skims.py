@@ -23,7 +23,6 @@ from catalog.datasets import MAX_PAGE_SIZE
 from catalog.fields import whole_number
 from catalog.models import Skim
 from catalog.models.users import ROLE_PHYSICIST
-from catalog.mql import MAX_ROWS
 from catalog.users import get_user
 from skimengine.skims import (
     cancel_skim,
@@ -36,7 +35,15 @@ from skimengine.skims import (
 )
 from skimengine.tags import get_tag
 from web.ami.commandline import CommandLine
-from web.ami.commands import Answer, command, flag, required, window
+from web.ami.commands import (
+    Answer,
+    asked_window,
+    command,
+    first_rows,
+    flag,
+    required,
+    rows_to_read,
+)
 from web.ami.reply import rowset
 from web.auth import check_role
 from web.tags import TagInfo, count_events, list_tag_databases
@@ -137,9 +144,10 @@ def AMIGetSkimInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
 
 @command("skims, newest first: -owner, -state, -logicalDatasetName, -limit=o,n")
 def AMIListSkims(line: CommandLine, session: Session) -> Answer:  # noqa: N802
-    offset, count = window(line)
+    offset, asked = asked_window(line)
+    count = rows_to_read(asked)
     rows: list[dict[str, Any]] = []
-    while len(rows) < min(count, MAX_ROWS):
+    while len(rows) < count:
         page = list_skims(
             session=session,
             owner=line.get("owner") or None,
@@ -152,7 +160,8 @@ def AMIListSkims(line: CommandLine, session: Session) -> Answer:  # noqa: N802
         if not page.has_next or not page.rows:
             break
         offset += len(page.rows)
-    return Answer([rowset("skims", rows)])
+    rows, infos = first_rows(rows, "use -limit=offset,count for more")
+    return Answer([rowset("skims", rows)], infos)
 
 
 @command("cancels a skim in progress (its owner or an admin): -skimId")
