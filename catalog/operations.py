@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, func, select
@@ -311,13 +311,21 @@ def quarantine_sources(
     return {source: int(count) for source, count in sorted(session.execute(query))}
 
 
+#: Runs of a task read for the pauses between them.
+PAUSES_READ = 20
+
+
 @dataclass(frozen=True)
 class TaskStatus:
-    """A task of the task server: who holds its lease, and its last runs."""
+    """A task of the task server: who holds its lease, its last runs, and
+    the pauses between its recent runs.
+    """
 
     name: str
     lease: TaskLease | None
     runs: list[TaskRun]  # newest first
+    #: From the end of each of its recent runs to the start of the next.
+    pauses: list[dt.timedelta] = field(default_factory=list)
 
     @property
     def last(self) -> TaskRun | None:
@@ -329,10 +337,24 @@ class TaskStatus:
         finished = [run for run in self.runs if run.ended is not None]
         return finished[0].backlog if finished else None
 
+    @property
+    def usual_pause(self) -> dt.timedelta | None:
+        """The longest of its recent pauses between runs (None: it ran once).
+
+        A task server runs a task again at once while it reports a backlog,
+        and after its interval otherwise: the longest pause is that interval.
+        """
+        return max(self.pauses, default=None)
+
+    @property
+    def last_seen(self) -> dt.datetime | None:
+        """When its newest run ended, or started if it has not ended."""
+        return max((run.ended or run.started for run in self.runs), default=None)
+
 
 def task_statuses(*, session: Session, runs_per_task: int = 5) -> list[TaskStatus]:
     """Every task that holds a lease or has run, by name, with its last
-    *runs_per_task* runs.
+    *runs_per_task* runs and the pauses between its last :data:`PAUSES_READ`.
     """
     leases = {lease.task_name: lease for lease in session.scalars(select(TaskLease))}
     names = set(leases) | set(session.scalars(select(TaskRun.task_name).distinct()))
@@ -341,8 +363,26 @@ def task_statuses(*, session: Session, runs_per_task: int = 5) -> list[TaskStatu
         query = select(TaskRun).where(TaskRun.task_name == name)
         query = query.order_by(TaskRun.started.desc(), TaskRun.id.desc())
         runs = list(session.scalars(query.limit(runs_per_task)))
-        statuses.append(TaskStatus(name, leases.get(name), runs))
+        pauses = task_pauses(name, session=session)
+        statuses.append(TaskStatus(name, leases.get(name), runs, pauses))
     return statuses
+
+
+def task_pauses(
+    name: str, *, session: Session, runs: int = PAUSES_READ
+) -> list[dt.timedelta]:
+    """The pauses between the last *runs* runs of task *name*, newest first:
+    from the end of each run to the start of the next (none for a run that
+    did not end; none shorter than zero).
+    """
+    query = select(TaskRun.started, TaskRun.ended).where(TaskRun.task_name == name)
+    query = query.order_by(TaskRun.started.desc(), TaskRun.id.desc()).limit(runs)
+    times = session.execute(query).all()
+    return [
+        max(newer.started - older.ended, dt.timedelta(0))
+        for newer, older in zip(times, times[1:], strict=False)
+        if older.ended is not None
+    ]
 
 
 def ingest_rates(
