@@ -81,6 +81,7 @@ __all__ = [
     "request_skim",
     "retry_skim",
     "run_skim",
+    "selected_nothing",
     "skim_progress",
     "skims_root",
     "waiting_for_run",
@@ -427,7 +428,8 @@ def retry_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
     written.
 
     :raises PermissionDenied: when *by* is neither its owner nor an admin.
-    :raises InvalidInput: when the skim has not failed.
+    :raises InvalidInput: when the skim has not failed, or failed because
+        its selection kept no event (:func:`selected_nothing`).
     :raises OutputTaken: when, since it failed, another skim took its name
         or its output dataset's.
     """
@@ -435,6 +437,13 @@ def retry_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
     if skim.state != "failed":
         raise InvalidInput(
             f"skim {skim.id} is {skim.state}: only a failed skim can be retried"
+        )
+    if selected_nothing(skim):
+        # A retry keeps the collection, so it would fail the same way.
+        raise InvalidInput(
+            f"skim {skim.id} selected no event: a retry would select none again; "
+            "request a skim with another selection (the TAG page counts the "
+            "events that pass one)"
         )
     if skim.owner is not None:
         _check_unused(skim.parent, skim.owner, skim.name, session=session, skim=skim)
@@ -444,6 +453,17 @@ def retry_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
     skim.worker = None
     session.flush()
     return skim
+
+
+def selected_nothing(skim: Skim) -> bool:
+    """Whether *skim* failed because its selection kept no event: nothing
+    to extract, which no retry mends (a retry keeps the collection).
+    """
+    return (
+        skim.state == "failed"
+        and skim.collection_path is not None
+        and skim.n_selected == 0
+    )
 
 
 def _changeable(skim_id: int | str, by: User, action: str, session: Session) -> Skim:

@@ -40,6 +40,7 @@ from skimengine.skims import (
     request_skim,
     retry_skim,
     run_skim,
+    selected_nothing,
     shown_output_name,
     skim_progress,
     waiting_for_run,
@@ -173,7 +174,9 @@ def target_size_in(form: Mapping[str, str]) -> int | None:
 
 @skims.get("/skims/<int:skim_id>")
 def skim(skim_id: int) -> str:
-    """One skim: state, progress, selection, counts, error and actions."""
+    """One skim: state, progress, selection, counts, error and actions (no
+    *Retry* for a skim whose selection kept no event: a retry cannot mend it).
+    """
     with catalog_session() as session:
         found = get_skim(skim_id, session=session)
         return render_template(
@@ -183,7 +186,8 @@ def skim(skim_id: int) -> str:
             progress=skim_progress(found),
             active=found.state in ACTIVE_STATES,
             waiting=waiting_for_run(found),
-            has_collection=bool(found.collection_path),
+            nothing=selected_nothing(found),
+            has_collection=bool(found.collection_path) and found.n_selected != 0,
             files=output_files(found) if found.output is not None else [],
             default_target_size=DEFAULT_TARGET_SIZE,
         )

@@ -14,6 +14,7 @@ from catalog.datasets import MAX_PAGE_SIZE
 from catalog.models import SKIM_STATES
 from catalog.models.skims import MAX_TARGET_SIZE
 from hepcat.cli.base import Context, main, pass_context
+from hepcat.cli.users import echo_empty, echo_header, header_option
 
 
 @main.group()
@@ -79,7 +80,7 @@ def skim_create(
             dataset_name,
             selection,
             name,
-            owner=users.get_user(login or getpass.getuser(), session=session),
+            owner=_requester(login or getpass.getuser(), login is None, session),
             session=session,
             branches=branches.split(",") if branches else None,
             compression=compression,
@@ -89,6 +90,23 @@ def skim_create(
             run=run,
         )
         click.echo(requested.id)
+
+
+def _requester(login: str, defaulted: bool, session: Any) -> Any:
+    """The catalogued user *login* who requests a skim.
+
+    :raises UserNotFound: when there is none; when *login* is the login name
+        the command runs as (no ``--user``), the message says to pass one.
+    """
+    from catalog.errors import UserNotFound
+
+    try:
+        return users.get_user(login, session=session)
+    except UserNotFound as err:
+        if defaulted:
+            hint = "pass --user LOGIN (the default is your login name)"
+            err.args = (f"{err.message}; {hint}",)
+        raise
 
 
 @skim.command("run")
@@ -212,6 +230,7 @@ def skim_show(context: Context, skim_id: int) -> None:
     show_default=True,
     help="The most skims printed, newest first.",
 )
+@header_option
 @pass_context
 def skim_list(
     context: Context,
@@ -219,13 +238,23 @@ def skim_list(
     state: str | None,
     dataset: str | None,
     limit: int,
+    header: bool | None,
 ) -> None:
-    """Print the skims, newest first."""
+    """Print the skims, newest first: id, state, progress, owner, name and
+    dataset.
+    """
     from skimengine.skims import list_skims, skim_progress
 
     with context.catalog()() as session:
         page = list_skims(
             session=session, owner=login, state=state, parent=dataset, limit=limit
+        )
+        if not page.rows:
+            echo_empty(_no_skims(login, state, dataset))
+            return
+        echo_header(
+            header,
+            f"{'ID':>5} {'STATE':12} {'DONE':>6} {'OWNER':12} {'NAME':20} DATASET",
         )
         for found in page.rows:
             owner = found.owner.login if found.owner else "-"
@@ -233,6 +262,16 @@ def skim_list(
                 f"{found.id:>5} {found.state:12} {skim_progress(found):5.1f}% "
                 f"{owner:12} {found.name:20} {found.parent.name}"
             )
+
+
+def _no_skims(login: str | None, state: str | None, dataset: str | None) -> str:
+    """What an empty skim list says: ``no skims`` and its filters."""
+    filters = [
+        f"of {login}" if login else "",
+        f"in state {state}" if state else "",
+        f"of {dataset}" if dataset else "",
+    ]
+    return " ".join(["no skims", *filter(None, filters)])
 
 
 @skim.command("cancel")

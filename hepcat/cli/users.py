@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -10,7 +12,33 @@ from catalog import users
 from catalog.models.users import ROLES
 from hepcat.cli.base import Context, main, pass_context
 
-#: The most days a token may live, as on the user's page (web/users.py).
+#: When a list prints its header line, as the --help of each list says.
+HEADER_HELP = (
+    "Print a first line naming the columns (default: when stdout is a "
+    "terminal). Piped, the rows come alone, as scripts read them."
+)
+
+
+def header_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``--header/--no-header`` option of a list command."""
+    return click.option("--header/--no-header", default=None, help=HEADER_HELP)(command)
+
+
+def echo_header(header: bool | None, line: str) -> None:
+    """Print the header *line* of a list when *header* asks for it, or, when
+    it is None, when stdout is a terminal.
+    """
+    if header is None:
+        header = click.get_text_stream("stdout").isatty()
+    if header:
+        click.echo(line)
+
+
+def echo_empty(what: str) -> None:
+    """Say on stderr that a list has no rows (*what*: ``no skims ...``);
+    stdout stays empty, as a script counting the rows expects.
+    """
+    click.echo(what, err=True)
 
 
 @main.group()
@@ -77,11 +105,17 @@ def _read_password(from_stdin: bool) -> str:
 
 
 @user.command("list")
+@header_option
 @pass_context
-def user_list(context: Context) -> None:
-    """Print every user with their roles."""
+def user_list(context: Context, header: bool | None) -> None:
+    """Print every user, by login: login, roles and name."""
     with context.catalog().begin() as session:
-        for found in users.list_users(session=session):
+        found_users = users.list_users(session=session)
+        if not found_users:
+            echo_empty("no users ('hepcat user add' adds one)")
+            return
+        echo_header(header, f"{'LOGIN':20} {'ROLES':26} NAME")
+        for found in found_users:
             roles = ",".join(users.role_names(found)) or "-"
             state = "" if found.active else "  (kept out)"
             click.echo(f"{found.login:20} {roles:26} {found.full_name or ''}{state}")
@@ -169,7 +203,11 @@ def token_create(
 def token_list(context: Context, login: str | None) -> None:
     """Print the tokens of the user LOGIN (default: of every user)."""
     with context.catalog().begin() as session:
-        for found in users.list_tokens(login, session=session):
+        tokens = users.list_tokens(login, session=session)
+        if not tokens:
+            echo_empty(f"no tokens of {login}" if login else "no tokens")
+            return
+        for found in tokens:
             expires = f"{found.expires:%Y-%m-%d}" if found.expires else "never"
             click.echo(
                 f"{found.user.login:20} {found.name:20} {found.prefix}...  "
