@@ -4,7 +4,10 @@ transformation, release, parameters and the datasets made with it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Blueprint, render_template, request
+from marshmallow import ValidationError
 
 from catalog.amitags import (
     datasets_with_tag,
@@ -12,8 +15,10 @@ from catalog.amitags import (
     list_ami_tags,
     tag_parameters,
 )
-from catalog.errors import InvalidName
+from catalog.errors import InvalidInput, InvalidName
 from catalog.nomenclature import parse_tag_chain
+from web.api.errors import flatten
+from web.api.schemas import AmiTagArgs
 from web.app import catalog_session
 from web.pages import arg, int_arg
 
@@ -25,10 +30,27 @@ DATASETS_PER_PAGE = 50
 @amitags.get("/amitags")
 def tag_list() -> str:
     """Every AMI tag, by type letter and number (``type`` filters by letter)."""
-    tag_type = arg(request.args, "type")
+    tag_type = type_letter(request.args)
     with catalog_session() as session:
         tags = list_ami_tags(session=session, tag_type=tag_type or None)
     return render_template("amitags.html", tags=tags, tag_type=tag_type)
+
+
+def type_letter(args: Mapping[str, str]) -> str:
+    """Return the query argument ``type``, a tag's type letter; empty when
+    absent.
+
+    :raises InvalidInput: when it is not one lower-case letter, with the
+        message of the API's ``/api/v1/amitags`` (the same check).
+    """
+    tag_type = arg(args, "type")
+    if tag_type:
+        try:
+            AmiTagArgs(only=("type",)).load({"type": tag_type})
+        except ValidationError as error:
+            details = flatten(error.messages)
+            raise InvalidInput("; ".join(details), details) from None
+    return tag_type
 
 
 @amitags.get("/amitags/<tag>")

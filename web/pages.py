@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
 from sqlalchemy import Column, select
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from catalog.containers import ContainerInfo, dataset_or_container, member_page
 from catalog.datasets import (
     MAX_OFFSET,
     DatasetQuery,
+    Page,
     catalog_totals,
     get_provenance,
     list_files,
@@ -43,7 +45,7 @@ from catalog.derived import (
     file_lumi_blocks,
     raw_dataset_of,
 )
-from catalog.errors import RunNotFound
+from catalog.errors import InvalidInput, RunNotFound
 from catalog.fields import ami_fields, row_to_ami, whole_number
 from catalog.lumiblocks import format_lumi_blocks
 from catalog.models import AMI_TRASHED, AMI_VALID, Dataset, Reconciliation, Replica, Run
@@ -205,22 +207,64 @@ def kept_a_minute(name: str, read: Callable[..., T]) -> T:
 
 
 @pages.get("/datasets")
-def search() -> str | Response:
+def search() -> ResponseReturnValue:
     """Search datasets by name pattern and any AMI field, in the columns the
     user chose, sorted and paged: by ``offset`` near the start, and by the
     cursor ``after`` (with ``offset`` saying where) from a "next" link, so
     that a deep page costs what the first one does
-    (:func:`~catalog.datasets.search_datasets`).
+    (:func:`~catalog.datasets.search_datasets`). A mistake (a field that is
+    none, a value or sort the catalogue refuses) shows the form as typed,
+    with the error.
     """
-    canonical: dict[str, Any] | None = canonical_search_args(request.args)
+    try:
+        return found_datasets(request.args)
+    except InvalidInput as err:
+        # The transaction has been rolled back; nothing was read.
+        return search_form(request.args, err)
+
+
+def found_datasets(args: Any) -> str | Response:
+    """The search page of the datasets *args* ask for, or a redirect to the
+    short form of *args* (:func:`canonical_search_args`).
+
+    :raises InvalidInput: for a field that is none, or a value, sort, page
+        or cursor the catalogue refuses.
+    """
+    canonical: dict[str, Any] | None = canonical_search_args(args)
     if canonical is not None:
         return redirect(url_for("pages.search", **canonical))
-    query = dataset_query(request.args)
-    columns = chosen_columns(request.args)
+    query = dataset_query(args)
+    columns = chosen_columns(args)
     with catalog_session() as session:
-        after = arg(request.args, "after") or None
+        after = arg(args, "after") or None
         page = search_datasets(query, session=session, after=after)
         rows = ami_rows(page.rows, columns, session=session)
+    return search_page(query, columns, page=page, rows=rows)
+
+
+def search_form(args: Any, error: InvalidInput) -> tuple[str, int]:
+    """The search form filled with *args* as typed, unchecked, and *error*
+    above it, with its status; no dataset.
+    """
+    query = DatasetQuery(pattern=arg(args, "q") or None, filters=typed_filters(args))
+    try:
+        columns = chosen_columns(args)
+    except InvalidInput:
+        columns = SEARCH_COLUMNS  # a name that is no field has no box to tick
+    return search_page(query, columns, error=error), error.status
+
+
+def search_page(
+    query: DatasetQuery,
+    columns: Sequence[str],
+    *,
+    page: Page | None = None,
+    rows: Sequence[dict[str, Any]] = (),
+    error: InvalidInput | None = None,
+) -> str:
+    """The search page: the form filled from *query* and *columns*, then
+    the *rows* of *page*, or the *error* when there is none.
+    """
     filters = query.filters or {}
     return render_template(
         "datasets.html",
@@ -234,6 +278,7 @@ def search() -> str | Response:
         extra_filters={k: v for k, v in filters.items() if k not in SEARCH_FILTERS},
         suggestions=SUGGESTIONS,
         max_offset=MAX_OFFSET,
+        error=error,
     )
 
 
@@ -306,11 +351,7 @@ def dataset_query(args: Mapping[str, str]) -> DatasetQuery:
     :raises InvalidInput: when ``offset`` or ``limit`` is not an integer, or
         an argument names no AMI field of a dataset.
     """
-    filters = {
-        field_name(name): value.strip()
-        for name, value in args.items()
-        if name not in SEARCH_CONTROLS and not name.startswith("_") and value.strip()
-    }
+    filters = {field_name(name): value for name, value in typed_filters(args).items()}
     sort = tuple(key.strip() for key in arg(args, "sort").split(",") if key.strip())
     return DatasetQuery(
         pattern=arg(args, "q") or None,
@@ -319,6 +360,17 @@ def dataset_query(args: Mapping[str, str]) -> DatasetQuery:
         offset=int_arg(args, "offset", 0),
         limit=int_arg(args, "limit", DEFAULT_LIMIT),
     )
+
+
+def typed_filters(args: Mapping[str, str]) -> dict[str, str]:
+    """The filters of the search *args* as typed: each argument that is not
+    a control (:data:`SEARCH_CONTROLS`) and has a value, stripped.
+    """
+    return {
+        name.strip(): value.strip()
+        for name, value in args.items()
+        if name not in SEARCH_CONTROLS and not name.startswith("_") and value.strip()
+    }
 
 
 def field_name(name: str) -> str:
@@ -484,13 +536,24 @@ def summary_status(dataset: Dataset, ddm: DdmSummary) -> SummaryStatus:
     incomplete, or counts that differ from DDM's. Otherwise ``good``.
     """
     production = dataset.prodsys_status or "no production status"
-    levels = {ddm_level(ddm)}
-    if dataset.ami_status == AMI_TRASHED or production in ALARM_STATUSES:
+    levels = {ddm_level(ddm), production_level(dataset.prodsys_status)}
+    if dataset.ami_status == AMI_TRASHED:
         levels.add("bad")
-    elif production in WARNING_STATUSES:
-        levels.add("warn")
     level = next((lv for lv in ("bad", "warn") if lv in levels), "good")
     return SummaryStatus(production, ddm, level)
+
+
+@pages.app_template_global()
+def production_level(status: str | None) -> str:
+    """How alarming a ``prodsysStatus`` is: ``bad`` for a failed or obsolete
+    task, ``warn`` when events are partly or not available, ``good``
+    otherwise; ``""`` without a status.
+    """
+    if not status:
+        return ""
+    if status in ALARM_STATUSES:
+        return "bad"
+    return "warn" if status in WARNING_STATUSES else "good"
 
 
 @pages.app_template_global()

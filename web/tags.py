@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.errors import NotFound
-from catalog.models import Dataset, TagDatabase
+from catalog.models import Dataset, TagDatabase, TagEvent
 from skimengine.tags import export_tag, get_tag, open_tag
 from web.app import catalog_session
 from web.plots import BAR_COLOUR, DPI, png_response
@@ -35,6 +35,14 @@ tags = Blueprint("tags", __name__)
 PLOT_SIZE = (4.2, 2.4)  # inches, at DPI: 420 × 240 pixels
 # A histogram of whole numbers with this many values or fewer labels each.
 VALUES_LABELLED = 12
+
+#: The unit of each TAG attribute that has one ("GeV"), from the schema's
+#: columns: a TAG built before its schema named units shows them too.
+UNITS = {
+    column.info["tag"]: column.info["unit"]
+    for column in TagEvent.__table__.columns
+    if column.info.get("unit")
+}
 
 
 class TagInfo:
@@ -58,7 +66,11 @@ class TagInfo:
 
     @property
     def attributes(self) -> list[dict[str, str]]:
-        return list(self.schema.get("attributes", []))
+        """The attributes of the schema, each with its ``unit`` ("" for none)."""
+        return [
+            {**attribute, "unit": UNITS.get(attribute["name"], "")}
+            for attribute in self.schema.get("attributes", [])
+        ]
 
     @property
     def triggers(self) -> list[str]:
@@ -158,7 +170,25 @@ def distribution_png(name: str, attribute: str) -> Response:
         raise NotFound(f"the TAG of {name} has no attribute {attribute!r}: {known}")
     if attribute == "triggerBits":
         return png_response(trigger_chart(found.get("fired", {})))
-    return png_response(histogram(attribute, found["edges"], found["counts"]))
+    figure = histogram(attribute, found["edges"], found["counts"], UNITS.get(attribute))
+    return png_response(figure)
+
+
+@tags.app_template_filter("tag_value")
+def tag_value(value: float | None, whole: bool = False, digits: int = 6) -> str:
+    """*value* as the TAG page shows a minimum, maximum or mean: whole when
+    *whole* (of an integer attribute) or when it has more than *digits*
+    digits before the point (a run or event number, never ``3.1e+05``),
+    else to *digits* significant digits; "" for none.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        # An event number may be past 2**53, where a float loses its units.
+        return str(value)
+    if whole or abs(value) >= 10**digits:
+        return f"{value:.0f}"
+    return f"{value:.{digits}g}"
 
 
 def _figure(title: str) -> Figure:
@@ -170,10 +200,18 @@ def _figure(title: str) -> Figure:
     return figure
 
 
-def histogram(attribute: str, edges: Sequence[float], counts: Sequence[int]) -> Figure:
-    """Bars of the events per bin of *attribute*."""
+def histogram(
+    attribute: str,
+    edges: Sequence[float],
+    counts: Sequence[int],
+    unit: str | None = None,
+) -> Figure:
+    """Bars of the events per bin of *attribute*, its name and *unit* under
+    the x axis.
+    """
     figure = _figure(attribute)
     axes = figure.axes[0]
+    axes.set_xlabel(f"{attribute} [{unit}]" if unit else attribute, fontsize=8)
     if not counts or None in edges:
         # None: an edge that was not a number (see TagInfo.distributions).
         note = "build the TAG again to plot it" if counts else "no events"
@@ -204,4 +242,5 @@ def trigger_chart(fired: dict[str, int]) -> Figure:
     axes.set_yticks(range(len(names)), names, fontsize=6)
     axes.invert_yaxis()
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("events", fontsize=8)
     return figure

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from catalog.errors import AuthenticationFailed, InvalidInput
@@ -39,6 +41,9 @@ from web.app import catalog_session
 from web.auth import acting_user, require_role, start_session
 
 users = Blueprint("users", __name__)
+
+# The fields of a form that hold a password: never sent back to the browser.
+PASSWORD_FIELDS = frozenset({"password", "confirm", "current"})
 
 # --- the user's own account ---------------------------------------------------
 
@@ -136,32 +141,59 @@ def _new_token(login: str) -> str:
 
 @users.get("/admin/users")
 @require_role(ROLE_ADMIN, action="managing users")
-def admin_users() -> str:
+def admin_users() -> ResponseReturnValue:
     """Every user with their roles, and the form to add one."""
+    return _admin_users_page(MultiDict([("roles", ROLE_READER)]))
+
+
+def _admin_users_page(
+    values: MultiDict[str, str], error: InvalidInput | None = None
+) -> ResponseReturnValue:
+    """The users, and the form to add one filled with *values*; with *error*,
+    the mistake above it and the error's status.
+    """
     with catalog_session() as db:
         everyone = list_users(session=db)
-    return render_template(
-        "admin_users.html", users=everyone, roles=ROLES, role_names=role_names
+    page = render_template(
+        "admin_users.html",
+        users=everyone,
+        roles=ROLES,
+        role_names=role_names,
+        values=values,
+        error=error,
     )
+    return page, error.status if error is not None else 200
 
 
 @users.post("/admin/users")
 @require_role(ROLE_ADMIN, action="adding a user")
-def admin_add_user() -> Response:
-    """Add a user from the form."""
+def admin_add_user() -> ResponseReturnValue:
+    """Add a user from the form. A mistake shows the form again, as it was
+    filled but for the passwords, with the error.
+    """
     form = request.form
-    password = _confirmed_password() if form.get("password") else None
-    with catalog_session() as db:
-        user = add_user(
-            form.get("login", "").strip(),
-            password=password,
-            roles=form.getlist("roles"),
-            full_name=form.get("full_name", "").strip(),
-            email=form.get("email", "").strip(),
-            dn=form.get("dn", "").strip() or None,
-            session=db,
-        )
+    try:
+        password = _confirmed_password() if form.get("password") else None
+        with catalog_session() as db:
+            user = add_user(
+                form.get("login", "").strip(),
+                password=password,
+                roles=form.getlist("roles"),
+                full_name=form.get("full_name", "").strip(),
+                email=form.get("email", "").strip(),
+                dn=form.get("dn", "").strip() or None,
+                session=db,
+            )
+    except InvalidInput as err:
+        # The transaction has been rolled back: nothing was saved.
+        return _admin_users_page(_without_passwords(form), err)
     return redirect(url_for("users.admin_user", login=user.login))
+
+
+def _without_passwords(form: MultiDict[str, str]) -> MultiDict[str, str]:
+    """*form* without its passwords, which a page never sends back."""
+    kept = [(k, v) for k, v in form.items(multi=True) if k not in PASSWORD_FIELDS]
+    return MultiDict(kept)
 
 
 @users.get("/admin/users/<login>")

@@ -97,8 +97,10 @@ class TagDatabase(Base):
     __table_args__ = (Index(TAG_OF_DATASET, "dataset_id", unique=True),)
 
 
-def _tag(name: str, dtype: str, doc: str) -> dict[str, str]:
-    return {"tag": name, "dtype": dtype, "doc": doc}
+def _tag(name: str, dtype: str, doc: str, unit: str = "") -> dict[str, str]:
+    # The unit is that of the event files' branches (docs/skims.md); the
+    # surfaces show it beside the values and on the distribution's axis.
+    return {"tag": name, "dtype": dtype, "doc": doc, "unit": unit}
 
 
 class TagEvent(Base):
@@ -135,19 +137,19 @@ class TagEvent(Base):
         Integer, info=_tag("nMuons", "int32", "number of muons")
     )
     jet_pt1: Mapped[float] = mapped_column(
-        Double, info=_tag("jet_pt1", "float32", "leading jet pT (0 if none)")
+        Double, info=_tag("jet_pt1", "float32", "leading jet pT (0 if none)", "GeV")
     )
     jet_pt2: Mapped[float] = mapped_column(
-        Double, info=_tag("jet_pt2", "float32", "second jet pT (0 if none)")
+        Double, info=_tag("jet_pt2", "float32", "second jet pT (0 if none)", "GeV")
     )
     el_pt1: Mapped[float] = mapped_column(
-        Double, info=_tag("el_pt1", "float32", "leading electron pT (0 if none)")
+        Double, info=_tag("el_pt1", "float32", "leading electron pT (0 if none)", "GeV")
     )
     mu_pt1: Mapped[float] = mapped_column(
-        Double, info=_tag("mu_pt1", "float32", "leading muon pT (0 if none)")
+        Double, info=_tag("mu_pt1", "float32", "leading muon pT (0 if none)", "GeV")
     )
     met: Mapped[float] = mapped_column(
-        Double, info=_tag("MET", "float32", "missing transverse energy")
+        Double, info=_tag("MET", "float32", "missing transverse energy", "GeV")
     )
     trigger_bits: Mapped[int] = mapped_column(
         BigInteger, info=_tag("triggerBits", "int64", "fired triggers, one bit each")
