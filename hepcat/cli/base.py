@@ -9,6 +9,7 @@ import errno
 import logging
 import math
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -166,3 +167,34 @@ def safe_url(engine: Engine) -> str:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+# --- lists ---------------------------------------------------------------------
+
+#: When a list prints its header line, as the --help of each list says.
+HEADER_HELP = (
+    "Print a first line naming the columns (default: when stdout is a "
+    "terminal). Piped, the rows come alone, as scripts read them."
+)
+
+
+def header_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``--header/--no-header`` option of a list command."""
+    return click.option("--header/--no-header", default=None, help=HEADER_HELP)(command)
+
+
+def echo_header(header: bool | None, line: str) -> None:
+    """Print the header *line* of a list when *header* asks for it, or, when
+    it is None, when stdout is a terminal.
+    """
+    if header is None:
+        header = click.get_text_stream("stdout").isatty()
+    if header:
+        click.echo(line)
+
+
+def echo_empty(what: str) -> None:
+    """Say on stderr that a list has no rows (*what*: ``no skims ...``);
+    stdout stays empty, as a script counting the rows expects.
+    """
+    click.echo(what, err=True)

@@ -13,8 +13,14 @@ from catalog import users
 from catalog.datasets import MAX_PAGE_SIZE
 from catalog.models import SKIM_STATES
 from catalog.models.skims import MAX_TARGET_SIZE
-from hepcat.cli.base import Context, main, pass_context
-from hepcat.cli.users import echo_empty, echo_header, header_option
+from hepcat.cli.base import (
+    Context,
+    echo_empty,
+    echo_header,
+    header_option,
+    main,
+    pass_context,
+)
 
 
 @main.group()
