@@ -96,7 +96,9 @@ def test_tag_databases_and_their_schema(surface):
         (DATASET, str(len(surface.tag)), "2")
     ]
     met = next(row for row in attributes if row["name"] == "MET")
-    assert (met["type"], met["kind"]) == ("float32", "float")
+    assert (met["type"], met["kind"], met["unit"]) == ("float32", "float", "GeV")
+    # pyAMI shows a field without text (no unit) as NULL.
+    assert next(row for row in attributes if row["name"] == "nJets")["unit"] == "NULL"
     assert float(met["max"]) == pytest.approx(float(surface.tag.columns["MET"].max()))
     assert {"bit": "1", "name": "HLT_mu26_ivarmedium"} in triggers
 

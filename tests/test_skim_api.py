@@ -68,6 +68,8 @@ def test_a_tag_has_its_schema_and_distributions(surface):
     assert {"nJets", "MET", "triggerBits"} <= set(names)
     assert tag["triggers"][1] == "HLT_mu26_ivarmedium"
     assert tag["nFiles"] == 2
+    units = {attribute["name"]: attribute["unit"] for attribute in tag["attributes"]}
+    assert (units["MET"], units["jet_pt1"], units["nJets"]) == ("GeV", "GeV", "")
     met = surface.tag.columns["MET"]
     assert tag["distributions"]["MET"]["max"] == pytest.approx(float(met.max()))
     assert sum(tag["distributions"]["nMuons"]["counts"]) == len(surface.tag)

@@ -210,7 +210,8 @@ def test_the_tag_page_shows_attributes_triggers_and_plots(surface):
 
     assert page.status_code == 200
     met = surface.tag.columns["MET"]
-    assert f"MET float32 float missing transverse energy {met.min():.6g}" in shown(page)
+    described = "MET float32 float missing transverse momentum"
+    assert f"{described} {met.min():.6g}" in shown(page)
     for name in ("nJets", "jet_pt1", "mu_pt1", "triggerBits"):
         assert f'<option value="{name}">' in page.text
         assert f'src="/tags/{DATASET}/plots/{name}.png"' in page.text

@@ -149,7 +149,7 @@ class TagEvent(Base):
         Double, info=_tag("mu_pt1", "float32", "leading muon pT (0 if none)", "GeV")
     )
     met: Mapped[float] = mapped_column(
-        Double, info=_tag("MET", "float32", "missing transverse energy", "GeV")
+        Double, info=_tag("MET", "float32", "missing transverse momentum", "GeV")
     )
     trigger_bits: Mapped[int] = mapped_column(
         BigInteger, info=_tag("triggerBits", "int64", "fired triggers, one bit each")

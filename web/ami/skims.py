@@ -90,6 +90,7 @@ def _attribute(attribute: dict[str, str]) -> dict[str, Any]:
         "type": attribute["type"],
         "kind": attribute["kind"],
         "description": attribute["doc"],
+        "unit": attribute["unit"],
     }
 
 

@@ -541,6 +541,9 @@ class TagAttribute(Schema):
         metadata={"description": "int (an integer) or float"},
     )
     doc = fields.String(metadata={"description": "what it means"})
+    unit = fields.String(
+        metadata={"description": 'its values\' unit, e.g. GeV ("" for none)'}
+    )
 
 
 class TagDatabase(Schema):
