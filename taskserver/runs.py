@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
 import threading
 import time
 import traceback
@@ -93,10 +94,31 @@ def is_transient(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OperationalError):
-            return True
+            return not _lasting(seen.orig)
         if isinstance(seen, DBAPIError) and seen.connection_invalidated:
             return True
         seen = seen.__cause__
+    return False
+
+
+#: SQLite's operational errors that trying again cannot mend: the schema
+#: or the file is not what the statement needs (``no such table: ...``).
+SQLITE_LASTING = ("no such ", "has no column", "syntax error", "readonly database")
+#: MySQL/MariaDB error numbers that PyMySQL reports as operational errors
+#: and that last: access denied (1044, 1045, 1142, 1143), no such database
+#: (1049), no such column (1054).
+MYSQL_LASTING = frozenset({1044, 1045, 1049, 1054, 1142, 1143})
+
+
+def _lasting(error: BaseException | None) -> bool:
+    """Whether the driver's operational *error* says that the catalogue's
+    schema or rights are wrong: an operator must act, and retrying only
+    delays the failure and calls it temporary in the log.
+    """
+    if isinstance(error, sqlite3.OperationalError):
+        return any(word in str(error) for word in SQLITE_LASTING)
+    if error is not None and type(error).__module__.startswith("pymysql"):
+        return bool(error.args) and error.args[0] in MYSQL_LASTING
     return False
 
 

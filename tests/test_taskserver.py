@@ -304,6 +304,31 @@ def test_a_transient_database_error_is_retried(task_server, Session, caplog):  #
     )
 
 
+def test_a_schema_error_fails_at_once_and_is_not_called_temporary(
+    task_server,
+    Session,  # noqa: N803
+    caplog,
+):
+    # An operational error on SQLite ("no such column") and on MariaDB
+    # (1054), a programming error on PostgreSQL: the catalogue is not the
+    # schema the code needs, which no retry mends.
+    class Outdated(Task):
+        name, interval = "outdated", 3600.0
+
+        def run(self, context):
+            with context.Session() as session:
+                session.execute(text("SELECT no_such_column FROM task_run"))
+            return RunOutcome(items=1, backlog=0)
+
+    server = task_server(Outdated())
+
+    assert server.wait(ran("outdated"), WAIT)
+    [run] = runs_of(Session, "outdated")
+    assert (run.outcome, run.attempt) == ("failed", 1)
+    assert "no_such_column" in run.error
+    assert not any(m.startswith("Temporary database error") for m in caplog.messages)
+
+
 class Quarantining(Countdown):
     """Handles one item per run, and keeps the records *bad* in quarantine
     each run: held once, so only the first run puts them there.
