@@ -80,6 +80,7 @@ __all__ = [
     "shown_output_name",
     "request_skim",
     "retry_skim",
+    "retryable",
     "run_skim",
     "selected_nothing",
     "skim_progress",
@@ -453,6 +454,13 @@ def retry_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
     skim.worker = None
     session.flush()
     return skim
+
+
+def retryable(skim: Skim) -> bool:
+    """Whether :func:`retry_skim` would take *skim* (its owner's or an
+    admin's): it failed, and not because its selection kept no event.
+    """
+    return skim.state == "failed" and not selected_nothing(skim)
 
 
 def selected_nothing(skim: Skim) -> bool:

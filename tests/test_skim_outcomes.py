@@ -11,11 +11,13 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from test_skim_ami import error as ami_error
+from test_skim_ami import rows as ami_rows
 from test_skim_pages import (
     SurfaceWorld,
     csrf,
@@ -26,6 +28,7 @@ from test_skim_pages import (
 from catalog.config import load_config
 from catalog.derived import FAILED_TASK
 from catalog.models import Dataset
+from hepcat.cli import main
 from ingest.seed import seed_catalog
 from ingest.world import World, build_world
 from web.app import create_app
@@ -99,6 +102,42 @@ def test_a_skim_that_lost_its_files_still_offers_retry(surface: SurfaceWorld) ->
     assert ">Retry</button>" in page.text
     assert NOTHING_SELECTED not in shown(page)
     assert "(registered when the skim is done)" in shown(page)
+
+
+def retryable_on_each_surface(
+    world: SurfaceWorld, engine: Engine, skim_id: int
+) -> tuple[object, object, bool]:
+    """Whether the API, AMIGetSkimInfo and ``hepcat skim show`` call the
+    skim retryable (the CLI says so by naming the command).
+    """
+    api = world.app.test_client().get(f"/api/v1/skims/{skim_id}")
+    [ami] = ami_rows(world, f"AMIGetSkimInfo -skimId={skim_id}", "skim")
+    url = engine.url.render_as_string(hide_password=False)
+    shown = CliRunner().invoke(
+        main, ["skim", "show", str(skim_id)], env={"HEPCAT_DATABASE_URL": url}
+    )
+    assert api.status_code == 200 and shown.exit_code == 0, shown.output
+    return api.json["retryable"], ami["retryable"], "hepcat skim retry" in shown.stdout
+
+
+def test_each_surface_says_whether_a_failed_skim_can_be_retried(
+    surface: SurfaceWorld, catalog_engine: Engine
+) -> None:
+    nothing = empty_skim(surface)
+    lost = surface.request("phil", name="lost")
+    surface.remove_event_files()
+    surface.run_skims(lost)
+    waiting = surface.request("phil", name="waiting", run=False)
+
+    assert retryable_on_each_surface(surface, catalog_engine, nothing) == (
+        False, "false", False,
+    )  # fmt: skip
+    assert retryable_on_each_surface(surface, catalog_engine, lost) == (
+        True, "true", True,
+    )  # fmt: skip
+    assert retryable_on_each_surface(surface, catalog_engine, waiting) == (
+        False, "false", False,
+    )  # fmt: skip
 
 
 def test_a_cancelled_skim_does_not_promise_its_output(surface: SurfaceWorld) -> None:

@@ -195,7 +195,12 @@ class SkimProgress:
 @pass_context
 def skim_show(context: Context, skim_id: int) -> None:
     """Print a skim: what was asked, its state, progress and output."""
-    from skimengine.skims import get_skim, shown_output_name, skim_progress
+    from skimengine.skims import (
+        get_skim,
+        retryable,
+        shown_output_name,
+        skim_progress,
+    )
 
     with context.catalog()() as session:
         found = get_skim(skim_id, session=session)
@@ -219,6 +224,8 @@ def skim_show(context: Context, skim_id: int) -> None:
             "output": shown_output_name(found),
             "error": found.error or "-",
         }
+        if retryable(found):
+            shown["retry"] = f"'hepcat skim retry {found.id}' writes the missing files"
     for key, value in shown.items():
         click.echo(f"{key + ':':11}{value}")
 

@@ -30,6 +30,7 @@ from skimengine.skims import (
     list_skims,
     request_skim,
     retry_skim,
+    retryable,
     run_skim,
     skim_progress,
 )
@@ -224,6 +225,7 @@ def skim_row(skim: Skim) -> dict[str, Any]:
         "nSelected": skim.n_selected,
         "outputDatasetName": skim.output.name if skim.output else None,
         "error": skim.error,
+        "retryable": retryable(skim),
         "collectionName": skim.collection_name,
         "branches": ",".join(json.loads(skim.branches)) if skim.branches else None,
         "compression": skim.compression,

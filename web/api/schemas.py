@@ -27,6 +27,7 @@ from catalog.keyset import DEFAULT_LIMIT, MAX_LIMIT
 from catalog.models.skims import MAX_TARGET_SIZE, SKIM_STATES
 from catalog.mql import entity_fields
 from skimengine.selection import FLOAT, INTEGER
+from skimengine.skims import retryable
 
 # marshmallow field classes by the Python type of a column.
 _FIELD_TYPES: dict[type, type[fields.Field[Any]]] = {
@@ -617,6 +618,14 @@ class Skim(Schema):
         },
     )
     error = fields.String(allow_none=True)
+    retryable = fields.Function(
+        retryable,
+        metadata={
+            "type": "boolean",
+            "description": "whether a retry would run it again: it failed, and "
+            "not because its selection kept no event",
+        },
+    )
     branches = fields.Function(
         lambda skim: _json_list(skim.branches),
         allow_none=True,
