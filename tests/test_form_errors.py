@@ -1,6 +1,7 @@
 """A form with a mistake comes back as it was filled, with the catalogue's
 error beside it and the error's status: adding a user, annotating a
-dataset and searching the datasets (the skim form is tested with the skims).
+dataset, searching the datasets, making a token and changing a password
+(never sent back) on a user's page (the skim form is tested with the skims).
 """
 
 from __future__ import annotations
@@ -240,3 +241,70 @@ def test_a_bad_search_value_is_shown_escaped(app, zee):
     assert answer.status_code == 400
     assert field(answer.text, "runNumber") == "&#34;&gt;&lt;b&gt;x"
     assert "<b>x" not in answer.text
+
+
+# --- a user's page: tokens and passwords ------------------------------------------
+
+
+def test_a_bad_token_form_comes_back_on_the_account_page_as_typed(app, people):
+    phil = log_in(app, "phil")
+
+    answer = phil.post(
+        "/account/tokens",
+        data={"name": "grid <job>", "expires_days": "0",
+              "csrf_token": csrf_token(phil)},
+    )  # fmt: skip
+
+    assert answer.status_code == 400
+    assert "400 InvalidInput '0' is not a number of days (1 to" in shown(answer)
+    assert 'id="token-error"' in answer.text
+    assert field(answer.text, "name") == "grid &lt;job&gt;"
+    assert field(answer.text, "expires_days") == "0"
+    assert "API tokens" in shown(answer)  # the account page, not an error page
+
+
+def test_a_wrong_current_password_comes_back_beside_the_password_form(app, people):
+    phil = log_in(app, "phil")
+
+    answer = phil.post(
+        "/account/password",
+        data={
+            "current": "not it at all",
+            "password": NEW_PASSWORD,
+            "confirm": NEW_PASSWORD,
+            "csrf_token": csrf_token(phil),
+        },
+    )
+
+    assert answer.status_code == 400
+    assert "400 InvalidInput the current password is not right" in shown(answer)
+    assert 'id="password-error"' in answer.text
+    assert 'id="token-error"' not in answer.text
+    assert field(answer.text, "current") is None
+    assert NEW_PASSWORD not in answer.text and "not it at all" not in answer.text
+    assert log_in(app, "phil")  # the password did not change
+
+
+def test_an_admins_refused_forms_come_back_on_the_users_page(app, people):
+    admin = log_in(app, "ada")
+
+    differing = admin.post(
+        "/admin/users/phil/password",
+        data={"password": NEW_PASSWORD, "confirm": "x" + NEW_PASSWORD,
+              "csrf_token": csrf_token(admin)},
+    )  # fmt: skip
+    too_long = admin.post(
+        "/admin/users/phil/tokens",
+        data={"name": "laptop", "expires_days": "400000",
+              "csrf_token": csrf_token(admin)},
+    )  # fmt: skip
+
+    assert differing.status_code == 400
+    assert "the two passwords differ" in shown(differing)
+    assert 'id="password-error"' in differing.text
+    assert NEW_PASSWORD not in differing.text
+    assert too_long.status_code == 400
+    assert 'id="token-error"' in too_long.text
+    assert field(too_long.text, "name") == "laptop"
+    assert field(too_long.text, "expires_days") == "400000"
+    assert "phil" in shown(too_long) and "Roles" in shown(too_long)

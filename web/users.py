@@ -10,6 +10,7 @@ to the form that made it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -50,31 +51,39 @@ PASSWORD_FIELDS = frozenset({"password", "confirm", "current"})
 
 @users.get("/account")
 @require_role(ROLE_READER, action="seeing one's account")
-def account() -> str:
+def account() -> ResponseReturnValue:
     """The current user's roles and API tokens."""
-    return _account_page(None)
+    return _account_page()
 
 
-def _account_page(new_token: str | None) -> str:
+def _account_page(
+    new_token: str | None = None, refused: Refused | None = None
+) -> ResponseReturnValue:
+    """The account page; *refused*, a form it brings back with its mistake."""
     user = acting_user()
     with catalog_session() as db:
         tokens = list_tokens(user.login, session=db)
-    return render_template(
+    page = render_template(
         "account.html",
         user=user,
         roles=role_names(user),
         tokens=tokens,
         token_state=token_state,
         new_token=new_token,
+        refused=refused,
     )
+    return page, refused.error.status if refused is not None else 200
 
 
 @users.post("/account/tokens")
 @require_role(ROLE_READER, action="making an API token")
-def account_token() -> str:
+def account_token() -> ResponseReturnValue:
     """Make an API token for oneself; it is shown once, on this answer."""
     user = acting_user()
-    token = _new_token(user.login)
+    try:
+        token = _new_token(user.login)
+    except InvalidInput as err:
+        return _account_page(refused=Refused.of("token", err))
     return _account_page(token)
 
 
@@ -90,19 +99,22 @@ def account_token_revoke() -> Response:
 
 @users.post("/account/password")
 @require_role(ROLE_READER, action="changing one's password")
-def account_password() -> Response:
+def account_password() -> ResponseReturnValue:
     """Change one's password, given the current one."""
     user = acting_user()
-    new = _confirmed_password()
-    with catalog_session() as db:
-        try:
-            authenticate_password(
-                user.login, request.form.get("current", ""), session=db
-            )
-        except AuthenticationFailed:
-            raise InvalidInput("the current password is not right") from None
-        changed = set_password(user.login, new, session=db)
-        start_session(changed)  # the other logins end; this one goes on
+    try:
+        new = _confirmed_password()
+        with catalog_session() as db:
+            try:
+                authenticate_password(
+                    user.login, request.form.get("current", ""), session=db
+                )
+            except AuthenticationFailed:
+                raise InvalidInput("the current password is not right") from None
+            changed = set_password(user.login, new, session=db)
+            start_session(changed)  # the other logins end; this one goes on
+    except InvalidInput as err:
+        return _account_page(refused=Refused.of("password", err))
     return redirect(url_for("users.account"))
 
 
@@ -190,6 +202,22 @@ def admin_add_user() -> ResponseReturnValue:
     return redirect(url_for("users.admin_user", login=user.login))
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A form of a user's page that was refused: which one (``token``,
+    ``password``), the mistake, and what was typed but the passwords.
+    """
+
+    form: str
+    error: InvalidInput
+    values: MultiDict[str, str]
+
+    @classmethod
+    def of(cls, form: str, error: InvalidInput) -> Refused:
+        # The transaction has been rolled back: nothing was saved.
+        return cls(form, error, _without_passwords(request.form))
+
+
 def _without_passwords(form: MultiDict[str, str]) -> MultiDict[str, str]:
     """*form* without its passwords, which a page never sends back."""
     kept = [(k, v) for k, v in form.items(multi=True) if k not in PASSWORD_FIELDS]
@@ -198,16 +226,19 @@ def _without_passwords(form: MultiDict[str, str]) -> MultiDict[str, str]:
 
 @users.get("/admin/users/<login>")
 @require_role(ROLE_ADMIN, action="managing users")
-def admin_user(login: str) -> str:
+def admin_user(login: str) -> ResponseReturnValue:
     """One user: roles, password, tokens."""
-    return _admin_user_page(login, None)
+    return _admin_user_page(login)
 
 
-def _admin_user_page(login: str, new_token: str | None) -> str:
+def _admin_user_page(
+    login: str, new_token: str | None = None, refused: Refused | None = None
+) -> ResponseReturnValue:
+    """A user's page; *refused*, a form it brings back with its mistake."""
     with catalog_session() as db:
         user = get_user(login, session=db)
         tokens = list_tokens(login, session=db)
-    return render_template(
+    page = render_template(
         "admin_user.html",
         user=user,
         held=role_names(user),
@@ -215,7 +246,9 @@ def _admin_user_page(login: str, new_token: str | None) -> str:
         tokens=tokens,
         token_state=token_state,
         new_token=new_token,
+        refused=refused,
     )
+    return page, refused.error.status if refused is not None else 200
 
 
 @users.post("/admin/users/<login>/roles/grant")
@@ -232,8 +265,11 @@ def admin_revoke(login: str) -> Response:
 
 @users.post("/admin/users/<login>/password")
 @require_role(ROLE_ADMIN, action="setting a password")
-def admin_password(login: str) -> Response:
-    return _changed(set_password, login, _confirmed_password())
+def admin_password(login: str) -> ResponseReturnValue:
+    try:
+        return _changed(set_password, login, _confirmed_password())
+    except InvalidInput as err:
+        return _admin_user_page(login, refused=Refused.of("password", err))
 
 
 @users.post("/admin/users/<login>/sessions/end")
@@ -250,9 +286,12 @@ def admin_active(login: str) -> Response:
 
 @users.post("/admin/users/<login>/tokens")
 @require_role(ROLE_ADMIN, action="making an API token")
-def admin_token(login: str) -> str:
+def admin_token(login: str) -> ResponseReturnValue:
     """Make a token for the user; it is shown once, on this answer."""
-    token = _new_token(login)
+    try:
+        token = _new_token(login)
+    except InvalidInput as err:
+        return _admin_user_page(login, refused=Refused.of("token", err))
     return _admin_user_page(login, token)
 
 
