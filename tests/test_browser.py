@@ -139,6 +139,30 @@ def test_unticking_every_column_leaves_the_name_column_alone(tab: Tab) -> None:
     assert tab.errors == []
 
 
+def test_the_search_tables_header_stays_in_sight_while_its_rows_scroll(
+    tab: Tab,
+) -> None:
+    page = tab.page
+    page.set_viewport_size({"width": 1280, "height": 600})
+    page.goto("/datasets?limit=100")
+    table = page.locator("table.datasets")
+    first = page.locator("table.datasets tbody tr").first
+    header = page.locator("table.datasets th").first
+
+    table.hover()
+    page.mouse.wheel(0, 2000)
+
+    page.wait_for_function(
+        "() => document.querySelector('table.datasets tbody tr')"
+        ".getBoundingClientRect().bottom < 0 || "
+        "document.querySelector('table.datasets').scrollTop > 500"
+    )
+    top = header.bounding_box()
+    assert first.bounding_box()["y"] < top["y"]  # the rows went under it
+    assert 0 <= top["y"] < 600
+    assert tab.errors == []
+
+
 def test_runs_and_run_pages_load_without_console_errors(
     tab: Tab, served_catalog: ServedCatalog
 ) -> None:
