@@ -17,6 +17,7 @@ from hepcat.cli import (  # noqa: F401
     quarantine,
     serving,
     skims,
+    status,
     users,
 )
 from hepcat.cli.base import main
