@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -37,8 +37,11 @@ from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from catalog.config import Config
-from catalog.errors import ConfigError
+from catalog.errors import ConfigError, HepcatError
+from catalog.urls import hide_password
+
+if TYPE_CHECKING:  # catalog.config asks driver_hint for its URL settings
+    from catalog.config import Config
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -139,7 +142,48 @@ def create_catalog_engine(url: str, **options: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, **options)
     options.setdefault("pool_pre_ping", True)
-    return create_engine(url, **options)
+    try:
+        return create_engine(url, **options)
+    except ImportError as err:
+        raise DriverMissing(url, err) from None
+
+
+class DriverMissing(HepcatError, ImportError):
+    """The database driver a URL names (or its dialect's default) is not
+    installed.
+    """
+
+    def __init__(self, url: str, err: ImportError) -> None:
+        super().__init__(
+            f"cannot load the database driver of {hide_password(url)} "
+            f"({err}){driver_hint(url)}"
+        )
+
+
+# The driver hepcat installs for each database (pyproject.toml). A URL
+# without one (mysql://) asks for SQLAlchemy's default driver of the
+# dialect (mysqlclient, MySQLdb), which hepcat does not install.
+INSTALLED_DRIVERS = {
+    "mysql": "pymysql",
+    "mariadb": "pymysql",
+    "postgresql": "psycopg",
+    "oracle": "oracledb",
+}
+
+
+def driver_hint(url: str) -> str:
+    """What to write instead of *url* when its driver cannot be loaded:
+    ``"; hepcat installs pymysql: write mysql+pymysql://..."``, or empty
+    when the URL already names the driver hepcat installs.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    driver = INSTALLED_DRIVERS.get(backend)
+    if driver is None or parsed.get_driver_name() == driver:
+        return ""
+    suggested = parsed.set(drivername=f"{backend}+{driver}")
+    shown = hide_password(suggested.render_as_string(hide_password=True))
+    return f"; hepcat installs {driver}: write {shown}"
 
 
 def _sqlite_engine(url: str, database: str | None, **options: Any) -> Engine:

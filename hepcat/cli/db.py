@@ -20,7 +20,10 @@ def db() -> None:
 @click.argument("revision", default="head")
 @pass_context
 def db_upgrade(context: Context, revision: str) -> None:
-    """Bring the catalogue schema to REVISION (default: the newest)."""
+    """Bring the catalogue schema up to REVISION (default: the newest): a
+    revision such as 0012, 'head', or a step such as +1. A failed upgrade of
+    a SQLite or PostgreSQL catalogue changes nothing.
+    """
     _migrate(context.engine(), migrations.upgrade, revision)
 
 
@@ -28,7 +31,9 @@ def db_upgrade(context: Context, revision: str) -> None:
 @click.argument("revision")
 @pass_context
 def db_downgrade(context: Context, revision: str) -> None:
-    """Take the catalogue schema back to REVISION ('base' empties it)."""
+    """Take the catalogue schema back to REVISION ('base' empties it; a
+    step back: 'hepcat db downgrade -- -1').
+    """
     _migrate(context.engine(), migrations.downgrade, revision)
 
 
