@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
+from catalog.db import utcnow
 from catalog.derived import refresh_datasets
 from catalog.models import Dataset, Period, PeriodRun, Run
 from catalog.operations import quarantine
@@ -136,14 +137,17 @@ def _link_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _write_runs(rows: list[Any], records: RecordsRead, session: Session) -> int:
-    """Write the runs that are new or differ from the catalogue's; return
-    how many.
+    """Write the runs that are new or differ from the catalogue's, with the
+    time as their modified time; return how many.
     """
     good = records.usable(rows, _run_row, "runnumber", session=session)
     records.wrote(row["run_number"] for row in good)
     table = Run.__table__
     changed, known = differing(session, table, good, "run_number")  # type: ignore[arg-type]
-    upsert(session, table, changed, ["run_number"], known=known)  # type: ignore[arg-type]
+    if changed:
+        # An upsert's update fires no onupdate: the time is given.
+        stamp = {"modified": utcnow()}
+        upsert(session, table, changed, ["run_number"], known=known, same=stamp)  # type: ignore[arg-type]
     return len(changed)
 
 

@@ -3,10 +3,12 @@
 Three parts, so that no message is lost and stomp.py's receiver thread is
 never slowed down (DESIGN.md, "Lessons"):
 
-- a named *supervisor* thread connects with heartbeats, subscribes durably
-  (``client-id`` on CONNECT, ``activemq.subscriptionName`` on SUBSCRIBE,
-  ``ack: client-individual``, a bounded ``activemq.prefetchSize``) and, after
-  any drop, builds a new connection and subscribes again, with backoff.
+- a named *supervisor* thread connects with heartbeats, subscribes
+  (``client-id`` on CONNECT, ``ack: client-individual`` and a bounded
+  ``activemq.prefetchSize`` on SUBSCRIBE; durably, with
+  ``activemq.subscriptionName``, to a topic: a queue keeps its messages by
+  itself) and, after any drop, builds a new connection and subscribes again,
+  with backoff.
   stomp.py's own reconnection only covers the first connect, and reconnecting
   inside ``on_disconnected`` is known to fail silently;
 - the *listener* only puts each frame on a bounded queue;
@@ -22,7 +24,9 @@ redelivers the message on the new one anyway.
 A broker that stays out of reach is a state in the task server (the
 supervisor keeps trying; runs report an unknown backlog and why) and a
 failure for ``hepcat ingest --once`` (``fail_unreachable``: a run raises
-:class:`BrokerUnreachable`).
+:class:`BrokerUnreachable`). So is a broker that answers but refuses the
+subscription (an ERROR frame): the supervisor keeps trying, and ``--once``
+fails with :class:`SubscriptionRefused`, quoting the broker.
 
 The durable subscription is the pair (client id, subscription name): the
 broker keeps one connection per client id, and drops a subscription (and the
@@ -76,6 +80,9 @@ from taskserver.base import RunContext, RunOutcome, Task
 logger = logging.getLogger(__name__)
 
 DEFAULT_DESTINATION = "/topic/rucio.events"
+#: How a topic's name starts: a subscription to it is durable. A queue keeps
+#: its messages by itself, and the broker refuses a durable subscription.
+TOPIC = "/topic/"
 #: The durable subscription's name when the ``ddm_subscription`` setting is
 #: not set (and hepcat's client id before there was a setting: ``hepcat``).
 DEFAULT_SUBSCRIPTION = "hepcat-ddm"
@@ -98,6 +105,22 @@ class BrokerUnreachable(HepcatError, ConnectionError):
             f"cannot reach the DDM broker {address} (no subscription for "
             f"{seconds:.0f} s): {reason}; check HEPCAT_DDM_BROKER and that the "
             "broker is running"
+        )
+
+
+class SubscriptionRefused(BrokerUnreachable):
+    """The DDM broker answers, but has refused the ingester's subscription
+    for a while.
+    """
+
+    def __init__(
+        self, address: BrokerAddress, destination: str, seconds: float, reason: str
+    ) -> None:
+        HepcatError.__init__(
+            self,
+            f"the DDM broker {address} refuses the subscription to {destination} "
+            f"(no subscription for {seconds:.0f} s): {reason}; check "
+            "HEPCAT_DDM_DESTINATION and the broker's permissions",
         )
 
 
@@ -475,6 +498,7 @@ class DdmIngester(Task):
         self._last_activity = time.monotonic()
         self._unconnected_since = time.monotonic()
         self._problem = "not connected yet"  # why there is no subscription
+        self._refused = False  # the last attempt: the subscription was refused
 
     # --- the task --------------------------------------------------------
 
@@ -540,8 +564,17 @@ class DdmIngester(Task):
             items += self._apply(frames, context.Session, counts)
         backlog = self.backlog()
         if backlog is None and not items and self.fail_unreachable:
-            raise BrokerUnreachable(self.address, self._unconnected(), self._problem)
+            raise self._unreachable()
         return RunOutcome(items, backlog, self._note(counts))
+
+    def _unreachable(self) -> BrokerUnreachable:
+        """The error of a ``--once`` run without a subscription."""
+        seconds = self._unconnected()
+        if self._refused:
+            return SubscriptionRefused(
+                self.address, self.destination, seconds, self._problem
+            )
+        return BrokerUnreachable(self.address, seconds, self._problem)
 
     def _wait_subscribed(self, context: RunContext) -> None:
         """Wait for the subscription within the run's time; for ``--once``,
@@ -713,21 +746,23 @@ class DdmIngester(Task):
                 headers={"client-id": self._client_id()},
             )
         except ClientIdInUse as err:
-            self._problem = err.message
+            self._problem, self._refused = err.message, False
             self._held.set()
             logger.warning("Cannot subscribe to DDM: %s", self._problem)
             return False
         except (StompException, OSError) as err:
-            self._problem = str(err) or type(err).__name__
+            self._problem, self._refused = str(err) or type(err).__name__, False
             self._held.clear()
             logger.warning(
                 "Cannot connect to the DDM broker %s: %s", self.address, self._problem
             )
             return False
         self._held.clear()
+        subscribed = False
         try:
             if not self._subscribe(connection, listener):
                 return False
+            subscribed, self._refused = True, False
             with self._lock:
                 self._connection, self._generation = connection, generation
             self._last_activity = time.monotonic()
@@ -746,16 +781,20 @@ class DdmIngester(Task):
             with self._lock:
                 if self._connection is connection:
                     self._connection = None
-            self._unconnected_since = time.monotonic()
+            if subscribed:  # else the time without one goes on
+                self._unconnected_since = time.monotonic()
             disconnect(connection, listener)
 
     def _subscribe(self, connection: Any, listener: _Listener) -> bool:
+        """Subscribe to the destination, durably to a topic; return whether
+        the broker confirmed it (else :attr:`_problem` says why, and
+        :attr:`_refused` whether the broker refused it).
+        """
         receipt = f"hepcat-subscribed-{listener.generation}"
-        headers = {
-            "activemq.subscriptionName": self.subscription,
-            "activemq.prefetchSize": str(self.prefetch),
-            "receipt": receipt,
-        }
+        headers = {"activemq.prefetchSize": str(self.prefetch), "receipt": receipt}
+        if self.destination.startswith(TOPIC):
+            # ActiveMQ takes any other destination for a queue.
+            headers["activemq.subscriptionName"] = self.subscription
         try:
             connection.subscribe(
                 self.destination,
@@ -765,12 +804,14 @@ class DdmIngester(Task):
             )
         except (StompException, OSError) as err:
             self._problem = f"cannot subscribe to {self.destination}: {err}"
+            self._refused = False
             logger.warning("Cannot subscribe to %s: %s", self.destination, err)
             return False
         if listener.wait_for(listener.expect(receipt), 10.0):
             return True
         self._problem = listener.error or f"no receipt for {self.destination}"
-        logger.warning("No receipt for the subscription to %s", self.destination)
+        self._refused = listener.error is not None
+        logger.warning("Cannot subscribe to %s: %s", self.destination, self._problem)
         return False
 
     def _client_id(self) -> str:

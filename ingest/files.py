@@ -26,6 +26,7 @@ from catalog.db import among, chunked, utcnow
 from catalog.ddm import mark_lost_files
 from catalog.lumiblocks import ranges
 from catalog.models import Dataset, File, FileLumiRange, Quarantine
+from catalog.models.datasets import SOURCE_TIER0
 from catalog.operations import quarantine
 from catalog.upsert import upsert_values
 from ingest.filerows import BLOCKS, DATASET, GUID, LFN, AnyFileRow, FileRow, payload
@@ -251,8 +252,9 @@ def _claim_refused(guid: str, claim: Claim, target: Claim) -> str | None:
     None. A GUID names one file: its LFN never changes, and it moves to
     another dataset only within one ProdSys task (ProdSys correcting which
     of a task's output datasets a file went to), never from a dataset of
-    another source or another task: two sources, or two tasks, giving one
-    GUID is a contradiction, not a move (docs/ingest.md).
+    another source or another task, nor between Tier-0 datasets: two
+    sources, two tasks, or two Tier-0 datasets giving one GUID is a
+    contradiction, not a move (docs/ingest.md).
     """
     held = f"GUID {guid} already belongs to {claim.lfn!r} in {claim.dataset!r}"
     if claim.lfn != target.lfn:
@@ -263,6 +265,11 @@ def _claim_refused(guid: str, claim: Claim, target: Claim) -> str | None:
         return (
             f"{held} (source {claim.source}); {target.source} gives it to "
             f"{target.dataset!r}: a file never moves between sources"
+        )
+    if claim.source == SOURCE_TIER0:
+        return (
+            f"{held}; this row moves it to {target.dataset!r}: a Tier-0 file "
+            "never moves between datasets"
         )
     if claim.task_id is None or claim.task_id != target.task_id:
         return (

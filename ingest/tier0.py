@@ -6,10 +6,11 @@ catalogue, then sets ``ami_flag = 'DONE'`` — the only column it ever writes
 in Tier-0. A crash between the two leaves the flag READY, so the dataset is
 read again and the idempotent writes make that harmless.
 
-A dataset can be raised to READY again after more files were added, perhaps
-while hepcat is reading it. Setting DONE only where the flag is still READY
-*and* ``nfiles`` is still the count hepcat read keeps such a dataset READY,
-so the new files are read on the next run.
+A dataset can be raised to READY again after Tier-0 changed it (added
+files, corrected a file's events), perhaps while hepcat is reading it.
+Setting DONE only where the flag is still READY *and* Tier-0's counts
+(``nfiles``, ``nevents``, ``totalsize``) are still those hepcat read keeps
+such a dataset READY, and it is read again at once.
 
 A dataset whose files, once written, fall short of Tier-0's counts (a file
 row refused into quarantine, say: :mod:`catalog.tier0`) is not marked DONE
@@ -84,6 +85,7 @@ COUNTS = (
 # What reading a READY dataset came to (:meth:`Tier0Ingester._ingest`).
 CATALOGUED = "catalogued"  # written, and marked DONE in Tier-0
 HELD = "held"  # written, its files short of Tier-0's counts: left READY
+CHANGED = "changed"  # written, but Tier-0 changed its counts meanwhile: left READY
 REFUSED = "refused"  # its row refused into quarantine: left READY
 
 
@@ -161,7 +163,7 @@ class Tier0Ingester(Task):
                 came_to = self._ingest(row, context)
                 if came_to == CATALOGUED:
                     read.catalogued += 1
-                else:
+                elif came_to != CHANGED:  # a changed dataset is read again
                     waiting.add(str(row["name"]))
                     read.held += came_to == HELD
                     read.refused += came_to == REFUSED
@@ -248,9 +250,9 @@ class Tier0Ingester(Task):
 
     def _ingest(self, row: Mapping[str, Any], context: RunContext) -> str:
         """Write the dataset *row* and its files, and mark it DONE in Tier-0
-        unless its row is refused into quarantine or its files fall short of
-        Tier-0's counts; return which (:data:`CATALOGUED`, :data:`REFUSED`,
-        :data:`HELD`).
+        unless its row is refused into quarantine, its files fall short of
+        Tier-0's counts, or Tier-0 changed its counts meanwhile; return which
+        (:data:`CATALOGUED`, :data:`REFUSED`, :data:`HELD`, :data:`CHANGED`).
         """
         name = str(row["name"])
         files = self._files(name)
@@ -272,21 +274,24 @@ class Tier0Ingester(Task):
         self._released_here += released
         if state != DONE:
             return HELD
-        self._mark_done(name, row.get("nfiles"))
-        return CATALOGUED
+        return CATALOGUED if self._mark_done(row) else CHANGED
 
-    def _mark_done(self, name: str, nfiles: Any) -> None:
+    def _mark_done(self, row: Mapping[str, Any]) -> bool:
+        """Flag the dataset *row* DONE where Tier-0 still has it READY with
+        the counts read; return whether it did.
+        """
         table = schemas.t0_dataset
-        same_count = (
-            table.c.nfiles.is_(None) if nfiles is None else table.c.nfiles == nfiles
-        )
+        same = [
+            table.c[key].is_(None) if row.get(key) is None else table.c[key] == row[key]
+            for key, _ in COUNTS
+        ]
         statement = (
             update(table)
-            .where(table.c.name == name, table.c.ami_flag == READY, same_count)
+            .where(table.c.name == row["name"], table.c.ami_flag == READY, *same)
             .values(ami_flag=DONE)
         )
         with self.source.begin() as connection:
-            connection.execute(statement)
+            return connection.execute(statement).rowcount > 0
 
 
 class DatasetWritten(NamedTuple):

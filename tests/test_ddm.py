@@ -1078,3 +1078,63 @@ def test_the_ingest_command_beside_a_task_server_says_ddm_is_skipped(
         "server of this catalogue) holds it and ingests DDM;"
     ) in result.stdout
     assert "BrokerUnreachable" not in result.output
+
+
+# --- the destination: a queue, or one the broker refuses -------------------------
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"/queue/hepcat.test.{uuid.uuid4().hex}"
+
+
+@through_broker
+def test_a_queue_keeps_what_was_sent_before_hepcat_first_subscribed(
+    seeded, reference, scenario, broker, queue
+):
+    publish(broker, queue, scenario.events)  # no one has ever read the queue
+    ingest_messages(with_ids(scenario.events), reference)
+    client_id = f"hepcat-test-{uuid.uuid4().hex[:12]}"
+    ingester = DdmIngester(
+        broker, queue, client_id=client_id, quiet_seconds=0.5, fail_unreachable=True
+    )
+
+    try:
+        items = run_until_drained([ingester], seeded, max_seconds=30)
+    finally:
+        ingester.close()
+
+    assert items == {"ddm": len(scenario.events)} and items.undrained == []
+    assert snapshot(seeded) == snapshot(reference)
+
+
+@pytest.mark.external_service
+def test_ingest_once_fails_on_a_subscription_the_broker_refuses(
+    tmp_path, broker, monkeypatch
+):
+    from click.testing import CliRunner
+
+    monkeypatch.setattr("ingest.ddm.PATIENCE", 1.0)
+    # ActiveMQ keeps no durable subscription to its advisory topics.
+    refused = f"/topic/ActiveMQ.Advisory.hepcat.test.{uuid.uuid4().hex}"
+    env = {"HEPCAT_DDM_BROKER": broker, "HEPCAT_DDM_DESTINATION": refused}
+    runner = CliRunner()
+    upgraded = runner.invoke(main, ["--data-dir", str(tmp_path), "db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+
+    result = runner.invoke(
+        main,
+        ["--data-dir", str(tmp_path), "ingest", "--once", "--max-seconds", "30"],
+        env=env,
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "ddm: 0 ingested (failed)" in result.stdout
+    assert (
+        f"ddm: SubscriptionRefused: the DDM broker {broker} refuses the subscription "
+        f"to {refused} (no subscription for "
+    ) in result.stderr
+    assert (
+        " s): the broker said: Cannot create a durable subscription for an advisory "
+        "Topic; check HEPCAT_DDM_DESTINATION"
+    ) in result.stderr

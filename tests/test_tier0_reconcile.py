@@ -611,3 +611,36 @@ def test_a_dataset_tier0_lists_no_file_of_keeps_its_files(Session, sources, inge
             session.scalars(select(File.lfn).where(File.dataset_id == dataset.id))
         )
     assert lfns == {f.lfn for f in aod.files}
+
+
+def test_a_file_tier0_moves_to_another_of_its_datasets_is_held_saying_why(
+    Session, sources, ingest, client
+):
+    world = build_world(seed=11, files_per_dataset=3)
+    older, newer = sorted(
+        (d for d in world.datasets if d.source == "tier0"), key=lambda d: d.created
+    )[:2]
+    sources.tier0.add_dataset(older)
+    sources.tier0.add_dataset(newer)
+    ingest()
+    moved = older.files[0]
+    files, table = schemas.t0_file, schemas.t0_dataset
+    with sources.tier0.engine.begin() as connection:  # into newer, READY again
+        connection.execute(
+            update(files).where(files.c.lfn == moved.lfn).values(dataset=newer.name)
+        )
+        connection.execute(
+            update(table)
+            .where(table.c.name == newer.name)
+            .values(ami_flag="READY", nfiles=table.c.nfiles + 1)
+        )
+
+    ingest()
+
+    text = visible_text(client.get("/quarantine"))
+    assert (
+        f"this row moves it to '{newer.name}': a Tier-0 file never moves between "
+        "datasets"
+    ) in text
+    assert "ProdSys task" not in text
+    assert stored(Session, newer.name).tier0_state == "READY"
