@@ -641,7 +641,7 @@ def test_closed_catalogue_needs_credentials(
         (
             'AMIGetFileInfo -LFN="a.root" -GUID="0123"',
             "InvalidInput",
-            'needs one of -LFN="..." and -GUID="..."',
+            "takes -LFN or -GUID, not both: give one",
         ),
         ('AMIGetFileInfo -LFN="nothing.root"', "FileNotFound", "nothing.root"),
         ('AMIGetAMITagInfo -amiTag="r99999"', "AmiTagNotFound", "r99999"),

@@ -30,6 +30,7 @@ from web.app import create_app
 from web.client import Client, alias_types
 
 ZEE_EVNT = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee.evgen.EVNT.e3601"
+TRASHED = ZEE_EVNT.replace("e3601", "e3602")
 
 # --- the endpoint: arguments without a value ----------------------------------
 
@@ -188,6 +189,81 @@ def test_a_flag_may_stand_alone(client: FlaskClient) -> None:
 
     assert [dict(row)["events"] for row in total] == ["3000"]
     assert [dict(row)["ldn"] for row in found] == [ZEE_EVNT]
+
+
+def flagged(client: FlaskClient, value: str) -> tuple[list[str], list[str]]:
+    """The datasets ``SearchQuery -showArchived=value`` finds among the one
+    valid and one trashed, and the ``total`` of ``AMIListFiles -total=value``.
+    """
+    files = f'AMIListFiles -logicalDatasetName="{ZEE_EVNT}" -total={value}'
+    search = (
+        'SearchQuery -entity="dataset" '
+        f'-mql="SELECT dataset.logicalDatasetName AS ldn" -showArchived={value}'
+    )
+    total = pyAMI.object.DOMObject(post(client, files)).get_rows("total")
+    found = pyAMI.object.DOMObject(post(client, search)).get_rows()
+    return [dict(row)["ldn"] for row in found], [dict(r)["events"] for r in total]
+
+
+def test_a_flag_takes_the_usual_words_for_true_and_false(
+    client: FlaskClient, dataset_factory: Any
+) -> None:
+    dataset_factory(TRASHED, ami_status="TRASHED")
+
+    for value in ["true", "YES", "y", "1", "On", '" true "']:
+        assert flagged(client, value) == ([ZEE_EVNT, TRASHED], ["3000"]), value
+    for value in ["false", "No", "n", "0", "OFF"]:
+        assert flagged(client, value) == ([ZEE_EVNT], []), value
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (
+            'SearchQuery -entity="dataset" -mql="SELECT *" -showArchived=maybe',
+            "-showArchived",
+        ),
+        (f'AMIListFiles -logicalDatasetName="{ZEE_EVNT}" -total=maybe', "-total"),
+        (f'AMIListFiles -logicalDatasetName="{ZEE_EVNT}" -TOTAL=2', "-total"),
+    ],
+)
+def test_a_flag_of_another_value_is_refused_by_name(
+    client: FlaskClient, command: str, name: str
+) -> None:
+    kind, message = error_of(post(client, command))
+
+    assert kind == "InvalidInput"
+    assert message.startswith(
+        f"{name} must be true or false (true, yes, y, 1, on; false, no, n, 0, off; "
+        "in any letter case; alone it is true), got "
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (
+            "AMIListDataPeriods -createdSince=garbage",
+            "-createdSince must be a time in ISO 8601 (2015-07-03T10:15:00Z), "
+            "got 'garbage'",
+        ),
+        (
+            "AMIListDataPeriods -periodLevel=one",
+            "-periodLevel must be an integer, got 'one'",
+        ),
+        (
+            "AMIGetFileInfo -LFN=x -GUID=y",
+            "AMIGetFileInfo takes -LFN or -GUID, not both: give one",
+        ),
+    ],
+)
+def test_a_bad_argument_is_named_as_it_was_given(
+    client: FlaskClient, command: str, said: str
+) -> None:
+    kind, message = error_of(post(client, command))
+
+    assert kind == "InvalidInput"
+    assert message == said
 
 
 def test_every_flag_is_an_argument_of_its_command() -> None:

@@ -5,7 +5,9 @@ since then, on SQLite, PostgreSQL and MariaDB.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -81,3 +83,23 @@ def test_a_period_without_known_runs_counts_from_when_hepcat_read_it(
 
     assert periods(client, "2016-01-01 00:00:00") == ["K"]
     assert "K" in periods(client, "2009-01-01 00:00:00")
+
+
+def test_a_period_that_began_at_the_time_asked_for_is_listed(
+    catalog_engine: Engine,
+    tmp_path: Path,
+    sources: Any,
+    ingest: Callable[[], Any],
+) -> None:
+    # Runs written as COMA's ingester writes them; on SQLite their whole
+    # seconds are stored as "2015-06-01 09:00:00", without the ".000000"
+    # of a time to compare with, which made the first sort before it.
+    sources.coma.add_world(build_world())
+    ingest()
+    config = load_config(env={}, data_dir=str(tmp_path))
+    client = create_app(config, engine=catalog_engine).test_client()
+
+    every = ["A", "D", "J", "A1", "A2", "D3", "J6", "AllYear"]
+    later = ["D", "J", "A2", "D3", "J6"]
+    assert periods(client, "2015-06-01 09:00:00") == every
+    assert periods(client, "2015-06-01 09:00:00.000001") == later

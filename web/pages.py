@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
 from sqlalchemy import Column, select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from catalog.containers import ContainerInfo, dataset_or_container, member_page
@@ -230,6 +231,7 @@ def found_datasets(args: Any) -> str | Response:
     :raises InvalidInput: for a field that is none, or a value, sort, page
         or cursor the catalogue refuses.
     """
+    one_value_each(args, repeatable=("column",), hint=several_values)
     canonical: dict[str, Any] | None = canonical_search_args(args)
     if canonical is not None:
         return redirect(url_for("pages.search", **canonical))
@@ -309,14 +311,26 @@ def dataset(name: str) -> str:
             "ddm": ddm_details(found, session=session),
             "tier0": tier0_differences(found, session=session),
             "lumi": lumi_details(found, session=session),
-            "files": list_files(
-                found, session=session, offset=files_offset, limit=files_limit
-            ),
+            "files": files_page(found, files_offset, files_limit, session=session),
             "tag": tag_of(found, session=session),
             "skims": list_skims(parent=found, session=session, limit=SKIMS_SHOWN),
             "made_by": skim_making(found, session=session),
         }
         return render_template("dataset.html", **context, progress=skim_progress)
+
+
+def files_page(dataset: Dataset, offset: int, limit: int, *, session: Session) -> Page:
+    """The page of *dataset*'s files that ``files_offset`` and ``files_limit``
+    ask for.
+
+    :raises InvalidInput: for an unusable page, naming those arguments.
+    """
+    try:
+        return list_files(dataset, session=session, offset=offset, limit=limit)
+    except InvalidInput as err:
+        # The paging check names the offset and the limit, which this page
+        # calls files_offset and files_limit.
+        raise InvalidInput(f"files_{err.message}") from None
 
 
 def container_page(container: ContainerInfo, *, session: Session) -> str:
@@ -349,9 +363,9 @@ def dataset_query(args: Mapping[str, str]) -> DatasetQuery:
     names.
 
     :raises InvalidInput: when ``offset`` or ``limit`` is not an integer, or
-        an argument names no AMI field of a dataset.
+        an argument names no AMI field of a dataset, or one named already.
     """
-    filters = {field_name(name): value for name, value in typed_filters(args).items()}
+    filters = field_filters(typed_filters(args))
     sort = tuple(key.strip() for key in arg(args, "sort").split(",") if key.strip())
     return DatasetQuery(
         pattern=arg(args, "q") or None,
@@ -359,6 +373,43 @@ def dataset_query(args: Mapping[str, str]) -> DatasetQuery:
         sort=sort or DatasetQuery.sort,
         offset=int_arg(args, "offset", 0),
         limit=int_arg(args, "limit", DEFAULT_LIMIT),
+    )
+
+
+def one_value_each(
+    args: MultiDict[str, str],
+    *,
+    repeatable: Collection[str] = (),
+    hint: Callable[[str, list[str]], str] | None = None,
+) -> None:
+    """Refuse a query argument given more than once, but those *repeatable*:
+    only its first value would be read, and the others silently ignored.
+
+    :param hint: what to add to the message about an argument and its
+        values: how to ask for several values, where the surface can.
+    :raises InvalidInput: naming the argument and its values.
+    """
+    for name, values in args.lists():
+        if len(values) > 1 and name not in repeatable:
+            shown = ", ".join(map(repr, values))
+            raise InvalidInput(
+                f"the query argument {name} is given {len(values)} times "
+                f"({shown}); it takes one value{hint(name, values) if hint else ''}"
+            )
+
+
+def several_values(name: str, values: list[str]) -> str:
+    """How to find the datasets of any of *values* of the field *name*, if
+    it is one: MQL's ``IN`` (the AMI endpoint's ``SearchQuery``).
+    """
+    try:
+        field = field_name(name)
+    except InvalidInput:
+        return ""
+    listed = ", ".join("'" + value.strip().replace("'", "''") + "'" for value in values)
+    return (
+        "; for the datasets of any of them, search once per value, or use MQL's "
+        f"IN in a SearchQuery on the AMI endpoint: {field} IN ({listed})"
     )
 
 
@@ -371,6 +422,26 @@ def typed_filters(args: Mapping[str, str]) -> dict[str, str]:
         for name, value in args.items()
         if name not in SEARCH_CONTROLS and not name.startswith("_") and value.strip()
     }
+
+
+def field_filters(typed: Mapping[str, str]) -> dict[str, str]:
+    """The filters *typed*, keyed by the AMI field each names.
+
+    :raises InvalidInput: for a name that is no field, or two names of one
+        field (``datatype`` and ``dataType``): one of them would be ignored.
+    """
+    filters: dict[str, str] = {}
+    named: dict[str, str] = {}
+    for name, value in typed.items():
+        field = field_name(name)
+        if field in filters:
+            hint = several_values(field, [filters[field], value])
+            raise InvalidInput(
+                f"the query arguments {named[field]} and {name} both filter on "
+                f"{field}; it takes one value{hint}"
+            )
+        filters[field], named[field] = value, name
+    return filters
 
 
 def field_name(name: str) -> str:

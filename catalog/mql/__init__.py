@@ -20,13 +20,16 @@ How values compare (``docs/ami.md``), the same on SQLite, PostgreSQL and
 MariaDB:
 
 - ``LIKE`` ignores letter case, as AMI's does; ``%`` and ``_`` are the
-  wildcards and a backslash is an ordinary character.
+  wildcards and a backslash is an ordinary character. A field that is not
+  text is matched in the text the answers print (``true``, ``2015-06-01
+  09:00:00``, ``42``); ``LIKE`` on a floating-point field is refused.
 - ``=``, ``!=``, ``<>`` and ``IN`` on text are exact (case-sensitive, also on
   MariaDB, whose default collation is not), except on the status fields, whose
   values are upper-case codes: ``amiStatus = 'valid'`` means ``'VALID'``.
 - ``period`` holds a comma-separated list (``A,A1,AllYear``): ``=``, ``IN``
   and ``LIKE`` are true when one period of the list matches, ignoring case;
-  ``!=``, ``NOT IN`` and ``NOT LIKE`` when none does.
+  ``!=``, ``NOT IN`` and ``NOT LIKE`` when none does. A value with a comma
+  is refused: no period name holds one.
 - ``inContainer`` is every container holding the dataset, itself or
   through the containers it holds (:func:`catalog.containers.members_of`):
   a condition is true when one of them meets it; ``=`` and ``IN`` name a

@@ -4,6 +4,7 @@ parameters only.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import math
 import re
@@ -19,8 +20,10 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    case,
     cast,
     false,
+    func,
     literal,
     not_,
     or_,
@@ -32,7 +35,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from catalog.errors import InvalidInput
-from catalog.fields import typed_value
+from catalog.fields import typed_value, value_type
 from catalog.models import (
     AMI_VALID,
     Dataset,
@@ -63,6 +66,7 @@ from catalog.mql.syntax import (
     Operand,
     OrderItem,
     Query,
+    Selected,
     parse,
 )
 
@@ -141,11 +145,8 @@ class _Field:
 
     @property
     def python_type(self) -> type[Any]:
-        try:
-            python_type: type[Any] = self.expression.type.python_type
-        except NotImplementedError:
-            return str
-        return python_type
+        """The Python type of its values (a time's for a time in UTC)."""
+        return value_type(self.expression)
 
 
 # A column of the result: the field, its output name, its entity (None
@@ -209,14 +210,30 @@ class _Compiler:
     # --- fields
 
     def outputs(self) -> Iterator[_Output]:
+        """The columns of the SELECT list.
+
+        :raises InvalidInput: for two of one name, as a client reads it (a
+            foreign field's is ``entity.name``): it would keep one only.
+        """
+        named: dict[str, int] = {}
         for item in self.query.fields:
-            if item.field is None:
-                for name in entity_fields(self.entity.name):
-                    yield self.resolve(FieldRef(None, name, 0)), name, self.entity.name
-            else:
-                found = self.resolve(item.field)
-                table = None if item.alias else found.entity
-                yield found, item.alias or found.name, table
+            for output in self.item_outputs(item):
+                _, name, table = output
+                foreign = table not in (None, self.entity.name)
+                shown = f"{table}.{name}" if foreign else name
+                if shown in named:
+                    raise _same_name(shown, item.position, named[shown])
+                named[shown] = item.position
+                yield output
+
+    def item_outputs(self, item: Selected) -> Iterator[_Output]:
+        if item.field is None:
+            for name in entity_fields(self.entity.name):
+                yield self.resolve(FieldRef(None, name, 0)), name, self.entity.name
+        else:
+            found = self.resolve(item.field)
+            table = None if item.alias else found.entity
+            yield found, item.alias or found.name, table
 
     def resolve(self, ref: FieldRef, aliases: Sequence[str] = ()) -> _Field:
         """The field *ref* names; where *aliases* may be named too, the
@@ -315,7 +332,12 @@ class _Compiler:
         if isinstance(operand, Literal):
             matches = like_matches(str(operand.value), pattern)
             return true() if matches != node.negated else false()
-        found = self.by_project(operand, pattern, _like(operand, pattern))
+        try:
+            condition = _like(operand, pattern)
+        except InvalidInput as err:
+            position = node.pattern.position
+            raise InvalidInput(f"{err.message} (at position {position})") from None
+        found = self.by_project(operand, pattern, condition)
         return not_(found) if node.negated else found
 
     def by_project(
@@ -334,8 +356,13 @@ class _Compiler:
     def in_list(self, node: InList) -> ColumnElement[bool]:
         operand = self.operand(node.operand)
         if isinstance(operand, Literal):
-            hits = [_fold("=", operand, value) for value in node.values]
-            found: ColumnElement[bool] = _joined(or_, hits)
+            # A NULL is in no list, as for a field: IN is not IS NULL.
+            hits = [
+                _fold("=", operand, value)
+                for value in node.values
+                if None not in (operand.value, value.value)
+            ]
+            found: ColumnElement[bool] = _joined(or_, hits) if hits else false()
         else:
             typed = [_typed(operand, value) for value in node.values]
             values = [value for value in typed if value is not None]
@@ -386,6 +413,15 @@ class _Compiler:
         if query.limit > MAX_ROWS:
             raise InvalidInput(f"LIMIT asks for {query.limit} rows; at most {MAX_ROWS}")
         return statement.limit(query.limit), False
+
+
+def _same_name(name: str, position: int, first: int) -> InvalidInput:
+    """The error for a second output named *name*, at *position*."""
+    return InvalidInput(
+        f"the SELECT list names two fields {name!r}: the one at position "
+        f"{position} has the name of the one at position {first}; give it "
+        "another alias (AS ...)"
+    )
 
 
 def _alias(ref: FieldRef, aliases: dict[str, _Field]) -> _Field | None:
@@ -447,7 +483,36 @@ def _converted(found: _Field, raw: Any) -> Any:
         raw = str(raw)
     if found.python_type is str and isinstance(raw, str):
         raw = raw.upper() if found.name in UPPER_CASE_FIELDS else raw
+    if found.name in LIST_FIELDS and isinstance(raw, str):
+        _one_element(found, raw, "=")
     return typed_value(_Typed(found), raw)
+
+
+def _one_element(found: _Field, value: str, op: str) -> None:
+    """Refuse *value*, compared with *op* to one element of the list field
+    *found* (a period), when it holds a comma: no period name does, and the
+    comma would match across two neighbouring periods of the list.
+
+    :raises InvalidInput: saying how to ask for several periods.
+    """
+    if "," not in value:
+        return
+    # The periods named, for the example (two of them when it names none).
+    parts = [part.strip() for part in value.split(",") if part.strip()] or ["A", "D"]
+    if op == "=":
+        listed = ", ".join(_quoted(part) for part in parts)
+        several = f"{found.name} IN ({listed})"
+    else:
+        several = " OR ".join(f"{found.name} LIKE {_quoted(p)}" for p in parts)
+    raise InvalidInput(
+        f"a {found.name} name holds no comma, got {value!r}; ask for several "
+        f"with {several}"
+    )
+
+
+def _quoted(text: str) -> str:
+    """*text* as an MQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -564,10 +629,19 @@ def _bound(found: _Field, op: str, value: Any) -> Any:
 def _like(found: _Field, pattern: str) -> ColumnElement[bool]:
     """*found* like the user's LIKE *pattern*, ignoring case: one period of a
     list (:func:`_list_like`), one value of a field of several, the text form
-    of a field that is not text.
+    of a field that is not text (:func:`_as_text`).
+
+    :raises InvalidInput: for a period pattern with a comma, and a
+        floating-point field, which has no text form all databases share.
     """
     if found.name in LIST_FIELDS:
+        _one_element(found, pattern, "LIKE")
         return _list_like(found.expression, pattern)
+    if found.python_type is float:
+        raise InvalidInput(
+            f"{found.name} is a number and LIKE compares text: compare it "
+            "with =, !=, <, <=, >, >= or IN"
+        )
     return _each(
         found,
         lambda each: text_like(_as_text(each), pattern),
@@ -575,8 +649,18 @@ def _like(found: _Field, pattern: str) -> ColumnElement[bool]:
 
 
 def _as_text(found: _Field) -> ColumnElement[Any]:
+    """The text of *found* as the answers print it, the same on every
+    database: a boolean ``true`` or ``false`` (a database's own cast gives
+    ``1`` on SQLite and MariaDB, ``true`` on PostgreSQL), a time
+    ``YYYY-MM-DD HH:MM:SS`` (:class:`PrintedTime`), an integer its digits.
+    """
     if found.python_type is str:
         return found.expression
+    if found.python_type is bool:
+        is_true = found.expression.is_(True)
+        return case((is_true, "true"), (found.expression.is_(False), "false"))
+    if found.python_type is dt.datetime:
+        return PrintedTime(found.expression)
     return cast(found.expression, String)
 
 
@@ -670,10 +754,14 @@ def _fixed(part: str) -> re.Pattern[str]:
 
 
 def _fold(op: str, left: Literal, right: Literal) -> ColumnElement[bool]:
-    """A comparison of two literals (``1 = 1``), decided here."""
+    """A comparison of two literals (``1 = 1``), decided here. ``= NULL`` is
+    ``IS NULL`` and ``!= NULL`` ``IS NOT NULL``, as for a field (``NULL =
+    NULL`` is true); a NULL ordered (``NULL < 1``) is true of nothing.
+    """
     a, b = left.value, right.value
     if a is None or b is None:
-        return false()
+        both = a is None and b is None
+        return true() if (op == "=" and both) or (op == "!=" and not both) else false()
     if isinstance(a, str) != isinstance(b, str):
         a, b = str(a), str(b)
     return true() if _OPERATORS[op](a, b) else false()
@@ -720,6 +808,48 @@ class Parenthesised(ColumnElement[bool]):
 @compiles(Parenthesised)
 def _parenthesised(element: Parenthesised, compiler: Any, **kw: Any) -> str:
     return f"({compiler.process(element.inner, **kw)})"
+
+
+class PrintedTime(ColumnElement[str]):
+    """The time *inner* as the answers print it, ``YYYY-MM-DD HH:MM:SS``, on
+    every database: a database's own text of a time differs (SQLite's holds
+    what was written, perhaps with microseconds; PostgreSQL's drops a zero
+    fraction; MariaDB's keeps six digits).
+    """
+
+    inherit_cache = True
+    type = String()
+    _traverse_internals = [
+        ("sqlite", InternalTraversal.dp_clauseelement),
+        ("mariadb", InternalTraversal.dp_clauseelement),
+        ("postgresql", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, inner: ColumnElement[Any]) -> None:
+        self.inner = inner
+        self.sqlite = func.strftime(literal("%Y-%m-%d %H:%M:%S"), inner)
+        self.mariadb = func.date_format(inner, literal("%Y-%m-%d %H:%i:%s"))
+        self.postgresql = func.to_char(inner, literal("YYYY-MM-DD HH24:MI:SS"))
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return list(self.inner._from_objects)
+
+
+@compiles(PrintedTime)
+def _printed_time(element: PrintedTime, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.postgresql, **kw))
+
+
+@compiles(PrintedTime, "sqlite")
+def _printed_time_sqlite(element: PrintedTime, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.sqlite, **kw))
+
+
+@compiles(PrintedTime, "mysql")
+@compiles(PrintedTime, "mariadb")
+def _printed_time_mariadb(element: PrintedTime, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.mariadb, **kw))
 
 
 class ExactText(ColumnElement[bool]):

@@ -202,10 +202,13 @@ Condition = Comparison | Like | InList | IsNull | Not | BoolOp
 
 @dataclass(frozen=True)
 class Selected:
-    """A field of the SELECT list and its alias; ``field`` None is ``*``."""
+    """A field of the SELECT list and its alias; ``field`` None is ``*``.
+    *position* is where its output name is written: its alias, else itself.
+    """
 
     field: FieldRef | None
     alias: str | None = None
+    position: int = 0
 
 
 @dataclass(frozen=True)
@@ -301,12 +304,14 @@ class _Parser:
         return tuple(items)
 
     def selected(self) -> Selected:
-        if self.accept("punct", "*"):
-            return Selected(None)
+        star = self.accept("punct", "*")
+        if star:
+            return Selected(None, position=star.position)
         ref = self.field_ref()
         if self.accept("keyword", "AS"):
-            return Selected(ref, self.expect("name", None, "an alias").value)
-        return Selected(ref)
+            alias = self.expect("name", None, "an alias")
+            return Selected(ref, alias.value, alias.position)
+        return Selected(ref, position=ref.position)
 
     def field_ref(self) -> FieldRef:
         first = self.expect("name", None, "a field name")

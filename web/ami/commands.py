@@ -163,12 +163,63 @@ def required(line: CommandLine, name: str) -> str:
     return value
 
 
+#: The values a flag takes, in any letter case; alone, it is true.
+FLAG_VALUES = {
+    **dict.fromkeys(("", "true", "yes", "y", "1", "on"), True),
+    **dict.fromkeys(("false", "no", "n", "0", "off"), False),
+}
+
+
 def flag(line: CommandLine, name: str) -> bool:
-    """Whether the flag *name* is set (``-name``, ``-name=yes``, ``=true``)."""
+    """Whether the flag *name* is set: ``-name``, ``-name=true`` (or
+    ``yes``, ``y``, ``1``, ``on``); not without it, nor with ``=false``
+    (``no``, ``n``, ``0``, ``off``).
+
+    :raises InvalidInput: for another value, naming the flag: a value
+        taken for false would answer another question than the one asked.
+    """
     value = line.get(name)
     if value is None:
         return False
-    return value.strip().lower() in ("", "yes", "true", "1", "y")
+    found = FLAG_VALUES.get(value.strip().lower())
+    if found is None:
+        raise InvalidInput(
+            f"-{name} must be true or false (true, yes, y, 1, on; false, no, n, "
+            f"0, off; in any letter case; alone it is true), got {value[:20]!r}"
+        )
+    return found
+
+
+def typed_argument(line: CommandLine, name: str, column: Any) -> Any:
+    """The value of argument *name* as the type of *column*
+    (:func:`~catalog.fields.typed_value`); None when it is absent or empty.
+
+    :raises InvalidInput: naming the argument, when the value does not fit.
+    """
+    value = line.get(name)
+    return typed_value(_Argument(name, column), value) if value else None
+
+
+@dataclass(frozen=True)
+class _Argument:
+    """What :func:`~catalog.fields.typed_value` reads of a column, for the
+    argument *name*: the column's type, the argument's name.
+    """
+
+    name: str
+    column: Any
+
+    @property
+    def type(self) -> Any:
+        return self.column.type
+
+    @property
+    def info(self) -> dict[str, str]:
+        return {"ami": f"-{self.name}"}
+
+    @property
+    def key(self) -> str:
+        return self.name
 
 
 def window(line: CommandLine, name: str = "limit") -> tuple[int, int]:
@@ -350,7 +401,9 @@ def _file_totals(dataset: Dataset) -> dict[str, Any]:
 @command("one file: -LFN or -GUID")
 def AMIGetFileInfo(line: CommandLine, session: Session) -> Answer:  # noqa: N802
     guid, lfn = line.get("GUID"), line.get("LFN")
-    if bool(guid) == bool(lfn):
+    if guid and lfn:
+        raise InvalidInput("AMIGetFileInfo takes -LFN or -GUID, not both: give one")
+    if not guid and not lfn:
         raise InvalidInput('AMIGetFileInfo needs one of -LFN="..." and -GUID="..."')
     found = get_file(session=session, guid=guid or None, lfn=lfn or None)
     fields = row_to_ami(found)
@@ -471,13 +524,11 @@ def _run_row(summary: Any) -> dict[str, Any]:
 
 @command("data periods: -periodLevel, -createdSince, -projectName")
 def AMIListDataPeriods(line: CommandLine, session: Session) -> Answer:  # noqa: N802
-    level = line.get("periodLevel")
-    since = line.get("createdSince")
     summaries = list_periods(
         session=session,
-        level=typed_value(Period.level, level) if level else None,
+        level=typed_argument(line, "periodLevel", Period.level),
         project=line.get("projectName"),
-        created_since=typed_value(Period.created, since) if since else None,
+        created_since=typed_argument(line, "createdSince", Period.created),
     )
     rows = [
         {
