@@ -159,6 +159,26 @@ def test_search_filters_on_ami_fields_and_name_patterns(
     assert all(item["dataType"] == "DAOD_PHYS" for item in items)
 
 
+def test_a_repeated_filter_is_refused_saying_how_to_ask_for_several(
+    client: FlaskClient, world: World
+) -> None:
+    response = client.get(f"{API}/datasets?dataType=AOD&dataType=RAW&limit=1000")
+
+    message = assert_error(response, 400, "InvalidInput")
+    assert "dataType is given 2 times ('AOD', 'RAW')" in message
+    assert "dataType IN ('AOD', 'RAW')" in message
+
+
+def test_a_repeated_control_argument_is_refused_too(client: FlaskClient) -> None:
+    response = client.get(f"{API}/datasets?limit=5&limit=6")
+
+    message = assert_error(response, 400, "InvalidInput")
+    assert (
+        message
+        == "the query argument limit is given 2 times ('5', '6'); it takes one value"
+    )
+
+
 def test_search_by_a_number_and_a_time(client: FlaskClient, world: World) -> None:
     evnt = next(d for d in world.datasets if ".EVNT." in d.name)
     created = evnt.created.isoformat()

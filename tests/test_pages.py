@@ -635,6 +635,49 @@ def test_the_user_chooses_the_columns(
     assert "columns=logicalDatasetName,nFiles,AtlasRelease" in by_release.request.url
 
 
+@pytest.mark.usefixtures("four_datasets")
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        (
+            "dataType=AOD&dataType=DAOD_PHYS",
+            "the query argument dataType is given 2 times ('AOD', 'DAOD_PHYS')",
+        ),
+        ("dataType=&dataType=AOD", "dataType is given 2 times ('', 'AOD')"),
+        (
+            "datatype=AOD&dataType=DAOD_PHYS",
+            "the query arguments datatype and dataType both filter on dataType",
+        ),
+        ("q=Zee&q=Zmumu", "the query argument q is given 2 times ('Zee', 'Zmumu')"),
+    ],
+)
+def test_a_filter_given_twice_is_refused_not_half_read(
+    client: FlaskClient, query: str, said: str
+) -> None:
+    response = client.get(f"/datasets?{query}")
+
+    assert response.status_code == 400
+    assert said in visible_text(response)
+    assert '<table class="grid datasets">' not in response.get_data(as_text=True)
+
+
+def test_the_count_says_trashed_datasets_are_listed(
+    client: FlaskClient, dataset_factory: Factory
+) -> None:
+    dataset_factory(ZEE_AOD)
+    dataset_factory(ZEE_DAOD, ami_status="TRASHED")
+
+    every = client.get("/datasets?q=Zee")
+    valid = client.get("/datasets?q=Zee&amiStatus=VALID")
+
+    assert "2 datasets match" in visible_text(every)
+    assert "Trashed datasets count too: amiStatus=VALID hides them." in visible_text(
+        every
+    )
+    assert "1 dataset matches" in visible_text(valid)
+    assert "Trashed" not in visible_text(valid)
+
+
 def link_to_sort(html: str, field: str) -> str:
     found = re.search(rf'<a href="([^"]+)" title="sort by {field}">', html)
     assert found, f"no sort link for {field}"

@@ -25,7 +25,8 @@ from web.client import FORMATS
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="text: tables; json or csv: the rows; xml: the answer as it came.",
+    help="text: tables; json or csv: the rows; xml: the answer as it came. "
+    "The server's notes go to stderr.",
 )
 @click.option(
     "--token", envvar="HEPCAT_TOKEN", help="An API token (default: $HEPCAT_TOKEN)."
@@ -62,6 +63,8 @@ def ami(
       hepcat ami AMIGetDatasetInfo -logicalDatasetName=mc16_13TeV.361106...
 
     A whole command line in one quoted word, as AMI writes it, works too.
+    The server's notes (a list cut at 10,000 rows, and how to read the
+    rest) are printed on stderr, whatever the format.
     """
     from web.client import Client, argv_arguments, parse_command_line, render
 
@@ -72,7 +75,12 @@ def ami(
     password = _ami_password(user, password_stdin)
     url = url or ami_url(context.config)
     client = Client(url, token=token, user=user, password=password, timeout=timeout)
-    click.echo(render(client.send(command, parsed), form), nl=False)
+    result = client.send(command, parsed)
+    click.echo(render(result, form), nl=False)
+    # The server's notes (a list cut at the rows an answer holds) go to
+    # stderr in every format, where a script piping the rows still shows them.
+    for info in result.infos:
+        click.echo(info, err=True)
 
 
 def _ami_password(user: str | None, from_stdin: bool) -> str | None:

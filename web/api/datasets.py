@@ -20,6 +20,7 @@ from web.api import api, schemas
 from web.api.openapi import documented
 from web.api.paging import dumped, load_args, page_body
 from web.app import catalog_session
+from web.pages import several_values
 
 # The arguments of a search that are not AMI field filters.
 SEARCH_ARGUMENTS = ("name", "sort", "limit", "cursor")
@@ -36,7 +37,7 @@ def search() -> ResponseReturnValue:
     `sort` takes comma-separated AMI fields, `-` before one sorts it
     descending; NULLs come last either way.
     """
-    args = load_args(schemas.DatasetSearchArgs)
+    args = load_args(schemas.DatasetSearchArgs, hint=several_values)
     query = dataset_query(args)
     with catalog_session() as session:
         page = search_datasets_keyset(query, session=session, cursor=args["cursor"])

@@ -8,19 +8,28 @@ opaque and made by :mod:`catalog.keyset`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import request, url_for
 from marshmallow import Schema, ValidationError
 
 from catalog.keyset import KeysetPage
+from web.pages import one_value_each
 
 
-def load_args(schema: type[Schema]) -> dict[str, Any]:
+def load_args(
+    schema: type[Schema], hint: Callable[[str, list[str]], str] | None = None
+) -> dict[str, Any]:
     """Return the query arguments of the request, loaded by *schema*.
 
+    :param hint: how to ask for several values of an argument, said when
+        one is repeated (:func:`web.pages.one_value_each`).
+    :raises InvalidInput: for an argument given more than once; no
+        argument of the API takes several.
     :raises marshmallow.ValidationError: for a bad or unknown argument.
     """
+    one_value_each(request.args, hint=hint)
     loaded: dict[str, Any] = schema().load(request.args)
     return loaded
 

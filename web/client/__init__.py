@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from web.client.atlas import (
     DATASET_CATALOG,
+    PAGE_ROWS,
     dataset_search,
     get_ami_tag,
     get_dataset_info,
@@ -57,6 +58,7 @@ from web.client.errors import (
     DatasetNotFound,
     EventFileNotFound,
     FileNotFound,
+    IncompleteAnswer,
     InvalidInput,
     InvalidName,
     NotFound,
@@ -105,10 +107,12 @@ __all__ = [
     "EventFileNotFound",
     "FORMATS",
     "FileNotFound",
+    "IncompleteAnswer",
     "InvalidInput",
     "InvalidName",
     "NUMERIC_FIELDS",
     "NotFound",
+    "PAGE_ROWS",
     "PermissionDenied",
     "QuarantineNotFound",
     "Rowset",

@@ -123,6 +123,17 @@ class RequestTooLarge(AmiError, ValueError):
     """
 
 
+class IncompleteAnswer(UserWarning):
+    """A warning: the endpoint answered part of a list only, and the command
+    has no ``-limit`` to ask for the rest with (``AMIListRuns``).
+    """
+
+    def __init__(self, command: str, info: str) -> None:
+        super().__init__(f"{command} answered part of the list: {info}")
+        self.command = command
+        self.info = info
+
+
 _ERRORS: dict[str, type[AmiError]] = {
     cls.__name__: cls
     for cls in (

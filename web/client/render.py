@@ -21,12 +21,13 @@ def render(result: AmiResult, form: str = "text") -> str:
     """Return *result* as text to print in the format *form*.
 
     ``text``: each rowset as a table with a header line (a rowset of one row
-    as ``field  value`` lines), then the server's ``<info>`` messages;
-    ``json``: an object mapping each rowset type to its rows; ``csv``: a
-    header and the rows (``# type`` before each rowset when there are
-    several); ``xml``: the answer as the server sent it. A missing value is
-    ``NULL`` in text (as pyAMI prints it), empty in CSV, ``null`` in JSON;
-    a rowset without rows is left out of text and CSV.
+    as ``field  value`` lines); ``json``: an object mapping each rowset type
+    to its rows; ``csv``: a header and the rows (``# type`` before each
+    rowset when there are several); ``xml``: the answer as the server sent
+    it. A missing value is ``NULL`` in text (as pyAMI prints it), empty in
+    CSV, ``null`` in JSON; a rowset without rows is left out of text and CSV.
+    The server's ``<info>`` messages (``result.infos``) are not rows:
+    ``hepcat ami`` prints them on stderr, in every format.
     """
     if form == "xml":
         return result.xml if result.xml.endswith("\n") else result.xml + "\n"
@@ -80,7 +81,6 @@ def _text(result: AmiResult) -> str:
         title = [f"{kind}:"] if len(kinds) > 1 else []
         table = _fields(rows[0]) if len(rows) == 1 else _table(rows)
         blocks.append("\n".join(title + table))
-    blocks.extend(result.infos)
     return "".join(block + "\n" for block in blocks if block)
 
 
