@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, aliased
 
 from catalog.db import among
-from catalog.derived import DATASET, refresh_all
+from catalog.derived import DATASET, NotRecomputed, refresh_all
 from catalog.errors import InvalidName
 from catalog.fields import ami_fields, row_to_ami
 from catalog.models import OUTPUT_INHERITS, Dataset, Skim
@@ -42,6 +42,16 @@ class Difference:
             f"{self.dataset}: {self.field} is {self.stored!r}, "
             f"recomputed {self.recomputed!r}"
         )
+
+
+@dataclass(frozen=True)
+class Unrecomputable(Difference):
+    """A dataset whose derived values could not be recomputed: *recomputed*
+    says why (they are left as *stored*).
+    """
+
+    def __str__(self) -> str:
+        return f"{self.dataset}: derived values not recomputed: {self.recomputed}"
 
 
 class Checked(NamedTuple):
@@ -93,14 +103,18 @@ def each_difference(
 
 def _rederive(batches: _Batches) -> Iterator[Checked]:
     """Recompute the derived quantities of each batch
-    (:func:`~catalog.derived.refresh_all`) and yield those that differed.
+    (:func:`~catalog.derived.refresh_all`) and yield those that differed,
+    and the datasets that could not be recomputed (:class:`Unrecomputable`).
     """
     session = batches.session
     for datasets in batches.each():
         before = {d.id: (d.name, _derived_fields(d)) for d in datasets}
-        refresh_all(session=session, ids=before)
+        failed: list[NotRecomputed] = []
+        refresh_all(session=session, ids=before, failed=failed)
         session.flush()
-        differences = []
+        differences: list[Difference] = [
+            Unrecomputable(f.name, "derived", None, f.error) for f in failed
+        ]
         for after in _reloaded(before, session):
             name, fields = before[after.id]
             recomputed = _derived_fields(after)

@@ -10,6 +10,7 @@ reports differences.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from catalog.datasets import counted_files, file_totals
@@ -56,6 +58,8 @@ from catalog.nomenclature import parse_tag_chain
 from catalog.provenance import descendants
 from catalog.tier0 import DONE, refresh_tier0_batch
 from catalog.upsert import update_same, update_values
+
+logger = logging.getLogger(__name__)
 
 DONE_TASK = {"done", "finished"}
 FAILED_TASK = {"failed", "broken", "aborted"}
@@ -808,7 +812,9 @@ def refresh_stale(*, session: Session, limit: int = 5000) -> int:
     return _refresh_marked(set(session.scalars(query)), session)
 
 
-def _refresh_marked(ids: set[int], session: Session) -> int:
+def _refresh_marked(
+    ids: set[int], session: Session, failed: list[NotRecomputed] | None = None
+) -> int:
     marks: dict[int, int] = {}
     ordered = sorted(ids)
     for chunk in chunked(ordered):
@@ -816,7 +822,7 @@ def _refresh_marked(ids: set[int], session: Session) -> int:
             among(STALE.c.dataset_id, chunk)
         )
         marks.update({i: m for i, m in session.execute(query)})
-    refreshed = refresh_datasets(ordered, session=session)
+    refreshed = refresh_datasets(ordered, session=session, failed=failed)
     session.flush()
     _clear_marks(marks, session=session)
     return refreshed
@@ -857,7 +863,26 @@ def stale_count(*, session: Session) -> int:
     return int(session.scalar(query) or 0)
 
 
-def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
+class NotRecomputed(NamedTuple):
+    """A dataset whose derived values could not be recomputed (it keeps
+    those it had), and why.
+    """
+
+    dataset_id: int
+    name: str
+    error: str
+
+
+# The largest value of the catalogue's BIGINT columns (the totals).
+BIGINT_MAX = 2**63 - 1
+
+
+def refresh_datasets(
+    ids: Iterable[int],
+    *,
+    session: Session,
+    failed: list[NotRecomputed] | None = None,
+) -> int:
     """Refresh every derived value of the datasets *ids*; return how many.
 
     Datasets are read as plain rows (:class:`DatasetValues`), recomputed,
@@ -865,16 +890,83 @@ def refresh_datasets(ids: Iterable[int], *, session: Session) -> int:
     (:func:`_write_back`): the ORM's bookkeeping would cost more than the
     recomputation. Dataset objects
     the session holds are expired, so that they show the new values.
+
+    A dataset whose values cannot be recomputed (:func:`_recompute`) keeps
+    those it had, is logged, and is added to *failed*; it holds back none of
+    the others. It counts among those returned: its stale mark is cleared.
     """
     session.flush()
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start : start + BATCH]
-        rows = session.execute(select(DATASET).where(among(DATASET.c.id, chunk)))
-        datasets = [DatasetValues(row) for row in rows]
-        _refresh_batch(datasets, session=session)  # type: ignore[arg-type]
+        datasets, refused = _recompute(chunk, session=session)
         _write_back(datasets, session=session)
+        for failure in refused:
+            logger.error(
+                "Dataset %s: derived values not recomputed, kept as they were: %s",
+                failure.name,
+                failure.error,
+            )
+        if failed is not None:
+            failed.extend(refused)
     return len(ordered)
+
+
+def _recompute(
+    ids: Sequence[int], *, session: Session
+) -> tuple[list[DatasetValues], list[NotRecomputed]]:
+    """The datasets *ids* recomputed (nothing written yet), and those that
+    could not be: a batch that fails on a value (:func:`_by_value`) is
+    recomputed a dataset at a time, so that only the dataset at fault fails.
+    """
+    try:
+        return _recomputed(ids, session=session), []
+    except (ArithmeticError, ValueError, DBAPIError) as err:
+        if not _by_value(err):
+            raise
+        if len(ids) == 1:
+            return [], [_not_recomputed(ids[0], err, session=session)]
+    datasets: list[DatasetValues] = []
+    failed: list[NotRecomputed] = []
+    for id_ in ids:
+        done, refused = _recompute([id_], session=session)
+        datasets += done
+        failed += refused
+    return datasets, failed
+
+
+def _recomputed(ids: Sequence[int], *, session: Session) -> list[DatasetValues]:
+    """The datasets *ids* with their derived values recomputed; raises
+    :class:`OverflowError` for a total the catalogue's column cannot hold.
+    """
+    rows = session.execute(select(DATASET).where(among(DATASET.c.id, ids)))
+    datasets = [DatasetValues(row) for row in rows]
+    _refresh_batch(datasets, session=session)  # type: ignore[arg-type]
+    for dataset in datasets:
+        for column in ("total_events", "total_size"):
+            value = getattr(dataset, column)
+            if value > BIGINT_MAX:
+                raise OverflowError(f"{column} = {value} is more than {BIGINT_MAX}")
+    return datasets
+
+
+def _by_value(err: BaseException) -> bool:
+    """Whether *err* is a stored value's doing, which no retry mends: an
+    overflow (a float sum past a double; SQLite's integer sum past BIGINT)
+    or a value out of range, not a database failing.
+    """
+    if not isinstance(err, DBAPIError):
+        return True
+    message = str(err.orig).lower()
+    return "overflow" in message or "out of range" in message
+
+
+def _not_recomputed(
+    dataset_id: int, err: BaseException, *, session: Session
+) -> NotRecomputed:
+    name = session.scalar(select(DATASET.c.name).where(DATASET.c.id == dataset_id))
+    cause = err.orig if isinstance(err, DBAPIError) else err
+    return NotRecomputed(dataset_id, str(name), f"{type(cause).__name__}: {cause}")
 
 
 def _insert_values(cls: type) -> type:
@@ -976,13 +1068,19 @@ def _write_each(
     update_values(session, DATASET, "id", columns, rows)
 
 
-def refresh_all(*, session: Session, ids: Collection[int] | None = None) -> int:
+def refresh_all(
+    *,
+    session: Session,
+    ids: Collection[int] | None = None,
+    failed: list[NotRecomputed] | None = None,
+) -> int:
     """Recompute every derived quantity of every dataset (or of the datasets
-    *ids*), clearing their stale marks; return how many.
+    *ids*), clearing their stale marks; return how many. Those that cannot be
+    recomputed are added to *failed* (:func:`refresh_datasets`).
 
     No order is needed: each quantity is computed from source rows (files,
     tasks, runs), never from another dataset's derived values.
     """
     if ids is None:
         ids = set(session.scalars(select(Dataset.id)))
-    return _refresh_marked(set(ids), session)
+    return _refresh_marked(set(ids), session, failed)

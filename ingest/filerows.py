@@ -20,6 +20,15 @@ from ingest import values
 # and a bite's rows would make the collector sweep the whole heap).
 NONE: tuple[int, ...] = ()
 
+# The most a file can plausibly hold: events, bytes (4 TiB) and generator
+# cross-section (nb; the total proton-proton cross-section is about 1e8 nb).
+# A row beyond them is quarantined: a dataset's totals are sums over its
+# files, and even 2**20 files at these bounds sum to at most 2**62 events,
+# 2**62 bytes and 1e21 nb, within the catalogue's BIGINT and a double.
+MAX_EVENTS = 2**40
+MAX_SIZE = 2**42
+MAX_CROSS_SECTION = 1e15
+
 
 class FileRow(NamedTuple):
     """A file as a source describes it (a named tuple: thousands are made
@@ -81,13 +90,15 @@ def source_file(
         dataset=dataset,
         lfn=values.text(row, "lfn") or "",
         guid=values.guid(row),
-        size=values.integer(row, "fsize", required=False),
+        size=values.integer(row, "fsize", required=False, at_most=MAX_SIZE),
         checksum=values.text(row, "checksum", required=False, length=16),
-        events=values.integer(row, "events", required=False),
+        events=values.integer(row, "events", required=False, at_most=MAX_EVENTS),
         status=status,
         lumi_blocks=lumi_blocks,
         blocks=blocks,
-        cross_section=values.non_negative(row, "cross_section")
+        cross_section=values.non_negative(
+            row, "cross_section", at_most=MAX_CROSS_SECTION
+        )
         if with_physics
         else None,
         gen_filt_eff=values.fraction(row, "gen_filt_eff") if with_physics else None,
@@ -113,11 +124,11 @@ def _plain_file(
         and guid.__class__ is str
         and values.GUID.fullmatch(guid) is not None
         and size.__class__ is int
-        and size >= 0
+        and 0 <= size <= MAX_SIZE
         and events.__class__ is int
-        and events >= 0
+        and 0 <= events <= MAX_EVENTS
         and _plain_number(section)
-        and (section is None or section >= 0)
+        and (section is None or 0 <= section <= MAX_CROSS_SECTION)
         and _plain_number(efficiency)
         and (efficiency is None or 0 < efficiency <= 1)
     )

@@ -28,6 +28,11 @@ which may not be Python's, so it counts what only their order decides.
 
 The stop point is committed by the caller in the same transaction as the
 rows it covers.
+
+A SQLite source compares its timestamps as text: before each read, the
+stream makes sure that the text of those it depends on sorts as their time
+does (:meth:`KeysetStream._unordered`), and stops with
+:class:`UnorderedTimestamp` where one does not.
 """
 
 from __future__ import annotations
@@ -38,9 +43,47 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Table, and_, func, or_, select, text
+from sqlalchemy import (
+    Connection,
+    String,
+    Table,
+    and_,
+    func,
+    or_,
+    select,
+    text,
+    type_coerce,
+    union_all,
+)
+
+from catalog.errors import HepcatError
 
 EPOCH = dt.datetime(1970, 1, 1)
+
+# SQLite has no time type: a timestamp is text, compared as text. The text
+# SQLAlchemy writes, 'YYYY-MM-DD HH:MM:SS.ffffff', sorts as its time does,
+# and is the one a cursor is compared in; another text of a time (no
+# fraction, a 'T') does not, and rows would be lost or read for ever.
+SQLITE_FORM = "YYYY-MM-DD HH:MM:SS.ffffff"
+_DIGIT = "[0-9]"
+SQLITE_GLOB = "".join(_DIGIT if c.isalpha() else c for c in SQLITE_FORM)
+
+
+class UnorderedTimestamp(HepcatError, ValueError):
+    """A SQLite source's timestamp that is not text in :data:`SQLITE_FORM`."""
+
+    def __init__(self, table: str, column: str, key: Any, value: Any) -> None:
+        self.table, self.column, self.key, self.value = table, column, key, value
+        super().__init__(
+            f"{table}: the row {column} = {key!r} has timestamp {value!r}, "
+            f"not text of the form {SQLITE_FORM!r} (UTC, from 1970 on): in a "
+            "SQLite source only that form sorts as time does, so the table is "
+            "not read past it; correct the source's timestamps to that form "
+            "and the next run goes on (docs/ingest.md)"
+        )
+
+    def __reduce__(self) -> Any:
+        return type(self), (self.table, self.column, self.key, self.value)
 
 
 def source_clock(connection: Connection) -> dt.datetime:
@@ -76,8 +119,10 @@ class Cursor:
     key: Any
 
     def after(self, table: Table, ts_column: str, key_column: str) -> Any:
+        # The range first: SQLite reads a bare OR of the two from the start
+        # of the (timestamp, key) index, each bite further in.
         ts, key = table.c[ts_column], table.c[key_column]
-        return or_(ts > self.timestamp, and_(ts == self.timestamp, key > self.key))
+        return and_(ts >= self.timestamp, or_(ts > self.timestamp, key > self.key))
 
 
 @dataclass(frozen=True)
@@ -182,6 +227,7 @@ class KeysetStream:
             # The rows without a timestamp are all read: the bite goes on
             # with the others, from the stop point.
             self.cursor, limit = self._start, limit - len(untimed)
+        self._check_order(connection, self.cursor, limit)
         query = (
             select(self.table)
             .where(self.cursor.after(self.table, self.ts_column, self.key_column))
@@ -193,6 +239,46 @@ class KeysetStream:
             last = timed[-1]
             self.cursor = Cursor(last[self._ts_index], last[self._key_index])
         return self._batch(connection, untimed, timed)
+
+    def _check_order(self, connection: Connection, cursor: Cursor, limit: int) -> None:
+        """On SQLite, raise :class:`UnorderedTimestamp` for a row whose
+        timestamp is not text in :data:`SQLITE_FORM` (:meth:`_unordered`).
+        """
+        if connection.dialect.name != "sqlite":
+            return
+        found = connection.execute(self._unordered(cursor, limit)).first()
+        if found is not None:
+            raise UnorderedTimestamp(self.table.name, self.key_column, *found)
+
+    def _unordered(self, cursor: Cursor, limit: int) -> Any:
+        """The query of the first row, as (key, timestamp as stored), whose
+        timestamp text is not in :data:`SQLITE_FORM` among those that decide
+        where reading *limit* rows after *cursor* goes: the rows it reads;
+        the shorter texts of the cursor's own time, which sort before it and
+        which it would step over; and the values that sort before 1970, which
+        no cursor reaches (numbers, text such as '01/12/2026'). Each is a
+        range of the ``(timestamp, key)`` index, the first as long as the
+        read, the others found at once.
+        """
+        stamp, key = self.table.c[self.ts_column], self.table.c[self.key_column]
+        stored = type_coerce(stamp, String)
+        reads = (
+            select(key.label("key"), stored.label("stamp"))
+            .where(cursor.after(self.table, self.ts_column, self.key_column))
+            .order_by(stamp, key)
+            .limit(limit)
+            .subquery()
+        )
+        form = cursor.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+        shorter = [form[:length] for length in range(10, len(form))]
+        epoch = EPOCH.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return union_all(
+            select(reads.c.key, reads.c.stamp).where(
+                ~reads.c.stamp.op("GLOB", is_comparison=True)(SQLITE_GLOB)
+            ),
+            select(key, stored).where(stored.in_(shorter)),
+            select(key, stored).where(stored < epoch),
+        ).limit(1)
 
     def _untimed(self, after: Untimed, limit: int) -> Any:
         """The query of the next *limit* rows without a timestamp."""

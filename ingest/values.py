@@ -28,12 +28,20 @@ class Unusable(ValueError):
     """A source record that cannot be understood; the message says why."""
 
 
+# The largest integer the catalogue's columns hold (BIGINT).
+BIGINT_MAX = 2**63 - 1
+
+
 def integer(
-    row: Mapping[str, Any], column: str, *, required: bool = True
+    row: Mapping[str, Any],
+    column: str,
+    *,
+    required: bool = True,
+    at_most: int = BIGINT_MAX,
 ) -> int | None:
-    """The value of *column* as a non-negative integer."""
+    """The value of *column* as a non-negative integer of at most *at_most*."""
     value = row.get(column)
-    if value.__class__ is int and value >= 0:  # the common case, quickly
+    if value.__class__ is int and 0 <= value <= at_most:  # the common case
         return value
     if value is None:
         if required:
@@ -44,6 +52,8 @@ def integer(
     number = int(value)
     if number < 0:
         raise Unusable(f"{column} = {number} is negative")
+    if number > at_most:
+        raise Unusable(f"{column} = {number} is more than {at_most}")
     return number
 
 
@@ -71,11 +81,15 @@ def number(row: Mapping[str, Any], column: str) -> float | None:
     return result
 
 
-def non_negative(row: Mapping[str, Any], column: str) -> float | None:
-    """The value of *column* as a finite float of at least 0, or None."""
+def non_negative(
+    row: Mapping[str, Any], column: str, *, at_most: float = math.inf
+) -> float | None:
+    """The value of *column* as a finite float from 0 to *at_most*, or None."""
     result = number(row, column)
     if result is not None and result < 0:
         raise Unusable(f"{column} = {row.get(column)!r} is negative")
+    if result is not None and result > at_most:
+        raise Unusable(f"{column} = {row.get(column)!r} is more than {at_most:g}")
     return result
 
 

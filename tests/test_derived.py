@@ -9,13 +9,20 @@ import json
 from statistics import fmean
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import delete, select, update
 from statements import statements_of
 
 from catalog.consistency import check_derived
 from catalog.datasets import add_dataset, get_dataset, get_provenance
 from catalog.ddm import DdmEvent, apply_messages
-from catalog.derived import mark_tagged, prodsys_status, refresh_all, refresh_changed
+from catalog.derived import (
+    mark_tagged,
+    prodsys_status,
+    refresh_all,
+    refresh_changed,
+    refresh_stale,
+)
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import (
     AmiTag,
@@ -25,6 +32,7 @@ from catalog.models import (
     ProductionTask,
     ProvenanceEdge,
 )
+from hepcat.cli import main
 from ingest import schemas
 from ingest.seed import seed_catalog
 from ingest.simulate import now
@@ -611,3 +619,98 @@ def test_the_provenance_of_a_dataset_with_many_children_takes_few_queries(
 
     assert len(graph.nodes) == 41 and len(graph.edges) == 40
     assert len(statements) <= 10, f"{len(statements)} queries for 41 datasets"
+
+
+def _evnt_with_files(session, number: int, files: list[tuple[int, float]]) -> str:
+    """An EVNT dataset whose finished files carry these (events,
+    cross-section); its name.
+    """
+    name = f"mc16_13TeV.{450000 + number}.Range.evgen.EVNT.e{number}"
+    dataset = add_dataset(name, "prodsys", session=session)
+    session.flush()
+    for n, (events, section) in enumerate(files):
+        session.add(
+            File(
+                dataset_id=dataset.id,
+                lfn=f"EVNT.{dataset.id}._{n:06d}.pool.root.1",
+                guid=f"g{dataset.id}-{n}",
+                status="finished",
+                events=events,
+                size=1,
+                cross_section=section,
+            )
+        )
+    return name
+
+
+@pytest.fixture
+def out_of_range(Session):
+    """Three EVNT datasets, marked stale, as a catalogue written before
+    ingestion bounded file values holds them: one whose events sum past
+    BIGINT, one whose cross-sections sum past a double, one as usual.
+    Return their names.
+    """
+    with Session.begin() as session:
+        names = [
+            _evnt_with_files(session, 1, [(2**62, 1.0), (2**62, 1.0)]),
+            _evnt_with_files(session, 2, [(10, 1e308), (10, 1e308)]),
+            _evnt_with_files(session, 3, [(10, 2.0), (20, 4.0)]),
+        ]
+        session.flush()
+        ids = [get_dataset(name, session=session).id for name in names]
+        session.add_all(DatasetStale(dataset_id=id_, mark=1) for id_ in ids)
+    return names
+
+
+def test_a_dataset_whose_sums_overflow_holds_back_no_other(
+    Session,  # noqa: N803
+    out_of_range,
+    caplog,
+):
+    events, sections, usual = out_of_range
+
+    with Session.begin() as session:
+        refreshed = refresh_stale(session=session)
+
+    with Session() as session:
+        shown = {
+            name: (d.n_files, d.total_events, d.cross_section)
+            for name in out_of_range
+            for d in [get_dataset(name, session=session)]
+        }
+        stale = session.scalars(select(DatasetStale.dataset_id)).all()
+    assert refreshed == 3 and stale == []
+    assert shown[usual] == (2, 30, 3.0)
+    assert shown[events] == shown[sections] == (0, 0, None)  # as they were
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(events in line and "not recomputed" in line for line in logged)
+    assert any(
+        sections in line and "OverflowError: intermediate overflow in fsum" in line
+        for line in logged
+    )
+
+
+def test_derive_check_reports_a_dataset_it_cannot_recompute(
+    Session,  # noqa: N803
+    catalog_engine,
+    out_of_range,
+    tmp_path,
+):
+    events, sections, usual = out_of_range
+    url = catalog_engine.url.render_as_string(False)
+
+    result = CliRunner().invoke(
+        main,
+        ["--data-dir", str(tmp_path), "derive", "--check"],
+        env={"HEPCAT_DATABASE_URL": url},
+    )
+
+    assert result.exit_code == 1, result.output
+    assert f"{events}: derived values not recomputed: " in result.stdout
+    assert (
+        f"{sections}: derived values not recomputed: "
+        "OverflowError: intermediate overflow in fsum"
+    ) in result.stdout
+    assert f"{usual}: totalEvents is 0, recomputed 30" in result.stdout
+    assert result.stdout.endswith(", 2 datasets not recomputed\n")
+    assert "Traceback" not in result.output

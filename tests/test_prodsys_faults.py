@@ -1,7 +1,9 @@
 """ProdSys ingestion faults an operator's audit found: rows held for want of
 a refused parent, rows without a timestamp past the first 10,000, files of
-log datasets, and a backlog that counted the overlap window. On SQLite, and
-on PostgreSQL and MariaDB (sources on the same server as the catalogue).
+log datasets, a backlog that counted the overlap window, timestamps a
+SQLite source holds as other text, and file values whose sums overflow. On
+SQLite, and on PostgreSQL and MariaDB (sources on the same server as the
+catalogue).
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
+from catalog.consistency import check_derived
 from catalog.models import Dataset, File, ProductionTask, Quarantine
 from catalog.operations import quarantine
 from ingest import schemas
-from ingest.keyset import KeysetStream
+from ingest.keyset import KeysetStream, UnorderedTimestamp
 from ingest.prodsys import ProdSysIngester
-from ingest.simulate import naive
+from ingest.simulate import ProdSysSource, naive
 from taskserver.base import RunContext, RunOutcome
 
 TASK = 20_000_001
@@ -435,3 +438,106 @@ def test_rows_read_again_in_the_overlap_window_are_no_backlog(
     assert after.backlog == 0
     _, _, guids = _catalogued(Session)
     assert len(guids) == 304
+
+
+# --- 5. timestamps a SQLite source holds as other text ------------------------
+
+
+@pytest.fixture
+def sqlite_prodsys(tmp_path) -> Any:
+    """A ProdSys source in SQLite, whatever the catalogue's database: the
+    task and its dataset written as hepcat's simulator writes them.
+    """
+    source = ProdSysSource(f"sqlite:///{tmp_path / 'handmade.sqlite'}").create()
+    source.insert(schemas.t_production_task, [_task("running", _ago(10))])
+    source.insert(schemas.t_production_dataset, [_dataset(NAME, _ago(10))])
+    yield source
+    source.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "2026-12-01 00:00:00",  # SQLite's datetime(): lost past the first bite
+        "2026-12-01T00:00:00",  # ISO: the same first bite read for ever
+        1764547200,  # seconds since 1970: never read
+    ],
+)
+def test_a_timestamp_stored_as_other_text_stops_the_table_and_loses_nothing(
+    Session,  # noqa: N803
+    sqlite_prodsys,
+    stored,
+):
+    table = schemas.t_production_file
+    files = [_file(9000 + n, NAME, None) for n in range(1500)]
+    sqlite_prodsys.insert(table, files)
+    with sqlite_prodsys.engine.begin() as connection:
+        statement = text("UPDATE t_production_file SET timestamp = :stored")
+        connection.execute(statement, {"stored": stored})
+    ingester = ProdSysIngester(sqlite_prodsys.engine)
+    try:
+        with pytest.raises(UnorderedTimestamp) as stopped:
+            ingester.run(RunContext(Session, time.monotonic() + 3))
+        with sqlite_prodsys.engine.begin() as connection:  # the operator's fix
+            connection.execute(update(table).values(timestamp=dt.datetime(2026, 12, 1)))
+        _drain(ingester, Session)
+    finally:
+        ingester.close()
+
+    assert str(stopped.value).startswith(
+        f"t_production_file: the row fileid = 9000 has timestamp {stored!r}, "
+        "not text of the form 'YYYY-MM-DD HH:MM:SS.ffffff'"
+    )
+    assert len(_catalogued(Session)[2]) == 1500
+    with Session() as session:
+        assert get_counts(session) == (1500, 15_000)
+
+
+def get_counts(session) -> tuple[int, int]:
+    dataset = session.scalar(select(Dataset).where(Dataset.name == NAME))
+    return dataset.n_files, dataset.total_events
+
+
+# --- 6. file values whose sums overflow ---------------------------------------
+
+# The column, its values in two files, how many are refused, and why.
+BEYOND = {
+    "events": ("events", [2**62, 2**62], 2, "is more than 1099511627776"),
+    "size": ("fsize", [2**63 - 1, 1], 1, "is more than 4398046511104"),
+    "cross-section": ("cross_section", [1e308, 1e308], 2, "is more than 1e+15"),
+}
+
+
+@pytest.mark.parametrize("beyond", BEYOND)
+def test_a_file_value_beyond_any_file_is_quarantined_and_stops_nothing(
+    Session,  # noqa: N803
+    sources,
+    ingest,
+    beyond,
+):
+    # Two files whose values sum past BIGINT or a double, in a dataset
+    # recomputed in the same batch as another dataset of the task.
+    column, values, refused, bound = BEYOND[beyond]
+    other = NAME.replace("EVNT", "HITS")
+    when = _ago(10)
+    sources.prodsys.insert(schemas.t_production_task, [_task("done", when)])
+    sources.prodsys.insert(
+        schemas.t_production_dataset, [_dataset(NAME, when), _dataset(other, when)]
+    )
+    files = [_file(8000 + n, NAME, when) | {column: v} for n, v in enumerate(values)]
+    files += [_file(8100, other, when) | {"cross_section": 2.0}]
+    sources.prodsys.insert(schemas.t_production_file, files)
+
+    ingest()
+
+    reasons = {key: record.reason for key, record in _records(Session).items()}
+    reason = f"{column} = {values[0]!r} {bound}"
+    assert reasons == {str(8000 + n): reason for n in range(refused)}
+    with Session() as session:
+        shown = {
+            d.name: (d.n_files, d.total_events)
+            for d in session.scalars(select(Dataset))
+        }
+        assert check_derived(session=session) == []
+    kept = len(values) - refused
+    assert shown == {NAME: (kept, 10 * kept), other: (1, 10)}

@@ -168,29 +168,32 @@ class Progress:
 @pass_context
 def derive(context: Context, check: bool, fix: bool) -> None:
     """Recompute every derived quantity from scratch and report differences
-    from the stored values (exit status 1 when there are any, unless --fix).
+    from the stored values (exit status 1 when there are any, unless --fix),
+    and the datasets whose values cannot be recomputed (exit status 1).
     Each batch of datasets is a transaction of its own, and its differences
     are printed when it is done.
     """
-    from catalog.consistency import each_difference
+    from catalog.consistency import Unrecomputable, each_difference
 
     engine = context.engine()
     migrations.require_current(engine)
     Session = session_factory(engine)
     progress = DeriveProgress()
-    count = 0
+    count = failed = 0
     with Session() as session:
         for checked in each_difference(session=session, fix=fix):
             if checked.differences:
                 progress.clear()
             for difference in checked.differences:
                 click.echo(str(difference))
+                failed += isinstance(difference, Unrecomputable)
             count += len(checked.differences)
             progress(checked, count)
     progress.done()
     verb = "fixed" if fix else "found"
-    click.echo(f"{count} differences {verb}")
-    if count and not fix:
+    unrecomputed = f", {failed} datasets not recomputed" if failed else ""
+    click.echo(f"{count - failed} differences {verb}{unrecomputed}")
+    if (count and not fix) or failed:
         raise SystemExit(1)
 
 
