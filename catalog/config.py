@@ -87,7 +87,11 @@ def _url(text: str) -> str:
     except ValueError:  # SQLAlchemy's int() of the port
         raise ValueError("its port is not a number") from None
     except ImportError as err:
-        raise ValueError(f"its database driver cannot be loaded ({err})") from None
+        from catalog.db import driver_hint  # only for this message
+
+        hint = driver_hint(str(text))
+        reason = f"its database driver cannot be loaded ({err}){hint}"
+        raise ValueError(reason) from None
     return str(text)
 
 
@@ -165,6 +169,57 @@ def _stomp_name(value: Any) -> str | None:
     if len(text) > 200 or not set(text) <= _NAME_CHARACTERS:
         raise ValueError("expected letters, digits and . _ - : @ (at most 200)")
     return text or None
+
+
+_HOST_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:_[]"
+)
+
+
+def _host(value: Any) -> str:
+    """A host name or IP address to listen on, checked for its form only
+    (whether it resolves is seen when a server starts).
+    """
+    text = str(value).strip()
+    if not text or len(text) > 253 or not set(text) <= _HOST_CHARACTERS:
+        raise ValueError("expected a host name or IP address, e.g. 127.0.0.1")
+    return text
+
+
+def _http_url(value: Any) -> str | None:
+    """An http:// or https:// URL with a host; empty is unset."""
+    text = str(value).strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 -- raises on a port out of range
+    except ValueError:
+        raise ValueError("its port is not a number from 0 to 65535") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected http://host:port/path or https://...")
+    return text
+
+
+#: The fewest characters of a key signing sessions and CSRF tokens, set or
+#: kept in a file (web/secretkey.py).
+SECRET_KEY_MIN_LENGTH = 32
+
+
+def _check_secret_key(config: Config) -> None:
+    """Refuse a ``secret_key`` the file or environment sets that is shorter
+    than :data:`SECRET_KEY_MIN_LENGTH`: it would sign sessions and CSRF
+    tokens that anyone could forge. (Code, as tests, may set a short one.)
+    """
+    key = config.values["secret_key"]
+    if key and len(key) < SECRET_KEY_MIN_LENGTH:
+        reason = (
+            f"it has {len(key)} characters, fewer than {SECRET_KEY_MIN_LENGTH}; "
+            "use a long random one (python -c 'import secrets; "
+            "print(secrets.token_hex(32))'), or unset it for hepcat to keep one "
+            f"in the data directory; {config.origin('secret_key')}"
+        )
+        raise ConfigError("secret_key", HIDDEN, reason)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -301,7 +356,12 @@ SETTINGS: tuple[Setting, ...] = (
         30.0,
         _within(0, above=True),
     ),
-    Setting("host", "The address 'hepcat serve' listens on.", "127.0.0.1"),
+    Setting(
+        "host",
+        "The address 'hepcat serve' listens on (a host name or IP address).",
+        "127.0.0.1",
+        _host,
+    ),
     Setting(
         "port",
         "The port 'hepcat serve' and 'hepcat demo' listen on (1-65535); their "
@@ -313,12 +373,14 @@ SETTINGS: tuple[Setting, ...] = (
         "ami_url",
         "The AMI endpoint 'hepcat ami' sends commands to; unset: the endpoint "
         "of 'hepcat serve' at the host and port settings.",
+        type=_http_url,
         shown_default="http://<host>:<port>/AMI/FrontEnd",
     ),
     Setting(
         "secret_key",
-        "Key signing web sessions and CSRF tokens; unset: a random key is made "
-        "and kept in the data directory.",
+        "Key signing web sessions and CSRF tokens, at least "
+        f"{SECRET_KEY_MIN_LENGTH} characters; unset: a random key is made and "
+        "kept in the data directory.",
         secret=True,
     ),
     Setting(
@@ -463,19 +525,94 @@ def _convert(setting: Setting, value: Any, where: str) -> Any:
         return setting.type(value)
     except (TypeError, ValueError) as err:
         reason = f"{err}; {origin(setting, where)}"
-        raise ConfigError(setting.name, value, reason) from None
+        raise ConfigError(setting.name, _shown(setting, value), reason) from None
+
+
+def _shown(setting: Setting, value: Any) -> Any:
+    """*value* as an error message may quote it: never a secret's."""
+    return HIDDEN if setting.secret else value
+
+
+#: The names of TOML's types, as a message says them.
+_TOML_TYPES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a float",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+}
+
+
+def _toml_types(setting: Setting) -> tuple[type, ...]:
+    """The TOML types a file may give *setting*, read from its default: a
+    number of seconds takes an integer too, a list of paths a string too.
+    """
+    default = setting.default
+    if isinstance(default, bool | int):
+        return (type(default),)
+    if isinstance(default, float):
+        return (float, int)
+    if isinstance(default, tuple):
+        return (list, str)
+    return (str,)
+
+
+def _check_toml_types(layer: Mapping[str, Any], where: str) -> None:
+    """Refuse a value of *layer*, read from the file *where*, whose TOML type
+    is not its setting's: ``port = 5000.7`` is not read as 5000.
+    """
+    for name, value in layer.items():
+        setting = _setting(name, where)
+        wanted = _toml_types(setting)
+        if type(value) not in wanted:
+            got = _TOML_TYPES.get(type(value), type(value).__name__)
+            expected = " or ".join(_TOML_TYPES[kind] for kind in wanted)
+            reason = f"expected {expected}, not {got}; set in {where}"
+            raise ConfigError(name, _shown(setting, value), reason)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError("config", str(path), "no such file") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError("config", str(path), f"not valid TOML: {err}") from None
-    section = raw.get("hepcat", raw)
-    return _flatten(section)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError("config", str(path), _unreadable(err)) from None
+    layer = _flatten(_hepcat_table(raw, path))
+    _check_toml_types(layer, str(path))
+    return layer
+
+
+def _unreadable(err: Exception) -> str:
+    """Why a configuration file cannot be read, as a message says it."""
+    if isinstance(err, FileNotFoundError):
+        return "no such file"
+    if isinstance(err, IsADirectoryError):
+        return "it is a directory; name a TOML file"
+    if isinstance(err, UnicodeDecodeError):
+        return (
+            f"not UTF-8 text (byte {err.start}); a TOML file is UTF-8: save it as such"
+        )
+    if isinstance(err, tomllib.TOMLDecodeError):
+        return f"not valid TOML: {err}"
+    return f"it cannot be read: {getattr(err, 'strerror', None) or err}"
+
+
+def _hepcat_table(raw: Mapping[str, Any], path: Path) -> Mapping[str, Any]:
+    """The settings of a file: its ``[hepcat]`` table, or its top level when
+    it has none. A file with both would have one half ignored: refused.
+    """
+    if "hepcat" not in raw:
+        return raw
+    beside = sorted(key for key in raw if key != "hepcat")
+    if beside or not isinstance(raw["hepcat"], Mapping):
+        where = ", ".join(beside) if beside else "hepcat (not a table)"
+        reason = (
+            f"it has settings outside its [hepcat] table ({where}); put them "
+            "all under [hepcat], or remove the [hepcat] line"
+        )
+        raise ConfigError("config", str(path), reason)
+    return raw["hepcat"]
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -522,7 +659,8 @@ def load_config(
     :param overrides: values that win over everything (used by the CLI's
         options and by tests).
     :raises UnknownSetting: a file or variable names no declared setting.
-    :raises ConfigError: a value cannot be converted.
+    :raises ConfigError: a file cannot be read, or a value cannot be
+        converted (or is of the wrong type in the file).
     """
     env = dict(os.environ if env is None else env)
     env = {k: v for k, v in env.items() if not _is_test_variable(k)}
@@ -538,7 +676,9 @@ def load_config(
         for name, value in layer.items():
             values[name] = _convert(_setting(name, where), value, where)
             sources[name] = where
-    return Config(values, sources)
+    config = Config(values, sources)
+    _check_secret_key(config)
+    return config
 
 
 def _file_layer(

@@ -18,13 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from sqlalchemy import delete
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from catalog.config import declared
 from catalog.db import utcnow
 from catalog.models.operations import TaskRun
 from catalog.operations import quarantine_count
+from catalog.urls import hide_password
 from taskserver.base import RunContext, RunOutcome, Task
 from taskserver.leases import LeaseHeartbeat, Leases, lease_names
 
@@ -72,6 +74,10 @@ class RunResult:
     attempts: int = 1
     reason: str | None = None
     quarantined: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == FAILED
 
     @property
     def again(self) -> bool:
@@ -155,7 +161,10 @@ def retry_transient(
 
 def _warn_transient(what: str, attempt: int, exc: BaseException) -> None:
     logger.warning(
-        "Temporary database error in %s (attempt %d): %s", what, attempt, exc
+        "Temporary database error in %s (attempt %d): %s",
+        what,
+        attempt,
+        describe_reason(exc),
     )
 
 
@@ -169,6 +178,38 @@ def describe_error(exc: BaseException) -> str:
     """The traceback of *exc* as text, its end kept when it is long."""
     text = "".join(traceback.format_exception(exc))
     return text if len(text) <= MAX_ERROR else "...\n" + text[-MAX_ERROR:]
+
+
+def source_hint(task: Task, exc: BaseException) -> str:
+    """Where to look when *exc* came from the source database of *task* (an
+    ingester's ``source`` engine): the setting naming it; else nothing.
+    """
+    source = getattr(task, "source", None)
+    if not isinstance(source, Engine) or not _raised_by(exc, source):
+        return ""
+    name = f"{task.name}_url"
+    setting = next((s for s in declared() if s.name == name), None)
+    where = setting.env if setting else "its setting"
+    return (
+        f" on its source database {hide_password(str(source.url))} (check "
+        f"{where}, that the server runs and that the database has the "
+        f"{task.name} tables)"
+    )
+
+
+def _raised_by(exc: BaseException, engine: Engine) -> bool:
+    """Whether *exc* is a database error raised working on *engine*: a frame
+    of its traceback is a method of *engine* or of one of its connections.
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
+    frame = exc.__traceback__
+    while frame is not None:
+        owner = frame.tb_frame.f_locals.get("self")
+        if owner is engine or getattr(owner, "engine", None) is engine:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 class _Clock:
@@ -261,8 +302,10 @@ def _checked(task: Task, outcome: object) -> RunOutcome:
 def _failed(
     task: Task, owner: str, clock: _Clock, exc: BaseException, *, attempts: int = 1
 ) -> RunResult:
-    """Log *exc* as the failure of *task* and return the failed result."""
-    logger.exception("Task %s failed", task.name, exc_info=exc)
+    """Log *exc* as the failure of *task* and return the failed result. The
+    record carries the traceback; the CLI shows it in one line unless -v.
+    """
+    logger.error("Task %s failed%s", task.name, source_hint(task, exc), exc_info=exc)
     error, reason = describe_error(exc), describe_reason(exc)
     return clock.result(
         task, owner, FAILED, error=error, attempts=attempts, reason=reason

@@ -13,7 +13,10 @@ Timing: every task is due when the server starts. A run that reports a
 backlog (or an unknown backlog after doing some work) makes its task due
 again at once, the gear change; otherwise the task is due again ``interval``
 seconds after the run ended. A task whose lease another instance holds is
-tried again after ``min(interval, lease_seconds)`` seconds.
+tried again after ``min(interval, lease_seconds)`` seconds. A task that
+fails the same way run after run waits twice as long after each such failure,
+up to :data:`MAX_FAILURE_PAUSE` (five minutes): a source that is down or
+misconfigured is not hammered, nor the log filled, every few seconds.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from taskserver.leases import (
     lease_names,
 )
 from taskserver.metrics import TaskMetrics
-from taskserver.runs import FAILED, RunResult, run_leased
+from taskserver.runs import RunResult, run_leased
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,20 @@ class TaskStatus:
     last: RunResult | None = None
 
 
+#: The longest pause, in seconds, before a task that keeps failing the same
+#: way is tried again (its interval, when that is longer).
+MAX_FAILURE_PAUSE = 300.0
+
+
+def failure_pause(interval: float, repeats: int) -> float:
+    """Seconds before the next run of a task whose last *repeats* runs failed
+    the same way: its *interval*, doubled for each repeat after the first,
+    up to :data:`MAX_FAILURE_PAUSE`.
+    """
+    longest = max(interval, MAX_FAILURE_PAUSE)
+    return float(min(interval * 2 ** min(repeats - 1, 32), longest))
+
+
 @dataclass
 class _Tally:
     runs: int = 0
@@ -84,14 +101,17 @@ class _Tally:
     failures: int = 0
     busy: int = 0
     last: RunResult | None = None
+    repeats: int = 0  # the last runs that failed with the same error
 
     def add(self, result: RunResult | None) -> None:
         if result is None:
             self.busy += 1
             return
+        same = self.last is not None and self.last.reason == result.reason
+        self.repeats = (self.repeats + 1 if same else 1) if result.failed else 0
         self.runs += 1
         self.items += result.items
-        self.failures += result.outcome == FAILED
+        self.failures += result.failed
         self.last = result
 
 
@@ -416,10 +436,22 @@ class TaskServer:
         self._observe(task, result)
         again = result is not None and result.again
         with self._cond:
-            self._tallies[task.name].add(result)
+            tally = self._tallies[task.name]
+            tally.add(result)
+            repeats = tally.repeats
         if not self._vacate(task, again=again) and not again:
             busy_delay = min(task.interval, self.lease_seconds)
-            self._reschedule(task, task.interval if result else busy_delay)
+            delay = task.interval if result else busy_delay
+            if repeats:
+                delay = failure_pause(task.interval, repeats)
+            if repeats > 1:
+                logger.warning(
+                    "Task %s failed the same way %d times in a row; next try in %.0f s",
+                    task.name,
+                    repeats,
+                    delay,
+                )
+            self._reschedule(task, delay)
 
     def _vacate(self, task: Task, *, again: bool) -> bool:
         """Mark *task* no longer running; when stopping, close it, and stop

@@ -271,7 +271,7 @@ def test_config_show_hides_passwords_and_the_secret_key(tmp_path):
     env = {
         "HEPCAT_DATABASE_URL": "postgresql+psycopg://ami:s3cret@db.cern.ch/ami",
         "HEPCAT_DDM_BROKER": "stomp://atlas:s3cret@mq.cern.ch:61613",
-        "HEPCAT_SECRET_KEY": "s3cret-key",
+        "HEPCAT_SECRET_KEY": "s3cret-key-of-at-least-32-characters",
     }
 
     result = CliRunner().invoke(
@@ -294,3 +294,90 @@ def test_the_configuration_keeps_the_password_it_hides():
     config = load_config(env={"HEPCAT_DDM_BROKER": url})
 
     assert config.ddm_broker == url
+
+
+# -- a file that cannot be read, or read two ways ------------------------------
+
+
+def test_a_configuration_that_names_a_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        load_config(env={"HEPCAT_CONFIG": str(tmp_path)})
+
+    assert str(raised.value) == (
+        f"setting config = {str(tmp_path)!r} is not usable: it is a directory; "
+        "name a TOML file"
+    )
+
+
+def test_a_configuration_file_that_is_not_utf8_is_a_clear_error(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('host = "café"\n'.encode("latin-1"))
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+
+    assert str(raised.value).startswith(f"setting config = {str(path)!r}")
+    assert "not UTF-8 text (byte 11)" in str(raised.value)
+
+
+def test_a_file_with_settings_beside_its_hepcat_table_is_refused(tmp_path):
+    path = tmp_path / "mixed.toml"
+    path.write_text(
+        'database_url = "sqlite:///elsewhere.sqlite"\nprodsys_url = "sqlite://"\n'
+        "\n[hepcat]\nport = 5001\n"
+    )
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+
+    assert "outside its [hepcat] table (database_url, prodsys_url)" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "shown", "expected"),
+    [
+        ("port = 5000.7", "5000.7", "expected an integer, not a float"),
+        ("port = true", "True", "expected an integer, not a boolean"),
+        ("taskserver_workers = 2.9", "2.9", "expected an integer, not a float"),
+        ("secret_key = [1, 2]", "'***'", "expected a string, not an array"),
+        ("anonymous_read = 1", "1", "expected a boolean, not an integer"),
+        ('session_hours = "12"', "'12'", "expected a float or an integer, not a"),
+    ],
+)
+def test_a_value_of_the_wrong_toml_type_is_refused(tmp_path, line, shown, expected):
+    path = tmp_path / "site.toml"
+    path.write_text(f"[hepcat]\n{line}\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+
+    name = line.split(" = ")[0]
+    assert str(raised.value).startswith(f"setting {name} = {shown} is not usable: ")
+    assert f"{expected}" in str(raised.value)
+    assert str(raised.value).endswith(f"; set in {path}")
+
+
+def test_a_short_secret_key_is_refused_without_showing_it():
+    with pytest.raises(ConfigError) as raised:
+        load_config(env={"HEPCAT_SECRET_KEY": "x"})
+
+    message = str(raised.value)
+    assert message.startswith("setting secret_key = '***' is not usable: ")
+    assert "it has 1 characters, fewer than 32" in message
+    assert message.endswith("set in the environment as HEPCAT_SECRET_KEY")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("HEPCAT_HOST", "", "expected a host name or IP address"),
+        ("HEPCAT_HOST", "not a host!", "expected a host name or IP address"),
+        ("HEPCAT_AMI_URL", "ami.cern.ch/AMI", "expected http://host:port/path"),
+        ("HEPCAT_AMI_URL", "http://ami:99999/AMI", "its port is not a number"),
+    ],
+)
+def test_the_host_and_ami_url_are_checked_when_the_configuration_loads(
+    variable, value, expected
+):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(env={variable: value})

@@ -140,6 +140,18 @@ def test_a_mysql_url_without_a_driver_suggests_pymysql():
     )
 
 
+def test_a_mysql_source_url_setting_suggests_pymysql(hepcat):
+    result = hepcat(
+        "config", "show", env={"HEPCAT_PRODSYS_URL": "mysql://u:secret@h/db"}
+    )
+
+    assert result.exit_code == 1
+    assert "hepcat installs pymysql: write mysql+pymysql://u:***@h/db" in (
+        result.output
+    )
+    assert "secret" not in result.output
+
+
 @pytest.fixture
 def powerless_url(server_databases):
     """The URL of a new PostgreSQL database, for a user without rights in it."""

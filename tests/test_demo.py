@@ -138,3 +138,56 @@ def test_the_demo_writes_into_its_own_catalogue_only(tmp_path, monkeypatch):
     assert result.stderr.startswith(
         "note: the demo ignores HEPCAT_DATABASE_URL: it keeps to its own catalogue"
     )
+
+
+# --- a demo stopped early -------------------------------------------------------
+
+
+def test_a_demo_whose_port_is_busy_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from hepcat.cli import main
+
+    data = tmp_path / "demo"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            main, ["--data-dir", str(data), "demo", "--port", str(port)], env={}
+        )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"AddressInUse: port {port} on 127.0.0.1")
+    assert not (data / "sources").exists()
+
+
+def test_a_demo_stopped_early_writes_its_world_whole_when_run_again(tmp_path):
+    from click.testing import CliRunner
+
+    from catalog.config import load_config
+    from hepcat.cli import main
+    from hepcat.cli.serving import _demo_sources, demo_config
+
+    data = tmp_path / "demo"
+    config, _ = demo_config(load_config(env={}, data_dir=str(data)))
+    _, _, steps = _demo_sources(config)
+    for step in steps[:5]:  # then the demo was stopped
+        step()
+
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(data), "demo", "--no-serve", "--pace", "0"], env={}
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "not written whole (the demo stopped early)" in result.stderr
+    assert sqlite_count(data / "catalog.sqlite", "dataset") == len(
+        build_world().datasets
+    )
+
+
+def sqlite_count(path, table: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        return int(connection.execute(f"select count(*) from {table}").fetchone()[0])

@@ -786,3 +786,61 @@ def test_recording_runs_removes_a_task_s_runs_older_than_a_week(Session):  # noq
         dt.timedelta(days=1),
     ]
     assert len(others) == 1  # another task's runs wait for its own records
+
+
+# -- a task that keeps failing ----------------------------------------------------
+
+
+def test_a_task_failing_the_same_way_waits_longer_each_time(
+    task_server,
+    Session,  # noqa: N803
+    caplog,
+):
+    class Broken(Task):
+        name, interval = "broken", 0.2
+
+        def run(self, context):
+            raise RuntimeError("the source has no such table")
+
+    server = task_server(Broken())
+    # Its interval alone would run it about 15 times in 3 s; waiting 0.2,
+    # 0.4, 0.8, 1.6 s after the runs, it runs 4 or 5 times.
+    assert not server.wait(ran("broken", 6), 3.0)
+
+    runs = runs_of(Session, "broken")
+    assert 3 <= len(runs) <= 5
+    assert all(run.outcome == "failed" for run in runs)
+    assert "Task broken failed the same way 3 times in a row; next try in 1 s" in (
+        caplog.messages
+    )
+
+
+def test_a_failure_on_a_source_database_names_its_setting(
+    task_server,
+    Session,  # noqa: N803
+    caplog,
+    tmp_path,
+):
+    source = create_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}", poolclass=NullPool)
+
+    class Prodsys(Task):
+        name, interval = "prodsys", 3600.0
+
+        def __init__(self):
+            self.source = source
+
+        def run(self, context):
+            with self.source.connect() as connection:
+                connection.execute(text("SELECT taskid FROM t_production_task"))
+            return RunOutcome()
+
+    server = task_server(Prodsys())
+
+    assert server.wait(ran("prodsys"), WAIT)
+    source.dispose()
+    [line] = [m for m in caplog.messages if m.startswith("Task prodsys failed")]
+    assert line == (
+        f"Task prodsys failed on its source database {source.url} (check "
+        "HEPCAT_PRODSYS_URL, that the server runs and that the database has the "
+        "prodsys tables)"
+    )

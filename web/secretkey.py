@@ -15,9 +15,10 @@ import os
 import secrets
 from pathlib import Path
 
+from catalog.config import SECRET_KEY_MIN_LENGTH
 from catalog.errors import HepcatError
 
-MIN_LENGTH = 32
+MIN_LENGTH = SECRET_KEY_MIN_LENGTH
 
 
 class BadSecretKeyFile(HepcatError, ValueError):

@@ -5,6 +5,7 @@ stderr and exit status 1), and the :class:`Context` the subcommands get.
 
 from __future__ import annotations
 
+import copy
 import errno
 import logging
 import math
@@ -21,6 +22,7 @@ from catalog.config import Config, load_config
 from catalog.db import open_catalog, session_factory
 from catalog.errors import DatabaseUnavailable, HepcatError
 from catalog.urls import hide_password
+from taskserver.runs import describe_reason
 from web.client import AmiError
 
 
@@ -31,8 +33,13 @@ class HepcatGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (HepcatError, AmiError) as err:
-            click.echo(f"{err.type}: {err.message}", err=True)
+            click.echo(error_line(err), err=True)
             ctx.exit(1)
+
+
+def error_line(err: HepcatError | AmiError) -> str:
+    """*err* as an operator reads it: ``DatasetNotFound: no dataset ...``."""
+    return f"{err.type}: {err.message}"
 
 
 @click.group(cls=HepcatGroup)
@@ -77,9 +84,9 @@ class Context:
         if self._config is None:
             self._config = load_config(self._file, data_dir=self._data_dir)
             level = "DEBUG" if self._verbose else self._config.log_level
-            logging.basicConfig(
-                level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-            )
+            handler = logging.StreamHandler()
+            handler.setFormatter(LogFormatter(LOG_FORMAT, tracebacks=self._verbose))
+            logging.basicConfig(level=level, handlers=[handler])
             # APScheduler logs every tick of the task server's clock.
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
             if not self._verbose:  # two lines each time the schema is checked
@@ -90,12 +97,7 @@ class Context:
         config = self.config
         engine = open_catalog(config)
         click.get_current_context().call_on_close(engine.dispose)
-        try:
-            with engine.connect():
-                pass
-        except OperationalError as err:
-            reason = str(err.orig).splitlines()[0] if err.orig else str(err)
-            raise DatabaseUnavailable(safe_url(engine), reason) from None
+        check_reachable(engine)
         return engine
 
     def catalog(self) -> Any:
@@ -105,12 +107,48 @@ class Context:
         return session_factory(engine)
 
 
-class AddressInUse(HepcatError, OSError):
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class LogFormatter(logging.Formatter):
+    """The log lines of hepcat's commands. An error logged with its traceback
+    (a task's failure) takes one line, ``...: Type: message``, as an operator
+    reads it; -v (*tracebacks*) shows the traceback too.
+    """
+
+    def __init__(self, fmt: str, *, tracebacks: bool) -> None:
+        super().__init__(fmt)
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        error = record.exc_info[1] if record.exc_info else None
+        if self.tracebacks or error is None:
+            return super().format(record)
+        line = copy.copy(record)
+        line.msg, line.args = f"{record.getMessage()}: {describe_reason(error)}", None
+        line.exc_info = line.exc_text = None
+        return super().format(line)
+
+
+def check_reachable(engine: Engine) -> None:
+    """Connect to the catalogue of *engine* once.
+
+    :raises DatabaseUnavailable: it cannot be reached; the message names it
+        (without password) and gives the driver's reason in one line.
+    """
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as err:
+        reason = str(err.orig).splitlines()[0] if err.orig else str(err)
+        raise DatabaseUnavailable(safe_url(engine), reason) from None
+
+
+class CannotListen(HepcatError, OSError):
     """A server cannot listen where it was asked to."""
 
-    def __init__(self, host: str, port: int, reason: str | None = None) -> None:
-        message = reason or f"port {port} on {host} is in use"
-        super().__init__(f"{message}; stop what listens there or choose another port")
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(reason)
         self.host = host
         self.port = port
 
@@ -118,15 +156,46 @@ class AddressInUse(HepcatError, OSError):
         return self.message
 
 
-def listen_error(host: str, port: int, err: OSError) -> AddressInUse:
+class AddressInUse(CannotListen):
+    """Something else listens on the port already."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(
+            host,
+            port,
+            f"port {port} on {host} is in use; stop what listens there or "
+            "choose another port",
+        )
+
+
+class UnknownHost(CannotListen):
+    """The host to listen on is no name or address this machine can resolve."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(
+            host,
+            port,
+            f"cannot listen on {host!r}: no such host name or address ({reason}); "
+            "set the host setting (or --host) to an address of this machine, "
+            "e.g. 127.0.0.1 or 0.0.0.0",
+        )
+
+
+def listen_error(host: str, port: int, err: OSError) -> CannotListen:
     """The error to report when listening on *host*:*port* failed with *err*."""
     if err.errno == errno.EADDRINUSE:
         return AddressInUse(host, port)
-    return AddressInUse(host, port, f"cannot listen on {host}:{port}: {err}")
+    if isinstance(err, socket.gaierror) or not host:
+        return UnknownHost(host, port, err.strerror or str(err))
+    reason = (
+        f"cannot listen on {host}:{port}: {err.strerror or err}; check the host "
+        "setting (an address of this machine) and the port"
+    )
+    return CannotListen(host, port, reason)
 
 
 def check_free(host: str, port: int) -> None:
-    """Raise :class:`AddressInUse` unless a server can listen on *host*:*port*.
+    """Raise :class:`CannotListen` unless a server can listen on *host*:*port*.
 
     It binds the way Werkzeug's server does (address reuse on), so a port
     left in TIME_WAIT counts as free and a listening one does not.

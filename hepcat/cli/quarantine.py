@@ -5,11 +5,17 @@ and their release once the source (or hepcat) is fixed.
 from __future__ import annotations
 
 import getpass
+from collections.abc import Collection
 
 import click
 
-from catalog.operations import list_quarantine, release_quarantined
-from hepcat.cli.base import Context, main, pass_context
+from catalog.errors import HepcatError
+from catalog.operations import (
+    list_quarantine,
+    quarantine_sources,
+    release_quarantined,
+)
+from hepcat.cli.base import Context, echo_header, header_option, main, pass_context
 
 # Characters of a record's key and reason printed by 'quarantine list'.
 KEY_SHOWN = 60
@@ -24,8 +30,12 @@ def quarantine() -> None:
     """
 
 
+#: The sources whose records go to quarantine: the ingesters.
+SOURCES = ("coma", "ddm", "prodsys", "tier0")
+
+
 @quarantine.command("list")
-@click.option("--source", help="Only records of this source (tier0, coma, ...).")
+@click.option("--source", help=f"Only records of this source ({', '.join(SOURCES)}).")
 @click.option(
     "--all", "everything", is_flag=True, help="Also the records released already."
 )
@@ -36,18 +46,31 @@ def quarantine() -> None:
     show_default=True,
     help="The most records printed, newest first.",
 )
+@header_option
 @pass_context
 def quarantine_list(
-    context: Context, source: str | None, everything: bool, limit: int
+    context: Context,
+    source: str | None,
+    everything: bool,
+    limit: int,
+    header: bool | None,
 ) -> None:
     """Print the records held in quarantine, newest first: id, time (UTC),
-    source, state (held or released), key and reason.
+    source, state (held or released), key and reason; then, on stderr, how
+    many there are (held and released, with --all).
     """
     released = None if everything else False
     with context.catalog().begin() as session:
+        _check_source(source, quarantine_sources(session=session))
         page = list_quarantine(
             session=session, source=source, released=released, limit=limit
         )
+        held = _held(source, quarantine_sources(session=session, released=False))
+        if page.rows:
+            echo_header(
+                header,
+                f"{'ID':>8}  {'CREATED':16}  {'SOURCE':8} {'STATE':8}  KEY  REASON",
+            )
         for entry in page.rows:
             state = "released" if entry.released else "held"
             key = _clip(entry.record_key or "-", KEY_SHOWN)
@@ -55,10 +78,40 @@ def quarantine_list(
                 f"{entry.id:>8}  {entry.created:%Y-%m-%d %H:%M}  {entry.source:8} "
                 f"{state:8}  {key}  {_clip(entry.reason, REASON_SHOWN)}"
             )
-    which = "" if everything else " held"
-    shown = f"{len(page.rows)} of {page.total}" if page.total > len(page.rows) else ""
-    count = shown or str(page.total)
-    click.echo(f"{count}{which} record{'s' if page.total != 1 else ''} in quarantine")
+    click.echo(_count_line(len(page.rows), page.total, held, everything), err=True)
+
+
+class UnknownSource(HepcatError, LookupError):
+    """``quarantine list --source`` names no source."""
+
+    def __init__(self, name: str, known: Collection[str]) -> None:
+        super().__init__(
+            f"no source named {name!r}; the sources are {', '.join(sorted(known))}"
+        )
+
+    def __str__(self) -> str:  # LookupError would quote the message again
+        return self.message
+
+
+def _check_source(source: str | None, found: Collection[str]) -> None:
+    """Refuse *source* unless it is an ingester's or has records (*found*)."""
+    known = {*SOURCES, *found}
+    if source is not None and source not in known:
+        raise UnknownSource(source, known)
+
+
+def _held(source: str | None, counts: dict[str, int]) -> int:
+    """The records held of *source* (of all sources: None), from *counts*."""
+    return counts.get(source, 0) if source else sum(counts.values())
+
+
+def _count_line(shown: int, total: int, held: int, everything: bool) -> str:
+    """How many records there are, as ``quarantine list`` ends (on stderr)."""
+    noun = "record" if total == 1 else "records"
+    count = f"{shown} of {total}" if total > shown else str(total)
+    if not everything:
+        return f"{count} held {noun} in quarantine"
+    return f"{count} {noun} in quarantine ({held} held, {total - held} released)"
 
 
 def _clip(text: str, size: int) -> str:

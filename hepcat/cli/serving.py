@@ -6,6 +6,7 @@ import hashlib
 import threading
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import click
@@ -63,11 +64,15 @@ def demo(
     watches. With
     HEPCAT_DDM_BROKER set (a STOMP broker such as ActiveMQ), DDM's events
     about the world are published there too, to a destination of the demo's
-    own, and ingested.
+    own, and ingested. Run again on the same data directory, the demo writes
+    the world again from the start when it was stopped before writing it
+    whole; a busy port stops it before it writes anything.
     """
     config, ignored = demo_config(context.config)
     if ignored:
         click.echo(ignored_note(config, ignored), err=True)
+    if not no_serve:  # before anything is written: a busy port stops it here
+        check_free(host or config.host, port or config.port)
     config, fresh, steps = _demo_sources(config)
     engine = _demo_engine(config)
     migrations.upgrade(engine)
@@ -78,6 +83,8 @@ def demo(
         steps += ddm.steps()
     elif not config.ddm_broker:
         click.echo(DDM_OFF)
+    if fresh:
+        steps.append(partial(_mark_written, config.data_path / "sources"))
     try:
         if no_serve:
             _demo_once(config, Session, tasks, steps, fresh, ddm)
@@ -274,23 +281,44 @@ class DemoDdm:
 
 
 def _demo_sources(config: Config) -> tuple[Config, bool, list[Any]]:
-    """The demo's source databases in the data directory; on first use, the
-    writes that fill them with the simulated world.
+    """The demo's source databases in the data directory; until the simulated
+    world has been written into them whole (:data:`WORLD_WRITTEN`), the
+    writes that fill them with it, from the start.
     """
     from ingest.simulate import ComaSource, ProdSysSource, Tier0Source, world_steps
     from ingest.world import build_world
 
     folder = config.data_path / "sources"
-    fresh = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
     urls = {name: f"sqlite:///{folder / f'{name}.sqlite'}" for name in DEMO_SOURCES}
     config = config.replace(**{f"{name}_url": url for name, url in urls.items()})
-    if not fresh:
+    if (folder / WORLD_WRITTEN).exists():
         return config, False, []
-    prodsys = ProdSysSource(urls["prodsys"]).create()
-    tier0 = Tier0Source(urls["tier0"]).create()
-    coma = ComaSource(urls["coma"]).create()
+    if folder.exists():
+        click.echo(f"{UNFINISHED} in {folder}: writing it again", err=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    prodsys = _emptied(ProdSysSource(urls["prodsys"]))
+    tier0 = _emptied(Tier0Source(urls["tier0"]))
+    coma = _emptied(ComaSource(urls["coma"]))
     return config, True, world_steps(build_world(), prodsys, tier0, coma)
+
+
+#: The file of the sources folder saying the simulated world has been written
+#: into the sources whole; a demo stopped before has its sources written again.
+WORLD_WRITTEN = "world-written"
+UNFINISHED = "the simulated world was not written whole (the demo stopped early)"
+
+
+def _emptied(source: Any) -> Any:
+    """*source* with its tables made anew, empty: the world's writes insert,
+    so a half-written world is written again from the start.
+    """
+    source.drop()
+    return source.create()
+
+
+def _mark_written(folder: Path) -> None:
+    """The demo's last write: the world is whole in the sources of *folder*."""
+    (folder / WORLD_WRITTEN).write_text("the simulated world is written whole\n")
 
 
 DEMO_SOURCES = ("prodsys", "tier0", "coma")
