@@ -50,6 +50,8 @@ LIMITS = {
     "LumiBlock": (-(2**31), 2**31 - 1),
     "Entry": (0, 2**ENTRY_BITS - 1),
 }
+#: A whole number in a CSV cell: ASCII digits, with an optional sign.
+_WHOLE_NUMBER = re.compile(r"[-+]?[0-9]+")
 # What uproot says of a file object it reads from, which means nothing to
 # the person who uploaded it.
 _FILE_OBJECT = re.compile(r"\s*(?:for file path|in file) <_io\.BytesIO object at \w+>")
@@ -236,6 +238,14 @@ def _collection_tree(file: Any, where: str) -> Any:
     if len(trees) == 1:
         return file[trees[0]]
     reason = f"has no TTree {COLLECTION_TREE!r} (found: {', '.join(trees) or 'none'})"
+    kind = file.classnames(cycle=False).get(COLLECTION_TREE)
+    if kind is not None:
+        # uproot's f["Collection"] = {...} writes an RNTuple, which is not
+        # what a collection is; say how to write the TTree.
+        reason = (
+            f"has {COLLECTION_TREE!r} as a {kind}, not a TTree; write it as a "
+            f"TTree, e.g. with uproot's file.mktree({COLLECTION_TREE!r}, ...)"
+        )
     raise CollectionError(where, reason)
 
 
@@ -325,6 +335,10 @@ def read_csv(text: str, where: str) -> EventCollection:
 
 
 def _csv_columns(header: Sequence[str], where: str) -> dict[str, int]:
+    repeated = [c for i, c in enumerate(header) if c and c in header[:i]]
+    if repeated:
+        reason = f"the header names column {repeated[0]!r} twice; name each once"
+        raise CollectionError(where, reason)
     missing = [column for column in NUMBER_COLUMNS if column not in header]
     if "GUID" not in header and "LFN" not in header:
         missing.append("GUID or LFN")
@@ -344,11 +358,12 @@ def _missing(missing: Sequence[str], present: Iterable[str], what: str) -> str:
 
 
 def _integer(cell: str, where: str, row_number: int, column: str) -> int:
-    try:
-        value = int(cell.strip())
-    except ValueError:
+    # Only ASCII digits: int() also takes '0_2' and full-width or other
+    # scripts' digits, which no collection writer means as a number.
+    if not _WHOLE_NUMBER.fullmatch(cell.strip()):
         reason = f"{column} must be a whole number, not {cell!r}"
-        raise CollectionError(f"{where}, line {row_number}", reason) from None
+        raise CollectionError(f"{where}, line {row_number}", reason)
+    value = int(cell.strip())
     low, high = LIMITS[column]
     if not low <= value <= high:
         reason = f"{column} {value} is out of range ({low} to {high})"

@@ -34,6 +34,7 @@ import difflib
 import json
 import mmap
 import os
+import re
 import threading
 import uuid
 import zlib
@@ -81,6 +82,7 @@ __all__ = [
     "entries_by_file",
     "extract_unit",
     "output_dataset_name",
+    "normal_compression",
     "output_file_name",
     "parse_compression",
     "pending_units",
@@ -101,7 +103,13 @@ MIN_SHARE = 16_000_000
 #: each looks for it between the branches it reads, so a running unit stops
 #: within a fraction of a second, whichever worker process it is in.
 CANCEL_MARKER = ".cancel"
-_ALGORITHMS = {"zstd": uproot.ZSTD, "lz4": uproot.LZ4, "zlib": uproot.ZLIB}
+#: The compression algorithms of an output file, and the highest level of
+#: each (the lowest is 0).
+_ALGORITHMS = {
+    "zstd": (uproot.ZSTD, 22),
+    "lz4": (uproot.LZ4, 12),
+    "zlib": (uproot.ZLIB, 9),
+}
 
 
 # -- The plan ----------------------------------------------------------------------
@@ -263,20 +271,39 @@ def output_file_name(dataset: str, number: int) -> str:
 
 def parse_compression(text: str) -> Any:
     """An uproot compression from text such as ``zstd``, ``zstd:3``, ``lz4:1``
-    or ``zlib:6`` (algorithm, then level, default 1).
+    or ``zlib:6`` (:func:`normal_compression`).
 
     :raises InvalidInput: for an unknown algorithm or a bad level.
     """
-    algorithm, _, level = str(text).lower().partition(":")
+    algorithm, _, level = normal_compression(text).partition(":")
+    return _ALGORITHMS[algorithm][0](int(level))
+
+
+def normal_compression(text: str) -> str:
+    """The compression *text* (an algorithm, optionally ``:level``; default
+    level 1) as ``algorithm:level``, the way it is stored: ``ZSTD: 03`` is
+    ``zstd:3``.
+
+    :raises InvalidInput: for an unknown algorithm, or a level that is not a
+        whole number within the algorithm's range.
+    """
+    algorithm, colon, level = str(text).partition(":")
+    algorithm, level = algorithm.strip().lower(), level.strip()
     if algorithm not in _ALGORITHMS:
         raise InvalidInput(
             f"unknown compression {text!r}; expected one of "
             f"{', '.join(_ALGORITHMS)}, optionally with ':level', e.g. 'zstd:1'"
         )
-    try:
-        return _ALGORITHMS[algorithm](int(level or 1))
-    except ValueError as err:
-        raise InvalidInput(f"compression {text!r}: {err}") from None
+    highest = _ALGORITHMS[algorithm][1]
+    # ASCII digits only (int() takes '1_0' and other scripts' digits), and
+    # few enough of them for int() to read.
+    digits = (level.lstrip("0") or level[:1]) if colon else "1"
+    if not re.fullmatch(r"[0-9]{1,3}", digits) or int(digits) > highest:
+        raise InvalidInput(
+            f"compression {text!r}: the level of {algorithm} is a whole number "
+            f"from 0 to {highest}, e.g. '{algorithm}:1'"
+        )
+    return f"{algorithm}:{int(digits)}"
 
 
 # -- Planning ----------------------------------------------------------------------

@@ -50,9 +50,10 @@ from skimengine.collection import read_collection
 from skimengine.extract import (
     check_branches,
     file_adler32,
+    normal_compression,
     output_dataset_name,
-    parse_compression,
 )
+from skimengine.filestore import deterministic_path
 from skimengine.tags import (
     check_collection,
     compile_for,
@@ -77,6 +78,7 @@ __all__ = [
     "output_file",
     "output_files",
     "output_name",
+    "output_note",
     "shown_output_name",
     "request_skim",
     "retry_skim",
@@ -116,9 +118,16 @@ class OutputNotReady(NotFound):
     or is not one of its files, or has gone from its directory.
     """
 
-    def __init__(self, skim: Skim, lfn: str | None = None) -> None:
+    def __init__(
+        self, skim: Skim, lfn: str | None = None, *, missing: bool = False
+    ) -> None:
         if lfn is None:
             reason = f"has no output files yet: it is {skim.state}"
+        elif missing:
+            reason = (
+                f"lists the output file {lfn!r}, but it is missing on disk; "
+                "an admin can restore it from the file store"
+            )
         else:
             reason = f"has no output file {lfn!r}; the skim's file list names them"
         super().__init__(f"skim {skim.id} {reason}")
@@ -184,6 +193,7 @@ def request_skim(
     if collection is not None:
         if selection:
             raise InvalidInput("give a selection or a collection to upload, not both")
+        _check_length(collection_name, "collection_name", "the collection's file name")
         _check_upload(collection, collection_name, tag, parent.name)
     elif not selection:
         raise InvalidInput("a skim needs a selection, or an event collection upload")
@@ -232,6 +242,30 @@ def shown_output_name(skim: Skim) -> str:
         return output_name(skim)
     except InvalidName as err:
         return f"none: {err}"
+
+
+def output_note(skim: Skim) -> str | None:
+    """Why the output dataset of *skim* (:func:`shown_output_name`) is not
+    registered, as every surface says it beside the name; None once it is.
+    """
+    if skim.output is not None:
+        return None
+    if selected_nothing(skim):
+        return "not registered: no event was selected"
+    if skim.state == "cancelled":
+        return "not registered: the skim was cancelled"
+    return "registered when the skim is done"
+
+
+def _check_length(value: str | None, column: str, what: str) -> None:
+    """:raises InvalidInput: when *value*, *what* a request names, is longer
+    than the skim's *column* keeps.
+    """
+    limit = getattr(Skim.__table__.c[column].type, "length", None)
+    if value is not None and limit is not None and len(value) > limit:
+        raise InvalidInput(
+            f"{what} has {len(value)} characters; it may have at most {limit}"
+        )
 
 
 def _check_unused(
@@ -290,7 +324,7 @@ def _options(
     if chosen and known:
         check_branches(chosen, known)
     if compression:
-        parse_compression(compression)
+        compression = normal_compression(compression)
     if target_size is not None and target_size <= 0:
         raise InvalidInput(f"the target file size must be positive, not {target_size}")
     if target_size is not None and target_size > MAX_TARGET_SIZE:
@@ -496,34 +530,54 @@ def collection_path(skim: Skim) -> Path:
     return Path(skim.collection_path)
 
 
-def output_files(skim: Skim) -> list[tuple[File, Path]]:
+def output_files(
+    skim: Skim, storage_root: Path | None = None
+) -> list[tuple[File, Path]]:
     """The files of *skim*'s output dataset, by LFN, each with the path of
-    its copy in the skim's output directory.
+    its copy: the one in the skim's output directory, or, when that one has
+    gone, the one the registration published under *storage_root* (the
+    setting ``storage_root``), when it is there.
 
     :raises OutputNotReady: before the output is registered.
     """
     if skim.output is None:
         raise OutputNotReady(skim)
     directory = Path(skim.output_dir or "")
+    scope = skim.output.scope
     files = sorted(skim.output.files, key=lambda f: f.lfn)
-    return [(file, directory / file.lfn) for file in files]
+    return [(f, _copy(directory / f.lfn, scope, storage_root)) for f in files]
 
 
-def output_file(skim: Skim, lfn: str) -> tuple[File, Path]:
-    """The output file *lfn* of *skim* and its path.
+def _copy(path: Path, scope: str, storage_root: Path | None) -> Path:
+    """*path*, or the published copy of its file when only that one is there."""
+    if path.is_file() or storage_root is None:
+        return path
+    published = deterministic_path(storage_root, scope, path.name)
+    return published if published.is_file() else path
+
+
+def output_file(
+    skim: Skim, lfn: str, storage_root: Path | None = None
+) -> tuple[File, Path]:
+    """The output file *lfn* of *skim* and its path (:func:`output_files`).
 
     :raises OutputNotReady: when it is not one of the output's files, or its
-        copy has gone.
+        copies have gone.
     """
-    for file, path in output_files(skim):
-        if file.lfn == lfn and path.is_file():
+    for file, path in output_files(skim, storage_root):
+        if file.lfn == lfn:
+            if not path.is_file():
+                raise OutputNotReady(skim, lfn, missing=True)
             return file, path
     raise OutputNotReady(skim, lfn)
 
 
-def copy_output(skim: Skim, directory: Path) -> list[Path]:
-    """Copy the output files of *skim* into *directory* (made if need be),
-    each checked against the catalogue's size and adler32; return the copies.
+def copy_output(
+    skim: Skim, directory: Path, storage_root: Path | None = None
+) -> list[Path]:
+    """Copy the output files of *skim* (:func:`output_files`) into
+    *directory* (made if need be), each checked against the catalogue's size
+    and adler32; return the copies.
 
     :raises OutputNotReady: before the output is registered, or when a
         file has gone.
@@ -531,9 +585,9 @@ def copy_output(skim: Skim, directory: Path) -> list[Path]:
     """
     directory.mkdir(parents=True, exist_ok=True)
     copies = []
-    for file, path in output_files(skim):
+    for file, path in output_files(skim, storage_root):
         if not path.is_file():
-            raise OutputNotReady(skim, file.lfn)
+            raise OutputNotReady(skim, file.lfn, missing=True)
         copy = directory / file.lfn
         shutil.copyfile(path, copy)
         size, checksum = file_adler32(copy)

@@ -857,7 +857,9 @@ def import_tag(
             f"{path} lists {len(strangers)} file(s) that are not files of "
             f"{dataset}: {listed}"
         )
-    _check_entries(table, [held[f.guid][1] for f in table.files], path)
+    events = [held[f.guid][1] for f in table.files]
+    _check_entries(table, events, path)
+    _check_complete(table, events, path)
     return register_tag(dataset, table, data_dir=data_dir, session=session)
 
 
@@ -879,6 +881,32 @@ def _check_entries(
         raise InvalidInput(
             f"{where}, entry {row}: Entry {table.columns['Entry'][row]} is past "
             f"the end of {ref.lfn}, which holds {ends[row]} events"
+        )
+
+
+def _check_complete(
+    table: TagTable, events: Sequence[int | None], where: str | Path
+) -> None:
+    """Check that *table* has a row for every event of each file it lists,
+    as many as the catalogue's *events* of the file (a file without a count
+    is not checked): a TAG missing events would make skims miss them too,
+    and pass for in step with its dataset.
+
+    :raises InvalidInput: naming the files whose events the TAG does not
+        hold, with both counts.
+    """
+    held = np.bincount(table.columns["FileIndex"], minlength=len(table.files))
+    short = [
+        f"{table.files[i].lfn} ({held[i]} of {n})"
+        for i, n in enumerate(events)
+        if n is not None and held[i] != n
+    ]
+    if short:
+        shown = ", ".join(short[:3]) + (" ..." if len(short) > 3 else "")
+        raise InvalidInput(
+            f"{where} does not hold every event of {len(short)} file(s) it lists, "
+            f"as the catalogue counts them: {shown}; a TAG has one row per "
+            "event of each of its files ('hepcat tag build' makes one)"
         )
 
 
@@ -975,6 +1003,14 @@ def check_collection(
         table.columns["EventNumber"][rows] != resolved.event_number
     )
     _first_problem(resolved, differs, "holds another run or event number in the TAG")
+    lumi = table.columns["LumiBlock"][rows]
+    _first_problem(
+        resolved,
+        lumi != resolved.lumi_block,
+        lambda i: (
+            f"is in lumi block {lumi[i]} in the TAG, not {resolved.lumi_block[i]}"
+        ),
+    )
     _check_repeated(resolved, rows)
     return resolved
 
@@ -1026,10 +1062,18 @@ def _location_keys(file_index: np.ndarray, entry: np.ndarray) -> np.ndarray:
     return files | np.asarray(entry, np.int64)
 
 
-def _first_problem(collection: EventCollection, bad: np.ndarray, what: str) -> None:
+def _first_problem(
+    collection: EventCollection, bad: np.ndarray, what: str | Callable[[int], str]
+) -> None:
+    """:raises CollectionError: naming the first event of *collection* that is
+    *bad*, and *what* is wrong with it (a text, or a function of the event's
+    index giving one).
+    """
     if not bad.any():
         return
     i = int(np.flatnonzero(bad)[0])
+    if callable(what):
+        what = what(i)
     ref = collection.files[collection.file_index[i]]
     event = f"run {collection.run_number[i]} event {collection.event_number[i]}"
     reason = f"{event} (entry {collection.entry[i]} of {ref.name}) {what}"

@@ -87,6 +87,8 @@ SELECTED_PERCENT = 5.0
 EXTRACTED_PERCENT = 95.0
 #: Seconds between two looks of the watcher at the row.
 WATCH_SECONDS = 0.2
+#: Seconds a cancelled extraction waits for its running units to stop.
+SETTLE_SECONDS = 10.0
 #: Longest wait, in seconds, before looking again for the files of a
 #: dataset whose TAG could not be built for want of them.
 RETRY_MAX = 600.0
@@ -364,7 +366,10 @@ class SkimTask(Task):
             )
             finished.set()
             watcher.join()
-            self._extracted(skim_id, outcome, Session)
+            if outcome.cancelled:
+                _stopped(Session, skim_id, plan, output_dir)
+            else:
+                self._extracted(skim_id, outcome, Session)
         except Exception as err:  # the thread's failure goes to the row
             # Registration follows extraction on this thread: a failure
             # there finds the skim registering.
@@ -401,11 +406,6 @@ class SkimTask(Task):
             return
 
     def _extracted(self, skim_id: int, outcome: Extracted, Session: Any) -> None:  # noqa: N803
-        if outcome.cancelled:
-            with Session.begin() as session:
-                # Closing: the skim stays extracting, free for the next start.
-                _move(session, skim_id, ("extracting",), worker=None)
-            return
         if outcome.failed:
             total = len(outcome.outputs) + len(outcome.failed)
             shown = "; ".join(
@@ -518,6 +518,30 @@ def _progress(Session: Any, skim_id: int, done: int, total: int) -> None:  # noq
     percent = _percent(done, total)
     with Session.begin() as session:
         _move(session, skim_id, ("extracting",), units_done=done, progress=percent)
+
+
+def _stopped(
+    Session: Any,  # noqa: N803
+    skim_id: int,
+    plan: Plan,
+    output_dir: Path,
+) -> None:
+    """Record the end of an extraction stopped before its end: by the task
+    closing (the skim stays extracting, free for the next start), or by a
+    cancel, once the units still running have stopped or published their
+    file (:data:`SETTLE_SECONDS` at most): its count of files done is then
+    those complete on disk, some of them written after the last progress
+    was recorded (only an extracting skim takes progress).
+    """
+    with Session.begin() as session:
+        if _move(session, skim_id, ("extracting",), worker=None):
+            return
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while any(output_dir.glob(".*.part")) and time.monotonic() < deadline:
+        time.sleep(WATCH_SECONDS)
+    written = len(plan.units) - len(pending_units(plan, output_dir))
+    with Session.begin() as session:
+        _move(session, skim_id, ("cancelled",), units_done=written)
 
 
 def _percent(written: int, total: int) -> float:

@@ -244,6 +244,17 @@ def test_a_mistake_is_explained_at_its_position(expression, position, words):
     assert str(err).splitlines()[2].index("^") == position + 2
 
 
+def test_a_selection_too_long_is_refused_without_a_position():
+    expression = " and ".join(["MET > 1"] * 1000)  # 11,995 characters
+
+    err = error(expression)
+
+    assert str(err) == (
+        "the selection has 11995 characters; a selection has at most 10000"
+    )
+    assert err.errors == [str(err)] and err.position is None
+
+
 @pytest.mark.parametrize(
     ("text", "value"),
     [

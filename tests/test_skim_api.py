@@ -139,7 +139,8 @@ def test_a_physicist_requests_a_skim_with_a_token(surface):
     assert answer.status_code == 201, answer.text
     assert (skim["name"], skim["owner"], skim["state"]) == ("dimuon", "phil", "defined")
     assert (skim["logicalDatasetName"], skim["select"]) == (DATASET, DIMUON)
-    assert (skim["branches"], skim["compression"]) == (["MET", "mu_pt"], "lz4")
+    # Stored as algorithm:level, the level defaulted.
+    assert (skim["branches"], skim["compression"]) == (["MET", "mu_pt"], "lz4:1")
     assert (skim["progress"], skim["outputDatasetName"]) == (0.0, None)
     assert skim["runRequested"] is not None  # queued at once, by default
     assert surface.skim(skim["id"]).owner.login == "phil"

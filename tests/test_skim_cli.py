@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,6 +187,84 @@ def test_errors_are_one_line_and_exit_1(data_dir: Path) -> None:
         f"OutputNotReady: skim {defined.stdout.strip()} has no output files yet: "
         "it is defined\n"
     )
+
+
+def test_a_bad_compression_is_refused_in_hepcats_words(data_dir: Path) -> None:
+    created = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "x", "--user", "jdoe", "--compression", "zstd:1.5",
+    )  # fmt: skip
+
+    assert created.exit_code == 1 and created.stdout == ""
+    assert created.stderr == (
+        "InvalidInput: compression 'zstd:1.5': the level of zstd is a whole "
+        "number from 0 to 22, e.g. 'zstd:1'\n"
+    )
+
+
+def test_a_cancelled_skim_is_shown_and_refused_as_on_the_other_surfaces(
+    data_dir: Path,
+) -> None:
+    created = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "stopped", "--user", "jdoe", "--run",
+    )  # fmt: skip
+    skim_id = created.stdout.strip()
+    cancelled = hepcat(data_dir, "skim", "cancel", skim_id)
+
+    shown = hepcat(data_dir, "skim", "show", skim_id)
+    ran = hepcat(data_dir, "skim", "run", skim_id)
+
+    assert cancelled.exit_code == 0, cancelled.output
+    [output] = [line for line in shown.stdout.splitlines() if "output:" in line]
+    assert output.startswith("output:    user.jdoe.")
+    assert output.endswith(".stopped (not registered: the skim was cancelled)")
+    assert (ran.exit_code, ran.stdout) == (1, "")
+    assert ran.stderr == (
+        f"InvalidInput: skim {skim_id} is cancelled: it cannot run again\n"
+    )
+
+
+def test_files_that_cannot_be_written_or_have_gone_are_said_so(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    created = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "dimuon", "--user", "jdoe", "--run",
+    )  # fmt: skip
+    skim_id = created.stdout.strip()
+    assert hepcat(data_dir, "skim", "run", skim_id, "--wait").exit_code == 0
+    nowhere = tmp_path / "nonexistent"
+    skim = skim_row(data_dir, int(skim_id))
+    shutil.rmtree(skim.output_dir or "")
+
+    as_csv = hepcat(
+        data_dir, "skim", "collection", skim_id, "-o", f"{nowhere}/x.csv",
+        "--format", "csv",
+    )  # fmt: skip
+    as_root = hepcat(data_dir, "skim", "collection", skim_id, "-o", f"{nowhere}/x.root")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    exported = hepcat(data_dir, "tag", "export", DATASET, "-o", f"{blocked}/t.root")
+    published = hepcat(data_dir, "skim", "files", skim_id, "-o", str(tmp_path / "out"))
+    for path in (data_dir / "user.jdoe").rglob("*.root"):
+        path.unlink()
+    gone = hepcat(data_dir, "skim", "files", skim_id)
+
+    for answer, name in [(as_csv, "x.csv"), (as_root, "x.root")]:
+        assert (answer.exit_code, answer.stdout) == (1, "")
+        assert answer.stderr == (
+            f"InvalidInput: cannot write {nowhere}/{name}: No such file or directory\n"
+        )
+    assert (exported.exit_code, exported.stdout) == (1, "")
+    assert exported.stderr.startswith(f"InvalidInput: cannot write {blocked}/t.root: ")
+    assert exported.stderr.count("\n") == 1
+    assert published.exit_code == 0, published.output
+    lines = published.stdout.splitlines()
+    assert all(f"{data_dir}/user.jdoe/" in line for line in lines[:-1])
+    assert lines[-1].startswith(f"copied {len(lines) - 1} file(s)")
+    assert gone.exit_code == 0
+    assert gone.stdout.count(" (missing on disk)\n") == len(lines) - 1
 
 
 def test_the_physicist_is_by_default_the_login_name(

@@ -28,7 +28,9 @@ from test_skims import (
 from catalog.datasets import get_dataset
 from catalog.derived import refresh_datasets
 from catalog.models import File
+from catalog.users import get_user
 from ingest.eventfiles import write_dataset_files
+from skimengine.skims import cancel_skim
 from skimengine.tags import TagNotFound, get_tag, open_tag
 from skimengine.task import SkimTask, TagBuildTask
 from taskserver.base import RunContext, RunOutcome
@@ -217,3 +219,28 @@ def test_a_missing_file_holding_selected_events_is_named(
     assert (skim.error or "").startswith(
         f"EventFileNotFound: event file {missing.name!r} not found"
     )
+
+
+# -- a cancel in the middle of an extraction -------------------------------------
+
+
+def test_a_cancelled_extraction_counts_the_files_it_completed(
+    skim_world: SkimWorld, skim_task: SkimTask
+) -> None:
+    skim_id = skim_world.request(target_size=1)  # one event a file: a long run
+    skim_world.drive(skim_task, skim_id, until=("extracting",))
+    while (skim_world.skim(skim_id).units_done or 0) < 3:
+        skim_task.run(RunContext(skim_world.Session, time.monotonic() + 1))
+        time.sleep(0.05)
+
+    with skim_world.Session.begin() as session:
+        cancel_skim(skim_id, by=get_user("jdoe", session=session), session=session)
+    stopped = skim_task.wait(skim_id, timeout=60)
+
+    skim = skim_world.skim(skim_id)
+    written = output_files(skim)
+    assert stopped and skim.state == "cancelled"
+    assert 3 <= len(written) < (skim.n_units or 0)
+    # What `hepcat skim show` prints as "files: N of M".
+    assert skim.units_done == len(written)
+    assert not list(Path(skim.output_dir or "").glob(".*.part"))

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from flask import Blueprint, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
@@ -37,6 +45,7 @@ from skimengine.skims import (
     list_skims,
     output_file,
     output_files,
+    output_note,
     request_skim,
     retry_skim,
     run_skim,
@@ -183,6 +192,7 @@ def skim(skim_id: int) -> str:
             "skim.html",
             skim=found,
             output=shown_output_name(found),
+            note=output_note(found),
             progress=skim_progress(found),
             active=found.state in ACTIVE_STATES,
             waiting=waiting_for_run(found),
@@ -243,7 +253,8 @@ def output_download(found: Skim, lfn: str) -> Response:
 
     :raises OutputNotReady: when it is not one of its output's files.
     """
-    _, path = output_file(found, lfn)
+    storage_root = current_app.extensions["hepcat"].config.storage_path
+    _, path = output_file(found, lfn, storage_root)
     return send_file(
         path, mimetype="application/octet-stream", as_attachment=True, download_name=lfn
     )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from catalog import users
 from catalog.datasets import MAX_PAGE_SIZE
+from catalog.errors import InvalidInput
 from catalog.models import SKIM_STATES
 from catalog.models.skims import MAX_TARGET_SIZE
 from hepcat.cli.base import (
@@ -126,15 +128,15 @@ def skim_run(context: Context, skim_id: int, wait: bool, login: str | None) -> N
     which this command waits for), or with --wait until the skim is done,
     failed or cancelled (exit status 1 unless done).
     """
-    from skimengine.skims import FINISHED_STATES, get_skim, run_skim
+    from skimengine.skims import FINISHED_STATES, run_skim
     from skimengine.task import SkimTask
     from taskserver.base import RunContext
 
     Session = context.catalog()
     with Session.begin() as session:
-        found = get_skim(skim_id, session=session)
-        if found.state not in FINISHED_STATES:
-            run_skim(skim_id, by=_acting(skim_id, login, session), session=session)
+        # An ended skim is refused as on every surface (a failed one is
+        # retried instead).
+        run_skim(skim_id, by=_acting(skim_id, login, session), session=session)
     task = SkimTask(context.config, only=skim_id)
     bar = SkimProgress()
     try:
@@ -198,7 +200,6 @@ def skim_show(context: Context, skim_id: int) -> None:
     from skimengine.skims import (
         get_skim,
         retryable,
-        shown_output_name,
         skim_progress,
     )
 
@@ -221,13 +222,23 @@ def skim_show(context: Context, skim_id: int) -> None:
             "files": f"{found.units_done or 0} of {found.n_units}"
             if found.n_units
             else "-",
-            "output": shown_output_name(found),
+            "output": _output(found),
             "error": found.error or "-",
         }
         if retryable(found):
             shown["retry"] = f"'hepcat skim retry {found.id}' writes the missing files"
     for key, value in shown.items():
         click.echo(f"{key + ':':11}{value}")
+
+
+def _output(skim: Any) -> str:
+    """The output dataset of *skim* as ``skim show`` prints it: its name, and
+    why it is not registered (as the skim's page says).
+    """
+    from skimengine.skims import output_note, shown_output_name
+
+    note = output_note(skim)
+    return shown_output_name(skim) + (f" ({note})" if note else "")
 
 
 @skim.command("list")
@@ -345,16 +356,19 @@ def skim_files(context: Context, skim_id: int, output: str | None) -> None:
 
     from skimengine.skims import copy_output, get_skim, output_files
 
+    storage_root = context.config.storage_path
     with context.catalog()() as session:
         found = get_skim(skim_id, session=session)
-        files = output_files(found)
+        files = output_files(found, storage_root)
         for file, path in files:
+            gone = "" if path.is_file() else " (missing on disk)"
             click.echo(
                 f"{file.lfn}  {file.events or 0:>10,} events  {file.size or 0:>13,} B"
-                f"  {file.checksum}  {path}"
+                f"  {file.checksum}  {path}{gone}"
             )
         if output is not None:
-            copies = copy_output(found, Path(output))
+            with _writing(output):
+                copies = copy_output(found, Path(output), storage_root)
             total = sum(copy.stat().st_size for copy in copies)
             click.echo(f"copied {len(copies)} file(s), {total:,} B, to {output}")
 
@@ -376,12 +390,25 @@ def skim_collection(context: Context, skim_id: int, output: str, kind: str) -> N
 
     with context.catalog()() as session:
         path = collection_path(get_skim(skim_id, session=session))
-    if kind == "root":
-        shutil.copyfile(path, output)
-    else:
-        with open(output, "w", encoding="utf-8", newline="") as stream:
-            read_collection(path).write_csv(stream)
+    with _writing(output):
+        if kind == "root":
+            shutil.copyfile(path, output)
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as stream:
+                read_collection(path).write_csv(stream)
     click.echo(f"wrote {output}")
+
+
+@contextmanager
+def _writing(output: str) -> Iterator[None]:
+    """Turn a failure to write the file *output* into hepcat's error, which
+    the command line renders in one place.
+    """
+    try:
+        yield
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise InvalidInput(f"cannot write {output}: {reason}") from None
 
 
 @main.group()
@@ -420,7 +447,7 @@ def tag_export(context: Context, dataset_name: str, output: str) -> None:
     """
     from skimengine.tags import export_tag
 
-    with context.catalog()() as session:
+    with context.catalog()() as session, _writing(output):
         table = export_tag(dataset_name, output, session=session)
     click.echo(f"wrote {output}: {len(table)} events")
 

@@ -40,22 +40,27 @@ BOOLEAN = "condition"
 
 class SelectionError(InvalidInput):
     """A selection that cannot be read or does not fit the TAG. The message
-    points at the place with a caret line and suggests close names.
+    points at the place with a caret line and suggests close names; a fault
+    of the whole selection (its length) has no *position*.
     """
 
     def __init__(
         self,
         expression: str,
-        position: int,
+        position: int | None,
         reason: str,
         length: int = 1,
         suggestions: Sequence[str] = (),
     ) -> None:
         hint = f"; did you mean {', '.join(map(repr, suggestions))}?"
-        summary = f"column {position + 1}: {reason}{hint if suggestions else ''}"
-        shown = re.sub(r"\s", " ", expression)
-        caret = " " * position + "^" * max(1, length)
-        super().__init__(f"{summary}\n  {shown}\n  {caret}", errors=[summary])
+        if position is None:
+            # A fault of the whole selection, at no place in it.
+            super().__init__(reason, errors=[reason])
+        else:
+            summary = f"column {position + 1}: {reason}{hint if suggestions else ''}"
+            shown = re.sub(r"\s", " ", expression)
+            caret = " " * position + "^" * max(1, length)
+            super().__init__(f"{summary}\n  {shown}\n  {caret}", errors=[summary])
         self.expression = expression
         self.position = position
         self.reason = reason
@@ -540,7 +545,10 @@ def parse(expression: str) -> Node:
     """
     if len(expression) > MAX_LENGTH:
         raise SelectionError(
-            expression[:80], 80, f"a selection has at most {MAX_LENGTH} characters"
+            expression,
+            None,
+            f"the selection has {len(expression)} characters; "
+            f"a selection has at most {MAX_LENGTH}",
         )
     tree = Parser(expression).parse()
     if depth(tree) > MAX_DEPTH:
