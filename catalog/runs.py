@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, tuple_, union
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.visitors import InternalTraversal
 
 from catalog.datasets import Page, check_paging
+from catalog.db import UTCDateTime
 from catalog.derived import FAILED_TASK
 from catalog.errors import InvalidInput, RunNotFound
 from catalog.fields import typed_value
@@ -245,38 +244,7 @@ def period_created() -> ColumnElement[Any]:
         .correlate(Period)
         .scalar_subquery()
     )
-    return _Moment(func.coalesce(first_start, Period.created))
-
-
-class _Moment(ColumnElement[dt.datetime]):
-    """*inner*, a time of the catalogue, compared as a time on every database.
-
-    SQLite holds a time as text, and the catalogue's writers spell a whole
-    second two ways: SQLAlchemy ``2015-06-01 09:00:00.000000``, the bulk
-    writes of :mod:`catalog.upsert` (COMA's runs) ``2015-06-01 09:00:00``,
-    which sorts before the other, though it is the same time: ``>=`` would
-    leave out a period that began at the very time asked for. There the
-    text gets the six digits of fraction it lacks, as a time to compare
-    with is written.
-    """
-
-    inherit_cache = True
-    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, inner: ColumnElement[dt.datetime]) -> None:
-        self.inner = inner
-        self.type = inner.type
-
-
-@compiles(_Moment)
-def _moment(element: _Moment, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.inner, **kw))
-
-
-@compiles(_Moment, "sqlite")
-def _moment_sqlite(element: _Moment, compiler: Any, **kw: Any) -> str:
-    inner = compiler.process(element.inner, **kw)
-    return f"substr({inner} || '.000000', 1, 26)"
+    return func.coalesce(first_start, Period.created, type_=UTCDateTime)
 
 
 def run_counts(

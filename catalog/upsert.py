@@ -314,7 +314,10 @@ class _Converter:
         if value is not self._last_in:
             out = self._process(value)
             if self._text and isinstance(out, dt.datetime):
-                out = out.isoformat(" ")
+                # Always six digits of a second, as SQLAlchemy writes a
+                # time on SQLite: text compares as text there, and
+                # "09:00:00" sorts before "09:00:00.000000".
+                out = out.isoformat(" ", "microseconds")
             self._last_in, self._last_out = value, out
         return self._last_out
 
@@ -334,9 +337,9 @@ class _UtcTimes(_Converter):
         utc, kind, slow = dt.UTC, dt.datetime, super().__call__
         if self._text:
             # The text of a time in UTC ends in "+00:00": the naive time's
-            # is the rest of it.
+            # is the rest of it (with six digits of a second, as above).
             return [
-                v.isoformat(" ")[:-6]
+                v.isoformat(" ", "microseconds")[:-6]
                 if v.__class__ is kind and v.tzinfo is utc
                 else slow(v)
                 for v in values
