@@ -431,6 +431,41 @@ def test_hepcat_user_sign_out_ends_the_logins(app, tokens, catalog_engine, tmp_p
     assert phil.get("/account").status_code == 401
 
 
+def test_an_admin_cannot_keep_themselves_out_on_the_pages(app, tokens):
+    admin = log_in(app, "ada")
+
+    refused = admin.post(
+        "/admin/users/ada/active", data={"active": "0", "csrf_token": csrf_token(admin)}
+    )
+
+    assert refused.status_code == 400
+    assert "you cannot keep yourself out; another admin can" in refused.text
+    assert 'id="active-error"' in refused.text
+    assert admin.get("/account").status_code == 200  # still in
+
+
+def test_hepcat_user_keep_out_and_let_in(app, tokens, catalog_engine, tmp_path):
+    from click.testing import CliRunner
+
+    from hepcat.cli import main
+
+    url = {"HEPCAT_DATABASE_URL": catalog_engine.url.render_as_string(False)}
+    phil = log_in(app, "phil")
+
+    def hepcat(*args: str):
+        return CliRunner().invoke(main, ["--data-dir", str(tmp_path), *args], env=url)
+
+    out = hepcat("user", "keep-out", "phil")
+    refused = phil.get("/account").status_code
+    back = hepcat("user", "let-in", "phil")
+
+    assert out.exit_code == 0 and back.exit_code == 0, out.output + back.output
+    assert "phil is kept out ('hepcat user let-in phil' lets them in)" in out.output
+    assert refused == 401
+    assert "phil may log in again" in back.output
+    assert log_in(app, "phil").get("/account").status_code == 200
+
+
 # --- tokens -------------------------------------------------------------------
 
 

@@ -280,8 +280,17 @@ def admin_end_sessions(login: str) -> Response:
 
 @users.post("/admin/users/<login>/active")
 @require_role(ROLE_ADMIN, action="letting a user in or out")
-def admin_active(login: str) -> Response:
-    return _changed(set_active, login, request.form.get("active") == "1")
+def admin_active(login: str) -> ResponseReturnValue:
+    active = request.form.get("active") == "1"
+    if not active and login == acting_user().login:
+        # The page would answer 401 from the next request on, and the only
+        # admin could not let themselves in again from the pages.
+        error = InvalidInput(
+            "you cannot keep yourself out; another admin can, or "
+            f"'hepcat user keep-out {login}' on the catalogue's host"
+        )
+        return _admin_user_page(login, refused=Refused.of("active", error))
+    return _changed(set_active, login, active)
 
 
 @users.post("/admin/users/<login>/tokens")

@@ -148,6 +148,31 @@ def user_sign_out(context: Context, login: str) -> None:
     click.echo(f"every login of {login} ended")
 
 
+@user.command("keep-out")
+@click.argument("login")
+@pass_context
+def user_keep_out(context: Context, login: str) -> None:
+    """Keep the user LOGIN out without deleting them: their logins end, and
+    their passwords, tokens and certificate are refused until 'hepcat user
+    let-in'.
+    """
+    with context.catalog().begin() as session:
+        users.set_active(login, False, session=session)
+    click.echo(f"{login} is kept out ('hepcat user let-in {login}' lets them in)")
+
+
+@user.command("let-in")
+@click.argument("login")
+@pass_context
+def user_let_in(context: Context, login: str) -> None:
+    """Let the user LOGIN in again, after 'hepcat user keep-out' or an admin
+    kept them out on the pages (their earlier logins stay ended).
+    """
+    with context.catalog().begin() as session:
+        users.set_active(login, True, session=session)
+    click.echo(f"{login} may log in again")
+
+
 @main.group()
 def token() -> None:
     """Manage API tokens (for the JSON API and 'hepcat ami')."""
