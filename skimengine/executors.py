@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import ConfigError
+from catalog.errors import ConfigError, HepcatError
 from skimengine.extract import (
     OutputFile,
     Plan,
@@ -341,6 +341,8 @@ class DaskExecutor(Executor):
     """
 
     name = "dask"
+    #: Seconds to wait for the scheduler to answer.
+    connect_timeout = 30.0
 
     def __init__(self, address: str) -> None:
         self.address = address
@@ -366,10 +368,31 @@ class DaskExecutor(Executor):
     def _submitter(self) -> Iterator[Callable[..., Any]]:
         from distributed import Client  # optional: only when a cluster is used
 
-        with Client(self.address, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+        try:
+            client = Client(  # type: ignore[no-untyped-call]
+                self.address, set_as_default=False, timeout=self.connect_timeout
+            )
+        except (OSError, TimeoutError) as err:
+            raise SchedulerUnreachable(self.address, err) from None
+        with client:
             yield lambda header, unit, directory: client.submit(
                 extract_unit, header, unit, directory, pure=False, key=_key(unit)
             )
+
+
+class SchedulerUnreachable(HepcatError, OSError):
+    """The Dask scheduler that ``HEPCAT_DASK_SCHEDULER`` names cannot be
+    reached: the skim fails saying so (a retry runs it again).
+    """
+
+    status = 503
+
+    def __init__(self, address: str, error: BaseException) -> None:
+        super().__init__(
+            f"cannot reach the Dask scheduler at {address} ({error}); check "
+            "HEPCAT_DASK_SCHEDULER and that the scheduler runs, then retry the skim"
+        )
+        self.address = address
 
 
 def _key(unit: Unit) -> str:

@@ -563,6 +563,8 @@ def _fail(
 ) -> None:
     if unexpected is not None and not isinstance(unexpected, HepcatError):
         logger.exception("Skim %s failed", skim_id, exc_info=unexpected)
+    else:  # the operator sees it in the log too, not only on the skim
+        logger.warning("Skim %s failed: %s", skim_id, message)
     with Session.begin() as session:
         _move(
             session,

@@ -26,7 +26,12 @@ from ingest.eventfiles import write_dataset_files
 from ingest.world import build_world
 from skimengine import baskets, extract
 from skimengine.baskets import SourceTree
-from skimengine.executors import DaskExecutor, LocalExecutor, executor_for
+from skimengine.executors import (
+    DaskExecutor,
+    LocalExecutor,
+    SchedulerUnreachable,
+    executor_for,
+)
 from skimengine.extract import (
     Piece,
     Plan,
@@ -638,6 +643,19 @@ def test_dask_asked_for_and_not_installed_is_a_clear_error(monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install 'hepcat\[dask\]'") as error:
         executor_for(config)
     assert str(error.value).startswith("setting dask_scheduler = 'tcp://h:8786'")
+
+
+def test_an_unreachable_dask_scheduler_is_named_with_its_setting(split_plan, tmp_path):
+    pytest.importorskip("distributed")
+    executor = DaskExecutor("tcp://127.0.0.1:1")
+    executor.connect_timeout = 1.0
+
+    with pytest.raises(SchedulerUnreachable) as raised:
+        executor.run(split_plan, tmp_path / "dask")
+
+    message = str(raised.value)
+    assert message.startswith("cannot reach the Dask scheduler at tcp://127.0.0.1:1")
+    assert "check HEPCAT_DASK_SCHEDULER" in message
 
 
 def test_dask_gives_the_same_outputs_as_the_local_pool(
