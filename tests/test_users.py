@@ -401,6 +401,17 @@ def test_token_expiry_is_set_in_days(hepcat, alice, Session):  # noqa: N803
     assert dt.timedelta(days=6, hours=23) < left <= dt.timedelta(days=7)
 
 
+def test_a_password_with_no_password_is_refused(hepcat, Session):  # noqa: N803
+    both = hepcat(
+        "user", "add", "bob", "--role", "reader", "--no-password", "--password-stdin"
+    )
+
+    assert both.exit_code == 2
+    assert "--no-password and --password-stdin contradict each other" in both.stderr
+    with Session() as session:
+        assert session.scalar(select(User).where(User.login == "bob")) is None
+
+
 def test_command_errors_are_one_line_with_their_type(hepcat, alice):
     unknown = hepcat("token", "create", "carol", "--name", "laptop")
     taken = hepcat("user", "add", "alice", "--role", "reader", "--no-password")

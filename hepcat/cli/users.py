@@ -60,6 +60,10 @@ def user_add(
     """Add the user LOGIN; the password is asked for twice, unless
     --password-stdin or --no-password.
     """
+    if no_password and password_stdin:
+        raise click.UsageError(
+            "--no-password and --password-stdin contradict each other: give one"
+        )
     password = None if no_password else _read_password(password_stdin)
     with context.catalog().begin() as session:
         users.add_user(
