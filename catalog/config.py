@@ -352,9 +352,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "taskserver_lease_seconds",
         "Seconds a task-server instance holds a task's lease without renewing "
-        "it; a dead instance's tasks are taken over after this.",
+        "it; a dead instance's tasks are taken over after this (at least 1: "
+        "a shorter lease runs out between two renewals).",
         30.0,
-        _within(0, above=True),
+        _within(1),
     ),
     Setting(
         "host",

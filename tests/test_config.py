@@ -134,6 +134,7 @@ def test_the_log_level_is_one_of_the_five_in_any_case():
         ("HEPCAT_PRODSYS_SAFETY_LAG", "-100"),
         ("HEPCAT_TASKSERVER_WORKERS", "0"),
         ("HEPCAT_TASKSERVER_LEASE_SECONDS", "0"),
+        ("HEPCAT_TASKSERVER_LEASE_SECONDS", "0.001"),
         ("HEPCAT_SESSION_HOURS", "-1"),
     ],
 )
