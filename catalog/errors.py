@@ -8,7 +8,7 @@ API, AMI endpoint, CLI, client, tasks) renders them in exactly one place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from catalog.urls import hide_password
 
@@ -226,6 +226,16 @@ class QuarantineNotFound(NotFound):
             "first column of 'hepcat quarantine list' and of the quarantine page"
         )
         self.record_id = record_id
+
+
+class UnknownSource(InvalidInput):
+    """A filter names no source of quarantined records or of differences."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(
+            f"no source named {name!r}; the sources are {', '.join(sorted(known))}"
+        )
+        self.name = name
 
 
 class AlreadyReleased(InvalidInput):

@@ -21,7 +21,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from catalog.datasets import Page, check_paging
 from catalog.db import among, chunked, utcnow
-from catalog.errors import AlreadyReleased, QuarantineNotFound
+from catalog.errors import AlreadyReleased, QuarantineNotFound, UnknownSource
 from catalog.keyset import DEFAULT_LIMIT, Keyset, KeysetPage, SortKey, keyset_page
 from catalog.models import Quarantine, StopPoint, TaskLease, TaskRun
 
@@ -236,6 +236,24 @@ def _kept_between(
 
 
 # --- reading: the quarantine and the task server's records ---------------------
+
+
+#: The sources whose records go to quarantine: the ingesters.
+SOURCES = ("coma", "ddm", "prodsys", "tier0")
+
+
+def check_source(
+    source: str | None, *, known: Iterable[str] = SOURCES, found: Iterable[str] = ()
+) -> None:
+    """Refuse a filter on *source* unless it is one of *known* or has
+    records (*found*): an unknown name would list nothing, as if all were
+    well.
+
+    :raises UnknownSource: naming the sources.
+    """
+    names = {*known, *found}
+    if source is not None and source not in names:
+        raise UnknownSource(source, names)
 
 
 def list_quarantine(

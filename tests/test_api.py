@@ -417,6 +417,19 @@ def test_quarantine_pages_newest_first(
     assert json.loads(items[0]["payload"]) == {"n": 6}
 
 
+def test_quarantine_of_an_unknown_source_is_a_400_naming_the_sources(
+    client: FlaskClient,
+) -> None:
+    answer = client.get(f"{API}/quarantine?source=tier-0")
+
+    assert answer.status_code == 400
+    error = answer.json["error"]
+    assert error["type"] == "UnknownSource"
+    assert error["message"] == (
+        "no source named 'tier-0'; the sources are coma, ddm, prodsys, tier0"
+    )
+
+
 @pytest.fixture
 def held(Session: sessionmaker[OrmSession]) -> int:  # noqa: N803
     """The id of a Tier-0 record held in quarantine."""

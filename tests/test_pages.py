@@ -709,6 +709,8 @@ def test_user_input_is_escaped(client: FlaskClient) -> None:
         ("/periods?level=7", "periodLevel must be 1, 2 or 3, got 7"),
         ("/quarantine?offset=x", "offset must be an integer, got 'x'"),
         ("/reconciliation?offset=-5", "offset must be 0 or more, got -5"),
+        ("/quarantine?source=bogus", "no source named 'bogus'; the sources are coma"),
+        ("/reconciliation?source=prodsys", "the sources are ddm, tier0"),
         ("/taskserver?hours=0", "hours must be between 1 and 48, got 0"),
         ("/plots/ingest-rate.png?hours=abc", "hours must be an integer"),
         ("/amitags/rx", "not a valid name"),

@@ -16,8 +16,17 @@ from werkzeug.wrappers import Response
 
 from catalog.errors import InvalidInput
 from catalog.models.users import ROLE_ADMIN
-from catalog.operations import list_quarantine, quarantine_sources, release_quarantined
-from catalog.reconciliation import list_reconciliations, reconciliation_sources
+from catalog.operations import (
+    check_source,
+    list_quarantine,
+    quarantine_sources,
+    release_quarantined,
+)
+from catalog.reconciliation import (
+    SOURCE_NAMES,
+    list_reconciliations,
+    reconciliation_sources,
+)
 from catalog.taskhealth import (
     LATE_AFTER,
     LATE_FACTOR,
@@ -61,6 +70,7 @@ def quarantine() -> str:
         sources = quarantine_sources(
             released=False if held_only else None, session=session
         )
+        check_source(source or None, found=quarantine_sources(session=session))
         page = list_quarantine(
             session=session,
             source=source,
@@ -107,6 +117,7 @@ def reconciliation() -> str:
     offset = int_arg(request.args, "offset", 0)
     with catalog_session() as session:
         sources = reconciliation_sources(session=session)
+        check_source(source or None, known=SOURCE_NAMES, found=sources)
         page = list_reconciliations(
             session=session,
             resolved=everything,

@@ -5,12 +5,12 @@ and their release once the source (or hepcat) is fixed.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Collection
 
 import click
 
-from catalog.errors import HepcatError
 from catalog.operations import (
+    SOURCES,
+    check_source,
     list_quarantine,
     quarantine_sources,
     release_quarantined,
@@ -28,10 +28,6 @@ def quarantine() -> None:
     the source is fixed (the Tier-0 and ProdSys ingesters then read them
     again; COMA is read whole at its next change).
     """
-
-
-#: The sources whose records go to quarantine: the ingesters.
-SOURCES = ("coma", "ddm", "prodsys", "tier0")
 
 
 @quarantine.command("list")
@@ -61,7 +57,7 @@ def quarantine_list(
     """
     released = None if everything else False
     with context.catalog().begin() as session:
-        _check_source(source, quarantine_sources(session=session))
+        check_source(source, found=quarantine_sources(session=session))
         page = list_quarantine(
             session=session, source=source, released=released, limit=limit
         )
@@ -79,25 +75,6 @@ def quarantine_list(
                 f"{state:8}  {key}  {_clip(entry.reason, REASON_SHOWN)}"
             )
     click.echo(_count_line(len(page.rows), page.total, held, everything), err=True)
-
-
-class UnknownSource(HepcatError, LookupError):
-    """``quarantine list --source`` names no source."""
-
-    def __init__(self, name: str, known: Collection[str]) -> None:
-        super().__init__(
-            f"no source named {name!r}; the sources are {', '.join(sorted(known))}"
-        )
-
-    def __str__(self) -> str:  # LookupError would quote the message again
-        return self.message
-
-
-def _check_source(source: str | None, found: Collection[str]) -> None:
-    """Refuse *source* unless it is an ingester's or has records (*found*)."""
-    known = {*SOURCES, *found}
-    if source is not None and source not in known:
-        raise UnknownSource(source, known)
 
 
 def _held(source: str | None, counts: dict[str, int]) -> int:

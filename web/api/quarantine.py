@@ -8,7 +8,12 @@ from flask.typing import ResponseReturnValue
 
 from catalog.fields import whole_number
 from catalog.models.users import ROLE_ADMIN
-from catalog.operations import list_quarantine_keyset, release_quarantined
+from catalog.operations import (
+    check_source,
+    list_quarantine_keyset,
+    quarantine_sources,
+    release_quarantined,
+)
 from web.api import api, schemas
 from web.api.openapi import documented
 from web.api.paging import dumped, load_args, load_body, page_body
@@ -24,6 +29,8 @@ def quarantine() -> ResponseReturnValue:
     """
     args = load_args(schemas.QuarantineArgs)
     with catalog_session() as session:
+        found = quarantine_sources(session=session)
+        check_source(args.get("source"), found=found)
         page = list_quarantine_keyset(
             session=session,
             source=args.get("source"),
