@@ -163,6 +163,20 @@ def test_the_search_tables_header_stays_in_sight_while_its_rows_scroll(
     assert tab.errors == []
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/", f"/datasets/{ZEE_HITS}", "/runs", "/runs/267073", "/taskserver", "/amitags"],
+)
+def test_a_page_fits_a_phones_width(tab: Tab, path: str) -> None:
+    page = tab.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(path)
+
+    wider = page.evaluate("() => document.documentElement.scrollWidth")
+    assert wider <= 390, f"{path} is {wider} px wide on a 390 px screen"
+    assert tab.errors == []
+
+
 def test_runs_and_run_pages_load_without_console_errors(
     tab: Tab, served_catalog: ServedCatalog
 ) -> None:
