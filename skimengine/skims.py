@@ -484,6 +484,10 @@ def retry_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
         _check_unused(skim.parent, skim.owner, skim.name, session=session, skim=skim)
     skim.state = "selected" if skim.collection_path else "defined"
     skim.error = None
+    # The retry is a run of its own: its times are its own, not the
+    # failed attempt's (a page would show a run of the time in between).
+    skim.run_requested = utcnow()
+    skim.started = None
     skim.ended = None
     skim.worker = None
     session.flush()

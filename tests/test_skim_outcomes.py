@@ -6,6 +6,7 @@ And where a period's reprocessing errors lead from the periods page.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from pathlib import Path
@@ -138,6 +139,24 @@ def test_each_surface_says_whether_a_failed_skim_can_be_retried(
     assert retryable_on_each_surface(surface, catalog_engine, waiting) == (
         False, "false", False,
     )  # fmt: skip
+
+
+def test_a_retry_has_its_own_times(surface: SurfaceWorld) -> None:
+    skim_id = surface.request("phil")
+    surface.remove_event_files()
+    failed = surface.run_skims(skim_id)
+    assert failed.state == "failed" and failed.started is not None
+    before = dt.datetime.now(dt.UTC)
+
+    answer = surface.app.test_client().post(
+        f"/api/v1/skims/{skim_id}/retry", headers=surface.bearer("phil")
+    )
+    retried = surface.skim(skim_id)
+
+    assert answer.status_code == 200, answer.text
+    assert retried.started is None and retried.ended is None
+    assert retried.run_requested >= before - dt.timedelta(seconds=1)
+    assert answer.json["started"] is None
 
 
 def test_a_cancelled_skim_does_not_promise_its_output(surface: SurfaceWorld) -> None:
