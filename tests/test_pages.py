@@ -796,6 +796,7 @@ def test_dataset_page_shows_ddm_replicas_and_consistency(
     assert "DDM closed, counts differ, 1 replica" in text
     assert "nFiles 2 3 no" in text
     assert "totalEvents 2,000 2,000 yes" in text
+    assert re.search(r"totalSize \(bytes\) [\d,]+ (—|[\d,]+)", text)
     assert "BNL-OSG2_DATADISK no 1 2.5 GB" in text
     assert "CERN-PROD_DATADISK yes" in text
     assert (
