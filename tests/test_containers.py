@@ -141,6 +141,20 @@ def test_a_datasets_page_links_to_the_page_of_its_container(
     assert "nDatasets 3" in visible_text(followed)
 
 
+def test_searching_a_containers_exact_name_links_its_page(
+    client: FlaskClient, period_container: str
+) -> None:
+    exact = client.get("/datasets", query_string={"q": period_container})
+    partial = client.get("/datasets", query_string={"q": "PhysCont.AOD.grp15_v99"})
+
+    html = exact.get_data(as_text=True)
+    assert exact.status_code == 200
+    assert "No dataset has this name, but a DDM container has" in visible_text(exact)
+    assert f'href="/datasets/{period_container}"' in html
+    assert f"inContainer={period_container}" in html
+    assert 'id="container-match"' not in partial.get_data(as_text=True)
+
+
 def test_the_page_takes_a_rucio_did_and_the_trailing_slash(
     client: FlaskClient, period_container: str
 ) -> None:

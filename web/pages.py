@@ -24,7 +24,12 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from catalog.containers import ContainerInfo, dataset_or_container, member_page
+from catalog.containers import (
+    ContainerInfo,
+    dataset_or_container,
+    find_container,
+    member_page,
+)
 from catalog.datasets import (
     MAX_OFFSET,
     DatasetQuery,
@@ -241,7 +246,20 @@ def found_datasets(args: Any) -> str | Response:
         after = arg(args, "after") or None
         page = search_datasets(query, session=session, after=after)
         rows = ami_rows(page.rows, columns, session=session)
-    return search_page(query, columns, page=page, rows=rows)
+        container = container_named(query, page, session=session)
+    return search_page(query, columns, page=page, rows=rows, container=container)
+
+
+def container_named(query: DatasetQuery, page: Page, *, session: Session) -> str | None:
+    """The name of the DDM container that a search for a name without a
+    wildcard, which no dataset matches, names exactly: it has a page of its
+    own, which the search page then links (a container is not a dataset).
+    """
+    pattern = (query.pattern or "").strip()
+    if page.total or not pattern or "%" in pattern or "*" in pattern:
+        return None
+    found = find_container(pattern, session=session)
+    return found.name if found is not None else None
 
 
 def search_form(args: Any, error: InvalidInput) -> tuple[str, int]:
@@ -263,9 +281,11 @@ def search_page(
     page: Page | None = None,
     rows: Sequence[dict[str, Any]] = (),
     error: InvalidInput | None = None,
+    container: str | None = None,
 ) -> str:
     """The search page: the form filled from *query* and *columns*, then
-    the *rows* of *page*, or the *error* when there is none.
+    the *rows* of *page*, or the *error* when there is none; and the DDM
+    *container* the search named, if any.
     """
     filters = query.filters or {}
     return render_template(
@@ -281,6 +301,7 @@ def search_page(
         suggestions=SUGGESTIONS,
         max_offset=MAX_OFFSET,
         error=error,
+        container=container,
     )
 
 
