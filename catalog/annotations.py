@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.datasets import get_dataset
@@ -51,12 +52,18 @@ def annotate(
     dataset = get_dataset(dataset_name, session=session)
     hashtag = session.get(Hashtag, (dataset.id, scope, name))
     if hashtag is None:
-        hashtag = Hashtag(
-            dataset_id=dataset.id, scope=scope, name=name, author=user.login
-        )
-        session.add(hashtag)
-    else:
-        check_author(hashtag, user, "changing")
+        try:
+            with session.begin_nested():
+                hashtag = Hashtag(
+                    dataset_id=dataset.id, scope=scope, name=name, author=user.login
+                )
+                session.add(hashtag)
+                session.flush()
+        except IntegrityError:
+            # The same tag, added by a request at the same moment: this one
+            # changes it, as a request after it would.
+            hashtag = session.get_one(Hashtag, (dataset.id, scope, name))
+    check_author(hashtag, user, "changing")
     hashtag.comment = comment
     session.flush()
     return hashtag

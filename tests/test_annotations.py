@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 
 import pytest
+from sqlalchemy.orm import Session as OrmSession
 from test_access import PASSWORD, csrf_token, log_in
 
 from catalog.annotations import (
@@ -17,6 +18,7 @@ from catalog.annotations import (
 )
 from catalog.config import load_config
 from catalog.errors import DatasetNotFound, InvalidInput, NotFound, PermissionDenied
+from catalog.models import Hashtag
 from catalog.users import add_user, create_token, get_user
 from web.app import create_app
 
@@ -86,6 +88,54 @@ def test_an_annotation_is_listed_with_its_author(Session, zee, as_user):  # noqa
         ("PHYS", "ZeeCandidate", "clean", "phil"),
         ("PMGL1", "calib", None, "ada"),
     ]
+
+
+def test_an_annotation_added_at_the_same_moment_twice_is_changed_not_a_500(
+    Session, zee, as_user, monkeypatch  # noqa: N803
+):
+    with Session.begin() as session:
+        phil = as_user("phil", session)
+        annotate(zee, "ZeeCandidate", comment="first", user=phil, session=session)
+    # The second request looked before the first wrote: it found no tag.
+    real_get = OrmSession.get
+    looks = iter([None])
+
+    def late_get(self, entity, key, **kw):
+        if entity is Hashtag:
+            return next(looks, real_get(self, entity, key, **kw))
+        return real_get(self, entity, key, **kw)
+
+    monkeypatch.setattr(OrmSession, "get", late_get)
+    with Session.begin() as session:
+        phil = as_user("phil", session)
+        annotate(zee, "ZeeCandidate", comment="second", user=phil, session=session)
+    monkeypatch.undo()
+
+    with Session() as session:
+        found = list_annotations(zee, session=session)
+    assert [(h.name, h.comment, h.author) for h in found] == [
+        ("ZeeCandidate", "second", "phil")
+    ]
+
+
+def test_a_form_body_to_the_api_is_told_to_send_json(app, people, zee):
+    answer = app.test_client().post(
+        f"/api/v1/datasets/{zee}/annotations",
+        data={"name": "a"},
+        headers={"Authorization": f"Bearer {people['phil']}"},
+    )
+    broken = app.test_client().post(
+        f"/api/v1/datasets/{zee}/annotations",
+        data='{"name":',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {people['phil']}"},
+    )
+
+    assert answer.status_code == broken.status_code == 400
+    told = str(answer.json["error"])
+    assert "must be JSON, sent as Content-Type: application/json" in told
+    assert "application/x-www-form-urlencoded" in told
+    assert "is not JSON that parses" in str(broken.json["error"])
 
 
 def test_annotating_again_changes_only_the_comment(Session, zee, as_user):  # noqa: N803

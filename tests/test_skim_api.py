@@ -274,6 +274,14 @@ def test_a_target_size_must_be_a_json_integer(surface, size):
     assert details == ["targetSize: Not a valid integer."]
 
 
+@pytest.mark.parametrize("run", ["true", "false", 1, 0, "yes"])
+def test_run_must_be_a_json_boolean(surface, run):
+    answer = post_skim(surface, "phil", select=DIMUON, run=run)
+
+    details = assert_error(answer, 400, "ValidationError")["details"]
+    assert details == ["run: Not a valid boolean."]
+
+
 def test_the_largest_target_size_is_taken_and_documented(surface):
     answer = post_skim(surface, "phil", select=DIMUON, targetSize=2**62)
     document = surface.app.test_client().get(f"{API}/openapi.json").json

@@ -39,7 +39,15 @@ def load_body(schema: type[Schema]) -> dict[str, Any]:
 
     :raises marshmallow.ValidationError: when it is missing or does not fit.
     """
+    if not request.is_json:
+        kind = request.mimetype or "none"
+        raise ValidationError(
+            {"body": [f"must be JSON, sent as Content-Type: application/json "
+                      f"(this request's is {kind})"]}
+        )  # fmt: skip
     body = request.get_json(silent=True)
+    if body is None and request.get_data():
+        raise ValidationError({"body": ["is not JSON that parses"]})
     if not isinstance(body, dict):
         raise ValidationError({"body": ["must be a JSON object"]})
     loaded: dict[str, Any] = schema().load(body)

@@ -74,6 +74,17 @@ def Text(**options: Any) -> fields.String:  # noqa: N802 - a field, like fields.
     return fields.String(validate=_no_nul, **options)
 
 
+
+class JsonBoolean(fields.Boolean):
+    """A boolean of a JSON body: ``true`` or ``false`` only, not the strings
+    and numbers marshmallow also takes for one ("false" or 0 would be).
+    """
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
 class PageArgs(Schema):
     """The paging arguments of every list."""
 
@@ -228,7 +239,7 @@ class SkimInput(Schema):
             "maximum": MAX_TARGET_SIZE,
         },
     )
-    run = fields.Boolean(
+    run = JsonBoolean(
         load_default=True,
         metadata={
             "description": "queue it for the task server at once (default true); "
