@@ -74,7 +74,6 @@ def Text(**options: Any) -> fields.String:  # noqa: N802 - a field, like fields.
     return fields.String(validate=_no_nul, **options)
 
 
-
 class JsonBoolean(fields.Boolean):
     """A boolean of a JSON body: ``true`` or ``false`` only, not the strings
     and numbers marshmallow also takes for one ("false" or 0 would be).
