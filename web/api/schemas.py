@@ -84,6 +84,7 @@ class JsonBoolean(fields.Boolean):
             raise self.make_error("invalid", input=value)
         return value
 
+
 class PageArgs(Schema):
     """The paging arguments of every list."""
 
