@@ -475,7 +475,8 @@ def _typed(found: _Field, value: Literal) -> Any:
 
 def _converted(found: _Field, raw: Any) -> Any:
     """*raw* as the Python type of *found*; numbers stand for their text on a
-    text field, and a status field's text is upper case.
+    text field, a status field's text is upper case, and a time without a
+    fraction of a second is a :class:`WholeSecond`.
 
     :raises InvalidInput: when it does not fit.
     """
@@ -485,7 +486,31 @@ def _converted(found: _Field, raw: Any) -> Any:
         raw = raw.upper() if found.name in UPPER_CASE_FIELDS else raw
     if found.name in LIST_FIELDS and isinstance(raw, str):
         _one_element(found, raw, "=")
-    return typed_value(_Typed(found), raw)
+    typed = typed_value(_Typed(found), raw)
+    if isinstance(typed, dt.datetime) and not _FRACTION.search(raw):
+        return WholeSecond(typed)
+    return typed
+
+
+# A fraction of a second in a time's text: ``10:22:43.08`` (or ``,08``).
+_FRACTION = re.compile(r"\d[.,]\d")
+
+
+@dataclass(frozen=True)
+class WholeSecond:
+    """A time given without a fraction of a second (``2026-12-07 10:22:43``,
+    as AMI prints times): it stands for the whole second from *start*, so
+    that a time copied from an answer finds the row it came from.
+    """
+
+    start: dt.datetime
+
+    @property
+    def last(self) -> dt.datetime:
+        """The last microsecond of the second (every database keeps six
+        digits of a second).
+        """
+        return self.start + dt.timedelta(microseconds=999_999)
 
 
 def _one_element(found: _Field, value: str, op: str) -> None:
@@ -583,8 +608,8 @@ def _membership(found: _Field, values: Sequence[Any]) -> ColumnElement[bool]:
         return _joined(or_, has)
     if found.python_type is str:
         return ExactText(found.expression, values)
-    if found.python_type is float:
-        ranges = [found.expression.between(*printed_range(v)) for v in values]
+    if found.python_type in (float, dt.datetime):
+        ranges = [found.expression.between(*_range(found, v)) for v in values]
         return _joined(or_, ranges)
     if len(values) == 1:
         equal: ColumnElement[bool] = found.expression == values[0]
@@ -615,14 +640,24 @@ def _finite(number: float) -> float:
     return math.copysign(min(abs(number), sys.float_info.max), number)
 
 
-def _bound(found: _Field, op: str, value: Any) -> Any:
-    """The value an order comparison *op* of *found* is made with: for a
-    floating-point number, the end of its :func:`printed_range` that keeps
-    the numbers printed as it is on the side ``=`` puts them.
+def _range(found: _Field, value: Any) -> tuple[Any, Any]:
+    """The lowest and highest values of *found* that ``=`` *value* matches:
+    a floating-point number's :func:`printed_range`, a :class:`WholeSecond`'s
+    first and last microsecond, else *value* alone.
     """
-    if found.python_type is not float:
-        return value
-    low, high = printed_range(value)
+    if found.python_type is float:
+        return printed_range(value)
+    if isinstance(value, WholeSecond):
+        return value.start, value.last
+    return value, value
+
+
+def _bound(found: _Field, op: str, value: Any) -> Any:
+    """The value an order comparison *op* of *found* is made with: the end
+    of the :func:`_range` of *value* that keeps the values ``=`` matches on
+    the side ``=`` puts them (``created <= '10:22:43'`` holds 10:22:43.5).
+    """
+    low, high = _range(found, value)
     return high if op in ("<=", ">") else low
 
 
