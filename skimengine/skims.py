@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Engine, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog.config import Config
@@ -279,7 +279,11 @@ def _check_unused(
     """:raises OutputTaken: when the output name is a dataset already, or
     another skim of *owner* on *parent* with this name (other than *skim*,
     being retried) is not failed or cancelled.
+
+    The skims of *parent* are read under :func:`_hold_skim_names`, so of two
+    requests at once for one name, the second sees the first's skim.
     """
+    _hold_skim_names(parent, session=session)
     wanted = output_dataset_name(parent.name, owner.login, name)
     doing = f"skim {skim.id} cannot be retried: " if skim is not None else ""
     again = "request it again under another name" if skim else "choose another name"
@@ -293,11 +297,47 @@ def _check_unused(
     )
     if skim is not None:
         query = query.where(Skim.id != skim.id)
-    other = session.scalar(query)
+    other = _read_committed(query, session=session)
     if other is not None:
         raise OutputTaken(
             f"{doing}skim {other} of {parent.name} is already called {name!r}; {again}"
         )
+
+
+def _hold_skim_names(parent: Dataset, *, session: Session) -> None:
+    """Lock *parent*'s row until the transaction ends, so that requests for
+    skims of *parent* check and take their names one at a time (a failed or
+    cancelled skim's name may be taken again, so no unique index can say
+    which names are taken). SQLite has no row locks: there, a write that
+    changes nothing takes the database's write lock, before the reads.
+    """
+    row = Dataset.id == parent.id
+    if session.get_bind().dialect.name == "sqlite":
+        unchanged = (
+            update(Dataset).where(row).values(last_modified=Dataset.last_modified)
+        )
+        session.execute(unchanged, execution_options={"synchronize_session": False})
+    else:
+        session.execute(select(Dataset.id).where(row).with_for_update())
+
+
+def _read_committed(query: Select[int], *, session: Session) -> int | None:
+    """The first value *query* reads from what is committed now.
+
+    MariaDB's reads see the snapshot of the transaction's first read, which
+    may be older than the lock :func:`_hold_skim_names` waited for; a locking
+    read would see past it, but would also lock gaps of the skim table's
+    indexes, where two requests for different datasets then deadlock. There,
+    a connection of its own reads too. Elsewhere, each read sees what is
+    committed (PostgreSQL), or this transaction is the only writer (SQLite).
+    """
+    found = session.scalar(query)  # also what this transaction added
+    bind = session.get_bind()
+    mariadb = bind.dialect.name in ("mysql", "mariadb")
+    if found is None and mariadb and isinstance(bind, Engine):
+        with bind.connect() as fresh:
+            return fresh.scalar(query)
+    return found
 
 
 def _check_upload(
