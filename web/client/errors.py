@@ -100,6 +100,10 @@ class AlreadyReleased(InvalidInput):
     """The quarantined record the request would release is released already."""
 
 
+class UnknownSource(InvalidInput):
+    """A filter named no source of quarantined records or of differences."""
+
+
 class AuthenticationFailed(AmiError, PermissionError):
     """The credentials are wrong, or the command needs a user and has none."""
 
@@ -149,6 +153,7 @@ _ERRORS: dict[str, type[AmiError]] = {
         InvalidInput,
         InvalidName,
         AlreadyReleased,
+        UnknownSource,
         AuthenticationFailed,
         PermissionDenied,
         DatabaseUnavailable,
