@@ -6,21 +6,16 @@ since then, on SQLite, PostgreSQL and MariaDB.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from test_ami import rows
 
-from catalog.config import load_config
 from catalog.models import Period
-from ingest.seed import seed_catalog
 from ingest.world import build_world
-from web.app import create_app
 
 # The simulated world's data15 runs start on 2015-06-01 (267073, periods A,
 # A1, AllYear), 2015-06-10 (267639, A2), 2015-07-31 (276262, D, D3),
@@ -29,15 +24,8 @@ COMMAND = 'AMIListDataPeriods -projectName="data15%" -createdSince="{}"'
 
 
 @pytest.fixture
-def client(
-    catalog_engine: Engine,
-    tmp_path: Path,
-    Session: sessionmaker[OrmSession],  # noqa: N803
-) -> FlaskClient:
-    with Session.begin() as session:
-        seed_catalog(build_world(), session=session)
-    config = load_config(env={}, data_dir=str(tmp_path))
-    return create_app(config, engine=catalog_engine).test_client()
+def client(seeded_world: None, plain_client: FlaskClient) -> FlaskClient:
+    return plain_client
 
 
 def periods(client: FlaskClient, since: str) -> list[str]:
@@ -86,20 +74,17 @@ def test_a_period_without_known_runs_counts_from_when_hepcat_read_it(
 
 
 def test_a_period_that_began_at_the_time_asked_for_is_listed(
-    catalog_engine: Engine,
-    tmp_path: Path,
     sources: Any,
     ingest: Callable[[], Any],
+    plain_client: FlaskClient,
 ) -> None:
     # Runs written as COMA's ingester writes them; on SQLite their whole
     # seconds are stored as "2015-06-01 09:00:00", without the ".000000"
     # of a time to compare with, which made the first sort before it.
     sources.coma.add_world(build_world())
     ingest()
-    config = load_config(env={}, data_dir=str(tmp_path))
-    client = create_app(config, engine=catalog_engine).test_client()
 
     every = ["A", "D", "J", "A1", "A2", "D3", "J6", "AllYear"]
     later = ["D", "J", "A2", "D3", "J6"]
-    assert periods(client, "2015-06-01 09:00:00") == every
-    assert periods(client, "2015-06-01 09:00:00.000001") == later
+    assert periods(plain_client, "2015-06-01 09:00:00") == every
+    assert periods(plain_client, "2015-06-01 09:00:00.000001") == later

@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pyAMI.object
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
-from catalog.config import load_config
 from catalog.models import Period, PeriodRun, Run
-from web.app import create_app
 
 API = "/api/v1"
 # Runs of two projects, and the periods that hold them. COMA may list in a
@@ -36,9 +31,8 @@ PERIODS = {
 
 @pytest.fixture
 def client(
-    catalog_engine: Engine,
-    tmp_path: Path,
     Session: sessionmaker[OrmSession],  # noqa: N803
+    plain_client: FlaskClient,
 ) -> FlaskClient:
     with Session.begin() as session:
         session.add_all(Run(run_number=n, project=p) for n, p in RUNS.items())
@@ -46,10 +40,7 @@ def client(
             period = Period(project=project, name=name, level=len(name))
             period.runs = [PeriodRun(run_number=n) for n in numbers]
             session.add(period)
-    app: Flask = create_app(
-        load_config(env={}, data_dir=str(tmp_path)), engine=catalog_engine
-    )
-    return app.test_client()
+    return plain_client
 
 
 # --- a run number past the column's range ----------------------------------------

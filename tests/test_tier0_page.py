@@ -5,35 +5,23 @@ that its files add up to Tier-0's, and, once DDM lost some of them, that
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
-from test_pages import CheckedClient, visible_text
+from test_pages import visible_text
 
-from catalog.config import load_config
 from catalog.derived import refresh_datasets
 from catalog.models import Dataset
-from ingest.seed import seed_catalog
-from ingest.world import build_world
-from web.app import create_app
 
 RAW = "data15_13TeV.00267073.physics_Main.daq.RAW"
 
 
 @pytest.fixture
-def client(
-    catalog_engine: Engine,
-    tmp_path: Path,
-    Session: sessionmaker[OrmSession],  # noqa: N803
-) -> FlaskClient:
-    with Session.begin() as session:
-        seed_catalog(build_world(), session=session)
-    app = create_app(load_config(env={}, data_dir=str(tmp_path)), engine=catalog_engine)
-    app.test_client_class = CheckedClient
+def client(seeded_world: None, app: Flask) -> FlaskClient:
+    """The checked client (no traceback nor SQL) on the simulated world."""
     return app.test_client()
 
 

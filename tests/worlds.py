@@ -2,6 +2,10 @@
 
 - ``app`` and ``client``: the web application on the test's catalogue, whose
   test client fails a test that is answered a traceback or SQL;
+  ``plain_client``: a test client of it that checks nothing, for answers that
+  echo SQL (MQL's echo their SELECT);
+- ``seeded_world``: the simulated world (``ingest.world``) seeded into the
+  test's catalogue;
 - ``skim_world`` and ``skim_task``: the skim world of ``test_skims`` and its
   skim task; ``surface``: the skim surfaces' world of ``test_skim_pages``;
 - ``ami_url`` and ``served_engine``: the AMI endpoint of the live
@@ -26,11 +30,15 @@ from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import sessionmaker
 from werkzeug.test import TestResponse
 
 import migrations
 from catalog.config import load_config
 from catalog.db import create_catalog_engine
+from ingest.seed import seed_catalog
+from ingest.world import build_world
 from web.app import create_app
 
 if TYPE_CHECKING:
@@ -71,6 +79,23 @@ def app(catalog_engine: Engine, tmp_path: Path) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def plain_client(app: Flask) -> FlaskClient:
+    """A test client of ``app`` that checks nothing in the answers: for the
+    tests whose answers echo SQL, as MQL's echo their SELECT.
+    """
+    return FlaskClient(app, app.response_class)
+
+
+@pytest.fixture
+def seeded_world(Session: sessionmaker[OrmSession]) -> None:  # noqa: N803
+    """The simulated world (:func:`ingest.world.build_world`) seeded into the
+    test's catalogue.
+    """
+    with Session.begin() as session:
+        seed_catalog(build_world(), session=session)
 
 
 @pytest.fixture
