@@ -107,12 +107,16 @@ _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no")
 
 
-def typed_value(column: Any, value: Any) -> Any:
+def typed_value(column: Any, value: Any, *, name: str | None = None) -> Any:
     """Return *value* (text a user typed, or a JSON value) as the Python type
     of *column*, checked to fit it: integers within the column's range,
     finite numbers, ``true``/``false``, ISO 8601 times (UTC when no zone is
     given), text without NUL characters. ``None`` stays ``None``.
 
+    :param column: a column, or any expression: only its ``type`` is read
+        when *name* is given.
+    :param name: what the error calls the value (an argument's ``-name``, a
+        query's field); without it, the column's AMI name.
     :raises InvalidInput: naming the field, when the value does not fit.
     """
     if value is None:
@@ -121,12 +125,15 @@ def typed_value(column: Any, value: Any) -> Any:
     converted = _CONVERTERS.get(python_type, _text)(value)
     if converted is None:
         kind = _KINDS.get(python_type, "text")
-        name = column.info.get("ami", column.key)
-        raise InvalidInput(f"{name} must be {kind}, got {value!r}")
+        raise InvalidInput(f"{_named(column, name)} must be {kind}, got {value!r}")
     if isinstance(converted, int) and not _fits(converted, column):
-        name = column.info.get("ami", column.key)
-        raise InvalidInput(f"{name} is out of range: {value!r}")
+        raise InvalidInput(f"{_named(column, name)} is out of range: {value!r}")
     return converted
+
+
+def _named(column: Any, name: str | None) -> str:
+    """*name*, or without it the AMI name of *column*."""
+    return name if name is not None else column.info.get("ami", column.key)
 
 
 def value_type(column: Any) -> type:

@@ -252,6 +252,10 @@ def test_a_flag_of_another_value_is_refused_by_name(
             "-periodLevel must be an integer, got 'one'",
         ),
         (
+            "AMIListDataPeriods -periodLevel=99999999999",
+            "-periodLevel is out of range: '99999999999'",
+        ),
+        (
             "AMIGetFileInfo -LFN=x -GUID=y",
             "AMIGetFileInfo takes -LFN or -GUID, not both: give one",
         ),

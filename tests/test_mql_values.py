@@ -7,33 +7,24 @@ and the SELECT list names each of its fields once.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from test_ami import CATALOG, post, search
 
-from catalog.config import load_config
 from catalog.models import Dataset
-from ingest.seed import seed_catalog
-from ingest.world import build_world
 from web.ami.reply import text_of
-from web.app import create_app
 
 
 @pytest.fixture
-def client(
-    catalog_engine: Engine,
-    tmp_path: Path,
-    Session: sessionmaker[OrmSession],  # noqa: N803
-) -> FlaskClient:
-    with Session.begin() as session:
-        seed_catalog(build_world(), session=session)
-    config = load_config(env={}, data_dir=str(tmp_path))
-    return create_app(config, engine=catalog_engine).test_client()
+def client(seeded_world: None, plain_client: FlaskClient) -> FlaskClient:
+    """A client on the simulated world that lets SQL through: MQL's answers
+    echo their SELECT.
+    """
+    return plain_client
 
 
 def names(client: FlaskClient, condition: str) -> list[str]:
@@ -91,6 +82,19 @@ def test_a_period_filter_with_a_comma_is_refused_by_the_api(
     body = response.get_data(as_text=True)
     assert "InvalidInput" in body
     assert "a period name holds no comma, got 'D,D3'" in body
+
+
+# --- a value that does not fit its field --------------------------------------
+
+
+def test_a_value_out_of_range_is_named_by_its_field(client: FlaskClient) -> None:
+    mql = "SELECT logicalDatasetName WHERE runNumber = 99999999999"
+
+    kind, message = error(client, mql)
+
+    # "must be an integer" is test_mql.py's test_a_value_that_does_not_fit_is_named.
+    assert kind == "InvalidInput"
+    assert message == "runNumber is out of range: 99999999999 (at position 45)"
 
 
 # --- LIKE on a field that is not text -----------------------------------------

@@ -486,7 +486,7 @@ def _converted(found: _Field, raw: Any) -> Any:
         raw = raw.upper() if found.name in UPPER_CASE_FIELDS else raw
     if found.name in LIST_FIELDS and isinstance(raw, str):
         _one_element(found, raw, "=")
-    typed = typed_value(_Typed(found), raw)
+    typed = typed_value(found.expression, raw, name=found.name)
     if isinstance(typed, dt.datetime) and not _FRACTION.search(raw):
         return WholeSecond(typed)
     return typed
@@ -538,25 +538,6 @@ def _one_element(found: _Field, value: str, op: str) -> None:
 def _quoted(text: str) -> str:
     """*text* as an MQL string literal."""
     return "'" + text.replace("'", "''") + "'"
-
-
-@dataclass(frozen=True)
-class _Typed:
-    """What :func:`catalog.fields.typed_value` reads of a column."""
-
-    found: _Field
-
-    @property
-    def type(self) -> Any:
-        return self.found.expression.type
-
-    @property
-    def info(self) -> dict[str, str]:
-        return {"ami": self.found.name}
-
-    @property
-    def key(self) -> str:
-        return self.found.name
 
 
 def _compare(found: _Field, op: str, value: Literal) -> ColumnElement[bool]:

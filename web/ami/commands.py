@@ -197,29 +197,7 @@ def typed_argument(line: CommandLine, name: str, column: Any) -> Any:
     :raises InvalidInput: naming the argument, when the value does not fit.
     """
     value = line.get(name)
-    return typed_value(_Argument(name, column), value) if value else None
-
-
-@dataclass(frozen=True)
-class _Argument:
-    """What :func:`~catalog.fields.typed_value` reads of a column, for the
-    argument *name*: the column's type, the argument's name.
-    """
-
-    name: str
-    column: Any
-
-    @property
-    def type(self) -> Any:
-        return self.column.type
-
-    @property
-    def info(self) -> dict[str, str]:
-        return {"ami": f"-{self.name}"}
-
-    @property
-    def key(self) -> str:
-        return self.name
+    return typed_value(column, value, name=f"-{name}") if value else None
 
 
 def window(line: CommandLine, name: str = "limit") -> tuple[int, int]:
