@@ -137,11 +137,21 @@ def create_catalog_engine(url: str, **options: Any) -> Engine:
     for WAL): a crash of the process loses nothing, and a power cut can lose
     only the last transactions whole, never leave the file inconsistent; an
     ingester then reads again from the stop point committed with its data.
+
+    MariaDB runs at READ COMMITTED, as PostgreSQL does by default: each
+    statement sees what is committed when it starts, so a transaction that
+    waited for a row lock then reads what its holder wrote (InnoDB's
+    REPEATABLE READ would read the snapshot of its first read, from before),
+    and InnoDB takes no gap locks, where requests about different rows
+    would deadlock.
     """
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         return _sqlite_engine(url, parsed.database, **options)
     options.setdefault("pool_pre_ping", True)
+    if backend in ("mysql", "mariadb"):
+        options.setdefault("isolation_level", "READ COMMITTED")
     try:
         return create_engine(url, **options)
     except ImportError as err:

@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Engine, Select, func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog.config import Config
@@ -281,7 +281,9 @@ def _check_unused(
     being retried) is not failed or cancelled.
 
     The skims of *parent* are read under :func:`_hold_skim_names`, so of two
-    requests at once for one name, the second sees the first's skim.
+    requests at once for one name, the second sees the first's skim (on
+    MariaDB too: the catalogue reads at READ COMMITTED there,
+    :func:`catalog.db.create_catalog_engine`).
     """
     _hold_skim_names(parent, session=session)
     wanted = output_dataset_name(parent.name, owner.login, name)
@@ -297,7 +299,7 @@ def _check_unused(
     )
     if skim is not None:
         query = query.where(Skim.id != skim.id)
-    other = _read_committed(query, session=session)
+    other = session.scalar(query)
     if other is not None:
         raise OutputTaken(
             f"{doing}skim {other} of {parent.name} is already called {name!r}; {again}"
@@ -319,25 +321,6 @@ def _hold_skim_names(parent: Dataset, *, session: Session) -> None:
         session.execute(unchanged, execution_options={"synchronize_session": False})
     else:
         session.execute(select(Dataset.id).where(row).with_for_update())
-
-
-def _read_committed(query: Select[int], *, session: Session) -> int | None:
-    """The first value *query* reads from what is committed now.
-
-    MariaDB's reads see the snapshot of the transaction's first read, which
-    may be older than the lock :func:`_hold_skim_names` waited for; a locking
-    read would see past it, but would also lock gaps of the skim table's
-    indexes, where two requests for different datasets then deadlock. There,
-    a connection of its own reads too. Elsewhere, each read sees what is
-    committed (PostgreSQL), or this transaction is the only writer (SQLite).
-    """
-    found = session.scalar(query)  # also what this transaction added
-    bind = session.get_bind()
-    mariadb = bind.dialect.name in ("mysql", "mariadb")
-    if found is None and mariadb and isinstance(bind, Engine):
-        with bind.connect() as fresh:
-            return fresh.scalar(query)
-    return found
 
 
 def _check_upload(
