@@ -29,6 +29,8 @@ import importlib
 import logging
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -37,6 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing import forkserver, spawn
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +55,14 @@ from skimengine.extract import (
     pending_units,
 )
 
-__all__ = ["DaskExecutor", "Executor", "LocalExecutor", "RunOutcome", "executor_for"]
+__all__ = [
+    "DaskExecutor",
+    "Executor",
+    "LocalExecutor",
+    "RunOutcome",
+    "WorkerPoolNotStarted",
+    "executor_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +70,10 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 #: Seconds between two looks of a pool's worker at the process owning it.
 OWNER_SECONDS = 1.0
+#: Set, Python leaves the working directory off the path of what it starts.
+SAFE_PATH = "PYTHONSAFEPATH"
+#: Held while the environment is changed to start the fork server.
+_ENVIRON_LOCK = threading.Lock()
 
 Progress = Callable[[int, int], None]
 
@@ -245,6 +259,10 @@ class LocalExecutor(Executor):
         self._starter: threading.Thread | None = None
 
     def start(self, *, wait: bool = True) -> None:
+        """Start the pool (see :meth:`Executor.start`).
+
+        :raises WorkerPoolNotStarted: when its processes cannot start.
+        """
         if not wait:
             # Starting the fork server blocks for a second: not the caller.
             if self._pool is None and self._starter is None:
@@ -255,7 +273,7 @@ class LocalExecutor(Executor):
             return
         pool = self._current_pool()
         # Wait for every worker to be up: a unit submitted now starts at once.
-        for future in [pool.submit(os.getpid) for _ in range(self.workers)]:
+        for future in [self._on(pool, os.getpid) for _ in range(self.workers)]:
             future.result()
 
     def _start_quietly(self) -> None:
@@ -279,6 +297,10 @@ class LocalExecutor(Executor):
             if self._pool is None or self._pool is broken:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(["skimengine.extract"])
+                try:
+                    _start_fork_server()
+                except OSError as err:
+                    raise _not_started(err) from None
                 self._pool = ProcessPoolExecutor(
                     self.workers,
                     mp_context=context,
@@ -290,14 +312,97 @@ class LocalExecutor(Executor):
     def _submit(self, *args: Any) -> Any:
         pool = self._current_pool()
         try:
-            return pool.submit(extract_unit, *args)
+            return self._on(pool, extract_unit, *args)
         except BrokenProcessPool:
             logger.warning("The extraction pool broke; starting a new one")
-            return self._current_pool(broken=pool).submit(extract_unit, *args)
+            return self._on(self._current_pool(broken=pool), extract_unit, *args)
+
+    def _on(self, pool: ProcessPoolExecutor, function: Any, *args: Any) -> Any:
+        """Submit *function* to *pool*, which starts a worker if it has
+        fewer than it may.
+
+        :raises WorkerPoolNotStarted: when the worker cannot start; the pool
+            is dropped, so the next submission starts a new one.
+        """
+        try:
+            return pool.submit(function, *args)
+        except (OSError, EOFError) as err:  # the fork server did not answer
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise _not_started(err) from None
 
     @contextmanager
     def _submitter(self) -> Iterator[Callable[..., Any]]:
         yield self._submit
+
+
+def _start_fork_server() -> None:
+    """Start the fork server of the local pools unless it runs, with
+    ``PYTHONSAFEPATH`` set: Python starts it with ``-c``, which would put the
+    working directory first on its path, and a file there named like a
+    module it imports (``selectors.py``, ``numbers.py``) would stop it.
+    """
+    if sys.flags.safe_path or os.environ.get(SAFE_PATH):
+        forkserver.ensure_running()  # it gets -P or the variable from us
+        return
+    # The fork server is given no environment of its own but ours: ours has
+    # the variable while it starts, under a lock (a process another thread
+    # starts meanwhile gets it too).
+    with _ENVIRON_LOCK:
+        before = os.environ.get(SAFE_PATH)
+        os.environ[SAFE_PATH] = "1"
+        try:
+            forkserver.ensure_running()
+        finally:
+            if before is None:
+                del os.environ[SAFE_PATH]
+            else:
+                os.environ[SAFE_PATH] = before
+
+
+class WorkerPoolNotStarted(HepcatError, OSError):
+    """The processes of a local pool cannot be started: the skim fails
+    saying why (a retry starts the pool again).
+    """
+
+    status = 503
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"the skim worker pool could not start: {why}")
+
+
+def _not_started(error: BaseException) -> WorkerPoolNotStarted:
+    """The error to raise for *error*, met starting a pool's process: what
+    its fork server stops with, if that is why.
+    """
+    died = _fork_server_error()
+    why = f"its fork server stops as it starts: {died}" if died else None
+    return WorkerPoolNotStarted(why or f"{type(error).__name__}: {error}")
+
+
+def _fork_server_error() -> str | None:
+    """The error a fork server would stop with if started now, or None. It
+    writes its traceback to the standard error of the task server only, so
+    Python is started here as it would be, for the last line of it.
+    """
+    flags = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
+    command = [
+        spawn.get_executable(),
+        *flags,
+        "-c",
+        "import multiprocessing.forkserver",
+    ]
+    environ = {**os.environ, SAFE_PATH: os.environ.get(SAFE_PATH) or "1"}
+    try:
+        done = subprocess.run(
+            command, env=environ, capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stderr.strip().splitlines()
+    return lines[-1] if done.returncode and lines else None
 
 
 def _follow_owner(owner: int) -> None:

@@ -160,9 +160,8 @@ def user_keep_out(context: Context, login: str) -> None:
     their passwords, tokens and certificate are refused until 'hepcat user
     let-in'.
     """
-    with context.catalog().begin() as session:
-        users.set_active(login, False, session=session)
-    click.echo(f"{login} is kept out ('hepcat user let-in {login}' lets them in)")
+    done = f"{login} is kept out ('hepcat user let-in {login}' lets them in)"
+    _set_active(context, login, active=False, done=done)
 
 
 @user.command("let-in")
@@ -172,9 +171,14 @@ def user_let_in(context: Context, login: str) -> None:
     """Let the user LOGIN in again, after 'hepcat user keep-out' or an admin
     kept them out on the pages (their earlier logins stay ended).
     """
+    _set_active(context, login, active=True, done=f"{login} may log in again")
+
+
+def _set_active(context: Context, login: str, *, active: bool, done: str) -> None:
+    """Let the user *login* in or keep them out, then print *done*."""
     with context.catalog().begin() as session:
-        users.set_active(login, True, session=session)
-    click.echo(f"{login} may log in again")
+        users.set_active(login, active, session=session)
+    click.echo(done)
 
 
 @main.group()
