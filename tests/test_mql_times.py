@@ -2,7 +2,7 @@
 second: ``created = '2026-12-07 10:22:43'`` finds the dataset created at
 10:22:43.080597, through MQL (AMI SearchQuery), the JSON API and the search
 page, on SQLite, PostgreSQL and MariaDB. A time with a fraction compares
-exactly.
+exactly; a time given to the minute, hour or day stands for all of it.
 """
 
 from __future__ import annotations
@@ -136,3 +136,69 @@ def test_the_search_page_finds_a_time_copied_to_the_second(app: Flask) -> None:
     )
 
     assert listed_datasets(page) == [ZEE]
+
+
+# Around midnight: the last microsecond of 6 December, and three times of 7 December.
+LATE = "data18_13TeV.00348885.physics_Main.deriv.DAOD_PHYS.r11969_p4016"
+EARLY = "data18_13TeV.00348894.physics_Main.deriv.DAOD_PHYS.r11969_p4016"
+NOON = "data18_13TeV.00348895.physics_Main.deriv.DAOD_PHYS.r11969_p4016"
+NIGHT = "data18_13TeV.00348896.physics_Main.deriv.DAOD_PHYS.r11969_p4016"
+DAYS = {
+    LATE: dt.datetime(2026, 12, 6, 23, 59, 59, 999_999, tzinfo=dt.UTC),
+    EARLY: dt.datetime(2026, 12, 7, 0, 0, 0, tzinfo=dt.UTC),
+    NOON: dt.datetime(2026, 12, 7, 12, 30, 15, 500_000, tzinfo=dt.UTC),
+    NIGHT: dt.datetime(2026, 12, 7, 23, 59, 59, 999_999, tzinfo=dt.UTC),
+}
+
+
+@pytest.fixture
+def days_app(
+    catalog_engine: Engine, tmp_path: Path, dataset_factory: Callable[..., Any]
+) -> Flask:
+    for name, created in DAYS.items():
+        dataset_factory(name, created=created)
+    config = load_config(env={}, data_dir=str(tmp_path))
+    return create_app(config, engine=catalog_engine)
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("created = '2026-12-07'", [EARLY, NOON, NIGHT]),
+        ("created = '20261207'", [EARLY, NOON, NIGHT]),
+        ("created != '2026-12-07'", [LATE]),
+        ("created < '2026-12-07'", [LATE]),
+        ("created <= '2026-12-07'", [LATE, EARLY, NOON, NIGHT]),
+        ("created > '2026-12-06'", [EARLY, NOON, NIGHT]),
+        ("created >= '2026-12-08'", []),
+        ("created IN ('2026-12-06', '2026-12-08')", [LATE]),
+        ("created = '2026-12-07 12'", [NOON]),
+        ("created = '2026-12-07T12:30'", [NOON]),
+        ("created = '2026-12-07 1230'", [NOON]),
+        ("created = '2026-12-07T13:30+01:00'", [NOON]),
+        ("created > '2026-12-07 12:30'", [NIGHT]),
+        ("created <= '2026-12-07 12:29'", [LATE, EARLY]),
+        ("created = '2026-12-07 23:59'", [NIGHT]),
+        ("created = '2026-12-07 00:00'", [EARLY]),
+        ("created = '2026-12-07 00:00:00.000000'", [EARLY]),
+    ],
+)
+def test_a_time_to_the_minute_hour_or_day_stands_for_all_of_it(
+    days_app: Flask, condition: str, expected: list[str]
+) -> None:
+    assert found(days_app.test_client(), condition) == sorted(expected)
+
+
+def test_the_api_and_the_search_page_find_a_day(days_app: Flask) -> None:
+    response = days_app.test_client().get(
+        "/api/v1/datasets", query_string={"created": "2026-12-07"}
+    )
+    days_app.test_client_class = CheckedClient
+    page = days_app.test_client().get(
+        "/datasets", query_string={"created": "2026-12-07"}
+    )
+
+    assert response.status_code == 200, response.json
+    named = sorted(item["logicalDatasetName"] for item in response.json["items"])
+    assert named == sorted([EARLY, NOON, NIGHT])
+    assert sorted(listed_datasets(page)) == sorted([EARLY, NOON, NIGHT])

@@ -476,7 +476,7 @@ def _typed(found: _Field, value: Literal) -> Any:
 def _converted(found: _Field, raw: Any) -> Any:
     """*raw* as the Python type of *found*; numbers stand for their text on a
     text field, a status field's text is upper case, and a time without a
-    fraction of a second is a :class:`WholeSecond`.
+    fraction of a second is a :class:`TimeSpan`.
 
     :raises InvalidInput: when it does not fit.
     """
@@ -487,30 +487,51 @@ def _converted(found: _Field, raw: Any) -> Any:
     if found.name in LIST_FIELDS and isinstance(raw, str):
         _one_element(found, raw, "=")
     typed = typed_value(found.expression, raw, name=found.name)
-    if isinstance(typed, dt.datetime) and not _FRACTION.search(raw):
-        return WholeSecond(typed)
-    return typed
+    length = _span(raw) if isinstance(typed, dt.datetime) else None
+    return TimeSpan(typed, length) if length is not None else typed
 
 
 # A fraction of a second in a time's text: ``10:22:43.08`` (or ``,08``).
 _FRACTION = re.compile(r"\d[.,]\d")
+# The time of day in a time's text, after the date: ``10:22``, ``1022``.
+_TIME_OF_DAY = re.compile(r"[Tt ]\s*([0-9:]+)")
+# How long a time stands for, by the digits of its time of day.
+_SPANS = {
+    0: dt.timedelta(days=1),
+    2: dt.timedelta(hours=1),
+    4: dt.timedelta(minutes=1),
+    6: dt.timedelta(seconds=1),
+}
+
+
+def _span(text: str) -> dt.timedelta | None:
+    """How long the time written *text* stands for: the day, hour, minute or
+    second it is given to; None for a time with a fraction of a second.
+    """
+    if _FRACTION.search(text):
+        return None
+    time_of_day = _TIME_OF_DAY.search(text.strip())
+    digits = sum(c.isdigit() for c in time_of_day.group(1)) if time_of_day else 0
+    return _SPANS.get(digits)
 
 
 @dataclass(frozen=True)
-class WholeSecond:
-    """A time given without a fraction of a second (``2026-12-07 10:22:43``,
-    as AMI prints times): it stands for the whole second from *start*, so
-    that a time copied from an answer finds the row it came from.
+class TimeSpan:
+    """A time given without a fraction of a second: it stands for the whole
+    second, minute, hour or day it is given to (*length*, from *start*), so
+    that a time copied from an answer (AMI prints times to the second) finds
+    the row it came from, and ``created = '2026-12-07'`` that day's.
     """
 
     start: dt.datetime
+    length: dt.timedelta
 
     @property
     def last(self) -> dt.datetime:
-        """The last microsecond of the second (every database keeps six
+        """The last microsecond of the span (every database keeps six
         digits of a second).
         """
-        return self.start + dt.timedelta(microseconds=999_999)
+        return self.start + self.length - dt.timedelta(microseconds=1)
 
 
 def _one_element(found: _Field, value: str, op: str) -> None:
@@ -623,12 +644,12 @@ def _finite(number: float) -> float:
 
 def _range(found: _Field, value: Any) -> tuple[Any, Any]:
     """The lowest and highest values of *found* that ``=`` *value* matches:
-    a floating-point number's :func:`printed_range`, a :class:`WholeSecond`'s
+    a floating-point number's :func:`printed_range`, a :class:`TimeSpan`'s
     first and last microsecond, else *value* alone.
     """
     if found.python_type is float:
         return printed_range(value)
-    if isinstance(value, WholeSecond):
+    if isinstance(value, TimeSpan):
         return value.start, value.last
     return value, value
 
