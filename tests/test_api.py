@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
+from test_containers import put_in_container
 from werkzeug.test import TestResponse
 from worlds import make_app
 
@@ -39,6 +40,7 @@ ZEE = "mc16_13TeV.361106.PowhegPythia8EvtGen_AZNLOCTEQ6L1_Zee"
 ZEE_EVNT = f"{ZEE}.evgen.EVNT.e3601"
 ZEE_AOD = f"{ZEE}.recon.AOD.e3601_s3126_r10724"
 ZEE_DAOD = f"{ZEE}.deriv.DAOD_PHYS.e3601_s3126_r10724_p4164"
+ZEE_CONTAINER = f"{ZEE}.DAOD_PHYS"
 FAILED_STATUSES = {"failed", "broken", "aborted"}
 
 
@@ -177,6 +179,29 @@ def test_a_repeated_control_argument_is_refused_too(client: FlaskClient) -> None
         message
         == "the query argument limit is given 2 times ('5', '6'); it takes one value"
     )
+
+
+def test_a_container_filter_naming_no_container_is_a_404_naming_it(
+    client: FlaskClient,
+    world: World,
+    Session: sessionmaker[OrmSession],  # noqa: N803
+) -> None:
+    put_in_container(Session, ZEE_CONTAINER, [ZEE_DAOD], scope="mc16_13TeV")
+
+    known = client.get(f"{API}/datasets", query_string={"inContainer": ZEE_CONTAINER})
+    misspelt = client.get(
+        f"{API}/datasets", query_string={"inContainer": ZEE_CONTAINER + "x"}
+    )
+    pattern = client.get(f"{API}/datasets?inContainer=%25nothing%25")
+    blanks = client.get(f"{API}/datasets?inContainer=%20%20&limit=1")
+
+    assert [item["logicalDatasetName"] for item in known.json["items"]] == [ZEE_DAOD]
+    message = assert_error(misspelt, 404, "ContainerNotFound")
+    assert message.startswith(f"no DDM container named '{ZEE_CONTAINER}x'")
+    assert f"did you mean '{ZEE_CONTAINER}'" in message
+    # A pattern is a search: matching no container finds no dataset.
+    assert (pattern.status_code, pattern.json["items"]) == (200, [])
+    assert blanks.status_code == 200 and len(blanks.json["items"]) == 1
 
 
 def test_search_by_a_number_and_a_time(client: FlaskClient, world: World) -> None:
@@ -581,6 +606,9 @@ def test_a_bad_annotation_is_a_400(
         ("/datasets?name=a%00b", 400, "ValidationError", "NUL"),
         ("/datasets/a%00b", 400, "InvalidInput", "NUL"),
         ("/runs/99999999999", 400, "InvalidInput", "out of range"),
+        ("/runs/abc", 400, "InvalidInput", "runNumber must be a whole number"),
+        ("/runs/-1", 400, "InvalidInput", "runNumber must be a whole number"),
+        ("/datasets?inContainer=nope", 404, "ContainerNotFound", "named 'nope'"),
         ("/runs/1", 404, "RunNotFound", "no run 1"),
         ("/files/0000", 404, "FileNotFound", "GUID '0000'"),
         ("/files", 400, "ValidationError", "lfn"),
@@ -694,20 +722,16 @@ def test_the_openapi_document_describes_every_route(app: Flask) -> None:
     document = app.test_client().get(f"{API}/openapi.json").json
 
     routes = {
-        (rule.rule, method)
+        (rule.rule.replace("<int:", "<"), method)
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("api.")
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
     }
     documented = {
-        (path.replace("{number}", "<int:number>"), method.upper())
+        (path.replace("{", "<").replace("}", ">"), method.upper())
         for path, operations in document["paths"].items()
         for method in operations
         if method != "parameters"
-    }
-    documented = {
-        (path.replace("{", "<").replace("}", ">"), method)
-        for path, method in documented
     }
     assert documented == routes
     assert document["openapi"].startswith("3.")
@@ -723,6 +747,34 @@ def test_the_openapi_document_describes_every_route(app: Flask) -> None:
             assert schema == {"$ref": "#/components/schemas/Error"}
     search = document["paths"][f"{API}/datasets"]["get"]["parameters"]
     assert {p["name"] for p in search} >= {"name", "sort", "limit", "cursor", "nFiles"}
+
+
+@pytest.mark.parametrize(
+    ("path", "media"),
+    [
+        ("/skims/{number}/collection", {"application/octet-stream", "text/csv"}),
+        ("/skims/{number}/files/{lfn}", {"application/octet-stream"}),
+        ("/tags/{name}/root", {"application/octet-stream"}),
+    ],
+)
+def test_a_download_declares_its_media_types(
+    app: Flask, path: str, media: set[str]
+) -> None:
+    document = app.test_client().get(f"{API}/openapi.json").json
+
+    answer = document["paths"][API + path]["get"]["responses"]["200"]
+
+    assert set(answer["content"]) == media
+    for declared in answer["content"].values():
+        assert declared["schema"] == {"type": "string", "format": "binary"}
+
+
+def test_a_run_number_is_documented_as_an_integer(app: Flask) -> None:
+    document = app.test_client().get(f"{API}/openapi.json").json
+
+    (number,) = document["paths"][f"{API}/runs/{{number}}"]["parameters"]
+
+    assert number["schema"]["type"] == "integer"
 
 
 def test_every_route_is_in_the_documentation(app: Flask) -> None:

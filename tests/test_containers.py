@@ -313,18 +313,19 @@ def test_a_trashed_member_shows_in_the_containers_statuses(
 YEAR = "data15_13TeV.AllYear.physics_Main.PhysCont.AOD.grp15_v01_f629"
 
 
-def found_in(client: FlaskClient, container: str) -> dict[str, list[str]]:
+def found_in(
+    client: FlaskClient, container: str, *, api: bool = True
+) -> dict[str, list[str]]:
     """The datasets the ``inContainer`` filter finds for *container* on the
-    JSON API, the search page and ``SearchQuery``, each sorted.
+    JSON API (unless not *api*), the search page and ``SearchQuery``, each
+    sorted.
     """
     args = {"inContainer": container, "limit": "1000"}
-    api = client.get("/api/v1/datasets", query_string=args)
     page = client.get("/datasets", query_string=args)
     mql = f"SELECT logicalDatasetName WHERE inContainer = '{container}'"
-    assert api.status_code == page.status_code == 200
+    assert page.status_code == 200
     html = page.get_data(as_text=True)
-    return {
-        "api": sorted(item["logicalDatasetName"] for item in api.json["items"]),
+    found = {
         "page": sorted(
             re.findall(r'<td class="name"><a href="/datasets/([^"]+)"', html)
         ),
@@ -332,6 +333,12 @@ def found_in(client: FlaskClient, container: str) -> dict[str, list[str]]:
             row["logicalDatasetName"] for row in search(client, "dataset", mql)
         ),
     }
+    if api:
+        answer = client.get("/api/v1/datasets", query_string=args)
+        assert answer.status_code == 200, answer.json
+        items = answer.json["items"]
+        found["api"] = sorted(item["logicalDatasetName"] for item in items)
+    return found
 
 
 def test_the_filter_finds_the_datasets_of_the_containers_a_container_holds(
@@ -360,14 +367,19 @@ def test_the_filter_takes_the_names_a_container_lookup_takes(
     client: FlaskClient, period_container: str, spelling: str
 ) -> None:
     found = found_in(client, spelling)
-    other_scope = found_in(client, f"mc16_13TeV:{period_container}")
+    other_scope = f"mc16_13TeV:{period_container}"
+    refused = client.get("/api/v1/datasets", query_string={"inContainer": other_scope})
 
     assert found == {
         "api": [RUN_1, RUN_2],
         "page": [RUN_1, RUN_2],
         "ami": [RUN_1, RUN_2],
     }
-    assert other_scope == {"api": [], "page": [], "ami": []}
+    # Under another scope it names no container: the API says so, the search
+    # page and SearchQuery find nothing.
+    assert refused.status_code == 404
+    assert refused.json["error"]["type"] == "ContainerNotFound"
+    assert found_in(client, other_scope, api=False) == {"page": [], "ami": []}
 
 
 def test_the_filter_finds_a_container_ddm_spelt_with_its_trailing_slash(

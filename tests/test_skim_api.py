@@ -166,6 +166,46 @@ def test_a_skim_defined_without_run_runs_on_request(surface):
     assert f"skim {defined['id']} is done: it cannot run again" in message
 
 
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"json": {"bogus": 1}}, "bogus: Unknown field."),
+        ({"json": {"run": True}}, "run: Unknown field."),
+        (
+            {"data": "{", "content_type": "application/json"},
+            "body: is not JSON that parses",
+        ),
+        ({"data": "x=1", "content_type": "text/plain"}, "body: must be JSON"),
+    ],
+)
+def test_a_run_refuses_a_body_it_cannot_use(surface, body, said):
+    defined = post_skim(surface, "phil", select=DIMUON, run=False).json
+    path = f"{API}/skims/{defined['id']}/run"
+    client = surface.app.test_client()
+
+    refused = client.post(path, headers=surface.bearer("phil"), **body)
+    after = client.get(f"{API}/skims/{defined['id']}").json
+    empty = client.post(path, headers=surface.bearer("phil"), json={})
+
+    assert assert_error(refused, 400, "ValidationError")["message"].startswith(said)
+    assert after["runRequested"] is None  # refused: not queued
+    assert empty.status_code == 200 and empty.json["runRequested"] is not None
+
+
+@pytest.mark.parametrize("action", ["cancel", "retry"])
+def test_cancel_and_retry_refuse_a_body_they_cannot_use_too(surface, action):
+    skim_id = surface.request("phil")
+    path = f"{API}/skims/{skim_id}/{action}"
+
+    refused = surface.app.test_client().post(
+        path, headers=surface.bearer("phil"), json={"bogus": 1}
+    )
+
+    details = assert_error(refused, 400, "ValidationError")["details"]
+    assert details == ["bogus: Unknown field."]
+    assert surface.skim(skim_id).state == "defined"
+
+
 def test_requesting_a_skim_needs_a_physicist(surface):
     anonymous = post_skim(surface, None, select=DIMUON)
     reader = post_skim(surface, "rita", select=DIMUON)

@@ -34,6 +34,10 @@ ERRORS = {
 }
 # Integers in paths (run numbers) are 32-bit columns.
 MAX_INT = 2**31 - 1
+# The media types of the files a download answers with, and their schema.
+ROOT_FILE = "application/octet-stream"
+CSV_FILE = "text/csv"
+BINARY = {"type": "string", "format": "binary"}
 # A path argument: <name>, <int:number>, <string(length=2):x>.
 _ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\(.*?\))?:)?(?P<name>\w+)>")
 
@@ -47,6 +51,9 @@ class Operation:
     query: type[Schema] | None
     body: type[Schema] | None
     errors: tuple[int, ...]
+    files: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
+    optional_body: bool = False
 
 
 UNDECLARED = Operation(None, 200, None, None, (400, 404))
@@ -59,14 +66,24 @@ def documented(
     query: type[Schema] | None = None,
     body: type[Schema] | None = None,
     errors: tuple[int, ...] = (400, 404),
+    files: tuple[str, ...] = (),
+    numbers: tuple[str, ...] = (),
+    optional_body: bool = False,
 ) -> Callable[[View], View]:
     """Declare what a view answers (*response* with *status*; ``None``: no
-    content), the query arguments and JSON body it reads, and the error
-    statuses it may answer besides 401/403.
+    content, or a download of one of the media types *files*), the query
+    arguments and JSON body it reads (*optional_body*: an empty one is taken
+    too), and the error statuses it may answer besides 401/403.
+
+    :param numbers: the path arguments that the view reads as whole numbers
+        itself (a 400 for other text), documented as integers as those of
+        ``<int:...>`` rules are.
     """
 
     def declare(view: View) -> View:
-        operation = Operation(response, status, query, body, errors)
+        operation = Operation(
+            response, status, query, body, errors, files, numbers, optional_body
+        )
         view.openapi = operation  # type: ignore[attr-defined]
         return view
 
@@ -99,7 +116,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         view = app.view_functions[rule.endpoint]
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         operations = {m.lower(): _operation(rule.endpoint, view) for m in methods}
-        path, parameters = _path(rule.rule)
+        numbers = getattr(view, "openapi", UNDECLARED).numbers
+        path, parameters = _path(rule.rule, numbers)
         spec.path(path=path, operations=operations, parameters=parameters)
     return spec.to_dict()
 
@@ -113,11 +131,13 @@ def _description() -> str:
     )
 
 
-def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
-    """The OpenAPI path of a URL rule and its path parameters."""
+def _path(rule: str, numbers: tuple[str, ...]) -> tuple[str, list[dict[str, Any]]]:
+    """The OpenAPI path of a URL rule and its path parameters, those named in
+    *numbers* integers.
+    """
     parameters = []
     for found in _ARGUMENT.finditer(rule):
-        integer = found["converter"] == "int"
+        integer = found["converter"] == "int" or found["name"] in numbers
         schema = (
             {"type": "integer", "minimum": 0, "maximum": MAX_INT}
             if integer
@@ -147,7 +167,8 @@ def _operation(endpoint: str, view: Callable[..., Any]) -> dict[str, Any]:
         document["parameters"] = [{"in": "query", "schema": operation.query}]
     if operation.body is not None:
         content = {"application/json": {"schema": operation.body}}
-        document["requestBody"] = {"required": True, "content": content}
+        required = not operation.optional_body
+        document["requestBody"] = {"required": required, "content": content}
     # Reading may be anonymous (setting anonymous_read); writing needs a token.
     document["security"] = [{"token": []}] if role else [{}, {"token": []}]
     return document
@@ -157,6 +178,9 @@ def _responses(operation: Operation, role: str | None) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": "success"}
     if operation.response is not None:
         answer["content"] = {"application/json": {"schema": operation.response}}
+    elif operation.files:
+        answer["description"] = "the file"
+        answer["content"] = {media: {"schema": BINARY} for media in operation.files}
     else:
         answer["description"] = "done; no content"
     responses = {str(operation.status): answer}

@@ -34,10 +34,21 @@ def load_args(
     return loaded
 
 
-def load_body(schema: type[Schema]) -> dict[str, Any]:
+def load_body(schema: type[Schema], *, optional: bool = False) -> dict[str, Any]:
     """Return the JSON body of the request, loaded by *schema*.
 
+    :param optional: take a request without a body as one of ``{}``.
     :raises marshmallow.ValidationError: when it is missing or does not fit.
+    """
+    body = {} if optional and not request.get_data() else json_object()
+    loaded: dict[str, Any] = schema().load(body)
+    return loaded
+
+
+def json_object() -> dict[str, Any]:
+    """The JSON object the request's body holds.
+
+    :raises marshmallow.ValidationError: when it holds none, saying why.
     """
     if not request.is_json:
         kind = request.mimetype or "none"
@@ -50,8 +61,7 @@ def load_body(schema: type[Schema]) -> dict[str, Any]:
         raise ValidationError({"body": ["is not JSON that parses"]})
     if not isinstance(body, dict):
         raise ValidationError({"body": ["must be a JSON object"]})
-    loaded: dict[str, Any] = schema().load(body)
-    return loaded
+    return body
 
 
 def dumped(schema: type[Schema], obj: Any) -> dict[str, Any]:

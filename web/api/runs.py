@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask.typing import ResponseReturnValue
 
+from catalog.fields import whole_number
 from catalog.runs import (
     RunSummary,
     get_run,
@@ -34,13 +35,18 @@ def runs() -> ResponseReturnValue:
         return page_body(page, schemas.Run)
 
 
-@api.get("/runs/<int:number>")
-@documented(schemas.RunDetail)
-def run(number: int) -> ResponseReturnValue:
-    """One run, the periods that hold it and its datasets."""
+@api.get("/runs/<number>")
+@documented(schemas.RunDetail, numbers=("number",))
+def run(number: str) -> ResponseReturnValue:
+    """One run, the periods that hold it and its datasets.
+
+    A `number` that is not a whole number, or past what a run number can
+    be, is a 400.
+    """
+    run_number = whole_number(number, "runNumber", maximum=None)
     with catalog_session() as session:
-        found = get_run(number, session=session)
-        periods = periods_of_runs([found], session=session).get(number, [])
+        found = get_run(run_number, session=session)
+        periods = periods_of_runs([found], session=session).get(run_number, [])
         shown = dumped(schemas.RunDetail, RunSummary(found, periods))
         shown["datasets"] = [d.name for d in run_datasets(found, session=session)]
         return shown

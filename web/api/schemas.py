@@ -248,6 +248,12 @@ class SkimInput(Schema):
     )
 
 
+class SkimActionInput(Schema):
+    """The body of a skim's run, cancel or retry: none, or ``{}``; it takes
+    no field.
+    """
+
+
 class SkimArgs(PageArgs):
     owner = Text(metadata={"description": "only the skims of this login"})
     state = fields.String(validate=validate.OneOf(SKIM_STATES))

@@ -29,7 +29,7 @@ from skimengine.skims import (
     run_skim,
 )
 from web.api import api, schemas
-from web.api.openapi import documented
+from web.api.openapi import CSV_FILE, ROOT_FILE, documented
 from web.api.paging import dumped, load_args, load_body, page_body
 from web.app import catalog_session
 from web.auth import require_role
@@ -118,7 +118,7 @@ def skim(number: int) -> ResponseReturnValue:
 
 
 @api.post("/skims/<int:number>/run")
-@documented(schemas.Skim)
+@documented(schemas.Skim, body=schemas.SkimActionInput, optional_body=True)
 @require_role(ROLE_PHYSICIST, action="running a skim")
 def skim_run(number: int) -> ResponseReturnValue:
     """Queue a defined skim for the task server: its owner or an admin may.
@@ -128,7 +128,7 @@ def skim_run(number: int) -> ResponseReturnValue:
 
 
 @api.post("/skims/<int:number>/cancel")
-@documented(schemas.Skim)
+@documented(schemas.Skim, body=schemas.SkimActionInput, optional_body=True)
 @require_role(ROLE_PHYSICIST, action="cancelling a skim")
 def cancel(number: int) -> ResponseReturnValue:
     """Cancel a skim in progress: its owner or an admin may."""
@@ -136,7 +136,7 @@ def cancel(number: int) -> ResponseReturnValue:
 
 
 @api.post("/skims/<int:number>/retry")
-@documented(schemas.Skim)
+@documented(schemas.Skim, body=schemas.SkimActionInput, optional_body=True)
 @require_role(ROLE_PHYSICIST, action="retrying a skim")
 def retry(number: int) -> ResponseReturnValue:
     """Run a failed skim again; only its missing output files are written.
@@ -148,15 +148,16 @@ def retry(number: int) -> ResponseReturnValue:
 def changed(change: Callable[..., Skim], number: int) -> ResponseReturnValue:
     """Make *change* (:func:`run_skim`, :func:`cancel_skim` or
     :func:`retry_skim`) to the skim *number* as the request's user, and
-    answer with the skim.
+    answer with the skim. The request has no body, or ``{}``.
     """
+    load_body(schemas.SkimActionInput, optional=True)
     with catalog_session() as session:
         found = change(number, by=acting_in(session), session=session)
         return dumped(schemas.Skim, found)
 
 
 @api.get("/skims/<int:number>/collection")
-@documented(None, query=schemas.CollectionArgs)
+@documented(None, query=schemas.CollectionArgs, files=(ROOT_FILE, CSV_FILE))
 def collection(number: int) -> ResponseReturnValue:
     """The skim's event collection, once selected: ``format=root`` (TTree
     ``Collection``) or ``format=csv``.
@@ -182,7 +183,7 @@ def skim_files(number: int) -> ResponseReturnValue:
 
 
 @api.get("/skims/<int:number>/files/<lfn>")
-@documented(None)
+@documented(None, files=(ROOT_FILE,))
 def skim_file(number: int, lfn: str) -> ResponseReturnValue:
     """One file of a done skim's output dataset (ROOT)."""
     with catalog_session() as session:

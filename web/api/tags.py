@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from skimengine.tags import get_tag, open_tag
 from web.api import api, schemas
-from web.api.openapi import documented
+from web.api.openapi import ROOT_FILE, documented
 from web.api.paging import dumped, load_args
 from web.app import catalog_session
 from web.tags import TagInfo, list_tag_databases, tag_download
@@ -56,7 +56,7 @@ def tag_count(name: str) -> ResponseReturnValue:
 
 
 @api.get("/tags/<name>/root")
-@documented(None)
+@documented(None, files=(ROOT_FILE,))
 def tag_root(name: str) -> ResponseReturnValue:
     """The TAG of a dataset as a ROOT file: TTree ``TAG`` (an entry per
     event: its attributes, ``FileIndex`` and ``Entry``), ``Files`` and
