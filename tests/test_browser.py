@@ -3,9 +3,10 @@ against a live ``hepcat serve`` on the simulated world (``served_catalog``).
 
 A physicist searches, opens a dataset, follows its provenance graph to the
 parent and pages through its files; the runs and task-server pages load
-without a console error. No browser is downloaded: without
-``/usr/bin/chromium`` (``apt install chromium``) the tests are skipped, or fail
-when ``HEPCAT_TEST_REQUIRE_SERVICES=1``.
+without a console error; the TAG composer completes the name being typed. No
+browser is downloaded: without ``/usr/bin/chromium`` (``apt install
+chromium``) the tests are skipped, or fail when
+``HEPCAT_TEST_REQUIRE_SERVICES=1``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from typing import Any
 import pytest
 from live import ServedCatalog
 from playwright.sync_api import Browser, Page
+from sqlalchemy import Engine
+from test_skim_pages import DATASET as ZMUMU_AOD
+from test_skim_pages import serve_tag
+
+from skimengine.tags import TagTable
 
 TIMEOUT_MS = 15_000
 
@@ -203,4 +209,55 @@ def test_task_server_and_home_pages_draw_their_plots(tab: Tab) -> None:
         page.goto(path, wait_until="load")
         assert page.locator("img.plot").count() == 1
         assert tab.images_loaded()
+    assert tab.errors == []
+
+
+@pytest.fixture(scope="module")
+def zmumu_tag(served_catalog: ServedCatalog, served_engine: Engine) -> TagTable:
+    """The TAG of the Zmumu AOD dataset, registered in the served catalogue."""
+    return serve_tag(served_catalog, served_engine)
+
+
+def offered(page: Page) -> list[str]:
+    """The names the composer's completion list shows (none when closed)."""
+    return page.locator("#selection-names:visible li code").all_inner_texts()
+
+
+def test_the_tag_composer_completes_the_word_at_the_cursor(
+    tab: Tab, zmumu_tag: TagTable
+) -> None:
+    page = tab.page
+    page.goto(f"/tags/{ZMUMU_AOD}")
+    composer = page.get_by_label("Selection")
+    every_name = page.locator("#tag-names option").evaluate_all(
+        "options => options.map(o => o.value)"
+    )
+
+    composer.press_sequentially("nJets > 2 && ")
+    after_and = offered(page)
+    composer.press_sequentially("je")
+    after_je = offered(page)
+    composer.press("ArrowDown")
+    composer.press("Enter")
+    completed = composer.input_value()
+    composer.press_sequentially(" > 40")
+    expression = "nJets > 2 && jet_pt1 > 40"
+    count = f"{zmumu_tag.count(expression):,} events of {len(zmumu_tag):,} pass."
+    page.wait_for_function(
+        "text => document.getElementById('selection-count').textContent === text",
+        arg=count,
+    )
+    # In the middle of the expression: the whole word at the cursor goes.
+    composer.fill("MET > 30 && nJets > 2")
+    composer.evaluate("box => box.setSelectionRange(13, 13)")  # after the n
+    composer.press_sequentially("M")
+    in_the_middle = offered(page)
+    page.get_by_role("option", name="nMuons").click()
+
+    assert after_and == every_name and "jet_pt1" in every_name
+    assert after_je == ["jet_pt1", "jet_pt2"]
+    assert completed == "nJets > 2 && jet_pt1"
+    assert in_the_middle == ["nMuons"]
+    assert composer.input_value() == "MET > 30 && nMuons > 2"
+    assert offered(page) == []
     assert tab.errors == []

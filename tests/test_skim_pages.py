@@ -14,6 +14,7 @@ import html
 import io
 import re
 import time
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from werkzeug.test import TestResponse
 
 from catalog.config import Config, load_config
 from catalog.db import session_factory
-from catalog.models import Skim
+from catalog.models import File, Skim
 from catalog.users import add_user, create_token, get_user
 from ingest.eventfiles import write_dataset_files
 from ingest.seed import seed_catalog
@@ -564,6 +565,52 @@ def test_a_done_skim_page_downloads_its_output_files(surface):
     assert f"skim {skim_id} has no output file 'other.root'" in shown(missing)
 
 
+def test_a_skim_with_more_files_than_a_page_lists_them_a_page_at_a_time(surface):
+    skim_id = surface.request("phil", selection=DIMUON)
+    output = surface.run_skims(skim_id).output
+    with surface.Session.begin() as session:
+        for number in range(1, 60):  # a skim as long as the longest ones
+            lfn = f"{output.name}._{number:06d}.pool.root.1"
+            guid = str(uuid.UUID(int=number))
+            kept = {"size": 1000, "events": 10, "checksum": "ad:00000001"}
+            session.add(
+                File(dataset_id=output.id, lfn=lfn, guid=guid, status="done", **kept)
+            )
+    lfns = sorted(f.lfn for f in surface.skim(skim_id).output.files)
+    browser = surface.browser()
+
+    first = browser.get(f"/skims/{skim_id}")
+    later = next_link(first)
+    second = browser.get(later)
+    wrong = browser.get(f"/skims/{skim_id}?files_limit=0")
+
+    assert len(lfns) > 50
+    assert listed_files(first) == lfns[:50]
+    assert f"<strong>{len(lfns)} output files</strong>; showing 1–50." in first.text
+    assert later == f"/skims/{skim_id}?files_offset=50"
+    assert listed_files(second) == lfns[50:]
+    assert f"</strong>; showing 51–{len(lfns)}." in second.text
+    assert 'rel="next"' not in second.text
+    assert f'rel="prev" href="/skims/{skim_id}"' in second.text
+    assert wrong.status_code == 400
+    assert "files_limit must be between 1 and 1000, got 0" in shown(wrong)
+
+
+def next_link(answer: TestResponse) -> str:
+    """The address of the page's *next files* link."""
+    found = re.search(r'<a rel="next" href="([^"]+)">next files →</a>', answer.text)
+    assert found, "no link to the next files"
+    return html.unescape(found.group(1))
+
+
+def listed_files(answer: TestResponse) -> list[str]:
+    """The LFNs in the output file table of a skim's page."""
+    table = answer.text.split('id="skim-files"')[1].split("</table>")[0]
+    return [
+        html.unescape(lfn) for lfn in re.findall(r"/files/[^\"]+\">([^<]+)<", table)
+    ]
+
+
 def test_a_dataset_page_shows_its_tag_and_its_skims(surface):
     done = surface.request("phil", "dimuon", selection=DIMUON)
     surface.run_skims(done)
@@ -641,8 +688,14 @@ def test_a_failed_skim_is_retried_by_its_owner(surface):
 
 @pytest.fixture(scope="module")
 def served_tag(served_catalog: ServedCatalog, served_engine: Engine) -> TagTable:
-    """The TAG of :data:`DATASET` registered in the served catalogue, built
-    from its event files written into the catalogue's file store.
+    """The TAG of :data:`DATASET` registered in the served catalogue."""
+    return serve_tag(served_catalog, served_engine)
+
+
+def serve_tag(served_catalog: ServedCatalog, served_engine: Engine) -> TagTable:
+    """Register the TAG of :data:`DATASET` in the served catalogue (again: it
+    replaces the one there), built from its event files written into the
+    catalogue's file store.
     """
     config = load_config(env={}, data_dir=str(served_catalog.data_dir))
     spec = next(d for d in served_catalog.world.datasets if d.name == DATASET)

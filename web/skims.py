@@ -44,7 +44,6 @@ from skimengine.skims import (
     get_skim,
     list_skims,
     output_file,
-    output_files,
     output_note,
     request_skim,
     retry_skim,
@@ -56,7 +55,7 @@ from skimengine.skims import (
 )
 from web.app import catalog_session
 from web.auth import acting_user, require_role, shown_user
-from web.pages import arg, int_arg
+from web.pages import FILES_PER_PAGE, arg, files_page, int_arg
 from web.tags import list_tag_databases
 
 skims = Blueprint("skims", __name__)
@@ -184,8 +183,12 @@ def target_size_in(form: Mapping[str, str]) -> int | None:
 @skims.get("/skims/<int:skim_id>")
 def skim(skim_id: int) -> str:
     """One skim: state, progress, selection, counts, error and actions (no
-    *Retry* for a skim whose selection kept no event: a retry cannot mend it).
+    *Retry* for a skim whose selection kept no event: a retry cannot mend it),
+    and its output files a page at a time (``files_offset``, and
+    ``files_limit``, 50 by default), as on a dataset's page.
     """
+    files_offset = int_arg(request.args, "files_offset", 0)
+    files_limit = int_arg(request.args, "files_limit", FILES_PER_PAGE)
     with catalog_session() as session:
         found = get_skim(skim_id, session=session)
         return render_template(
@@ -198,7 +201,11 @@ def skim(skim_id: int) -> str:
             waiting=waiting_for_run(found),
             nothing=selected_nothing(found),
             has_collection=bool(found.collection_path) and found.n_selected != 0,
-            files=output_files(found) if found.output is not None else [],
+            files=(
+                files_page(found.output, files_offset, files_limit, session=session)
+                if found.output is not None
+                else None
+            ),
             default_target_size=DEFAULT_TARGET_SIZE,
         )
 
