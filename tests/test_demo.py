@@ -79,6 +79,7 @@ def wait_for(url: str, text: str, timeout: float = 120.0) -> str:
 PRODUCTION = {
     "HEPCAT_DATABASE_URL": "mysql+pymysql://root@127.0.0.1:3306/x",
     "HEPCAT_PRODSYS_URL": "oracle+oracledb://atlas:pw@prodsys/?service_name=P",
+    "HEPCAT_POOL_FILE_CATALOGS": "/cvmfs/atlas.cern.ch/PoolFileCatalog.xml",
     "HEPCAT_DDM_BROKER": "stomp://mq.cern.ch:61613",
     "HEPCAT_DDM_DESTINATION": "/topic/rucio.events",
     "HEPCAT_DDM_CLIENT_ID": "hepcat",
@@ -99,15 +100,18 @@ def test_the_demo_ignores_the_catalogue_and_ddm_destination_it_is_given(tmp_path
     assert config.ddm_destination.startswith("/topic/hepcat.demo.")
     assert ddm_client_id(config).startswith("hepcat-demo-")
     assert config.ddm_subscription == "hepcat-demo-ddm"
+    assert config.pool_file_catalogs == ()  # its event files are its own
     assert ignored == [
         "HEPCAT_DATABASE_URL",
         "HEPCAT_PRODSYS_URL",
+        "HEPCAT_POOL_FILE_CATALOGS",
         "HEPCAT_DDM_DESTINATION",
         "HEPCAT_DDM_CLIENT_ID",
     ]
     assert ignored_note(config, ignored) == (
         "note: the demo ignores HEPCAT_DATABASE_URL, HEPCAT_PRODSYS_URL, "
-        "HEPCAT_DDM_DESTINATION, HEPCAT_DDM_CLIENT_ID: it keeps to its own "
+        "HEPCAT_POOL_FILE_CATALOGS, HEPCAT_DDM_DESTINATION, HEPCAT_DDM_CLIENT_ID: "
+        "it keeps to its own "
         "catalogue, sources, files, DDM destination and subscription in "
         f"{tmp_path.resolve()}"
     )

@@ -456,3 +456,18 @@ def test_the_demo_builds_the_tags_of_the_derivations(tmp_path: Path) -> None:
 def test_the_target_size_option_allows_what_a_skim_allows() -> None:
     # The command does not import skimengine for it (uproot comes with it).
     assert skims_cli.MAX_TARGET_SIZE == MAX_TARGET_SIZE
+
+
+def test_a_skim_cancelled_before_it_was_run_suggests_no_run(data_dir: Path) -> None:
+    created = hepcat(
+        data_dir, "skim", "create", "--dataset", DATASET, "--select", DIMUON,
+        "--name", "never", "--user", "jdoe",
+    )  # fmt: skip
+    skim_id = created.stdout.strip()
+    hepcat(data_dir, "skim", "cancel", skim_id)
+
+    shown = hepcat(data_dir, "skim", "show", skim_id)
+
+    assert "state:     cancelled\n" in shown.stdout
+    assert "run:       not requested\n" in shown.stdout
+    assert "hepcat skim run" not in shown.stdout

@@ -201,6 +201,7 @@ def skim_show(context: Context, skim_id: int) -> None:
         get_skim,
         retryable,
         skim_progress,
+        waiting_for_run,
     )
 
     with context.catalog()() as session:
@@ -212,9 +213,7 @@ def skim_show(context: Context, skim_id: int) -> None:
             "dataset": found.parent.name,
             "selection": found.selection or f"collection {found.collection_name}",
             "state": found.state,
-            "run": f"requested {found.run_requested:%Y-%m-%d %H:%M:%S} UTC"
-            if found.run_requested
-            else f"not requested ('hepcat skim run {found.id}' runs it)",
+            "run": _run_line(found, waiting=waiting_for_run(found)),
             "progress": f"{skim_progress(found):.1f}%",
             "events": f"{found.n_selected} of {found.n_events_in}"
             if found.n_selected is not None
@@ -229,6 +228,17 @@ def skim_show(context: Context, skim_id: int) -> None:
             shown["retry"] = f"'hepcat skim retry {found.id}' writes the missing files"
     for key, value in shown.items():
         click.echo(f"{key + ':':11}{value}")
+
+
+def _run_line(found: Any, *, waiting: bool) -> str:
+    """Whether the skim *found* was asked to run, and how to ask while it
+    can be (a skim that ended cannot run again).
+    """
+    if found.run_requested:
+        return f"requested {found.run_requested:%Y-%m-%d %H:%M:%S} UTC"
+    if waiting:
+        return f"not requested ('hepcat skim run {found.id}' runs it)"
+    return "not requested"
 
 
 def _output(skim: Any) -> str:
