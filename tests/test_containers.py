@@ -313,19 +313,18 @@ def test_a_trashed_member_shows_in_the_containers_statuses(
 YEAR = "data15_13TeV.AllYear.physics_Main.PhysCont.AOD.grp15_v01_f629"
 
 
-def found_in(
-    client: FlaskClient, container: str, *, api: bool = True
-) -> dict[str, list[str]]:
+def found_in(client: FlaskClient, container: str) -> dict[str, list[str]]:
     """The datasets the ``inContainer`` filter finds for *container* on the
-    JSON API (unless not *api*), the search page and ``SearchQuery``, each
-    sorted.
+    JSON API, the search page and ``SearchQuery``, each sorted.
     """
     args = {"inContainer": container, "limit": "1000"}
+    api = client.get("/api/v1/datasets", query_string=args)
     page = client.get("/datasets", query_string=args)
     mql = f"SELECT logicalDatasetName WHERE inContainer = '{container}'"
-    assert page.status_code == 200
+    assert api.status_code == page.status_code == 200, api.json
     html = page.get_data(as_text=True)
-    found = {
+    return {
+        "api": sorted(item["logicalDatasetName"] for item in api.json["items"]),
         "page": sorted(
             re.findall(r'<td class="name"><a href="/datasets/([^"]+)"', html)
         ),
@@ -333,12 +332,6 @@ def found_in(
             row["logicalDatasetName"] for row in search(client, "dataset", mql)
         ),
     }
-    if api:
-        answer = client.get("/api/v1/datasets", query_string=args)
-        assert answer.status_code == 200, answer.json
-        items = answer.json["items"]
-        found["api"] = sorted(item["logicalDatasetName"] for item in items)
-    return found
 
 
 def test_the_filter_finds_the_datasets_of_the_containers_a_container_holds(
@@ -368,18 +361,46 @@ def test_the_filter_takes_the_names_a_container_lookup_takes(
 ) -> None:
     found = found_in(client, spelling)
     other_scope = f"mc16_13TeV:{period_container}"
-    refused = client.get("/api/v1/datasets", query_string={"inContainer": other_scope})
+    args = {"inContainer": other_scope}
+    refused = client.get("/api/v1/datasets", query_string=args)
+    page = client.get("/datasets", query_string=args)
+    mql = f"SELECT logicalDatasetName WHERE inContainer = '{other_scope}'"
 
     assert found == {
         "api": [RUN_1, RUN_2],
         "page": [RUN_1, RUN_2],
         "ami": [RUN_1, RUN_2],
     }
-    # Under another scope it names no container: the API says so, the search
-    # page and SearchQuery find nothing.
-    assert refused.status_code == 404
+    # Under another scope it names no container: the API and the search page
+    # say so, SearchQuery finds nothing.
+    assert refused.status_code == page.status_code == 404
     assert refused.json["error"]["type"] == "ContainerNotFound"
-    assert found_in(client, other_scope, api=False) == {"page": [], "ami": []}
+    assert "404 ContainerNotFound no DDM container named" in visible_text(page)
+    assert search(client, "dataset", mql) == []
+
+
+def test_the_search_page_says_a_container_filter_names_no_container(
+    client: FlaskClient, period_container: str
+) -> None:
+    misspelt = client.get("/datasets", query_string={"inContainer": CONTAINER + "x"})
+    pattern = client.get("/datasets?inContainer=%25nothing%25")
+    blanks = client.get("/datasets?inContainer=%20%20")
+
+    # The form as typed, with the API's error above it and its status.
+    text, html = visible_text(misspelt), misspelt.get_data(as_text=True)
+    assert misspelt.status_code == 404
+    assert (
+        f"404 ContainerNotFound no DDM container named '{CONTAINER}x'; "
+        f"did you mean '{CONTAINER}'?" in text
+    )
+    assert 'id="search-error"' in html
+    assert f'name="inContainer" value="{CONTAINER}x"' in html
+    assert "No dataset matches" not in text
+    # A pattern is a search that may find nothing; blanks filter nothing.
+    assert pattern.status_code == 200
+    assert "No dataset matches" in visible_text(pattern)
+    assert blanks.status_code == 200
+    assert "3 datasets match" in visible_text(blanks)
 
 
 def test_the_filter_finds_a_container_ddm_spelt_with_its_trailing_slash(

@@ -13,6 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
+from test_pages import visible_text
 
 from catalog.models import Period, PeriodRun, Run
 
@@ -57,6 +58,19 @@ def test_a_run_number_out_of_range_is_a_bad_request_on_page_and_api(
     text = response.get_data(as_text=True)
     assert f"runNumber is out of range: {number}" in text
     assert "InvalidInput" in text
+
+
+@pytest.mark.parametrize("number", ["abc", "-1", "1.5"])
+def test_a_run_number_that_is_no_whole_number_is_the_apis_400_on_the_page(
+    client: FlaskClient, number: str
+) -> None:
+    page = client.get(f"/runs/{number}")
+    api = client.get(f"{API}/runs/{number}")
+
+    message = api.json["error"]["message"]
+    assert page.status_code == api.status_code == 400
+    assert message == f"runNumber must be a whole number, got '{number}'"
+    assert f"400 InvalidInput {message}" in visible_text(page)
 
 
 # --- project patterns ignore letter case on every database ------------------------

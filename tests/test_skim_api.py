@@ -387,6 +387,32 @@ def test_an_unknown_skim_is_a_404(surface):
     )
 
 
+# Every route of one skim: its method and what follows the skim's number.
+SKIM_ROUTES = [
+    ("GET", ""),
+    ("GET", "/collection"),
+    ("GET", "/files"),
+    ("GET", "/files/x.root"),
+    ("POST", "/run"),
+    ("POST", "/cancel"),
+    ("POST", "/retry"),
+]
+
+
+def test_a_skim_number_that_is_no_whole_number_is_a_400_naming_it(surface):
+    client = surface.app.test_client()
+
+    for number in ("abc", "-1"):
+        for method, rest in SKIM_ROUTES:
+            answer = client.open(
+                f"{API}/skims/{number}{rest}",
+                method=method,
+                headers=surface.bearer("phil"),
+            )
+            message = assert_error(answer, 400, "InvalidInput")["message"]
+            assert message == f"skim id must be a whole number, got '{number}'"
+
+
 # --- cancelling and retrying ----------------------------------------------------
 
 

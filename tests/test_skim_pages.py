@@ -513,6 +513,28 @@ def test_only_the_owner_or_an_admin_may_cancel(surface):
     assert ">Retry</button>" not in after.text
 
 
+def test_a_skim_number_that_is_no_whole_number_is_a_400_naming_it(surface):
+    browser = surface.browser("phil")
+    token = csrf(browser)
+
+    answers = [
+        browser.get("/skims/abc"),
+        browser.get("/skims/abc/collection.csv"),
+        browser.get("/skims/abc/files/x.root"),
+    ]
+    answers += [
+        browser.post(f"/skims/abc/{action}", data={"csrf_token": token})
+        for action in ("run", "cancel", "retry")
+    ]
+    form = browser.get("/skims/new")
+
+    for answer in answers:
+        assert answer.status_code == 400
+        said = "400 InvalidInput skim id must be a whole number, got 'abc'"
+        assert said in shown(answer)
+    assert form.status_code == 200 and 'name="select"' in form.text
+
+
 def test_a_done_skim_shows_its_output_and_collection(surface):
     skim_id = surface.request("phil", selection=DIMUON)
     surface.run_skims(skim_id)

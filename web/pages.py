@@ -51,7 +51,7 @@ from catalog.derived import (
     file_lumi_blocks,
     raw_dataset_of,
 )
-from catalog.errors import InvalidInput, RunNotFound
+from catalog.errors import ContainerNotFound, InvalidInput, RunNotFound
 from catalog.fields import ami_fields, row_to_ami, whole_number
 from catalog.lumiblocks import format_lumi_blocks
 from catalog.models import AMI_TRASHED, AMI_VALID, Dataset, Reconciliation, Replica, Run
@@ -219,12 +219,12 @@ def search() -> ResponseReturnValue:
     cursor ``after`` (with ``offset`` saying where) from a "next" link, so
     that a deep page costs what the first one does
     (:func:`~catalog.datasets.search_datasets`). A mistake (a field that is
-    none, a value or sort the catalogue refuses) shows the form as typed,
-    with the error.
+    none, a value or sort the catalogue refuses, an ``inContainer`` naming
+    no DDM container) shows the form as typed, with the error and its status.
     """
     try:
         return found_datasets(request.args)
-    except InvalidInput as err:
+    except (InvalidInput, ContainerNotFound) as err:
         # The transaction has been rolled back; nothing was read.
         return search_form(request.args, err)
 
@@ -235,7 +235,12 @@ def found_datasets(args: Any) -> str | Response:
 
     :raises InvalidInput: for a field that is none, or a value, sort, page
         or cursor the catalogue refuses.
+    :raises ContainerNotFound: for an ``inContainer`` without ``%`` that
+        names no DDM container, as the JSON API says.
     """
+    # web.api.datasets imports this module: imported once both are loaded.
+    from web.api.datasets import check_container
+
     one_value_each(args, repeatable=("column",), hint=several_values)
     canonical: dict[str, Any] | None = canonical_search_args(args)
     if canonical is not None:
@@ -243,6 +248,7 @@ def found_datasets(args: Any) -> str | Response:
     query = dataset_query(args)
     columns = chosen_columns(args)
     with catalog_session() as session:
+        check_container((query.filters or {}).get("inContainer"), session=session)
         after = arg(args, "after") or None
         page = search_datasets(query, session=session, after=after)
         rows = ami_rows(page.rows, columns, session=session)
@@ -262,7 +268,7 @@ def container_named(query: DatasetQuery, page: Page, *, session: Session) -> str
     return found.name if found is not None else None
 
 
-def search_form(args: Any, error: InvalidInput) -> tuple[str, int]:
+def search_form(args: Any, error: InvalidInput | ContainerNotFound) -> tuple[str, int]:
     """The search form filled with *args* as typed, unchecked, and *error*
     above it, with its status; no dataset.
     """
@@ -280,7 +286,7 @@ def search_page(
     *,
     page: Page | None = None,
     rows: Sequence[dict[str, Any]] = (),
-    error: InvalidInput | None = None,
+    error: InvalidInput | ContainerNotFound | None = None,
     container: str | None = None,
 ) -> str:
     """The search page: the form filled from *query* and *columns*, then

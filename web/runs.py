@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from flask import Blueprint, render_template, request
 
 from catalog.derived import file_lumi_blocks
+from catalog.fields import whole_number
 from catalog.lumiblocks import format_lumi_blocks
 from catalog.models import Dataset
 from catalog.runs import (
@@ -49,12 +50,17 @@ def run_list() -> str:
     return render_template("runs.html", page=page, project=project, period=period)
 
 
-@runs.get("/runs/<int:run_number>")
-def run(run_number: int) -> str:
-    """One run: its numbers, periods and datasets with their lumi blocks."""
+@runs.get("/runs/<run_number>")
+def run(run_number: str) -> str:
+    """One run: its numbers, periods and datasets with their lumi blocks.
+
+    A run number that is not a whole number, or past what a run number can
+    be, is a 400, as in the JSON API.
+    """
+    number = whole_number(run_number, "runNumber", maximum=None)
     with catalog_session() as session:
-        found = get_run(run_number, session=session)
-        periods = periods_of_runs([found], session=session).get(run_number, [])
+        found = get_run(number, session=session)
+        periods = periods_of_runs([found], session=session).get(number, [])
         datasets = [
             RunDataset(d, format_lumi_blocks(file_lumi_blocks(d, session=session)))
             for d in run_datasets(found, session=session)

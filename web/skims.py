@@ -180,17 +180,18 @@ def target_size_in(form: Mapping[str, str]) -> int | None:
     )
 
 
-@skims.get("/skims/<int:skim_id>")
-def skim(skim_id: int) -> str:
+@skims.get("/skims/<skim_id>")
+def skim(skim_id: str) -> str:
     """One skim: state, progress, selection, counts, error and actions (no
     *Retry* for a skim whose selection kept no event: a retry cannot mend it),
     and its output files a page at a time (``files_offset``, and
     ``files_limit``, 50 by default), as on a dataset's page.
     """
+    number = skim_number(skim_id)
     files_offset = int_arg(request.args, "files_offset", 0)
     files_limit = int_arg(request.args, "files_limit", FILES_PER_PAGE)
     with catalog_session() as session:
-        found = get_skim(skim_id, session=session)
+        found = get_skim(number, session=session)
         return render_template(
             "skim.html",
             skim=found,
@@ -210,49 +211,61 @@ def skim(skim_id: int) -> str:
         )
 
 
-@skims.post("/skims/<int:skim_id>/run")
+@skims.post("/skims/<skim_id>/run")
 @require_role(ROLE_PHYSICIST, action="running a skim")
-def run(skim_id: int) -> Response:
+def run(skim_id: str) -> Response:
     """Queue the defined skim for the task server: its owner or an admin may."""
     return changed(run_skim, skim_id)
 
 
-@skims.post("/skims/<int:skim_id>/cancel")
+@skims.post("/skims/<skim_id>/cancel")
 @require_role(ROLE_PHYSICIST, action="cancelling a skim")
-def cancel(skim_id: int) -> Response:
+def cancel(skim_id: str) -> Response:
     """Cancel the skim: its owner or an admin may."""
     return changed(cancel_skim, skim_id)
 
 
-@skims.post("/skims/<int:skim_id>/retry")
+@skims.post("/skims/<skim_id>/retry")
 @require_role(ROLE_PHYSICIST, action="retrying a skim")
-def retry(skim_id: int) -> Response:
+def retry(skim_id: str) -> Response:
     """Run the failed skim again: its owner or an admin may."""
     return changed(retry_skim, skim_id)
 
 
-def changed(change: Callable[..., Skim], skim_id: int) -> Response:
+def changed(change: Callable[..., Skim], skim_id: str) -> Response:
     """Make *change* (:func:`run_skim`, :func:`cancel_skim` or
     :func:`retry_skim`) to the skim *skim_id* as the request's user, and go
     back to the skim's page.
     """
+    number = skim_number(skim_id)
     with catalog_session() as session:
-        change(skim_id, by=acting_in(session), session=session)
-    return redirect(url_for("skims.skim", skim_id=skim_id))
+        change(number, by=acting_in(session), session=session)
+    return redirect(url_for("skims.skim", skim_id=number))
 
 
-@skims.get("/skims/<int:skim_id>/collection.<any(root, csv):kind>")
-def collection(skim_id: int, kind: str) -> Response:
+@skims.get("/skims/<skim_id>/collection.<any(root, csv):kind>")
+def collection(skim_id: str, kind: str) -> Response:
     """The skim's event collection, as ROOT or CSV."""
+    number = skim_number(skim_id)
     with catalog_session() as session:
-        return collection_download(get_skim(skim_id, session=session), kind)
+        return collection_download(get_skim(number, session=session), kind)
 
 
-@skims.get("/skims/<int:skim_id>/files/<lfn>")
-def output(skim_id: int, lfn: str) -> Response:
+@skims.get("/skims/<skim_id>/files/<lfn>")
+def output(skim_id: str, lfn: str) -> Response:
     """A file of the skim's output dataset."""
+    number = skim_number(skim_id)
     with catalog_session() as session:
-        return output_download(get_skim(skim_id, session=session), lfn)
+        return output_download(get_skim(number, session=session), lfn)
+
+
+def skim_number(text: str) -> int:
+    """The id of a skim, from the path of a page or of the JSON API; one
+    too large to be any skim's is left to :func:`get_skim`.
+
+    :raises InvalidInput: unless it is a whole number, naming it.
+    """
+    return whole_number(text, "skim id", maximum=None)
 
 
 def output_download(found: Skim, lfn: str) -> Response:

@@ -33,7 +33,12 @@ from web.api.openapi import CSV_FILE, ROOT_FILE, documented
 from web.api.paging import dumped, load_args, load_body, page_body
 from web.app import catalog_session
 from web.auth import require_role
-from web.skims import acting_in, collection_download, output_download
+from web.skims import (
+    acting_in,
+    collection_download,
+    output_download,
+    skim_number,
+)
 
 # Newest first; the id alone is a total order.
 SKIM_KEYSET = Keyset(
@@ -109,72 +114,100 @@ def skim_page(args: dict[str, Any], *, session: Session) -> KeysetPage:
     )
 
 
-@api.get("/skims/<int:number>")
-@documented(schemas.Skim)
-def skim(number: int) -> ResponseReturnValue:
-    """One skim: its state, progress in percent, counts and error."""
+@api.get("/skims/<number>")
+@documented(schemas.Skim, numbers=("number",))
+def skim(number: str) -> ResponseReturnValue:
+    """One skim: its state, progress in percent, counts and error.
+
+    A `number` that is not a whole number is a 400, as on every skim route.
+    """
     with catalog_session() as session:
-        return dumped(schemas.Skim, get_skim(number, session=session))
+        return dumped(schemas.Skim, get_skim(skim_number(number), session=session))
 
 
-@api.post("/skims/<int:number>/run")
-@documented(schemas.Skim, body=schemas.SkimActionInput, optional_body=True)
+@api.post("/skims/<number>/run")
+@documented(
+    schemas.Skim,
+    body=schemas.SkimActionInput,
+    optional_body=True,
+    numbers=("number",),
+)
 @require_role(ROLE_PHYSICIST, action="running a skim")
-def skim_run(number: int) -> ResponseReturnValue:
+def skim_run(number: str) -> ResponseReturnValue:
     """Queue a defined skim for the task server: its owner or an admin may.
     Asking again for a skim on its way changes nothing.
     """
     return changed(run_skim, number)
 
 
-@api.post("/skims/<int:number>/cancel")
-@documented(schemas.Skim, body=schemas.SkimActionInput, optional_body=True)
+@api.post("/skims/<number>/cancel")
+@documented(
+    schemas.Skim,
+    body=schemas.SkimActionInput,
+    optional_body=True,
+    numbers=("number",),
+)
 @require_role(ROLE_PHYSICIST, action="cancelling a skim")
-def cancel(number: int) -> ResponseReturnValue:
+def cancel(number: str) -> ResponseReturnValue:
     """Cancel a skim in progress: its owner or an admin may."""
     return changed(cancel_skim, number)
 
 
-@api.post("/skims/<int:number>/retry")
-@documented(schemas.Skim, body=schemas.SkimActionInput, optional_body=True)
+@api.post("/skims/<number>/retry")
+@documented(
+    schemas.Skim,
+    body=schemas.SkimActionInput,
+    optional_body=True,
+    numbers=("number",),
+)
 @require_role(ROLE_PHYSICIST, action="retrying a skim")
-def retry(number: int) -> ResponseReturnValue:
+def retry(number: str) -> ResponseReturnValue:
     """Run a failed skim again; only its missing output files are written.
     Its owner or an admin may.
     """
     return changed(retry_skim, number)
 
 
-def changed(change: Callable[..., Skim], number: int) -> ResponseReturnValue:
+def changed(change: Callable[..., Skim], number: str) -> ResponseReturnValue:
     """Make *change* (:func:`run_skim`, :func:`cancel_skim` or
     :func:`retry_skim`) to the skim *number* as the request's user, and
     answer with the skim. The request has no body, or ``{}``.
     """
+    skim_id = skim_number(number)
     load_body(schemas.SkimActionInput, optional=True)
     with catalog_session() as session:
-        found = change(number, by=acting_in(session), session=session)
+        found = change(skim_id, by=acting_in(session), session=session)
         return dumped(schemas.Skim, found)
 
 
-@api.get("/skims/<int:number>/collection")
-@documented(None, query=schemas.CollectionArgs, files=(ROOT_FILE, CSV_FILE))
-def collection(number: int) -> ResponseReturnValue:
+@api.get("/skims/<number>/collection")
+@documented(
+    None,
+    query=schemas.CollectionArgs,
+    files=(ROOT_FILE, CSV_FILE),
+    numbers=("number",),
+)
+def collection(number: str) -> ResponseReturnValue:
     """The skim's event collection, once selected: ``format=root`` (TTree
     ``Collection``) or ``format=csv``.
     """
+    skim_id = skim_number(number)
     wanted = load_args(schemas.CollectionArgs)["format"]
     with catalog_session() as session:
-        return collection_download(get_skim(number, session=session), wanted)
+        return collection_download(get_skim(skim_id, session=session), wanted)
 
 
-@api.get("/skims/<int:number>/files")
-@documented(schemas.SkimOutputFiles)
-def skim_files(number: int) -> ResponseReturnValue:
+@api.get("/skims/<number>/files")
+@documented(schemas.SkimOutputFiles, numbers=("number",))
+def skim_files(number: str) -> ResponseReturnValue:
     """The files of a done skim's output dataset, each with its download."""
     with catalog_session() as session:
-        found = get_skim(number, session=session)
+        found = get_skim(skim_number(number), session=session)
         items = [
-            {"file": file, "url": url_for("api.skim_file", number=number, lfn=file.lfn)}
+            {
+                "file": file,
+                "url": url_for("api.skim_file", number=found.id, lfn=file.lfn),
+            }
             for file, _ in output_files(found)
         ]
         assert found.output is not None  # output_files raised otherwise
@@ -182,9 +215,10 @@ def skim_files(number: int) -> ResponseReturnValue:
         return dumped(schemas.SkimOutputFiles, body)
 
 
-@api.get("/skims/<int:number>/files/<lfn>")
-@documented(None, files=(ROOT_FILE,))
-def skim_file(number: int, lfn: str) -> ResponseReturnValue:
+@api.get("/skims/<number>/files/<lfn>")
+@documented(None, files=(ROOT_FILE,), numbers=("number",))
+def skim_file(number: str, lfn: str) -> ResponseReturnValue:
     """One file of a done skim's output dataset (ROOT)."""
+    skim_id = skim_number(number)
     with catalog_session() as session:
-        return output_download(get_skim(number, session=session), lfn)
+        return output_download(get_skim(skim_id, session=session), lfn)
