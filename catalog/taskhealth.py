@@ -69,17 +69,21 @@ class TaskHealth:
 
     @property
     def failed(self) -> dict[str, str]:
-        """The tasks whose last run failed, by name, with its error in words."""
+        """The tasks whose last finished run failed, by name, with its error
+        in words: a task run again after a failure is flagged until a run of
+        it ends well.
+        """
+        lasts = {task.name: last_finished(task) for task in self.tasks}
         return {
-            task.name: error_summary(task.last.error) or "the task failed"
-            for task in self.tasks
-            if task.last is not None and task.last.outcome == FAILED
+            name: error_summary(run.error) or "the task failed"
+            for name, run in lasts.items()
+            if run is not None and run.outcome == FAILED
         }
 
     @property
     def needs_look(self) -> bool:
-        """Whether a task is late, a run stale, a task's last run failed, or
-        tasks have run but no task server seems to run now.
+        """Whether a task is late, a run stale, a task's last finished run
+        failed, or tasks have run but no task server seems to run now.
         """
         stopped = bool(self.tasks) and not self.server_running
         return bool(self.late or self.stale_runs or self.failed or stopped)
@@ -109,6 +113,13 @@ def task_health(
         stale_datasets=stale_datasets,
         quarantined=quarantined,
     )
+
+
+def last_finished(task: TaskStatus) -> TaskRun | None:
+    """The newest run of *task* that ended (of the runs read), if any: a run
+    is recorded as running from its start.
+    """
+    return next((run for run in task.runs if run.ended is not None), None)
 
 
 def held(lease: TaskLease | None, now: dt.datetime) -> bool:

@@ -36,6 +36,9 @@ T = TypeVar("T")
 
 OK, FAILED, CANCELLED = "ok", "failed", "cancelled"
 OUTCOMES = (OK, FAILED, CANCELLED)
+#: The outcome of a run's record from its start until it ends; a run whose
+#: process died keeps it (``hepcat status`` calls it stale).
+RUNNING = "running"
 
 #: Attempts at an operation that meets transient database errors.
 MAX_ATTEMPTS = 5
@@ -320,9 +323,47 @@ PRUNE_EVERY = 3600.0
 _pruned: dict[str, float] = {}  # task name: monotonic time of the last pruning
 
 
-def record(result: RunResult, *, Session: sessionmaker[Session]) -> None:  # noqa: N803
-    """Write *result* to ``task_run``, retrying transient database errors;
-    about once an hour per task, remove its runs older than
+def record_start(
+    task_name: str,
+    owner: str,
+    *,
+    Session: sessionmaker[Session],  # noqa: N803
+    stop: threading.Event | None = None,
+) -> int | None:
+    """Write a run of *task_name* by *owner*, starting now, to ``task_run`` as
+    running, retrying transient database errors, and return the row's id: a
+    run whose process dies leaves it, and ``hepcat status`` calls it stale
+    once its owner no longer holds the task's lease.
+
+    A row that cannot be written is logged and None returned: the run goes
+    on, and :func:`record` adds its row when it ends.
+    """
+
+    def write() -> int:
+        with Session.begin() as session:
+            row = TaskRun(
+                task_name=task_name, owner=owner, started=utcnow(), outcome=RUNNING
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    try:
+        return retry_transient(write, what=f"the run record of {task_name}", stop=stop)
+    except Exception:
+        logger.exception("Could not record the start of a run of task %s", task_name)
+        return None
+
+
+def record(
+    result: RunResult,
+    *,
+    Session: sessionmaker[Session],  # noqa: N803
+    run_id: int | None = None,
+) -> None:
+    """Write *result* to ``task_run``: complete the row :func:`record_start`
+    wrote, *run_id*, or add one (None: it was not written); retry transient
+    database errors. About once an hour per task, remove its runs older than
     :data:`RUNS_KEPT` (a task server records a run of each task every few
     seconds: hundreds of thousands a day).
 
@@ -333,7 +374,7 @@ def record(result: RunResult, *, Session: sessionmaker[Session]) -> None:  # noq
 
     def write() -> None:
         with Session.begin() as session:
-            session.add(_row(result))
+            _complete(session, result, run_id)
             if prune:
                 old = TaskRun.started < result.started - RUNS_KEPT
                 named = TaskRun.task_name == result.task_name
@@ -348,18 +389,28 @@ def record(result: RunResult, *, Session: sessionmaker[Session]) -> None:  # noq
             _pruned[result.task_name] = now
 
 
-def _row(result: RunResult) -> TaskRun:
-    return TaskRun(
-        task_name=result.task_name,
-        owner=result.owner,
-        started=result.started,
-        ended=result.ended,
-        items=result.items,
-        backlog=result.backlog,
-        outcome=result.outcome,
-        error=result.error,
-        attempt=result.attempts,
-    )
+def _complete(session: Session, result: RunResult, run_id: int | None) -> None:
+    """Write how the run ended to its row *run_id*, or add a row for it."""
+    row = None if run_id is None else session.get(TaskRun, run_id)
+    if row is None:
+        row = TaskRun(
+            task_name=result.task_name, owner=result.owner, started=result.started
+        )
+        session.add(row)
+    for name, value in _ending(result).items():
+        setattr(row, name, value)
+
+
+def _ending(result: RunResult) -> dict[str, object]:
+    """The columns of ``task_run`` that say how the run of *result* ended."""
+    return {
+        "ended": result.ended,
+        "items": result.items,
+        "backlog": result.backlog,
+        "outcome": result.outcome,
+        "error": result.error,
+        "attempt": result.attempts,
+    }
 
 
 def run_leased(
@@ -371,7 +422,10 @@ def run_leased(
     stop: threading.Event,
     prepare: Callable[[], None] | None = None,
 ) -> RunResult | None:
-    """Take the leases of *task*, run it, release them and record the run.
+    """Take the leases of *task*, record the run as running, run it, record
+    how it ended and release the leases. The run is recorded at its start so
+    that a process killed during it leaves a record; it is completed while
+    the leases are held, so that it is never seen running without them.
 
     :param prepare: called once the leases are held and before the run (the
         task server opens a task there); an error in it fails the run.
@@ -383,12 +437,13 @@ def run_leased(
         return None
     heartbeat.hold(task.name, names, stop)
     try:
+        run_id = record_start(task.name, leases.owner, Session=Session, stop=stop)
         result = _prepare_and_execute(task, Session, leases.owner, stop, prepare)
         result = _count_quarantined(result, Session)
+        record(result, Session=Session, run_id=run_id)
     finally:
         heartbeat.drop(task.name)
         _release(leases, names, task.name)
-    record(result, Session=Session)
     return result
 
 
