@@ -38,21 +38,6 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@pytest.fixture
-def status(catalog_engine: Engine, tmp_path: Path) -> Callable[[], Result]:
-    """Run ``hepcat status`` on the test's catalogue."""
-
-    def run() -> Result:
-        url = catalog_engine.url.render_as_string(hide_password=False)
-        return CliRunner().invoke(
-            main,
-            ["--data-dir", str(tmp_path), "status"],
-            env={"HEPCAT_DATABASE_URL": url},
-        )
-
-    return run
-
-
 def task_line(result: Result, name: str) -> str:
     """The line of task *name* in the output."""
     found = [line for line in result.stdout.splitlines() if line.split()[0] == name]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session as OrmSession
@@ -34,7 +34,6 @@ from test_taskserver_page import (  # noqa: F401 - client is a fixture
 
 from catalog.db import utcnow
 from catalog.models import File, TaskLease, TaskRun
-from hepcat.cli import main
 from ingest.simulate import ProdSysSource
 from ingest.world import build_world
 from taskserver.base import RunContext, RunOutcome, Task
@@ -56,21 +55,6 @@ def prodsys_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     source.add_world(build_world(seed=5, files_per_dataset=30))
     source.engine.dispose()
     return url
-
-
-@pytest.fixture
-def status(catalog_engine: Engine, tmp_path: Path) -> Callable[[], Result]:
-    """Run ``hepcat status`` on the test's catalogue."""
-
-    def run() -> Result:
-        url = catalog_engine.url.render_as_string(hide_password=False)
-        return CliRunner().invoke(
-            main,
-            ["--data-dir", str(tmp_path), "status"],
-            env={"HEPCAT_DATABASE_URL": url},
-        )
-
-    return run
 
 
 def runs_of(Session: sessionmaker[OrmSession], name: str) -> list[TaskRun]:  # noqa: N803

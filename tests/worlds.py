@@ -8,6 +8,7 @@
   test's catalogue;
 - ``skim_world`` and ``skim_task``: the skim world of ``test_skims`` and its
   skim task; ``surface``: the skim surfaces' world of ``test_skim_pages``;
+- ``status``: ``hepcat status`` run on the test's catalogue;
 - ``ami_url`` and ``served_engine``: the AMI endpoint of the live
   ``hepcat serve`` (``live.py``) and an engine on the catalogue it serves;
 - :func:`oracle_sql`: the SQL a migration step writes for Oracle.
@@ -21,12 +22,13 @@ run on SQLite, PostgreSQL and MariaDB.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from alembic import command
+from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
@@ -37,6 +39,7 @@ from werkzeug.test import TestResponse
 import migrations
 from catalog.config import load_config
 from catalog.db import create_catalog_engine
+from hepcat.cli import main
 from ingest.seed import seed_catalog
 from ingest.world import build_world
 from web.app import create_app
@@ -153,3 +156,18 @@ def oracle_sql(before: str, after: str) -> str:
     command.upgrade(config, f"{before}:{after}", sql=True)
     command.downgrade(config, f"{after}:{before}", sql=True)
     return script.getvalue()
+
+
+@pytest.fixture
+def status(catalog_engine: Engine, tmp_path: Path) -> Callable[[], Result]:
+    """Run ``hepcat status`` on the test's catalogue."""
+
+    def run() -> Result:
+        url = catalog_engine.url.render_as_string(hide_password=False)
+        return CliRunner().invoke(
+            main,
+            ["--data-dir", str(tmp_path), "status"],
+            env={"HEPCAT_DATABASE_URL": url},
+        )
+
+    return run

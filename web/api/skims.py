@@ -125,13 +125,18 @@ def skim(number: str) -> ResponseReturnValue:
         return dumped(schemas.Skim, get_skim(skim_number(number), session=session))
 
 
-@api.post("/skims/<number>/run")
-@documented(
+#: What run, cancel and retry each read and answer: an optional empty body,
+#: the skim.
+skim_action = documented(
     schemas.Skim,
     body=schemas.SkimActionInput,
     optional_body=True,
     numbers=("number",),
 )
+
+
+@api.post("/skims/<number>/run")
+@skim_action
 @require_role(ROLE_PHYSICIST, action="running a skim")
 def skim_run(number: str) -> ResponseReturnValue:
     """Queue a defined skim for the task server: its owner or an admin may.
@@ -141,12 +146,7 @@ def skim_run(number: str) -> ResponseReturnValue:
 
 
 @api.post("/skims/<number>/cancel")
-@documented(
-    schemas.Skim,
-    body=schemas.SkimActionInput,
-    optional_body=True,
-    numbers=("number",),
-)
+@skim_action
 @require_role(ROLE_PHYSICIST, action="cancelling a skim")
 def cancel(number: str) -> ResponseReturnValue:
     """Cancel a skim in progress: its owner or an admin may."""
@@ -154,12 +154,7 @@ def cancel(number: str) -> ResponseReturnValue:
 
 
 @api.post("/skims/<number>/retry")
-@documented(
-    schemas.Skim,
-    body=schemas.SkimActionInput,
-    optional_body=True,
-    numbers=("number",),
-)
+@skim_action
 @require_role(ROLE_PHYSICIST, action="retrying a skim")
 def retry(number: str) -> ResponseReturnValue:
     """Run a failed skim again; only its missing output files are written.
