@@ -58,6 +58,7 @@ from catalog.nomenclature import parse_tag_chain
 from catalog.provenance import descendants
 from catalog.tier0 import DONE, refresh_tier0_batch
 from catalog.upsert import update_same, update_values
+from taskserver.leases import has_skip_locked
 
 logger = logging.getLogger(__name__)
 
@@ -806,10 +807,57 @@ def refresh_changed(
     return _refresh_marked(mark_changed(changed, gained, session=session), session)
 
 
+def refresh_marking(ids: Iterable[int], *, session: Session) -> int:
+    """Mark the datasets *ids* stale, then recompute them at once, in the
+    caller's transaction; return how many. For a change whose datasets the
+    caller knows (COMA's periods: :func:`refresh_changed` would look for
+    more). Their rows locked, then their marks raised, they are held as
+    :func:`_lock_stale` holds them: an ingester that changes one of their
+    inputs meanwhile waits for this transaction to commit, and recomputes
+    after it. The rows first: MariaDB's check of a mark's foreign key
+    shares the dataset's row with an ingester raising that mark, which this
+    transaction could then not write.
+    """
+    ordered = sorted(set(ids))
+    for chunk in chunked(ordered):
+        rows = select(DATASET.c.id).where(among(DATASET.c.id, chunk))
+        session.execute(rows.order_by(DATASET.c.id).with_for_update())
+    _raise_marks(ordered, session=session)
+    return _refresh_marked(set(ordered), session)
+
+
 def refresh_stale(*, session: Session, limit: int = 5000) -> int:
-    """Recompute up to *limit* stale datasets; return how many."""
+    """Recompute up to *limit* stale datasets; return how many (those
+    another transaction holds wait for a later call: :func:`_lock_stale`).
+    """
+    return _refresh_marked(_lock_stale(limit, session=session), session)
+
+
+def _lock_stale(limit: int, *, session: Session) -> set[int]:
+    """Lock the marks of up to *limit* stale datasets, then their rows, in
+    the order of their ids; return the ids of those locked both.
+
+    An ingester that changes a dataset's input raises its mark afterwards,
+    in the same transaction. Holding the mark before reading the inputs,
+    this one reads every change whose mark was raised before, and any other
+    waits to be raised until this one has committed (its mark then stays:
+    it or a later call recomputes). Unlocked, that ingester could recompute
+    the dataset and clear the mark meanwhile, and this transaction write
+    the values of the old inputs over it, stale with no mark left.
+
+    Marks and rows another transaction holds are skipped (it recomputes
+    them or leaves them marked), so that this one waits for nothing once it
+    holds a lock: an ingester that wrote a dataset's row, then waited for
+    its mark, would wait for this one while this one waited for it.
+    """
+    skip = has_skip_locked(session.get_bind().dialect)
     query = select(STALE.c.dataset_id).order_by(STALE.c.dataset_id).limit(limit)
-    return _refresh_marked(set(session.scalars(query)), session)
+    marked = list(session.scalars(query.with_for_update(skip_locked=skip)))
+    if not marked:
+        return set()
+    rows = select(DATASET.c.id).where(among(DATASET.c.id, marked))
+    rows = rows.order_by(DATASET.c.id).with_for_update(skip_locked=skip)
+    return set(session.scalars(rows))
 
 
 def _refresh_marked(

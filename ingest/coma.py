@@ -34,7 +34,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from catalog.db import utcnow
-from catalog.derived import refresh_datasets
+from catalog.derived import refresh_marking
 from catalog.models import Dataset, Period, PeriodRun, Run
 from catalog.operations import quarantine
 from catalog.upsert import differing, upsert
@@ -216,7 +216,7 @@ def _refresh_runs(runs: set[int], session: Session) -> None:
     """Refresh the derived quantities (``period``) of the datasets of *runs*."""
     if runs:
         of_runs = select(Dataset.id).where(Dataset.run_number.in_(sorted(runs)))
-        refresh_datasets(set(session.scalars(of_runs)), session=session)
+        refresh_marking(session.scalars(of_runs), session=session)
 
 
 def _key(row: Mapping[str, Any]) -> tuple[str, str]:
