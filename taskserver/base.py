@@ -42,6 +42,10 @@ class RunContext:
 
     :param Session: the catalogue's session factory; a task opens
         ``with context.Session.begin() as session:`` for each transaction.
+        Under the task server it is the run's own, fenced with its leases: a
+        commit after another instance took them over raises
+        :class:`~taskserver.leases.LeaseLost` and rolls back, and the run
+        ends cancelled (let the error go up, or stop at :meth:`should_stop`).
     :param deadline: ``time.monotonic()`` value by which the run should return.
     :param stop: set when the task server is shutting down or the run is
         cancelled; a run checks :meth:`should_stop` between bites.

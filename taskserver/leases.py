@@ -35,11 +35,26 @@ Extending (``owner = me`` only) and releasing are single conditional
 Times come from the clock of the host that takes the lease, timezone-aware in
 UTC: hosts sharing a catalogue must keep their clocks within a small fraction
 of ``lease_seconds`` of each other (NTP does).
+
+A run's commits are fenced with its leases (:class:`LeaseFence`): a process
+frozen past ``lease_seconds`` (SIGSTOP, a long GC, a paused VM) may lose its
+leases to another instance, which then runs the same task; when it wakes,
+the bite it read before the freeze must not overwrite what the new holder
+wrote. Every transaction the run commits through ``context.Session`` first
+reads its lease rows, locked (``FOR UPDATE``; on SQLite a transaction that
+wrote holds the database's write lock), and checks that its owner still
+holds every one of them unexpired; else the commit is refused
+(:class:`LeaseLost`) and the transaction rolls back. The check costs one
+query per commit of a transaction that used the database: ORM events cannot
+tell a read-only transaction from one that wrote through the driver's
+connection (``catalog.upsert`` copies rows that way), and a read-only
+``with context.Session() as session:`` block never commits, so pays nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import secrets
@@ -49,9 +64,9 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Dialect, Update, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Dialect, Update, event, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from catalog.db import utcnow
 from catalog.models.operations import TaskLease
@@ -312,3 +327,142 @@ class LeaseHeartbeat:
                 "Lease of %s was taken by another owner; stopping its run", key
             )
             entry.stop.set()
+
+
+class LeaseLost(OperationalError):
+    """A commit of a run refused: its owner no longer holds one of its leases.
+
+    It is an :class:`~sqlalchemy.exc.OperationalError`, as a transaction
+    aborted by a concurrent one is, so that a task keeps what it did not
+    commit for later (an ingester its cursor, DDM its messages unacknowledged)
+    rather than take it for a bad record. The run ends cancelled, and is not
+    tried again.
+    """
+
+    def __init__(self, task_name: str, reason: str) -> None:
+        self.reason = reason
+        message = f"task {task_name} lost its {reason}: commit refused"
+        super().__init__(None, None, RuntimeError(message))
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+#: The keys of ``Session.info`` where a fenced session keeps its fence, and
+#: whether its transaction has used a connection yet.
+FENCE = "hepcat_lease_fence"
+_USED = "hepcat_lease_fence_used"
+
+
+class LeaseFence:
+    """Refuse the commits of a run whose *owner* no longer holds its leases.
+
+    :meth:`sessions` gives the run's own session factory; until
+    :meth:`close` (the run returned), each commit of a transaction that used
+    the database first checks, in that transaction, that *owner* holds every
+    lease in *names* unexpired, locking their rows. The first refusal is
+    logged as a warning and sets *stop*; every later commit is refused too.
+    Work a task leaves running after its run (a skim's extraction) commits
+    unfenced: it answers to its own claims.
+    """
+
+    def __init__(
+        self, task_name: str, names: Sequence[str], owner: str, stop: threading.Event
+    ) -> None:
+        self.task_name = task_name
+        self.names = tuple(names)
+        self.owner = owner
+        self.stop = stop
+        #: What became of the lease, once a commit was refused.
+        self.lost: str | None = None
+        self._active = True
+        self._lock = threading.Lock()
+
+    def sessions(self, Session: sessionmaker[Session]) -> sessionmaker[Session]:  # noqa: N803
+        """A session factory like *Session* (same bind and options) whose
+        sessions are fenced by this fence.
+        """
+        options = dict(Session.kw)
+        info = {**(options.pop("info", None) or {}), FENCE: self}
+        base = Session.class_.__mro__[1]  # sessionmaker subclasses its class_
+        return sessionmaker(class_=_fenced(base), info=info, **options)
+
+    def close(self) -> None:
+        """Stop fencing: the run has returned."""
+        self._active = False
+
+    def check(self, session: Session) -> None:
+        """Raise :class:`LeaseLost` unless *session* may commit."""
+        if not self._active or session.in_nested_transaction():
+            return
+        if self.lost is None:
+            session.flush()  # the rows written, and locked, before the check
+            if not session.info.get(_USED):
+                return
+            reason = self._loss(session)
+            if reason is None:
+                return
+            self._refuse(reason)
+        self.stop.set()
+        raise LeaseLost(self.task_name, str(self.lost))
+
+    def _loss(self, session: Session) -> str | None:
+        """How the owner lost one of its leases, or None if it holds them all."""
+        query = (
+            select(TaskLease.task_name, TaskLease.owner, TaskLease.expires)
+            .where(TaskLease.task_name.in_(self.names))
+            .order_by(TaskLease.task_name)
+            .with_for_update()
+        )
+        rows = {
+            name: (owner, expires) for name, owner, expires in session.execute(query)
+        }
+        now = utcnow()
+        for name in self.names:
+            owner, expires = rows.get(name, (None, None))
+            lease = "lease" if name == self.task_name else f"lease {name}"
+            if owner != self.owner:
+                return f"{lease} to {owner}" if owner else f"{lease}: it was released"
+            if expires is None or expires <= now:
+                return f"{lease}: it expired at {_shown(expires or now)}"
+        return None
+
+    def _refuse(self, reason: str) -> None:
+        with self._lock:
+            first, self.lost = self.lost is None, self.lost or reason
+        if first:
+            logger.warning(
+                "Task %s lost its %s; its commit was refused and the run cancelled",
+                self.task_name,
+                reason,
+            )
+
+
+def _shown(moment: dt.datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+@functools.cache
+def _fenced(base: type[Session]) -> type[Session]:
+    """A subclass of *base* whose sessions check their fence before a commit."""
+    fenced = type(f"Fenced{base.__name__}", (base,), {})
+    event.listen(fenced, "after_begin", _began)
+    event.listen(fenced, "after_transaction_end", _ended)
+    event.listen(fenced, "before_commit", _before_commit)
+    return fenced
+
+
+def _began(session: Session, _transaction: SessionTransaction, _c: Connection) -> None:
+    session.info[_USED] = True
+
+
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_USED, None)
+
+
+def _before_commit(session: Session) -> None:
+    fence = session.info.get(FENCE)
+    if isinstance(fence, LeaseFence):
+        fence.check(session)

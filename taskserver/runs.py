@@ -28,7 +28,7 @@ from catalog.models.operations import TaskRun
 from catalog.operations import quarantine_count
 from catalog.urls import hide_password
 from taskserver.base import RunContext, RunOutcome, Task
-from taskserver.leases import LeaseHeartbeat, Leases, lease_names
+from taskserver.leases import LeaseFence, LeaseHeartbeat, Leases, lease_names
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +259,7 @@ def execute(
     owner: str,
     stop: threading.Event,
     attempts: int = MAX_ATTEMPTS,
+    fence: LeaseFence | None = None,
 ) -> RunResult:
     """Run *task* once and say how it went; never raises for the task's errors.
 
@@ -267,15 +268,28 @@ def execute(
     other error, or the last transient one, makes the outcome ``failed`` and
     is logged with its traceback. A run that returns after *stop* was set is
     ``cancelled`` (its items still count).
+
+    :param fence: the run's leases: its context gets the fence's session
+        factory, whose commits are refused once the leases are lost; the run
+        then ends ``cancelled`` whatever it raised (the fence sets *stop*).
     """
     clock = _Clock()
+    fenced = Session if fence is None else fence.sessions(Session)
     for attempt in range(1, attempts + 1):
         context = RunContext(
-            Session, time.monotonic() + task.budget, stop=stop, owner=owner
+            fenced, time.monotonic() + task.budget, stop=stop, owner=owner
         )
         try:
             outcome = _checked(task, task.run(context))
         except Exception as exc:
+            if fence is not None and fence.lost is not None:
+                return clock.result(
+                    task,
+                    owner,
+                    CANCELLED,
+                    note=f"lost its {fence.lost}",
+                    attempts=attempt,
+                )
             if attempt < attempts and not stop.is_set() and is_transient(exc):
                 _warn_transient(task.name, attempt, exc)
                 stop.wait(backoff(attempt))
@@ -426,6 +440,9 @@ def run_leased(
     how it ended and release the leases. The run is recorded at its start so
     that a process killed during it leaves a record; it is completed while
     the leases are held, so that it is never seen running without them.
+    The run's own transactions are fenced with its leases
+    (:class:`~taskserver.leases.LeaseFence`): a commit after another owner
+    took one of them is refused, and the run ends ``cancelled``.
 
     :param prepare: called once the leases are held and before the run (the
         task server opens a task there); an error in it fails the run.
@@ -436,9 +453,10 @@ def run_leased(
     if not _acquire(leases, names, task.name):
         return None
     heartbeat.hold(task.name, names, stop)
+    fence = LeaseFence(task.name, names, leases.owner, stop)
     try:
         run_id = record_start(task.name, leases.owner, Session=Session, stop=stop)
-        result = _prepare_and_execute(task, Session, leases.owner, stop, prepare)
+        result = _prepare_and_execute(task, Session, fence, prepare)
         result = _count_quarantined(result, Session)
         record(result, Session=Session, run_id=run_id)
     finally:
@@ -450,17 +468,19 @@ def run_leased(
 def _prepare_and_execute(
     task: Task,
     Session: sessionmaker[Session],  # noqa: N803
-    owner: str,
-    stop: threading.Event,
+    fence: LeaseFence,
     prepare: Callable[[], None] | None,
 ) -> RunResult:
-    clock = _Clock()
+    clock, owner, stop = _Clock(), fence.owner, fence.stop
     try:
         if prepare is not None:
             prepare()
     except Exception as exc:
         return _failed(task, owner, clock, exc)
-    return execute(task, Session=Session, owner=owner, stop=stop)
+    try:
+        return execute(task, Session=Session, owner=owner, stop=stop, fence=fence)
+    finally:
+        fence.close()
 
 
 def _count_quarantined(
