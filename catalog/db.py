@@ -120,6 +120,17 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def has_skip_locked(dialect: Dialect) -> bool:
+    """Whether the database behind *dialect* knows ``FOR UPDATE SKIP LOCKED``."""
+    if dialect.name in ("postgresql", "oracle"):
+        return True
+    if dialect.name in ("mysql", "mariadb"):
+        version = tuple(dialect.server_version_info or ())[:3]
+        minimum = (10, 6) if getattr(dialect, "is_mariadb", False) else (8, 0, 1)
+        return version >= minimum
+    return False
+
+
 class Base(DeclarativeBase):
     """The declarative base of every catalogue model."""
 

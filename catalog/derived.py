@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from catalog.datasets import counted_files, file_totals
-from catalog.db import among, chunked
+from catalog.db import among, chunked, has_skip_locked
 from catalog.ddm import refresh_ddm_batch, spoken_of
 from catalog.errors import InvalidName
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
@@ -58,7 +58,6 @@ from catalog.nomenclature import parse_tag_chain
 from catalog.provenance import descendants
 from catalog.tier0 import DONE, refresh_tier0_batch
 from catalog.upsert import update_same, update_values
-from taskserver.leases import has_skip_locked
 
 logger = logging.getLogger(__name__)
 

@@ -64,11 +64,11 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Dialect, Update, event, or_, select, update
+from sqlalchemy import Connection, Update, event, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from catalog.db import utcnow
+from catalog.db import has_skip_locked, utcnow
 from catalog.models.operations import TaskLease
 from taskserver.base import Task
 
@@ -92,17 +92,6 @@ def default_owner(kind: str = "taskserver") -> str:
     """
     suffix = f":{os.getpid()}:{kind}:{secrets.token_hex(3)}"
     return socket.gethostname()[: MAX_OWNER - len(suffix)] + suffix
-
-
-def has_skip_locked(dialect: Dialect) -> bool:
-    """Whether the database behind *dialect* knows ``FOR UPDATE SKIP LOCKED``."""
-    if dialect.name in ("postgresql", "oracle"):
-        return True
-    if dialect.name in ("mysql", "mariadb"):
-        version = tuple(dialect.server_version_info or ())[:3]
-        minimum = (10, 6) if getattr(dialect, "is_mariadb", False) else (8, 0, 1)
-        return version >= minimum
-    return False
 
 
 class Leases:
