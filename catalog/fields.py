@@ -122,7 +122,13 @@ def typed_value(column: Any, value: Any, *, name: str | None = None) -> Any:
     if value is None:
         return None
     python_type = value_type(column)
-    converted = _CONVERTERS.get(python_type, _text)(value)
+    try:
+        converted = _CONVERTERS.get(python_type, _text)(value)
+    except OverflowError:  # a time before year 1 or after 9999 in UTC
+        raise InvalidInput(
+            f"{_named(column, name)} is out of range (years 1 to 9999 in UTC): "
+            f"{value!r}"
+        ) from None
     if converted is None:
         kind = _KINDS.get(python_type, "text")
         raise InvalidInput(f"{_named(column, name)} must be {kind}, got {value!r}")
@@ -183,11 +189,11 @@ def _moment(value: Any) -> dt.datetime | None:
         return None
     try:
         moment = dt.datetime.fromisoformat(value.strip())
-        if moment.tzinfo is None:
-            return moment.replace(tzinfo=dt.UTC)
-        return moment.astimezone(dt.UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)  # OverflowError before year 1, after 9999
 
 
 def _text(value: Any) -> str | None:

@@ -188,6 +188,8 @@ def read_collection(source: str | Path | bytes, name: str = "") -> EventCollecti
     """
     where = name or (str(source) if not isinstance(source, bytes) else "upload")
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if not data.strip():
+        raise CollectionError(where, "is an empty file")
     if data.startswith(b"root"):
         return read_root(io.BytesIO(data), where)
     try:
@@ -206,7 +208,7 @@ def read_root(source: Any, where: str) -> EventCollection:
             files = _root_files(file, where)
     except CollectionError:
         raise
-    except (OSError, ValueError) as err:
+    except Exception as err:  # damaged bytes raise nearly anything: _unreadable
         raise CollectionError(where, _unreadable(err)) from None
     if len(arrays["FileIndex"]) and not (
         0 <= arrays["FileIndex"].min() and arrays["FileIndex"].max() < len(files)
@@ -224,10 +226,20 @@ def read_root(source: Any, where: str) -> EventCollection:
 
 
 def _unreadable(err: Exception) -> str:
-    """Why uproot could not read an upload, without uproot's file object."""
+    """Why uproot could not read an upload, without uproot's file object.
+
+    Damaged bytes make uproot raise nearly anything (its
+    DeserializationError, KeyInFileError, zlib.error, RecursionError,
+    IndexError, AssertionError, ...), whose words (object dumps, offsets)
+    mean nothing to the person who uploaded the file: only an OSError's or
+    a ValueError's are shown.
+    """
+    damaged = "cannot be read as ROOT: it is truncated or damaged"
+    if not isinstance(err, OSError | ValueError):
+        return damaged
     text = " ".join(_FILE_OBJECT.sub("", str(err)).split())
     if text.startswith("expected Chunk"):
-        return f"cannot be read as ROOT: it is truncated or damaged ({text})"
+        return f"{damaged} ({text})"
     return f"cannot be read as ROOT: {text}"
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import Engine
-from test_ami import search
+from test_ami import CATALOG, post, search
 from test_pages import CheckedClient, listed_datasets
 
 from catalog.config import load_config
@@ -202,3 +203,107 @@ def test_the_api_and_the_search_page_find_a_day(days_app: Flask) -> None:
     named = sorted(item["logicalDatasetName"] for item in response.json["items"])
     assert named == sorted([EARLY, NOON, NIGHT])
     assert sorted(listed_datasets(page)) == sorted([EARLY, NOON, NIGHT])
+
+
+# At the ends of time: the first microsecond of year 1, the last of year 9999,
+# and a time between. A time to the day, hour, minute or second at the end of
+# year 9999 stands for all of it up to that last microsecond, the latest time
+# Python and every database hold.
+FIRST = "data18_13TeV.00348897.physics_Main.deriv.DAOD_PHYS.r11969_p4016"
+MIDDLE = "data18_13TeV.00348898.physics_Main.deriv.DAOD_PHYS.r11969_p4016"
+LAST = "data18_13TeV.00348899.physics_Main.deriv.DAOD_PHYS.r11969_p4016"
+ENDS = {
+    FIRST: dt.datetime.min.replace(tzinfo=dt.UTC),
+    MIDDLE: SECOND,
+    LAST: dt.datetime.max.replace(tzinfo=dt.UTC),
+}
+
+
+@pytest.fixture
+def ends_app(
+    catalog_engine: Engine, tmp_path: Path, dataset_factory: Callable[..., Any]
+) -> Flask:
+    for name, created in ENDS.items():
+        dataset_factory(name, created=created)
+    config = load_config(env={}, data_dir=str(tmp_path))
+    return create_app(config, engine=catalog_engine)
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("created = '9999-12-31'", [LAST]),
+        ("created = '9999-12-31 23:59:59'", [LAST]),
+        ("created = '9999-12-31T23:59Z'", [LAST]),
+        ("created = '9999-12-31T23:59:59.999999'", [LAST]),
+        ("created <= '9999-12-31'", [FIRST, MIDDLE, LAST]),
+        ("created > '9999-12-31'", []),
+        ("created < '9999-12-31 23:59:59'", [FIRST, MIDDLE]),
+        ("created IN ('9999-12-31 23', '0001-01-01')", [FIRST, LAST]),
+        ("created = '9999-12-31T23:59:59+00:00'", [LAST]),
+        ("created = '0001-01-01'", [FIRST]),
+        ("created = '0001-01-01 00:00:00.000000'", [FIRST]),
+        ("created < '0001-01-01'", []),
+        ("created >= '0001-01-01'", [FIRST, MIDDLE, LAST]),
+        ("created > '0001-01-01 00:00:00'", [MIDDLE, LAST]),
+        ("lastModified > '9999-12-31'", []),
+        ("lastModified <= '9999-12-31'", [FIRST, MIDDLE, LAST]),
+    ],
+)
+def test_a_time_at_the_end_of_year_9999_or_the_start_of_year_1_is_compared(
+    ends_app: Flask, condition: str, expected: list[str]
+) -> None:
+    assert found(ends_app.test_client(), condition) == sorted(expected)
+
+
+def test_the_api_and_the_search_page_find_the_last_second_of_year_9999(
+    ends_app: Flask,
+) -> None:
+    value = "9999-12-31T23:59:59Z"
+    response = ends_app.test_client().get(
+        "/api/v1/datasets", query_string={"created": value}
+    )
+    ends_app.test_client_class = CheckedClient
+    page = ends_app.test_client().get("/datasets", query_string={"created": value})
+
+    assert response.status_code == 200, response.json
+    assert [item["logicalDatasetName"] for item in response.json["items"]] == [LAST]
+    assert listed_datasets(page) == [LAST]
+
+
+# A time whose offset from UTC takes it before year 1 or after year 9999.
+BEYOND = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"]
+
+
+@pytest.mark.parametrize("value", BEYOND)
+def test_a_time_beyond_the_years_1_to_9999_in_utc_is_refused_by_mql(
+    ends_app: Flask, value: str
+) -> None:
+    mql = f"SELECT logicalDatasetName WHERE created >= '{value}'"
+    command = f'SearchQuery {CATALOG} -entity="dataset" -mql="{mql}"'
+
+    body = post(ends_app.test_client(), command)
+
+    assert '<error type="InvalidInput">' in body
+    assert (
+        f"created is out of range (years 1 to 9999 in UTC): {value!r} (at "
+        "position 44)]]></error>"
+    ) in body
+
+
+@pytest.mark.parametrize("value", BEYOND)
+def test_a_time_beyond_the_years_1_to_9999_in_utc_is_refused_by_the_api(
+    ends_app: Flask, value: str
+) -> None:
+    response = ends_app.test_client().get(
+        "/api/v1/datasets", query_string={"created": value}
+    )
+    ends_app.test_client_class = CheckedClient
+    page = ends_app.test_client().get("/datasets", query_string={"created": value})
+
+    message = f"created is out of range (years 1 to 9999 in UTC): {value!r}"
+    assert response.status_code == 400
+    assert response.json["error"]["type"] == "InvalidInput"
+    assert response.json["error"]["message"] == message
+    assert page.status_code == 400
+    assert escape(message) in page.get_data(as_text=True)

@@ -2,8 +2,9 @@
 SQLite, PostgreSQL and MariaDB, through the surfaces a physicist uses: a
 name longer than its column and a compression are refused or stored the
 same way by the API, AMI and the page (one check, in ``request_skim``); an
-upload whose lumi block is not the TAG's, an RNTuple, and loosely written
-CSV numbers and headers are refused; and an output file whose copy in the
+upload whose lumi block is not the TAG's, an RNTuple, a damaged, truncated,
+empty or wrongly typed ROOT file, and loosely written CSV numbers and
+headers are refused; and an output file whose copy in the
 skim's directory has gone is still served from the file store.
 """
 
@@ -23,6 +24,7 @@ import uproot
 from test_skim_ami import error as ami_error
 from test_skim_ami import rows as ami_rows
 from test_skim_api import assert_error, post_skim
+from test_skim_faults import collection_root
 from test_skim_pages import DATASET, DIMUON, SurfaceWorld, shown, submit_skim_form
 
 API = "/api/v1"
@@ -180,6 +182,71 @@ def test_a_collection_written_as_an_rntuple_says_to_write_a_ttree(surface, tmp_p
         "c.root: has 'Collection' as a ROOT::RNTuple, not a TTree; write it as a "
         "TTree, e.g. with uproot's file.mktree('Collection', ...)"
     )
+
+
+def damaged_basket(path: Path) -> bytes:
+    """A ROOT collection of a thousand events whose first compressed block
+    fails its checksum (zlib.error when read).
+    """
+    events = 1000
+    data = bytearray(
+        collection_root(
+            path,
+            RunNumber=np.ones(events, np.int32),
+            EventNumber=np.arange(events, dtype=np.uint64),
+            LumiBlock=np.ones(events, np.int32),
+            FileIndex=np.zeros(events, np.int32),
+            Entry=np.arange(events, dtype=np.int64),
+        )
+    )
+    start = data.index(b"ZL\x08")
+    data[start + 9 + int.from_bytes(data[start + 3 : start + 6], "little") - 1] ^= 0xFF
+    return bytes(data)
+
+
+def without_collection_tree(path: Path) -> bytes:
+    with uproot.recreate(path) as out:
+        out["Files"] = "GUID-1 file1.root"
+    return path.read_bytes()
+
+
+DAMAGED = "g.root: cannot be read as ROOT: it is truncated or damaged"
+# Damaged or wrong uploads, made in a directory, and the message each gets.
+DAMAGED_UPLOADS = {
+    "garbage": (lambda _: b"root" + b"\xff" * 200, DAMAGED),
+    "bad checksum": (damaged_basket, DAMAGED),
+    "truncated": (
+        lambda path: collection_root(path)[:3000],
+        f"{DAMAGED} (expected Chunk of length",
+    ),
+    "no tree": (without_collection_tree, "g.root: has no TTree 'Collection'"),
+    "bool branch": (
+        lambda path: collection_root(path, LumiBlock=np.array([True, False, True])),
+        "g.root: branch 'LumiBlock' holds bool, not whole numbers",
+    ),
+    "zero bytes": (lambda _: b"", "g.root: is an empty file"),
+}
+
+
+@pytest.mark.parametrize("kind", DAMAGED_UPLOADS)
+def test_a_damaged_root_upload_is_refused_by_the_api_and_the_page(
+    surface, tmp_path, kind
+):
+    make, expected = DAMAGED_UPLOADS[kind]
+    data = make(tmp_path / "g.root")
+
+    api = post_skim(
+        surface, "phil", name="g1", collection=encoded(data), collectionName="g.root"
+    )
+    page = submit_skim_form(
+        surface.browser("phil"), name="g2", collection=(io.BytesIO(data), "g.root")
+    )
+
+    message = assert_error(api, 400, "CollectionError")["message"]
+    assert message.startswith(expected)
+    assert "\n" not in message and "BytesIO" not in message
+    assert page.status_code == 400 and message in shown(page)
+    assert skims_of(surface) == []
 
 
 @pytest.mark.parametrize(

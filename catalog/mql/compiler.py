@@ -529,8 +529,12 @@ class TimeSpan:
     @property
     def last(self) -> dt.datetime:
         """The last microsecond of the span (every database keeps six
-        digits of a second).
+        digits of a second); the last of year 9999, the latest time there
+        is, for a span that runs to its end.
         """
+        latest = dt.datetime.max.replace(tzinfo=self.start.tzinfo)
+        if latest - self.start < self.length:
+            return latest
         return self.start + self.length - dt.timedelta(microseconds=1)
 
 
