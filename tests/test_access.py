@@ -756,6 +756,40 @@ def test_a_closed_ami_endpoint_answers_its_users_only(make_app, tokens):
     assert "AMIListCommands" in with_login.text
 
 
+@pytest.mark.parametrize(
+    ("credentials", "password"),
+    [
+        ('-AMIUser="phil" -AMIPass ="Hunter2secret"', "Hunter2secret"),
+        ('-AMIUser="phil" -AMIPass "Hunter2secret"', "Hunter2secret"),
+        ("-AMIUser=phil -amipass = 'Hunter2secret'", "Hunter2secret"),
+        ("-AMIPass='Hunter2 secret' -AMIUser=phil", "Hunter2 secret"),
+        ('-AMIPass "Hunter2\\"secret" -AMIUser=phil', 'Hunter2\\"secret'),
+        ("-AMIPass\n=\nHunter2secret -AMIUser=phil", "Hunter2secret"),
+    ],
+    ids=[
+        "blank before =",
+        "no =",
+        "blanks around =",
+        "single quotes",
+        "escaped",
+        "lines",
+    ],
+)
+def test_an_ami_error_never_shows_a_password_however_written(
+    app, credentials, password
+):
+    command = f"AMIListCommands {credentials}"
+
+    answer = app.test_client().post(
+        ami_endpoint(app), data={"Command": command, "Converter": "AMIXmlToText.xsl"}
+    )
+
+    assert answer.text.startswith("#AMI Result\n\nError: expected an argument")
+    assert "*" in answer.text
+    for word in re.split(r"\W+", password):
+        assert word not in answer.text
+
+
 # --- a live server ------------------------------------------------------------
 
 

@@ -585,6 +585,68 @@ def test_a_bad_annotation_is_a_400(
     assert response.json["error"]["type"] in ("ValidationError", "InvalidInput")
 
 
+SURROGATE = '"\\ud800"'  # JSON text: one half of a UTF-16 pair, no character
+NOT_A_CHARACTER = "must not contain a lone UTF-16 surrogate (\\ud800-\\udfff)"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "said"),
+    [
+        ("annotations", f'{{"name": "surr", "comment": {SURROGATE}}}', "comment: "),
+        ("annotations", f'{{"name": {SURROGATE}}}', "name: "),
+        (
+            "skims",
+            f'{{"logicalDatasetName": "{ZEE_EVNT}", "name": {SURROGATE}}}',
+            "name: ",
+        ),
+        (
+            "skims",
+            f'{{"logicalDatasetName": "{ZEE_EVNT}", "name": "s", '
+            f'"select": "nJets > 1", "branches": ["a", {SURROGATE}]}}',
+            "branches.1: ",
+        ),
+    ],
+    ids=["comment", "name", "skim name", "skim branch"],
+)
+def test_text_with_a_lone_surrogate_is_a_400(
+    client: FlaskClient,
+    dataset_factory: Any,
+    tokens: dict[str, str],
+    path: str,
+    body: str,
+    said: str,
+) -> None:
+    name = dataset_factory(ZEE_EVNT).name
+    url = (
+        f"{API}/datasets/{name}/annotations"
+        if path == "annotations"
+        else f"{API}/skims"
+    )
+
+    response = client.post(
+        url, data=body, content_type="application/json", headers=bearer(tokens["phil"])
+    )
+
+    assert f"{said}{NOT_A_CHARACTER}" in assert_error(response, 400, "ValidationError")
+
+
+@pytest.mark.parametrize(
+    "path", ["datasets/{name}/annotations", "skims", "quarantine/1/release"]
+)
+def test_json_nested_too_deeply_is_a_400(
+    client: FlaskClient, dataset_factory: Any, tokens: dict[str, str], path: str
+) -> None:
+    url = f"{API}/" + path.format(name=dataset_factory(ZEE_EVNT).name)
+    body = "[" * 100_000 + "]" * 100_000
+
+    response = client.post(
+        url, data=body, content_type="application/json", headers=bearer(tokens["ada"])
+    )
+
+    message = assert_error(response, 400, "ValidationError")
+    assert message == "body: is JSON nested too deeply"
+
+
 # --- errors ------------------------------------------------------------------
 
 

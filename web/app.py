@@ -63,8 +63,8 @@ def create_app(config: Config | None = None, *, engine: Engine | None = None) ->
     # Flask's defaults already hold these keys (None, False): set, not setdefault.
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = config.secure_cookies
-    # Bodies sent in chunks are cut at the limit as they are read; the others
-    # are refused up front (refuse_large_bodies).
+    # Bodies sent in chunks are cut at the limit as they are read, then refused
+    # (refuse_cut_body); the others are refused up front (refuse_large_bodies).
     app.config["MAX_CONTENT_LENGTH"] = upload_limit(config)
     app.extensions["hepcat"] = WebCatalog(config, engine, session_factory(engine))
     app.register_error_handler(HepcatError, render_error)
@@ -99,6 +99,36 @@ def refuse_large_bodies() -> None:
     size = request.content_length
     if size is not None and size > limit:
         raise RequestTooLarge(size, limit)
+
+
+def refuse_cut_body(read: int) -> None:
+    """Refuse a body sent in chunks, whose size :func:`refuse_large_bodies`
+    cannot know, once *read* of its bytes reach the upload limit: reading
+    stopped there, and what was read is cut short.
+
+    :raises RequestTooLarge: saying the limit.
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and read >= limit:
+        raise ChunkedTooLarge(limit)
+
+
+class ChunkedTooLarge(RequestTooLarge):
+    """A :class:`RequestTooLarge` (and so called) whose size is unknown: its
+    body came in chunks and was read up to the *limit* only.
+    """
+
+    def __init__(self, limit: int) -> None:
+        HepcatError.__init__(
+            self,
+            f"the request is too large: sent in chunks, it goes past the server's "
+            f"limit of {limit:,} bytes (setting max_upload_mb); an event collection "
+            "that large is better selected on the server from its TAG database",
+        )
+
+    @property
+    def type(self) -> str:
+        return RequestTooLarge.__name__
 
 
 def refuse_nul_characters() -> None:

@@ -11,8 +11,8 @@ Every answer, an error included, has HTTP status 200: AMI's errors travel
 in the message, and pyAMI reads the message whatever the status. An error is
 rendered in one place, :func:`failed`: ``<error type="DatasetNotFound">``
 with the message, never SQL and never a traceback. That includes a request
-whose form is over the endpoint's limit (:data:`MAX_COMMAND_BYTES`), which
-Werkzeug refuses before the ``Command`` is read: it answers
+whose body is over the endpoint's limit (:data:`MAX_COMMAND_BYTES`), which
+is refused before the ``Command`` is read: it answers
 :class:`CommandTooLong` in the converter the request asks for.
 
 A command in the URL (``GET``, or a query string on a ``POST``) must not
@@ -30,6 +30,14 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.sansio.multipart import (
+    Data,
+    Epilogue,
+    Field,
+    File,
+    MultipartDecoder,
+    NeedData,
+)
 
 from catalog.errors import AuthenticationFailed, HepcatError, InvalidInput
 from web import auth
@@ -49,9 +57,9 @@ PATHS = (
 )
 
 UNEXPECTED = "hepcat met an unexpected error, logged on the server; try again"
-#: The most bytes a request's form may have, URL-encoded (in a multipart
-#: body: a field): Flask's default, kept on purpose. The credentials are in
-#: the command, so any client makes the endpoint read and parse this much
+#: The most bytes a request's body may have, URL-encoded or multipart (files
+#: and all): Flask's default form limit, kept on purpose. The credentials are
+#: in the command, so any client makes the endpoint read and parse this much
 #: before it knows who asks, and the reply echoes the arguments back; a
 #: command takes about ten times its size in memory while it is answered.
 #: Larger event collections go through the API or the page (docs/ami.md).
@@ -63,9 +71,9 @@ PEEK = 512
 
 
 class CommandTooLong(InvalidInput):
-    """The form of an AMI request is over the endpoint's *limit*, so its
+    """The body of an AMI request is over the endpoint's *limit*, so its
     command is not read; *size* is the bytes of the request's body as sent
-    (URL-encoded), when the request says.
+    (URL-encoded or multipart), when the request says.
     """
 
     def __init__(self, size: int | None, limit: int) -> None:
@@ -92,7 +100,7 @@ def frontend() -> Response:
     started = time.perf_counter()
     request.max_form_memory_size = MAX_COMMAND_BYTES
     try:
-        if _chunked_body_over_limit():
+        if _body_over_limit():
             raise RequestEntityTooLarge()
         name = request.values.get("Converter", "")
         reply = answer(request.values.get("Command", ""), name, started)
@@ -124,10 +132,19 @@ def answer(text: str, converter: str, started: float) -> Reply:
     return Reply(line.name, line.arguments, found.rowsets, found.infos, None, seconds)
 
 
-def _chunked_body_over_limit() -> bool:
-    """Whether a body sent in chunks (no ``Content-Length``, which the
-    form's limit looks at) goes past the limit. Such a body is read up to
-    one byte past it, and that much is handed on (its size is unknown).
+def _body_over_limit() -> bool:
+    """Whether the request's body, file parts and all, is over the limit:
+    the form's own limit holds each field alone, not a multipart body's
+    files, which anyone may send before the command is read.
+    """
+    size = request.content_length
+    return size > MAX_COMMAND_BYTES if size is not None else _chunked_over_limit()
+
+
+def _chunked_over_limit() -> bool:
+    """Whether a body sent in chunks (no ``Content-Length`` to look at)
+    goes past the limit. Such a body is read up to one byte past it, and
+    that much is handed on (its size is unknown).
     """
     environ = request.environ  # not the request's fields: they are cached
     if environ.get("REQUEST_METHOD") != "POST" or environ.get("CONTENT_LENGTH"):
@@ -141,17 +158,14 @@ def _chunked_body_over_limit() -> bool:
 
 
 def refused(started: float) -> tuple[str, Reply]:
-    """The converter asked for and the reply to a request whose form is too
+    """The converter asked for and the reply to a request whose body is too
     long to read (:class:`CommandTooLong`).
 
-    Only the start of a URL-encoded body is read, where pyAMI puts the
-    ``Converter`` before the ``Command``: the answer then comes in the format
-    the client reads, and names the command when the start shows it.
+    Only the start of the body is read, where pyAMI puts the ``Converter``
+    before the ``Command``: the answer then comes in the format the client
+    reads, and names the command when the start shows it.
     """
-    ahead: dict[str, str] = {}
-    if request.mimetype == "application/x-www-form-urlencoded":
-        head = request.stream.read(PEEK).decode("utf-8", "replace")
-        ahead = dict(parse_qsl(head, keep_blank_values=True))
+    ahead = _fields_ahead(request.stream.read(PEEK))
     converter = request.args.get("Converter", ahead.get("Converter", ""))
     # A name is whole only when something follows it in what was read.
     words = ahead.get("Command", "").split(maxsplit=1)
@@ -159,6 +173,38 @@ def refused(started: float) -> tuple[str, Reply]:
     size = None if request.environ.get(CHUNKED_OVER) else request.content_length
     error = CommandTooLong(size, MAX_COMMAND_BYTES)
     return converter, failed(line, error, started)
+
+
+def _fields_ahead(head: bytes) -> dict[str, str]:
+    """The form fields that *head*, the start of the body, shows (in a
+    multipart body: the fields it holds whole, before any file).
+    """
+    if request.mimetype == "multipart/form-data":
+        boundary = request.mimetype_params.get("boundary", "")
+        return _parts_ahead(head, boundary.encode("latin-1", "replace"))
+    if request.mimetype == "application/x-www-form-urlencoded":
+        text = head.decode("utf-8", "replace")
+        return dict(parse_qsl(text, keep_blank_values=True))
+    return {}
+
+
+def _parts_ahead(head: bytes, boundary: bytes) -> dict[str, str]:
+    """The fields of a multipart body that *head* holds whole."""
+    decoder = MultipartDecoder(boundary)
+    decoder.receive_data(head)
+    found: dict[str, str] = {}
+    name, value = "", b""
+    try:
+        while not isinstance(event := decoder.next_event(), NeedData | Epilogue):
+            if isinstance(event, Field | File):
+                name, value = (event.name if isinstance(event, Field) else ""), b""
+            elif isinstance(event, Data) and name:
+                value += event.data
+                if not event.more_data:
+                    found[name] = value.decode("utf-8", "replace")
+    except ValueError:  # not a multipart body after all
+        pass
+    return found
 
 
 def _log_in(line: CommandLine) -> None:

@@ -29,9 +29,13 @@ _APPENDED = re.compile(
     rf"\s-AMIUser=(?P<user>{_QUOTED})\s+-AMIPass=(?P<password>{_QUOTED})\s*\Z",
     re.IGNORECASE,
 )
-# A credential anywhere, its value quoted (perhaps never closed) or bare.
+# A credential anywhere, however written: its name and what may follow it as
+# its value, after blanks or an "=" (or both, or neither): a word of bare
+# characters and quoted parts, "..." or '...', a quote perhaps never closed.
 _CREDENTIAL = re.compile(
-    rf'-AMI(?:User|Pass)=(?P<value>{_QUOTED[:-1]}"?|\S*)', re.IGNORECASE
+    r"-AMI(?:User|Pass)(?P<value>\s*=?\s*"
+    r"""(?:"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s"']+)*)""",
+    re.IGNORECASE | re.DOTALL,
 )
 #: Characters of the command an error message quotes.
 SNIPPET = 20

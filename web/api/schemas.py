@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -63,15 +64,25 @@ def _schema(name: str, base: type[Schema], declared: dict[str, Any]) -> type[Sch
 # --- input -------------------------------------------------------------------
 
 
-def _no_nul(value: str) -> None:
+def _storable(value: str) -> None:
     # PostgreSQL cannot hold a NUL character: no catalogue text contains one.
     if "\x00" in value:
         raise ValidationError("must not contain NUL characters")
+    # JSON's "\ud800" escapes one half of a UTF-16 pair, which is no character:
+    # no database encoding can store it.
+    if _SURROGATE.search(value):
+        raise ValidationError(
+            "must not contain a lone UTF-16 surrogate (\\ud800-\\udfff), "
+            "which is no character"
+        )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def Text(**options: Any) -> fields.String:  # noqa: N802 - a field, like fields.String
-    """A text field that refuses NUL characters."""
-    return fields.String(validate=_no_nul, **options)
+    """A text field that refuses NUL characters and lone surrogates."""
+    return fields.String(validate=_storable, **options)
 
 
 class JsonBoolean(fields.Boolean):
