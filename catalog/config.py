@@ -410,8 +410,11 @@ SETTINGS: tuple[Setting, ...] = (
         "max_upload_mb",
         "The largest request body the pages and the JSON API take, in MB "
         "(event collections uploaded for skims); a larger one is refused with "
-        "HTTP 413 and a message giving the limit, before it is read. The AMI "
-        "endpoint keeps its own limit of 500 kB.",
+        "HTTP 413 and a message giving the limit, before it is read (one sent "
+        "in chunks, without a Content-Length, once reading it reaches the "
+        "limit). The AMI endpoint keeps its own limit of 500 kB (500,000 bytes) "
+        "on the whole body, a multipart body's files included: over it, it "
+        "answers AMI's `CommandTooLong` error (`docs/ami.md`).",
         256.0,
         _within(0, above=True),
     ),
