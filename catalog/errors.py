@@ -145,14 +145,20 @@ class InvalidInput(HepcatError, ValueError):
 
 class RequestTooLarge(HepcatError):
     """A request's body is over the web server's *limit* (the setting
-    ``max_upload_mb``), so it is not read.
+    ``max_upload_mb``), so it is not read; its *size* is None when it came
+    in chunks, read up to the limit only.
     """
 
     status = 413
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(self, size: int | None, limit: int) -> None:
+        sent = (
+            f"{size:,} bytes, over"
+            if size is not None
+            else "sent in chunks, it goes past"
+        )
         super().__init__(
-            f"the request is too large: {size:,} bytes, over the server's limit of "
+            f"the request is too large: {sent} the server's limit of "
             f"{limit:,} bytes (setting max_upload_mb); an event collection that "
             "large is better selected on the server from its TAG database"
         )

@@ -110,25 +110,7 @@ def refuse_cut_body(read: int) -> None:
     """
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is None and read >= limit:
-        raise ChunkedTooLarge(limit)
-
-
-class ChunkedTooLarge(RequestTooLarge):
-    """A :class:`RequestTooLarge` (and so called) whose size is unknown: its
-    body came in chunks and was read up to the *limit* only.
-    """
-
-    def __init__(self, limit: int) -> None:
-        HepcatError.__init__(
-            self,
-            f"the request is too large: sent in chunks, it goes past the server's "
-            f"limit of {limit:,} bytes (setting max_upload_mb); an event collection "
-            "that large is better selected on the server from its TAG database",
-        )
-
-    @property
-    def type(self) -> str:
-        return RequestTooLarge.__name__
+        raise RequestTooLarge(None, limit)
 
 
 def refuse_nul_characters() -> None:
