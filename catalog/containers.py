@@ -279,3 +279,19 @@ def _totals(container_id: int, *, session: Session) -> dict[str, Any]:
         prodsys.update([prodsys_status] if prodsys_status else [])
         ami.update([ami_status] if ami_status else [])
     return {**found, "prodsys_statuses": sorted(prodsys), "ami_statuses": sorted(ami)}
+
+
+def check_container(name: str | None, *, session: Session) -> None:
+    """Refuse an ``inContainer`` filter that names no DDM container: it would
+    find nothing, as if the container were empty (as an unknown ``dataset``
+    of the skims is refused). A pattern (``%``) is a search, and may match
+    no container; blanks filter nothing, as the search strips values.
+
+    :raises ContainerNotFound: suggesting close names, as the container
+        lookup does.
+    """
+    name = (name or "").strip()
+    if not name or "%" in name:
+        return
+    if session.scalar(select(Container.id).where(named(name))) is None:
+        get_container(name, session=session)  # raises, with the suggestions

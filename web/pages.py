@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response
 
 from catalog.containers import (
     ContainerInfo,
+    check_container,
     dataset_or_container,
     find_container,
     member_page,
@@ -239,7 +240,6 @@ def found_datasets(args: Any) -> str | Response:
         names no DDM container, as the JSON API says.
     """
     # web.api.datasets imports this module: imported once both are loaded.
-    from web.api.datasets import check_container
 
     one_value_each(args, repeatable=("column",), hint=several_values)
     canonical: dict[str, Any] | None = canonical_search_args(args)

@@ -7,10 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from catalog.containers import get_container, named
+from catalog.containers import check_container
 from catalog.datasets import (
     DatasetQuery,
     get_dataset,
@@ -19,7 +17,6 @@ from catalog.datasets import (
     search_datasets_keyset,
 )
 from catalog.ddm import containers_of, replicas_of
-from catalog.models import Container
 from web.api import api, schemas
 from web.api.openapi import documented
 from web.api.paging import dumped, load_args, page_body
@@ -48,22 +45,6 @@ def search() -> ResponseReturnValue:
         check_container(args.get("inContainer"), session=session)
         page = search_datasets_keyset(query, session=session, cursor=args["cursor"])
         return page_body(page, schemas.Dataset)
-
-
-def check_container(name: str | None, *, session: Session) -> None:
-    """Refuse an ``inContainer`` filter that names no DDM container: it would
-    find nothing, as if the container were empty (as an unknown ``dataset``
-    of the skims is refused). A pattern (``%``) is a search, and may match
-    no container; blanks filter nothing, as the search strips values.
-
-    :raises ContainerNotFound: suggesting close names, as the container
-        lookup does.
-    """
-    name = (name or "").strip()
-    if not name or "%" in name:
-        return
-    if session.scalar(select(Container.id).where(named(name))) is None:
-        get_container(name, session=session)  # raises, with the suggestions
 
 
 def dataset_query(args: dict[str, Any]) -> DatasetQuery:
