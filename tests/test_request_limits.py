@@ -1,11 +1,12 @@
 """The limits on a request's body, as a client meets them: the AMI endpoint's
-500 kB holds a multipart body's file parts too, and a JSON API body sent in
-chunks (no Content-Length) over ``max_upload_mb`` is the same 413
-``RequestTooLarge`` as one that says its size.
+500 kB holds a multipart body's file parts too, and a body sent in chunks
+(no Content-Length) over ``max_upload_mb``, JSON or a form, to the API or to
+a page, is the same 413 ``RequestTooLarge`` as one that says its size.
 """
 
 from __future__ import annotations
 
+import html
 import io
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,17 @@ def phil(Session: sessionmaker[OrmSession]) -> str:  # noqa: N803
         return create_token("phil", "tests", session=session)
 
 
-def post_chunked(app: Flask, path: str, body: bytes, token: str) -> Response:
-    """POST *body* as JSON sent in chunks: no Content-Length."""
+def post_chunked(
+    app: Flask,
+    path: str,
+    body: bytes,
+    token: str | None,
+    content_type: str = "application/json",
+) -> Response:
+    """POST *body* sent in chunks: no Content-Length."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     environ = EnvironBuilder(
-        path=path,
-        method="POST",
-        data=body,
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {token}"},
+        path=path, method="POST", data=body, content_type=content_type, headers=headers
     ).get_environ()
     del environ["CONTENT_LENGTH"]
     environ["HTTP_TRANSFER_ENCODING"] = "chunked"
@@ -112,3 +116,29 @@ def test_a_json_body_sent_in_chunks_over_the_limit_is_a_413(
         "large is better selected on the server from its TAG database"
     )
     assert small.status_code == 201 and small.json["name"] == "small"
+
+
+CHUNKED_MESSAGE = (
+    "the request is too large: sent in chunks, it goes past the server's "
+    "limit of 2,000 bytes (setting max_upload_mb)"
+)
+
+
+@pytest.mark.parametrize("kind", ["urlencoded", "multipart"])
+def test_a_page_form_sent_in_chunks_over_the_limit_is_a_413_page(
+    small_app: Flask, kind: str
+) -> None:
+    if kind == "urlencoded":
+        form = b"login=phil&password=" + b"a" * 5_000
+        content_type = "application/x-www-form-urlencoded"
+    else:
+        form = multipart({"login": "phil"}, b"a" * 5_000)
+        content_type = f"multipart/form-data; boundary={BOUNDARY}"
+
+    big = post_chunked(small_app, "/login", form, None, content_type)
+
+    assert big.status_code == 413 and big.mimetype == "text/html"
+    page = html.unescape(big.get_data(as_text=True))
+    assert "RequestTooLarge" in page and CHUNKED_MESSAGE in page
+    assert "RequestEntityTooLarge" not in page
+

@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 SECRET_KEY_FILE = "secret_key"
 
+#: The methods whose requests carry no body that a view reads.
+BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 @dataclass(frozen=True)
 class WebCatalog:
@@ -63,8 +66,7 @@ def create_app(config: Config | None = None, *, engine: Engine | None = None) ->
     # Flask's defaults already hold these keys (None, False): set, not setdefault.
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = config.secure_cookies
-    # Bodies sent in chunks are cut at the limit as they are read, then refused
-    # (refuse_cut_body); the others are refused up front (refuse_large_bodies).
+    # Bodies over it are refused before a view reads them (refuse_large_bodies).
     app.config["MAX_CONTENT_LENGTH"] = upload_limit(config)
     app.extensions["hepcat"] = WebCatalog(config, engine, session_factory(engine))
     app.register_error_handler(HepcatError, render_error)
@@ -84,9 +86,13 @@ def upload_limit(config: Config) -> int:
 
 
 def refuse_large_bodies() -> None:
-    """Refuse a request whose body says it is over the upload limit, before
-    it is read, with an error each surface renders its own way. The AMI
+    """Refuse a request whose body is over the upload limit before a view
+    reads it, with an error each surface renders its own way. The AMI
     endpoint has a lower limit of its own, and answers in AMI's formats.
+
+    A body that says its size is refused unread. One sent in chunks cannot
+    say it: it is read here, up to the limit, and kept for the view (Werkzeug
+    would cut a form at the limit without a word, and a field with it).
 
     :raises RequestTooLarge: when the body is over the limit.
     """
@@ -99,18 +105,9 @@ def refuse_large_bodies() -> None:
     size = request.content_length
     if size is not None and size > limit:
         raise RequestTooLarge(size, limit)
-
-
-def refuse_cut_body(read: int) -> None:
-    """Refuse a body sent in chunks, whose size :func:`refuse_large_bodies`
-    cannot know, once *read* of its bytes reach the upload limit: reading
-    stopped there, and what was read is cut short.
-
-    :raises RequestTooLarge: saying the limit.
-    """
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is None and read >= limit:
-        raise RequestTooLarge(None, limit)
+    if size is None and request.method not in BODILESS_METHODS:
+        if len(request.get_data(cache=True)) >= limit:
+            raise RequestTooLarge(None, limit)
 
 
 def refuse_nul_characters() -> None:

@@ -15,7 +15,6 @@ from flask import request, url_for
 from marshmallow import Schema, ValidationError
 
 from catalog.keyset import KeysetPage
-from web.app import refuse_cut_body
 from web.pages import one_value_each
 
 
@@ -50,8 +49,6 @@ def json_object() -> dict[str, Any]:
     """The JSON object the request's body holds.
 
     :raises marshmallow.ValidationError: when it holds none, saying why.
-    :raises RequestTooLarge: for a body sent in chunks that went past the
-        upload limit (:func:`web.app.refuse_cut_body`).
     """
     if not request.is_json:
         kind = request.mimetype or "none"
@@ -59,7 +56,6 @@ def json_object() -> dict[str, Any]:
             {"body": [f"must be JSON, sent as Content-Type: application/json "
                       f"(this request's is {kind})"]}
         )  # fmt: skip
-    refuse_cut_body(len(request.get_data()))
     try:
         body = request.get_json(silent=True)
     except RecursionError:
