@@ -63,6 +63,7 @@ from skimengine.baskets import (
     read_entries,
     split_at,
 )
+from skimengine.filestore import reading_event_file
 from skimengine.treewriter import TreeWriter
 
 __all__ = [
@@ -390,7 +391,7 @@ def plan_extraction(
         if not len(entries):
             continue
         path = _source_path(sources, key)
-        with SourceTree(path, tree) as opened:
+        with reading_event_file(key, path), SourceTree(path, tree) as opened:
             source_tree = _tree(opened, key)
             chosen = chosen or _chosen_branches(source_tree, branches)
             _check_entries(key, entries, source_tree.num_entries)
@@ -775,6 +776,7 @@ def read_piece(
     branches, and raises to stop.
     """
     with ExitStack() as stack:
+        stack.enter_context(reading_event_file(piece.source, piece.path))
         try:
             source = stack.enter_context(SourceTree(piece.path, tree_name))
         except FileNotFoundError:

@@ -14,16 +14,47 @@ to the directory of the catalogue that lists it. A PFN of another protocol
 from __future__ import annotations
 
 import hashlib
+import struct
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from catalog.errors import ConfigError, EventFileNotFound
+import uproot
+import zstandard
 
-__all__ = ["FileStore", "PoolFileCatalog", "deterministic_path"]
+from catalog.errors import ConfigError, EventFileNotFound, HepcatError
+
+__all__ = [
+    "EventFileDamaged",
+    "FileStore",
+    "PoolFileCatalog",
+    "deterministic_path",
+    "reading_event_file",
+]
+
+#: What the bytes of a damaged ROOT file make its readers raise (uproot,
+#: the codecs, :mod:`skimengine.baskets`). An error of another kind
+#: (TypeError, AttributeError...) is a fault of the reader, not of the
+#: file, and is not passed off as damage.
+DAMAGE = (
+    ValueError,
+    LookupError,
+    OSError,
+    EOFError,
+    RecursionError,
+    struct.error,
+    zlib.error,
+    zstandard.ZstdError,
+    uproot.deserialization.DeserializationError,
+)
+
+#: The characters of the reader's own words an error keeps.
+REASON_LENGTH = 200
 
 
 def deterministic_path(root: Path, scope: str, name: str) -> Path:
@@ -83,6 +114,51 @@ class PoolFileCatalog:
             return None  # root://, davs://, ...: not on this machine
         path = Path(pfn)
         return path if path.is_absolute() else self.path.parent / path
+
+
+class EventFileDamaged(HepcatError):
+    """An event file that the file store holds cannot be read: its bytes are
+    cut short, or are not those of a ROOT file, or a basket in it does not
+    decompress. The skim or TAG that needs it fails, and can be tried again
+    once the file is replaced.
+    """
+
+    def __init__(self, lfn: str, path: str, reason: str) -> None:
+        super().__init__(
+            f"event file {lfn} cannot be read: the copy in the file store is "
+            f"damaged ({reason}); replace {path} with a good copy, then try again"
+        )
+        self.lfn, self.path, self.reason = lfn, path, reason
+
+    def __reduce__(self) -> Any:
+        # Rebuilt from its arguments when it crosses from a worker process.
+        return type(self), (self.lfn, self.path, self.reason)
+
+
+@contextmanager
+def reading_event_file(lfn: str, path: Path | str) -> Iterator[None]:
+    """Read the event file *lfn* at *path* within: what its damaged bytes
+    make the reader raise becomes :class:`EventFileDamaged`, naming the
+    file. hepcat's own errors, and a file that is not there at all
+    (FileNotFoundError), go on as they are.
+    """
+    try:
+        yield
+    except (HepcatError, FileNotFoundError):
+        raise
+    except DAMAGE as err:
+        raise EventFileDamaged(lfn, str(path), _reason(err, str(path))) from err
+
+
+def _reason(err: BaseException, path: str) -> str:
+    """The reader's words for *err*, on one line, without the file's path
+    (the message names it once) and cut to :data:`REASON_LENGTH`.
+    """
+    text = " ".join(str(err).replace(path, "").split())
+    text = text.removesuffix(" in file").strip()
+    if len(text) > REASON_LENGTH:
+        text = text[: REASON_LENGTH - 1] + "…"
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 class FileStore:

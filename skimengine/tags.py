@@ -58,6 +58,7 @@ from skimengine.collection import (
     out_of_range,
     resolve_files,
 )
+from skimengine.filestore import reading_event_file
 from skimengine.selection import FLOAT, INTEGER, Selection, Vocabulary, bit_mask
 from skimengine.selection import compile_selection as compile_expression
 
@@ -268,13 +269,17 @@ def build_tag(
         value that does not fit its attribute (NaN, infinite, out of range:
         the first, by file and entry), a trigger menu that cannot be read, or
         files whose trigger menus differ.
+    :raises EventFileDamaged: for a file whose bytes cannot be read.
     """
     parts: list[dict[str, np.ndarray]] = []
     menus: set[tuple[str, ...]] = set()
     branches: tuple[str, ...] = ()
     for index, event_file in enumerate(files):
         where = f"event file {event_file.ref.name}"
-        with uproot.open(event_file.path) as opened:
+        with (
+            reading_event_file(event_file.ref.name, event_file.path),
+            uproot.open(event_file.path) as opened,
+        ):
             events = _event_tree(opened, tree, event_file)
             menus.add(_trigger_menu(opened, where))
             branches = branches or tuple(events.keys(recursive=False))

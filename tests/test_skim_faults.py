@@ -25,6 +25,8 @@ from test_skims import (
     DIMUON,
     SMALL_FILES,
     SkimWorld,
+    dimuon_events,
+    output_events,
     output_files,
     root_entries,
     root_prints,
@@ -37,7 +39,7 @@ from catalog.users import get_user
 from hepcat.cli import main
 from skimengine.collection import CollectionError, FileRef, read_collection
 from skimengine.extract import OutputFile
-from skimengine.filestore import deterministic_path
+from skimengine.filestore import EventFileDamaged, deterministic_path
 from skimengine.register import publish_files
 from skimengine.skims import OutputCorrupt, OutputTaken, retry_skim
 from skimengine.tags import EventFile, build_tag, get_tag, open_tag
@@ -260,6 +262,78 @@ def test_a_source_file_gone_during_extraction_is_named(
     assert said in (failed.error or "")
     assert "Files may be specified as" not in (failed.error or "")
     assert len(failed.error or "") < 600
+
+
+def spoil_basket(path: Path, branch: str = "EventNumber") -> None:
+    """Spoil the ZSTD frame of the first basket of *branch* in the ROOT file
+    at *path*: its magic number, after ROOT's 9-byte block header.
+    """
+    with uproot.open(path) as opened:
+        seek = int(opened["CollectionTree"][branch].member("fBasketSeek")[0])
+    with path.open("r+b") as handle:
+        handle.seek(seek + 14)
+        keylen = int.from_bytes(handle.read(2), "big")
+        handle.seek(seek + keylen + 9)
+        handle.write(b"\x00" * 4)
+
+
+def test_a_damaged_event_file_fails_the_skim_naming_it_and_a_retry_mends_it(
+    skim_world: SkimWorld, skim_task: SkimTask, tmp_path: Path
+) -> None:
+    skim_id = skim_world.request()
+    skim_world.drive(skim_task, skim_id, until=("extracting",))  # planned
+    damaged = source_paths(skim_world)[0]
+    good = tmp_path / "good copy"
+    good.write_bytes(damaged.read_bytes())
+    spoil_basket(damaged)
+
+    failed = skim_world.drive(skim_task, skim_id)
+
+    assert failed.state == "failed"
+    said = (
+        f"EventFileDamaged: event file {damaged.name} cannot be read: the copy in "
+        "the file store is damaged (ZstdError: "
+    )
+    assert said in (failed.error or "")
+    assert f"replace {damaged} with a good copy, then try again" in failed.error
+    good.replace(damaged)
+    retry(skim_world, skim_id)
+    done = skim_world.drive(skim_task, skim_id)
+    assert done.state == "done"
+    expected = dimuon_events(source_paths(skim_world))
+    assert sorted(output_events(output_files(done))) == sorted(expected)
+
+
+def test_a_truncated_event_file_fails_the_planning_naming_it(
+    skim_world: SkimWorld, skim_task: SkimTask
+) -> None:
+    damaged = source_paths(skim_world)[0]
+    damaged.write_bytes(damaged.read_bytes()[:5_000])
+
+    failed = skim_world.drive(skim_task, skim_world.request())
+
+    assert failed.state == "failed"
+    assert (failed.error or "").startswith(
+        f"EventFileDamaged: event file {damaged.name} cannot be read: the copy in "
+        "the file store is damaged (OSError: expected Chunk of length "
+    )
+
+
+def test_building_a_tag_from_a_damaged_file_names_it(skim_world: SkimWorld) -> None:
+    paths = source_paths(skim_world)
+    damaged = paths[-1]
+    damaged.write_bytes(b"\x00" * 64 + damaged.read_bytes()[64:])
+    files = [EventFile(FileRef(f"G{n}", p.name), p) for n, p in enumerate(paths)]
+
+    with pytest.raises(EventFileDamaged) as raised:
+        build_tag(files)
+
+    assert str(raised.value) == (
+        f"event file {damaged.name} cannot be read: the copy in the file store is "
+        "damaged (ValueError: not a ROOT file: first four bytes are "
+        f"b'\\x00\\x00\\x00\\x00'); replace {damaged} with a good copy, then try "
+        "again"
+    )
 
 
 def test_a_file_lost_since_the_tag_was_built_says_the_tag_is_out_of_date(
