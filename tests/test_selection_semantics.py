@@ -133,9 +133,14 @@ REFUSED = {
 @pytest.fixture
 def extreme_tag(Session, dataset_factory):  # noqa: N803
     """EXTREME as the rows of a registered TAG in ``tag_event``."""
+    return register_tag(Session, dataset_factory, EXTREME)
+
+
+def register_tag(Session, dataset_factory, columns):  # noqa: N803
+    """*columns* as the rows of a registered TAG in ``tag_event``; its id."""
     dataset = dataset_factory("mc16_13TeV.361106.Zee.recon.AOD.e3601_s3126_r10724")
     files = (FileRef("5a1d3f3e-0000-4000-8000-000000000001", "AOD._000001.root"),)
-    table = TagTable(files, EXTREME, VOCABULARY.triggers)
+    table = TagTable(files, columns, VOCABULARY.triggers)
     with Session.begin() as session:
         tag = TagDatabase(dataset_id=dataset.id, store="sql", location="-")
         session.add(tag)
@@ -155,6 +160,90 @@ def test_both_stores_select_the_same_extreme_rows(Session, extreme_tag):  # noqa
             if rows != numpy_rows.tolist():
                 differ.append(expression)
     assert differ == []
+
+
+def columns_of(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
+    """TAG columns holding *rows* (each a few attributes; the others 0)."""
+    columns = {
+        a.name: np.array([row.get(a.name, 0) for row in rows], a.dtype)
+        for a in SCHEMA
+    }
+    columns["FileIndex"] = np.zeros(len(rows), np.int32)
+    columns["Entry"] = np.arange(len(rows))
+    return columns
+
+
+# Rows, and what each selection keeps of them, worked out by hand.
+EDGES = columns_of(
+    [
+        {"EventNumber": 2**53, "nJets": 1, "nMuons": 1, "MET": 3.0e38},
+        {"EventNumber": 2**53 + 2, "triggerBits": -(2**63)},
+        {"nJets": 999, "triggerBits": -(2**63) + 1},
+    ]
+)
+KEEPS = {
+    # Doubles round: 2**53 + 2 is exact, 2**53 + 1 is not.
+    "EventNumber + (nJets + nMuons) == 9007199254740994": [0, 1],
+    "(EventNumber + nJets) + nMuons == 9007199254740994": [1],
+    "MET * (1e300 * 1e-300) > 1e38": [0],
+    "nJets * (MET * 2) > 1e38": [0],
+    # The triggerBits of bit 63 alone is a whole number, not a double.
+    "triggerBits == -9223372036854775808": [1],
+    "triggerBits != -9223372036854775808": [0, 2],
+    # A thousand conditions: SQLite reads a flat chain as 1,000 levels deep.
+    "||".join(["MET<0"] * 999 + ["nJets==999"]): [2],
+    "&&".join(["MET>=0"] * 999 + ["nJets!=999"]): [0, 1],
+}
+
+
+@pytest.mark.parametrize("expression", list(KEEPS), ids=lambda e: e[:40])
+def test_both_stores_keep_the_grouping_and_the_numbers_written(
+    Session, dataset_factory, expression  # noqa: N803
+):
+    tag_id = register_tag(Session, dataset_factory, EDGES)
+    selection = compile_selection(expression, VOCABULARY)
+
+    with Session() as session:
+        rows = selected_rows(session, selection, tag_id)
+    numpy_rows = np.flatnonzero(selection.numpy(EDGES, len(EDGES["MET"]))).tolist()
+
+    assert (rows, numpy_rows) == (KEEPS[expression], KEEPS[expression])
+
+
+@pytest.mark.parametrize(
+    "expression, where, reason",
+    [
+        (
+            "nJets > 1 and MET > " + "+".join(["MET"] * 70),
+            "MET+MET",
+            "nested more than 64 levels deep here",
+        ),
+        (
+            "nJets > 1 or " + "abs(" * 25 + "MET" + ")" * 25 + " > 1",
+            "abs(MET)",
+            "nested more than 24 levels deep",
+        ),
+        ("MET * 1e-400 > 0", "1e-400", "nearer to zero than the smallest double"),
+        ("MET / 0.0e-999 > 0", None, None),
+    ],
+)
+def test_a_limit_or_a_number_out_of_range_is_shown_where_it_is(
+    expression, where, reason
+):
+    if where is None:  # zero written as zero is no mistake
+        compile_selection(expression, VOCABULARY)
+        return
+    with pytest.raises(SelectionError) as raised:
+        compile_selection(expression, VOCABULARY)
+
+    error = raised.value
+    assert reason in error.reason
+    if where == "abs(MET)":  # under the 25th abs(, the first too many
+        assert error.position == len("nJets > 1 or ") + 4 * 24
+    elif where == "MET+MET":  # where the chain that is too deep starts
+        assert error.position == len("nJets > 1 and MET > ")
+    else:
+        assert expression[error.position :].startswith(where)
 
 
 @pytest.mark.parametrize(

@@ -234,16 +234,18 @@ class Logical(Node):
         return self.operands
 
 
-def depth(node: Node) -> int:
-    """The number of levels of the tree under *node*, itself included
-    (without recursion: a long chain such as ``a+a+...+a`` is deep).
+def too_deep(node: Node, limit: int) -> Node | None:
+    """The leftmost node more than *limit* levels down the tree under *node*
+    (itself the first level), where the part too deep starts; or None.
+    Without recursion: a long chain such as ``a+a+...+a`` is deep.
     """
-    deepest, stack = 0, [(node, 1)]
+    stack = [(node, 1)]
     while stack:
         current, level = stack.pop()
-        deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in current.children())
-    return deepest
+        if level > limit:
+            return current
+        stack.extend((child, level + 1) for child in reversed(current.children()))
+    return None
 
 
 # -- the parser -----------------------------------------------------------
@@ -411,11 +413,18 @@ class Parser:
     def unary(self) -> Node:
         start = self.token.position
         if self.accept("-"):
+            if self.token.kind == "number" and _whole(self.token.text) == -INT64_MIN:
+                # The one whole number a minus sign keeps in 64 bits.
+                self.advance()
+                return Number(start, self.span(start), INT64_MIN)
             self.nested(start)
             operand = self.number(self.unary())
             self.nesting -= 1
             if isinstance(operand, Number):
-                return Number(start, self.span(start), -operand.value)
+                value = -operand.value
+                if isinstance(value, int) and value > INT64_MAX:
+                    value = float(value)  # -(-2**63), as any whole number past 64 bits
+                return Number(start, self.span(start), value)
             return Negate(start, self.span(start), operand)
         return self.primary()
 
@@ -443,18 +452,23 @@ class Parser:
         if len(text) > MAX_NUMBER_LENGTH:
             reason = f"a number has at most {MAX_NUMBER_LENGTH} characters"
             raise self.error(reason, token.position, token.position + len(text))
-        # INT64_MAX has 19 digits: more, leading zeros aside, are past it.
-        digits = text.lstrip("0") or "0"
-        if re.fullmatch(r"[0-9]{1,19}", digits) and int(digits) <= INT64_MAX:
-            return int(digits)
+        whole = _whole(text)
+        if whole is not None and whole <= INT64_MAX:
+            return whole
         # Beyond 64 bits a whole number is taken as a double, as in SQL.
         value = float(text)
         if not math.isfinite(value):
             raise self.error("this number is too large", token.position)
+        if value == 0 and re.search(r"[1-9]", re.split("[eE]", text)[0]):
+            reason = (
+                "this number is nearer to zero than the smallest double "
+                "(about 4.9e-324); write 0 for zero"
+            )
+            raise self.error(reason, token.position, token.position + len(text))
         return value
 
     def call(self, name: Token) -> Node:
-        arguments = self.arguments()
+        arguments = self.arguments(name.position)
         start = name.position
         length = self.span(start)
         function = name.text.lower()
@@ -483,11 +497,14 @@ class Parser:
             [f"{n}()" for n in near],
         )
 
-    def arguments(self) -> list[Node | Token]:
+    def arguments(self, start: int) -> list[Node | Token]:
+        """The arguments of the call whose name is at *start*, up to its
+        closing parenthesis.
+        """
         arguments: list[Node | Token] = []
         if self.accept(")"):
             return arguments
-        self.nested(self.token.position)
+        self.nested(start)
         while True:
             if self.token.kind == "string":
                 arguments.append(self.advance())
@@ -538,6 +555,13 @@ class Parser:
         return attribute, bit.value
 
 
+def _whole(text: str) -> int | None:
+    """The value of the number *text* when it is written as a whole number
+    (digits only), else None.
+    """
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def parse(expression: str) -> Node:
     """Read *expression* into a tree of nodes; the tree is a condition.
 
@@ -551,8 +575,8 @@ def parse(expression: str) -> Node:
             f"a selection has at most {MAX_LENGTH}",
         )
     tree = Parser(expression).parse()
-    if depth(tree) > MAX_DEPTH:
-        raise SelectionError(
-            expression, 0, f"the selection is nested more than {MAX_DEPTH} levels deep"
-        )
+    deep = too_deep(tree, MAX_DEPTH)
+    if deep is not None:
+        reason = f"the selection is nested more than {MAX_DEPTH} levels deep here"
+        raise SelectionError(expression, deep.position, reason)
     return tree

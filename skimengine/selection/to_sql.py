@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ColumnElement,
     Double,
     and_,
@@ -41,6 +42,11 @@ from skimengine.selection.syntax import (
 
 # -- SQL ------------------------------------------------------------------
 
+#: A chain of more conditions than this (``a or b or ...``) is joined as a
+#: balanced tree of groups: SQLite reads a flat chain as a tree as deep as
+#: it is long, and refuses one deeper than 1,000.
+FLAT_CHAIN = 64
+
 
 class SqlCompiler:
     """Turns a bound tree into a SQLAlchemy condition on columns."""
@@ -54,7 +60,7 @@ class SqlCompiler:
     def condition(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, Logical):
             combine = and_ if node.op == "&&" else or_
-            return combine(*(self.condition(operand) for operand in node.operands))
+            return _chain(combine, [self.condition(o) for o in node.operands])
         if isinstance(node, Not):
             return not_(self.condition(node.operand))
         if isinstance(node, Bit):
@@ -98,8 +104,27 @@ class SqlCompiler:
             return func.abs(self.double(node.operand), type_=Double)
         assert isinstance(node, Arithmetic)
         left, right = self.double(node.left), self.double(node.right)
+        if isinstance(node.right, Arithmetic) and node.right.op == node.op:
+            # SQLAlchemy takes a + (b + c) for a + b + c, which rounds
+            # otherwise: a cast is a bound it keeps.
+            right = cast(right, Double)
         if node.op == "/":
             zero = sql_literal(0.0, Double)
             return left / func.nullif(right, zero, type_=Double)
         combined: ColumnElement[Any] = OPERATORS[node.op](left, right)
         return combined
+
+
+def _chain(
+    combine: Callable[..., ColumnElement[bool]], clauses: list[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """*clauses* joined by *combine* (``and_``, ``or_``), in a balanced tree
+    of groups when there are more than :data:`FLAT_CHAIN`. SQLAlchemy joins
+    nested lists, and groups, of one operator into one flat list: a
+    function call is a bound it keeps.
+    """
+    if len(clauses) <= FLAT_CHAIN:
+        return combine(*clauses)
+    middle = len(clauses) // 2
+    halves = (_chain(combine, clauses[:middle]), _chain(combine, clauses[middle:]))
+    return combine(*(func.coalesce(half, false(), type_=Boolean) for half in halves))
