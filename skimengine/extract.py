@@ -218,7 +218,9 @@ class OutputFile:
 def output_dataset_name(parent: str, login: str, skim: str) -> str:
     """The name of the skim *skim* of dataset *parent* by user *login*:
     ``user.<login>.<parent without its production step>.<skim>``, e.g.
-    ``user.jdoe.mc16_13TeV.361106.PowhegPythia8EvtGen_Zee.DAOD_PHYS.e3601_p4164.zee``.
+    ``user.jdoe.mc16_13TeV.361106.PowhegPythia8EvtGen_Zee.DAOD_PHYS.e3601_p4164.zee``;
+    of a user dataset, ``user.<login>.<its free part>.<skim>`` when it is
+    *login*'s, else ``user.<login>.<its whole name>.<skim>``.
     Room is made for the file suffix by shortening the physics short name
     (to 8 characters at least).
 
@@ -228,7 +230,11 @@ def output_dataset_name(parent: str, login: str, skim: str) -> str:
     """
     name = parse_dataset_name(parent)
     if name.kind == "user":
-        middle = [name.free or ""]
+        # A skim of one's own skim goes on with its name; of another user's,
+        # it keeps that name whole, scope included, so that it cannot be the
+        # name of a skim of one's own.
+        own = name.scope == f"user.{login}"
+        middle = [name.free or ""] if own else [parent]
     else:
         number = name.dataset_number if name.kind == "mc" else name.run_number
         width = 6 if name.kind == "mc" else 8

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from catalog.config import Config
 from catalog.datasets import Page, check_paging, get_dataset
@@ -55,6 +55,7 @@ from skimengine.extract import (
 )
 from skimengine.filestore import deterministic_path
 from skimengine.tags import (
+    TagOutdated,
     check_collection,
     compile_for,
     get_tag,
@@ -79,6 +80,7 @@ __all__ = [
     "output_files",
     "output_name",
     "output_note",
+    "outdated",
     "shown_output_name",
     "request_skim",
     "retry_skim",
@@ -254,6 +256,8 @@ def output_note(skim: Skim) -> str | None:
         return "not registered: no event was selected"
     if skim.state == "cancelled":
         return "not registered: the skim was cancelled"
+    if skim.state == "failed" and not retryable(skim):
+        return "not registered: the skim failed, and a retry cannot mend it"
     return "registered when the skim is done"
 
 
@@ -276,51 +280,76 @@ def _check_unused(
     session: Session,
     skim: Skim | None = None,
 ) -> None:
-    """:raises OutputTaken: when the output name is a dataset already, or
-    another skim of *owner* on *parent* with this name (other than *skim*,
-    being retried) is not failed or cancelled.
+    """:raises OutputTaken: when the output dataset of skim *name* of
+    *parent* by *owner* is taken (:func:`_output_taken`).
 
-    The skims of *parent* are read under :func:`_hold_skim_names`, so of two
-    requests at once for one name, the second sees the first's skim (on
-    MariaDB too: the catalogue reads at READ COMMITTED there,
+    The owner's skims are read under :func:`_hold_skim_names`, so of two
+    requests at once for one output name, the second sees the first's skim
+    (on MariaDB too: the catalogue reads at READ COMMITTED there,
     :func:`catalog.db.create_catalog_engine`).
     """
-    _hold_skim_names(parent, session=session)
+    _hold_skim_names(owner, session=session)
+    reason = _output_taken(parent, owner, name, session=session, skim=skim)
+    if reason is not None:
+        doing = f"skim {skim.id} cannot be retried: " if skim is not None else ""
+        again = "request it again under another name" if skim else "choose another name"
+        raise OutputTaken(f"{doing}{reason}; {again}")
+
+
+def _output_taken(
+    parent: Dataset,
+    owner: User,
+    name: str,
+    *,
+    session: Session,
+    skim: Skim | None = None,
+) -> str | None:
+    """Why the output dataset of skim *name* of *parent* by *owner* is
+    taken, or None: it is a dataset already, or another skim of *owner*
+    (other than *skim*, being retried) that is not failed or cancelled
+    would register it. Skims of two parents can: a name leaves out the
+    parent's production step, and may shorten its physics short name.
+    """
     wanted = output_dataset_name(parent.name, owner.login, name)
-    doing = f"skim {skim.id} cannot be retried: " if skim is not None else ""
-    again = "request it again under another name" if skim else "choose another name"
     if session.scalar(select(Dataset.id).where(Dataset.name == wanted)) is not None:
-        raise OutputTaken(f"{doing}there is already a dataset {wanted}; {again}")
-    query = select(Skim.id).where(
-        Skim.parent_id == parent.id,
-        Skim.owner_id == owner.id,
-        Skim.name == name,
-        Skim.state.not_in(("failed", "cancelled")),
+        return f"there is already a dataset {wanted}"
+    query = (
+        select(Skim.id, Dataset.name)
+        .join(Dataset, Dataset.id == Skim.parent_id)
+        .where(
+            Skim.owner_id == owner.id,
+            Skim.name == name,
+            Skim.state.not_in(("failed", "cancelled")),
+        )
+        .order_by(Skim.id)
     )
     if skim is not None:
         query = query.where(Skim.id != skim.id)
-    other = session.scalar(query)
-    if other is not None:
-        raise OutputTaken(
-            f"{doing}skim {other} of {parent.name} is already called {name!r}; {again}"
-        )
+    for other, other_parent in session.execute(query):
+        if other_parent == parent.name:
+            return f"skim {other} of {parent.name} is already called {name!r}"
+        if output_dataset_name(other_parent, owner.login, name) == wanted:
+            return (
+                f"skim {other} of {other_parent}, also called {name!r}, will "
+                f"register the same dataset {wanted}"
+            )
+    return None
 
 
-def _hold_skim_names(parent: Dataset, *, session: Session) -> None:
-    """Lock *parent*'s row until the transaction ends, so that requests for
-    skims of *parent* check and take their names one at a time (a failed or
-    cancelled skim's name may be taken again, so no unique index can say
-    which names are taken). SQLite has no row locks: there, a write that
-    changes nothing takes the database's write lock, before the reads.
+def _hold_skim_names(owner: User, *, session: Session) -> None:
+    """Lock *owner*'s row until the transaction ends, so that requests for
+    skims of *owner* (whose outputs are all in the owner's scope) check and
+    take their names one at a time (a failed or cancelled skim's name may be
+    taken again, so no unique index can say which names are taken). SQLite
+    has no row locks: there, a write that changes nothing takes the
+    database's write lock, before the reads.
     """
-    row = Dataset.id == parent.id
+    row = User.id == owner.id
     if session.get_bind().dialect.name == "sqlite":
-        unchanged = (
-            update(Dataset).where(row).values(last_modified=Dataset.last_modified)
-        )
+        unchanged = update(User).where(row).values(login=User.login)
         session.execute(unchanged, execution_options={"synchronize_session": False})
     else:
-        session.execute(select(Dataset.id).where(row).with_for_update())
+        session.execute(select(User.id).where(row).with_for_update())
 
 
 def _check_upload(
@@ -503,6 +532,12 @@ def retry_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
             "request a skim with another selection (the TAG page counts the "
             "events that pass one)"
         )
+    if outdated(skim):
+        raise InvalidInput(
+            f"skim {skim.id} failed because its event collection lists a file "
+            "its dataset no longer has: a retry keeps the collection; request "
+            "the skim again once the dataset's TAG is built again"
+        )
     if skim.owner is not None:
         _check_unused(skim.parent, skim.owner, skim.name, session=session, skim=skim)
     skim.state = "selected" if skim.collection_path else "defined"
@@ -519,9 +554,27 @@ def retry_skim(skim_id: int | str, *, by: User, session: Session) -> Skim:
 
 def retryable(skim: Skim) -> bool:
     """Whether :func:`retry_skim` would take *skim* (its owner's or an
-    admin's): it failed, and not because its selection kept no event.
+    admin's): it failed, not because its selection kept no event nor because
+    its collection lists a file its dataset no longer has, and its output
+    dataset is not taken since.
     """
-    return skim.state == "failed" and not selected_nothing(skim)
+    if skim.state != "failed" or selected_nothing(skim) or outdated(skim):
+        return False
+    session = object_session(skim)
+    if skim.owner is None or session is None:
+        return True
+    owner, parent = skim.owner, skim.parent
+    return _output_taken(parent, owner, skim.name, session=session, skim=skim) is None
+
+
+def outdated(skim: Skim) -> bool:
+    """Whether *skim* failed because its event collection lists a file its
+    dataset no longer has (:class:`~skimengine.tags.TagOutdated`): a retry
+    keeps the collection, so it would fail the same way.
+    """
+    return skim.state == "failed" and (skim.error or "").startswith(
+        f"{TagOutdated.__name__}: "
+    )
 
 
 def selected_nothing(skim: Skim) -> bool:

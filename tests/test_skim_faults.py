@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import uproot
 from click.testing import CliRunner
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import inspect as sa_inspect
 from test_skim_pages import DATASET as SURFACE_DATASET
 from test_skim_pages import PASSWORD, SurfaceWorld
 from test_skims import (
@@ -33,15 +34,24 @@ from test_skims import (
     source_paths,
 )
 
+from catalog.datasets import get_dataset
 from catalog.errors import InvalidInput
-from catalog.models import File, Skim
+from catalog.models import Dataset, File, Skim, TagDatabase
 from catalog.users import get_user
 from hepcat.cli import main
 from skimengine.collection import CollectionError, FileRef, read_collection
-from skimengine.extract import OutputFile
+from skimengine.extract import OutputFile, output_dataset_name
 from skimengine.filestore import EventFileDamaged, deterministic_path
 from skimengine.register import publish_files
-from skimengine.skims import OutputCorrupt, OutputTaken, retry_skim
+from skimengine.skims import (
+    OutputCorrupt,
+    OutputTaken,
+    get_skim,
+    output_note,
+    request_skim,
+    retry_skim,
+    retryable,
+)
 from skimengine.tags import EventFile, build_tag, get_tag, open_tag
 from skimengine.task import SkimTask
 
@@ -88,6 +98,68 @@ def test_a_retry_is_refused_once_another_skim_took_its_name(
         f"{done.output.name}; request it again under another name"
     )
     assert skim_world.skim(failed.id).state == "failed"
+
+
+def test_a_skim_whose_name_was_taken_is_not_offered_a_retry(
+    skim_world: SkimWorld, reused: tuple[Skim, Skim]
+) -> None:
+    failed, _ = reused
+
+    with skim_world.Session() as session:
+        assert retryable(get_skim(failed.id, session=session)) is False
+        assert output_note(get_skim(failed.id, session=session)) == (
+            "not registered: the skim failed, and a retry cannot mend it"
+        )
+        session.execute(delete(Skim).where(Skim.id != failed.id))  # not committed
+        session.execute(delete(Dataset).where(Dataset.name.startswith("user.")))
+        assert retryable(get_skim(failed.id, session=session)) is True
+
+
+# -- 1b. output names: in the owner's scope, whatever the parent ---------------------
+
+ZMUMU = DATASET.split(".deriv.")
+
+
+def test_a_skim_of_another_users_skim_keeps_its_name_whole() -> None:
+    theirs = f"user.other.{ZMUMU[0]}.DAOD_PHYS.e3601_s3126_r9364_p4164.dimuon"
+    mine = theirs.replace("user.other.", "user.jdoe.")
+
+    assert output_dataset_name(theirs, "jdoe", "x") == f"user.jdoe.{theirs}.x"
+    assert output_dataset_name(mine, "jdoe", "x") == f"{mine}.x"
+
+
+def test_skims_of_two_parents_with_one_output_name_are_refused_at_the_request(
+    skim_world: SkimWorld,
+) -> None:
+    # The output name leaves out the production step: deriv and merge meet.
+    twin_name = f"{ZMUMU[0]}.merge.{ZMUMU[1]}"
+    with skim_world.Session.begin() as session:
+        original = get_dataset(DATASET, session=session)
+        twin = Dataset(name=twin_name, **_copied(original, "name"))
+        session.add(twin)
+        session.flush()
+        tag = get_tag(DATASET, session=session)
+        session.add(TagDatabase(dataset_id=twin.id, **_copied(tag, "dataset_id")))
+    first = skim_world.request(name="x", run=False)
+
+    with skim_world.Session.begin() as session, pytest.raises(OutputTaken) as raised:
+        request_skim(
+            twin_name, DIMUON, "x", owner=get_user("jdoe", session=session),
+            session=session,
+        )  # fmt: skip
+
+    wanted = output_dataset_name(DATASET, "jdoe", "x")
+    assert str(raised.value) == (
+        f"skim {first} of {DATASET}, also called 'x', will register the same "
+        f"dataset {wanted}; choose another name"
+    )
+
+
+def _copied(row: Any, *left_out: str) -> dict[str, Any]:
+    """The column values of *row* but its id and those *left_out*."""
+    columns = sa_inspect(type(row)).columns
+    skipped = {"id", *left_out}
+    return {c.key: getattr(row, c.key) for c in columns if c.key not in skipped}
 
 
 def test_a_skim_never_registers_into_another_skims_dataset(
@@ -349,6 +421,16 @@ def test_a_file_lost_since_the_tag_was_built_says_the_tag_is_out_of_date(
         f"TagOutdated: event file {lost} of {DATASET} was reported lost, but its "
         f"TAG still lists it: the TAG of {DATASET} is out of date; request the "
         "skim again once the TAG is built again from the dataset's files"
+    )
+    # A retry keeps the collection, which lists the file: it is not offered.
+    with skim_world.Session() as session:
+        assert retryable(get_skim(failed.id, session=session)) is False
+    with pytest.raises(InvalidInput) as raised:
+        retry(skim_world, failed.id)
+    assert str(raised.value) == (
+        f"skim {failed.id} failed because its event collection lists a file its "
+        "dataset no longer has: a retry keeps the collection; request the skim "
+        "again once the dataset's TAG is built again"
     )
 
 

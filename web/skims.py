@@ -47,6 +47,7 @@ from skimengine.skims import (
     output_note,
     request_skim,
     retry_skim,
+    retryable,
     run_skim,
     selected_nothing,
     shown_output_name,
@@ -183,7 +184,7 @@ def target_size_in(form: Mapping[str, str]) -> int | None:
 @skims.get("/skims/<skim_id>")
 def skim(skim_id: str) -> str:
     """One skim: state, progress, selection, counts, error and actions (no
-    *Retry* for a skim whose selection kept no event: a retry cannot mend it),
+    *Retry* for a skim a retry cannot mend, :func:`retryable`),
     and its output files a page at a time (``files_offset``, and
     ``files_limit``, 50 by default), as on a dataset's page.
     """
@@ -201,6 +202,7 @@ def skim(skim_id: str) -> str:
             active=found.state in ACTIVE_STATES,
             waiting=waiting_for_run(found),
             nothing=selected_nothing(found),
+            retry=retryable(found),
             has_collection=bool(found.collection_path) and found.n_selected != 0,
             files=(
                 files_page(found.output, files_offset, files_limit, session=session)

@@ -650,8 +650,10 @@ class Skim(Schema):
         retryable,
         metadata={
             "type": "boolean",
-            "description": "whether a retry would run it again: it failed, and "
-            "not because its selection kept no event",
+            "description": "whether a retry would run it again: it failed, not "
+            "because its selection kept no event nor because its collection "
+            "lists a file its dataset no longer has, and its output name is "
+            "still free",
         },
     )
     branches = fields.Function(
