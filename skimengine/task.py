@@ -204,6 +204,21 @@ class SkimTask(Task):
         age = (utcnow() - skim.heartbeat).total_seconds()
         return age < self.stale_after
 
+    def held_elsewhere(self, skim: Skim) -> str | None:
+        """What keeps this instance from taking a step with *skim*, when
+        another instance works on it (:meth:`_busy`): which, since when, and
+        when this one takes it over should that one have died; else None.
+        """
+        if self.extracting(skim.id) or not self._busy(skim):
+            return None
+        assert skim.heartbeat is not None  # _busy() needs a sign of life
+        age = (utcnow() - skim.heartbeat).total_seconds()
+        return (
+            f"skim {skim.id} is held by {skim.worker}, whose last sign of life "
+            f"was {age:.0f} s ago: it goes on there, or is taken over here "
+            f"{self.stale_after - age:.0f} s from now if that worker has died"
+        )
+
     def _advance(self, skim_id: int, Session: sessionmaker[Session]) -> int:  # noqa: N803
         """Take one step with skim *skim_id*; return 1 if one was taken."""
         with Session() as session:

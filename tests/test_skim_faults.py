@@ -8,8 +8,11 @@ The tests that use a catalogue run on SQLite, PostgreSQL and MariaDB.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import re
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,7 @@ from test_skims import (
 )
 
 from catalog.datasets import get_dataset
+from catalog.db import utcnow
 from catalog.errors import InvalidInput
 from catalog.models import Dataset, File, Skim, TagDatabase
 from catalog.users import get_user
@@ -290,6 +294,45 @@ def test_skim_run_without_wait_takes_each_step_to_its_end(
     ]
     output_dir = skim_world.skim(int(skim_id)).output_dir
     assert not (Path(output_dir) / ".cancel").exists()
+
+
+def test_skim_run_says_when_another_worker_holds_the_skim(
+    skim_world: SkimWorld, catalog_engine: Engine
+) -> None:
+    skim_id = skim_world.request(run=False)
+    worker = "elsewhere:4242:a1b2c3"
+    with skim_world.Session.begin() as session:
+        session.execute(
+            update(Skim)
+            .where(Skim.id == skim_id)
+            .values(worker=worker, heartbeat=utcnow() - dt.timedelta(seconds=5))
+        )
+
+    data_dir = skim_world.config.data_path
+    step = hepcat(catalog_engine, data_dir, "skim", "run", str(skim_id))
+
+    assert step.exit_code == 0
+    assert step.stdout == f"skim {skim_id}: defined\n"
+    held = re.fullmatch(
+        rf"skim {skim_id} is held by {worker}, whose last sign of life was (\d+) s "
+        r"ago: it goes on there, or is taken over here (\d+) s from now if that "
+        r"worker has died",
+        step.stderr.splitlines()[-1],  # after the progress bar
+    )
+    assert held is not None, step.stderr
+    lease = skim_world.config.taskserver_lease_seconds
+    assert 5 <= int(held[1]) < 60 and int(held[1]) + int(held[2]) in (lease, lease + 1)
+
+
+def test_skim_run_takes_sigterm_as_ctrl_c() -> None:
+    from hepcat.cli.skims import _terminated_as_interrupted
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), _terminated_as_interrupted():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the signal comes first
+
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 # -- 4. an event listed twice --------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -128,9 +130,8 @@ def skim_run(context: Context, skim_id: int, wait: bool, login: str | None) -> N
     which this command waits for), or with --wait until the skim is done,
     failed or cancelled (exit status 1 unless done).
     """
-    from skimengine.skims import FINISHED_STATES, run_skim
+    from skimengine.skims import run_skim
     from skimengine.task import SkimTask
-    from taskserver.base import RunContext
 
     Session = context.catalog()
     with Session.begin() as session:
@@ -140,22 +141,71 @@ def skim_run(context: Context, skim_id: int, wait: bool, login: str | None) -> N
     task = SkimTask(context.config, only=skim_id)
     bar = SkimProgress()
     try:
-        while True:
-            task.run(RunContext(Session, time.monotonic() + task.budget))
-            # An extraction runs in the background of the task: a step is
-            # over once it is (closing the task would cancel it).
-            while not task.wait(skim_id, timeout=0.2):
-                _show(Session, skim_id, bar)
-            state, error = _show(Session, skim_id, bar)
-            if not wait or state in FINISHED_STATES:
-                break
-            time.sleep(0.2)
+        with _terminated_as_interrupted():
+            state, error = _run_steps(Session, task, skim_id, bar, wait=wait)
     finally:
         bar.done()
         task.close()
     click.echo(f"skim {skim_id}: {state}" + (f": {error}" if error else ""))
     if wait and state != "done":
         raise SystemExit(1)
+
+
+def _run_steps(
+    Session: Any,  # noqa: N803
+    task: Any,
+    skim_id: int,
+    bar: SkimProgress,
+    *,
+    wait: bool,
+) -> tuple[str, str | None]:
+    """Run *task* for skim *skim_id*: one step, or with *wait* until it is
+    finished; return its state and error.
+    """
+    from skimengine.skims import FINISHED_STATES
+    from taskserver.base import RunContext
+
+    told = False
+    while True:
+        task.run(RunContext(Session, time.monotonic() + task.budget))
+        # An extraction runs in the background of the task: a step is over
+        # once it is (closing the task would cancel it).
+        while not task.wait(skim_id, timeout=0.2):
+            _show(Session, skim_id, bar)
+        state, error = _show(Session, skim_id, bar)
+        told = told or _tell_held(Session, task, skim_id)
+        if not wait or state in FINISHED_STATES:
+            return state, error
+        time.sleep(0.2)
+
+
+@contextmanager
+def _terminated_as_interrupted() -> Iterator[None]:
+    """Within, SIGTERM (kill, timeout) is taken as Ctrl-C: the skim task is
+    closed, which frees the skim for the next start at once, rather than
+    holding it until its lease runs out. Only the main thread can.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _tell_held(Session: Any, task: Any, skim_id: int) -> bool:  # noqa: N803
+    """Say, on stderr, when another worker holds skim *skim_id* (this
+    process then takes no step); return whether it was said.
+    """
+    from skimengine.skims import get_skim
+
+    with Session() as session:
+        held = task.held_elsewhere(get_skim(skim_id, session=session))
+    if held is not None:
+        click.echo(held, err=True)
+    return held is not None
 
 
 def _show(Session: Any, skim_id: int, bar: SkimProgress) -> tuple[str, str | None]:  # noqa: N803
