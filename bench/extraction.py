@@ -19,6 +19,9 @@ selecting events is the TAG's job, timed by its own benchmark):
   ``LocalExecutor(--workers).run``, all branches, ZSTD level 1, published
   and checksummed. The executor's pool is started before the clock starts,
   as a task server keeps it warm between skims; its start is printed once.
+  Each turn writes into a new directory (a finished output is never written
+  again), removed after the turn, untimed: RDataFrame writes over its one
+  output file each turn, so both write into pages the page cache has freed.
 - **RDataFrame**: ``ROOT.EnableImplicitMT(--workers)``, then
   ``RDataFrame(tree, files).Filter(expr).Snapshot(tree, out, "", options)``
   with ZSTD level 1 (``RSnapshotOptions``), all branches. One untimed
@@ -257,6 +260,9 @@ def run(ROOT, name: str, expression: str, paths, work: Path, executor, pool, rep
         # does not fall on one of them only.
         seconds, kept, plan = ours(collection, paths, output / str(attempt), executor)
         mine.append(seconds)
+        # Untimed: RDataFrame writes over its one output file each turn, so
+        # that the page cache reuses its pages; ours are removed likewise.
+        shutil.rmtree(output / str(attempt))
         seconds, read = bare_read(plan, pool)
         bare.append(seconds)
         floors.append(codec_floor(plan, pool))
