@@ -564,7 +564,11 @@ def retryable(skim: Skim) -> bool:
     if skim.owner is None or session is None:
         return True
     owner, parent = skim.owner, skim.parent
-    return _output_taken(parent, owner, skim.name, session=session, skim=skim) is None
+    try:
+        taken = _output_taken(parent, owner, skim.name, session=session, skim=skim)
+    except InvalidName:  # its name no longer fits (requested under older rules)
+        return False
+    return taken is None
 
 
 def outdated(skim: Skim) -> bool:
