@@ -200,6 +200,7 @@ def list_periods(
     level: int | None = None,
     project: str | None = None,
     created_since: dt.datetime | None = None,
+    level_argument: str = "level",
 ) -> list[PeriodSummary]:
     """Return the periods, by project, level and name, with their counts.
 
@@ -208,12 +209,14 @@ def list_periods(
         which ``%`` matches any run of characters, that ignores letter case.
     :param created_since: only periods created since then
         (:func:`period_created`): whose data began then or later.
+    :param level_argument: the name the request gave *level* (for the
+        message: ``level`` on the pages and the API, ``-periodLevel`` in AMI).
     :raises InvalidInput: for a level other than 1, 2 or 3.
     """
     conditions = []
     if level is not None:
         if level not in PERIOD_LEVELS:
-            raise InvalidInput(f"periodLevel must be 1, 2 or 3, got {level}")
+            raise InvalidInput(f"{level_argument} must be 1, 2 or 3, got {level}")
         conditions.append(Period.level == level)
     if project:
         conditions.append(_matching(Period.project, project))

@@ -26,6 +26,7 @@ from catalog.config import load_config
 from catalog.db import session_factory
 from catalog.models import Dataset
 from web.ami.commands import COMMANDS
+from web.ami.reply import Field, Reply, Rowset, render_text
 from web.app import create_app
 from web.client import Client, alias_types
 
@@ -259,6 +260,10 @@ def test_a_flag_of_another_value_is_refused_by_name(
             "AMIGetFileInfo -LFN=x -GUID=y",
             "AMIGetFileInfo takes -LFN or -GUID, not both: give one",
         ),
+        (
+            "AMIListDataPeriods -periodLevel=4",
+            "-periodLevel must be 1, 2 or 3, got 4",
+        ),
     ],
 )
 def test_a_bad_argument_is_named_as_it_was_given(
@@ -367,3 +372,39 @@ def test_hepcat_ami_names_the_argument_without_a_value(
         'InvalidInput: AMIListRuns -projectName needs a value: -projectName="..."\n'
     )
     assert done.stdout == ""
+
+
+def test_a_limit_past_ten_thousand_rows_gives_the_rows_there_are(
+    client: FlaskClient,
+) -> None:
+    mql = "SELECT logicalDatasetName WHERE logicalDatasetName LIKE '%' LIMIT 0,20000"
+    answer = pyAMI.object.DOMObject(
+        post(client, f'SearchQuery -entity="dataset" -mql="{mql}"')
+    )
+
+    assert [row["logicalDatasetName"] for row in answer.get_rows()] == [ZEE_EVNT]
+
+
+def test_an_error_holding_the_end_of_a_cdata_section_reaches_pyami_whole(
+    client: FlaskClient,
+) -> None:
+    body = post(client, 'AMIGetDatasetInfo -logicalDatasetName="x]]>y"')
+
+    with pytest.raises(pyAMI.exception.Error) as raised:
+        pyAMI.object.DOMObject(body)
+
+    assert "no dataset named 'x]]>y'" in str(raised.value)
+
+
+def test_the_text_format_tells_a_newline_from_a_backslash_and_escapes_quotes() -> None:
+    values = ["a\nb", "a\\nb", 'say "hi"', None]
+    rows = [[Field("comment", value)] for value in values]
+    reply = Reply("DatasetWBListHashtags", rowsets=[Rowset("annotation", rows)])
+
+    shown = [
+        line.split(" = ", 1)[1]
+        for line in render_text(reply).splitlines()
+        if "comment = " in line
+    ]
+
+    assert shown == ['"a\\nb"', '"a\\\\nb"', '"say \\"hi\\""', "NULL"]

@@ -706,7 +706,7 @@ def test_user_input_is_escaped(client: FlaskClient) -> None:
         ("/datasets?add_field=nFilez&add_value=1", "nFilez"),
         ("/runs?offset=-1", "offset must be 0 or more, got -1"),
         ("/runs?limit=many", "limit must be an integer, got 'many'"),
-        ("/periods?level=7", "periodLevel must be 1, 2 or 3, got 7"),
+        ("/periods?level=7", "level must be 1, 2 or 3, got 7"),
         ("/quarantine?offset=x", "offset must be an integer, got 'x'"),
         ("/reconciliation?offset=-5", "offset must be 0 or more, got -5"),
         ("/quarantine?source=bogus", "no source named 'bogus'; the sources are coma"),

@@ -81,8 +81,9 @@ class Search:
     :param statement: the ``Select``; its columns are in the order of *names*.
     :param names: the output name of each column: its alias, or its AMI name.
     :param tables: the entity of each column, ``None`` for one with an alias.
-    :param capped: True when the query had no LIMIT: the statement then asks
-        for one row more than :data:`MAX_ROWS`, to tell when it was cut.
+    :param capped: True when the query had no LIMIT, or one past
+        :data:`MAX_ROWS`: the statement then asks for one row more than
+        :data:`MAX_ROWS`, to tell when it was cut.
     """
 
     entity: str
@@ -408,10 +409,9 @@ class _Compiler:
     def limited(self, statement: Select[Any]) -> tuple[Select[Any], bool]:
         query = self.query
         statement = statement.offset(query.offset) if query.offset else statement
-        if query.limit is None:
+        if query.limit is None or query.limit > MAX_ROWS:
+            # Cut at MAX_ROWS, as every AMI list is, and told when it was.
             return statement.limit(MAX_ROWS + 1), True
-        if query.limit > MAX_ROWS:
-            raise InvalidInput(f"LIMIT asks for {query.limit} rows; at most {MAX_ROWS}")
         return statement.limit(query.limit), False
 
 

@@ -507,6 +507,7 @@ def AMIListDataPeriods(line: CommandLine, session: Session) -> Answer:  # noqa: 
         level=typed_argument(line, "periodLevel", Period.level),
         project=line.get("projectName"),
         created_since=typed_argument(line, "createdSince", Period.created),
+        level_argument="-periodLevel",
     )
     rows = [
         {

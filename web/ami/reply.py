@@ -154,11 +154,11 @@ def _write_xml(node: Node, depth: int, lines: list[str]) -> None:
         lines.append(f"{indent}</{node.tag}>")
     elif node.text is None or node.text == "":
         lines.append(opening + "/>")
-    elif node.cdata:
-        # "]]>" would end the section: split it across two sections.
-        text = _xml_text(node.text).replace("]]>", "]]]]><![CDATA[>")
-        lines.append(f"{opening}><![CDATA[{text}]]></{node.tag}>")
+    elif node.cdata and "]]>" not in node.text:
+        lines.append(f"{opening}><![CDATA[{_xml_text(node.text)}]]></{node.tag}>")
     else:
+        # Text that holds "]]>" is escaped rather than split across two CDATA
+        # sections: pyAMI reads the first text node of an element only.
         lines.append(f"{opening}>{escape(_xml_text(node.text))}</{node.tag}>")
 
 
@@ -212,7 +212,9 @@ def _quoted(value: Any) -> str:
     text = text_of(value)
     if text is None:
         return "NULL"
-    return '"' + text.replace("\n", "\\n").replace("\t", "\\t") + '"'
+    # The backslash first: "a\\nb" and "a<newline>b" must not print alike.
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\t", "\\t") + '"'
 
 
 def render_csv(reply: Reply) -> str:
