@@ -220,7 +220,8 @@ class KeysetStream:
         assert self.cursor is not None, "begin_pass() first"
         untimed: Sequence[Any] = ()
         if isinstance(self.cursor, Untimed):
-            untimed = connection.execute(self._untimed(self.cursor, limit)).all()
+            query = self._untimed(connection, self.cursor, limit)
+            untimed = connection.execute(query).all()
             if len(untimed) == limit:
                 self.cursor = Untimed(untimed[-1][self._key_index])
                 return self._batch(connection, untimed, ())
@@ -280,10 +281,21 @@ class KeysetStream:
             select(key, stored).where(stored < epoch),
         ).limit(1)
 
-    def _untimed(self, after: Untimed, limit: int) -> Any:
+    def _timeless(self, connection: Connection) -> Any:
+        """The condition of the rows without a timestamp a cursor reaches:
+        none, or (but on SQLite, which stops at them, :meth:`_unordered`)
+        one before 1970, which every cursor starts after (a MariaDB zero
+        date, a year 1900 typed in error), so that they are not lost.
+        """
+        stamp = self.table.c[self.ts_column]
+        if connection.dialect.name == "sqlite":
+            return stamp.is_(None)
+        return or_(stamp.is_(None), stamp < EPOCH)
+
+    def _untimed(self, connection: Connection, after: Untimed, limit: int) -> Any:
         """The query of the next *limit* rows without a timestamp."""
         key = self.table.c[self.key_column]
-        query = select(self.table).where(self.table.c[self.ts_column].is_(None))
+        query = select(self.table).where(self._timeless(connection))
         if after.key is not None:
             query = query.where(key > after.key)
         return query.order_by(key).limit(limit)
@@ -316,7 +328,7 @@ class KeysetStream:
             return len(rows) - bisect_right(rows, mark, key=self._key_of)
         key = self.table.c[self.key_column]
         first, last = rows[0][self._key_index], rows[-1][self._key_index]
-        untimed = self.table.c[self.ts_column].is_(None)
+        untimed = self._timeless(connection)
         return self._count(connection, untimed, key >= first, key <= last, key > mark)
 
     def _new_timed(self, connection: Connection, rows: Sequence[Any]) -> int:
@@ -383,7 +395,7 @@ class KeysetStream:
         position, count = self.cursor, 0
         if isinstance(position, Untimed):
             key = self.table.c[self.key_column]
-            conditions = [self.table.c[self.ts_column].is_(None)]
+            conditions = [self._timeless(connection)]
             conditions += [
                 key > k for k in (position.key, marks.untimed) if k is not None
             ]

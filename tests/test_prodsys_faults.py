@@ -24,6 +24,7 @@ from ingest.keyset import KeysetStream, UnorderedTimestamp
 from ingest.prodsys import ProdSysIngester
 from ingest.simulate import ProdSysSource, naive
 from taskserver.base import RunContext, RunOutcome
+from taskserver.errors import DrainFailed
 
 TASK = 20_000_001
 NAME = "mc16_13TeV.999001.Audit_Zee.evgen.EVNT.e3601"
@@ -290,6 +291,33 @@ def test_a_stream_reads_the_rows_without_a_timestamp_first_in_bites(sources):
     assert (again[0].rows, again[0].new) == (8, 0)
     assert fileids(again[1].rows) == [1, 3, 5, 10, 11, 12, 13, 14]
     assert again[1].new == 0
+
+
+def test_a_row_timed_before_1970_is_read_as_one_without_a_timestamp(
+    Session,  # noqa: N803
+    sources,
+    ingest,
+):
+    # Every cursor starts after 1970: a year typed in error (or MariaDB's
+    # zero date) was never read on PostgreSQL and MariaDB, without a word.
+    sources.prodsys.insert(schemas.t_production_task, [_task("running", _ago(1))])
+    sources.prodsys.insert(schemas.t_production_dataset, [_dataset(NAME, _ago(1))])
+    when = [dt.datetime(1900, 1, 1), dt.datetime(1969, 12, 31, 23, 59), _ago(1)]
+    files = [_file(300 + n, NAME, moment) for n, moment in enumerate(when)]
+    sources.prodsys.insert(schemas.t_production_file, files)
+    if sources.prodsys.engine.dialect.name == "sqlite":
+        # Text that sorts before 1970 stops the table, as other text does.
+        with pytest.raises(DrainFailed):
+            ingest()
+        return
+
+    ingest()
+    ingest()  # each pass reads them again, as rows without a timestamp
+
+    with Session() as session:
+        assert get_counts(session) == (3, 30)
+        assert session.scalar(select(func.count()).select_from(Quarantine)) == 0
+        assert check_derived(session=session) == []
 
 
 def test_text_keys_are_counted_in_the_order_of_the_database(sources):
