@@ -88,7 +88,7 @@ def source_file(
         raise values.Unusable(str(err)) from None
     return FileRow(
         dataset=dataset,
-        lfn=values.text(row, "lfn") or "",
+        lfn=values.lfn(row),
         guid=values.guid(row),
         size=values.integer(row, "fsize", required=False, at_most=MAX_SIZE),
         checksum=values.text(row, "checksum", required=False, length=16),
@@ -120,6 +120,7 @@ def _plain_file(
     plain = (
         row.get("lumiblocknr") is None
         and _plain_text(lfn, 255)
+        and values.plain_name(lfn)
         and _plain_text(checksum, 16)
         and guid.__class__ is str
         and values.GUID.fullmatch(guid) is not None

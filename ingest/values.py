@@ -120,6 +120,23 @@ def text(
     return result
 
 
+def lfn(row: Mapping[str, Any], column: str = "lfn") -> str:
+    """The value of *column* as a logical file name: a name, as Rucio's,
+    never a path (the file store puts it under its storage root).
+    """
+    value = text(row, column) or ""
+    if not plain_name(value):
+        raise Unusable(f"{column} {value!r} is a path, not a file name")
+    return value
+
+
+def plain_name(value: str) -> bool:
+    """Whether *value* can name a file in a directory: no ``/``, not ``.``
+    nor ``..``.
+    """
+    return "/" not in value and value not in (".", "..")
+
+
 # A GUID: 8-4-4-4-12 hexadecimal digits.
 GUID = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
 

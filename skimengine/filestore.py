@@ -58,7 +58,14 @@ REASON_LENGTH = 200
 
 
 def deterministic_path(root: Path, scope: str, name: str) -> Path:
-    """Where Rucio's deterministic layout puts *scope*:*name* under *root*."""
+    """Where Rucio's deterministic layout puts *scope*:*name* under *root*.
+
+    :raises ValueError: when *scope* or *name* is not a plain name (a ``/``,
+        ``.`` or ``..``), which would lead out of *root*.
+    """
+    for part in (scope, name):
+        if "/" in part or part in ("", ".", ".."):
+            raise ValueError(f"{part!r} is not a name the file store can hold")
     digest = hashlib.md5(f"{scope}:{name}".encode()).hexdigest()
     return Path(root) / scope / digest[0:2] / digest[2:4] / name
 
@@ -200,10 +207,14 @@ class FileStore:
             if found is not None:
                 return found
         if self.root is not None:
-            candidate = deterministic_path(self.root, scope, lfn)
-            if candidate.is_file():
-                return candidate
-            looked.append(f"storage root {self.root} (no file {candidate})")
+            try:
+                candidate = deterministic_path(self.root, scope, lfn)
+            except ValueError as err:
+                looked.append(f"storage root {self.root} (not there: {err})")
+            else:
+                if candidate.is_file():
+                    return candidate
+                looked.append(f"storage root {self.root} (no file {candidate})")
         raise EventFileNotFound(lfn, looked)
 
     def paths(

@@ -23,7 +23,7 @@ from ingest.eventfiles import (
     write_world_files,
 )
 from ingest.world import World, build_world
-from skimengine.filestore import FileStore
+from skimengine.filestore import FileStore, deterministic_path
 
 BRANCHES = [
     "RunNumber",
@@ -214,6 +214,26 @@ def test_store_reads_the_catalogue_the_world_wrote(tmp_path: Path, world_store):
     assert store.paths([w.lfn for w in written[:3]], scope=written[0].scope) == {
         w.lfn: w.path.resolve() for w in written[:3]
     }
+
+
+@pytest.mark.parametrize(
+    "lfn", ["/etc/hostname", "../../../../../../etc/passwd", "..", "a/b.root"]
+)
+def test_a_name_that_is_a_path_is_never_looked_for_outside_the_root(
+    tmp_path: Path, lfn: str
+) -> None:
+    root = tmp_path / "root"
+    # The hash directories exist, as they do once files are stored.
+    deterministic_path(root, "mc16_13TeV", "x").parent.mkdir(parents=True)
+    store = FileStore(root)
+
+    with pytest.raises(EventFileNotFound) as raised:
+        store.path(lfn, scope="mc16_13TeV")
+
+    assert str(raised.value) == (
+        f"event file {lfn!r} not found; looked in: storage root {root} (not "
+        f"there: {lfn!r} is not a name the file store can hold)"
+    )
 
 
 def test_a_missing_file_names_the_lfn_and_every_place_looked(

@@ -320,6 +320,32 @@ def test_a_row_timed_before_1970_is_read_as_one_without_a_timestamp(
         assert check_derived(session=session) == []
 
 
+def test_a_file_name_that_is_a_path_is_quarantined(
+    Session,  # noqa: N803
+    sources,
+    ingest,
+):
+    sources.prodsys.insert(schemas.t_production_task, [_task("running", _ago(1))])
+    sources.prodsys.insert(schemas.t_production_dataset, [_dataset(NAME, _ago(1))])
+    names = {400: "/etc/hostname", 401: "../../etc/passwd", 402: "..", 403: None}
+    files = [
+        _file(fileid, NAME, _ago(1)) | ({"lfn": lfn} if lfn else {})
+        for fileid, lfn in names.items()
+    ]
+    sources.prodsys.insert(schemas.t_production_file, files)
+
+    ingest()
+
+    held = _records(Session)
+    assert {key[-3:]: q.reason for key, q in held.items()} == {
+        str(fileid): f"lfn {lfn!r} is a path, not a file name"
+        for fileid, lfn in names.items()
+        if lfn
+    }
+    with Session() as session:
+        assert get_counts(session) == (1, 10)
+
+
 def test_text_keys_are_counted_in_the_order_of_the_database(sources):
     # Datasets that share a timestamp are read in the order of their names,
     # which MariaDB's collation gives without regard to case: Python's
