@@ -134,6 +134,8 @@ def read_fields(event_type: str, payload: Mapping[str, Any]) -> Fields:
     :raises UnreadableMessage: when one is missing or has the wrong type.
     """
     scope, name = _text(payload, "scope", length=64), _text(payload, "name")
+    if event_type not in ("lost", "deletion-done"):  # a dataset or a container
+        _check_scope(scope, name)
     if event_type in MEMBERSHIP_EVENTS:
         _text(payload, "childscope", "child_scope", length=64)
         child_type = _optional_text(payload, "childtype", "child_type", length=16)
@@ -437,8 +439,22 @@ class _Batch:
             if row["name"] is not None
         }
         _sync_replicas(replicas, session=session)
-        lost = _lose_files(names("lost"), session=session)
+        reports = [(f.scope, f.name, f.dataset_name) for f, _ in kinds.get("lost", [])]
+        lost = _lose_files(reports, session=session)
         return lost | _dataset_ids(names(*DATASET_EVENTS), session=session)
+
+
+def _check_scope(scope: str, name: str) -> None:
+    """:raises UnreadableMessage: when the dataset or container *name* is not
+    one of *scope*: a Rucio identifier is scope and name, and an ATLAS name
+    starts with its scope (``user.bob:mc16_13TeV...`` is no dataset of ours,
+    and must not erase or close ``mc16_13TeV:mc16_13TeV...``).
+    """
+    if name != scope and not name.startswith(scope + "."):
+        raise UnreadableMessage(
+            f"the name {name!r} is not one of scope {scope!r}: a dataset's or a "
+            "container's name starts with its scope"
+        )
 
 
 def _subject(event_type: str, fields: Fields) -> tuple[str | None, str | None]:
@@ -476,13 +492,31 @@ def _dataset_ids(names: set[str], *, session: Session) -> set[int]:
     return ids
 
 
-def _lose_files(lfns: set[str], *, session: Session) -> set[int]:
-    """Mark the catalogue's files among *lfns* lost; return their datasets."""
+def _lose_files(
+    reports: Sequence[tuple[str, str, str | None]], *, session: Session
+) -> set[int]:
+    """Mark lost the catalogue's files that the *reports* (scope, LFN, and
+    dataset name when given) speak of: a file of a dataset of that scope,
+    and of that dataset when one is named (another scope's file of the same
+    name is another file); return their datasets.
+    """
+    wanted: dict[str, list[tuple[str, str | None]]] = {}
+    for scope, lfn, dataset in reports:
+        wanted.setdefault(lfn, []).append((scope, dataset))
     ids: set[int] = set()
-    for chunk in _chunks(sorted(lfns)):
-        for file in session.scalars(select(File).where(File.lfn.in_(chunk))):
-            file.lost = True
-            ids.add(file.dataset_id)
+    for chunk in _chunks(sorted(wanted)):
+        query = (
+            select(File, Dataset.scope, Dataset.name)
+            .join(Dataset, File.dataset_id == Dataset.id)
+            .where(File.lfn.in_(chunk))
+        )
+        for file, scope, dataset in session.execute(query):
+            if any(
+                scope == said and named in (None, dataset)
+                for said, named in wanted[file.lfn]
+            ):
+                file.lost = True
+                ids.add(file.dataset_id)
     return ids
 
 

@@ -423,6 +423,35 @@ def test_hostile_messages_never_stop_ingestion(Session, dataset_factory):
         assert quarantine_count(source="ddm", session=session) >= 5
 
 
+def test_a_message_of_another_scope_touches_no_dataset_of_ours(
+    Session, dataset_factory  # noqa: N803
+):
+    name = "data15_13TeV.00267073.physics_Main.merge.AOD.f629_m1504"
+    other = "data15_13TeV.00267073.physics_Main.merge.AOD.f629_m1505"
+    lfns = catalogued_with_files(Session, dataset_factory, name)
+    catalogued_with_files(Session, dataset_factory, other, count=1)
+    bob = {"scope": "user.bob"}
+    messages = [
+        event("erase", name=name, **bob),  # user.bob:data15_13TeV...: not ours
+        event("lost", name=lfns[0], dataset_name=name, **bob),  # bob's file
+        event("lost", name=lfns[1], dataset_name=other, scope="data15_13TeV"),
+        event("lost", name=lfns[2], dataset_name=name, scope="data15_13TeV"),
+    ]
+
+    statuses = ingest_messages(with_ids(messages), Session, batch_size=100)
+
+    with Session() as session:
+        held = session.scalars(select(Quarantine.reason)).all()
+        lost = session.scalars(select(File.lfn).where(File.lost.is_(True))).all()
+        dataset = get_dataset(name, session=session)
+        assert statuses[0] == "quarantined" and held == [
+            f"the name {name!r} is not one of scope 'user.bob': a dataset's or a "
+            "container's name starts with its scope"
+        ]
+        assert dataset.ami_status != "TRASHED"
+        assert lost == [lfns[2]] and dataset.n_files == 3
+
+
 # --- replicas, as the pages and the JSON API show them --------------------------
 
 ZEE_AOD = (
