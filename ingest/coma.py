@@ -71,13 +71,11 @@ class ComaIngester(Task):
 
     def run(self, context: RunContext) -> RunOutcome:
         with self.source.connect() as connection:
-            runs = [r._mapping for r in connection.execute(select(schemas.coma_run))]
-            periods = [
-                r._mapping for r in connection.execute(select(schemas.coma_period))
-            ]
-            links = [
-                r._mapping for r in connection.execute(select(schemas.coma_period_run))
-            ]
+            tables = (schemas.coma_run, schemas.coma_period, schemas.coma_period_run)
+            runs, periods, links = (
+                [r._mapping for r in connection.execute(schemas.select_raw(table))]
+                for table in tables
+            )
         snapshot = _snapshot(runs, periods, links)
         if self._snapshot == snapshot:
             return RunOutcome(0, 0, "unchanged")

@@ -57,6 +57,7 @@ from sqlalchemy import (
 )
 
 from catalog.errors import HepcatError
+from ingest.schemas import select_raw
 
 EPOCH = dt.datetime(1970, 1, 1)
 
@@ -76,7 +77,7 @@ class UnorderedTimestamp(HepcatError, ValueError):
         self.table, self.column, self.key, self.value = table, column, key, value
         super().__init__(
             f"{table}: the row {column} = {key!r} has timestamp {value!r}, "
-            f"not text of the form {SQLITE_FORM!r} (UTC, from 1970 on): in a "
+            f"not a time in text of the form {SQLITE_FORM!r} (UTC, from 1970 on): in a "
             "SQLite source only that form sorts as time does, so the table is "
             "not read past it; correct the source's timestamps to that form "
             "and the next run goes on (docs/ingest.md)"
@@ -84,6 +85,17 @@ class UnorderedTimestamp(HepcatError, ValueError):
 
     def __reduce__(self) -> Any:
         return type(self), (self.table, self.column, self.key, self.value)
+
+
+def _in_calendar(stamp: Any) -> Any:
+    """Whether the SQLite text *stamp*, of the form of :data:`SQLITE_GLOB`,
+    is a time the calendar has (not 2026-02-30, nor 25:00): SQLite's date
+    rolls a day it lacks over into the next month, and its time refuses an
+    hour it lacks.
+    """
+    day, clock = func.substr(stamp, 1, 10), func.substr(stamp, 12, 8)
+    read_day = func.coalesce(func.date(func.julianday(day)), "")
+    return and_(read_day == day, func.coalesce(func.time(clock), "") == clock)
 
 
 def source_clock(connection: Connection) -> dt.datetime:
@@ -230,7 +242,7 @@ class KeysetStream:
             self.cursor, limit = self._start, limit - len(untimed)
         self._check_order(connection, self.cursor, limit)
         query = (
-            select(self.table)
+            select_raw(self.table, keep=self.ts_column)
             .where(self.cursor.after(self.table, self.ts_column, self.key_column))
             .order_by(self.table.c[self.ts_column], self.table.c[self.key_column])
             .limit(limit)
@@ -275,7 +287,10 @@ class KeysetStream:
         epoch = EPOCH.strftime("%Y-%m-%d %H:%M:%S.%f")
         return union_all(
             select(reads.c.key, reads.c.stamp).where(
-                ~reads.c.stamp.op("GLOB", is_comparison=True)(SQLITE_GLOB)
+                or_(
+                    ~reads.c.stamp.op("GLOB", is_comparison=True)(SQLITE_GLOB),
+                    ~_in_calendar(reads.c.stamp),
+                )
             ),
             select(key, stored).where(stored.in_(shorter)),
             select(key, stored).where(stored < epoch),
@@ -295,7 +310,8 @@ class KeysetStream:
     def _untimed(self, connection: Connection, after: Untimed, limit: int) -> Any:
         """The query of the next *limit* rows without a timestamp."""
         key = self.table.c[self.key_column]
-        query = select(self.table).where(self._timeless(connection))
+        query = select_raw(self.table, keep=self.ts_column)
+        query = query.where(self._timeless(connection))
         if after.key is not None:
             query = query.where(key > after.key)
         return query.order_by(key).limit(limit)

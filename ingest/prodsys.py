@@ -425,7 +425,7 @@ class ProdSysIngester(Task):
 
     def _read(self, table: Table, column: str, keys: set[Any]) -> Sequence[Row[Any]]:
         """The source rows of *table* whose *column* is one of *keys*."""
-        query = select(table).where(table.c[column].in_(sorted(keys)))
+        query = schemas.select_raw(table).where(table.c[column].in_(sorted(keys)))
         with self.source.connect() as connection:
             return connection.execute(query).all()
 

@@ -12,6 +12,8 @@ administrators would.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -21,9 +23,12 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
+    select,
+    type_coerce,
 )
 
 PRODSYS = MetaData()
@@ -153,3 +158,22 @@ coma_period_run = Table(
     Column("period", String(32)),
     Column("runnumber", Integer),
 )
+
+
+def select_raw(table: Table, *, keep: str | None = None) -> Select[Any]:
+    """``SELECT`` the columns of the source *table*, its times and flags as
+    the source holds them, not converted by SQLAlchemy's types: a SQLite
+    source holds text there, and SQLAlchemy failed on a time it could not
+    parse ('yesterday', '2026-02-30'), stopping the whole read without
+    naming the row, or took any text for true. The mappers check each value
+    and refuse a bad one, naming it (:func:`ingest.values.moment`). Other
+    databases give times and flags already typed. The column *keep* (the
+    keyset's, which the cursor compares) stays typed.
+    """
+    columns = [
+        type_coerce(column, String).label(column.name)
+        if isinstance(column.type, DateTime | Boolean) and column.name != keep
+        else column
+        for column in table.c
+    ]
+    return select(*columns)

@@ -223,7 +223,7 @@ class Tier0Ingester(Task):
         rows: dict[str, dict[str, Any]] = {}
         with self.source.connect() as connection:
             for names in chunked(sorted(self._refused), NAMES_PER_LIST):
-                query = select(table).where(table.c.name.in_(names))
+                query = schemas.select_raw(table).where(table.c.name.in_(names))
                 for found in connection.execute(query):
                     rows[found.name] = dict(found._mapping)
         for name, row in list(self._refused.items()):
@@ -234,7 +234,7 @@ class Tier0Ingester(Task):
     def _ready(self, waiting: Collection[str]) -> list[Mapping[str, Any]]:
         table = schemas.t0_dataset
         query = (
-            select(table)
+            schemas.select_raw(table)
             .where(_ready_but(waiting))
             .order_by(table.c.created, table.c.name)
             .limit(self.bite)

@@ -540,7 +540,7 @@ def test_a_timestamp_stored_as_other_text_stops_the_table_and_loses_nothing(
 
     assert str(stopped.value).startswith(
         f"t_production_file: the row fileid = 9000 has timestamp {stored!r}, "
-        "not text of the form 'YYYY-MM-DD HH:MM:SS.ffffff'"
+        "not a time in text of the form 'YYYY-MM-DD HH:MM:SS.ffffff'"
     )
     assert len(_catalogued(Session)[2]) == 1500
     with Session() as session:
