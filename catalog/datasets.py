@@ -28,7 +28,13 @@ from catalog.keyset import (
     unique_key,
 )
 from catalog.models import Dataset, DatasetAmiTag, File, ProvenanceEdge
-from catalog.models.datasets import counted_file
+from catalog.models.datasets import (
+    SOURCE_PRODSYS,
+    SOURCE_SKIM,
+    SOURCE_TIER0,
+    SOURCE_USER,
+    counted_file,
+)
 from catalog.mql import entity_field, filter_condition
 from catalog.mql.narrowing import ProjectFinder
 from catalog.nomenclature import name_columns, tags_in_version
@@ -154,6 +160,36 @@ def _add_ami_tags(
         for tag in tags_in_version(version)
     ]
     upsert(session, DatasetAmiTag.__table__, rows, ["tag", "dataset_id"])  # type: ignore[arg-type]
+
+
+#: The sources each of which is the authority for its own datasets: no
+#: other may write one (a dataset DDM spoke of first is ProdSys's or
+#: Tier-0's to take).
+OWNING_SOURCES = frozenset({SOURCE_PRODSYS, SOURCE_TIER0, SOURCE_SKIM, SOURCE_USER})
+
+
+def owned_elsewhere(
+    names: Sequence[str], source: str, *, session: Session
+) -> dict[str, str]:
+    """The datasets among *names* that another of :data:`OWNING_SOURCES`
+    than *source* holds, with that source.
+    """
+    found: dict[str, str] = {}
+    others = sorted(OWNING_SOURCES - {source})
+    for chunk in chunked(sorted(set(names))):
+        query = select(Dataset.name, Dataset.source).where(
+            among(Dataset.name, chunk), Dataset.source.in_(others)
+        )
+        found.update({name: owner for name, owner in session.execute(query)})
+    return found
+
+
+def one_source(name: str, owner: str) -> str:
+    """Why a source's row of dataset *name*, which *owner* holds, is refused."""
+    return (
+        f"dataset {name!r} is catalogued from {owner}: a dataset has one "
+        "source, and another source's row of it is held"
+    )
 
 
 def dataset_ids(names: Sequence[str], *, session: Session) -> dict[str, int]:

@@ -29,7 +29,12 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, Row, Table, or_, select
 from sqlalchemy.orm import Session
 
-from catalog.datasets import dataset_ids, upsert_datasets
+from catalog.datasets import (
+    dataset_ids,
+    one_source,
+    owned_elsewhere,
+    upsert_datasets,
+)
 from catalog.db import among, chunked, utcnow
 from catalog.derived import derive_new, mark_changed, mark_tagged, producing_tasks
 from catalog.models import AmiTag, Dataset, File, ProductionTask, Quarantine
@@ -433,9 +438,13 @@ class ProdSysIngester(Task):
 
     def _apply_datasets(self, mapped: list[dict[str, Any]], session: Session) -> int:
         tasks, ensured = self._ensure_tasks({r["task_id"] for r in mapped}, session)
+        owned = owned_elsewhere([r["name"] for r in mapped], SOURCE, session=session)
         usable = []
         for row in mapped:
-            if row["task_id"] in tasks:
+            if row["name"] in owned:
+                reason = one_source(row["name"], owned[row["name"]])
+                quarantine(SOURCE, row["name"], row, reason, session=session)
+            elif row["task_id"] in tasks:
                 usable.append(row)
             else:
                 task = row["task_id"]
@@ -482,9 +491,13 @@ class ProdSysIngester(Task):
         """
         names = {f[DATASET] for f in mapped}
         ids, ensured, logs = self._ensure_datasets(names, session)
+        owned = owned_elsewhere(sorted(names), SOURCE, session=session)
         usable = []
         for row in mapped:
-            if row[DATASET] in ids:
+            if row[DATASET] in owned:
+                reason = one_source(row[DATASET], owned[row[DATASET]])
+                quarantine(SOURCE, row[GUID], payload(row), reason, session=session)
+            elif row[DATASET] in ids:
                 usable.append(row)
             elif row[DATASET] in logs:
                 self._skipped += 1

@@ -52,7 +52,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, Engine, and_, func, select, update
 from sqlalchemy.orm import Session
 
-from catalog.datasets import upsert_datasets
+from catalog.datasets import one_source, owned_elsewhere, upsert_datasets
 from catalog.db import chunked
 from catalog.derived import refresh_changed
 from catalog.errors import HepcatError
@@ -315,6 +315,9 @@ def write_dataset(
     """
     dataset_row = _dataset_row(row)
     name = dataset_row["name"]
+    owned = owned_elsewhere([name], SOURCE, session=session)
+    if owned:
+        raise Unusable(one_source(name, owned[name]))
     ids, written = upsert_datasets([dataset_row], session=session)
     dataset_id = ids[name]
     records = RecordsRead(SOURCE)

@@ -14,10 +14,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from test_pages import CheckedClient, visible_text
+from test_prodsys_faults import TASK, _ago, _file, _task
 from worlds import oracle_sql
 
 from catalog.config import load_config
 from catalog.consistency import check_derived
+from catalog.datasets import one_source
 from catalog.derived import ALL_EVENTS, SOME_EVENTS, refresh_datasets
 from catalog.lumiblocks import format_lumi_blocks, parse_lumi_blocks
 from catalog.models import Dataset, File, Quarantine
@@ -644,3 +646,57 @@ def test_a_file_tier0_moves_to_another_of_its_datasets_is_held_saying_why(
     ) in text
     assert "ProdSys task" not in text
     assert stored(Session, newer.name).tier0_state == "READY"
+
+
+# -- a dataset has one source -----------------------------------------------------
+
+
+def test_a_prodsys_row_of_a_tier0_dataset_is_held_and_the_dataset_stays_tier0s(
+    Session,  # noqa: N803
+    sources,
+    ingest,
+    raw,
+):
+    sources.tier0.add_dataset(raw)
+    ingest()
+    when = _ago(1)
+    sources.prodsys.insert(schemas.t_production_task, [_task("aborted", when)])
+    dataset = {"name": raw.name, "taskid": TASK, "type": "output", "timestamp": when}
+    sources.prodsys.insert(schemas.t_production_dataset, [dataset])
+    sources.prodsys.insert(schemas.t_production_file, [_file(7001, raw.name, when)])
+
+    ingest()
+
+    found = stored(Session, raw.name)
+    assert (found.source, found.n_files, found.ami_status) == (
+        "tier0",
+        len(raw.files),
+        "VALID",
+    )
+    with Session() as session:
+        held = {q.record_key: q.reason for q in session.scalars(select(Quarantine))}
+    said = one_source(raw.name, "tier0")
+    assert said.startswith(f"dataset {raw.name!r} is catalogued from tier0")
+    assert held == {raw.name: said, "00000000-0000-0000-0000-000000007001": said}
+
+
+def test_a_tier0_row_of_a_prodsys_dataset_is_held_and_left_ready(
+    Session,  # noqa: N803
+    sources,
+    ingest,
+    raw,
+):
+    when = _ago(1)
+    sources.prodsys.insert(schemas.t_production_task, [_task("running", when)])
+    dataset = {"name": raw.name, "taskid": TASK, "type": "output", "timestamp": when}
+    sources.prodsys.insert(schemas.t_production_dataset, [dataset])
+    ingest()
+    sources.tier0.add_dataset(raw)
+
+    ingest()
+
+    assert stored(Session, raw.name).source == "prodsys"
+    with Session() as session:
+        held = {q.record_key: q.reason for q in session.scalars(select(Quarantine))}
+    assert held == {raw.name: one_source(raw.name, "prodsys")}
+    assert flags(sources) == {"READY"}
