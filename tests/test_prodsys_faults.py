@@ -293,6 +293,13 @@ def test_a_stream_reads_the_rows_without_a_timestamp_first_in_bites(sources):
     assert again[1].new == 0
 
 
+def _running_task_with_files(sources, files: list[dict[str, Any]]) -> None:
+    """A running task, written a minute ago, its dataset NAME, and *files*."""
+    sources.prodsys.insert(schemas.t_production_task, [_task("running", _ago(1))])
+    sources.prodsys.insert(schemas.t_production_dataset, [_dataset(NAME, _ago(1))])
+    sources.prodsys.insert(schemas.t_production_file, files)
+
+
 def test_a_row_timed_before_1970_is_read_as_one_without_a_timestamp(
     Session,  # noqa: N803
     sources,
@@ -300,11 +307,10 @@ def test_a_row_timed_before_1970_is_read_as_one_without_a_timestamp(
 ):
     # Every cursor starts after 1970: a year typed in error (or MariaDB's
     # zero date) was never read on PostgreSQL and MariaDB, without a word.
-    sources.prodsys.insert(schemas.t_production_task, [_task("running", _ago(1))])
-    sources.prodsys.insert(schemas.t_production_dataset, [_dataset(NAME, _ago(1))])
     when = [dt.datetime(1900, 1, 1), dt.datetime(1969, 12, 31, 23, 59), _ago(1)]
-    files = [_file(300 + n, NAME, moment) for n, moment in enumerate(when)]
-    sources.prodsys.insert(schemas.t_production_file, files)
+    _running_task_with_files(
+        sources, [_file(300 + n, NAME, moment) for n, moment in enumerate(when)]
+    )
     if sources.prodsys.engine.dialect.name == "sqlite":
         # Text that sorts before 1970 stops the table, as other text does.
         with pytest.raises(DrainFailed):
@@ -325,14 +331,14 @@ def test_a_file_name_that_is_a_path_is_quarantined(
     sources,
     ingest,
 ):
-    sources.prodsys.insert(schemas.t_production_task, [_task("running", _ago(1))])
-    sources.prodsys.insert(schemas.t_production_dataset, [_dataset(NAME, _ago(1))])
     names = {400: "/etc/hostname", 401: "../../etc/passwd", 402: "..", 403: None}
-    files = [
-        _file(fileid, NAME, _ago(1)) | ({"lfn": lfn} if lfn else {})
-        for fileid, lfn in names.items()
-    ]
-    sources.prodsys.insert(schemas.t_production_file, files)
+    _running_task_with_files(
+        sources,
+        [
+            _file(fileid, NAME, _ago(1)) | ({"lfn": lfn} if lfn else {})
+            for fileid, lfn in names.items()
+        ],
+    )
 
     ingest()
 
