@@ -62,11 +62,11 @@ from catalog.config import load_config
 from catalog.db import create_catalog_engine, session_factory
 from catalog.models import Skim
 from catalog.users import add_user, get_user
-from ingest.eventfiles import deterministic_path, file_spec, write_event_file
+from ingest.eventfiles import file_spec, write_event_file
 from ingest.seed import seed_catalog
 from ingest.world import DatasetSpec, build_world
 from skimengine.executors import LocalExecutor
-from skimengine.filestore import FileStore
+from skimengine.filestore import FileStore, deterministic_path
 from skimengine.skims import request_skim
 from skimengine.tags import build_tag, dataset_event_files, open_tag, register_tag
 from skimengine.task import SkimTask

@@ -66,6 +66,8 @@ REPLICA_EVENTS = frozenset({"datasetlock_ok", "deletion-done"})
 # What the replicas of a dataset follow from: an erase leaves none complete.
 REPLICA_FACTS = REPLICA_EVENTS | {"erase"}
 MEMBERSHIP_EVENTS = frozenset({"register_cnt", "erase_cnt", "detach"})
+# Events about a file (their name is an LFN), not a dataset or a container.
+FILE_EVENTS = frozenset({"lost", "deletion-done"})
 EVENT_TYPES = (
     DATASET_EVENTS | REPLICA_EVENTS | MEMBERSHIP_EVENTS | {"create_cnt", "lost"}
 )
@@ -134,7 +136,7 @@ def read_fields(event_type: str, payload: Mapping[str, Any]) -> Fields:
     :raises UnreadableMessage: when one is missing or has the wrong type.
     """
     scope, name = _text(payload, "scope", length=64), _text(payload, "name")
-    if event_type not in ("lost", "deletion-done"):  # a dataset or a container
+    if event_type not in FILE_EVENTS:  # a dataset or a container
         _check_scope(scope, name)
     if event_type in MEMBERSHIP_EVENTS:
         _text(payload, "childscope", "child_scope", length=64)
@@ -461,7 +463,7 @@ def _subject(event_type: str, fields: Fields) -> tuple[str | None, str | None]:
     """The row's (name, child name): the dataset or container a message is
     about, and the file or dataset inside it.
     """
-    if event_type in ("lost", "deletion-done"):
+    if event_type in FILE_EVENTS:
         return fields.dataset_name, fields.name
     return fields.name, fields.child_name
 

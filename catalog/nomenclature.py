@@ -331,6 +331,13 @@ def name_columns(name: str) -> dict[str, Any]:
     }
 
 
+def is_plain_name(value: str) -> bool:
+    """Whether *value* can name a file in a directory, as a Rucio name does:
+    not empty, no ``/``, not ``.`` nor ``..`` (which would lead elsewhere).
+    """
+    return bool(value) and "/" not in value and value not in (".", "..")
+
+
 def is_valid_dataset_name(name: object) -> bool:
     """Whether *name* is a str that follows the nomenclature."""
     try:

@@ -45,6 +45,7 @@ import uproot
 from catalog.lumiblocks import parse_lumi_blocks
 from catalog.nomenclature import parse_dataset_name
 from ingest.world import DatasetSpec, FileSpec, World
+from skimengine.filestore import deterministic_path
 
 TREE_NAME = "CollectionTree"
 #: Trigger chains, in the order of their bit in ``triggerBits``.
@@ -134,12 +135,6 @@ def has_event_files(dataset: DatasetSpec) -> bool:
     """Whether *dataset* is an AOD or a DAOD, whose files hold events."""
     data_type = parse_dataset_name(dataset.name).data_type or ""
     return data_type == "AOD" or data_type.startswith("DAOD")
-
-
-def deterministic_path(root: Path, scope: str, name: str) -> Path:
-    """Where Rucio's deterministic layout puts *scope*:*name* under *root*."""
-    digest = hashlib.md5(f"{scope}:{name}".encode()).hexdigest()
-    return Path(root) / scope / digest[0:2] / digest[2:4] / name
 
 
 def file_spec(dataset: DatasetSpec, file: FileSpec) -> EventFileSpec:

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from catalog.errors import HepcatError
 from catalog.lumiblocks import parse_lumi_blocks
+from catalog.nomenclature import is_plain_name
 from ingest import values
 
 # No lumi block. Blocks are a tuple of numbers: a row of such values is
@@ -120,7 +121,7 @@ def _plain_file(
     plain = (
         row.get("lumiblocknr") is None
         and _plain_text(lfn, 255)
-        and values.plain_name(lfn)
+        and is_plain_name(lfn)
         and _plain_text(checksum, 16)
         and guid.__class__ is str
         and values.GUID.fullmatch(guid) is not None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from catalog.errors import HepcatError
+from catalog.nomenclature import is_plain_name
 
 T = TypeVar("T")
 
@@ -125,16 +126,9 @@ def lfn(row: Mapping[str, Any], column: str = "lfn") -> str:
     never a path (the file store puts it under its storage root).
     """
     value = text(row, column) or ""
-    if not plain_name(value):
+    if not is_plain_name(value):
         raise Unusable(f"{column} {value!r} is a path, not a file name")
     return value
-
-
-def plain_name(value: str) -> bool:
-    """Whether *value* can name a file in a directory: no ``/``, not ``.``
-    nor ``..``.
-    """
-    return "/" not in value and value not in (".", "..")
 
 
 # A GUID: 8-4-4-4-12 hexadecimal digits.

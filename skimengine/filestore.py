@@ -28,6 +28,7 @@ import uproot
 import zstandard
 
 from catalog.errors import ConfigError, EventFileNotFound, HepcatError
+from catalog.nomenclature import is_plain_name
 
 __all__ = [
     "EventFileDamaged",
@@ -64,7 +65,7 @@ def deterministic_path(root: Path, scope: str, name: str) -> Path:
         ``.`` or ``..``), which would lead out of *root*.
     """
     for part in (scope, name):
-        if "/" in part or part in ("", ".", ".."):
+        if not is_plain_name(part):
             raise ValueError(f"{part!r} is not a name the file store can hold")
     digest = hashlib.md5(f"{scope}:{name}".encode()).hexdigest()
     return Path(root) / scope / digest[0:2] / digest[2:4] / name

@@ -105,9 +105,9 @@ def refuse_large_bodies() -> None:
     size = request.content_length
     if size is not None and size > limit:
         raise RequestTooLarge(size, limit)
-    if size is None and request.method not in BODILESS_METHODS:
-        if len(request.get_data(cache=True)) >= limit:
-            raise RequestTooLarge(None, limit)
+    chunked = size is None and request.method not in BODILESS_METHODS
+    if chunked and len(request.get_data(cache=True)) >= limit:
+        raise RequestTooLarge(None, limit)
 
 
 def refuse_nul_characters() -> None:

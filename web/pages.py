@@ -239,8 +239,6 @@ def found_datasets(args: Any) -> str | Response:
     :raises ContainerNotFound: for an ``inContainer`` without ``%`` that
         names no DDM container, as the JSON API says.
     """
-    # web.api.datasets imports this module: imported once both are loaded.
-
     one_value_each(args, repeatable=("column",), hint=several_values)
     canonical: dict[str, Any] | None = canonical_search_args(args)
     if canonical is not None:
